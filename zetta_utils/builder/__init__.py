@@ -1,0 +1,33 @@
+"""The builder: specs (dicts with ``"@type"``) to objects.
+
+>>> from zetta_utils import builder
+>>> @builder.register("double")
+... def double(x: int) -> int:
+...     return 2 * x
+>>> builder.build({"@type": "double", "x": 21})
+42
+"""
+
+from . import built_in
+from .building import BuilderError, BuilderPartial, build
+from .registry import (
+    DEFAULT_VERSION,
+    REGISTRY,
+    RegistryEntry,
+    get_matching_entry,
+    register,
+    unregister,
+)
+
+__all__ = [
+    "DEFAULT_VERSION",
+    "REGISTRY",
+    "BuilderError",
+    "BuilderPartial",
+    "RegistryEntry",
+    "build",
+    "built_in",
+    "get_matching_entry",
+    "register",
+    "unregister",
+]

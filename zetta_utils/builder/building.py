@@ -1,0 +1,264 @@
+"""Building objects from specs: dicts whose ``"@type"`` names a registered callable."""
+
+from __future__ import annotations
+
+import collections.abc
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Union
+
+from .registry import REGISTRY, RegistryEntry, get_matching_entry
+
+TYPE_KEY = "@type"
+MODE_KEY = "@mode"
+VERSION_KEY = "@version"
+SPECIAL_KEYS = (TYPE_KEY, MODE_KEY, VERSION_KEY)
+MODES = ("regular", "partial")
+
+
+class BuilderError(Exception):
+    """A spec could not be built. ``spec_path`` locates the failing part, e.g.
+    ``target.op_kwargs.src``; the message says what was expected."""
+
+    def __init__(self, spec_path: str, message: str):
+        self.spec_path = spec_path
+        self.reason = message
+        super().__init__(f"at `{spec_path or '<root>'}`: {message}")
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def build(spec: Any = None, path: str | None = None) -> Any:
+    """Build ``spec`` (a dict, or a list of them), or the spec in the file at ``path``
+    (CUE, JSON or YAML). Exactly one of the two must be given."""
+    if (spec is None) == (path is None):
+        raise ValueError("builder.build: give exactly one of `spec` and `path`")
+    if path is not None:
+        from zetta_utils.parsing import load_spec_file
+
+        spec = load_spec_file(path)
+    if not isinstance(spec, (dict, list, tuple)):
+        raise BuilderError("", f"expected a spec (a dict with '@type', or a list), got {type(spec).__name__}: {spec!r}")
+    return _build(spec, "", None, ())
+
+
+def _build(obj: Any, path: str, version: Any, stack: tuple[int, ...]) -> Any:
+    if isinstance(obj, (dict, list, tuple)):
+        if id(obj) in stack:
+            raise BuilderError(path, "the spec contains a cycle (a container that includes itself)")
+        stack = (*stack, id(obj))
+    if isinstance(obj, dict):
+        for key in obj:
+            if not isinstance(key, str):
+                raise BuilderError(path, f"spec keys must be strings, got {key!r}")
+        version = obj.get(VERSION_KEY, version)
+        if TYPE_KEY in obj:
+            return _build_typed(obj, path, version, stack)
+        for key in obj:
+            if key.startswith("@") and key not in SPECIAL_KEYS:
+                raise BuilderError(path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})")
+        if MODE_KEY in obj:
+            raise BuilderError(path, f"'{MODE_KEY}' given without '{TYPE_KEY}'")
+        return {k: _build(v, _join(path, k), version, stack) for k, v in obj.items() if k != VERSION_KEY}
+    if isinstance(obj, list):
+        return [_build(v, _join(path, i), version, stack) for i, v in enumerate(obj)]
+    if isinstance(obj, tuple):
+        return tuple(_build(v, _join(path, i), version, stack) for i, v in enumerate(obj))
+    return obj
+
+
+def _lookup(name: Any, path: str, version: Any) -> RegistryEntry:
+    if not isinstance(name, str):
+        raise BuilderError(path, f"'{TYPE_KEY}' must be a string naming a registered type, got {name!r}")
+    try:
+        return get_matching_entry(name, version)
+    except KeyError:
+        pass
+    except ValueError as e:
+        raise BuilderError(path, str(e)) from None
+    # Registration happens on module import; import everything once and look again.
+    import zetta_utils
+
+    zetta_utils.load_all_modules()
+    try:
+        return get_matching_entry(name, version)
+    except KeyError as e:
+        if name in REGISTRY:
+            raise BuilderError(path, str(e.args[0])) from None
+        close = difflib.get_close_matches(name, list(REGISTRY), n=5, cutoff=0.6)
+        hint = f"; closest registered names: {', '.join(close)}" if close else ""
+        raise BuilderError(
+            path, f"unknown '{TYPE_KEY}' {name!r}{hint} (`zetta show-registry` lists them all)"
+        ) from None
+
+
+def _build_typed(spec: dict[str, Any], path: str, version: Any, stack: tuple[int, ...]) -> Any:
+    entry = _lookup(spec[TYPE_KEY], path, version)
+    mode = spec.get(MODE_KEY, "regular")
+    if mode not in MODES:
+        raise BuilderError(path, f"'{MODE_KEY}' must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    for key in spec:
+        if key.startswith("@") and key not in SPECIAL_KEYS:
+            raise BuilderError(path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})")
+    if mode == "partial":
+        if not entry.allow_partial:
+            raise BuilderError(path, f"'{entry.name}' cannot be built in partial mode")
+        return BuilderPartial(spec=spec, path=path, version=version)
+    kwargs = {
+        k: _build(v, _join(path, k), version, stack) for k, v in spec.items() if k not in SPECIAL_KEYS
+    }
+    return call_entry(entry, (), kwargs, path)
+
+
+def call_entry(entry: RegistryEntry, args: tuple[Any, ...], kwargs: dict[str, Any], path: str) -> Any:
+    """Call a registered callable with built arguments, coercing lists to ``Vec3D`` where the
+    signature asks for one, and turning argument and runtime errors into ``BuilderError``s."""
+    fn = entry.fn
+    sig = _signature(fn)
+    if sig is not None:
+        kwargs = {k: coerce_to_annotation(v, _annotation(fn, k)) for k, v in kwargs.items()}
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise BuilderError(path, _bad_arguments_message(entry, sig, kwargs, e)) from None
+    try:
+        return fn(*args, **kwargs)
+    except BuilderError:
+        raise
+    except Exception as e:
+        raise BuilderError(path, f"building '{entry.name}' failed: {type(e).__name__}: {e}") from e
+
+
+def _bad_arguments_message(
+    entry: RegistryEntry, sig: inspect.Signature, kwargs: Mapping[str, Any], error: TypeError
+) -> str:
+    params = sig.parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    parts = [f"bad arguments for '{entry.name}': {error}"]
+    if not accepts_any:
+        for key in kwargs:
+            if key not in params:
+                close = difflib.get_close_matches(key, list(params), n=1)
+                parts.append(f"unexpected argument '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    parts.append(f"signature: {entry.name}{sig}")
+    return "; ".join(parts)
+
+
+_SIGNATURES: dict[Any, inspect.Signature | None] = {}
+_HINTS: dict[Any, dict[str, Any]] = {}
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    key = fn
+    if key not in _SIGNATURES:
+        try:
+            _SIGNATURES[key] = inspect.signature(fn)
+        except (TypeError, ValueError):
+            _SIGNATURES[key] = None
+    return _SIGNATURES[key]
+
+
+def _annotation(fn: Callable[..., Any], name: str) -> Any:
+    if fn not in _HINTS:
+        target: Any = fn.__init__ if inspect.isclass(fn) else fn
+        try:
+            _HINTS[fn] = typing.get_type_hints(target)
+        except Exception:  # unresolvable forward references: no coercion, no crash
+            _HINTS[fn] = {}
+    return _HINTS[fn].get(name)
+
+
+def _is_number_triple(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in value)
+    )
+
+
+def coerce_to_annotation(value: Any, annotation: Any) -> Any:
+    """Turn ``[x, y, z]`` into ``Vec3D(x, y, z)`` where ``annotation`` asks for a ``Vec3D``
+    (also inside unions and sequences); everything else is returned unchanged."""
+    if annotation is None:
+        return value
+    from zetta_utils.geometry import Vec3D
+
+    origin = typing.get_origin(annotation)
+    if annotation is Vec3D or origin is Vec3D:
+        return Vec3D(*value) if _is_number_triple(value) else value
+    if origin in (Union, types.UnionType):
+        arms = typing.get_args(annotation)
+        if _is_number_triple(value) and any(a is Vec3D or typing.get_origin(a) is Vec3D for a in arms):
+            return Vec3D(*value)
+        for arm in arms:
+            coerced = coerce_to_annotation(value, arm)
+            if coerced is not value:
+                return coerced
+        return value
+    if origin in (list, collections.abc.Sequence, collections.abc.Iterable) and isinstance(value, (list, tuple)):
+        (item,) = typing.get_args(annotation) or (None,)
+        coerced_items = [coerce_to_annotation(v, item) for v in value]
+        if any(c is not v for c, v in zip(coerced_items, value, strict=True)):
+            return type(value)(coerced_items)
+        return value
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            coerced_items = [coerce_to_annotation(v, args[0]) for v in value]
+            if any(c is not v for c, v in zip(coerced_items, value, strict=True)):
+                return tuple(coerced_items)
+        return value
+    if origin in (dict, collections.abc.Mapping) and isinstance(value, dict):
+        args = typing.get_args(annotation)
+        if len(args) == 2:
+            return {k: coerce_to_annotation(v, args[1]) for k, v in value.items()}
+    return value
+
+
+class BuilderPartial:
+    """A ``"@mode": "partial"`` spec: callable, building its nested specs once, on first call,
+    and merging call-time arguments over the spec's. Picklable (it carries the spec, not the
+    built objects), so it travels to worker processes."""
+
+    def __init__(self, spec: dict[str, Any], path: str = "", version: Any = None):
+        self.spec = {k: v for k, v in spec.items() if k != MODE_KEY}
+        self.path = path
+        self.version = version
+        self._built: tuple[RegistryEntry, dict[str, Any]] | None = None
+
+    def _get_built(self) -> tuple[RegistryEntry, dict[str, Any]]:
+        if self._built is None:
+            entry = _lookup(self.spec[TYPE_KEY], self.path, self.version)
+            kwargs = {
+                k: _build(v, _join(self.path, k), self.version, ())
+                for k, v in self.spec.items()
+                if k not in SPECIAL_KEYS
+            }
+            self._built = (entry, kwargs)
+        return self._built
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        entry, built_kwargs = self._get_built()
+        return call_entry(entry, args, {**built_kwargs, **kwargs}, self.path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec, "path": self.path, "version": self.version}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["spec"], state["path"], state["version"])  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BuilderPartial) and self.spec == other.spec
+
+    def __hash__(self) -> int:
+        return hash(repr(self.spec))
+
+    def __repr__(self) -> str:
+        return f"BuilderPartial(spec={self.spec!r})"

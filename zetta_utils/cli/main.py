@@ -1,0 +1,157 @@
+"""``zetta``: run specs, list what can be built, and other tools.
+
+Kept light at import: ``zetta --help`` must not import torch or the storage libraries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+logger = logging.getLogger("zetta_utils")
+
+
+class _State:
+    debug = False
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("botocore", "urllib3", "google", "tensorstore", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
+@click.version_option(package_name="zetta_utils", prog_name="zetta")
+def cli(debug: bool, verbose: int) -> None:
+    """zetta_utils: chunkwise processing of petascale 3D volumes.
+
+    Write a spec (CUE, JSON or YAML) and `zetta run` it.
+    """
+    _State.debug = _State.debug or debug or bool(os.environ.get("ZETTA_DEBUG"))
+    _setup_logging(verbose)
+
+
+@cli.command()
+@click.argument("spec_path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-p",
+    "--parallel",
+    "num_procs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run tasks in N local worker processes (default: as the spec says, else 1).",
+)
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def run(spec_path: str, num_procs: int | None, debug: bool) -> None:
+    """Build the spec in SPEC_PATH and run it.
+
+    The spec's root is usually `"@type": "mazepa.execute"`; a root that builds to a flow or
+    task is executed as if it were wrapped in one.
+    """
+    _State.debug = _State.debug or debug
+    from zetta_utils import builder, parsing
+
+    spec = parsing.load_spec_file(spec_path)
+    if not isinstance(spec, dict):
+        raise click.UsageError(f"{spec_path}: the spec's root must be a struct with '@type', got {type(spec).__name__}")
+    _run_spec(spec, builder, num_procs)
+
+
+def _run_spec(spec: dict[str, Any], builder: Any, num_procs: int | None) -> None:
+    import importlib
+
+    mazepa: Any = importlib.import_module("zetta_utils.mazepa")
+    if mazepa is not None and hasattr(mazepa, "execution_defaults"):
+        with mazepa.execution_defaults(num_procs=num_procs):
+            result = builder.build(spec)
+            if _is_runnable(result, mazepa):
+                mazepa.execute(result)
+    else:
+        result = builder.build(spec)
+    if result is not None and not _is_runnable(result, mazepa):
+        logger.info("spec built: %s", _short_repr(result))
+
+
+def _is_runnable(obj: Any, mazepa: Any) -> bool:
+    if mazepa is None:
+        return False
+    kinds = tuple(getattr(mazepa, n) for n in ("Flow", "Task") if hasattr(mazepa, n))
+    return bool(kinds) and isinstance(obj, kinds)
+
+
+def _short_repr(obj: Any, limit: int = 300) -> str:
+    text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@cli.command("show-registry")
+@click.argument("pattern", required=False)
+@click.option("--signatures/--no-signatures", default=True, help="Show each callable's signature.")
+def show_registry(pattern: str | None, signatures: bool) -> None:
+    """List the types a spec can name with "@type" (optionally those containing PATTERN)."""
+    import inspect
+
+    import zetta_utils
+    from zetta_utils import builder
+
+    zetta_utils.load_all_modules()
+    for name in sorted(builder.REGISTRY):
+        if pattern and pattern.lower() not in name.lower():
+            continue
+        for entry in builder.REGISTRY[name]:
+            versions = f" [{entry.versions}]" if str(entry.versions) else ""
+            sig = ""
+            if signatures:
+                try:
+                    sig = str(inspect.signature(entry.fn))
+                except (TypeError, ValueError):
+                    sig = "(...)"
+            click.echo(f"{name}{versions}{sig}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning spec errors into short messages."""
+    from zetta_utils.builder import BuilderError
+    from zetta_utils.parsing import SpecFileError
+
+    try:
+        cli.main(args=argv, prog_name="zetta", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except (BuilderError, SpecFileError) as e:
+        if _State.debug:
+            raise
+        click.echo(f"Error: {e}", err=True)
+        click.echo("(run with --debug for the full traceback)", err=True)
+        sys.exit(2)
+    except Exception as e:
+        if _State.debug or _is_cue_error(e) is False:
+            raise
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+
+
+def _is_cue_error(e: Exception) -> bool:
+    """CUE evaluation errors are user errors (bad spec), shown without a traceback."""
+    return type(e).__name__ == "CueError"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Layers: indexable, writable views of stored data with read/write/index processors."""

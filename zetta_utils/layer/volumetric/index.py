@@ -1,0 +1,150 @@
+"""``VolumetricIndex``: a region of interest (a ``BBox3D``) together with a voxel resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from zetta_utils import builder
+from zetta_utils.geometry import BBox3D, SnapMode, Vec3D, to_vec3d
+
+
+def _to_resolution(value: Any) -> Vec3D[float]:
+    res = to_vec3d(value, "resolution")
+    if any(r <= 0 for r in res):
+        raise ValueError(f"resolution must be positive, got {tuple(res)}")
+    return res
+
+
+@builder.register("VolumetricIndex")
+@attrs.frozen
+class VolumetricIndex:
+    """A ``BBox3D`` read and written at ``resolution``. Voxel quantities (pads, crops, offsets,
+    chunk sizes) given to its methods are in voxels at that resolution."""
+
+    resolution: Vec3D[float] = attrs.field(converter=_to_resolution)
+    bbox: BBox3D
+    chunk_id: int = 0
+    allow_slice_rounding: bool = False
+
+    @classmethod
+    def from_coords(
+        cls,
+        start_coord: Sequence[float] | Vec3D[float],
+        end_coord: Sequence[float] | Vec3D[float],
+        resolution: Sequence[float] | Vec3D[float],
+        chunk_id: int = 0,
+        allow_slice_rounding: bool = False,
+    ) -> VolumetricIndex:
+        """The region from ``start_coord`` to ``end_coord`` in voxels at ``resolution``."""
+        res = _to_resolution(resolution)
+        return cls(
+            resolution=res,
+            bbox=BBox3D.from_coords(start_coord, end_coord, res),
+            chunk_id=chunk_id,
+            allow_slice_rounding=allow_slice_rounding,
+        )
+
+    # --- voxel views -------------------------------------------------------------------------
+    def _voxels(self, value: Vec3D[float], what: str) -> Vec3D[int]:
+        if self.allow_slice_rounding:
+            return value.round()
+        if not value.is_integral():
+            raise ValueError(
+                f"{what} of {self.pformat()} at resolution {tuple(self.resolution)} is not a whole "
+                f"number of voxels ({tuple(value)}); use allow_slice_rounding=True to round"
+            )
+        return value.round()
+
+    @property
+    def start(self) -> Vec3D[int]:
+        """First voxel, at ``resolution``."""
+        return self._voxels(self.bbox.start / self.resolution, "start")
+
+    @property
+    def stop(self) -> Vec3D[int]:
+        """One past the last voxel, at ``resolution``."""
+        return self._voxels(self.bbox.end / self.resolution, "stop")
+
+    @property
+    def shape(self) -> Vec3D[int]:
+        """Size in voxels at ``resolution``."""
+        return self.stop - self.start
+
+    def get_size(self) -> int:
+        """Number of voxels."""
+        return self.shape.prod()
+
+    def to_slices(self) -> tuple[slice, slice, slice]:
+        return self.bbox.to_slices(self.resolution, allow_slice_rounding=self.allow_slice_rounding)
+
+    def pformat(self) -> str:
+        """``(x0, y0, z0) - (x1, y1, z1)`` in voxels at ``resolution``."""
+        return self.bbox.pformat(self.resolution)
+
+    # --- transformations (delegated to BBox3D at this resolution) ----------------------------
+    def padded(self, pad: Any) -> VolumetricIndex:
+        return attrs.evolve(self, bbox=self.bbox.padded(pad, self.resolution))
+
+    def cropped(self, crop: Any) -> VolumetricIndex:
+        return attrs.evolve(self, bbox=self.bbox.cropped(crop, self.resolution))
+
+    def translated(self, offset: Sequence[float] | Vec3D[float]) -> VolumetricIndex:
+        return attrs.evolve(self, bbox=self.bbox.translated(offset, self.resolution))
+
+    def translated_start(self, offset: Sequence[float] | Vec3D[float]) -> VolumetricIndex:
+        return attrs.evolve(self, bbox=self.bbox.translated_start(offset, self.resolution))
+
+    def translated_end(self, offset: Sequence[float] | Vec3D[float]) -> VolumetricIndex:
+        return attrs.evolve(self, bbox=self.bbox.translated_end(offset, self.resolution))
+
+    def snapped(
+        self,
+        grid_offset: Sequence[float] | Vec3D[float],
+        grid_size: Sequence[float] | Vec3D[float],
+        mode: SnapMode,
+    ) -> VolumetricIndex:
+        """Snap to the voxel grid ``grid_offset + k * grid_size`` (in voxels at ``resolution``)."""
+        return attrs.evolve(
+            self,
+            bbox=self.bbox.snapped(
+                to_vec3d(grid_offset, "grid_offset") * self.resolution,
+                to_vec3d(grid_size, "grid_size") * self.resolution,
+                mode,
+            ),
+        )
+
+    def intersection(self, other: VolumetricIndex | BBox3D) -> VolumetricIndex:
+        other_bbox = other.bbox if isinstance(other, VolumetricIndex) else other
+        return attrs.evolve(self, bbox=self.bbox.intersection(other_bbox))
+
+    def intersects(self, other: VolumetricIndex | BBox3D) -> bool:
+        return self.bbox.intersects(other.bbox if isinstance(other, VolumetricIndex) else other)
+
+    def contains(self, other: VolumetricIndex | BBox3D) -> bool:
+        return self.bbox.contains(other.bbox if isinstance(other, VolumetricIndex) else other)
+
+    def supremum(self, other: VolumetricIndex | BBox3D) -> VolumetricIndex:
+        other_bbox = other.bbox if isinstance(other, VolumetricIndex) else other
+        return attrs.evolve(self, bbox=self.bbox.supremum(other_bbox))
+
+    def with_resolution(self, resolution: Sequence[float] | Vec3D[float]) -> VolumetricIndex:
+        """The same region at another resolution."""
+        return attrs.evolve(self, resolution=_to_resolution(resolution))
+
+    def split(
+        self,
+        chunk_size: Sequence[int] | Vec3D[int],
+        grid_offset: Sequence[float] | Vec3D[float] | None = None,
+    ) -> list[VolumetricIndex]:
+        """Chunks of ``chunk_size`` voxels covering this region exactly, x fastest, with
+        ``chunk_id`` numbering them in that order (see ``BBox3D.split``)."""
+        return [
+            attrs.evolve(self, bbox=b, chunk_id=i)
+            for i, b in enumerate(self.bbox.split(chunk_size, self.resolution, grid_offset))
+        ]
+
+
+builder.register("VolumetricIndex.from_coords")(VolumetricIndex.from_coords)
