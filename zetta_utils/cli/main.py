@@ -68,7 +68,11 @@ def run(spec_path: str, num_procs: int | None, debug: bool) -> None:
 def _run_spec(spec: dict[str, Any], builder: Any, num_procs: int | None) -> None:
     import importlib
 
-    mazepa: Any = importlib.import_module("zetta_utils.mazepa")
+    mazepa: Any
+    try:
+        mazepa = importlib.import_module("zetta_utils.mazepa")
+    except ModuleNotFoundError:
+        mazepa = None
     if mazepa is not None and hasattr(mazepa, "execution_defaults"):
         with mazepa.execution_defaults(num_procs=num_procs):
             result = builder.build(spec)
