@@ -1,0 +1,45 @@
+"""Tensor operations on CXYZ volumes (channel, x, y, z): conversions, interpolation between
+resolutions, and blending weights for overlapping chunks. Torch and NumPy only; no I/O."""
+
+from . import blending, common, convert, interpolation
+from .blending import (
+    BLEND_MODES,
+    BlendMode,
+    get_blend_ramp,
+    get_blend_weights,
+    get_blend_weights_1d,
+)
+from .common import add, crop, multiply, squeeze, unsqueeze
+from .convert import astype, to_np, to_np_dtype, to_torch, to_torch_dtype
+from .interpolation import (
+    INTERPOLATION_MODES,
+    InterpolationMode,
+    get_interpolated_shape,
+    interpolate,
+)
+
+__all__ = [
+    "BLEND_MODES",
+    "INTERPOLATION_MODES",
+    "BlendMode",
+    "InterpolationMode",
+    "add",
+    "astype",
+    "blending",
+    "common",
+    "convert",
+    "crop",
+    "get_blend_ramp",
+    "get_blend_weights",
+    "get_blend_weights_1d",
+    "get_interpolated_shape",
+    "interpolate",
+    "interpolation",
+    "multiply",
+    "squeeze",
+    "to_np",
+    "to_np_dtype",
+    "to_torch",
+    "to_torch_dtype",
+    "unsqueeze",
+]
