@@ -70,3 +70,27 @@ def test_missing_file(tmp_path: Path, name: str) -> None:
     r = zetta("run", str(tmp_path / name))
     assert r.returncode == 2
     assert "does not exist" in r.stderr
+
+
+def test_failing_task_exits_1_with_task_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from zetta_utils import builder, mazepa
+    from zetta_utils.cli.main import main
+
+    @builder.register("tests.cli.always_fails_task")
+    def make_failing_task(x: int) -> mazepa.Task[None]:
+        @mazepa.taskable_operation(operation_name="always_fails")
+        def always_fails(x: int) -> None:
+            raise ValueError(f"bad input {x}")
+
+        return always_fails.make_task(x)
+
+    (tmp_path / "spec.json").write_text(
+        json.dumps({"@type": "mazepa.execute", "target": {"@type": "tests.cli.always_fails_task", "x": 7},
+                    "show_progress": False})
+    )
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(tmp_path / "spec.json")])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "the run failed" in err
+    assert "always_fails" in err and "ValueError: bad input 7" in err

@@ -66,29 +66,16 @@ def run(spec_path: str, num_procs: int | None, debug: bool) -> None:
 
 
 def _run_spec(spec: dict[str, Any], builder: Any, num_procs: int | None) -> None:
-    import importlib
+    from zetta_utils import mazepa
 
-    mazepa: Any
-    try:
-        mazepa = importlib.import_module("zetta_utils.mazepa")
-    except ModuleNotFoundError:
-        mazepa = None
-    if mazepa is not None and hasattr(mazepa, "execution_defaults"):
-        with mazepa.execution_defaults(num_procs=num_procs):
-            result = builder.build(spec)
-            if _is_runnable(result, mazepa):
-                mazepa.execute(result)
-    else:
+    with mazepa.execution_defaults(num_procs=num_procs):
         result = builder.build(spec)
-    if result is not None and not _is_runnable(result, mazepa):
+        if isinstance(result, (mazepa.Flow, mazepa.Task)):
+            result = mazepa.execute(result)
+    if isinstance(result, mazepa.ExecutionSummary):
+        logger.info("run finished: %s", result)
+    elif result is not None:
         logger.info("spec built: %s", _short_repr(result))
-
-
-def _is_runnable(obj: Any, mazepa: Any) -> bool:
-    if mazepa is None:
-        return False
-    kinds = tuple(getattr(mazepa, n) for n in ("Flow", "Task") if hasattr(mazepa, n))
-    return bool(kinds) and isinstance(obj, kinds)
 
 
 def _short_repr(obj: Any, limit: int = 300) -> str:
@@ -121,8 +108,22 @@ def show_registry(pattern: str | None, signatures: bool) -> None:
             click.echo(f"{name}{versions}{sig}")
 
 
+def _cause_of_type(e: BaseException, type_name: str) -> BaseException | None:
+    """The first exception named ``type_name`` in ``e``'s cause chain (builder errors wrap the
+    errors of what they build)."""
+    seen: set[int] = set()
+    current: BaseException | None = e
+    while current is not None and id(current) not in seen:
+        if type(current).__name__ == type_name:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI, turning spec errors into short messages."""
+    """Console entry point: run the CLI, turning spec errors into short messages and exit codes
+    (2: bad spec, 1: tasks failed, 130: interrupted)."""
     from zetta_utils.builder import BuilderError
     from zetta_utils.parsing import SpecFileError
 
@@ -137,24 +138,23 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        click.echo("Interrupted: the run was cancelled.", err=True)
         sys.exit(130)
-    except (BuilderError, SpecFileError) as e:
+    except Exception as e:
         if _State.debug:
             raise
-        click.echo(f"Error: {e}", err=True)
-        click.echo("(run with --debug for the full traceback)", err=True)
-        sys.exit(2)
-    except Exception as e:
-        if _State.debug or _is_cue_error(e) is False:
-            raise
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
-
-
-def _is_cue_error(e: Exception) -> bool:
-    """CUE evaluation errors are user errors (bad spec), shown without a traceback."""
-    return type(e).__name__ == "CueError"
+        if _cause_of_type(e, "KeyboardInterrupt") is not None:
+            click.echo("Interrupted: the run was cancelled.", err=True)
+            sys.exit(130)
+        failure = _cause_of_type(e, "ExecutionError")
+        if failure is not None:
+            click.echo(f"Error: the run failed.\n{failure}", err=True)
+            sys.exit(1)
+        if isinstance(e, (BuilderError, SpecFileError)) or _cause_of_type(e, "CueError") is not None:
+            click.echo(f"Error: {e}", err=True)
+            click.echo("(run with --debug for the full traceback)", err=True)
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

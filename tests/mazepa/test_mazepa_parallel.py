@@ -1,0 +1,292 @@
+"""Local worker processes: same results as serial, work spread as workers free up, semaphores."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from zetta_utils import builder, mazepa
+from zetta_utils.mazepa.local_pool import LocalProcessExecutor
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@mazepa.taskable_operation
+def write_square(folder: str, i: int) -> int:
+    Path(folder, f"sq{i}").write_text(str(i * i))
+    return os.getpid()
+
+
+@mazepa.taskable_operation
+def total(folder: str, n: int, out_name: str) -> dict[str, Any]:
+    present = [Path(folder, f"sq{i}").exists() for i in range(n)]
+    value = sum(int(Path(folder, f"sq{i}").read_text()) for i in range(n) if present[i])
+    Path(folder, out_name).write_text(str(value))
+    return {"all_inputs_present": all(present), "total": value}
+
+
+@mazepa.flow_schema
+def squares_then_totals(folder: str, n: int) -> Iterator[Any]:
+    yield [write_square.make_task(folder, i) for i in range(n)]
+    yield mazepa.Dependency()
+    totals = [total.make_task(folder, n, f"total{k}") for k in range(3)]
+    yield totals
+    yield mazepa.Dependency()
+    yield total.make_task(folder, n, "final")
+
+
+def _results(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(folder.iterdir())}
+
+
+def test_parallel_gives_the_same_results_as_serial(tmp_path: Path) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    serial.mkdir()
+    parallel.mkdir()
+    n = 200
+    mazepa.execute(squares_then_totals(str(serial), n), show_progress=False)
+    flow = squares_then_totals(str(parallel), n)
+    summary = mazepa.execute(flow, num_procs=2, show_progress=False)
+    assert summary.tasks_done == n + 4
+    assert _results(serial) == _results(parallel)
+    assert Path(parallel, "final").read_text() == str(sum(i * i for i in range(n)))
+
+
+def test_dependencies_hold_across_processes(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    @mazepa.flow_schema
+    def check(folder: str, n: int) -> Iterator[Any]:
+        tasks = [total.make_task(folder, n, f"t{k}") for k in range(4)]
+        yield [write_square.make_task(folder, i) for i in range(n)]
+        yield mazepa.Dependency()
+        yield tasks
+        yield mazepa.Dependency(tasks)
+        seen.extend(t.outcome.return_value for t in tasks if t.outcome)
+
+    mazepa.execute(check(str(tmp_path), 300), num_procs=2, show_progress=False)
+    assert len(seen) == 4
+    assert all(r["all_inputs_present"] for r in seen)  # no total ran before every square
+
+
+@mazepa.taskable_operation
+def sleep_and_report(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@mazepa.taskable_operation
+def short_task(folder: str, i: int) -> int:
+    time.sleep(0.001)
+    Path(folder, f"short{i}").write_text("")
+    return os.getpid()
+
+
+@mazepa.taskable_operation
+def long_task(folder: str, wait_for: int) -> int:
+    """Runs until `wait_for` short tasks have finished elsewhere (or a minute passes)."""
+    deadline = time.monotonic() + 60
+    while len(list(Path(folder).glob("short*"))) < wait_for and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def test_work_goes_to_workers_as_they_free_up(tmp_path: Path) -> None:
+    # While one worker is busy with the long task, the other takes the short ones as it frees
+    # up. Static chunking would leave half of them queued behind the long task, which waits for
+    # 250 of them; at most one prefetched batch (about 40 ms of work) may wait.
+    long = long_task.make_task(str(tmp_path), 250)
+    short = [short_task.make_task(str(tmp_path), i) for i in range(300)]
+    mazepa.execute([long, *short], num_procs=2, show_progress=False)
+    assert long.outcome is not None
+    long_pid = long.outcome.return_value
+    short_pids = [t.outcome.return_value for t in short if t.outcome]
+    assert len(short_pids) == 300
+    assert sum(pid != long_pid for pid in short_pids) >= 250
+
+
+@mazepa.taskable_operation
+def hold_cuda(folder: str, i: int) -> int:
+    with mazepa.semaphore("cuda"):
+        marker = Path(folder, f"holder{i}")
+        marker.write_text("")
+        time.sleep(0.1)
+        holders = len(list(Path(folder).glob("holder*")))
+        marker.unlink()
+    return holders
+
+
+@mazepa.taskable_operation
+def hold_cuda_until_peer(folder: str, i: int) -> int:
+    with mazepa.semaphore("cuda"):
+        marker = Path(folder, f"holder{i}")
+        marker.write_text("")
+        deadline = time.monotonic() + 10
+        while len(list(Path(folder).glob("holder*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        holders = len(list(Path(folder).glob("holder*")))
+        time.sleep(0.05)
+        marker.unlink()
+    return holders
+
+
+def test_semaphores_cap_concurrency_across_workers(tmp_path: Path) -> None:
+    capped = [hold_cuda.make_task(str(tmp_path), i) for i in range(4)]
+    mazepa.execute(capped, num_procs=2, show_progress=False)  # cuda defaults to 1
+    assert [t.outcome.return_value for t in capped if t.outcome] == [1, 1, 1, 1]
+
+    # With room for two, two holders do meet: the check above can see concurrency.
+    open_ = [hold_cuda_until_peer.make_task(str(tmp_path), i) for i in range(2)]
+    mazepa.execute(open_, num_procs=2, semaphores_spec={"cuda": 2}, show_progress=False)
+    assert [t.outcome.return_value for t in open_ if t.outcome] == [2, 2]
+
+
+def test_semaphore_outside_a_run_is_a_no_op_and_names_are_checked() -> None:
+    with mazepa.semaphore("read"):
+        pass
+    with pytest.raises(ValueError, match="unknown type 'gpu'"), mazepa.semaphore("gpu"):
+        pass
+    with pytest.raises(ValueError, match="semaphores_spec"):
+        mazepa.execute([], semaphores_spec={"disk": 1}, show_progress=False)
+    with pytest.raises(ValueError, match=r"semaphores_spec\['cuda'\]"):
+        mazepa.execute([], semaphores_spec={"cuda": 0}, show_progress=False)
+
+
+def test_num_procs_from_spec_and_from_defaults(tmp_path: Path) -> None:
+    tasks = [write_square.make_task(str(tmp_path), i) for i in range(20)]
+    builder.build({"@type": "mazepa.execute", "target": tasks, "num_procs": 2, "show_progress": False})
+    assert {t.outcome.return_value for t in tasks if t.outcome} != {os.getpid()}
+
+    tasks = [write_square.make_task(str(tmp_path), i) for i in range(20)]
+    with mazepa.execution_defaults(num_procs=2, show_progress=False):
+        mazepa.execute(tasks)
+    assert os.getpid() not in {t.outcome.return_value for t in tasks if t.outcome}
+
+    tasks = [write_square.make_task(str(tmp_path), i) for i in range(5)]
+    with mazepa.execution_defaults(num_procs=2):
+        mazepa.execute(tasks, num_procs=1, show_progress=False)  # explicit arguments win
+    assert {t.outcome.return_value for t in tasks if t.outcome} == {os.getpid()}
+    with pytest.raises(TypeError, match="unknown argument"), mazepa.execution_defaults(procs=2):
+        pass
+
+
+def test_pool_replaces_dead_workers_and_shuts_down_cleanly() -> None:
+    pool = LocalProcessExecutor(2)
+    try:
+        first = set(pool.worker_pids)
+        victim = pool.worker_pids[0]
+        os.kill(victim, 9)
+        task = sleep_and_report.make_task(0)
+        pool.submit([task])
+        outcomes: list[mazepa.TaskOutcome[Any]] = []
+        deadline = time.monotonic() + 30
+        while not outcomes and time.monotonic() < deadline:
+            outcomes += pool.poll_outcomes(0.2)
+        assert outcomes and outcomes[0].succeeded
+        assert victim not in pool.worker_pids and len(set(pool.worker_pids) - first) == 1
+        pids = [p.pid for p in pool._processes]
+    finally:
+        pool.shutdown()
+    deadline = time.monotonic() + 10
+    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_pid_alive(pid) for pid in pids)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit([task])
+
+
+def _pid_alive(pid: int) -> bool:
+    """Running (zombies count as gone: they only wait for their parent to reap them)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@mazepa.taskable_operation
+def run_nested(folder: str, i: int) -> int:
+    """A task that runs a flow itself (as the lower levels of a chunk do)."""
+    inner = hold_cuda.make_task(folder, i)
+    mazepa.execute(inner)  # nested: no progress output, the enclosing run's semaphores
+    assert inner.outcome is not None and inner.outcome.return_value is not None
+    return inner.outcome.return_value
+
+
+def test_nested_runs_in_workers_share_the_semaphores(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    outer = [run_nested.make_task(str(tmp_path), i) for i in range(4)]
+    mazepa.execute(outer, num_procs=2, show_progress=False)
+    assert [t.outcome.return_value for t in outer if t.outcome] == [1, 1, 1, 1]
+    assert "mazepa" not in capfd.readouterr().err  # the nested runs printed no progress
+
+
+SEEN_SEMAPHORES: list[Any] = []
+
+
+@mazepa.taskable_operation
+def look(i: int) -> int:
+    from zetta_utils.mazepa.semaphores import active_semaphores
+
+    SEEN_SEMAPHORES.append(active_semaphores())
+    return i
+
+
+@mazepa.taskable_operation
+def outer_task() -> int:
+    from zetta_utils.mazepa.semaphores import active_semaphores
+
+    SEEN_SEMAPHORES.append(active_semaphores())
+    summary = mazepa.execute([look.make_task(i) for i in range(3)])
+    return summary.tasks_done
+
+
+def test_nested_serial_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from zetta_utils.mazepa.semaphores import active_semaphores
+
+    SEEN_SEMAPHORES.clear()
+    task = outer_task.make_task()
+    mazepa.execute(task, show_progress=False, semaphores_spec={"read": 1})
+    assert task.outcome is not None and task.outcome.return_value == 3
+    seen = SEEN_SEMAPHORES
+    assert len(seen) == 4 and all(s is seen[0] for s in seen) and seen[0] is not None
+    assert active_semaphores() is None
+    assert capsys.readouterr().err == ""  # the nested run printed no progress
+
+
+@mazepa.taskable_operation
+def torch_threads(i: int) -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+@pytest.mark.slow
+def test_workers_limit_torch_threads_once_torch_is_imported() -> None:
+    first, second = torch_threads.make_task(0), torch_threads.make_task(1)
+
+    @mazepa.flow_schema
+    def flow() -> Iterator[Any]:
+        yield first
+        yield mazepa.Dependency()
+        yield second
+
+    with LocalProcessExecutor(1) as pool:  # one worker: both tasks run in the same process
+        mazepa.execute(flow(), executor=pool, show_progress=False)
+    assert first.outcome is not None and second.outcome is not None
+    default = first.outcome.return_value  # torch's own default, before the worker saw torch
+    if default == 1:
+        pytest.skip("torch defaults to one thread on this machine: nothing to limit")
+    assert second.outcome.return_value == 1

@@ -1,0 +1,97 @@
+"""mazepa: tasks, flows and their execution, from one process to many.
+
+It knows nothing about volumes: flows yield tasks, executors run them.
+
+    from zetta_utils import mazepa
+
+    @mazepa.taskable_operation
+    def square(x: int) -> int:
+        return x * x
+
+    @mazepa.flow_schema
+    def squares(n: int):
+        tasks = [square.make_task(i) for i in range(n)]
+        yield tasks
+        yield mazepa.Dependency()
+        print(sum(t.outcome.return_value for t in tasks))
+
+    mazepa.execute(squares(10), num_procs=2)
+
+Registered builder types: ``mazepa.execute``, ``mazepa.seq_flow``, ``mazepa.concurrent_flow``.
+"""
+
+from . import id_generation, serialization
+from .checkpoint import CheckpointStore
+from .exceptions import ExecutionError, FlowFailure, TaskFailure
+from .execute import ExecutionSummary, execute, execution_defaults
+from .executors import ExecutorBackend, SerialExecutor
+from .flows import (
+    Dependency,
+    Flow,
+    FlowFnReturnType,
+    FlowSchema,
+    FlowSchemaBase,
+    concurrent_flow,
+    flow_schema,
+    flow_schema_cls,
+    seq_flow,
+)
+from .local_pool import LocalProcessExecutor
+from .scheduler import Scheduler
+from .semaphores import SEMAPHORE_TYPES, configure_semaphores, semaphore
+from .serialization import deserialize_task, serialize_task
+from .task_outcome import TaskOutcome
+from .tasks import (
+    OperationBase,
+    Task,
+    TaskableOperation,
+    taskable_operation,
+    taskable_operation_cls,
+)
+from .transient_errors import (
+    TransientError,
+    WorkerCrashedError,
+    is_transient_error,
+    register_transient_error,
+)
+
+__all__ = [
+    "SEMAPHORE_TYPES",
+    "CheckpointStore",
+    "Dependency",
+    "ExecutionError",
+    "ExecutionSummary",
+    "ExecutorBackend",
+    "Flow",
+    "FlowFailure",
+    "FlowFnReturnType",
+    "FlowSchema",
+    "FlowSchemaBase",
+    "LocalProcessExecutor",
+    "OperationBase",
+    "Scheduler",
+    "SerialExecutor",
+    "Task",
+    "TaskFailure",
+    "TaskOutcome",
+    "TaskableOperation",
+    "TransientError",
+    "WorkerCrashedError",
+    "concurrent_flow",
+    "configure_semaphores",
+    "deserialize_task",
+    "execute",
+    "execution_defaults",
+    "flow_schema",
+    "flow_schema_cls",
+    "id_generation",
+    "is_transient_error",
+    "register_transient_error",
+    "semaphore",
+    "seq_flow",
+    "serialization",
+    "serialize_task",
+    "taskable_operation",
+    "taskable_operation_cls",
+]
+

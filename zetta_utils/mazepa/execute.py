@@ -1,0 +1,291 @@
+"""``mazepa.execute``: run a flow, a task, or a list of them to completion.
+
+The driver loop joins the :class:`~.scheduler.Scheduler` (what may run) to an executor backend
+(where it runs): serial in this process for ``num_procs=1``, a pool of local worker processes
+otherwise, or any :class:`~.executors.ExecutorBackend` passed as ``executor``.
+
+Failures: a task failing with a transient error (I/O, network, ``mazepa.TransientError``, a crashed
+worker) is retried up to ``max_retry`` times; any other exception is a bug and stops the run at its
+first occurrence (``max_retry_non_transient=0``). The run then raises :class:`ExecutionError`
+naming the task, its arguments and the traceback. With ``raise_on_failure=False`` the run instead
+goes on with everything that does not depend on the failed work, and reports failures in the
+returned summary.
+
+Ctrl-C asks "Cancel the run? [y/N]" on an interactive terminal (cancels at once otherwise); a
+cancelled run stops its workers and raises ``KeyboardInterrupt`` (the CLI exits with 130).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from zetta_utils import builder
+
+from .checkpoint import CheckpointStore
+from .exceptions import ExecutionError, FlowFailure, TaskFailure
+from .executors import ExecutorBackend, SerialExecutor
+from .interrupts import InterruptGuard, ask_cancel_confirmation
+from .progress import ProgressCounters, make_progress_display
+from .scheduler import Scheduler
+from .semaphores import active_semaphores, configure_semaphores
+
+__all__ = ["ExecutionSummary", "execute", "execution_defaults"]
+
+_DEFAULTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "mazepa_execution_defaults", default=None
+)
+_DEFAULTABLE = ("num_procs", "show_progress", "checkpoint", "max_retry")
+
+# How many runs enclose the current one: a task may run a flow itself (e.g. the lower levels of
+# a chunk); worker processes start at 1. A nested run shows no progress, keeps the enclosing
+# run's semaphores, and leaves Ctrl-C to the outermost run.
+_NESTING: contextvars.ContextVar[int] = contextvars.ContextVar("mazepa_nesting", default=0)
+
+
+def mark_worker_process() -> None:
+    """Called by worker processes: runs started in their tasks count as nested."""
+    _NESTING.set(1)
+
+
+@contextlib.contextmanager
+def execution_defaults(**defaults: Any) -> Iterator[None]:
+    """Defaults for ``execute`` arguments a caller leaves unset (``None``) within the block;
+    e.g. ``zetta run -p 4`` runs the spec inside ``execution_defaults(num_procs=4)``. Arguments
+    given in the spec win. Accepted: num_procs, show_progress, checkpoint, max_retry."""
+    unknown = set(defaults) - set(_DEFAULTABLE)
+    if unknown:
+        raise TypeError(f"execution_defaults: unknown argument(s) {sorted(unknown)}; accepted: {', '.join(_DEFAULTABLE)}")
+    merged = {**(_DEFAULTS.get() or {}), **defaults}
+    token = _DEFAULTS.set(merged)
+    try:
+        yield
+    finally:
+        _DEFAULTS.reset(token)
+
+
+def _default(name: str, value: Any, fallback: Any) -> Any:
+    if value is not None:
+        return value
+    defaults = _DEFAULTS.get() or {}
+    got = defaults.get(name)
+    return fallback if got is None else got
+
+
+@attrs.frozen
+class ExecutionSummary:
+    """What a finished run did."""
+
+    tasks_done: int
+    tasks_skipped: int
+    retries: int
+    tasks_failed: int
+    elapsed_secs: float
+    task_failures: list[TaskFailure] = attrs.field(factory=list)
+    flow_failures: list[FlowFailure] = attrs.field(factory=list)
+    completed: bool = True
+    """False when failures (with ``raise_on_failure=False``) left work undone."""
+
+    @property
+    def tasks_per_sec(self) -> float:
+        return self.tasks_done / self.elapsed_secs if self.elapsed_secs > 0 else 0.0
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+    return value
+
+
+@builder.register("mazepa.execute")
+def execute(
+    target: Any,
+    *,
+    num_procs: int | None = None,
+    max_retry: int | None = None,
+    max_retry_non_transient: int = 0,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_interval_sec: float = 30.0,
+    show_progress: bool | None = None,
+    semaphores_spec: Mapping[str, int] | None = None,
+    batch_size: int | None = None,
+    raise_on_failure: bool = True,
+    max_pending_tasks: int = 10_000,
+    executor: ExecutorBackend | None = None,
+    progress_console: Any = None,
+    progress_log_interval_sec: float = 5.0,
+) -> ExecutionSummary:
+    """Run ``target`` (a Flow, a Task, or a list of them) to completion.
+
+    :param num_procs: 1 (default): run in this process; N > 1: N local worker processes.
+    :param max_retry: retries of a task failing with a transient error (default 3).
+    :param max_retry_non_transient: retries for other errors (default 0: a bug stops the run).
+    :param checkpoint: a file path or URL recording finished task/flow ids; a rerun with the same
+        checkpoint skips them.
+    :param checkpoint_interval_sec: how often new ids are written (and always at the end).
+    :param show_progress: live display on a terminal, periodic log lines otherwise (default True).
+    :param semaphores_spec: limits of ``mazepa.semaphore`` types, e.g. ``{"cuda": 1, "read": 4}``.
+    :param batch_size: most tasks sent to a worker at once (default 32; 64 serially).
+    :param raise_on_failure: raise ``ExecutionError`` at the first permanent failure (default);
+        if False, run what does not depend on failed work and report failures in the summary.
+    :param max_pending_tasks: look-ahead: most tasks materialised from flows and unfinished.
+    :param executor: an executor backend to use instead of the local ones; it is not shut down.
+    :param progress_console: the rich ``Console`` to show progress on (default: stdout); when it
+        is not a terminal, log lines go to stderr instead.
+    :param progress_log_interval_sec: seconds between progress log lines.
+    :returns: an :class:`ExecutionSummary`. Each task's outcome is also in ``task.outcome``.
+    :raises ExecutionError: tasks or flows failed for good (with ``raise_on_failure``), or the
+        flows wait on each other (a dependency deadlock).
+    :raises KeyboardInterrupt: the run was cancelled with Ctrl-C.
+
+    Local executors run every task whatever its ``worker_type``. A run started inside a task (a
+    nested run) shows no progress by default, uses the enclosing run's semaphores unless given
+    ``semaphores_spec``, and leaves Ctrl-C handling to the outermost run. ``num_procs``,
+    ``show_progress``, ``checkpoint`` and ``max_retry`` left unset take the values of an
+    enclosing ``execution_defaults(...)`` block.
+    """
+    nesting = _NESTING.get()
+    num_procs = _positive_int("num_procs", _default("num_procs", num_procs, 1))
+    max_retry = _default("max_retry", max_retry, 3)
+    show = bool(_default("show_progress", show_progress, not nesting))
+    checkpoint = _default("checkpoint", checkpoint, None)
+    if batch_size is not None:
+        _positive_int("batch_size", batch_size)
+    if executor is not None and not isinstance(executor, ExecutorBackend):
+        raise TypeError(
+            "`executor` must have free_slots(), submit(tasks), poll_outcomes(timeout) and shutdown(cancel); "
+            f"got {type(executor).__name__}"
+        )
+
+    store = CheckpointStore(checkpoint, checkpoint_interval_sec) if checkpoint is not None else None
+    done_ids = store.load() if store is not None else set()
+    counters = ProgressCounters()
+    scheduler = Scheduler(
+        target,
+        max_retry=max_retry,
+        max_retry_non_transient=max_retry_non_transient,
+        done_ids=done_ids,
+        max_pending=max_pending_tasks,
+        counters=counters,
+        record_completed=store is not None,
+    )
+    display = make_progress_display(
+        counters, show, console=progress_console, log_interval_sec=progress_log_interval_sec
+    )
+
+    with contextlib.ExitStack() as stack:
+        guard = stack.enter_context(InterruptGuard()) if not nesting else None
+        stack.callback(_NESTING.reset, _NESTING.set(nesting + 1))
+        backend: ExecutorBackend
+        owned = executor is None
+        keep_semaphores = semaphores_spec is None and active_semaphores() is not None
+        if executor is not None:
+            backend = executor
+            if not keep_semaphores:
+                stack.enter_context(configure_semaphores(semaphores_spec, num_procs))
+        elif num_procs == 1:
+            if not keep_semaphores:
+                stack.enter_context(configure_semaphores(semaphores_spec, 1))
+            backend = SerialExecutor(batch_size or 64)
+        else:
+            import multiprocessing
+
+            from .local_pool import LocalProcessExecutor, default_start_method
+
+            ctx = multiprocessing.get_context(default_start_method())
+            semaphores = stack.enter_context(configure_semaphores(semaphores_spec, num_procs, ctx))
+            backend = LocalProcessExecutor(num_procs, semaphores=semaphores, max_batch_size=batch_size or 32)
+        display.start()
+        status = "cancelled"
+        try:
+            _drive(scheduler, backend, guard, store, display, raise_on_failure)
+            status = "failed" if scheduler.has_failures else "done"
+        except Exception:
+            status = "failed"
+            raise
+        finally:
+            if owned:
+                # Anything still running after a failure or Ctrl-C is stopped, not awaited.
+                backend.shutdown(cancel=not scheduler.finished)
+            if store is not None:
+                store.record(scheduler.drain_completed_ids())
+                store.flush()
+            display.stop(status)
+
+    totals = counters.totals()
+    summary = ExecutionSummary(
+        tasks_done=totals.done,
+        tasks_skipped=totals.skipped,
+        retries=totals.retries,
+        tasks_failed=totals.failed,
+        elapsed_secs=time.monotonic() - counters.start_time,
+        task_failures=list(scheduler.task_failures),
+        flow_failures=list(scheduler.flow_failures),
+        completed=scheduler.finished,
+    )
+    if scheduler.has_failures and raise_on_failure:
+        raise ExecutionError(scheduler.task_failures, scheduler.flow_failures)
+    return summary
+
+
+def _drive(
+    scheduler: Scheduler,
+    backend: ExecutorBackend,
+    guard: InterruptGuard | None,
+    store: CheckpointStore | None,
+    display: Any,
+    raise_on_failure: bool,
+) -> None:
+    while True:
+        try:
+            if guard is not None:
+                guard.check()
+            stop_submitting = raise_on_failure and scheduler.has_failures
+            if not stop_submitting:
+                free = backend.free_slots()
+                if free > 0:
+                    batch = scheduler.next_batch(free)
+                    if batch:
+                        backend.submit(batch)
+            if scheduler.finished:
+                return
+            if stop_submitting:
+                _collect_finished(scheduler, backend)
+                return
+            if scheduler.num_in_flight == 0:
+                if scheduler.has_failures:
+                    return  # what is left depends on failed work
+                if scheduler.stalled:
+                    raise ExecutionError(note=f"dependency deadlock: {scheduler.describe_stall()}")
+                continue
+            outcomes = backend.poll_outcomes(0.2)
+            for outcome in outcomes:
+                scheduler.handle_outcome(outcome)
+            if store is not None:
+                store.record(scheduler.drain_completed_ids())
+                store.maybe_flush()
+            display.refresh()
+        except KeyboardInterrupt:
+            # A nested run stops at once; the outermost run is the one that asks.
+            if guard is None or ask_cancel_confirmation(display.pause, display.resume):
+                _collect_finished(scheduler, backend)
+                raise
+
+
+def _collect_finished(scheduler: Scheduler, backend: ExecutorBackend) -> None:
+    """Account for outcomes the backend already has, so that finished work is checkpointed."""
+    collect = getattr(backend, "collect_finished", None)
+    if collect is None:
+        return
+    try:
+        outcomes = collect()
+    except Exception:
+        return
+    for outcome in outcomes:
+        scheduler.handle_outcome(outcome)

@@ -1,0 +1,103 @@
+"""Executor backends: where tasks run. The scheduler does not care which.
+
+A backend takes batches of tasks (``submit``) and reports outcomes (``poll_outcomes``); it says how
+many more tasks it wants buffered (``free_slots``), and releases its resources in ``shutdown``.
+Anything with these four methods works, e.g. a backend that puts serialized tasks on a message
+queue and reads outcomes from another.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from . import interrupts
+from .task_outcome import TaskOutcome
+from .tasks import Task
+
+__all__ = ["ExecutorBackend", "SerialExecutor"]
+
+
+@runtime_checkable
+class ExecutorBackend(Protocol):
+    """What ``execute`` needs from a place that runs tasks."""
+
+    def free_slots(self) -> int:
+        """How many more tasks to ``submit`` now to keep every worker busy (0: none)."""
+        ...
+
+    def submit(self, tasks: Sequence[Task[Any]]) -> None:
+        """Accept tasks to run, in any order. Must not block for long."""
+        ...
+
+    def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
+        """Outcomes of submitted tasks finished since the last call; waits up to ``timeout``
+        seconds when there are none yet. Every submitted task gets exactly one outcome (a task
+        that killed its worker gets a failed, retryable one) unless the backend is shut down."""
+        ...
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Release workers, queues and other resources. ``cancel``: stop running tasks now rather
+        than let them finish."""
+        ...
+
+
+# Optional, where a backend can: ``collect_finished() -> list[TaskOutcome]`` returns outcomes that
+# are already available without waiting or starting anything; ``execute`` calls it when a run
+# stops early, so that finished work still reaches the checkpoint.
+
+
+class SerialExecutor:
+    """Runs tasks one after another in this process (``num_procs=1``)."""
+
+    def __init__(self, batch_size: int = 64):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self._queue: deque[Task[Any]] = deque()
+        self._finished: list[TaskOutcome[Any]] = []
+
+    def free_slots(self) -> int:
+        return self.batch_size - len(self._queue)
+
+    def submit(self, tasks: Sequence[Task[Any]]) -> None:
+        self._queue.extend(tasks)
+
+    def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
+        """Runs the queued tasks; returns early after the first failure, so that a run that stops
+        on failures does not run the rest of the batch."""
+        queue = self._queue
+        # Outcomes live on the executor until returned, so a Ctrl-C between tasks loses none.
+        if self._finished:
+            outcomes, self._finished = self._finished, []
+            return outcomes
+        outcomes = self._finished
+        while queue:
+            task = queue[0]
+            # If Ctrl-C interrupts the task, it stays queued (and runs again if the run goes on).
+            guard = interrupts.current_guard()
+            if guard is None:
+                outcome = task()
+            else:
+                guard.check()
+                guard.active = True
+                try:
+                    outcome = task()
+                finally:
+                    guard.active = False
+            queue.popleft()
+            outcomes.append(outcome)
+            if outcome.exception_type is not None:
+                break
+        self._finished = []
+        return outcomes
+
+    def collect_finished(self) -> list[TaskOutcome[Any]]:
+        """Outcomes already produced and not yet returned; runs nothing."""
+        outcomes, self._finished = self._finished, []
+        return outcomes
+
+    def shutdown(self, cancel: bool = False) -> None:
+        self._queue.clear()
+        self._finished = []

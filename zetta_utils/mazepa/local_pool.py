@@ -1,0 +1,391 @@
+"""A pool of long-lived local worker processes (``num_procs`` > 1).
+
+Each worker has its own pipe pair; the parent hands small batches to whichever worker has room, so
+work spreads over the workers as they free up. Batch sizes adapt to the measured task duration:
+tiny tasks travel in batches of up to ``max_batch_size`` (with one batch prefetched per worker),
+tasks of 50 ms or more one at a time without prefetch, so no task waits behind a slow one.
+
+Workers start with "forkserver" where available ("spawn" elsewhere): never plain fork, which is
+unsafe once torch has started its threads. A worker that dies (segfault, ``os._exit``, OOM kill)
+is replaced; the task it was running fails with a retryable ``WorkerCrashedError`` and the other
+tasks it held go back to the queue.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import signal
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.connection import wait
+from typing import Any
+
+from .interrupts import interruptible
+from .serialization import deserialize_outcomes, serialize_task_batch
+from .task_outcome import TaskOutcome
+from .tasks import Task
+from .transient_errors import WorkerCrashedError
+from .worker_process import worker_main
+
+__all__ = ["LocalProcessExecutor", "default_start_method"]
+
+_LONG_TASK_SEC = 0.05  # tasks this long go one at a time, no prefetch
+_TARGET_BATCH_SEC = 0.02
+_MAX_UNATTRIBUTED_DEATHS = 5
+_PRELOAD = ["zetta_utils.mazepa.worker_process"]
+
+
+def default_start_method() -> str:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class _Worker:
+    __slots__ = ("index", "outstanding", "process", "result_conn", "seq", "task_conn")
+
+    def __init__(self, index: int, process: Any, task_conn: Any, result_conn: Any, seq: Any):
+        self.index = index
+        self.process = process
+        self.task_conn = task_conn
+        self.result_conn = result_conn
+        self.seq = seq
+        # (seq, task) sent to the worker and not yet reported, in order.
+        self.outstanding: deque[tuple[int, Task[Any]]] = deque()
+
+
+def _stop_processes(processes: list[Any], grace_sec: float) -> None:
+    """terminate -> join -> kill -> join."""
+    deadline = time.monotonic() + grace_sec
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in processes:
+        if p.is_alive():
+            p.kill()
+            p.join(1.0)
+
+
+class LocalProcessExecutor:
+    """Runs tasks in ``num_procs`` worker processes on this machine."""
+
+    def __init__(
+        self,
+        num_procs: int,
+        *,
+        semaphores: dict[str, Any] | None = None,
+        max_batch_size: int = 32,
+        start_method: str | None = None,
+    ):
+        if isinstance(num_procs, bool) or not isinstance(num_procs, int) or num_procs < 1:
+            raise ValueError(f"`num_procs` must be a positive integer, got {num_procs!r}")
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {max_batch_size!r}")
+        method = start_method or default_start_method()
+        if method == "fork":
+            raise ValueError("start_method 'fork' is unsafe with threaded libraries (torch); use 'forkserver' or 'spawn'")
+        self.ctx: Any = multiprocessing.get_context(method)
+        if method == "forkserver":
+            self.ctx.set_forkserver_preload(_PRELOAD)
+        self.num_procs = num_procs
+        self.max_batch_size = max_batch_size
+        self.semaphores = semaphores
+        self._pending: deque[Task[Any]] = deque()
+        self._local_outcomes: list[TaskOutcome[Any]] = []
+        self._num_outstanding = 0
+        self._next_seq = 0
+        self._mean_secs: float | None = None
+        self._unattributed_deaths = 0
+        self._closed = False
+        self._workers: list[_Worker] = []
+        self._processes: list[Any] = []  # every process started, for the finalizer
+        self._finalizer = weakref.finalize(self, _stop_processes, self._processes, 1.0)
+        try:
+            for i in range(num_procs):
+                self._workers.append(self._start_worker(i))
+        except BaseException:
+            self.shutdown(cancel=True)
+            raise
+
+    # ---- the ExecutorBackend protocol ---------------------------------------------------------
+
+    def free_slots(self) -> int:
+        batch, cap = self._batch_and_cap()
+        in_system = len(self._pending) + self._num_outstanding
+        return max(0, self.num_procs * cap + batch - in_system)
+
+    def submit(self, tasks: Sequence[Task[Any]]) -> None:
+        self._check_open()
+        self._pending.extend(tasks)
+        self._dispatch()
+
+    def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
+        self._check_open()
+        self._dispatch()
+        if self._local_outcomes:
+            timeout = 0.0
+        by_object: dict[Any, tuple[_Worker, bool]] = {}
+        for w in self._workers:
+            by_object[w.result_conn] = (w, False)
+            by_object[w.process.sentinel] = (w, True)
+        with interruptible():
+            ready = wait(list(by_object), timeout)
+        outcomes, self._local_outcomes = self._local_outcomes, []
+        dead: list[_Worker] = []
+        for obj in ready:
+            w, is_sentinel = by_object[obj]
+            if is_sentinel:
+                if w not in dead:
+                    dead.append(w)
+            elif not self._drain(w, outcomes) and w not in dead:
+                dead.append(w)
+        for w in dead:
+            self._replace_dead_worker(w, outcomes)
+        if outcomes:
+            self._learn_durations(outcomes)
+            self._dispatch()
+        return outcomes
+
+    def collect_finished(self) -> list[TaskOutcome[Any]]:
+        """Outcomes already sent by workers, without waiting or dispatching more work."""
+        if self._closed:
+            return []
+        outcomes, self._local_outcomes = self._local_outcomes, []
+        for w in self._workers:
+            self._drain(w, outcomes)
+        return outcomes
+
+    def shutdown(self, cancel: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not cancel:
+            for w in self._workers:
+                try:
+                    w.task_conn.send_bytes(b"")
+                except OSError:
+                    pass
+            deadline = time.monotonic() + 5.0
+            for w in self._workers:
+                w.process.join(max(0.0, deadline - time.monotonic()))
+        _stop_processes(self._processes, grace_sec=0.0 if not cancel else 2.0)
+        for w in self._workers:
+            for conn in (w.task_conn, w.result_conn):
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+        for p in self._processes:
+            try:
+                p.close()
+            except ValueError:  # still running: nothing more we can do
+                pass
+        self._pending.clear()
+        self._finalizer.detach()
+
+    # ---- introspection (tests, progress) ------------------------------------------------------
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers]
+
+    def __enter__(self) -> LocalProcessExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(cancel=exc[0] is not None)
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("LocalProcessExecutor: used after shutdown()")
+
+    def _start_worker(self, index: int) -> _Worker:
+        task_r, task_w = self.ctx.Pipe(duplex=False)
+        result_r, result_w = self.ctx.Pipe(duplex=False)
+        seq = self.ctx.RawValue("q", -1)
+        process = self.ctx.Process(
+            target=worker_main,
+            args=(task_r, result_w, seq, self.semaphores),
+            name=f"mazepa-worker-{index}",
+        )
+        # Workers must not take the terminal's Ctrl-C before the parent asks for confirmation;
+        # they also ignore SIGINT themselves, this covers the moments before that.
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _in_main_thread() else None
+        try:
+            process.start()
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+        self._processes.append(process)
+        task_r.close()
+        result_w.close()
+        return _Worker(index, process, task_w, result_conn=result_r, seq=seq)
+
+    def _batch_and_cap(self) -> tuple[int, int]:
+        mean = self._mean_secs
+        if mean is None or mean >= _LONG_TASK_SEC:
+            return 1, 1
+        batch = max(1, min(self.max_batch_size, int(_TARGET_BATCH_SEC / max(mean, 1e-7))))
+        return batch, 2 * batch
+
+    def _learn_durations(self, outcomes: list[TaskOutcome[Any]]) -> None:
+        secs = sum(o.execution_secs for o in outcomes) / len(outcomes)
+        mean = self._mean_secs
+        self._mean_secs = secs if mean is None else 0.7 * mean + 0.3 * secs
+
+    def _dispatch(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        batch, cap = self._batch_and_cap()
+        # Idle workers first: work queued behind a running task waits for it, however long it
+        # takes, so busy workers only get a prefetch of what idle ones could not take.
+        idle = [w for w in self._workers if not w.outstanding]
+        busy = sorted((w for w in self._workers if w.outstanding), key=lambda w: len(w.outstanding))
+        for group in (idle, busy):
+            if not group:
+                continue
+            share = max(1, math.ceil(len(pending) / len(group)))
+            for w in group:
+                room = min(cap - len(w.outstanding), share)
+                while pending and room > 0:
+                    n = min(batch, room, len(pending))
+                    items = []
+                    for _ in range(n):
+                        items.append((self._next_seq, pending.popleft()))
+                        self._next_seq += 1
+                    data = self._serialize(items)
+                    if data is None:
+                        continue
+                    try:
+                        w.task_conn.send_bytes(data)
+                    except OSError:
+                        # The worker is gone; its death is handled by the next poll.
+                        pending.extendleft(task for _, task in reversed(items))
+                        break
+                    w.outstanding.extend(items)
+                    self._num_outstanding += len(items)
+                    room -= len(items)
+                if not pending:
+                    return
+
+    def _serialize(self, items: list[tuple[int, Task[Any]]]) -> bytes | None:
+        """The batch as bytes; tasks that cannot be serialized are failed (and dropped from
+        ``items``). None if nothing is left."""
+        try:
+            return serialize_task_batch(items)
+        except Exception:
+            pass
+        good: list[tuple[int, Task[Any]]] = []
+        for item in items:
+            try:
+                serialize_task_batch([item])
+            except Exception as e:
+                task = item[1]
+                self._local_outcomes.append(
+                    TaskOutcome.from_exception(
+                        task.id,
+                        TypeError(
+                            f"task {task.operation_name} cannot be serialized for a worker process: "
+                            f"{type(e).__name__}: {e}"
+                        ),
+                        retryable=False,
+                    )
+                )
+            else:
+                good.append(item)
+        items[:] = good
+        return serialize_task_batch(good) if good else None
+
+    def _drain(self, w: _Worker, outcomes: list[TaskOutcome[Any]]) -> bool:
+        """Read every message waiting from ``w``; False if its pipe is closed."""
+        conn = w.result_conn
+        try:
+            while conn.poll():
+                received = deserialize_outcomes(conn.recv_bytes())
+                for outcome in received:
+                    self._take_outstanding(w, outcome.task_id)
+                outcomes.extend(received)
+        except (EOFError, OSError):
+            return False
+        except Exception:  # a garbled message: treat the worker as broken and replace it
+            w.process.kill()
+            return False
+        return True
+
+    def _take_outstanding(self, w: _Worker, task_id: str) -> None:
+        out = w.outstanding
+        if out and out[0][1].id == task_id:
+            out.popleft()
+            self._num_outstanding -= 1
+            return
+        for i, item in enumerate(out):  # out of order: should not happen, but stay consistent
+            if item[1].id == task_id:
+                del out[i]
+                self._num_outstanding -= 1
+                return
+
+    def _replace_dead_worker(self, w: _Worker, outcomes: list[TaskOutcome[Any]]) -> None:
+        self._drain(w, outcomes)
+        w.process.join(1.0)
+        exitcode = w.process.exitcode
+        running = w.seq.value
+        culprit: str | None = None
+        requeue: list[Task[Any]] = []
+        for seq, task in w.outstanding:
+            if seq == running and culprit is None:
+                culprit = task.id
+            else:
+                requeue.append(task)
+        self._num_outstanding -= len(w.outstanding)
+        w.outstanding.clear()
+        self._pending.extendleft(reversed(requeue))
+        if culprit is not None:
+            self._unattributed_deaths = 0
+            outcomes.append(
+                TaskOutcome.from_exception(
+                    culprit,
+                    WorkerCrashedError(
+                        f"worker process {w.process.pid} {_describe_exit(exitcode)} while running this task"
+                    ),
+                    retryable=True,
+                    traceback_text="",
+                ).without_exception()
+            )
+        else:
+            self._unattributed_deaths += 1
+            if self._unattributed_deaths > _MAX_UNATTRIBUTED_DEATHS:
+                raise RuntimeError(
+                    f"mazepa worker processes keep dying outside of tasks (last: {_describe_exit(exitcode)}); "
+                    "see their output above"
+                )
+        for conn in (w.task_conn, w.result_conn):
+            try:
+                conn.close()
+            except OSError:
+                pass
+        replacement = self._start_worker(w.index)
+        self._workers[self._workers.index(w)] = replacement
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "stopped responding"
+    if exitcode < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
