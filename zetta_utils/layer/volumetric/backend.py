@@ -18,7 +18,11 @@ class VolumetricBackend(ABC):
 
     Resampling is not a backend's job: ``read``/``write`` get indices whose resolution is one of
     ``get_resolutions()`` (anything else is a ``ValueError``). Voxels outside the dataset bounds
-    read as the fill value (0); writes outside the bounds are an error.
+    read as the fill value (0). Writes are clipped to the dataset bounds (the part outside is
+    dropped; a write entirely outside is a ``ValueError``), and the part inside must cover whole
+    chunks (chunks clipped by the dataset end count as whole): partial-chunk writes are refused
+    with a ``ValueError``, because updating part of a chunk is a read-modify-write that
+    concurrent writers would corrupt.
     """
 
     @property

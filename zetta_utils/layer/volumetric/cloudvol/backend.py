@@ -1,0 +1,276 @@
+"""``CVBackend``: a Neuroglancer Precomputed volume through CloudVolume.
+
+CloudVolume is opened with settings that keep every volume readable by TensorStore and by plain
+CloudVolume, and that never lose data silently (each measured with cloud-volume 12.15):
+
+* ``compress=False`` by default: with compression on, CloudVolume writes ``*.gz`` chunk files on
+  local paths that TensorStore cannot see (it reads them as zeros). ``compress="gzip"`` may be
+  chosen for object stores (gs://, s3://), where it becomes a ``Content-Encoding`` that both
+  libraries decode; it is refused for local paths.
+* ``parallel=1``: ``parallel=2`` wrote wrong data without error (and costs a process spawn per
+  call); parallelism belongs to the executors.
+* ``fill_missing=True``: a chunk never written reads as zeros, as with TensorStore.
+* ``non_aligned_writes=False`` and our own check before it (see ``PrecomputedBackend.write``):
+  partial-chunk writes are refused instead of being read-modify-written.
+* ``bounded=True``, ``autocrop=False``: bounds are handled before CloudVolume is called (reads
+  outside give zeros; writes are clipped to the dataset).
+* ``cdn_cache=False``: chunks that are rewritten must not be served stale by an HTTP cache.
+* ``delete_black_uploads=False``: all-zero chunks are written, so stale data is overwritten.
+* ``progress=False``, ``green_threads=False``, ``cache=False`` (no on-disk cache).
+* ``lru_bytes=cache_bytes_limit`` with ``lru_encoding="raw"``: an in-memory cache of decoded
+  chunks. CloudVolume does not revalidate it against storage: writes made in this process (by
+  any backend) clear the caches of that volume, but writes by other processes are not seen while
+  a chunk stays cached. Use the cache for data that do not change during the run.
+
+Multi-channel ``jpeg`` and ``png`` and 16-bit ``png`` are refused: cloud-volume 12.15 decodes
+them wrongly (TensorStore reads them correctly; use ``build_ts_layer``). It reads multi-channel
+``compressed_segmentation`` correctly but cannot write it: such writes are refused.
+
+S3: ``s3://bucket/path`` goes to AWS, or to the endpoint named by ``ZETTA_S3_ENDPOINT`` /
+``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` through a cloud-files alias ``zettas3``. Credentials
+are found by cloud-files: ``~/.cloudvolume/secrets/aws-secret.json`` (``zettas3-secret.json`` for a
+custom endpoint), else the environment, where cloud-files also requires ``AWS_SESSION_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from zetta_utils.geometry import Vec3D
+
+from .. import precomputed
+from ..precomputed import PrecomputedBackend, VolumePath
+
+S3_ALIAS = "zettas3"
+T = TypeVar("T")
+
+
+def cloudvolume_path(vpath: VolumePath) -> str:
+    """The path CloudVolume / cloud-files use for the volume (registers the S3 endpoint alias)."""
+    if vpath.scheme == "file":
+        return vpath.url
+    if vpath.scheme == "s3":
+        endpoint = precomputed.get_s3_endpoint()
+        if endpoint is not None:
+            import cloudfiles.paths
+
+            host = f"s3://{endpoint}/"
+            if cloudfiles.paths.ALIASES.get(S3_ALIAS) != host:
+                cloudfiles.paths.add_alias(S3_ALIAS, host)
+            return f"{S3_ALIAS}://{vpath.location}/{vpath.key}".rstrip("/")
+    return vpath.url
+
+
+def _translate_errors(fn: Callable[[], T], url: str) -> T:
+    try:
+        return fn()
+    except KeyError as e:
+        if e.args and e.args[0] == "AWS_SESSION_TOKEN":
+            raise RuntimeError(
+                f"{url}: cloud-files takes S3 credentials from the environment only together with "
+                "AWS_SESSION_TOKEN; set it, or put AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in "
+                f"~/.cloudvolume/secrets/aws-secret.json ({S3_ALIAS}-secret.json for a custom "
+                "endpoint)"
+            ) from e
+        raise
+
+
+class CloudFilesIO:
+    """Small files (the info) through cloud-files, with CloudVolume's credentials."""
+
+    def _cf(self, vpath: VolumePath) -> Any:
+        from cloudfiles import CloudFiles
+
+        return CloudFiles(cloudvolume_path(vpath))
+
+    def read(self, vpath: VolumePath, name: str) -> bytes | None:
+        data = _translate_errors(lambda: self._cf(vpath).get(name), vpath.url)
+        return None if data is None else bytes(data)
+
+    def write(self, vpath: VolumePath, name: str, data: bytes) -> None:
+        _translate_errors(
+            lambda: self._cf(vpath).put(
+                name, data, compress=None, content_type="application/json", cache_control="no-cache"
+            ),
+            vpath.url,
+        )
+
+
+class _Registry:
+    """Per-process CloudVolume handles, dropped after ``fork``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.handles: dict[tuple[Any, ...], Any] = {}
+
+    def check_pid(self) -> None:
+        if self.pid != os.getpid():
+            self.handles.clear()
+            self.pid = os.getpid()
+
+    def drop(self, url: str) -> None:
+        with self.lock:
+            for key in [k for k in self.handles if k[0] == url]:
+                del self.handles[key]
+
+    def clear_lru(self, url: str) -> None:
+        with self.lock:
+            for key, cv in self.handles.items():
+                if key[0] == url:
+                    cv.image.lru.clear()
+
+
+_REGISTRY = _Registry()
+
+
+def _on_event(url: str, event: precomputed.Event) -> None:
+    if event == "info":
+        _REGISTRY.drop(url)
+    else:
+        _REGISTRY.clear_lru(url)
+
+
+precomputed.add_listener(_on_event)
+
+
+class CVBackend(PrecomputedBackend):
+    """A precomputed volume read and written through CloudVolume (see the module docstring).
+
+    :param path: the volume (``file://``, local path, ``gs://``, ``s3://``, ``http(s)://``).
+    :param info: the volume's info if already known (else read from ``path``).
+    :param cache_bytes_limit: bytes of decoded chunks to cache in memory; None/0: no cache.
+    :param compress: ``False`` (default) or ``"gzip"`` (object stores only) for chunk writes.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        info: Mapping[str, Any] | None = None,
+        cache_bytes_limit: int | None = None,
+        compress: Literal[False, "gzip"] = False,
+    ):
+        super().__init__(path, info, io=CloudFilesIO())
+        if cache_bytes_limit is not None and (
+            isinstance(cache_bytes_limit, bool)
+            or not isinstance(cache_bytes_limit, int)
+            or cache_bytes_limit < 0
+        ):
+            raise ValueError(
+                f"cache_bytes_limit: expected a non-negative integer or None, got {cache_bytes_limit!r}"
+            )
+        if compress not in (False, "gzip"):
+            raise ValueError(f"compress: expected False or 'gzip', got {compress!r}")
+        if compress and self._vpath.scheme not in ("gs", "s3"):
+            raise ValueError(
+                f"compress='gzip' is refused for {self._vpath.scheme}:// paths: CloudVolume would "
+                "write *.gz chunk files that TensorStore reads as missing (zeros); it is allowed "
+                "for gs:// and s3://"
+            )
+        self.cache_bytes_limit = int(cache_bytes_limit or 0)
+        self.compress: Literal[False, "gzip"] = compress
+        self._check_codecs()
+
+    def _check_codecs(self) -> None:
+        nc = self.num_channels
+        for scale in self._info["scales"]:
+            enc = scale["encoding"]
+            bad = (enc in ("jpeg", "png") and nc > 1) or (
+                enc == "png" and self.data_type != "uint8"
+            )
+            if bad:
+                raise ValueError(
+                    f"{self.path}: scale {scale['key']} is {enc} with {nc} channel(s) of "
+                    f"{self.data_type}, which cloud-volume decodes wrongly (it handles single-channel "
+                    "uint8 jpeg/png only); use build_ts_layer for this volume"
+                )
+
+    def _check_writable_codec(self, scale: Mapping[str, Any]) -> None:
+        if scale["encoding"] == "compressed_segmentation" and self.num_channels > 1:
+            raise ValueError(
+                f"{self.path}: cloud-volume cannot write compressed_segmentation with "
+                f"{self.num_channels} channels (scale {scale['key']}); use build_ts_layer to write it"
+            )
+
+    def mazepa_id_components(self) -> tuple[Any, ...]:
+        return ("CVBackend", self.path)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, CVBackend)
+            and other.path == self.path
+            and other.cache_bytes_limit == self.cache_bytes_limit
+            and other.compress == self.compress
+            and other._info == self._info
+        )
+
+    def __hash__(self) -> int:
+        return hash(("CVBackend", self.path))
+
+    # --- handles -------------------------------------------------------------------------------
+    def _volume(self, scale: Mapping[str, Any]) -> Any:
+        key = (self.path, scale["key"], self.cache_bytes_limit, self.compress)
+        with _REGISTRY.lock:
+            _REGISTRY.check_pid()
+            cv = _REGISTRY.handles.get(key)
+            if cv is None:
+                cv = _translate_errors(lambda: self._open(scale), self.path)
+                _REGISTRY.handles[key] = cv
+        return cv
+
+    def _open(self, scale: Mapping[str, Any]) -> Any:
+        from cloudvolume import CloudVolume
+
+        mip = next(i for i, s in enumerate(self._info["scales"]) if s["key"] == scale["key"])
+        return CloudVolume(
+            cloudvolume_path(self._vpath),
+            mip=mip,
+            info=copy.deepcopy(self._info),
+            provenance={},
+            bounded=True,
+            autocrop=False,
+            fill_missing=True,
+            cache=False,
+            cdn_cache=False,
+            progress=False,
+            compress=self.compress,
+            non_aligned_writes=False,
+            parallel=1,
+            delete_black_uploads=False,
+            background_color=0,
+            green_threads=False,
+            lru_bytes=self.cache_bytes_limit,
+            lru_encoding="raw",
+        )
+
+    def clear_cache(self) -> None:
+        """Drop this volume's handles and cached chunks in this process."""
+        _REGISTRY.drop(self.path)
+
+    # --- I/O -----------------------------------------------------------------------------------
+    def _read_xyzc(
+        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
+    ) -> npt.NDArray[Any]:
+        cv = self._volume(scale)
+        cutout = _translate_errors(
+            lambda: cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]], self.path
+        )
+        return np.asarray(cutout)
+
+    def _write_xyzc(
+        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
+    ) -> None:
+        self._check_writable_codec(scale)
+        cv = self._volume(scale)
+
+        def put() -> None:
+            cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]] = data
+
+        _translate_errors(put, self.path)
