@@ -128,7 +128,7 @@ def hold_cuda_until_peer(folder: str, i: int) -> int:
     with mazepa.semaphore("cuda"):
         marker = Path(folder, f"holder{i}")
         marker.write_text("")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while len(list(Path(folder).glob("holder*"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         holders = len(list(Path(folder).glob("holder*")))
@@ -144,7 +144,8 @@ def test_semaphores_cap_concurrency_across_workers(tmp_path: Path) -> None:
 
     # With room for two, two holders do meet: the check above can see concurrency.
     open_ = [hold_cuda_until_peer.make_task(str(tmp_path), i) for i in range(2)]
-    mazepa.execute(open_, num_procs=2, semaphores_spec={"cuda": 2}, show_progress=False)
+    # one task per message, so that each worker gets one even when one worker starts late
+    mazepa.execute(open_, num_procs=2, semaphores_spec={"cuda": 2}, batch_size=1, show_progress=False)
     assert [t.outcome.return_value for t in open_ if t.outcome] == [2, 2]
 
 
