@@ -50,12 +50,16 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> float:
 def report(label: str, n: int, secs: float, baseline: float | None = None) -> None:
     line = f"{label:<46} {n / secs:>11,.0f} tasks/s  {1e3 * secs / n:8.4f} ms/task"
     if baseline is not None:
-        line += f"  overhead {1e3 * (secs - baseline) / n:7.4f} ms/task  ratio {secs / baseline:7.1f}x"
+        line += (
+            f"  overhead {1e3 * (secs - baseline) / n:7.4f} ms/task  ratio {secs / baseline:7.1f}x"
+        )
     print(line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
@@ -80,19 +84,28 @@ def main() -> None:
     ctx = multiprocessing.get_context(method)
     with concurrent.futures.ProcessPoolExecutor(procs, mp_context=ctx) as pool:
         list(pool.map(noop, range(procs * 4)))  # start the workers
-        per_call = best_of(repeat, lambda: [f.result() for f in [pool.submit(noop, i) for i in range(n)]])
+        per_call = best_of(
+            repeat, lambda: [f.result() for f in [pool.submit(noop, i) for i in range(n)]]
+        )
         chunked = best_of(repeat, lambda: list(pool.map(noop, range(n), chunksize=64)))
     report(f"baseline: ProcessPoolExecutor({procs}), per call", n, per_call)
     report(f"baseline: ProcessPoolExecutor({procs}), chunks of 64", n, chunked)
 
     mazepa.execute([noop_op.make_task(-1)], num_procs=procs, show_progress=False)  # fork server up
-    startup = best_of(repeat, lambda: mazepa.execute([noop_op.make_task(-2)], num_procs=procs, show_progress=False))
-    parallel = best_of(repeat, lambda: mazepa.execute(noop_flow(n), num_procs=procs, show_progress=False))
+    startup = best_of(
+        repeat,
+        lambda: mazepa.execute([noop_op.make_task(-2)], num_procs=procs, show_progress=False),
+    )
+    parallel = best_of(
+        repeat, lambda: mazepa.execute(noop_flow(n), num_procs=procs, show_progress=False)
+    )
     report(f"mazepa {procs} procs: execute(flow), incl. start-up", n, parallel, chunked)
     report(f"mazepa {procs} procs: minus pool start-up", n, parallel - startup, chunked)
     print(f"{'':<46} pool start-up + shutdown: {1e3 * startup:.0f} ms")
-    print(f"\nserial per-task time {1e3 * serial / n:.4f} ms (goal < 0.5 ms): "
-          f"{'met' if serial / n < 0.5e-3 else 'NOT met'}")
+    print(
+        f"\nserial per-task time {1e3 * serial / n:.4f} ms (goal < 0.5 ms): "
+        f"{'met' if serial / n < 0.5e-3 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ _REGISTERING_MODULES: tuple[str, ...] = (
     "zetta_utils.mazepa_layer_processing",
     "zetta_utils.message_queues",
     "zetta_utils.cloud_management",
+    "zetta_utils.mazepa_addons",
     "zetta_utils.training",
 )
 

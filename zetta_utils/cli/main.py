@@ -108,6 +108,18 @@ def show_registry(pattern: str | None, signatures: bool) -> None:
             click.echo(f"{name}{versions}{sig}")
 
 
+def _register_commands() -> None:
+    # Each module keeps its heavy imports inside the commands, so `zetta --help` stays fast.
+    from zetta_utils.cli.demo import demo_data, show
+    from zetta_utils.cli.remote import gc, worker
+
+    for command in (demo_data, show, worker, gc):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
 def _cause_of_type(e: BaseException, type_name: str) -> BaseException | None:
     """The first exception named ``type_name`` in ``e``'s cause chain (builder errors wrap the
     errors of what they build)."""

@@ -95,3 +95,13 @@ __all__ = [
     "taskable_operation_cls",
 ]
 
+
+
+def __getattr__(name: str) -> object:
+    # Remote execution lives in mazepa_addons (boto3, kubernetes) and is imported on first use;
+    # the guide calls it mazepa.execute_on_gcp_with_sqs.
+    if name in ("execute_on_gcp_with_sqs", "execute_with_queues"):
+        from zetta_utils import mazepa_addons
+
+        return getattr(mazepa_addons, name)
+    raise AttributeError(f"module 'zetta_utils.mazepa' has no attribute {name!r}")

@@ -1,0 +1,217 @@
+"""Throughput of build_subchunkable_apply_flow against plain TensorStore copying.
+
+Copies a 4096 x 4096 x 16 uint8 volume (1024 x 1024 x 1 backend chunks, raw, local disk) with an
+identity function:
+
+(a) one level of 1024 x 1024 x 1, skip_intermediaries;
+(b) two levels, 1024 then 256, through intermediaries (no crop, no blend);
+(c) the guide's third example: crop (96, 24) and blend (32 linear, 16 quadratic) on both levels,
+    reduction chunks of 2048 x 2048 x 1;
+
+serially and with 2 local processes. The baseline, measured in the same run, copies the same
+volume chunk by chunk with TensorStore directly (same context: no fsync), in one process and
+split over 2 processes. Every flow's output is checked to equal the source.
+
+With 2 processes, starting the workers (each imports torch and zetta_utils: seconds) weighs on a
+run this small; the figures are also given without the fixed cost, measured as the time of the
+same flow over a single top-level chunk (and, for the baseline, of starting its pool).
+
+Usage: .venv/bin/python bench/bench_subchunkable.py [--dir DIR] [--repeat N] [--size 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+SIZE_Z = 16
+CHUNK = 1024
+RES = (16, 16, 40)
+
+
+def _open(path: str) -> Any:
+    import tensorstore as ts
+
+    spec = {"driver": "neuroglancer_precomputed", "kvstore": {"driver": "file", "path": path}}
+    return ts.open(spec, context=ts.Context({"file_io_sync": False})).result()
+
+
+def _ts_copy(src: str, dst: str, size: int, part: int, parts: int) -> None:
+    s, d = _open(src), _open(dst)
+    k = 0
+    for z in range(SIZE_Z):
+        for y in range(0, size, CHUNK):
+            for x in range(0, size, CHUNK):
+                if k % parts == part:
+                    a = s[x : x + CHUNK, y : y + CHUNK, z : z + 1].read(order="F").result()
+                    d[x : x + CHUNK, y : y + CHUNK, z : z + 1].write(a).result()
+                k += 1
+
+
+def ts_copy(src: str, dst: str, size: int, procs: int) -> float:
+    start = time.perf_counter()
+    if procs == 1:
+        _ts_copy(src, dst, size, 0, 1)
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        with ctx.Pool(procs) as pool:
+            pool.starmap(_ts_copy, [(src, dst, size, i, procs) for i in range(procs)])
+    return time.perf_counter() - start
+
+
+def make_source(root: str, size: int) -> str:
+    import torch
+
+    from zetta_utils.layer.volumetric import VolumetricIndex
+    from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+
+    path = os.path.join(root, "src")
+    src = build_ts_layer(
+        "file://" + path,
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_scales=[list(RES)],
+        info_chunk_size=[CHUNK, CHUNK, 1],
+        info_dataset_size=[size, size, SIZE_Z],
+        info_encoding="raw",
+    )
+    rng = np.random.default_rng(0)
+    for z in range(SIZE_Z):
+        plane = rng.integers(0, 256, (1, size, size, 1), dtype=np.uint8)
+        src[VolumetricIndex.from_coords((0, 0, z), (size, size, z + 1), RES)] = torch.from_numpy(
+            plane
+        )
+    return path
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "(a) 1 level, skip_intermediaries": {
+        "processing_chunk_sizes": [[1024, 1024, 1]],
+        "skip_intermediaries": True,
+    },
+    "(b) 1024 -> 256, intermediaries": {
+        "processing_chunk_sizes": [[1024, 1024, 1], [256, 256, 1]],
+    },
+    "(c) crop + blend on both levels": {
+        "processing_chunk_sizes": [[1024, 1024, 1], [256, 256, 1]],
+        "processing_crop_pads": [[96, 96, 0], [24, 24, 0]],
+        "processing_blend_pads": [[32, 32, 0], [16, 16, 0]],
+        "processing_blend_modes": ["linear", "quadratic"],
+        "max_reduction_chunk_sizes": [2048, 2048, 1],
+    },
+}
+
+
+def identity(src: Any) -> Any:
+    return src
+
+
+def run_flow(
+    root: str, src_path: str, size: int, case: dict[str, Any], procs: int, end: tuple[int, int, int] | None = None
+) -> tuple[float, bool]:
+    from zetta_utils import mazepa
+    from zetta_utils.layer.volumetric import VolumetricIndex
+    from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+    from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
+
+    dst_path = os.path.join(root, "dst")
+    shutil.rmtree(dst_path, ignore_errors=True)
+    src = build_ts_layer("file://" + src_path)
+    dst = build_ts_layer("file://" + dst_path, info_reference_path="file://" + src_path)
+    kwargs = dict(case)
+    if not kwargs.get("skip_intermediaries"):
+        kwargs["level_intermediaries_dirs"] = ["file://" + os.path.join(root, "tmp")] * len(
+            kwargs["processing_chunk_sizes"]
+        )
+    end = end or (size, size, SIZE_Z)
+    flow = build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        start_coord=(0, 0, 0),
+        end_coord=end,
+        coord_resolution=RES,
+        fn=identity,
+        op_kwargs={"src": src},
+        verbose=False,
+        **kwargs,
+    )
+    start = time.perf_counter()
+    mazepa.execute(flow, num_procs=procs, show_progress=False)
+    elapsed = time.perf_counter() - start
+    ok = True
+    for z in range(end[2]):
+        idx = VolumetricIndex.from_coords((0, 0, z), (end[0], end[1], z + 1), RES)
+        ok = ok and bool((src[idx] == dst[idx]).all())
+    return elapsed, ok
+
+
+def _nothing(i: int) -> int:
+    return i
+
+
+def pool_startup(procs: int) -> float:
+    start = time.perf_counter()
+    with multiprocessing.get_context("forkserver").Pool(procs) as pool:
+        pool.map(_nothing, range(procs))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dir", default=None, help="scratch directory on local disk (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs per measurement; the best is reported"
+    )
+    parser.add_argument("--size", type=int, default=4096, help="x and y size of the volume")
+    args = parser.parse_args()
+    root = tempfile.mkdtemp(prefix="bench_subchunkable_", dir=args.dir)
+    try:
+        size = args.size
+        mvox = size * size * SIZE_Z / 1e6
+        print(f"volume {size} x {size} x {SIZE_Z} uint8, chunks {CHUNK} x {CHUNK} x 1, in {root}")
+        src_path = make_source(root, size)
+        for procs in (1, 2):
+            base_dst = os.path.join(root, "base")
+            best_base = float("inf")
+            for _ in range(args.repeat):
+                shutil.rmtree(base_dst, ignore_errors=True)
+                shutil.copytree(src_path, base_dst, ignore=lambda d, names: [n for n in names if n != "info"])
+                best_base = min(best_base, ts_copy(src_path, base_dst, size, procs))
+            base = mvox / best_base
+            base_fixed = pool_startup(procs) if procs > 1 else 0.0
+            base_steady = mvox / max(best_base - base_fixed, 1e-9)
+            print(f"\n{procs} process(es): plain TensorStore chunk copy {base:8.1f} Mvox/s", end="")
+            print(f" ({base_steady:.1f} without its {base_fixed:.2f} s pool start)" if procs > 1 else "")
+            for name, case in CASES.items():
+                best = float("inf")
+                all_ok = True
+                for _ in range(args.repeat):
+                    elapsed, ok = run_flow(root, src_path, size, case, procs)
+                    best = min(best, elapsed)
+                    all_ok = all_ok and ok
+                rate = mvox / best
+                line = f"  {name:36s} {rate:8.1f} Mvox/s  ratio {rate / base:5.2f}"
+                if procs > 1:
+                    # a run of one top-level chunk: starting workers (imports) and the flow's fixed costs
+                    fixed = min(run_flow(root, src_path, size, case, procs, (CHUNK, CHUNK, 1))[0] for _ in range(2))
+                    steady = mvox / max(best - fixed, 1e-9)
+                    line += f"  | without {fixed:.2f} s fixed cost: {steady:8.1f} Mvox/s, ratio {steady / base_steady:5.2f}"
+                print(line + f"  output {'== source' if all_ok else 'DIFFERS from source'}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Every spec in specs/examples (the guide's CUE examples on the demo volume) runs with
+`zetta run`, and what it makes is right."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zetta_utils import builder
+from zetta_utils.geometry import Vec3D
+from zetta_utils.layer.volumetric import VolumetricIndex
+from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "specs" / "examples"
+SUBCHUNKABLE = sorted(p.name for p in EXAMPLES.glob("subchunkable_*.cue"))
+LAYER_SET = ["layer_set.cue", "layer_set_vars.cue", "layer_set_template.cue", "layer_set.json"]
+BBOX_16NM = VolumetricIndex.from_coords((29696, 16384, 2000), (30720, 17408, 2010), (16, 16, 40))
+
+pytestmark = pytest.mark.slow
+
+
+@functools.cache
+def _registered(name: str) -> bool:
+    """Whether `zetta run` (a fresh process) finds ``name``: the module registering it must be
+    among those the builder loads, not just imported by some test in this process."""
+    code = (
+        "import sys, zetta_utils; from zetta_utils import builder; zetta_utils.load_all_modules(); "
+        "print(sys.argv[1] in builder.REGISTRY)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, name], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip() == "True"
+
+
+def zetta_run(
+    spec: Path, home: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    env.pop("AWS_SESSION_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "zetta_utils.cli.main", "-v", "run", str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
+
+
+def test_every_example_is_tested() -> None:
+    names = sorted(p.name for p in EXAMPLES.iterdir() if p.name != "hello.json")
+    assert names == sorted(SUBCHUNKABLE + LAYER_SET)
+    assert len(SUBCHUNKABLE) == 6
+
+
+# The copy example runs in test_readme_quick_start, the remote one with an SQS server.
+LOCAL = [n for n in SUBCHUNKABLE if n not in ("subchunkable_remote.cue", "subchunkable_copy.cue")]
+
+
+def check_copy(home: Path) -> None:
+    """~/zetta_utils_temp holds the demo's subchunkable region, and only that."""
+    assert (home / "zetta_utils_temp" / "info").is_file()
+    src = build_ts_layer(path="file://~/.zetta_utils/demo/fafb_v15/img_norm")
+    dst = build_ts_layer(path="file://~/zetta_utils_temp/")
+    expected = src[BBOX_16NM].numpy()
+    got = dst[BBOX_16NM].numpy()
+    assert np.abs(expected).max() > 1  # the demo has data there
+    # Identity with crop or blend: weights sum to one, so the copy is exact up to rounding.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    after = VolumetricIndex.from_coords((29696, 16384, 2010), (30720, 17408, 2011), (16, 16, 40))
+    assert not dst[after].numpy().any()
+    assert dst.backend.get_chunk_size(Vec3D(16, 16, 40)) == Vec3D(1024, 1024, 1)
+
+
+@pytest.mark.parametrize("name", LOCAL)
+def test_subchunkable_example_copies_the_demo(name: str, home: Path) -> None:
+    if not _registered("build_subchunkable_apply_flow"):
+        pytest.skip("build_subchunkable_apply_flow is not registered yet")
+    result = zetta_run(EXAMPLES / name, home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_copy(home)
+
+
+def test_remote_example_runs_with_local_test_workers(
+    home: Path, sqs_endpoint: str, tmp_path: Path
+) -> None:
+    """`local_test: true`: SQS queues (a local SQS server here) and local worker processes."""
+    if not _registered("mazepa.execute_on_gcp_with_sqs"):
+        pytest.skip(
+            "pending: 'mazepa.execute_on_gcp_with_sqs' is not found by `zetta run` until "
+            "zetta_utils.mazepa_addons is in zetta_utils._REGISTERING_MODULES"
+        )
+    env = {
+        "ZETTA_SQS_ENDPOINT": sqs_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "ZETTA_RUN_RECORDS": str(tmp_path / "runs"),
+    }
+    result = zetta_run(EXAMPLES / "subchunkable_remote.cue", home, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_copy(home)
+
+
+def test_readme_quick_start(home: Path, tmp_path: Path) -> None:
+    """The README's commands after set-up: the demo is there (`zetta demo-data` finds it), run
+    the copy example, then `zetta show` its output."""
+    if not _registered("build_subchunkable_apply_flow"):
+        pytest.skip("build_subchunkable_apply_flow is not registered yet")
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
+
+    def zetta(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "zetta_utils.cli.main", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+
+    demo = zetta("demo-data", "--region", "subchunkable")
+    assert demo.returncode == 0, demo.stderr
+    assert "already in" in demo.stdout
+    result = zetta_run(EXAMPLES / "subchunkable_copy.cue", home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_copy(home)
+    shown = zetta("show", "file://~/zetta_utils_temp", "--z", "2000", "--out", "copy.png")
+    assert shown.returncode == 0, shown.stderr
+    assert "Wrote copy.png (1024x1024 px)" in shown.stdout and "at (16,16,40) nm" in shown.stdout
+    assert "Neuroglancer: https://neuroglancer-demo.appspot.com/#!" in shown.stdout
+    image = np.asarray(Image.open(tmp_path / "copy.png"))
+    assert image.shape == (1024, 1024) and image.std() > 20
+
+
+@pytest.mark.parametrize("name", LAYER_SET)
+def test_layer_set_example_builds_the_dataset(name: str, home: Path) -> None:
+    dataset = builder.build(path=str(EXAMPLES / name))
+    assert type(dataset).__name__ == "LayerDataset"
+    assert len(dataset) == 28 * 28 * 100
+    img = build_ts_layer(path="file://~/.zetta_utils/demo/fafb_v15/img")
+    img_norm = build_ts_layer(path="file://~/.zetta_utils/demo/fafb_v15/img_norm")
+    for i, start in (
+        (0, (1000, 1000, 2000)),
+        (len(dataset) - 1, (1864, 1864, 2099)),
+        (785, (1032, 1000, 2001)),
+    ):
+        sample = dataset[i]
+        idx = VolumetricIndex.from_coords(start, Vec3D(*start) + Vec3D(128, 128, 1), (64, 64, 40))
+        assert sorted(sample) == ["img", "img_norm"]
+        np.testing.assert_array_equal(sample["img"].numpy(), img[idx].numpy())
+        np.testing.assert_array_equal(sample["img_norm"].numpy(), img_norm[idx].numpy())
+        assert sample["img"].numpy().std() > 10  # the demo holds data for every sample
+
+
+def test_layer_set_example_runs_with_zetta_run(home: Path) -> None:
+    result = zetta_run(EXAMPLES / "layer_set.cue", home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "spec built: LayerDataset(" in result.stderr

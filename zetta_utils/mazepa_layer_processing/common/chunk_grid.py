@@ -1,0 +1,362 @@
+"""Integer voxel boxes and the chunk grid of one processing level, with its blend pieces.
+
+A level splits a region whose first chunk starts at ``origin`` into ``count`` chunks of ``chunk``
+voxels per dim (with an unprocessed ``gap`` between them at the top level). Chunk ``j`` produces
+output for its *padded box*: its core ``[origin + j*stride, ... + chunk)`` grown by ``blend`` on
+both sides, so neighbours overlap by ``2*blend``.
+
+Per dim, a padded chunk output is cut into three *pieces* (with ``blend > 0``)::
+
+    A = [core_start - b, core_start + b)   the band shared with the previous chunk
+    B = [core_start + b, core_end - b)     the interior, this chunk's alone
+    C = [core_end - b,   core_end + b)     the band shared with the next chunk
+
+(with ``blend == 0`` there is only ``B`` = the core). The piece C of chunk ``j`` and the piece
+A of chunk ``j+1`` cover the same voxels, so the padded region is tiled by *cells* that are
+each covered by the same pieces of either one chunk (weight 1) or two (blended by a ramp and
+its mirror, summing to 1). A band at the outer edge of the region has no neighbour and keeps
+weight 1. In 3D a piece is labelled by one of A/B/C per dim; a cell is covered by 1, 2, 4 or 8
+pieces. Reductions work cell by cell, which keeps them exact and lets interior cells be plain
+copies.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import attrs
+import torch
+
+from zetta_utils.geometry import BBox3D, Vec3D
+from zetta_utils.layer.volumetric import VolumetricIndex
+
+Int3 = tuple[int, int, int]
+
+LABEL_A, LABEL_B, LABEL_C = 0, 1, 2
+
+
+class Box(NamedTuple):
+    """A box of whole voxels ``[start, stop)`` at some resolution."""
+
+    start: Int3
+    stop: Int3
+
+    @classmethod
+    def of(cls, start: Sequence[int], stop: Sequence[int]) -> Box:
+        return cls(
+            (int(start[0]), int(start[1]), int(start[2])), (int(stop[0]), int(stop[1]), int(stop[2]))
+        )
+
+    @classmethod
+    def from_index(cls, idx: VolumetricIndex) -> Box:
+        return cls.of(idx.start, idx.stop)
+
+    @property
+    def shape(self) -> Int3:
+        s, e = self.start, self.stop
+        return (e[0] - s[0], e[1] - s[1], e[2] - s[2])
+
+    def size(self) -> int:
+        x, y, z = self.shape
+        return max(x, 0) * max(y, 0) * max(z, 0)
+
+    def is_empty(self) -> bool:
+        return any(e <= s for s, e in zip(self.start, self.stop, strict=True))
+
+    def intersection(self, other: Box) -> Box:
+        start = tuple(max(a, b) for a, b in zip(self.start, other.start, strict=True))
+        stop = tuple(max(lo, min(a, b)) for lo, a, b in zip(start, self.stop, other.stop, strict=True))
+        return Box.of(start, stop)
+
+    def contains(self, other: Box) -> bool:
+        return all(
+            a <= b and d <= c
+            for a, b, c, d in zip(self.start, other.start, self.stop, other.stop, strict=True)
+        )
+
+    def padded(self, pad: Sequence[int]) -> Box:
+        return Box.of(
+            [s - p for s, p in zip(self.start, pad, strict=True)],
+            [e + p for e, p in zip(self.stop, pad, strict=True)],
+        )
+
+    def slices_in(self, outer: Box) -> tuple[slice, slice, slice, slice]:
+        """Indices of this box inside a CXYZ tensor covering ``outer``."""
+        o = outer.start
+        return (
+            slice(None),
+            slice(self.start[0] - o[0], self.stop[0] - o[0]),
+            slice(self.start[1] - o[1], self.stop[1] - o[1]),
+            slice(self.start[2] - o[2], self.stop[2] - o[2]),
+        )
+
+    def to_index(self, resolution: Vec3D[float]) -> VolumetricIndex:
+        return VolumetricIndex(
+            resolution=resolution, bbox=BBox3D.from_coords(self.start, self.stop, resolution)
+        )
+
+    def pformat(self) -> str:
+        return f"{self.start} - {self.stop}"
+
+
+def box_from_bbox(bbox: BBox3D, resolution: Vec3D[float], what: str) -> Box:
+    """``bbox`` in whole voxels at ``resolution``; an error naming ``what`` if it is not."""
+    start = bbox.start / resolution
+    stop = bbox.end / resolution
+    if not (start.is_integral() and stop.is_integral()):
+        raise ValueError(
+            f"{what} {bbox.pformat(resolution)} (in voxels at {tuple(resolution)}) is not a whole "
+            "number of voxels; set expand_bbox_resolution=True to snap it outward"
+        )
+    return Box.of(start.round(), stop.round())
+
+
+@attrs.frozen
+class AxisGrid:
+    """The chunks of one level along one dim (see the module docstring)."""
+
+    origin: int
+    chunk: int
+    blend: int
+    count: int
+    gap: int = 0
+
+    @property
+    def stride(self) -> int:
+        return self.chunk + self.gap
+
+    def core(self, j: int) -> tuple[int, int]:
+        lo = self.origin + j * self.stride
+        return lo, lo + self.chunk
+
+    def padded(self, j: int) -> tuple[int, int]:
+        lo, hi = self.core(j)
+        return lo - self.blend, hi + self.blend
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        if self.blend == 0:
+            return (LABEL_B,)
+        if self.chunk == 2 * self.blend:
+            return (LABEL_A, LABEL_C)
+        return (LABEL_A, LABEL_B, LABEL_C)
+
+    def tile_size(self, label: int) -> int:
+        """Length of a piece with this label."""
+        if self.blend == 0:
+            return self.chunk
+        return self.chunk - 2 * self.blend if label == LABEL_B else 2 * self.blend
+
+    def offset_in_padded(self, label: int) -> int:
+        """Where a piece with this label starts inside the chunk's padded output."""
+        if label == LABEL_A or self.blend == 0:
+            return 0
+        return 2 * self.blend if label == LABEL_B else self.chunk
+
+    def piece(self, j: int, label: int) -> tuple[int, int]:
+        lo = self.padded(j)[0] + self.offset_in_padded(label)
+        return lo, lo + self.tile_size(label)
+
+    def shared(self, j: int, label: int) -> bool:
+        """Whether the piece overlaps a neighbour's (a blended band, not a region edge)."""
+        if self.blend == 0 or label == LABEL_B:
+            return False
+        return j > 0 if label == LABEL_A else j < self.count - 1
+
+    def chunks_touching(self, label: int, lo: int, hi: int) -> range:
+        """The chunks whose ``label`` piece intersects ``[lo, hi)``."""
+        first = None
+        last = -1
+        for j in self._candidates(lo, hi):
+            a, b = self.piece(j, label)
+            if a < hi and lo < b:
+                if first is None:
+                    first = j
+                last = j
+        return range(first, last + 1) if first is not None else range(0)
+
+    def chunks_overlapping(self, lo: int, hi: int) -> range:
+        """The chunks whose padded box intersects ``[lo, hi)``."""
+        js = [j for j in self._candidates(lo, hi) if self.padded(j)[0] < hi and lo < self.padded(j)[1]]
+        return range(js[0], js[-1] + 1) if js else range(0)
+
+    def _candidates(self, lo: int, hi: int) -> range:
+        first = (lo - self.origin - self.chunk - self.blend) // self.stride
+        last = (hi - self.origin + self.blend) // self.stride + 1
+        return range(max(0, first), min(self.count, last + 1))
+
+    def gaps_intersect(self, lo: int, hi: int) -> bool:
+        """Whether ``[lo, hi)`` contains voxels of the gaps between chunks."""
+        if self.gap == 0:
+            return False
+        for j in self._candidates(lo, hi):
+            if j + 1 >= self.count:
+                continue
+            g0 = self.core(j)[1]
+            g1 = g0 + self.gap
+            if g0 < hi and lo < g1:
+                return True
+        return False
+
+
+class Piece(NamedTuple):
+    """One piece of one chunk's padded output."""
+
+    key: Int3
+    label: Int3
+    box: Box
+    """Where it lies, in region voxels."""
+    local: Box
+    """Where it lies inside the chunk's padded output (relative to its start)."""
+    shared: tuple[bool, bool, bool]
+    """Per dim: whether it overlaps a neighbour's piece (a blended band)."""
+
+    @property
+    def coverage(self) -> int:
+        """How many pieces cover the same cell."""
+        return 1 << sum(self.shared)
+
+
+@attrs.frozen
+class ChunkGrid:
+    """The chunks of one level in 3D: one ``AxisGrid`` per dim."""
+
+    axes: tuple[AxisGrid, AxisGrid, AxisGrid]
+
+    @classmethod
+    def over(
+        cls,
+        region: Box,
+        chunk: Sequence[int],
+        blend: Sequence[int],
+        gap: Sequence[int] = (0, 0, 0),
+    ) -> ChunkGrid:
+        """Chunks tiling ``region`` (whose shape must be ``n*chunk + (n-1)*gap`` per dim)."""
+        axes = []
+        for d in range(3):
+            size = region.stop[d] - region.start[d]
+            stride = chunk[d] + gap[d]
+            count, rem = divmod(size + gap[d], stride)
+            if rem != 0 or count < 1:
+                raise ValueError(
+                    f"internal: region {region.pformat()} does not split into chunks of "
+                    f"{tuple(chunk)} with gap {tuple(gap)}"
+                )
+            axes.append(AxisGrid(region.start[d], chunk[d], blend[d], count, gap[d]))
+        return cls((axes[0], axes[1], axes[2]))
+
+    @property
+    def counts(self) -> Int3:
+        return (self.axes[0].count, self.axes[1].count, self.axes[2].count)
+
+    @property
+    def num_chunks(self) -> int:
+        x, y, z = self.counts
+        return x * y * z
+
+    def keys(self) -> Iterator[Int3]:
+        """Chunk keys ``(jx, jy, jz)``, x fastest."""
+        cx, cy, cz = self.counts
+        for jz in range(cz):
+            for jy in range(cy):
+                for jx in range(cx):
+                    yield (jx, jy, jz)
+
+    def core(self, key: Int3) -> Box:
+        lo_hi = [ax.core(j) for ax, j in zip(self.axes, key, strict=True)]
+        return Box.of([a for a, _ in lo_hi], [b for _, b in lo_hi])
+
+    def padded(self, key: Int3) -> Box:
+        lo_hi = [ax.padded(j) for ax, j in zip(self.axes, key, strict=True)]
+        return Box.of([a for a, _ in lo_hi], [b for _, b in lo_hi])
+
+    @property
+    def labels(self) -> list[Int3]:
+        return [
+            (a, b, c)
+            for c in self.axes[2].labels
+            for b in self.axes[1].labels
+            for a in self.axes[0].labels
+        ]
+
+    def tile_shape(self, label: Int3) -> Int3:
+        return (
+            self.axes[0].tile_size(label[0]),
+            self.axes[1].tile_size(label[1]),
+            self.axes[2].tile_size(label[2]),
+        )
+
+    def piece(self, key: Int3, label: Int3) -> Piece:
+        spans = [ax.piece(j, lab) for ax, j, lab in zip(self.axes, key, label, strict=True)]
+        local = [ax.offset_in_padded(lab) for ax, lab in zip(self.axes, label, strict=True)]
+        shape = self.tile_shape(label)
+        return Piece(
+            key=key,
+            label=label,
+            box=Box.of([a for a, _ in spans], [b for _, b in spans]),
+            local=Box.of(local, [o + s for o, s in zip(local, shape, strict=True)]),
+            shared=(
+                self.axes[0].shared(key[0], label[0]),
+                self.axes[1].shared(key[1], label[1]),
+                self.axes[2].shared(key[2], label[2]),
+            ),
+        )
+
+    def pieces(self, key: Int3) -> list[Piece]:
+        return [self.piece(key, label) for label in self.labels]
+
+    def keys_overlapping(self, box: Box) -> Iterator[Int3]:
+        """Keys of the chunks whose padded box intersects ``box``, x fastest."""
+        ranges = [ax.chunks_overlapping(box.start[d], box.stop[d]) for d, ax in enumerate(self.axes)]
+        for jz, jy, jx in itertools.product(ranges[2], ranges[1], ranges[0]):
+            yield (jx, jy, jz)
+
+    def touching(self, label: Int3, box: Box) -> tuple[range, range, range]:
+        """Per dim, the chunk indices whose ``label`` piece intersects ``box``."""
+        return (
+            self.axes[0].chunks_touching(label[0], box.start[0], box.stop[0]),
+            self.axes[1].chunks_touching(label[1], box.start[1], box.stop[1]),
+            self.axes[2].chunks_touching(label[2], box.start[2], box.stop[2]),
+        )
+
+    def gaps_intersect(self, box: Box) -> bool:
+        return any(ax.gaps_intersect(box.start[d], box.stop[d]) for d, ax in enumerate(self.axes))
+
+
+class RampCache:
+    """Per-dim blend weights of pieces, computed once per (pad, mode)."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self._ramps: dict[tuple[int, bool], torch.Tensor] = {}
+
+    def _ramp(self, pad: int, falling: bool = False) -> torch.Tensor:
+        ramp = self._ramps.get((pad, falling))
+        if ramp is None:
+            from zetta_utils.tensor_ops import get_blend_ramp
+
+            ramp = get_blend_ramp(pad, self.mode)  # type: ignore[arg-type]
+            if falling:
+                ramp = ramp.flip(0)
+            self._ramps[(pad, falling)] = ramp
+        return ramp
+
+    def weights(self, grid: ChunkGrid, piece: Piece) -> tuple[torch.Tensor | None, ...]:
+        """Per dim, the weights along the piece (None: all ones)."""
+        return self.axis_weights(grid, piece.label, piece.shared)
+
+    def axis_weights(
+        self, grid: ChunkGrid, label: Int3, shared: tuple[bool, bool, bool]
+    ) -> tuple[torch.Tensor | None, ...]:
+        """Per dim, the weights along a piece with this label and sharing (None: all ones)."""
+        result: list[torch.Tensor | None] = []
+        for ax, lab, is_shared in zip(grid.axes, label, shared, strict=True):
+            if not is_shared or self.mode == "max":
+                result.append(None)
+            elif lab == LABEL_A:
+                result.append(self._ramp(ax.blend))
+            else:
+                result.append(self._ramp(ax.blend, falling=True))
+        return tuple(result)

@@ -1,0 +1,289 @@
+"""Backends that wrap what an operation reads from and writes to inside a task.
+
+* :class:`CaptureBackend`: the ``dst`` an operation writes to below the top level: the write is
+  kept in memory (no copy when it covers the expected box) for the level's reduction.
+* :class:`PrefetchedBackend`: an input layer read once for a whole chunk of an upper level;
+  reads inside that region are served from memory (as copies, so in-place changes by the
+  function cannot leak into neighbouring chunks), others go to the wrapped backend.
+* :class:`ClipWritesBackend`: writes are clipped to a box (the destination's bounds), so chunks
+  of a region grown past the dataset write only their part inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import torch
+
+from zetta_utils.geometry import BBox3D, Vec3D
+from zetta_utils.layer.volumetric import VolumetricIndex
+from zetta_utils.layer.volumetric.backend import VolumetricBackend
+from zetta_utils.layer.volumetric.layer import VolumetricLayer, build_volumetric_layer
+
+from .chunk_grid import Box
+from .reduction import Array, as_array, copy_xfast, empty_xfast
+
+
+class _DelegatingBackend(VolumetricBackend):
+    def __init__(self, inner: VolumetricBackend):
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.inner.dtype
+
+    @property
+    def num_channels(self) -> int:
+        return self.inner.num_channels
+
+    @property
+    def is_local(self) -> bool:
+        return self.inner.is_local
+
+    def read(self, idx: VolumetricIndex) -> torch.Tensor:
+        return self.inner.read(idx)
+
+    def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
+        self.inner.write(idx, data)
+
+    def get_resolutions(self) -> Sequence[Vec3D[float]]:
+        return self.inner.get_resolutions()
+
+    def get_voxel_offset(self, resolution: Vec3D[float]) -> Vec3D[int]:
+        return self.inner.get_voxel_offset(resolution)
+
+    def get_chunk_size(self, resolution: Vec3D[float]) -> Vec3D[int]:
+        return self.inner.get_chunk_size(resolution)
+
+    def get_dataset_size(self, resolution: Vec3D[float]) -> Vec3D[int]:
+        return self.inner.get_dataset_size(resolution)
+
+    def get_bounds(self, resolution: Vec3D[float]) -> VolumetricIndex:
+        return self.inner.get_bounds(resolution)
+
+    def clear_cache(self) -> None:
+        self.inner.clear_cache()
+
+
+class CaptureBackend(VolumetricBackend):
+    """Keeps what an operation writes inside ``box`` (at ``resolution``) in memory."""
+
+    def __init__(self, box: Box, resolution: Vec3D[float], num_channels: int, dtype: torch.dtype, what: str):
+        self.box = box
+        self.resolution = resolution
+        self._num_channels = num_channels
+        self._dtype = dtype
+        self.what = what
+        self.data: torch.Tensor | None = None
+        self._whole = False
+
+    @property
+    def name(self) -> str:
+        return f"<output of {self.what}>"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def num_channels(self) -> int:
+        return self._num_channels
+
+    @property
+    def is_local(self) -> bool:
+        return True
+
+    def get_resolutions(self) -> Sequence[Vec3D[float]]:
+        return [self.resolution]
+
+    def get_voxel_offset(self, resolution: Vec3D[float]) -> Vec3D[int]:
+        return Vec3D(*self.box.start)
+
+    def get_chunk_size(self, resolution: Vec3D[float]) -> Vec3D[int]:
+        return Vec3D(*self.box.shape)
+
+    def get_dataset_size(self, resolution: Vec3D[float]) -> Vec3D[int]:
+        return Vec3D(*self.box.shape)
+
+    def read(self, idx: VolumetricIndex) -> torch.Tensor:
+        raise NotImplementedError(
+            f"{self.what} read its `dst`; below the top level `dst` only receives the chunk's "
+            "output (write it with dst[idx] = result)"
+        )
+
+    def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
+        box = Box.from_index(idx)
+        if not self.box.contains(box):
+            raise ValueError(
+                f"{self.what} wrote {box.pformat()} but its chunk is {self.box.pformat()} (voxels "
+                f"at {tuple(self.resolution)}); an operation must write inside the index it is given"
+            )
+        if tuple(data.shape[1:]) != box.shape or data.ndim != 4:
+            raise ValueError(
+                f"{self.what} wrote data of shape {tuple(data.shape)} at {box.pformat()}, "
+                f"expected (C, {box.shape[0]}, {box.shape[1]}, {box.shape[2]})"
+            )
+        if data.shape[0] != self._num_channels:
+            raise ValueError(
+                f"{self.what} wrote {data.shape[0]} channels; the destination has {self._num_channels}"
+            )
+        if box == self.box and self.data is None:
+            self.data = data
+            self._whole = True
+            return
+        if self.data is None or self._whole:
+            previous = self.data
+            self.data = torch.from_numpy(empty_xfast(self._num_channels, self.box.shape, data.dtype, zero=True))
+            if previous is not None:
+                self.data.copy_(previous)
+            self._whole = False
+        self.data[box.slices_in(self.box)] = data.to(self.data.dtype)
+
+    def result(self) -> torch.Tensor:
+        if self.data is None:
+            return torch.from_numpy(empty_xfast(self._num_channels, self.box.shape, self._dtype, zero=True))
+        return self.data
+
+
+def capture_layer(backend: CaptureBackend) -> VolumetricLayer:
+    return build_volumetric_layer(backend)
+
+
+class PrefetchedBackend(_DelegatingBackend):
+    """Serves reads inside ``bbox`` at ``resolution`` from ``data`` (read once)."""
+
+    def __init__(self, inner: VolumetricBackend, resolution: Vec3D[float], box: Box, data: torch.Tensor):
+        super().__init__(inner)
+        self.resolution = resolution
+        self.box = box
+        self.data: torch.Tensor | None = data
+
+    def read(self, idx: VolumetricIndex) -> torch.Tensor:
+        if self.data is not None and idx.resolution == self.resolution:
+            bbox_voxels_start = idx.bbox.start / self.resolution
+            bbox_voxels_stop = idx.bbox.end / self.resolution
+            if bbox_voxels_start.is_integral() and bbox_voxels_stop.is_integral():
+                box = Box.of(bbox_voxels_start.round(), bbox_voxels_stop.round())
+                if self.box.contains(box):
+                    return torch.from_numpy(copy_xfast(as_array(self.data[box.slices_in(self.box)])))
+        return self.inner.read(idx)
+
+    def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
+        self.data = None
+        self.inner.write(idx, data)
+
+
+PREFETCH_CACHE_BYTES = 128 * 2**20
+"""Per process and input volume: TensorStore's cache of decoded chunks used by prefetches, so
+neighbouring chunks' padded regions, which share storage chunks, read each storage chunk once."""
+
+
+def chunk_cached(backend: VolumetricBackend) -> VolumetricBackend:
+    """``backend``, reading through a cache of decoded storage chunks when it is a TensorStore
+    backend without one (the cache revalidates against storage on every read)."""
+    from zetta_utils.layer.volumetric.tensorstore import TSBackend
+
+    if isinstance(backend, TSBackend) and not backend.cache_bytes_limit:
+        return TSBackend(backend.path, info=backend.info, cache_bytes_limit=PREFETCH_CACHE_BYTES, file_io_sync=backend.file_io_sync)
+    return backend
+
+
+def prefetch_layer(layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3D) -> VolumetricLayer:
+    """``layer`` with the region ``bbox`` (snapped outward to voxels at ``resolution``) read once
+    and served from memory; ``layer`` itself when its reads would not go straight to the stored
+    data at ``resolution`` (resampling, index processors), which then read as usual."""
+    backend = layer.backend
+    frontend = layer.frontend
+    if layer.index_procs or not isinstance(backend, VolumetricBackend):
+        return layer
+    if frontend.data_resolution is not None and frontend.data_resolution != resolution:
+        return layer
+    stored = next((r for r in backend.get_resolutions() if r.allclose(resolution)), None)
+    if stored is None:
+        return layer
+    snapped = bbox.snapped((0, 0, 0), stored, "expand")
+    box = Box.of((snapped.start / stored).round(), (snapped.end / stored).round())
+    inside = box.intersection(Box.from_index(backend.get_bounds(stored)))
+    # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
+    # read it directly. Otherwise neighbours re-read the chunks they share: keep them cached.
+    aligned = inside.is_empty() or backend.is_chunk_aligned(inside.to_index(stored))
+    reader = backend if aligned else chunk_cached(backend)
+    if inside == box:
+        data = reader.read(box.to_index(stored))
+    else:
+        # Outside the dataset reads as zeros; fill them here rather than have the backend read
+        # and pad a region mostly outside it.
+        array = empty_xfast(backend.num_channels, box.shape, backend.dtype, zero=True)
+        if not inside.is_empty():
+            array[inside.slices_in(box)] = as_array(reader.read(inside.to_index(stored)))
+        data = torch.from_numpy(array)
+    return attrs.evolve(layer, backend=PrefetchedBackend(backend, stored, box, data))
+
+
+class ClipWritesBackend(_DelegatingBackend):
+    """Writes only the part of each write inside ``bounds`` (voxels at ``resolution``)."""
+
+    def __init__(self, inner: VolumetricBackend, resolution: Vec3D[float], bounds: Box):
+        super().__init__(inner)
+        self.resolution = resolution
+        self.bounds = bounds
+
+    def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
+        if idx.resolution != self.resolution:
+            self.inner.write(idx, data)
+            return
+        box = Box.from_index(idx)
+        inside = box.intersection(self.bounds)
+        if inside.is_empty():
+            return
+        if inside == box:
+            self.inner.write(idx, data)
+            return
+        self.inner.write(inside.to_index(self.resolution), data[inside.slices_in(box)])
+
+
+def read_fast(layer: VolumetricLayer, box: Box, resolution: Vec3D[float]) -> torch.Tensor:
+    """``layer[box]`` at ``resolution``, sliced straight from prefetched data when nothing (index
+    or read processors, resampling) stands between the layer and its stored data."""
+    backend = layer.backend
+    if (
+        isinstance(backend, PrefetchedBackend)
+        and backend.data is not None
+        and not layer.read_procs
+        and not layer.index_procs
+        and backend.resolution.allclose(resolution)
+        and backend.box.contains(box)
+    ):
+        return torch.from_numpy(copy_xfast(as_array(backend.data[box.slices_in(backend.box)])))
+    return layer[box.to_index(resolution)]
+
+
+class PrefetchedKwargs(dict[str, Any]):
+    """Operation keyword arguments whose layers were prefetched; ``fast`` maps the names of
+    those that read straight from the prefetched data to ``(array, box)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fast: dict[str, tuple[Array, Box]] = {}
+
+
+def fast_source(layer: VolumetricLayer, resolution: Vec3D[float]) -> tuple[Array, Box] | None:
+    """``(data, box)`` when reading ``layer`` at ``resolution`` inside ``box`` is a plain slice of
+    its prefetched data (no processors, no resampling)."""
+    backend = layer.backend
+    if (
+        isinstance(backend, PrefetchedBackend)
+        and backend.data is not None
+        and not layer.read_procs
+        and not layer.index_procs
+        and backend.resolution.allclose(resolution)
+        and (layer.frontend.data_resolution is None or layer.frontend.data_resolution.allclose(resolution))
+    ):
+        return as_array(backend.data), backend.box
+    return None

@@ -1,0 +1,367 @@
+"""Combining overlapping chunk outputs (pieces, see :mod:`.chunk_grid`) into one output box.
+
+A cell covered by one piece (an interior, or a band at the region's edge) is copied; a cell
+covered by several is their weighted sum (``linear``, ``quadratic``, ``bump``: the weights sum to
+1 at every voxel) or their elementwise maximum (``max``). Two executions of that rule:
+
+* :class:`LevelSchedule` (lower levels, in a worker's memory): every parent chunk of a level has
+  the same geometry, so slices and weights are worked out once per level; chunk outputs are
+  consumed as they are computed, interiors copied into the output and bands summed into a float
+  buffer that is rounded into the output at the end;
+* :class:`BlendAccumulator` (the top level's reduction, pieces read from storage): pieces come
+  with their boxes, and each blended cell is finished as soon as its last piece arrives.
+
+Each chunk output is first converted to the destination's type. Exactness: integer data are
+summed in float (float32 for types of up to 16 bits, float64 beyond) and rounded to the nearest
+integer; weights sum to 1 up to rounding, so where all overlapping outputs agree (an identity
+function) the result is exactly that value. For 64-bit integers, which float64 cannot hold
+exactly, cells whose pieces all agree are copied instead of summed. Float outputs written to
+integer destinations are rounded, and a value outside the type's range is an error.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from zetta_utils.tensor_ops import to_np, to_np_dtype
+
+from .chunk_grid import Box, ChunkGrid, Int3, RampCache
+
+# Data movement here runs in NumPy: copies and casts of small strided blocks are several times
+# faster than torch's (whose intra-op threads also fight the worker processes for cores).
+Array = npt.NDArray[Any]
+
+BLEND_MODES = ("linear", "quadratic", "bump", "max", "defer")
+"""``processing_blend_modes`` values: the first three are weight profiles across the overlap,
+``max`` takes the elementwise maximum (for masks), ``defer`` leaves the top level's overlapping
+outputs in the intermediaries for a later reduction."""
+
+
+def empty_xfast(num_channels: int, shape: Sequence[int], dtype: Any, zero: bool = False) -> Array:
+    """A CXYZ array laid out x-fastest, channel slowest (like TensorStore's ``order='F'`` reads
+    of precomputed chunks), so copies between it and storage stay sequential."""
+    make = np.zeros if zero else np.empty
+    return make((num_channels, shape[2], shape[1], shape[0]), dtype=to_np_dtype(dtype)).transpose(0, 3, 2, 1)
+
+
+def as_array(data: torch.Tensor | Array) -> Array:
+    """A CPU NumPy view of ``data`` (a copy only for tensors on other devices or bfloat16)."""
+    return to_np(data)
+
+
+def copy_xfast(data: Array) -> Array:
+    """A copy of ``data`` laid out like :func:`empty_xfast`."""
+    out = empty_xfast(data.shape[0], data.shape[1:], data.dtype)
+    np.copyto(out, data)
+    return out
+
+
+def accumulator_dtype(dtype: Any) -> np.dtype:
+    """The float type that blends ``dtype`` exactly enough (see the module docstring)."""
+    np_dtype = to_np_dtype(dtype)
+    if np_dtype.itemsize >= 4 and np_dtype.kind in "iuf" and not (np_dtype.kind == "f" and np_dtype.itemsize == 4):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def to_output_dtype(data: Array, dtype: Any, what: str) -> Array:
+    """``data`` as ``dtype``: float to integer rounds (and must fit), else a plain cast."""
+    target = to_np_dtype(dtype)
+    if data.dtype == target:
+        return data
+    if data.dtype.kind == "f" and target.kind in "iu":
+        rounded = np.rint(data)
+        if rounded.size > 0:
+            info = np.iinfo(target)
+            vmin, vmax = float(rounded.min()), float(rounded.max())
+            if not (info.min <= vmin and vmax <= info.max):
+                raise ValueError(
+                    f"{what}: values span [{vmin}, {vmax}], outside the range of the output "
+                    f"type {target} [{info.min}, {info.max}]"
+                )
+        return rounded.astype(target)
+    if data.dtype.kind in "iu" and target.kind in "iu" and data.size > 0:
+        info, src = np.iinfo(target), np.iinfo(data.dtype)
+        if src.min < info.min or src.max > info.max:
+            vmin, vmax = int(data.min()), int(data.max())
+            if not (info.min <= vmin and vmax <= info.max):
+                raise ValueError(
+                    f"{what}: values span [{vmin}, {vmax}], outside the range of the output "
+                    f"type {target} [{info.min}, {info.max}]"
+                )
+    return data.astype(target)
+
+
+def weight_tensor(
+    per_dim: Sequence[torch.Tensor | None], offset: Sequence[int], shape: Sequence[int], dtype: Any
+) -> Array | None:
+    """The product of per-dim weights (None: ones) over ``shape`` voxels from ``offset``, as an
+    array broadcasting against CXYZ data; None when all are ones."""
+    result: Array | None = None
+    for d, w in enumerate(per_dim):
+        if w is None:
+            continue
+        part = w[offset[d] : offset[d] + shape[d]].numpy().astype(dtype)
+        view = [1, 1, 1, 1]
+        view[d + 1] = part.shape[0]
+        part = part.reshape(view)
+        result = part if result is None else result * part
+    return result
+
+
+class _Pending:
+    __slots__ = ("acc", "agree", "first", "received")
+
+    def __init__(self) -> None:
+        self.acc: Array | None = None
+        self.first: Array | None = None
+        self.agree = True
+        self.received = 0
+
+
+class CellCombiner:
+    """Combines the pieces covering each cell of an output array: copies single pieces, blends
+    (or takes the maximum of) shared ones once all have arrived (see the module docstring)."""
+
+    def __init__(self, dtype: Any, mode: str, what: str):
+        if mode not in ("linear", "quadratic", "bump", "max"):
+            raise ValueError(f"internal: cannot combine pieces with blend mode {mode!r}")
+        self.dtype = to_np_dtype(dtype)
+        self.mode = mode
+        self.what = what
+        self.acc_dtype = accumulator_dtype(dtype)
+        self._pending: dict[Any, _Pending] = {}
+        self._exact_agree = self.dtype in (np.dtype(np.int64), np.dtype(np.uint64))
+        self._is_int = self.dtype.kind in "iub"
+
+    def add(self, cell: Any, dst: Array, sub: Array, weight: Array | None, coverage: int) -> None:
+        """One piece ``sub`` of the cell ``cell`` (any hashable key; ``dst`` is the cell's part of
+        the output, the same view for all its pieces); ``coverage`` pieces cover it in all."""
+        if coverage == 1:
+            if sub.dtype == self.dtype:
+                np.copyto(dst, sub)
+            else:
+                np.copyto(dst, to_output_dtype(sub, self.dtype, self.what))
+            return
+        pending = self._pending.get(cell)
+        if pending is None:
+            pending = self._pending[cell] = _Pending()
+        pending.received += 1
+        if self.mode == "max":
+            value = to_output_dtype(sub, self.dtype, self.what)
+            if pending.acc is None:
+                pending.acc = np.array(value, copy=True)
+            else:
+                np.maximum(pending.acc, value, out=pending.acc)
+        else:
+            if sub.dtype.kind == "f" and self._is_int:
+                to_output_dtype(sub, self.dtype, self.what)  # the range check
+            if weight is None:
+                weighted = sub.astype(self.acc_dtype, copy=True)
+            else:
+                weighted = np.multiply(sub, weight, dtype=self.acc_dtype)
+            if pending.acc is None:
+                pending.acc = weighted
+            else:
+                pending.acc += weighted
+            if self._exact_agree:
+                value = to_output_dtype(sub, self.dtype, self.what)
+                if pending.first is None:
+                    pending.first = np.array(value, copy=True)
+                elif pending.agree:
+                    pending.agree = bool(np.array_equal(pending.first, value))
+        if pending.received == coverage:
+            del self._pending[cell]
+            acc = pending.acc
+            assert acc is not None
+            if self.mode == "max" or self.dtype.kind == "f":
+                np.copyto(dst, acc, casting="unsafe")
+            elif self._exact_agree and pending.agree and pending.first is not None:
+                np.copyto(dst, pending.first)
+            else:
+                np.copyto(dst, np.rint(acc, out=acc), casting="unsafe")
+
+    def check_done(self) -> None:
+        if self._pending:
+            cell, pending = next(iter(self._pending.items()))
+            raise RuntimeError(
+                f"internal: {self.what}: blended cell {cell} received only {pending.received} "
+                "of its pieces"
+            )
+
+
+class BlendAccumulator:
+    """Builds the output of ``out_box`` from pieces given with their boxes.
+
+    :param out_box: the box of the result.
+    :param num_channels, dtype: the result's channels and type.
+    :param mode: ``linear`` / ``quadratic`` / ``bump`` (weighted sum) or ``max``.
+    :param clip_box: only voxels inside it are written (default ``out_box``).
+    :param initial: the result's starting content (voxels no piece covers keep it); default
+        zeros where ``fill_uncovered`` else uninitialised.
+    :param what: names the producer in errors.
+    """
+
+    def __init__(
+        self,
+        out_box: Box,
+        num_channels: int,
+        dtype: Any,
+        mode: str,
+        clip_box: Box | None = None,
+        initial: Array | None = None,
+        fill_uncovered: bool = False,
+        what: str = "output",
+    ):
+        self.out_box = out_box
+        self.clip_box = out_box if clip_box is None else clip_box.intersection(out_box)
+        self.num_channels = num_channels
+        self.combiner = CellCombiner(dtype, mode, what)
+        self.what = what
+        if initial is not None:
+            self.out = initial
+        else:
+            self.out = empty_xfast(num_channels, out_box.shape, dtype, zero=fill_uncovered)
+        # weights by (the ramps' identities, offset, shape): the ramps come from one RampCache
+        self._weights: dict[Any, Array | None] = {}
+
+    def add(
+        self,
+        cell: Box,
+        data: Array,
+        weights: Sequence[torch.Tensor | None],
+        coverage: int,
+    ) -> None:
+        """Add one piece: ``data`` (CXYZ) covers ``cell`` exactly; ``weights`` per dim (None:
+        ones) over the cell; ``coverage`` pieces cover the cell in all."""
+        target = cell.intersection(self.clip_box)
+        if target.is_empty():
+            return
+        if data.shape[0] != self.num_channels:
+            raise ValueError(
+                f"{self.what}: has {data.shape[0]} channels, the destination has {self.num_channels}"
+            )
+        offset = (target.start[0] - cell.start[0], target.start[1] - cell.start[1], target.start[2] - cell.start[2])
+        weight = None
+        if coverage > 1 and self.combiner.mode != "max":
+            key = (tuple(id(w) for w in weights), offset, target.shape)
+            weight = self._weights.get(key)
+            if weight is None:
+                weight = weight_tensor(weights, offset, target.shape, self.combiner.acc_dtype)
+                self._weights[key] = weight
+        self.combiner.add(
+            cell,
+            self.out[target.slices_in(self.out_box)],
+            data[target.slices_in(cell)],
+            weight,
+            coverage,
+        )
+
+    def result(self) -> Array:
+        """The output; every cell that received a piece must have received all of its pieces."""
+        self.combiner.check_done()
+        return self.out
+
+
+def describe(value: Any) -> str:
+    """A short description of an op output for errors."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return f"array of shape {tuple(value.shape)} and type {value.dtype}"
+    return type(value).__name__
+
+
+class LevelSchedule:
+    """How the chunks of a lower level combine into the padded output of their parent chunk.
+
+    Every parent chunk of a level has the same shape, so the pieces, cells and weights are worked
+    out once per level: ``starts[k]`` is where chunk ``keys[k]``'s padded box starts relative to
+    the parent's output box (chunks entirely in the parent's crop are left out), and ``ops[k]``
+    lists, for each of its pieces inside that box, ``(cell, output slices, chunk output slices,
+    weights, coverage)``. Executing it streams: each chunk's pieces are consumed as soon as the
+    chunk is computed, so memory holds one chunk output and the unfinished bands.
+    """
+
+    def __init__(self, out_shape: Int3, crop: Int3, chunk: Int3, blend: Int3, mode: str, dtype: Any):
+        out_box = Box((0, 0, 0), out_shape)
+        grid = ChunkGrid.over(out_box.padded(crop), chunk, blend)
+        ramps = RampCache(mode)
+        acc_dtype = accumulator_dtype(dtype)
+        self.mode = mode
+        self.padded: Int3 = (chunk[0] + 2 * blend[0], chunk[1] + 2 * blend[1], chunk[2] + 2 * blend[2])
+        self.starts: list[Int3] = []
+        self.ops: list[list[tuple[int, Any, Any, Array | None, int]]] = []
+        cells: dict[Box, int] = {}
+        for key in grid.keys_overlapping(out_box):
+            padded = grid.padded(key)
+            ops = []
+            for piece in grid.pieces(key):
+                target = piece.box.intersection(out_box)
+                if target.is_empty():
+                    continue
+                coverage = piece.coverage
+                cell = cells.setdefault(piece.box, len(cells)) if coverage > 1 else -1
+                weight = None
+                if coverage > 1 and mode != "max":
+                    offset = [t - s for t, s in zip(target.start, piece.box.start, strict=True)]
+                    weight = weight_tensor(ramps.weights(grid, piece), offset, target.shape, acc_dtype)
+                ops.append((cell, target.slices_in(out_box), target.slices_in(padded), weight, coverage))
+            self.starts.append(padded.start)
+            self.ops.append(ops)
+        # Per dim, the blended bands inside the output: the voxels whose value is a blend are
+        # exactly those inside some dim's band (a band at the region's edge is not blended).
+        self.band_slabs: list[tuple[slice, ...]] = []
+        for d, ax in enumerate(grid.axes):
+            if ax.blend == 0:
+                continue
+            for j in range(1, ax.count):
+                lo = max(ax.core(j)[0] - ax.blend, 0)
+                hi = min(ax.core(j)[0] + ax.blend, out_shape[d])
+                if lo < hi:
+                    slab = [slice(None)] * 4
+                    slab[d + 1] = slice(lo, hi)
+                    self.band_slabs.append(tuple(slab))
+
+    def run(self, out: Array, outputs: Any, what: str) -> None:
+        """Fill ``out`` (the parent's output) from ``outputs``, an iterator of the chunk outputs
+        in the order of ``starts``. Interior pieces are copied; band pieces are summed with their
+        weights (or maxed) into a float buffer the size of the output, then rounded into it."""
+        dtype = out.dtype
+        band: Array | None = None
+        if self.band_slabs:
+            if self.mode == "max":
+                band = empty_xfast(out.shape[0], out.shape[1:], dtype)
+                band[...] = np.iinfo(dtype).min if dtype.kind in "iu" else (False if dtype.kind == "b" else -np.inf)
+            else:
+                band = empty_xfast(out.shape[0], out.shape[1:], accumulator_dtype(dtype), zero=True)
+        is_int = dtype.kind in "iub"
+        for ops, data in zip(self.ops, outputs, strict=True):
+            if data.dtype.kind == "f" and is_int:
+                data = to_output_dtype(data, dtype, what)
+            for _cell, out_slices, data_slices, weight, coverage in ops:
+                src = data[data_slices]
+                if coverage == 1:
+                    np.copyto(out[out_slices], src, casting="unsafe")
+                    continue
+                assert band is not None
+                target = band[out_slices]
+                if weight is None:
+                    np.maximum(target, src, out=target, casting="unsafe")
+                else:
+                    target += np.multiply(src, weight, dtype=target.dtype)
+        if band is not None:
+            for slab in self.band_slabs:
+                value = band[slab]
+                if self.mode != "max" and is_int:
+                    value = np.rint(value)
+                np.copyto(out[slab], value, casting="unsafe")
+
+
+@functools.lru_cache(maxsize=64)
+def level_schedule(out_shape: Int3, crop: Int3, chunk: Int3, blend: Int3, mode: str, dtype: Any) -> LevelSchedule:
+    return LevelSchedule(out_shape, crop, chunk, blend, mode, dtype)

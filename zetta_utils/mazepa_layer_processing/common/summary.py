@@ -1,0 +1,196 @@
+"""The summary printed before a subchunkable run: region, levels, task counts, bytes to move."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.parse
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .chunk_grid import Box
+from .volumetric_apply_flow import SubchunkablePlan
+from .volumetric_callable_operation import is_layer
+
+NG_URL = "https://neuroglancer-demo.appspot.com/#!"
+
+
+def _fmt(v: Any) -> str:
+    return "(" + ", ".join(str(x) for x in v) + ")"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def _voxel_bytes(layer: Any) -> int:
+    backend = getattr(layer, "backend", None)
+    try:
+        dtype = backend.dtype  # type: ignore[union-attr]
+        channels = backend.num_channels  # type: ignore[union-attr]
+        import torch
+
+        return int(torch.empty(0, dtype=dtype).element_size()) * int(channels)
+    except Exception:
+        return 0
+
+
+def level_counts(plan: SubchunkablePlan) -> list[int]:
+    """How many chunks each level computes in the whole run (top level first)."""
+    top = plan.top_grid
+    counts = [top.num_chunks]
+    out_box = top.padded((0, 0, 0))
+    for level in range(1, plan.num_levels):
+        grid = plan.level_grid(level, out_box)
+        keys = list(grid.keys_overlapping(out_box))
+        counts.append(counts[-1] * len(keys))
+        out_box = grid.padded(keys[0])
+    return counts
+
+
+def estimate(plan: SubchunkablePlan) -> dict[str, float]:
+    """Bytes read from inputs, written to dst, and held in intermediaries."""
+    counts = level_counts(plan)
+    input_bpv = sum(_voxel_bytes(v) for v in plan.op_kwargs.values() if is_layer(v))
+    level = plan.prefetch_level if plan.prefetch_level is not None else plan.num_levels - 1
+    chunk = Box.of((0, 0, 0), plan.chunk_sizes[level]).padded(plan.blend_pads[level])
+    read_box = chunk.padded(plan.input_context(level))
+    reads = counts[level] * read_box.size() * input_bpv
+    dst_bpv = _voxel_bytes(plan.dst) if plan.dst is not None else 0
+    region = plan.region if plan.dst_bounds is None else plan.region.intersection(plan.dst_bounds)
+    writes = region.size() * dst_bpv
+    inter = 0.0
+    if plan.store is not None:
+        padded = Box.of((0, 0, 0), plan.chunk_sizes[0]).padded(plan.blend_pads[0])
+        inter = counts[0] * padded.size() * dst_bpv
+    return {"read": reads, "write": writes, "intermediaries": inter}
+
+
+def reduction_count(plan: SubchunkablePlan) -> int:
+    """How many reduction tasks the run has."""
+    assert plan.dst is not None and plan.dst_bounds is not None and plan.reduction_chunk is not None
+    target = plan.region.intersection(plan.dst_bounds)
+    if target.is_empty():
+        return 0
+    offset = plan.dst.backend.get_voxel_offset(plan.dst_resolution)
+    dchunk = plan.dst.backend.get_chunk_size(plan.dst_resolution)
+    total = 1
+    for d in range(3):
+        start = offset[d] + ((target.start[d] - offset[d]) // dchunk[d]) * dchunk[d]
+        total *= math.ceil((target.stop[d] - start) / plan.reduction_chunk[d])
+    return total
+
+
+def ng_link(plan: SubchunkablePlan) -> str | None:
+    if plan.dst is None:
+        return None
+    res = plan.dst_resolution
+    center = [(a + b) / 2 for a, b in zip(plan.region.start, plan.region.stop, strict=True)]
+    state = {
+        "dimensions": {d: [float(r) * 1e-9, "m"] for d, r in zip("xyz", res, strict=True)},
+        "position": center,
+        "layers": [{"type": "image", "source": "precomputed://" + plan.dst.name, "name": "dst"}],
+        "layout": "xy",
+    }
+    return NG_URL + urllib.parse.quote(json.dumps(state, separators=(",", ":")))
+
+
+def print_plan_summary(
+    plan: SubchunkablePlan,
+    facts: dict[str, Any],
+    generate_ng_link: bool = False,
+    console: Console | None = None,
+) -> None:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=132)
+    res = plan.dst_resolution
+    region = plan.region
+    console.rule(f"[bold]SubchunkableApplyFlow: {plan.task_name or plan.op_name}")
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column()
+    original: Box = facts["original_region"]
+    if original != region:
+        info.add_row("requested region", f"{original.pformat()} voxels, shape {_fmt(original.shape)}")
+    info.add_row(
+        "region",
+        f"{region.pformat()} voxels at {_fmt(res)} nm, shape {_fmt(region.shape)} "
+        f"({region.size() * math.prod(res) * 1e-9:.3f} um^3)",
+    )
+    if any(plan.roi_crop_pad):
+        info.add_row("roi_crop_pad", _fmt(plan.roi_crop_pad))
+    if any(plan.gap):
+        info.add_row("processing_gap", _fmt(plan.gap))
+    info.add_row("dst", plan.dst.name if plan.dst is not None else "None (the op writes by itself)")
+    how = {
+        "skip": "bottom-level chunks written straight to dst (skip_intermediaries)",
+        "direct": "top-level chunks written straight to dst (aligned, no overlap)",
+        "pieces": "top-level outputs via intermediaries, then reduction",
+    }[plan.top_mode]
+    if plan.deferred:
+        how = "top-level outputs left in the intermediaries (defer): no reduction"
+    info.add_row("output", how)
+    if plan.store is not None:
+        info.add_row("intermediaries", plan.store.path)
+    if plan.reduction_chunk is not None and plan.top_mode == "pieces" and not plan.deferred:
+        info.add_row(
+            "reduction",
+            f"{reduction_count(plan)} tasks of up to {_fmt(plan.reduction_chunk)} voxels "
+            f"(whole dst chunks of {_fmt(facts.get('dst_chunk') or ())})",
+        )
+    est = estimate(plan)
+    info.add_row("to read", _bytes(est["read"]) + " from op_kwargs layers")
+    info.add_row("to write", _bytes(est["write"]) + " to dst")
+    if plan.store is not None:
+        info.add_row("intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)")
+    if generate_ng_link:
+        link = ng_link(plan)
+        if link:
+            info.add_row("neuroglancer", link)
+    console.print(info)
+
+    counts = level_counts(plan)
+    table = Table(title="levels (largest first)")
+    for col in ("level", "chunk", "crop pad", "blend pad", "blend mode", "chunks", "tasks", "reads inputs"):
+        table.add_column(col, justify="right" if col in ("chunks", "tasks") else "left")
+    cache = facts.get("allow_cache_up_to_level")
+    for i in range(plan.num_levels):
+        if i == 0:
+            tasks = str(math.ceil(counts[0] / plan.task_stack_size))
+        else:
+            tasks = "in top task"
+        if plan.prefetch_level == i:
+            reads = "once per chunk (cached)"
+        elif i == plan.num_levels - 1 and plan.prefetch_level is None:
+            reads = "per chunk"
+        elif i == plan.num_levels - 1:
+            reads = "from cache"
+        else:
+            reads = ""
+        table.add_row(
+            f"{i} (level {plan.num_levels - 1 - i} from the bottom)",
+            _fmt(plan.chunk_sizes[i]),
+            _fmt(plan.crop_pads[i]),
+            _fmt(plan.blend_pads[i]),
+            plan.blend_modes[i],
+            str(counts[i]),
+            tasks,
+            reads,
+        )
+    console.print(table)
+    extra = []
+    if plan.store is not None:
+        extra.append(f"intermediary files per top-level chunk: {len(plan.store.volumes())}")
+    if cache is not None:
+        extra.append(f"allow_cache_up_to_level: {cache}")
+    if extra:
+        console.print("  ".join(extra))
+    console.rule()

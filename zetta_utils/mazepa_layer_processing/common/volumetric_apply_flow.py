@@ -1,0 +1,463 @@
+"""The execution plan of a subchunkable run, and the tasks and flow that carry it out.
+
+A :class:`SubchunkablePlan` is the fully validated, normalised form of the arguments of
+``build_subchunkable_apply_flow``; it holds everything a worker needs. The flow has at most two
+stages, like daisy's blocks, each task a *read region* and a *write region*:
+
+1. **Top-level tasks**, one per top-level chunk (or a stack of ``task_stack_size`` of them). A
+   task computes the chunk's padded output (its core grown by the top blend pad) by running the
+   lower levels itself: the chunk's processing region (grown by the top crop pad) is split into
+   the next level's chunks, each computed (recursively; the bottom level runs the operation with
+   its crop pad) and blended in memory into the padded output. Inputs are read once per chunk of
+   the level ``allow_cache_up_to_level`` names. The task then writes its output
+
+   * straight to ``dst`` when top-level outputs neither overlap nor miss ``dst``'s chunk grid
+     (``direct``), or when ``skip_intermediaries`` (then each bottom chunk is written by the
+     operation itself, ``skip``);
+   * otherwise into the intermediaries (``pieces``): its interior and its frame, two files (see
+     :mod:`.intermediaries`).
+
+2. **Reduction tasks** (``pieces`` only, after all top-level tasks), one per reduction chunk: a
+   box of whole ``dst`` backend chunks (at most ``max_reduction_chunk_size``). Each reads the
+   stored outputs overlapping its box, blends them (weights summing to 1 at every voxel) and writes
+   the box to ``dst``: always, even when all zeros, so no stale data survive. Where a ``dst``
+   chunk sticks out of the region (or covers a ``processing_gap``), the task reads ``dst`` there
+   first and writes those voxels back unchanged: each ``dst`` chunk belongs to exactly one
+   reduction task, so this is race-free within the run (do not run two flows whose regions share
+   ``dst`` chunks at the same time).
+
+Then the intermediaries are deleted (unless kept). Every task is idempotent: running it twice
+writes the same bytes, and a task's bytes do not depend on the executor.
+
+Memory of a worker: the top-level chunk's prefetched input, its padded output, one lower-level
+chunk output at a time and, when a lower level blends, a float buffer of the output's size.
+Lower levels run one chunk after another inside the task; parallelism comes from running
+top-level tasks in several processes or workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+import torch
+
+from zetta_utils import mazepa
+from zetta_utils.geometry import Vec3D
+from zetta_utils.layer.volumetric.layer import VolumetricLayer
+
+from .chunk_grid import Box, ChunkGrid, Int3, RampCache
+from .intermediaries import PieceStore
+from .layer_wrappers import (
+    CaptureBackend,
+    ClipWritesBackend,
+    PrefetchedKwargs,
+    capture_layer,
+    fast_source,
+    prefetch_layer,
+    read_fast,
+)
+from .reduction import (
+    Array,
+    BlendAccumulator,
+    CellCombiner,
+    as_array,
+    copy_xfast,
+    empty_xfast,
+    level_schedule,
+    to_output_dtype,
+)
+from .volumetric_callable_operation import VolumetricCallableOperation, is_layer
+
+TopMode = Literal["skip", "direct", "pieces"]
+
+_TASK_BATCH = 1000
+
+
+def _add(a: Sequence[int], b: Sequence[int]) -> Int3:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+@attrs.frozen(eq=False)
+class SubchunkablePlan:
+    """Everything a subchunkable run needs, validated (see the module docstring).
+
+    Levels are indexed top-down here: 0 is the largest. ``region`` is the output region in voxels
+    at ``dst_resolution``; the top level's chunks tile ``region`` grown by ``roi_crop_pad``.
+    """
+
+    op: Any
+    op_args: tuple[Any, ...]
+    op_kwargs: Mapping[str, Any]
+    op_name: str
+    dst: VolumetricLayer | None
+    dst_resolution: Vec3D[float]
+    input_resolution: Vec3D[float]
+    region: Box
+    roi_crop_pad: Int3
+    chunk_sizes: tuple[Int3, ...]
+    crop_pads: tuple[Int3, ...]
+    blend_pads: tuple[Int3, ...]
+    blend_modes: tuple[str, ...]
+    gap: Int3
+    top_mode: TopMode
+    dst_bounds: Box | None
+    num_channels: int
+    dtype: torch.dtype
+    store: PieceStore | None
+    reduction_chunk: Int3 | None
+    prefetch_level: int | None
+    plan_id: str
+    keep_intermediaries: bool = False
+    op_worker_type: str | None = None
+    reduction_worker_type: str | None = None
+    task_stack_size: int = 1
+    task_name: str | None = None
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.chunk_sizes)
+
+    @property
+    def processing_region(self) -> Box:
+        return self.region.padded(self.roi_crop_pad)
+
+    @property
+    def top_grid(self) -> ChunkGrid:
+        return ChunkGrid.over(self.processing_region, self.chunk_sizes[0], self.blend_pads[0], self.gap)
+
+    @property
+    def deferred(self) -> bool:
+        return self.blend_modes[0] == "defer"
+
+    def mazepa_id_components(self) -> str:
+        return self.plan_id
+
+    # --- geometry ------------------------------------------------------------------------------
+    def input_context(self, level: int) -> Int3:
+        """Voxels of input needed around a level's chunk output box to compute it."""
+        ctx = self.crop_pads[-1]
+        for i in range(self.num_levels - 2, level - 1, -1):
+            ctx = _add(_add(self.crop_pads[i], self.blend_pads[i + 1]), ctx)
+        return ctx
+
+    def level_grid(self, level: int, out_box: Box) -> ChunkGrid:
+        """The chunks of ``level`` (>= 1) computing the padded output ``out_box`` of a chunk of
+        the level above."""
+        region = out_box.padded(self.crop_pads[level - 1])
+        return ChunkGrid.over(region, self.chunk_sizes[level], self.blend_pads[level])
+
+    # --- inputs --------------------------------------------------------------------------------
+    def prefetched(self, kwargs: Mapping[str, Any], out_box: Box, level: int) -> dict[str, Any]:
+        """``kwargs`` with its layers reading the input of the chunk ``out_box`` of ``level``
+        once, from memory."""
+        read_box = out_box.padded(self.input_context(level))
+        bbox = read_box.to_index(self.dst_resolution).bbox
+        result = PrefetchedKwargs()
+        for k, v in kwargs.items():
+            if isinstance(v, VolumetricLayer):
+                v = prefetch_layer(v, self.input_resolution, bbox)
+                fast = fast_source(v, self.dst_resolution)
+                if fast is not None:
+                    result.fast[k] = fast
+            result[k] = v
+        return result
+
+    def _kwargs_for(self, kwargs: Mapping[str, Any], out_box: Box, level: int) -> Mapping[str, Any]:
+        if self.prefetch_level == level:
+            return self.prefetched(kwargs, out_box, level)
+        return kwargs
+
+    # --- computing chunk outputs ---------------------------------------------------------------
+    def run_op(self, out_box: Box, kwargs: Mapping[str, Any]) -> Array:
+        """The bottom level: the operation's output for ``out_box`` (a padded bottom chunk)."""
+        op = self.op
+        if isinstance(op, VolumetricCallableOperation):
+            cx, cy, cz = op.crop_pad
+            (x0, y0, z0), (x1, y1, z1) = out_box
+            read_box = Box((x0 - cx, y0 - cy, z0 - cz), (x1 + cx, y1 + cy, z1 + cz))
+            fast = kwargs.fast if isinstance(kwargs, PrefetchedKwargs) else {}
+            inputs = {}
+            for k, v in kwargs.items():
+                source = fast.get(k)
+                if source is not None and source[1].contains(read_box):
+                    array, box = source
+                    inputs[k] = torch.from_numpy(copy_xfast(array[read_box.slices_in(box)]))
+                elif is_layer(v):
+                    inputs[k] = read_fast(v, read_box, self.dst_resolution)
+                else:
+                    inputs[k] = v
+            result = as_array(op.compute_padded(read_box.shape, self.op_args, inputs))
+            if cx or cy or cz:
+                result = result[:, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz]
+            return result
+        capture = CaptureBackend(out_box, self.dst_resolution, self.num_channels, self.dtype, self.op_name)
+        op(out_box.to_index(self.dst_resolution), capture_layer(capture), *self.op_args, **kwargs)
+        return as_array(capture.result())
+
+    def chunk_output(self, level: int, out_box: Box, kwargs: Mapping[str, Any]) -> Array:
+        """The output of the ``level`` chunk whose padded box is ``out_box``."""
+        kwargs = self._kwargs_for(kwargs, out_box, level)
+        if level == self.num_levels - 1:
+            return self.run_op(out_box, kwargs)
+        sub = level + 1
+        mode = self.blend_modes[sub]
+        schedule = level_schedule(
+            out_box.shape, self.crop_pads[level], self.chunk_sizes[sub], self.blend_pads[sub], mode, self.dtype
+        )
+        out = empty_xfast(self.num_channels, out_box.shape, self.dtype)
+        what = f"{self.op_name} (level {sub})"
+        x0, y0, z0 = out_box.start
+        sx, sy, sz = schedule.padded
+
+        def outputs() -> Iterator[Array]:
+            for ox, oy, oz in schedule.starts:
+                start = (x0 + ox, y0 + oy, z0 + oz)
+                data = self.chunk_output(sub, Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)), kwargs)
+                if data.shape[0] != self.num_channels:
+                    raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {self.num_channels}")
+                yield data
+
+        if out.dtype.kind in "iu" and out.dtype.itemsize == 8 and mode != "max":
+            # float64 sums cannot hold every int64: cells whose pieces agree are copied exactly
+            combiner = CellCombiner(self.dtype, mode, what)
+            for ops, data in zip(schedule.ops, outputs(), strict=True):
+                for cell, out_slices, data_slices, weight, coverage in ops:
+                    combiner.add(cell, out[out_slices], data[data_slices], weight, coverage)
+            combiner.check_done()
+        else:
+            schedule.run(out, outputs(), what)
+        return out
+
+    def run_direct(self, level: int, core: Box, kwargs: Mapping[str, Any], dst: Any) -> None:
+        """``skip_intermediaries``: the bottom chunks under ``core`` written by the operation."""
+        kwargs = self._kwargs_for(kwargs, core, level)
+        if level == self.num_levels - 1:
+            self.op(core.to_index(self.dst_resolution), dst, *self.op_args, **kwargs)
+            return
+        grid = ChunkGrid.over(core, self.chunk_sizes[level + 1], (0, 0, 0))
+        for key in grid.keys():
+            self.run_direct(level + 1, grid.core(key), kwargs, dst)
+
+    def clipped_dst(self) -> Any:
+        if self.dst is None or self.dst_bounds is None:
+            return self.dst
+        backend = ClipWritesBackend(self.dst.backend, self.dst_resolution, self.dst_bounds)
+        return attrs.evolve(self.dst, backend=backend)
+
+    def process_top_chunk(self, key: Int3) -> None:
+        grid = self.top_grid
+        if self.top_mode == "skip":
+            self.run_direct(0, grid.core(key), self.op_kwargs, self.clipped_dst())
+            return
+        out_box = grid.padded(key)
+        data = to_output_dtype(self.chunk_output(0, out_box, self.op_kwargs), self.dtype, self.op_name)
+        if self.top_mode == "direct":
+            assert self.dst is not None and self.dst_bounds is not None
+            target = out_box.intersection(self.region).intersection(self.dst_bounds)
+            if not target.is_empty():
+                self.dst[target.to_index(self.dst_resolution)] = torch.from_numpy(data[target.slices_in(out_box)])
+        else:
+            assert self.store is not None
+            self.store.write_chunk(key, data)
+
+
+@mazepa.taskable_operation_cls
+class ProcessTopChunks(mazepa.OperationBase):
+    """Task: compute top-level chunks (keys ``(jx, jy, jz)``) and write their outputs."""
+
+    def __init__(self, plan: SubchunkablePlan):
+        self.plan = plan
+
+    def get_operation_name(self) -> str:
+        return self.plan.task_name or self.plan.op_name
+
+    def mazepa_id_components(self) -> tuple[str, str]:
+        return ("ProcessTopChunks", self.plan.plan_id)
+
+    def __call__(self, keys: Sequence[Int3]) -> None:
+        for key in keys:
+            self.plan.process_top_chunk(tuple(key))  # type: ignore[arg-type]
+
+
+@attrs.frozen(eq=False)
+class Reducer:
+    """Combines stored pieces into ``dst`` (see the module docstring, stage 2)."""
+
+    store: PieceStore
+    dst: VolumetricLayer
+    dst_resolution: Vec3D[float]
+    region: Box
+    dst_bounds: Box
+    blend_mode: str
+    num_channels: int
+    dtype: torch.dtype
+    plan_id: str
+
+    def mazepa_id_components(self) -> str:
+        return self.plan_id
+
+    def _mode(self) -> str:
+        return self.blend_mode if self.blend_mode in ("linear", "quadratic", "bump", "max") else "quadratic"
+
+    def _blend(self, box: Box, ramps: RampCache) -> Array:
+        acc = BlendAccumulator(box, self.num_channels, self.dtype, self._mode(), what="reduction")
+        self.store.reduce_into(acc, box, ramps)
+        return acc.result()
+
+    def reduce(self, aligned: Box, write: Box) -> None:
+        """Write the ``dst`` chunks ``aligned``, of which ``write`` is inside the region."""
+        ramps = RampCache(self._mode())
+        grid = self.store.grid
+        index = aligned.to_index(self.dst_resolution)
+        if aligned == write and not grid.gaps_intersect(write):
+            self.dst[index] = torch.from_numpy(self._blend(write, ramps))
+            return
+        # Part of these dst chunks is not ours: keep its stored bytes (see the module docstring).
+        raw = copy_xfast(as_array(self.dst.backend.read(index)))
+        for box in self._covered(write):
+            raw[box.slices_in(aligned)] = to_output_dtype(self._processed(box, self._blend(box, ramps)), raw.dtype, "dst")
+        self.dst.backend.write(index, torch.from_numpy(raw))
+
+    def _covered(self, write: Box) -> Iterator[Box]:
+        """The boxes of ``write`` that chunk cores cover (all of it but ``processing_gap`` s)."""
+        per_dim: list[list[tuple[int, int]]] = []
+        for d, ax in enumerate(self.store.grid.axes):
+            lo, hi = write.start[d], write.stop[d]
+            spans: list[tuple[int, int]] = []
+            for j in ax.chunks_overlapping(lo, hi):
+                a, b = ax.core(j)
+                a, b = max(a, lo), min(b, hi)
+                if a >= b:
+                    continue
+                if spans and spans[-1][1] == a:
+                    spans[-1] = (spans[-1][0], b)
+                else:
+                    spans.append((a, b))
+            per_dim.append(spans)
+        for sz, sy, sx in itertools.product(per_dim[2], per_dim[1], per_dim[0]):
+            yield Box.of((sx[0], sy[0], sz[0]), (sx[1], sy[1], sz[1]))
+
+    def _processed(self, box: Box, data: Array) -> Array:
+        """``data`` as ``dst``'s write processors would store it."""
+        if not self.dst.write_procs:
+            return data
+        capture = CaptureBackend(box, self.dst_resolution, self.num_channels, self.dtype, "dst write_procs")
+        attrs.evolve(self.dst, backend=capture)[box.to_index(self.dst_resolution)] = torch.from_numpy(data)
+        return as_array(capture.result())
+
+    def chunks(self, reduction_chunk: Int3) -> Iterator[tuple[Box, Box]]:
+        """``(aligned box, write box)`` of every reduction chunk: boxes of whole ``dst`` chunks
+        (the dst chunk grid, clipped to its bounds) and their part inside the region."""
+        target = self.region.intersection(self.dst_bounds)
+        if target.is_empty():
+            return
+        offset = self.dst.backend.get_voxel_offset(self.dst_resolution)
+        dchunk = self.dst.backend.get_chunk_size(self.dst_resolution)
+        start = [o + ((s - o) // c) * c for s, o, c in zip(target.start, offset, dchunk, strict=True)]
+        ranges = [
+            range(start[d], target.stop[d], reduction_chunk[d]) for d in range(3)
+        ]
+        for z, y, x in itertools.product(ranges[2], ranges[1], ranges[0]):
+            box = Box.of((x, y, z), _add((x, y, z), reduction_chunk))
+            aligned = box.intersection(self.dst_bounds)
+            write = box.intersection(target)
+            if not write.is_empty():
+                yield aligned, write
+
+
+@mazepa.taskable_operation_cls
+class ReduceChunks(mazepa.OperationBase):
+    """Task: reduce some reduction chunks into ``dst``."""
+
+    def __init__(self, reducer: Reducer, name: str):
+        self.reducer = reducer
+        self.name = name
+
+    def get_operation_name(self) -> str:
+        return self.name
+
+    def mazepa_id_components(self) -> tuple[str, str]:
+        return ("ReduceChunks", self.reducer.plan_id)
+
+    def __call__(self, boxes: Sequence[tuple[Box, Box]]) -> None:
+        for aligned, write in boxes:
+            self.reducer.reduce(Box.of(*aligned), Box.of(*write))
+
+
+def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while True:
+        batch = list(itertools.islice(items, size))
+        if not batch:
+            return
+        yield batch
+
+
+def top_tasks(plan: SubchunkablePlan) -> Iterator[list[mazepa.Task[Any]]]:
+    op = ProcessTopChunks(plan)
+    for batch in _batched(_batched(plan.top_grid.keys(), plan.task_stack_size), _TASK_BATCH):
+        tasks = []
+        for keys in batch:
+            task = op.make_task(tuple(keys))
+            if plan.op_worker_type is not None:
+                task = task.with_options(worker_type=plan.op_worker_type)
+            tasks.append(task)
+        yield tasks
+
+
+def reduction_tasks(
+    reducer: Reducer, reduction_chunk: Int3, name: str, worker_type: str | None
+) -> Iterator[list[mazepa.Task[Any]]]:
+    op = ReduceChunks(reducer, name)
+    for batch in _batched(reducer.chunks(reduction_chunk), _TASK_BATCH):
+        tasks = []
+        for aligned, write in batch:
+            task = op.make_task(((aligned, write),))
+            if worker_type is not None:
+                task = task.with_options(worker_type=worker_type)
+            tasks.append(task)
+        yield tasks
+
+
+def plan_reducer(plan: SubchunkablePlan) -> Reducer | None:
+    if plan.top_mode != "pieces" or plan.deferred:
+        return None
+    assert plan.store is not None and plan.dst is not None and plan.dst_bounds is not None
+    return Reducer(
+        store=plan.store,
+        dst=plan.dst,
+        dst_resolution=plan.dst_resolution,
+        region=plan.region,
+        dst_bounds=plan.dst_bounds,
+        blend_mode=plan.blend_modes[0],
+        num_channels=plan.num_channels,
+        dtype=plan.dtype,
+        plan_id=plan.plan_id,
+    )
+
+
+def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
+    """The flow of a run (see the module docstring)."""
+    if plan.store is not None:
+        plan.store.create()
+    yield from top_tasks(plan)
+    reducer = plan_reducer(plan)
+    if reducer is not None:
+        assert plan.reduction_chunk is not None
+        yield mazepa.Dependency()
+        name = f"{plan.task_name or plan.op_name} reduction"
+        yield from reduction_tasks(reducer, plan.reduction_chunk, name, plan.reduction_worker_type)
+    yield mazepa.Dependency()
+    if plan.store is not None and not plan.deferred and not plan.keep_intermediaries:
+        plan.store.delete()
+
+
+def deferred_reduction_flow(
+    reducer: Reducer, reduction_chunk: Int3, worker_type: str | None, keep_intermediaries: bool
+) -> Iterator[Any]:
+    yield from reduction_tasks(reducer, reduction_chunk, "deferred reduction", worker_type)
+    yield mazepa.Dependency()
+    if not keep_intermediaries:
+        reducer.store.delete()

@@ -1,0 +1,153 @@
+"""Operations on volumetric chunks, and the default one: a tensor function.
+
+An *operation* (``op``) is any object called as ``op(idx, dst, *op_args, **op_kwargs)`` that
+computes the chunk ``idx`` (a ``VolumetricIndex``) and writes it with ``dst[idx] = result``.
+Optional methods the flows use when present:
+
+* ``with_added_crop_pad(crop_pad) -> op``: the same operation reading ``crop_pad`` more voxels
+  on each side and cropping them off its output (needed for a bottom-level crop);
+* ``get_input_resolution(dst_resolution) -> resolution``: the resolution it reads its inputs at
+  (default: ``dst_resolution``), used to read inputs once per upper-level chunk;
+* ``get_operation_name() -> str``: the name shown in progress displays.
+
+:class:`VolumetricCallableOperation` wraps a function on tensors: layers among the keyword
+arguments are read at the chunk's index padded by ``crop_pad``, everything else is passed as it
+is, the result is cropped by ``crop_pad`` and written to ``dst``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import numpy as np
+import torch
+
+from zetta_utils import builder, mazepa
+from zetta_utils.geometry import Vec3D
+from zetta_utils.layer.volumetric import VolumetricIndex
+from zetta_utils.layer.volumetric.layer import VolumetricLayer
+from zetta_utils.layer.volumetric.layer_set import VolumetricLayerSet
+from zetta_utils.tensor_ops import to_torch
+
+from .reduction import describe
+
+
+@runtime_checkable
+class VolumetricOpProtocol(Protocol):
+    """What ``op`` must be: see the module docstring."""
+
+    def __call__(self, idx: VolumetricIndex, dst: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def _to_crop_pad(value: Any) -> Vec3D[int]:
+    pad = Vec3D(*value) if not isinstance(value, Vec3D) else value
+    if not all(isinstance(v, int) and v >= 0 for v in pad):
+        raise ValueError(f"crop_pad: expected three non-negative integers, got {tuple(pad)}")
+    return pad
+
+
+def _to_semaphores(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    names = tuple(value)
+    for name in names:
+        if name not in mazepa.SEMAPHORE_TYPES:
+            raise ValueError(
+                f"fn_semaphores: unknown semaphore {name!r}; expected some of "
+                f"{', '.join(mazepa.SEMAPHORE_TYPES)}"
+            )
+    return names
+
+
+def is_layer(value: Any) -> bool:
+    """Whether ``value`` is read at the chunk's index (a volumetric layer or layer set)."""
+    return isinstance(value, (VolumetricLayer, VolumetricLayerSet))
+
+
+def crop_output(data: torch.Tensor, crop_pad: Sequence[int]) -> torch.Tensor:
+    """``data`` (CXYZ) without ``crop_pad`` voxels on each side of x, y, z (a view)."""
+    cx, cy, cz = crop_pad
+    return data[
+        :,
+        cx : data.shape[1] - cx,
+        cy : data.shape[2] - cy,
+        cz : data.shape[3] - cz,
+    ]
+
+
+@builder.register("VolumetricCallableOperation")
+@mazepa.taskable_operation_cls
+@attrs.frozen
+class VolumetricCallableOperation(mazepa.OperationBase):
+    """Runs ``fn`` on one chunk: ``fn(*op_args, **kwargs)`` with layers in the kwargs read at the
+    chunk padded by ``crop_pad``; the output (CXYZ, the padded shape) is cropped by ``crop_pad``
+    and written to ``dst`` at the chunk.
+
+    :param fn: a function of tensors returning a CXYZ tensor (or NumPy array).
+    :param crop_pad: voxels of context read on each side and cropped off the output.
+    :param fn_semaphores: ``mazepa.semaphore`` types held while ``fn`` runs (``read``, ``write``,
+        ``cuda``, ``cpu``).
+    :param operation_name: the name shown in progress displays (default: ``fn``'s name).
+    """
+
+    fn: Callable[..., Any]
+    crop_pad: Vec3D[int] = attrs.field(default=Vec3D(0, 0, 0), converter=_to_crop_pad)
+    fn_semaphores: tuple[str, ...] | None = attrs.field(default=None, converter=_to_semaphores)
+    operation_name: str | None = None
+
+    def get_operation_name(self) -> str:
+        if self.operation_name:
+            return self.operation_name
+        name = getattr(self.fn, "__name__", None) or type(self.fn).__name__
+        return "lambda" if name == "<lambda>" else name
+
+    def get_input_resolution(self, dst_resolution: Vec3D[float]) -> Vec3D[float]:
+        return dst_resolution
+
+    def with_added_crop_pad(self, crop_pad: Sequence[int]) -> VolumetricCallableOperation:
+        return attrs.evolve(self, crop_pad=self.crop_pad + Vec3D(*crop_pad))
+
+    def compute_padded(self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
+        """``fn``'s output for inputs already read at the chunk padded by ``crop_pad`` (spatial
+        shape ``expected``), not yet cropped."""
+        if self.fn_semaphores:
+            with contextlib.ExitStack() as stack:
+                for name in self.fn_semaphores:
+                    stack.enter_context(mazepa.semaphore(name))
+                result = self.fn(*args, **inputs)
+        else:
+            result = self.fn(*args, **inputs)
+        if isinstance(result, np.ndarray):
+            result = to_torch(result)
+        if not isinstance(result, torch.Tensor) or result.ndim != 4 or tuple(result.shape[1:]) != tuple(expected):
+            chunk = tuple(e - 2 * c for e, c in zip(expected, self.crop_pad, strict=True))
+            raise ValueError(
+                f"{self.get_operation_name()}: expected a CXYZ tensor of spatial shape "
+                f"{tuple(expected)} (the chunk {chunk} padded by crop_pad {tuple(self.crop_pad)}), "
+                f"got {describe(result)}"
+            )
+        return result
+
+    def compute(self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
+        """:meth:`compute_padded`, cropped by ``crop_pad``."""
+        result = self.compute_padded(expected, args, inputs)
+        return crop_output(result, self.crop_pad) if any(self.crop_pad) else result
+
+    def __call__(self, idx: VolumetricIndex, dst: Any, *args: Any, **kwargs: Any) -> None:
+        read_idx = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
+        inputs = {k: (v[read_idx] if is_layer(v) else v) for k, v in kwargs.items()}
+        result = self.compute(tuple(read_idx.shape), args, inputs)
+        if dst is not None:
+            dst[idx] = result
+
+
+def op_name_of(op: Any) -> str:
+    getter = getattr(op, "get_operation_name", None)
+    if callable(getter):
+        return str(getter())
+    return type(op).__name__
