@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import signal
+import sys
 import time
 import weakref
 from collections import deque
@@ -36,6 +37,21 @@ _LONG_TASK_SEC = 0.05  # tasks this long go one at a time, no prefetch
 _TARGET_BATCH_SEC = 0.02
 _MAX_UNATTRIBUTED_DEATHS = 5
 _PRELOAD = ["zetta_utils.mazepa.worker_process"]
+# Heavy modules the forkserver imports once, so that each worker does not (2-4 s per worker for
+# torch + tensorstore + zetta_utils). Only those the parent has already imported: mazepa itself
+# never pulls torch in.
+_PRELOAD_IF_LOADED = (
+    "numpy",
+    "torch",
+    "tensorstore",
+    "cloudvolume",
+    "zetta_utils.layer.volumetric",
+    "zetta_utils.mazepa_layer_processing",
+)
+
+
+def _preload_modules() -> list[str]:
+    return _PRELOAD + [name for name in _PRELOAD_IF_LOADED if name in sys.modules]
 
 
 def default_start_method() -> str:
@@ -89,7 +105,7 @@ class LocalProcessExecutor:
             raise ValueError("start_method 'fork' is unsafe with threaded libraries (torch); use 'forkserver' or 'spawn'")
         self.ctx: Any = multiprocessing.get_context(method)
         if method == "forkserver":
-            self.ctx.set_forkserver_preload(_PRELOAD)
+            self.ctx.set_forkserver_preload(_preload_modules())
         self.num_procs = num_procs
         self.max_batch_size = max_batch_size
         self.semaphores = semaphores
