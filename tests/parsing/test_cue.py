@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CASE_DIRS, HERE, RealCue, all_cases
+from cue_real import CASE_DIRS, HERE, RealCue, all_cases
 
 from zetta_utils.parsing import cue
 from zetta_utils.parsing.cue import CueError, load

@@ -28,7 +28,7 @@ from ._errors import CueError
 
 __all__ = ["CueError", "evaluate", "find_cue_binary", "load"]
 
-_RECURSION_LIMIT = 6000
+_RECURSION_LIMIT = 20000
 
 
 def find_cue_binary() -> str | None:
@@ -42,13 +42,19 @@ def find_cue_binary() -> str | None:
     return shutil.which("cue")
 
 
+def _looks_like_path(s: str) -> bool:
+    if "\n" in s:
+        return False
+    if os.path.isfile(os.path.expanduser(s)):
+        return True
+    return s.endswith(".cue") and not any(ch in s for ch in ':{}[]"() \t')
+
+
 def _source(path_or_text: str | os.PathLike[str]) -> tuple[str, str, Path | None]:
-    """(text, display name, path) of the input: a path (``os.PathLike``, or a one-line
-    string naming an existing file or ending in ``.cue``) or CUE source text."""
+    """(text, display name, path) of the input: a path (``os.PathLike``, or a string
+    naming an existing file, or a ``.cue`` file name) or CUE source text."""
     if isinstance(path_or_text, os.PathLike) or (
-        isinstance(path_or_text, str)
-        and "\n" not in path_or_text
-        and (path_or_text.endswith(".cue") or os.path.isfile(path_or_text))
+        isinstance(path_or_text, str) and _looks_like_path(path_or_text)
     ):
         p = Path(os.path.expanduser(os.fspath(path_or_text)))
         try:
@@ -87,7 +93,10 @@ def evaluate(text: str, filename: str = "<input>") -> Any:
         root.conjuncts.append((f.struct, None, None, False))
         return export(ev, root, filename)
     except RecursionError:
-        raise CueError(f"{filename}:1:1: value nested too deeply (structural cycle?)") from None
+        raise CueError(
+            f"{filename}:1:1: evaluation nested too deeply for the built-in evaluator "
+            "(very deep values or long reference chains, or a structural cycle)"
+        ) from None
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -108,17 +108,38 @@ class Env:
         # environment, and whether one of them was followed twice (a structural cycle
         # in the making).
         if up is not None:
-            self.deref: tuple[Vertex, ...] = up.deref
+            self.deref: Deref | None = up.deref
             self.cyclic: bool = up.cyclic
         else:
-            self.deref = ()
+            self.deref = None
             self.cyclic = False
 
-    def derived(self, deref: tuple[Vertex, ...], cyclic: bool) -> Env:
+    def derived(self, deref: Deref | None, cyclic: bool) -> Env:
         e = Env(self.up, self.vertex, self.vals)
         e.deref = deref
         e.cyclic = cyclic
         return e
+
+
+_REF_TYPES = frozenset({Ident, Selector, Index})
+
+
+class Deref:
+    """A linked list of the vertices followed (by reference) to reach a value."""
+
+    __slots__ = ("parent", "vertex")
+
+    def __init__(self, vertex: Vertex, parent: Deref | None) -> None:
+        self.vertex = vertex
+        self.parent = parent
+
+    def contains(self, w: Vertex) -> bool:
+        d: Deref | None = self
+        while d is not None:
+            if d.vertex is w:
+                return True
+            d = d.parent
+        return False
 
 
 class CloseNode:
@@ -818,7 +839,7 @@ class Evaluator:
                 return _cmp(op, (bx > by) - (bx < by))
             if op in ("=~", "!~"):
                 try:
-                    m = re.search(y, x) is not None
+                    m = regex(y, pos).search(x) is not None
                 except re.error as e:
                     return error(f"invalid regular expression {y!r}: {e}", pos)
                 return m if op == "=~" else not m
@@ -827,19 +848,38 @@ class Evaluator:
                 return x * max(int(y.d), 0)
             if isinstance(y, str) and isinstance(x, Num) and x.kind == INT:
                 return y * max(int(x.d), 0)
-        if (
-            isinstance(x, Vertex)
-            or isinstance(y, Vertex)
-            or isinstance(x, DataVal)
-            or isinstance(y, DataVal)
-        ):
-            if op in ("+", "*"):
-                raise unsupported(pos, f"'{op}' on lists or structs")
+        if op in ("+", "*") and (_is_list(x) or _is_list(y)):
+            return self.list_op(op, x, y, pos)
         return error(
             f"invalid operands {short_val(x)} and {short_val(y)} to '{op}' "
             f"(type {type_name(x)} and {type_name(y)})",
             pos,
         )
+
+    def list_op(self, op: str, x: object, y: object, pos: Pos) -> object:
+        """List concatenation (``+``) and repetition (``*`` by an int), which CUE v0.4
+        still supports."""
+        if op == "*":
+            lst, n = (x, y) if _is_list(x) else (y, x)
+            if not (isinstance(n, Num) and n.kind == INT):
+                return error(
+                    f"invalid operands to '*' (want list and int, got {type_name(n)})", pos
+                )
+            items = self.to_data_value(lst, pos)
+            if isinstance(items, Bottom):
+                return items
+            assert isinstance(items, list)
+            return DataVal(items * max(int(n.d), 0))
+        if not (_is_list(x) and _is_list(y)):
+            return error(f"invalid operands to '+' (type {type_name(x)} and {type_name(y)})", pos)
+        dx = self.to_data_value(x, pos)
+        if isinstance(dx, Bottom):
+            return dx
+        dy = self.to_data_value(y, pos)
+        if isinstance(dy, Bottom):
+            return dy
+        assert isinstance(dx, list) and isinstance(dy, list)
+        return DataVal(dx + dy)
 
     def equal_values(self, x: object, y: object, op: str, pos: Pos) -> bool | Bottom:
         if is_atom(x) and is_atom(y):
@@ -969,6 +1009,12 @@ class Evaluator:
 
 def _dec(i: int) -> Decimal:
     return Decimal(i)
+
+
+def _is_list(v: object) -> bool:
+    return (isinstance(v, Vertex) and v.is_list) or (
+        isinstance(v, DataVal) and isinstance(v.data, list)
+    )
 
 
 def _cmp(op: str, c: int) -> bool:
@@ -1248,9 +1294,9 @@ class NodeCtx:
         v = self.v
         if w is v or w is v.orig:
             return  # a reference cycle: unifying a value with itself adds nothing
-        deref = env.deref if env is not None else ()
+        deref = env.deref if env is not None else None
         cyclic = env is not None and env.cyclic
-        if any(d is w for d in deref):
+        if deref is not None and deref.contains(w):
             # Following w again from a value obtained by following w: a cycle. The
             # first time its conjuncts are added marked cyclic; a value made only of
             # cyclic conjuncts is a structural cycle.
@@ -1273,7 +1319,13 @@ class NodeCtx:
             return
         self.seen.add(key)
         nci = CloseNode("def", ci) if is_def else ci
-        nderef = (*deref, w)
+        # A vertex that is only an alias (references) adds no structure: leave it out of
+        # the chain, which keeps long alias chains linear.
+        conjs = w.conjuncts
+        if all(type(c[0]) in _REF_TYPES for c in conjs):
+            nderef = deref
+        else:
+            nderef = Deref(w, deref)
         for c in list(w.conjuncts):
             cenv = c[1]
             if cenv is None:
@@ -1562,8 +1614,8 @@ class NodeCtx:
             # carry the references followed to reach the list into the element type:
             # recursive types such as `children: [...#Node]` end with the data.
             start, expr, env, ci = o
-            if start < length and env is not None and env.deref:
-                env = o[2] = env.derived((), False)
+            if start < length and env is not None and env.deref is not None:
+                env = o[2] = env.derived(None, False)
             for i in range(start, length):
                 self.insert_field(i, (expr, env, ci, False))
             o[0] = max(start, length)
@@ -1613,7 +1665,7 @@ class NodeCtx:
                     break
         if self.scalar is not None and self.bounds:
             for b in self.bounds:
-                bad = check_bound(b, self.scalar)
+                bad = check_bound(b, self.scalar, self.scalar_pos)
                 if bad:
                     self.add_err(
                         error(
@@ -1704,11 +1756,26 @@ def in_definition(v: Vertex) -> bool:
     return False
 
 
+_RE2_ONLY = re.compile(r"\[\[:|\\[pPC]|\(\?P=|\\[1-9]|\(\?[=!<]")
+
+
+def regex(pattern: str, pos: Pos | None) -> re.Pattern[str]:
+    """Compile a CUE (RE2) regular expression with Python's ``re``; syntax whose meaning
+    differs between the two is rejected rather than matched differently."""
+    if _RE2_ONLY.search(pattern):
+        raise unsupported(
+            pos or _NOPOS,
+            f"regular expression {pattern!r} (POSIX classes, \\p, backreferences and "
+            "lookaround differ between RE2 and Python)",
+        )
+    return re.compile(pattern.replace("\\z", "\\Z"))
+
+
 def _what_str(what: object) -> str:
     return what if isinstance(what, str) else value_str(what)
 
 
-def check_bound(b: Bound, val: object) -> bool:
+def check_bound(b: Bound, val: object, pos: Pos | None) -> bool:
     """True if ``val`` violates bound ``b``."""
     op = b.op
     ref = b.value
@@ -1719,7 +1786,10 @@ def check_bound(b: Bound, val: object) -> bool:
     if op in ("=~", "!~"):
         if not isinstance(val, str) or not isinstance(ref, str):
             return True
-        m = re.search(ref, val) is not None
+        try:
+            m = regex(ref, pos).search(val) is not None
+        except re.error:
+            return True
         return not m if op == "=~" else m
     if isinstance(val, Num) and isinstance(ref, Num):
         c = compare_nums(val, ref)

@@ -51,6 +51,14 @@ _OPERATORS = (
     "!",
 )
 
+# Operators by first character, longest first.
+_OPS_BY_CHAR: dict[str, tuple[str, ...]] = {}
+for _op in _OPERATORS:
+    _OPS_BY_CHAR[_op[0]] = tuple(
+        sorted((*_OPS_BY_CHAR.get(_op[0], ()), _op), key=len, reverse=True)
+    )
+_WS_RE = re.compile(r"[ \t\r]+")
+
 # Tokens after which a newline (or end of file) inserts a comma.
 _COMMA_AFTER_PUNCT = frozenset({")", "]", "}", "?", "..."})
 
@@ -111,10 +119,16 @@ class Lexer:
         self.line_starts = [0]
         for m in re.finditer("\n", src):
             self.line_starts.append(m.end())
+        self._line = 0
 
     def pos(self, offset: int) -> Pos:
-        i = bisect.bisect_right(self.line_starts, offset) - 1
-        return Pos(self.filename, i + 1, offset - self.line_starts[i] + 1)
+        starts = self.line_starts
+        i = self._line
+        # Offsets mostly grow: try the current line and the next before searching.
+        if not (starts[i] <= offset and (i + 1 == len(starts) or offset < starts[i + 1])):
+            i = bisect.bisect_right(starts, offset) - 1
+            self._line = i
+        return Pos(self.filename, i + 1, offset - starts[i] + 1)
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self) -> list[Token]:
@@ -152,7 +166,7 @@ class Lexer:
                 i += 1
                 continue
             if c in " \t\r":
-                i += 1
+                i = _WS_RE.match(src, i).end()  # type: ignore[union-attr]
                 continue
             if c == "/" and src.startswith("//", i):
                 j = src.find("\n", i)
@@ -191,7 +205,7 @@ class Lexer:
                 tokens.append(tok)
                 comma_ok = True
                 continue
-            for op in _OPERATORS:
+            for op in _OPS_BY_CHAR.get(c, ()):
                 if src.startswith(op, i):
                     break
             else:
