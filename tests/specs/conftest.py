@@ -1,29 +1,12 @@
-"""Fixtures: the demo volume (written once per test session, shared by xdist workers) and a
-fresh HOME per test whose ~/.zetta_utils/demo/fafb_v15 is that volume."""
+"""Fixtures for the example specs: an SQS-compatible server for the remote example (the demo
+volume and the per-test HOME come from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from zetta_utils.demo.testing import make_home, shared_demo
-
-
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    return shared_demo(shared / "zetta_demo" / "fafb_v15")
-
-
-@pytest.fixture
-def home(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    root = make_home(tmp_path / "home", demo_dir)
-    monkeypatch.setenv("HOME", str(root))
-    yield root
 
 
 @pytest.fixture(scope="session")

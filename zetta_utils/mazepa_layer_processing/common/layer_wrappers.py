@@ -112,7 +112,7 @@ class CaptureBackend(VolumetricBackend):
         return Vec3D(*self.box.shape)
 
     def read(self, idx: VolumetricIndex) -> torch.Tensor:
-        raise NotImplementedError(
+        raise PermissionError(  # a write-only sink, by design
             f"{self.what} read its `dst`; below the top level `dst` only receives the chunk's "
             "output (write it with dst[idx] = result)"
         )
