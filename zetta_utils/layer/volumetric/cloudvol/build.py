@@ -11,8 +11,9 @@ from zetta_utils.layer.protocols import IndexProcessor
 from zetta_utils.tensor_ops import InterpolationMode
 
 from ..index import VolumetricIndex
-from ..layer import VolumetricDataProcessor, VolumetricLayer, build_volumetric_layer
-from ..precomputed import InfoExistsModes, prepare_info
+from ..layer import VolumetricDataProcessor, VolumetricLayer
+from ..precomputed import InfoExistsModes
+from ..precomputed_layer import build_precomputed_layer
 from .backend import CloudFilesIO, CVBackend
 
 
@@ -61,34 +62,8 @@ def build_cv_layer(
 
     Credentials are CloudVolume's (``~/.cloudvolume/secrets/``); S3 details in ``CVBackend``.
     """
-    info = prepare_info(
-        path,
-        readonly=readonly,
-        on_info_exists=on_info_exists,
-        info_reference_path=info_reference_path,
-        info_type=info_type,
-        info_data_type=info_data_type,
-        info_num_channels=info_num_channels,
-        info_chunk_size=info_chunk_size,
-        info_scales=info_scales,
-        info_voxel_offset=info_voxel_offset,
-        info_dataset_size=info_dataset_size,
-        info_encoding=info_encoding,
-        info_inherit_all_params=info_inherit_all_params,
-        info_add_scales=info_add_scales,
-        info_add_scales_ref=info_add_scales_ref,
+    return build_precomputed_layer(
+        locals(),
+        lambda info: CVBackend(path, info=info, cache_bytes_limit=cache_bytes_limit),
         io=CloudFilesIO(),
-    )
-    backend = CVBackend(path, info=info, cache_bytes_limit=cache_bytes_limit)
-    return build_volumetric_layer(
-        backend,
-        default_desired_resolution=default_desired_resolution,
-        index_resolution=index_resolution,
-        data_resolution=data_resolution,
-        interpolation_mode=interpolation_mode,
-        readonly=readonly,
-        allow_slice_rounding=allow_slice_rounding,
-        index_procs=index_procs,
-        read_procs=read_procs,
-        write_procs=write_procs,
     )
