@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from zetta_utils.geometry import Vec3D
 from zetta_utils.mazepa_layer_processing.common.chunk_grid import (
     AxisGrid,
     Box,
     ChunkGrid,
     RampCache,
 )
+from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
 from zetta_utils.mazepa_layer_processing.common.reduction import (
-    BlendAccumulator,
     CellCombiner,
     LevelSchedule,
     to_output_dtype,
@@ -84,40 +87,92 @@ def test_weights_sum_to_one_over_the_region(ax: AxisGrid, mode: str) -> None:
         assert covered.all()
 
 
-def test_accumulator_reproduces_agreeing_integers_exactly() -> None:
-    grid = ChunkGrid.over(Box((0, 0, 0), (12, 12, 1)), (4, 4, 1), (2, 2, 0))
-    ramps = RampCache("quadratic")
-    for dtype, value in (
-        (np.uint8, 255),
-        (np.int32, 2**31 - 7),
-        (np.int64, 2**62 + 12345),
-        (np.float32, 0.1),
-    ):
-        region = Box((0, 0, 0), (12, 12, 1))
-        acc = BlendAccumulator(region, 1, dtype, "quadratic")
-        for key in grid.keys():
-            padded = grid.padded(key)
-            data = np.full((1, *padded.shape), value, dtype=dtype)
-            for piece in grid.pieces(key):
-                s, e = piece.local.start, piece.local.stop
-                acc.add(piece.box, data[:, s[0] : e[0], s[1] : e[1], s[2] : e[2]], ramps.weights(grid, piece), piece.coverage)
-        out = acc.result()
-        if np.dtype(dtype).kind == "f":
-            assert np.allclose(out, value, rtol=1e-6)
+def reference_blend(grid: ChunkGrid, outputs: dict[Any, np.ndarray], mode: str) -> tuple[Box, np.ndarray]:
+    """The combination of padded chunk outputs over the whole padded region, in plain NumPy:
+    each output times the product of per-dim weights (the reference ramp on a side shared with a
+    neighbour, ones elsewhere), summed; or the maximum for ``max``."""
+    lo = [ax.padded(0)[0] for ax in grid.axes]
+    hi = [ax.padded(ax.count - 1)[1] for ax in grid.axes]
+    channels = next(iter(outputs.values())).shape[0]
+    total = np.full((channels, *[h - lo_ for lo_, h in zip(lo, hi)]), -np.inf if mode == "max" else 0.0)
+    for key, data in outputs.items():
+        weight = np.ones(data.shape[1:])
+        for d, ax in enumerate(grid.axes):
+            w = np.ones(ax.chunk + 2 * ax.blend)
+            if ax.blend and mode != "max":
+                ramp = reference_ramp(ax.blend, mode)
+                if key[d] > 0:
+                    w[: 2 * ax.blend] = ramp
+                if key[d] < ax.count - 1:
+                    w[-2 * ax.blend :] = ramp[::-1]
+            shape = [1, 1, 1]
+            shape[d] = w.size
+            weight = weight * w.reshape(shape)
+        p = grid.padded(key)
+        sl = (slice(None), *[slice(p.start[d] - lo[d], p.stop[d] - lo[d]) for d in range(3)])
+        if mode == "max":
+            total[sl] = np.maximum(total[sl], data)
         else:
-            assert (out == value).all(), dtype
+            total[sl] += data.astype(np.float64) * weight
+    return Box.of(lo, hi), total
 
 
-def test_max_mode_takes_the_maximum_of_overlapping_pieces() -> None:
+@st.composite
+def small_grids(draw: st.DrawFn) -> ChunkGrid:
+    axes_ = []
+    for d in range(3):
+        chunk = draw(st.integers(1, 6 if d < 2 else 2))
+        blend = draw(st.integers(0, chunk // 2))
+        axes_.append(AxisGrid(origin=draw(st.integers(-3, 3)), chunk=chunk, blend=blend, count=draw(st.integers(1, 3))))
+    return ChunkGrid((axes_[0], axes_[1], axes_[2]))
+
+
+def stored_pieces(path: Path, grid: ChunkGrid, outputs: dict[Any, np.ndarray], data_type: str) -> PieceStore:
+    channels = next(iter(outputs.values())).shape[0]
+    store = PieceStore(f"file://{path}", Vec3D(4, 4, 40), grid, data_type, channels)
+    store.create()
+    for key, data in outputs.items():
+        store.write_chunk(key, data)
+    return store
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(grid=small_grids(), mode=st.sampled_from(["linear", "quadratic", "max"]), data=st.data())
+def test_stored_pieces_reduce_over_any_box_like_a_numpy_blend(
+    tmp_path: Path, grid: ChunkGrid, mode: str, data: st.DataObject
+) -> None:
+    rng = np.random.default_rng(sum(grid.counts))
+    outputs = {key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()}
+    store = stored_pieces(Path(tempfile.mkdtemp(dir=tmp_path)), grid, outputs, "float32")
+    region, expected = reference_blend(grid, outputs, mode)
+    lo = [data.draw(st.integers(region.start[d], region.stop[d] - 1)) for d in range(3)]
+    hi = [data.draw(st.integers(lo[d] + 1, region.stop[d])) for d in range(3)]
+    box = Box.of(lo, hi)
+    out = store.reduce_box(box, np.float32, mode)
+    assert out.shape == (2, *box.shape)
+    assert np.allclose(out, expected[(slice(None), *box.slices_in(region)[1:])], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "dtype, value", [(np.uint8, 255), (np.int32, 2**31 - 7), (np.uint64, 2**62 + 12345), (np.float32, 0.1)]
+)
+def test_reduction_reproduces_agreeing_values_exactly(tmp_path: Path, dtype: Any, value: Any) -> None:
+    grid = ChunkGrid.over(Box((0, 0, 0), (12, 12, 2)), (4, 4, 1), (2, 2, 0))
+    outputs = {key: np.full((1, *grid.padded(key).shape), value, dtype=dtype) for key in grid.keys()}
+    store = stored_pieces(tmp_path, grid, outputs, np.dtype(dtype).name)
+    out = store.reduce_box(Box((-2, -2, 0), (14, 14, 2)), dtype, "quadratic")
+    if np.dtype(dtype).kind == "f":
+        assert np.allclose(out, value, rtol=1e-6)
+    else:
+        assert (out == value).all(), dtype  # 2**62 + 12345 is not a float64: no float sum here
+
+
+def test_max_mode_takes_the_maximum_of_overlapping_pieces(tmp_path: Path) -> None:
     grid = ChunkGrid.over(Box((0, 0, 0), (8, 1, 1)), (4, 1, 1), (1, 0, 0))
-    acc = BlendAccumulator(Box((0, 0, 0), (8, 1, 1)), 1, np.uint8, "max")
     values = {(0, 0, 0): 3, (1, 0, 0): 9}
-    for key in grid.keys():
-        data = np.full((1, 6, 1, 1), values[key], dtype=np.uint8)
-        for piece in grid.pieces(key):
-            s, e = piece.local.start, piece.local.stop
-            acc.add(piece.box, data[:, s[0] : e[0], s[1] : e[1], s[2] : e[2]], (None, None, None), piece.coverage)
-    assert acc.result()[0, :, 0, 0].tolist() == [3, 3, 3, 9, 9, 9, 9, 9]
+    outputs = {key: np.full((1, 6, 1, 1), values[key], dtype=np.uint8) for key in grid.keys()}
+    store = stored_pieces(tmp_path, grid, outputs, "uint8")
+    assert store.reduce_box(Box((0, 0, 0), (8, 1, 1)), np.uint8, "max")[0, :, 0, 0].tolist() == [3, 3, 3, 9, 9, 9, 9, 9]
 
 
 def test_float_outputs_must_fit_an_integer_destination() -> None:
@@ -159,27 +214,17 @@ def test_level_schedule_agrees_with_piece_by_piece_accumulation(
     schedule = LevelSchedule(out_shape, crop, chunk, blend, mode, np.float32)
     grid = ChunkGrid.over(Box((0, 0, 0), region), chunk, blend)
     out_box = Box(crop, (crop[0] + out_shape[0], crop[1] + out_shape[1], crop[2] + out_shape[2]))
-    acc = BlendAccumulator(out_box, 2, np.float32, mode)
-    ramps = RampCache(mode)
     rng = np.random.default_rng(sum(chunk) + 7 * sum(counts))
-    outputs = {}
-    for key in grid.keys():
-        padded = grid.padded(key)
-        data = rng.normal(size=(2, *padded.shape)).astype(np.float32)
-        outputs[tuple(p - c for p, c in zip(padded.start, crop))] = data
-        for piece in grid.pieces(key):
-            if piece.box.intersection(out_box).is_empty():
-                continue
-            s_, e_ = piece.local.start, piece.local.stop
-            part = data[:, s_[0] : e_[0], s_[1] : e_[1], s_[2] : e_[2]]
-            acc.add(piece.box, part, ramps.weights(grid, piece), piece.coverage)
+    by_key = {key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()}
+    outputs = {tuple(p - c for p, c in zip(grid.padded(key).start, crop)): v for key, v in by_key.items()}
+    whole, blended = reference_blend(grid, by_key, mode)
+    expected = blended[(slice(None), *out_box.slices_in(whole)[1:])]
     out = np.zeros((2, *out_shape), dtype=np.float32)
     combiner = CellCombiner(np.float32, mode, "test")
     for start, ops in zip(schedule.starts, schedule.ops):
         for cell, out_slices, data_slices, weight, coverage in ops:
             combiner.add(cell, out[out_slices], outputs[start][data_slices], weight, coverage)
     combiner.check_done()
-    expected = acc.result()
     assert np.allclose(out, expected, rtol=1e-5, atol=1e-5)
     streamed = np.zeros((2, *out_shape), dtype=np.float32)
     schedule.run(streamed, (outputs[start] for start in schedule.starts), "test")

@@ -1,7 +1,7 @@
 """Apply flows: ``build_subchunkable_apply_flow`` and what it is made of."""
 
 from .chunk_grid import AxisGrid, Box, ChunkGrid
-from .reduction import BLEND_MODES, BlendAccumulator
+from .reduction import BLEND_MODES
 from .subchunkable_apply_flow import (
     build_deferred_reduction_flow,
     build_postpad_subchunkable_apply_flow,
@@ -14,7 +14,6 @@ from .volumetric_callable_operation import VolumetricCallableOperation, Volumetr
 __all__ = [
     "BLEND_MODES",
     "AxisGrid",
-    "BlendAccumulator",
     "Box",
     "ChunkGrid",
     "SubchunkablePlan",

@@ -332,7 +332,8 @@ class RampCache:
         self.mode = mode
         self._ramps: dict[tuple[int, bool], torch.Tensor] = {}
 
-    def _ramp(self, pad: int, falling: bool = False) -> torch.Tensor:
+    def ramp(self, pad: int, falling: bool = False) -> torch.Tensor:
+        """The rising (or falling) ramp of half-width ``pad``, float64."""
         ramp = self._ramps.get((pad, falling))
         if ramp is None:
             from zetta_utils.tensor_ops import get_blend_ramp
@@ -356,7 +357,7 @@ class RampCache:
             if not is_shared or self.mode == "max":
                 result.append(None)
             elif lab == LABEL_A:
-                result.append(self._ramp(ax.blend))
+                result.append(self.ramp(ax.blend))
             else:
-                result.append(self._ramp(ax.blend, falling=True))
+                result.append(self.ramp(ax.blend, falling=True))
         return tuple(result)

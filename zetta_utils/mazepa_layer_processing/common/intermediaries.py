@@ -21,6 +21,7 @@ later (:func:`~.subchunkable_apply_flow.build_deferred_reduction_flow`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -34,9 +35,10 @@ import torch
 
 from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import precomputed
+from zetta_utils.tensor_ops import to_np_dtype
 
-from .chunk_grid import LABEL_B, AxisGrid, Box, ChunkGrid, Int3, RampCache
-from .reduction import Array, BlendAccumulator, to_output_dtype
+from .chunk_grid import LABEL_B, LABEL_C, AxisGrid, Box, ChunkGrid, Int3, RampCache
+from .reduction import Array, accumulator_dtype, combine_pieces, empty_xfast, to_output_dtype
 
 MANIFEST = "manifest.json"
 INTERIOR = "interior"
@@ -244,57 +246,113 @@ class PieceStore:
         flat = frame[start : start + math.prod(t)]
         return flat.reshape(t[2], t[1], t[0], self.num_channels).transpose(3, 2, 1, 0)
 
-    def reduce_into(self, acc: BlendAccumulator, box: Box, ramps: RampCache) -> None:
-        """Add to ``acc`` every stored piece that intersects ``box`` (all read concurrently)."""
+    def reduce_box(self, box: Box, dtype: Any, mode: str, what: str = "reduction") -> Array:
+        """The combination (``mode``: a blend profile or ``max``) of every stored piece over
+        ``box``, CXYZ of type ``dtype``; voxels no piece covers (gaps) are zeros.
+
+        Per dim, the pieces' spans clipped to ``box`` are the *cells* of that dim (the bands of two
+        neighbours coincide); a 3D cell is a product of them and its pieces the products of theirs.
+        All pieces are read concurrently first, then each cell is combined at once."""
         grid = self.grid
+        np_dtype = to_np_dtype(dtype)
+        interior = self.interior
+        axis_cells: list[list[tuple[tuple[int, int], list[tuple[int, int, int, Any]]]]] = []
+        covered = True
+        for d, ax in enumerate(grid.axes):
+            lo, hi = box.start[d], box.stop[d]
+            cells: dict[tuple[int, int], list[tuple[int, int, int, Any]]] = {}
+            for j in ax.chunks_overlapping(lo, hi):
+                for label in ax.labels:
+                    a, b = ax.piece(j, label)
+                    a2, b2 = max(a, lo), min(b, hi)
+                    if a2 >= b2:
+                        continue
+                    # the weight along this dim: None (ones) or (falling, offset, length)
+                    weight = (label == LABEL_C, a2 - a, b2 - a2) if mode != "max" and ax.shared(j, label) else None
+                    cells.setdefault((a2, b2), []).append((j, label, a2 - a, weight))
+            ordered = sorted(cells.items())
+            covered = covered and sum(b - a for (a, b), _ in ordered) == hi - lo
+            axis_cells.append(ordered)
+        # what to read: the interiors' tiles (one block) and the frames of the other chunks
+        frame_keys: set[Int3] = set()
+        for cx, cy, cz in itertools.product(*axis_cells):
+            for (jx, lx, _, _), (jy, ly, _, _), (jz, lz, _, _) in itertools.product(cx[1], cy[1], cz[1]):
+                if (lx, ly, lz) != interior:
+                    frame_keys.add((jx, jy, jz))
         interior_read = None
-        if self.interior is not None:
-            ranges = grid.touching(self.interior, box)
+        if interior is not None:
+            ranges = grid.touching(interior, box)
             if all(len(r) for r in ranges):
-                t = grid.tile_shape(self.interior)
-                read_box = Box.of(
-                    [r.start * s for r, s in zip(ranges, t, strict=True)],
-                    [r.stop * s for r, s in zip(ranges, t, strict=True)],
-                )
-                view = self._store(INTERIOR)[
-                    read_box.start[0] : read_box.stop[0],
-                    read_box.start[1] : read_box.stop[1],
-                    read_box.start[2] : read_box.stop[2],
-                ]
-                interior_read = (ranges, view.read(order="F"))
+                t = grid.tile_shape(interior)
+                lo3 = [r.start * s for r, s in zip(ranges, t, strict=True)]
+                hi3 = [r.stop * s for r, s in zip(ranges, t, strict=True)]
+                view = self._store(INTERIOR)[lo3[0] : hi3[0], lo3[1] : hi3[1], lo3[2] : hi3[2]]
+                interior_read = (ranges, t, view.read(order="F"))
         frame_reads = []
-        if self.frame_labels:
-            keys = [
-                key
-                for key in grid.keys_overlapping(box)
-                if any(not grid.piece(key, label).box.intersection(box).is_empty() for label in self.frame_labels)
-            ]
-            # one read per run of consecutive chunk numbers
-            numbers = sorted(self._linear(key) for key in keys)
-            for _, run in itertools.groupby(enumerate(numbers), lambda p: p[1] - p[0]):
-                members = [n for _, n in run]
-                view = self._store(FRAME)[0 : self.frame_size, 0:1, members[0] : members[-1] + 1]
-                frame_reads.append((members[0], view.read(order="F")))
-            by_number = {self._linear(key): key for key in keys}
-        if interior_read is not None:
-            ranges, future = interior_read
-            data = future.result().transpose(3, 0, 1, 2)
-            t = grid.tile_shape(self.interior)  # type: ignore[arg-type]
-            for jz, jy, jx in itertools.product(ranges[2], ranges[1], ranges[0]):
-                piece = grid.piece((jx, jy, jz), self.interior)  # type: ignore[arg-type]
-                o = ((jx - ranges[0].start) * t[0], (jy - ranges[1].start) * t[1], (jz - ranges[2].start) * t[2])
-                part = data[:, o[0] : o[0] + t[0], o[1] : o[1] + t[1], o[2] : o[2] + t[2]]
-                acc.add(piece.box, part, (None, None, None), 1)
+        numbers = sorted(self._linear(key) for key in frame_keys)
+        for _, run in itertools.groupby(enumerate(numbers), lambda p: p[1] - p[0]):
+            members = [n for _, n in run]
+            view = self._store(FRAME)[0 : self.frame_size, 0:1, members[0] : members[-1] + 1]
+            frame_reads.append((members[0], view.read(order="F")))
+        frames: dict[int, Array] = {}
         for first, future in frame_reads:
             rows = future.result()  # (F, 1, n, C)
             for i in range(rows.shape[2]):
-                key = by_number[first + i]
-                frame = rows[:, 0, i, :]
-                for label in self.frame_labels:
-                    piece = grid.piece(key, label)
-                    if piece.box.intersection(box).is_empty():
-                        continue
-                    acc.add(piece.box, self._unpack(frame, label), ramps.weights(grid, piece), piece.coverage)
+                frames[first + i] = rows[:, 0, i, :]
+        interiors: Array | None = None
+        if interior_read is not None:
+            ranges, t, future = interior_read
+            interiors = future.result().transpose(3, 0, 1, 2)
+
+        def piece_data(key: Int3, label: Int3) -> Array:
+            if label == interior:
+                assert interiors is not None and interior_read is not None
+                r, t = interior_read[0], interior_read[1]
+                o = [(key[d] - r[d].start) * t[d] for d in range(3)]
+                return interiors[:, o[0] : o[0] + t[0], o[1] : o[1] + t[1], o[2] : o[2] + t[2]]
+            return self._unpack(frames[self._linear(key)], label)
+
+        out = empty_xfast(self.num_channels, box.shape, np_dtype, zero=not covered)
+        acc_dtype = accumulator_dtype(np_dtype)
+        pads = (grid.axes[0].blend, grid.axes[1].blend, grid.axes[2].blend)
+        x0, y0, z0 = box.start
+        for ((ax0, ax1), xs), ((ay0, ay1), ys), ((az0, az1), zs) in itertools.product(*axis_cells):
+            nx, ny, nz = ax1 - ax0, ay1 - ay0, az1 - az0
+            subs = []
+            weights = []
+            for (jx, lx, ox, wx), (jy, ly, oy, wy), (jz, lz, oz, wz) in itertools.product(xs, ys, zs):
+                data = piece_data((jx, jy, jz), (lx, ly, lz))
+                subs.append(data[:, ox : ox + nx, oy : oy + ny, oz : oz + nz])
+                weights.append(None if wx is wy is wz is None else weight_product(mode, pads, (wx, wy, wz), acc_dtype))
+            dst = out[:, ax0 - x0 : ax1 - x0, ay0 - y0 : ay1 - y0, az0 - z0 : az1 - z0]
+            combine_pieces(dst, subs, weights, mode, what)
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def ramp_cache(mode: str) -> RampCache:
+    """The blend ramps of ``mode``, computed once per process."""
+    return RampCache(mode if mode != "max" else "quadratic")
+
+
+@functools.lru_cache(maxsize=4096)
+def weight_product(mode: str, pads: Int3, specs: tuple[Any, Any, Any], dtype: np.dtype) -> Array:
+    """The weights over a piece's part: per dim ``None`` (ones) or ``(falling, offset, length)``
+    of the dim's ramp (of half-width ``pads[d]``), multiplied into an array broadcasting against
+    CXYZ data."""
+    ramps = ramp_cache(mode)
+    result: Array | None = None
+    for d, spec in enumerate(specs):
+        if spec is None:
+            continue
+        falling, offset, length = spec
+        part = ramps.ramp(pads[d], falling).numpy()[offset : offset + length].astype(dtype)
+        view = [1, 1, 1, 1]
+        view[d + 1] = length
+        part = part.reshape(view)
+        result = part if result is None else result * part
+    assert result is not None
+    return result
 
 
 def stored_data_type(backend: Any) -> str:

@@ -8,8 +8,9 @@ covered by several is their weighted sum (``linear``, ``quadratic``, ``bump``: t
   the same geometry, so slices and weights are worked out once per level; chunk outputs are
   consumed as they are computed, interiors copied into the output and bands summed into a float
   buffer that is rounded into the output at the end;
-* :class:`BlendAccumulator` (the top level's reduction, pieces read from storage): pieces come
-  with their boxes, and each blended cell is finished as soon as its last piece arrives.
+* :func:`combine_pieces` (the top level's reduction, pieces read from storage, see
+  :meth:`.intermediaries.PieceStore.reduce_box`): all pieces of a cell are at hand and combined
+  at once.
 
 Each chunk output is first converted to the destination's type. Exactness: integer data are
 summed in float (float32 for types of up to 16 bits, float64 beyond) and rounded to the nearest
@@ -22,6 +23,7 @@ integer destinations are rounded, and a value outside the type's range is an err
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -196,77 +198,39 @@ class CellCombiner:
             )
 
 
-class BlendAccumulator:
-    """Builds the output of ``out_box`` from pieces given with their boxes.
-
-    :param out_box: the box of the result.
-    :param num_channels, dtype: the result's channels and type.
-    :param mode: ``linear`` / ``quadratic`` / ``bump`` (weighted sum) or ``max``.
-    :param clip_box: only voxels inside it are written (default ``out_box``).
-    :param initial: the result's starting content (voxels no piece covers keep it); default
-        zeros where ``fill_uncovered`` else uninitialised.
-    :param what: names the producer in errors.
-    """
-
-    def __init__(
-        self,
-        out_box: Box,
-        num_channels: int,
-        dtype: Any,
-        mode: str,
-        clip_box: Box | None = None,
-        initial: Array | None = None,
-        fill_uncovered: bool = False,
-        what: str = "output",
-    ):
-        self.out_box = out_box
-        self.clip_box = out_box if clip_box is None else clip_box.intersection(out_box)
-        self.num_channels = num_channels
-        self.combiner = CellCombiner(dtype, mode, what)
-        self.what = what
-        if initial is not None:
-            self.out = initial
-        else:
-            self.out = empty_xfast(num_channels, out_box.shape, dtype, zero=fill_uncovered)
-        # weights by (the ramps' identities, offset, shape): the ramps come from one RampCache
-        self._weights: dict[Any, Array | None] = {}
-
-    def add(
-        self,
-        cell: Box,
-        data: Array,
-        weights: Sequence[torch.Tensor | None],
-        coverage: int,
-    ) -> None:
-        """Add one piece: ``data`` (CXYZ) covers ``cell`` exactly; ``weights`` per dim (None:
-        ones) over the cell; ``coverage`` pieces cover the cell in all."""
-        target = cell.intersection(self.clip_box)
-        if target.is_empty():
+def combine_pieces(dst: Array, subs: Sequence[Array], weights: Sequence[Array | None], mode: str, what: str) -> None:
+    """Write into ``dst`` the combination of all the pieces ``subs`` covering it (see the module
+    docstring): a copy of a single piece, else their weighted sum (``weights[i]`` broadcasting
+    against ``subs[i]``; None: ones) or, for ``max``, their maximum."""
+    dtype = dst.dtype
+    if len(subs) == 1:
+        sub = subs[0]
+        np.copyto(dst, sub if sub.dtype == dtype else to_output_dtype(sub, dtype, what))
+        return
+    if mode == "max":
+        np.copyto(dst, to_output_dtype(subs[0], dtype, what))
+        for sub in subs[1:]:
+            np.maximum(dst, to_output_dtype(sub, dtype, what), out=dst)
+        return
+    is_int = dtype.kind in "iub"
+    if is_int:
+        values = [to_output_dtype(sub, dtype, what) if sub.dtype.kind == "f" else sub for sub in subs]  # range checks
+        if dtype.itemsize == 8 and all(np.array_equal(values[0], v) for v in values[1:]):
+            # float64 cannot hold every 64-bit integer: agreeing pieces are copied exactly
+            np.copyto(dst, values[0], casting="unsafe")
             return
-        if data.shape[0] != self.num_channels:
-            raise ValueError(
-                f"{self.what}: has {data.shape[0]} channels, the destination has {self.num_channels}"
-            )
-        offset = (target.start[0] - cell.start[0], target.start[1] - cell.start[1], target.start[2] - cell.start[2])
-        weight = None
-        if coverage > 1 and self.combiner.mode != "max":
-            key = (tuple(id(w) for w in weights), offset, target.shape)
-            weight = self._weights.get(key)
-            if weight is None:
-                weight = weight_tensor(weights, offset, target.shape, self.combiner.acc_dtype)
-                self._weights[key] = weight
-        self.combiner.add(
-            cell,
-            self.out[target.slices_in(self.out_box)],
-            data[target.slices_in(cell)],
-            weight,
-            coverage,
-        )
-
-    def result(self) -> Array:
-        """The output; every cell that received a piece must have received all of its pieces."""
-        self.combiner.check_done()
-        return self.out
+    acc_dtype = accumulator_dtype(dtype)
+    acc: Array | None = None
+    for sub, weight in zip(subs, weights, strict=True):
+        term = sub.astype(acc_dtype) if weight is None else np.multiply(sub, weight, dtype=acc_dtype)
+        if acc is None:
+            acc = term
+        else:
+            acc += term
+    assert acc is not None
+    if is_int:
+        np.rint(acc, out=acc)
+    np.copyto(dst, acc, casting="unsafe")
 
 
 def describe(value: Any) -> str:
@@ -332,34 +296,65 @@ class LevelSchedule:
         in the order of ``starts``. Interior pieces are copied; band pieces are summed with their
         weights (or maxed) into a float buffer the size of the output, then rounded into it."""
         dtype = out.dtype
-        band: Array | None = None
-        if self.band_slabs:
-            if self.mode == "max":
-                band = empty_xfast(out.shape[0], out.shape[1:], dtype)
-                band[...] = np.iinfo(dtype).min if dtype.kind in "iu" else (False if dtype.kind == "b" else -np.inf)
-            else:
-                band = empty_xfast(out.shape[0], out.shape[1:], accumulator_dtype(dtype), zero=True)
+        if not self.band_slabs:
+            for ops, data in zip(self.ops, outputs, strict=True):
+                data = self._as_output(data, dtype, what)
+                for _cell, out_slices, data_slices, _weight, _coverage in ops:
+                    np.copyto(out[out_slices], data[data_slices], casting="unsafe")
+            return
+        if self.mode == "max":
+            fill: Any = np.iinfo(dtype).min if dtype.kind in "iu" else (False if dtype.kind == "b" else -np.inf)
+            band = _band_buffer(out.shape[0], out.shape[1:], dtype, fill)
+        else:
+            fill = 0
+            band = _band_buffer(out.shape[0], out.shape[1:], accumulator_dtype(dtype), fill)
         is_int = dtype.kind in "iub"
-        for ops, data in zip(self.ops, outputs, strict=True):
-            if data.dtype.kind == "f" and is_int:
-                data = to_output_dtype(data, dtype, what)
-            for _cell, out_slices, data_slices, weight, coverage in ops:
-                src = data[data_slices]
-                if coverage == 1:
-                    np.copyto(out[out_slices], src, casting="unsafe")
-                    continue
-                assert band is not None
-                target = band[out_slices]
-                if weight is None:
-                    np.maximum(target, src, out=target, casting="unsafe")
-                else:
-                    target += np.multiply(src, weight, dtype=target.dtype)
-        if band is not None:
+        try:
+            for ops, data in zip(self.ops, outputs, strict=True):
+                data = self._as_output(data, dtype, what)
+                for _cell, out_slices, data_slices, weight, coverage in ops:
+                    src = data[data_slices]
+                    if coverage == 1:
+                        np.copyto(out[out_slices], src, casting="unsafe")
+                        continue
+                    target = band[out_slices]
+                    if weight is None:
+                        np.maximum(target, src, out=target, casting="unsafe")
+                    else:
+                        target += np.multiply(src, weight, dtype=target.dtype)
             for slab in self.band_slabs:
                 value = band[slab]
                 if self.mode != "max" and is_int:
                     value = np.rint(value)
                 np.copyto(out[slab], value, casting="unsafe")
+            for slab in self.band_slabs:
+                band[slab] = fill  # ready for the next parent chunk
+        except BaseException:
+            _SCRATCH.__dict__.pop("band", None)  # left dirty
+            raise
+
+    @staticmethod
+    def _as_output(data: Array, dtype: np.dtype, what: str) -> Array:
+        if data.dtype.kind == "f" and dtype.kind in "iub":
+            return to_output_dtype(data, dtype, what)
+        return data
+
+
+_SCRATCH = threading.local()
+
+
+def _band_buffer(num_channels: int, shape: Sequence[int], dtype: Any, fill: Any) -> Array:
+    """A buffer of ``shape`` filled with ``fill``, reused by the next run of the same shape in this
+    thread (runs leave it filled again): a fresh one per parent chunk would cost its allocation
+    and page faults every time. One is kept per thread."""
+    key = (num_channels, tuple(shape), np.dtype(dtype).str, fill)
+    cached = getattr(_SCRATCH, "band", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    buffer = empty_xfast(num_channels, shape, dtype)
+    buffer[...] = fill
+    _SCRATCH.band = (key, buffer)
+    return buffer
 
 
 @functools.lru_cache(maxsize=64)

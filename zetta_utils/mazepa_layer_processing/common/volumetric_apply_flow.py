@@ -48,7 +48,7 @@ from zetta_utils import mazepa
 from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 
-from .chunk_grid import Box, ChunkGrid, Int3, RampCache
+from .chunk_grid import Box, ChunkGrid, Int3
 from .intermediaries import PieceStore
 from .layer_wrappers import (
     CaptureBackend,
@@ -61,7 +61,6 @@ from .layer_wrappers import (
 )
 from .reduction import (
     Array,
-    BlendAccumulator,
     CellCombiner,
     as_array,
     copy_xfast,
@@ -302,23 +301,20 @@ class Reducer:
     def _mode(self) -> str:
         return self.blend_mode if self.blend_mode in ("linear", "quadratic", "bump", "max") else "quadratic"
 
-    def _blend(self, box: Box, ramps: RampCache) -> Array:
-        acc = BlendAccumulator(box, self.num_channels, self.dtype, self._mode(), what="reduction")
-        self.store.reduce_into(acc, box, ramps)
-        return acc.result()
+    def _blend(self, box: Box) -> Array:
+        return self.store.reduce_box(box, self.dtype, self._mode())
 
     def reduce(self, aligned: Box, write: Box) -> None:
         """Write the ``dst`` chunks ``aligned``, of which ``write`` is inside the region."""
-        ramps = RampCache(self._mode())
         grid = self.store.grid
         index = aligned.to_index(self.dst_resolution)
         if aligned == write and not grid.gaps_intersect(write):
-            self.dst[index] = torch.from_numpy(self._blend(write, ramps))
+            self.dst[index] = torch.from_numpy(self._blend(write))
             return
         # Part of these dst chunks is not ours: keep its stored bytes (see the module docstring).
         raw = copy_xfast(as_array(self.dst.backend.read(index)))
         for box in self._covered(write):
-            raw[box.slices_in(aligned)] = to_output_dtype(self._processed(box, self._blend(box, ramps)), raw.dtype, "dst")
+            raw[box.slices_in(aligned)] = to_output_dtype(self._processed(box, self._blend(box)), raw.dtype, "dst")
         self.dst.backend.write(index, torch.from_numpy(raw))
 
     def _covered(self, write: Box) -> Iterator[Box]:
