@@ -461,3 +461,24 @@ def test_region_options(tmp_path: Path, make_volume: MakeVolume, kwargs: dict[st
     sl = (slice(None), *(slice(a, b) for a, b in zip(start, stop)))
     expected[sl] = data[sl]
     assert np.array_equal(out, expected)
+
+
+def test_summary_estimates_a_workers_memory(tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]) -> None:
+    from zetta_utils.mazepa_layer_processing.common.summary import estimate
+
+    src, _ = source_volume(make_volume)
+    dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
+    plan, _ = make_subchunkable_plan(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        fn=identity,
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=[f"file://{tmp_path}"] * 2,
+        **BLEND_CFG,
+    )
+    # uint8: the top chunk's input (16 + 2 * (2 + 2 + 2 + 1))^2 = 30 x 30, its padded output
+    # 20 x 20 with a float32 buffer for the blended level below, and one bottom output 12 x 12
+    assert estimate(plan)["memory"] == 30 * 30 + 20 * 20 + 20 * 20 * 4 + 12 * 12
+    make_flow(src, dst, tmp_path / "tmp", verbose=True)
+    assert "worker memory" in capsys.readouterr().out

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -183,15 +185,41 @@ PREFETCH_CACHE_BYTES = 128 * 2**20
 """Per process and input volume: TensorStore's cache of decoded chunks used by prefetches, so
 neighbouring chunks' padded regions, which share storage chunks, read each storage chunk once."""
 
+_CACHED_READERS: dict[tuple[Any, ...], VolumetricBackend] = {}
+
 
 def chunk_cached(backend: VolumetricBackend) -> VolumetricBackend:
     """``backend``, reading through a cache of decoded storage chunks when it is a TensorStore
-    backend without one (the cache revalidates against storage on every read)."""
+    backend without one (the cache revalidates against storage on every read). One such reader
+    per volume and info per process, so consecutive tasks share the cache."""
     from zetta_utils.layer.volumetric.tensorstore import TSBackend
 
-    if isinstance(backend, TSBackend) and not backend.cache_bytes_limit:
-        return TSBackend(backend.path, info=backend.info, cache_bytes_limit=PREFETCH_CACHE_BYTES, file_io_sync=backend.file_io_sync)
-    return backend
+    if not isinstance(backend, TSBackend) or backend.cache_bytes_limit:
+        return backend
+    key = (backend.path, backend.file_io_sync, json.dumps(backend.info, sort_keys=True))
+    reader = _CACHED_READERS.get(key)
+    if reader is None:
+        if len(_CACHED_READERS) >= 16:
+            _CACHED_READERS.clear()
+        reader = TSBackend(backend.path, info=backend.info, cache_bytes_limit=PREFETCH_CACHE_BYTES, file_io_sync=backend.file_io_sync)
+        _CACHED_READERS[key] = reader
+    return reader
+
+
+def _voxel_box(bbox: BBox3D, resolution: Vec3D[float]) -> Box:
+    """``bbox`` in voxels at ``resolution``, snapped outward (up to float noise)."""
+    start = [math.floor(s / r + 1e-6) for s, r in zip(bbox.start, resolution, strict=True)]
+    stop = [math.ceil(e / r - 1e-6) for e, r in zip(bbox.end, resolution, strict=True)]
+    return Box.of(start, stop)
+
+
+def _is_chunk_aligned(box: Box, offset: Sequence[int], chunk: Sequence[int], bounds: Box) -> bool:
+    """Whether ``box`` covers whole storage chunks (chunks clipped by the dataset end count)."""
+    return all(
+        (box.start[d] - offset[d]) % chunk[d] == 0
+        and ((box.stop[d] - offset[d]) % chunk[d] == 0 or box.stop[d] == bounds.stop[d])
+        for d in range(3)
+    )
 
 
 def prefetch_layer(layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3D) -> VolumetricLayer:
@@ -207,12 +235,14 @@ def prefetch_layer(layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3
     stored = next((r for r in backend.get_resolutions() if r.allclose(resolution)), None)
     if stored is None:
         return layer
-    snapped = bbox.snapped((0, 0, 0), stored, "expand")
-    box = Box.of((snapped.start / stored).round(), (snapped.end / stored).round())
-    inside = box.intersection(Box.from_index(backend.get_bounds(stored)))
+    box = _voxel_box(bbox, stored)
+    offset = tuple(backend.get_voxel_offset(stored))
+    size = tuple(backend.get_dataset_size(stored))
+    bounds = Box.of(offset, [o + n for o, n in zip(offset, size, strict=True)])
+    inside = box.intersection(bounds)
     # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
     # read it directly. Otherwise neighbours re-read the chunks they share: keep them cached.
-    aligned = inside.is_empty() or backend.is_chunk_aligned(inside.to_index(stored))
+    aligned = inside.is_empty() or _is_chunk_aligned(inside, offset, tuple(backend.get_chunk_size(stored)), bounds)
     reader = backend if aligned else chunk_cached(backend)
     if inside == box:
         data = reader.read(box.to_index(stored))

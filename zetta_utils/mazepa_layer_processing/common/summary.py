@@ -66,10 +66,27 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     region = plan.region if plan.dst_bounds is None else plan.region.intersection(plan.dst_bounds)
     writes = region.size() * dst_bpv
     inter = 0.0
+    top_out = Box.of((0, 0, 0), plan.chunk_sizes[0]).padded(plan.blend_pads[0]).size() * plan.num_channels
     if plan.store is not None:
-        padded = Box.of((0, 0, 0), plan.chunk_sizes[0]).padded(plan.blend_pads[0])
-        inter = counts[0] * padded.size() * dst_bpv
-    return {"read": reads, "write": writes, "intermediaries": inter}
+        inter = counts[0] * top_out / plan.num_channels * dst_bpv
+    return {"read": reads, "write": writes, "intermediaries": inter, "memory": worker_memory(plan, read_box.size() * input_bpv)}
+
+
+def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
+    """Rough peak bytes a worker holds for one top-level task: the prefetched input, the padded
+    output of each level's current chunk, and the float buffer of each level that blends the one
+    below (the lower levels are combined in memory)."""
+    import torch
+
+    out_bpv = torch.empty(0, dtype=plan.dtype).element_size() * plan.num_channels
+    acc_bpv = (4 if out_bpv // plan.num_channels <= 2 else 8) * plan.num_channels
+    total = float(input_bytes)
+    for level in range(plan.num_levels):
+        size = Box.of((0, 0, 0), plan.chunk_sizes[level]).padded(plan.blend_pads[level]).size()
+        total += size * out_bpv
+        if level + 1 < plan.num_levels and any(plan.blend_pads[level + 1]):
+            total += size * acc_bpv
+    return total
 
 
 def reduction_count(plan: SubchunkablePlan) -> int:
@@ -151,6 +168,7 @@ def print_plan_summary(
     info.add_row("to write", _bytes(est["write"]) + " to dst")
     if plan.store is not None:
         info.add_row("intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)")
+    info.add_row("worker memory", "about " + _bytes(est["memory"]) + " per task running (input, outputs, blend buffers)")
     if generate_ng_link:
         link = ng_link(plan)
         if link:
