@@ -17,7 +17,7 @@ TensorStore and zetta_utils once per process (`zetta run -p N` starts it while i
 spec). That one-off start is measured first and printed; the runs after it (best of --repeat)
 include starting and stopping their workers, as the baseline includes starting its pool.
 
-Usage: .venv/bin/python bench/bench_subchunkable.py [--dir DIR] [--repeat N] [--size 4096]
+Usage: .venv/bin/python bench/bench_subchunkable.py [--dir DIR] [--repeat N] [--size 4096] [--drop-caches]
 """
 
 from __future__ import annotations
@@ -56,7 +56,27 @@ def _ts_copy(src: str, dst: str, size: int, part: int, parts: int) -> None:
                 k += 1
 
 
+def fresh_page_cache(src: str) -> None:
+    """With --drop-caches: drop the page cache (root only) and read the source back into it, so
+    that every measurement starts from the same state. Otherwise the kernel's cost of finding
+    pages for new files varies from run to run with what earlier runs left behind."""
+    if not FRESH_CACHE:
+        return
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("1")
+    for dirpath, _, names in os.walk(src):
+        for name in names:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                while f.read(1 << 22):
+                    pass
+
+
+FRESH_CACHE = False
+
+
 def ts_copy(src: str, dst: str, size: int, procs: int) -> float:
+    fresh_page_cache(src)
     start = time.perf_counter()
     if procs == 1:
         _ts_copy(src, dst, size, 0, 1)
@@ -144,6 +164,7 @@ def run_flow(
         verbose=False,
         **kwargs,
     )
+    fresh_page_cache(src_path)
     start = time.perf_counter()
     mazepa.execute(flow, num_procs=procs, show_progress=False)
     elapsed = time.perf_counter() - start
@@ -178,7 +199,14 @@ def main() -> None:
         "--repeat", type=int, default=2, help="runs per measurement; the best is reported"
     )
     parser.add_argument("--size", type=int, default=4096, help="x and y size of the volume")
+    parser.add_argument(
+        "--drop-caches",
+        action="store_true",
+        help="before each run, drop the page cache (needs root) and read the source back in",
+    )
     args = parser.parse_args()
+    global FRESH_CACHE
+    FRESH_CACHE = args.drop_caches
     root = tempfile.mkdtemp(prefix="bench_subchunkable_", dir=args.dir)
     try:
         size = args.size

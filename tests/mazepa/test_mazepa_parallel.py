@@ -291,3 +291,28 @@ def test_workers_limit_torch_threads_once_torch_is_imported() -> None:
     if default == 1:
         pytest.skip("torch defaults to one thread on this machine: nothing to limit")
     assert second.outcome.return_value == 1
+
+
+def test_start_fork_server_preloads_modules_for_later_workers() -> None:
+    """`zetta run -p N` starts the fork server early; workers then find its imports done."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from zetta_utils import mazepa
+from zetta_utils.mazepa.local_pool import start_fork_server
+
+start_fork_server(["decimal", "fractions"])
+
+@mazepa.taskable_operation
+def loaded() -> bool:
+    return "fractions" in sys.modules
+
+task = loaded.make_task()
+mazepa.execute(task, num_procs=2, show_progress=False)
+print("preloaded:", task.outcome.return_value)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "preloaded: True" in result.stdout

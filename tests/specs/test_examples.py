@@ -43,12 +43,12 @@ def _registered(name: str) -> bool:
 
 
 def zetta_run(
-    spec: Path, home: Path, extra_env: dict[str, str] | None = None
+    spec: Path, home: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("AWS_SESSION_TOKEN", None)
     return subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", "-v", "run", str(spec)],
+        [sys.executable, "-m", "zetta_utils.cli.main", "-v", "run", *args, str(spec)],
         capture_output=True,
         text=True,
         env=env,
@@ -87,6 +87,15 @@ def test_subchunkable_example_copies_the_demo(name: str, home: Path) -> None:
     if not _registered("build_subchunkable_apply_flow"):
         pytest.skip("build_subchunkable_apply_flow is not registered yet")
     result = zetta_run(EXAMPLES / name, home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_copy(home)
+
+
+def test_subchunkable_example_runs_in_two_processes(home: Path) -> None:
+    """`zetta run -p 2`: the fork server starts (and imports) while the spec is read."""
+    if not _registered("build_subchunkable_apply_flow"):
+        pytest.skip("build_subchunkable_apply_flow is not registered yet")
+    result = zetta_run(EXAMPLES / "subchunkable_blend.cue", home, args=("-p", "2"))
     assert result.returncode == 0, result.stdout + result.stderr
     check_copy(home)
 

@@ -59,6 +59,11 @@ def run(spec_path: str, num_procs: int | None, debug: bool) -> None:
     _State.debug = _State.debug or debug
     from zetta_utils import builder, parsing
 
+    if num_procs is not None and num_procs > 1:
+        # the workers' imports (torch, TensorStore, ...) happen in the fork server meanwhile
+        from zetta_utils.mazepa.local_pool import start_fork_server
+
+        start_fork_server()
     spec = parsing.load_spec_file(spec_path)
     if not isinstance(spec, dict):
         raise click.UsageError(f"{spec_path}: the spec's root must be a struct with '@type', got {type(spec).__name__}")

@@ -31,7 +31,7 @@ from .tasks import Task
 from .transient_errors import WorkerCrashedError
 from .worker_process import worker_main
 
-__all__ = ["LocalProcessExecutor", "default_start_method"]
+__all__ = ["LocalProcessExecutor", "default_start_method", "start_fork_server"]
 
 _LONG_TASK_SEC = 0.05  # tasks this long go one at a time, no prefetch
 _TARGET_BATCH_SEC = 0.02
@@ -52,6 +52,21 @@ _PRELOAD_IF_LOADED = (
 
 def _preload_modules() -> list[str]:
     return _PRELOAD + [name for name in _PRELOAD_IF_LOADED if name in sys.modules]
+
+
+def start_fork_server(preload: Sequence[str] = _PRELOAD_IF_LOADED) -> None:
+    """Start the fork server now, importing ``preload`` (default: the heavy modules workers of
+    chunkwise runs need) once in it, so that the imports run while this process does other work
+    (``zetta run -p N`` calls it before reading the spec). Workers started later fork from it.
+    Nothing happens where workers are spawned instead, or when the server already runs (its
+    preload is fixed then)."""
+    if default_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD + [name for name in preload if name not in _PRELOAD])
+    forkserver.ensure_running()
 
 
 def default_start_method() -> str:
