@@ -117,84 +117,36 @@ def weight_tensor(
     return result
 
 
-class _Pending:
-    __slots__ = ("acc", "agree", "first", "received")
-
-    def __init__(self) -> None:
-        self.acc: Array | None = None
-        self.first: Array | None = None
-        self.agree = True
-        self.received = 0
-
-
 class CellCombiner:
-    """Combines the pieces covering each cell of an output array: copies single pieces, blends
-    (or takes the maximum of) shared ones once all have arrived (see the module docstring)."""
+    """Combines the pieces covering each cell of an output array as they arrive: single pieces
+    are copied at once, shared ones are kept until the cell's last piece arrives and then
+    combined by :func:`combine_pieces`."""
 
     def __init__(self, dtype: Any, mode: str, what: str):
         if mode not in ("linear", "quadratic", "bump", "max"):
             raise ValueError(f"internal: cannot combine pieces with blend mode {mode!r}")
-        self.dtype = to_np_dtype(dtype)
         self.mode = mode
         self.what = what
-        self.acc_dtype = accumulator_dtype(dtype)
-        self._pending: dict[Any, _Pending] = {}
-        self._exact_agree = self.dtype in (np.dtype(np.int64), np.dtype(np.uint64))
-        self._is_int = self.dtype.kind in "iub"
+        self._pending: dict[Any, tuple[list[Array], list[Array | None]]] = {}
 
     def add(self, cell: Any, dst: Array, sub: Array, weight: Array | None, coverage: int) -> None:
         """One piece ``sub`` of the cell ``cell`` (any hashable key; ``dst`` is the cell's part of
         the output, the same view for all its pieces); ``coverage`` pieces cover it in all."""
         if coverage == 1:
-            if sub.dtype == self.dtype:
-                np.copyto(dst, sub)
-            else:
-                np.copyto(dst, to_output_dtype(sub, self.dtype, self.what))
+            combine_pieces(dst, [sub], [weight], self.mode, self.what)
             return
-        pending = self._pending.get(cell)
-        if pending is None:
-            pending = self._pending[cell] = _Pending()
-        pending.received += 1
-        if self.mode == "max":
-            value = to_output_dtype(sub, self.dtype, self.what)
-            if pending.acc is None:
-                pending.acc = np.array(value, copy=True)
-            else:
-                np.maximum(pending.acc, value, out=pending.acc)
-        else:
-            if sub.dtype.kind == "f" and self._is_int:
-                to_output_dtype(sub, self.dtype, self.what)  # the range check
-            if weight is None:
-                weighted = sub.astype(self.acc_dtype, copy=True)
-            else:
-                weighted = np.multiply(sub, weight, dtype=self.acc_dtype)
-            if pending.acc is None:
-                pending.acc = weighted
-            else:
-                pending.acc += weighted
-            if self._exact_agree:
-                value = to_output_dtype(sub, self.dtype, self.what)
-                if pending.first is None:
-                    pending.first = np.array(value, copy=True)
-                elif pending.agree:
-                    pending.agree = bool(np.array_equal(pending.first, value))
-        if pending.received == coverage:
+        subs, weights = self._pending.setdefault(cell, ([], []))
+        subs.append(np.array(sub, copy=True))  # not a view: the chunk output it is from may go
+        weights.append(weight)
+        if len(subs) == coverage:
             del self._pending[cell]
-            acc = pending.acc
-            assert acc is not None
-            if self.mode == "max" or self.dtype.kind == "f":
-                np.copyto(dst, acc, casting="unsafe")
-            elif self._exact_agree and pending.agree and pending.first is not None:
-                np.copyto(dst, pending.first)
-            else:
-                np.copyto(dst, np.rint(acc, out=acc), casting="unsafe")
+            combine_pieces(dst, subs, weights, self.mode, self.what)
 
     def check_done(self) -> None:
         if self._pending:
-            cell, pending = next(iter(self._pending.items()))
+            cell, (subs, _) = next(iter(self._pending.items()))
             raise RuntimeError(
-                f"internal: {self.what}: blended cell {cell} received only {pending.received} "
-                "of its pieces"
+                f"internal: {self.what}: blended cell {cell} received only {len(subs)} of its pieces"
             )
 
 
