@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,6 +13,18 @@ from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 
 RES = (4, 4, 40)
+
+
+def example_dir(tmp_path: Path) -> Path:
+    """An empty folder for one Hypothesis example; the previous example's volumes are deleted.
+
+    A test's ``tmp_path`` is shared by all its examples, so without this a property test keeps
+    every example's volumes on disk (hundreds of MB per run).
+    """
+    root = tmp_path / "example"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    return root
 
 
 def write_array(layer: VolumetricLayer, array: np.ndarray, offset: Sequence[int] = (0, 0, 0)) -> None:

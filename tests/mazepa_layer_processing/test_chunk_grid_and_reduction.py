@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from zetta_utils.mazepa_layer_processing.common.reduction import (
     LevelSchedule,
     to_output_dtype,
 )
+
+from .helpers import example_dir
 
 
 def reference_ramp(pad: int, mode: str) -> np.ndarray:
@@ -143,7 +144,7 @@ def test_stored_pieces_reduce_over_any_box_like_a_numpy_blend(
 ) -> None:
     rng = np.random.default_rng(sum(grid.counts))
     outputs = {key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()}
-    store = stored_pieces(Path(tempfile.mkdtemp(dir=tmp_path)), grid, outputs, "float32")
+    store = stored_pieces(example_dir(tmp_path), grid, outputs, "float32")
     region, expected = reference_blend(grid, outputs, mode)
     lo = [data.draw(st.integers(region.start[d], region.stop[d] - 1)) for d in range(3)]
     hi = [data.draw(st.integers(lo[d] + 1, region.stop[d])) for d in range(3)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from zetta_utils import mazepa
 from zetta_utils.geometry import BBox3D
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 
-from .helpers import RES, make_volume_at, random_array, read_array, write_array
+from .helpers import RES, example_dir, make_volume_at, random_array, read_array, write_array
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -96,7 +95,7 @@ def test_identity_is_exact_for_any_valid_chunking(tmp_path: Path, data: st.DataO
     dtype = data.draw(st.sampled_from(["uint8", "uint16", "int32", "float32"]), label="dtype")
     max_red = data.draw(st.sampled_from([None, 2, 3]), label="reduction chunks")
 
-    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    root = example_dir(tmp_path)
     src = make_volume_at(str(root / "src"), size=VOLUME, dtype=dtype, chunk=(8, 8, 1), offset=offset)
     dst = make_volume_at(str(root / "dst"), size=VOLUME, dtype=dtype, chunk=dst_chunk, offset=offset)
     source = random_array((1, *VOLUME), dtype, seed=1)
@@ -261,7 +260,7 @@ def test_chunk_dependent_function_matches_an_independent_blend(tmp_path: Path, d
     stop = tuple(start[d] + counts[d] * top[d] for d in range(3))
     if stop[2] > VOLUME[2]:
         return
-    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    root = example_dir(tmp_path)
     src = make_volume_at(str(root / "src"), size=VOLUME, dtype="float32", chunk=(8, 8, 1), offset=offset)
     dst = make_volume_at(str(root / "dst"), size=(64, 64, 4), dtype="float32", chunk=(4, 4, 1), offset=offset)
     grid = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in VOLUME), indexing="ij")
