@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zetta_utils.geometry import Vec3D
+from zetta_utils.mazepa_layer_processing.common import reduction
 from zetta_utils.mazepa_layer_processing.common.chunk_grid import (
     AxisGrid,
     Box,
@@ -25,6 +26,16 @@ from zetta_utils.mazepa_layer_processing.common.reduction import (
 )
 
 from .helpers import example_dir
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the compiled blending loops and again with the NumPy ones."""
+    if request.param == "numpy":
+        monkeypatch.setattr(reduction, "KERNELS", None)
+    elif reduction.KERNELS is None:
+        pytest.skip("the compiled loops are not built")
+    return str(request.param)
 
 
 def reference_ramp(pad: int, mode: str) -> np.ndarray:
@@ -140,7 +151,7 @@ def stored_pieces(path: Path, grid: ChunkGrid, outputs: dict[Any, np.ndarray], d
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(grid=small_grids(), mode=st.sampled_from(["linear", "quadratic", "max"]), data=st.data())
 def test_stored_pieces_reduce_over_any_box_like_a_numpy_blend(
-    tmp_path: Path, grid: ChunkGrid, mode: str, data: st.DataObject
+    tmp_path: Path, loops: str, grid: ChunkGrid, mode: str, data: st.DataObject
 ) -> None:
     rng = np.random.default_rng(sum(grid.counts))
     outputs = {key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()}
@@ -157,7 +168,7 @@ def test_stored_pieces_reduce_over_any_box_like_a_numpy_blend(
 @pytest.mark.parametrize(
     "dtype, value", [(np.uint8, 255), (np.int32, 2**31 - 7), (np.uint64, 2**62 + 12345), (np.float32, 0.1)]
 )
-def test_reduction_reproduces_agreeing_values_exactly(tmp_path: Path, dtype: Any, value: Any) -> None:
+def test_reduction_reproduces_agreeing_values_exactly(tmp_path: Path, loops: str, dtype: Any, value: Any) -> None:
     grid = ChunkGrid.over(Box((0, 0, 0), (12, 12, 2)), (4, 4, 1), (2, 2, 0))
     outputs = {key: np.full((1, *grid.padded(key).shape), value, dtype=dtype) for key in grid.keys()}
     store = stored_pieces(tmp_path, grid, outputs, np.dtype(dtype).name)
@@ -192,7 +203,7 @@ def test_combiner_refuses_an_unfinished_cell() -> None:
         combiner.check_done()
 
 
-@settings(max_examples=40)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     chunk=st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 3)),
     blend_frac=st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 1)),
@@ -201,6 +212,7 @@ def test_combiner_refuses_an_unfinished_cell() -> None:
     mode=st.sampled_from(["linear", "quadratic", "max"]),
 )
 def test_level_schedule_agrees_with_piece_by_piece_accumulation(
+    loops: str,
     chunk: tuple[int, int, int],
     blend_frac: tuple[int, int, int],
     crop: tuple[int, int, int],
@@ -233,9 +245,45 @@ def test_level_schedule_agrees_with_piece_by_piece_accumulation(
 
 
 @pytest.mark.parametrize("dtype, value", [(np.uint8, 201), (np.int32, 2**31 - 3), (np.float32, 0.3)])
-def test_level_schedule_reproduces_agreeing_values(dtype: Any, value: Any) -> None:
+def test_level_schedule_reproduces_agreeing_values(loops: str, dtype: Any, value: Any) -> None:
     schedule = LevelSchedule((24, 14, 4), (3, 1, 1), (5, 4, 2), (2, 1, 1), "quadratic", dtype)
     out = np.zeros((1, 24, 14, 4), dtype=dtype)
     chunk = np.full((1, *schedule.padded), value, dtype=dtype)
     schedule.run(out, (chunk for _ in schedule.starts), "test")
     assert np.allclose(out, value, rtol=1e-6, atol=0) if np.dtype(dtype).kind == "f" else (out == value).all()
+
+
+KERNEL_TYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64, np.float32, np.float64]
+
+
+@pytest.mark.parametrize("dtype", KERNEL_TYPES, ids=lambda t: np.dtype(t).name)
+def test_compiled_loops_agree_with_numpy(dtype: Any) -> None:
+    if reduction.KERNELS is None:
+        pytest.skip("the compiled loops are not built")
+    np_type = np.dtype(dtype)
+    acc_type = reduction.accumulator_dtype(np_type)
+    rng = np.random.default_rng(np_type.num)
+    # strided views (z fastest, a slice in y) as well as x-fastest arrays
+    acc = rng.normal(scale=50, size=(2, 9, 8, 3)).astype(acc_type)[:, :, 1:7]
+    src = (rng.integers(0, 2, acc.shape) if np_type.kind == "b" else rng.integers(0, 100, acc.shape)).astype(np_type)
+    weights = reduction.Weights.of([rng.random(9), None, rng.random(3)], (0, 0, 0), acc.shape[1:], acc_type)
+    for w in (weights, None):
+        compiled, plain = acc.copy(), acc.copy()
+        reduction.accumulate(compiled, src, w)
+        product = 1.0 if w is None else w.product()
+        plain += src.astype(acc_type) * product
+        assert np.allclose(compiled, plain, rtol=1e-6, atol=1e-4)
+    # storing rounds half to even like np.rint, and casts
+    values = acc.copy()
+    values[0, :4, 0, 0] = [0.5, 1.5, 2.5, -0.5]
+    if np_type.kind in "iub":
+        info = np.iinfo(np.int64) if np_type.kind == "b" else np.iinfo(np_type)
+        values = np.clip(values, max(info.min, -(2**52)), min(info.max, 2**52))
+    if np_type.kind == "u":
+        values = np.abs(values)
+    round_values = np_type.kind in "iub"
+    out = reduction.empty_xfast(2, values.shape[1:], np_type)
+    reduction.store_accumulated(out, values, round_values)
+    expected = np.empty(values.shape, np_type)
+    np.copyto(expected, np.rint(values) if round_values else values, casting="unsafe")
+    assert np.array_equal(out, expected)

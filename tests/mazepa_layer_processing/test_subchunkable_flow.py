@@ -25,7 +25,7 @@ from zetta_utils.mazepa_layer_processing import (
     build_postpad_subchunkable_apply_flow,
     build_subchunkable_apply_flow,
 )
-from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan
+from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan, reduction
 from zetta_utils.mazepa_layer_processing.common.volumetric_apply_flow import (
     ProcessTopChunks,
     plan_reducer,
@@ -351,6 +351,34 @@ def test_multichannel_int_data_through_blending(tmp_path: Path, make_volume: Mak
     dst = make_volume("dst", size=SIZE, dtype="uint16", chunk=(8, 8, 2), channels=3, offset=(0, 0, 0))
     run(make_flow(src, dst, tmp_path / "tmp"))
     assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled loops", "numpy"])
+def test_nested_levels_with_equal_padded_shapes_blend_exactly(
+    tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    # Levels 0 and 1 both have 4 x 4 x 4 padded outputs: each level's blend needs its own float
+    # buffer while the level above is still blending into its own.
+    if not compiled:
+        monkeypatch.setattr(reduction, "KERNELS", None)
+    elif reduction.KERNELS is None:
+        pytest.skip("the compiled loops are not built")
+    src, data = source_volume(make_volume, dtype="uint16")
+    dst = make_volume("dst", size=SIZE, dtype="uint16", chunk=(4, 3, 1), offset=(0, 0, 0))
+    run(
+        make_flow(
+            src,
+            dst,
+            tmp_path / "tmp",
+            bbox=BBox3D.from_coords((0, 0, 0), (8, 8, 2), RES),
+            processing_chunk_sizes=[[2, 2, 2], [2, 2, 2], [2, 2, 1]],
+            processing_crop_pads=[[0, 0, 0]] * 3,
+            processing_blend_pads=[[1, 1, 1], [1, 1, 1], [0, 1, 0]],
+            processing_blend_modes=["linear"] * 3,
+            level_intermediaries_dirs=[f"file://{tmp_path / 'tmp'}"] * 3,
+        )
+    )
+    assert np.array_equal(read_array(dst, (0, 0, 0), (8, 8, 2)), data[:, :8, :8, :2])
 
 
 # --- routing, caching, summary ---------------------------------------------------------------------------

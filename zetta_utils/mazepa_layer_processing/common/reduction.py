@@ -100,21 +100,80 @@ def to_output_dtype(data: Array, dtype: Any, what: str) -> Array:
     return data.astype(target)
 
 
-def weight_tensor(
-    per_dim: Sequence[torch.Tensor | None], offset: Sequence[int], shape: Sequence[int], dtype: Any
-) -> Array | None:
-    """The product of per-dim weights (None: ones) over ``shape`` voxels from ``offset``, as an
-    array broadcasting against CXYZ data; None when all are ones."""
-    result: Array | None = None
-    for d, w in enumerate(per_dim):
-        if w is None:
-            continue
-        part = w[offset[d] : offset[d] + shape[d]].numpy().astype(dtype)
-        view = [1, 1, 1, 1]
-        view[d + 1] = part.shape[0]
-        part = part.reshape(view)
-        result = part if result is None else result * part
-    return result
+class Weights:
+    """The blend weights over (part of) a piece: per dim ``x``, ``y``, ``z`` a contiguous vector
+    of the accumulator's type, or None for ones. The weight of a voxel is their product."""
+
+    __slots__ = ("_product", "x", "y", "z")
+
+    def __init__(self, x: Array | None, y: Array | None, z: Array | None):
+        self.x, self.y, self.z = x, y, z
+        self._product: Array | None = None
+
+    @classmethod
+    def of(cls, per_dim: Sequence[torch.Tensor | Array | None], offset: Sequence[int], shape: Sequence[int], dtype: Any) -> Weights:
+        """The weights over ``shape`` voxels from ``offset`` of per-dim weights (None: ones)."""
+        parts = [
+            None if w is None else np.ascontiguousarray(np.asarray(w)[o : o + n], dtype=dtype)
+            for w, o, n in zip(per_dim, offset, shape, strict=True)
+        ]
+        return cls(parts[0], parts[1], parts[2])
+
+    def product(self) -> Array | None:
+        """The weights as one array broadcasting against CXYZ data (None: all ones)."""
+        if self._product is None:
+            result: Array | None = None
+            for d, w in enumerate((self.x, self.y, self.z)):
+                if w is None:
+                    continue
+                view = [1, 1, 1, 1]
+                view[d + 1] = w.shape[0]
+                result = w.reshape(view) if result is None else result * w.reshape(view)
+            self._product = result
+        return self._product
+
+
+def _compiled() -> Any:
+    try:
+        from . import _blend
+    except ImportError:  # installed without a C compiler: NumPy does the same
+        return None
+    return _blend
+
+
+KERNELS: Any = _compiled()
+"""The compiled loops of ``_blend.c`` (None: not built; tests set it to None to check the NumPy
+path gives the same result)."""
+
+_KERNEL_TYPES = frozenset("?bBhHiIlLqQfd")
+
+
+def _kernel_ok(*arrays: Array) -> bool:
+    return KERNELS is not None and all(a.dtype.char in _KERNEL_TYPES and a.dtype.isnative for a in arrays)
+
+
+def accumulate(acc: Array, src: Array, weights: Weights | None) -> None:
+    """``acc += src * weights`` (``acc`` float32 or float64; ``weights`` None: ones), in one pass
+    with the compiled loops."""
+    if _kernel_ok(acc, src):
+        if weights is None:
+            KERNELS.accumulate(acc, src, None, None, None)
+        else:
+            KERNELS.accumulate(acc, src, weights.x, weights.y, weights.z)
+        return
+    product = None if weights is None else weights.product()
+    if product is None:
+        np.add(acc, src, out=acc, casting="unsafe")
+    else:
+        acc += np.multiply(src, product, dtype=acc.dtype)
+
+
+def store_accumulated(dst: Array, acc: Array, round_values: bool) -> None:
+    """``dst = rint(acc)`` (``round_values``) or ``acc``, cast to ``dst``'s type."""
+    if _kernel_ok(dst, acc):
+        KERNELS.store(dst, acc, round_values, False)
+        return
+    np.copyto(dst, np.rint(acc) if round_values else acc, casting="unsafe")
 
 
 class CellCombiner:
@@ -127,9 +186,9 @@ class CellCombiner:
             raise ValueError(f"internal: cannot combine pieces with blend mode {mode!r}")
         self.mode = mode
         self.what = what
-        self._pending: dict[Any, tuple[list[Array], list[Array | None]]] = {}
+        self._pending: dict[Any, tuple[list[Array], list[Weights | None]]] = {}
 
-    def add(self, cell: Any, dst: Array, sub: Array, weight: Array | None, coverage: int) -> None:
+    def add(self, cell: Any, dst: Array, sub: Array, weight: Weights | None, coverage: int) -> None:
         """One piece ``sub`` of the cell ``cell`` (any hashable key; ``dst`` is the cell's part of
         the output, the same view for all its pieces); ``coverage`` pieces cover it in all."""
         if coverage == 1:
@@ -150,10 +209,10 @@ class CellCombiner:
             )
 
 
-def combine_pieces(dst: Array, subs: Sequence[Array], weights: Sequence[Array | None], mode: str, what: str) -> None:
+def combine_pieces(dst: Array, subs: Sequence[Array], weights: Sequence[Weights | None], mode: str, what: str) -> None:
     """Write into ``dst`` the combination of all the pieces ``subs`` covering it (see the module
-    docstring): a copy of a single piece, else their weighted sum (``weights[i]`` broadcasting
-    against ``subs[i]``; None: ones) or, for ``max``, their maximum."""
+    docstring): a copy of a single piece, else their weighted sum (``weights[i]`` those of
+    ``subs[i]``; None: ones) or, for ``max``, their maximum."""
     dtype = dst.dtype
     if len(subs) == 1:
         sub = subs[0]
@@ -171,18 +230,10 @@ def combine_pieces(dst: Array, subs: Sequence[Array], weights: Sequence[Array | 
             # float64 cannot hold every 64-bit integer: agreeing pieces are copied exactly
             np.copyto(dst, values[0], casting="unsafe")
             return
-    acc_dtype = accumulator_dtype(dtype)
-    acc: Array | None = None
+    acc = empty_xfast(dst.shape[0], dst.shape[1:], accumulator_dtype(dtype), zero=True)
     for sub, weight in zip(subs, weights, strict=True):
-        term = sub.astype(acc_dtype) if weight is None else np.multiply(sub, weight, dtype=acc_dtype)
-        if acc is None:
-            acc = term
-        else:
-            acc += term
-    assert acc is not None
-    if is_int:
-        np.rint(acc, out=acc)
-    np.copyto(dst, acc, casting="unsafe")
+        accumulate(acc, sub, weight)
+    store_accumulated(dst, acc, round_values=is_int)
 
 
 def describe(value: Any) -> str:
@@ -211,7 +262,7 @@ class LevelSchedule:
         self.mode = mode
         self.padded: Int3 = (chunk[0] + 2 * blend[0], chunk[1] + 2 * blend[1], chunk[2] + 2 * blend[2])
         self.starts: list[Int3] = []
-        self.ops: list[list[tuple[int, Any, Any, Array | None, int]]] = []
+        self.ops: list[list[tuple[int, Any, Any, Weights | None, int]]] = []
         cells: dict[Box, int] = {}
         for key in grid.keys_overlapping(out_box):
             padded = grid.padded(key)
@@ -225,7 +276,7 @@ class LevelSchedule:
                 weight = None
                 if coverage > 1 and mode != "max":
                     offset = [t - s for t, s in zip(target.start, piece.box.start, strict=True)]
-                    weight = weight_tensor(ramps.weights(grid, piece), offset, target.shape, acc_dtype)
+                    weight = Weights.of(ramps.weights(grid, piece), offset, target.shape, acc_dtype)
                 ops.append((cell, target.slices_in(out_box), target.slices_in(padded), weight, coverage))
             self.starts.append(padded.start)
             self.ops.append(ops)
@@ -256,34 +307,33 @@ class LevelSchedule:
             return
         if self.mode == "max":
             fill: Any = np.iinfo(dtype).min if dtype.kind in "iu" else (False if dtype.kind == "b" else -np.inf)
-            band = _band_buffer(out.shape[0], out.shape[1:], dtype, fill)
+            key = _band_key(out.shape[0], out.shape[1:], dtype, fill)
         else:
             fill = 0
-            band = _band_buffer(out.shape[0], out.shape[1:], accumulator_dtype(dtype), fill)
-        is_int = dtype.kind in "iub"
-        try:
-            for ops, data in zip(self.ops, outputs, strict=True):
-                data = self._as_output(data, dtype, what)
-                for _cell, out_slices, data_slices, weight, coverage in ops:
-                    src = data[data_slices]
-                    if coverage == 1:
-                        np.copyto(out[out_slices], src, casting="unsafe")
-                        continue
-                    target = band[out_slices]
-                    if weight is None:
-                        np.maximum(target, src, out=target, casting="unsafe")
-                    else:
-                        target += np.multiply(src, weight, dtype=target.dtype)
-            for slab in self.band_slabs:
-                value = band[slab]
-                if self.mode != "max" and is_int:
-                    value = np.rint(value)
-                np.copyto(out[slab], value, casting="unsafe")
-            for slab in self.band_slabs:
-                band[slab] = fill  # ready for the next parent chunk
-        except BaseException:
-            _SCRATCH.__dict__.pop("band", None)  # left dirty
-            raise
+            key = _band_key(out.shape[0], out.shape[1:], accumulator_dtype(dtype), fill)
+        band = _take_band_buffer(key)
+        round_values = dtype.kind in "iub"
+        # On an error the buffer is dropped (left dirty); otherwise it is handed back filled again.
+        for ops, data in zip(self.ops, outputs, strict=True):
+            data = self._as_output(data, dtype, what)
+            for _cell, out_slices, data_slices, weight, coverage in ops:
+                src = data[data_slices]
+                if coverage == 1:
+                    np.copyto(out[out_slices], src, casting="unsafe")
+                    continue
+                target = band[out_slices]
+                if self.mode == "max":
+                    np.maximum(target, src, out=target, casting="unsafe")
+                else:
+                    accumulate(target, src, weight)
+        for slab in self.band_slabs:
+            if self.mode == "max":
+                np.copyto(out[slab], band[slab], casting="unsafe")
+            else:
+                store_accumulated(out[slab], band[slab], round_values)
+        for slab in self.band_slabs:  # after all: slabs of different dims overlap
+            band[slab] = fill  # ready for the next parent chunk
+        _give_back_band_buffer(key, band)
 
     @staticmethod
     def _as_output(data: Array, dtype: np.dtype, what: str) -> Array:
@@ -293,20 +343,35 @@ class LevelSchedule:
 
 
 _SCRATCH = threading.local()
+BandKey = tuple[int, tuple[int, ...], str, Any]
 
 
-def _band_buffer(num_channels: int, shape: Sequence[int], dtype: Any, fill: Any) -> Array:
-    """A buffer of ``shape`` filled with ``fill``, reused by the next run of the same shape in this
-    thread (runs leave it filled again): a fresh one per parent chunk would cost its allocation
-    and page faults every time. One is kept per thread."""
-    key = (num_channels, tuple(shape), np.dtype(dtype).str, fill)
-    cached = getattr(_SCRATCH, "band", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+def _band_key(num_channels: int, shape: Sequence[int], dtype: Any, fill: Any) -> BandKey:
+    return (num_channels, tuple(shape), np.dtype(dtype).str, fill)
+
+
+def _take_band_buffer(key: BandKey) -> Array:
+    """A buffer for ``key`` (channels, shape, type, fill) filled with ``fill``: one handed back by
+    an earlier run in this thread if any (a fresh one per parent chunk would cost its allocation
+    and page faults every time), else a new one. Nested runs (three or more levels) take
+    different buffers even when their shapes agree."""
+    free: dict[BandKey, list[Array]] = _SCRATCH.__dict__.setdefault("free", {})
+    buffers = free.get(key)
+    if buffers:
+        return buffers.pop()
+    num_channels, shape, dtype, fill = key
     buffer = empty_xfast(num_channels, shape, dtype)
     buffer[...] = fill
-    _SCRATCH.band = (key, buffer)
     return buffer
+
+
+def _give_back_band_buffer(key: BandKey, buffer: Array) -> None:
+    """Keep ``buffer`` (filled with its fill again) for the next run in this thread; one kept per
+    level of nesting, the most recently used kinds only."""
+    free: dict[BandKey, list[Array]] = _SCRATCH.__dict__.setdefault("free", {})
+    if key not in free and len(free) >= 4:
+        free.pop(next(iter(free)))
+    free.setdefault(key, []).append(buffer)
 
 
 @functools.lru_cache(maxsize=64)

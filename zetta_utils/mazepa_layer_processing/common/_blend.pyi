@@ -1,0 +1,6 @@
+"""Types of the compiled loops in ``_blend.c``."""
+
+from typing import Any
+
+def accumulate(acc: Any, src: Any, wx: Any | None, wy: Any | None, wz: Any | None) -> None: ...
+def store(dst: Any, acc: Any, round: bool, clear: bool) -> None: ...
