@@ -287,3 +287,38 @@ def test_compiled_loops_agree_with_numpy(dtype: Any) -> None:
     expected = np.empty(values.shape, np_type)
     np.copyto(expected, np.rint(values) if round_values else values, casting="unsafe")
     assert np.array_equal(out, expected)
+
+
+def test_local_intermediaries_are_precomputed_volumes_tensorstore_reads(tmp_path: Path) -> None:
+    import tensorstore as ts
+
+    # written as files directly (not through TensorStore): TensorStore must read them back
+    grid = ChunkGrid.over(Box((0, 0, 0), (12, 8, 2)), (4, 4, 1), (1, 1, 0))
+    rng = np.random.default_rng(5)
+    outputs = {key: rng.integers(0, 60000, (2, *grid.padded(key).shape)).astype(np.uint16) for key in grid.keys()}
+    store = stored_pieces(tmp_path, grid, outputs, "uint16")
+    interior = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{tmp_path}/interior"}).result()
+    frame = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{tmp_path}/frame"}).result()
+    b = (1, 1, 1)  # the interior label
+    t = grid.tile_shape(b)
+    for key, data in outputs.items():
+        lo = [ax.offset_in_padded(1) for ax in grid.axes]
+        expected = data[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
+        s = [k * n for k, n in zip(key, t)]
+        got = interior[s[0] : s[0] + t[0], s[1] : s[1] + t[1], s[2] : s[2] + t[2]].read().result()
+        assert np.array_equal(got.transpose(3, 0, 1, 2), expected)
+        row = frame[:, 0:1, store._linear(key) : store._linear(key) + 1].read().result()  # (F, 1, 1, C)
+        for label in store.frame_labels:
+            piece = store._unpack(row[:, 0, 0, :].T, label)
+            lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label)]
+            n = grid.tile_shape(label)
+            assert np.array_equal(piece, data[:, lo[0] : lo[0] + n[0], lo[1] : lo[1] + n[1], lo[2] : lo[2] + n[2]])
+
+
+def test_a_missing_intermediary_chunk_is_a_clear_error(tmp_path: Path) -> None:
+    grid = ChunkGrid.over(Box((0, 0, 0), (8, 4, 1)), (4, 4, 1), (1, 0, 0))
+    outputs = {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()}
+    store = stored_pieces(tmp_path, grid, outputs, "uint8")
+    (tmp_path / "interior" / "4_4_40" / "2-4_0-4_0-1").unlink()
+    with pytest.raises(FileNotFoundError, match=r"intermediary chunk .*2-4_0-4_0-1 is missing"):
+        store.reduce_box(Box((0, 0, 0), (8, 4, 1)), np.uint8, "linear")
