@@ -113,6 +113,27 @@ def test_sub_flows_and_dependency_on_a_flow() -> None:
         assert all(EVENTS.index(f"{tag}-x{i}") < final for i in range(n))
 
 
+def test_a_sub_flow_whose_dependencies_finish_goes_before_its_parents_next_items() -> None:
+    # The parent keeps yielding chunk tasks one at a time; a sub-flow waiting for the first chunk
+    # resumes as soon as that one is done, not after the parent has run out of chunks.
+    @mazepa.flow_schema
+    def after(first: mazepa.Task[Any]) -> Iterator[Any]:
+        yield mazepa.Dependency(first)
+        yield record.make_task("reduce 0")
+
+    @mazepa.flow_schema
+    def parent(n: int) -> Iterator[Any]:
+        first = record.make_task("chunk 0")
+        yield first
+        yield after(first)
+        for i in range(1, n):
+            yield record.make_task(f"chunk {i}")
+
+    run(parent(300))
+    # (the serial executor takes tasks 64 at a time: the first batch is all chunks)
+    assert EVENTS.index("reduce 0") <= 64
+
+
 def test_flow_schema_classes() -> None:
     @mazepa.flow_schema_cls
     @attrs.frozen

@@ -26,6 +26,7 @@ from zetta_utils.mazepa_layer_processing import (
     build_subchunkable_apply_flow,
 )
 from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan, reduction
+from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box
 from zetta_utils.mazepa_layer_processing.common.volumetric_apply_flow import (
     ProcessTopChunks,
     plan_reducer,
@@ -384,18 +385,77 @@ def test_nested_levels_with_equal_padded_shapes_blend_exactly(
 # --- routing, caching, summary ---------------------------------------------------------------------------
 
 
+def all_tasks(flow: mazepa.Flow) -> list[mazepa.Task[Any]]:
+    """The tasks a flow yields, its sub-flows' included, in order."""
+    tasks: list[mazepa.Task[Any]] = []
+    for item in flow.iter_items():
+        for x in item if isinstance(item, list) else [item]:
+            if isinstance(x, mazepa.Flow):
+                tasks += all_tasks(x)
+            elif isinstance(x, mazepa.Task):
+                tasks.append(x)
+    return tasks
+
+
 def test_worker_types_names_and_task_stacks(tmp_path: Path, make_volume: MakeVolume) -> None:
     src, _ = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     flow = make_flow(
         src, dst, tmp_path / "tmp", op_worker_type="gpu", reduction_worker_type="cpu", task_stack_size=3, task_name="copy"
     )
-    tasks = [t for item in flow.iter_items() if isinstance(item, list) for t in item]
+    tasks = all_tasks(flow)
     top = [t for t in tasks if t.operation_name == "copy"]
     reductions = [t for t in tasks if t.operation_name == "copy reduction"]
     assert {t.worker_type for t in top} == {"gpu"} and {t.worker_type for t in reductions} == {"cpu"}
     assert [len(t.args[0]) for t in top] == [3, 3, 2]  # 8 top-level chunks in stacks of 3
     assert len(reductions) == 8 and len({t.id for t in tasks}) == len(tasks)
+
+
+@pytest.mark.parametrize("depth", [2, 1], ids=["waves along z", "waves along y, blended across"])
+def test_reductions_start_as_soon_as_what_they_read_is_computed(tmp_path: Path, make_volume: MakeVolume, depth: int) -> None:
+    src, _ = source_volume(make_volume)
+    dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
+    region = BBox3D.from_coords((0, 0, 0), (32, 32, depth), RES)
+    flow = make_flow(
+        src,
+        dst,
+        tmp_path / "tmp",
+        task_stack_size=3,
+        bbox=region,
+        processing_chunk_sizes=[[8, 8, 1], [4, 4, 1]],
+        processing_crop_pads=[[2, 2, 0], [1, 1, 0]],
+        processing_blend_pads=[[2, 2, 0], [1, 1, 0]],
+        max_reduction_chunk_size=[8, 8, 1],
+    )
+    order: list[Any] = []  # top-level tasks and reduction sub-flows, as the flow yields them
+    for item in flow.iter_items():
+        order += item if isinstance(item, list) else [item]
+    top = [x for x in order if isinstance(x, mazepa.Task)]
+    waves = [x for x in order if isinstance(x, mazepa.Flow)]
+    # top-level chunks 4 x 4 x depth, in slices along z (depth 2), else along y: reduction
+    # chunks read the slices they meet and, in y, their neighbours' bands
+    assert len(waves) == (2 if depth == 2 else 3)
+    # the first slice's reductions come before the second slice's tasks end (not after them all)
+    assert order.index(waves[0]) < order.index(top[-1])
+    reduced = []
+    grid = waves[0].args[0].store.grid  # the reducer's pieces: the top-level chunk grid
+    for wave in waves:
+        items = list(wave.iter_items())
+        dependency, chunks = items[0], [t for batch in items[1:] for t in batch]
+        assert isinstance(dependency, mazepa.Dependency)
+        after = set(dependency.target_ids())
+        for task in chunks:
+            ((_, write),) = task.args[0]
+            reduced.append(write)
+            # every top-level task computing a chunk whose padded output meets the box is waited for
+            for t in top:
+                if any(not grid.padded(tuple(k)).intersection(Box.of(*write)).is_empty() for k in t.args[0]):
+                    assert t.id in after
+    # the reduction chunks tile the region, each once
+    covered = np.zeros((32, 32, depth), dtype=int)
+    for w in reduced:
+        covered[Box.of(*w).slices_in(Box((0, 0, 0), (32, 32, depth)))[1:]] += 1
+    assert (covered == 1).all()
 
 
 class CountingReads:

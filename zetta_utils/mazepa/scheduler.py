@@ -8,7 +8,8 @@ lazily: at most ``max_pending`` tasks are materialised and unfinished at any tim
 millions of tasks runs in bounded memory.
 
 Walk order is depth first: a sub-flow runs as soon as it is yielded, and its parent continues
-(concurrently) once the sub-flow blocks on a dependency, finishes, or the look-ahead is full.
+(concurrently) once the sub-flow blocks on a dependency, finishes, or the look-ahead is full; a
+sub-flow whose dependencies have finished resumes before its ancestors yield more.
 """
 
 from __future__ import annotations
@@ -247,11 +248,14 @@ class Scheduler:
 
     # ---- walking ------------------------------------------------------------------------------
 
-    def _make_runnable(self, w: _Walker) -> None:
+    def _make_runnable(self, w: _Walker, first: bool = False) -> None:
         w.state = _RUNNABLE
         if not w.queued:
             w.queued = True
-            self._runnable.append(w)
+            if first:
+                self._runnable.appendleft(w)
+            else:
+                self._runnable.append(w)
 
     def _pump(self, want: int) -> None:
         runnable = self._runnable
@@ -418,7 +422,10 @@ class Scheduler:
             w.wait_count -= 1
             if w.wait_count == 0 and w.state == _BLOCKED_NAMED:
                 w.waiting_on = []
-                self._make_runnable(w)
+                # depth first: a flow whose dependencies are done goes before its ancestors'
+                # later items (e.g. a reduction waiting for some chunks, while its parent
+                # still yields the next chunks)
+                self._make_runnable(w, first=True)
 
     def _check_walker(self, w: _Walker) -> None:
         while True:

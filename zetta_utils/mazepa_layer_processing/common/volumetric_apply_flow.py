@@ -17,8 +17,10 @@ stages, like daisy's blocks, each task a *read region* and a *write region*:
    * otherwise into the intermediaries (``pieces``): its interior and its frame, two files (see
      :mod:`.intermediaries`).
 
-2. **Reduction tasks** (``pieces`` only, after all top-level tasks), one per reduction chunk: a
-   box of whole ``dst`` backend chunks (at most ``max_reduction_chunk_size``). Each reads the
+2. **Reduction tasks** (``pieces`` only), one per reduction chunk: a box of whole ``dst``
+   backend chunks (at most ``max_reduction_chunk_size``). A reduction task waits only for the
+   top-level tasks whose outputs it reads, so reductions run while later top-level chunks are
+   computed (:func:`pipelined_tasks`). Each reads the
    stored outputs overlapping its box, blends them (weights summing to 1 at every voxel) and writes
    the box to ``dst``: always, even when all zeros, so no stale data survive. Where a ``dst``
    chunk sticks out of the region (or covers a ``processing_gap``), the task reads ``dst`` there
@@ -38,7 +40,7 @@ top-level tasks in several processes or workers.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -344,20 +346,23 @@ class Reducer:
         attrs.evolve(self.dst, backend=capture)[box.to_index(self.dst_resolution)] = torch.from_numpy(data)
         return as_array(capture.result())
 
-    def chunks(self, reduction_chunk: Int3) -> Iterator[tuple[Box, Box]]:
+    def chunks(self, reduction_chunk: Int3, outer: int = 2) -> Iterator[tuple[Box, Box]]:
         """``(aligned box, write box)`` of every reduction chunk: boxes of whole ``dst`` chunks
-        (the dst chunk grid, clipped to its bounds) and their part inside the region."""
+        (the dst chunk grid, clipped to its bounds) and their part inside the region; dim
+        ``outer`` varies slowest, then the others z, y, x."""
         target = self.region.intersection(self.dst_bounds)
         if target.is_empty():
             return
         offset = self.dst.backend.get_voxel_offset(self.dst_resolution)
         dchunk = self.dst.backend.get_chunk_size(self.dst_resolution)
         start = [o + ((s - o) // c) * c for s, o, c in zip(target.start, offset, dchunk, strict=True)]
-        ranges = [
-            range(start[d], target.stop[d], reduction_chunk[d]) for d in range(3)
-        ]
-        for z, y, x in itertools.product(ranges[2], ranges[1], ranges[0]):
-            box = Box.of((x, y, z), _add((x, y, z), reduction_chunk))
+        ranges = [range(start[d], target.stop[d], reduction_chunk[d]) for d in range(3)]
+        dims = [outer] + [d for d in (2, 1, 0) if d != outer]
+        for values in itertools.product(*(ranges[d] for d in dims)):
+            corner = [0, 0, 0]
+            for d, v in zip(dims, values, strict=True):
+                corner[d] = v
+            box = Box.of(corner, _add((corner[0], corner[1], corner[2]), reduction_chunk))
             aligned = box.intersection(self.dst_bounds)
             write = box.intersection(target)
             if not write.is_empty():
@@ -406,8 +411,14 @@ def top_tasks(plan: SubchunkablePlan) -> Iterator[list[mazepa.Task[Any]]]:
 def reduction_tasks(
     reducer: Reducer, reduction_chunk: Int3, name: str, worker_type: str | None
 ) -> Iterator[list[mazepa.Task[Any]]]:
+    yield from _reduction_batches(reducer, reducer.chunks(reduction_chunk), name, worker_type)
+
+
+def _reduction_batches(
+    reducer: Reducer, chunks: Iterable[tuple[Box, Box]], name: str, worker_type: str | None
+) -> Iterator[list[mazepa.Task[Any]]]:
     op = ReduceChunks(reducer, name)
-    for batch in _batched(reducer.chunks(reduction_chunk), _TASK_BATCH):
+    for batch in _batched(iter(chunks), _TASK_BATCH):
         tasks = []
         for aligned, write in batch:
             task = op.make_task(((aligned, write),))
@@ -415,6 +426,81 @@ def reduction_tasks(
                 task = task.with_options(worker_type=worker_type)
             tasks.append(task)
         yield tasks
+
+
+@mazepa.flow_schema
+def reduction_wave(
+    reducer: Reducer, chunks: list[tuple[Box, Box]], after: list[str], name: str, worker_type: str | None
+) -> Iterator[Any]:
+    """Reduction chunks ``chunks`` once the top-level tasks ``after`` (ids) have finished."""
+    yield mazepa.Dependency(after)
+    yield from _reduction_batches(reducer, chunks, name, worker_type)
+
+
+def _wave_axis(counts: Int3) -> int:
+    """The slowest-varying dim of the top-level keys that has more than one chunk."""
+    return next((d for d in (2, 1, 0) if counts[d] > 1), 2)
+
+
+def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
+    """The top-level tasks, and the reduction tasks as soon as what they read is computed.
+
+    Top-level keys go in *waves*: the slices of the key grid along its slowest dim. Once the
+    tasks of wave ``w`` are yielded, the reduction chunks that read only outputs of waves up to
+    ``w`` go in a sub-flow that waits for the tasks of those waves and then runs them, while the
+    next waves are computed: reductions (mostly I/O) overlap the top-level work (mostly compute),
+    instead of all of them waiting for the last top-level task.
+    """
+    assert plan.reduction_chunk is not None
+    grid = plan.top_grid
+    counts = grid.counts
+    w_axis = _wave_axis(counts)
+    axis = grid.axes[w_axis]
+    name = f"{plan.task_name or plan.op_name} reduction"
+    op = ProcessTopChunks(plan)
+    pending = reducer.chunks(plan.reduction_chunk, outer=w_axis)
+    upcoming: tuple[Box, Box] | None = next(pending, None)
+
+    def waves_read(chunk: tuple[Box, Box]) -> range:
+        write = chunk[1]
+        return axis.chunks_overlapping(write.start[w_axis], write.stop[w_axis])
+
+    wave_tasks: dict[int, list[str]] = {}  # wave -> ids of the tasks computing its chunks
+    batch: list[mazepa.Task[Any]] = []
+    done_wave = -1  # waves up to this one are all yielded
+    for keys in _batched(grid.keys(), plan.task_stack_size):
+        task = op.make_task(tuple(keys))
+        if plan.op_worker_type is not None:
+            task = task.with_options(worker_type=plan.op_worker_type)
+        batch.append(task)
+        for wave in sorted({key[w_axis] for key in keys}):
+            wave_tasks.setdefault(wave, []).append(task.id)
+        last = keys[-1]
+        complete = last[w_axis] if all(last[d] == counts[d] - 1 for d in range(w_axis)) else last[w_axis] - 1
+        if complete > done_wave or len(batch) >= _TASK_BATCH:
+            yield batch
+            batch = []
+        if complete <= done_wave:
+            continue
+        done_wave = complete
+        ready: list[tuple[Box, Box]] = []
+        while upcoming is not None and (not waves_read(upcoming) or waves_read(upcoming)[-1] <= done_wave):
+            ready.append(upcoming)
+            upcoming = next(pending, None)
+        if ready:
+            lo = min((r.start for r in map(waves_read, ready) if r), default=done_wave)
+            after = [tid for wave in range(lo, done_wave + 1) for tid in wave_tasks.get(wave, [])]
+            yield reduction_wave(reducer, ready, after, name, plan.reduction_worker_type)
+        # later chunks read no wave before the next one's first (they come in order along the axis)
+        keep_from = waves_read(upcoming).start if upcoming is not None and waves_read(upcoming) else done_wave + 1
+        for wave in [w for w in wave_tasks if w < keep_from]:
+            del wave_tasks[wave]
+    if batch:
+        yield batch
+    rest = [] if upcoming is None else [upcoming, *pending]
+    if rest:  # reads no top-level output at all, or the keys ran out first: after everything
+        yield mazepa.Dependency()
+        yield from _reduction_batches(reducer, rest, name, plan.reduction_worker_type)
 
 
 def plan_reducer(plan: SubchunkablePlan) -> Reducer | None:
@@ -438,13 +524,11 @@ def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     """The flow of a run (see the module docstring)."""
     if plan.store is not None:
         plan.store.create()
-    yield from top_tasks(plan)
     reducer = plan_reducer(plan)
-    if reducer is not None:
-        assert plan.reduction_chunk is not None
-        yield mazepa.Dependency()
-        name = f"{plan.task_name or plan.op_name} reduction"
-        yield from reduction_tasks(reducer, plan.reduction_chunk, name, plan.reduction_worker_type)
+    if reducer is None:
+        yield from top_tasks(plan)
+    else:
+        yield from pipelined_tasks(plan, reducer)
     yield mazepa.Dependency()
     if plan.store is not None and not plan.deferred and not plan.keep_intermediaries:
         plan.store.delete()
