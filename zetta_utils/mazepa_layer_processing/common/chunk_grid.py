@@ -165,18 +165,6 @@ class AxisGrid:
             return False
         return j > 0 if label == LABEL_A else j < self.count - 1
 
-    def chunks_touching(self, label: int, lo: int, hi: int) -> range:
-        """The chunks whose ``label`` piece intersects ``[lo, hi)``."""
-        first = None
-        last = -1
-        for j in self._candidates(lo, hi):
-            a, b = self.piece(j, label)
-            if a < hi and lo < b:
-                if first is None:
-                    first = j
-                last = j
-        return range(first, last + 1) if first is not None else range(0)
-
     def chunks_overlapping(self, lo: int, hi: int) -> range:
         """The chunks whose padded box intersects ``[lo, hi)``."""
         js = [j for j in self._candidates(lo, hi) if self.padded(j)[0] < hi and lo < self.padded(j)[1]]
@@ -312,14 +300,6 @@ class ChunkGrid:
         ranges = [ax.chunks_overlapping(box.start[d], box.stop[d]) for d, ax in enumerate(self.axes)]
         for jz, jy, jx in itertools.product(ranges[2], ranges[1], ranges[0]):
             yield (jx, jy, jz)
-
-    def touching(self, label: Int3, box: Box) -> tuple[range, range, range]:
-        """Per dim, the chunk indices whose ``label`` piece intersects ``box``."""
-        return (
-            self.axes[0].chunks_touching(label[0], box.start[0], box.stop[0]),
-            self.axes[1].chunks_touching(label[1], box.start[1], box.stop[1]),
-            self.axes[2].chunks_touching(label[2], box.start[2], box.stop[2]),
-        )
 
     def gaps_intersect(self, box: Box) -> bool:
         return any(ax.gaps_intersect(box.start[d], box.stop[d]) for d, ax in enumerate(self.axes))

@@ -396,16 +396,17 @@ def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def _top_task(op: ProcessTopChunks, keys: Sequence[Int3]) -> mazepa.Task[Any]:
+    task = op.make_task(tuple(keys))
+    if op.plan.op_worker_type is not None:
+        task = task.with_options(worker_type=op.plan.op_worker_type)
+    return task
+
+
 def top_tasks(plan: SubchunkablePlan) -> Iterator[list[mazepa.Task[Any]]]:
     op = ProcessTopChunks(plan)
     for batch in _batched(_batched(plan.top_grid.keys(), plan.task_stack_size), _TASK_BATCH):
-        tasks = []
-        for keys in batch:
-            task = op.make_task(tuple(keys))
-            if plan.op_worker_type is not None:
-                task = task.with_options(worker_type=plan.op_worker_type)
-            tasks.append(task)
-        yield tasks
+        yield [_top_task(op, keys) for keys in batch]
 
 
 def reduction_tasks(
@@ -458,20 +459,17 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
     axis = grid.axes[w_axis]
     name = f"{plan.task_name or plan.op_name} reduction"
     op = ProcessTopChunks(plan)
-    pending = reducer.chunks(plan.reduction_chunk, outer=w_axis)
-    upcoming: tuple[Box, Box] | None = next(pending, None)
-
-    def waves_read(chunk: tuple[Box, Box]) -> range:
-        write = chunk[1]
-        return axis.chunks_overlapping(write.start[w_axis], write.stop[w_axis])
-
+    # the reduction chunks with the waves they read, in order along the axis
+    pending = (
+        (chunk, axis.chunks_overlapping(chunk[1].start[w_axis], chunk[1].stop[w_axis]))
+        for chunk in reducer.chunks(plan.reduction_chunk, outer=w_axis)
+    )
+    upcoming = next(pending, None)
     wave_tasks: dict[int, list[str]] = {}  # wave -> ids of the tasks computing its chunks
     batch: list[mazepa.Task[Any]] = []
     done_wave = -1  # waves up to this one are all yielded
     for keys in _batched(grid.keys(), plan.task_stack_size):
-        task = op.make_task(tuple(keys))
-        if plan.op_worker_type is not None:
-            task = task.with_options(worker_type=plan.op_worker_type)
+        task = _top_task(op, keys)
         batch.append(task)
         for wave in sorted({key[w_axis] for key in keys}):
             wave_tasks.setdefault(wave, []).append(task.id)
@@ -484,20 +482,23 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
             continue
         done_wave = complete
         ready: list[tuple[Box, Box]] = []
-        while upcoming is not None and (not waves_read(upcoming) or waves_read(upcoming)[-1] <= done_wave):
-            ready.append(upcoming)
+        first_wave = done_wave
+        while upcoming is not None and (not upcoming[1] or upcoming[1][-1] <= done_wave):
+            chunk, waves = upcoming
+            ready.append(chunk)
+            if waves:
+                first_wave = min(first_wave, waves.start)
             upcoming = next(pending, None)
         if ready:
-            lo = min((r.start for r in map(waves_read, ready) if r), default=done_wave)
-            after = [tid for wave in range(lo, done_wave + 1) for tid in wave_tasks.get(wave, [])]
+            after = [tid for wave in range(first_wave, done_wave + 1) for tid in wave_tasks.get(wave, [])]
             yield reduction_wave(reducer, ready, after, name, plan.reduction_worker_type)
         # later chunks read no wave before the next one's first (they come in order along the axis)
-        keep_from = waves_read(upcoming).start if upcoming is not None and waves_read(upcoming) else done_wave + 1
+        keep_from = upcoming[1].start if upcoming is not None and upcoming[1] else done_wave + 1
         for wave in [w for w in wave_tasks if w < keep_from]:
             del wave_tasks[wave]
     if batch:
         yield batch
-    rest = [] if upcoming is None else [upcoming, *pending]
+    rest = [] if upcoming is None else [upcoming[0], *(chunk for chunk, _ in pending)]
     if rest:  # reads no top-level output at all, or the keys ran out first: after everything
         yield mazepa.Dependency()
         yield from _reduction_batches(reducer, rest, name, plan.reduction_worker_type)
