@@ -176,14 +176,17 @@ def run_flow(
 
 
 def fork_server_start(procs: int) -> float:
-    """Time of a first, empty run with ``procs`` processes: starting mazepa's fork server."""
+    """Time of a first, empty run with ``procs`` processes: starting mazepa's fork server with
+    the imports ``zetta run -p N`` gives it."""
     from zetta_utils import mazepa
+    from zetta_utils.mazepa.local_pool import start_fork_server
 
     @mazepa.flow_schema
     def empty_flow() -> Any:
         yield []
 
     start = time.perf_counter()
+    start_fork_server()
     mazepa.execute(empty_flow(), num_procs=procs, show_progress=False)
     return time.perf_counter() - start
 

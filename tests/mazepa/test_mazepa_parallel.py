@@ -293,6 +293,30 @@ def test_workers_limit_torch_threads_once_torch_is_imported() -> None:
     assert second.outcome.return_value == 1
 
 
+def test_workers_start_with_the_zetta_utils_modules_the_parent_loaded() -> None:
+    """A run's fork server imports the parent's zetta_utils modules once, so that no worker
+    imports them again while unpickling its first task."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from zetta_utils import mazepa
+import zetta_utils.geometry
+
+@mazepa.taskable_operation
+def loaded() -> bool:
+    return "zetta_utils.geometry" in sys.modules
+
+task = loaded.make_task()
+mazepa.execute(task, num_procs=2, show_progress=False)
+print("preloaded:", task.outcome.return_value)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "preloaded: True" in result.stdout
+
+
 def test_start_fork_server_preloads_modules_for_later_workers() -> None:
     """`zetta run -p N` starts the fork server early; workers then find its imports done."""
     import subprocess

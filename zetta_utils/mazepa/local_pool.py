@@ -38,20 +38,29 @@ _TARGET_BATCH_SEC = 0.02
 _MAX_UNATTRIBUTED_DEATHS = 5
 _PRELOAD = ["zetta_utils.mazepa.worker_process"]
 # Heavy modules the forkserver imports once, so that each worker does not (2-4 s per worker for
-# torch + tensorstore + zetta_utils). Only those the parent has already imported: mazepa itself
-# never pulls torch in.
+# torch + tensorstore + zetta_utils; tens of ms even for zetta_utils' own modules, paid when the
+# first task is unpickled). Within a run, only those the parent has already imported (mazepa
+# itself never pulls torch in), plus every zetta_utils module it has loaded.
 _PRELOAD_IF_LOADED = (
     "numpy",
     "torch",
     "tensorstore",
     "cloudvolume",
     "zetta_utils.layer.volumetric",
+    "zetta_utils.layer.volumetric.tensorstore",
+    "zetta_utils.layer.volumetric.cloudvol",
     "zetta_utils.mazepa_layer_processing",
 )
 
 
 def _preload_modules() -> list[str]:
-    return _PRELOAD + [name for name in _PRELOAD_IF_LOADED if name in sys.modules]
+    names = _PRELOAD + [name for name in _PRELOAD_IF_LOADED if name in sys.modules]
+    own = sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("zetta_utils.") and module is not None and name not in names
+    )
+    return names + own
 
 
 def start_fork_server(preload: Sequence[str] = _PRELOAD_IF_LOADED) -> None:
