@@ -242,6 +242,18 @@ def test_level_schedule_agrees_with_piece_by_piece_accumulation(
     streamed = np.zeros((2, *out_shape), dtype=np.float32)
     schedule.run(streamed, (outputs[start] for start in schedule.starts), "test")
     assert np.allclose(streamed, expected, rtol=1e-5, atol=1e-5)
+    # the band regions (one compact buffer each) are disjoint and cover exactly the blended voxels
+    in_regions = np.zeros(out_shape, dtype=np.int32)
+    for slices, shape in schedule.regions:
+        in_regions[slices[1:]] += 1
+        assert in_regions[slices[1:]].shape == shape
+    blended_voxels = np.zeros(out_shape, dtype=bool)
+    for ops in schedule.ops:
+        for _cell, out_slices, _data_slices, _weight, coverage in ops:
+            if coverage > 1:
+                blended_voxels[out_slices[1:]] = True
+    assert in_regions.max(initial=0) <= 1
+    assert ((in_regions == 1) == blended_voxels).all()
 
 
 @pytest.mark.parametrize("dtype, value", [(np.uint8, 201), (np.int32, 2**31 - 3), (np.float32, 0.3)])

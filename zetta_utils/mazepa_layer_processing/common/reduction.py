@@ -6,8 +6,8 @@ covered by several is their weighted sum (``linear``, ``quadratic``, ``bump``: t
 
 * :class:`LevelSchedule` (lower levels, in a worker's memory): every parent chunk of a level has
   the same geometry, so slices and weights are worked out once per level; chunk outputs are
-  consumed as they are computed, interiors copied into the output and bands summed into a float
-  buffer that is rounded into the output at the end;
+  consumed as they are computed, interiors copied into the output and bands summed into compact
+  float buffers (one per band region) that are rounded into the output at the end;
 * :func:`combine_pieces` (the top level's reduction, pieces read from storage, see
   :meth:`.intermediaries.PieceStore.reduce_box`): all pieces of a cell are at hand and combined
   at once.
@@ -168,12 +168,15 @@ def accumulate(acc: Array, src: Array, weights: Weights | None) -> None:
         acc += np.multiply(src, product, dtype=acc.dtype)
 
 
-def store_accumulated(dst: Array, acc: Array, round_values: bool) -> None:
-    """``dst = rint(acc)`` (``round_values``) or ``acc``, cast to ``dst``'s type."""
+def store_accumulated(dst: Array, acc: Array, round_values: bool, clear: bool = False) -> None:
+    """``dst = rint(acc)`` (``round_values``) or ``acc``, cast to ``dst``'s type; then
+    ``acc = 0`` if ``clear``."""
     if _kernel_ok(dst, acc):
-        KERNELS.store(dst, acc, round_values, False)
+        KERNELS.store(dst, acc, round_values, clear)
         return
     np.copyto(dst, np.rint(acc) if round_values else acc, casting="unsafe")
+    if clear:
+        acc[...] = 0
 
 
 class CellCombiner:
@@ -280,60 +283,51 @@ class LevelSchedule:
                 ops.append((cell, target.slices_in(out_box), target.slices_in(padded), weight, coverage))
             self.starts.append(padded.start)
             self.ops.append(ops)
-        # Per dim, the blended bands inside the output: the voxels whose value is a blend are
-        # exactly those inside some dim's band (a band at the region's edge is not blended).
-        self.band_slabs: list[tuple[slice, ...]] = []
-        for d, ax in enumerate(grid.axes):
-            if ax.blend == 0:
-                continue
-            for j in range(1, ax.count):
-                lo = max(ax.core(j)[0] - ax.blend, 0)
-                hi = min(ax.core(j)[0] + ax.blend, out_shape[d])
-                if lo < hi:
-                    slab = [slice(None)] * 4
-                    slab[d + 1] = slice(lo, hi)
-                    self.band_slabs.append(tuple(slab))
+        # the same, with each blended piece's region and its slices in that region's buffer
+        self.regions, self.region_ops = _band_regions(out_shape, grid, self.ops)
 
     def run(self, out: Array, outputs: Any, what: str) -> None:
         """Fill ``out`` (the parent's output) from ``outputs``, an iterator of the chunk outputs
         in the order of ``starts``. Interior pieces are copied; band pieces are summed with their
-        weights (or maxed) into a float buffer the size of the output, then rounded into it."""
+        weights (or maxed) into compact float buffers, one per band region, rounded into the
+        output at the end."""
         dtype = out.dtype
-        if not self.band_slabs:
-            for ops, data in zip(self.ops, outputs, strict=True):
+        if not self.regions:
+            for ops, data in zip(self.region_ops, outputs, strict=True):
                 data = self._as_output(data, dtype, what)
-                for _cell, out_slices, data_slices, _weight, _coverage in ops:
+                for _region, out_slices, data_slices, _weight, _coverage in ops:
                     np.copyto(out[out_slices], data[data_slices], casting="unsafe")
             return
-        if self.mode == "max":
+        is_max = self.mode == "max"
+        if is_max:
             fill: Any = np.iinfo(dtype).min if dtype.kind in "iu" else (False if dtype.kind == "b" else -np.inf)
-            key = _band_key(out.shape[0], out.shape[1:], dtype, fill)
+            buffer_dtype = dtype
         else:
             fill = 0
-            key = _band_key(out.shape[0], out.shape[1:], accumulator_dtype(dtype), fill)
-        band = _take_band_buffer(key)
+            buffer_dtype = accumulator_dtype(dtype)
+        keys = [_band_key(out.shape[0], shape, buffer_dtype, fill) for _slices, shape in self.regions]
+        buffers = [_take_band_buffer(key) for key in keys]
         round_values = dtype.kind in "iub"
-        # On an error the buffer is dropped (left dirty); otherwise it is handed back filled again.
-        for ops, data in zip(self.ops, outputs, strict=True):
+        # On an error the buffers are dropped (left dirty); otherwise handed back filled again.
+        for ops, data in zip(self.region_ops, outputs, strict=True):
             data = self._as_output(data, dtype, what)
-            for _cell, out_slices, data_slices, weight, coverage in ops:
+            for region, target_slices, data_slices, weight, _coverage in ops:
                 src = data[data_slices]
-                if coverage == 1:
-                    np.copyto(out[out_slices], src, casting="unsafe")
-                    continue
-                target = band[out_slices]
-                if self.mode == "max":
+                if region < 0:
+                    np.copyto(out[target_slices], src, casting="unsafe")
+                elif is_max:
+                    target = buffers[region][target_slices]
                     np.maximum(target, src, out=target, casting="unsafe")
                 else:
-                    accumulate(target, src, weight)
-        for slab in self.band_slabs:
-            if self.mode == "max":
-                np.copyto(out[slab], band[slab], casting="unsafe")
+                    accumulate(buffers[region][target_slices], src, weight)
+        for (slices, _shape), buffer in zip(self.regions, buffers, strict=True):
+            if is_max:
+                np.copyto(out[slices], buffer, casting="unsafe")
+                buffer[...] = fill
             else:
-                store_accumulated(out[slab], band[slab], round_values)
-        for slab in self.band_slabs:  # after all: slabs of different dims overlap
-            band[slab] = fill  # ready for the next parent chunk
-        _give_back_band_buffer(key, band)
+                store_accumulated(out[slices], buffer, round_values, clear=True)
+        for key, buffer in zip(keys, buffers, strict=True):
+            _give_back_band_buffer(key, buffer)
 
     @staticmethod
     def _as_output(data: Array, dtype: np.dtype, what: str) -> Array:
@@ -342,7 +336,81 @@ class LevelSchedule:
         return data
 
 
+Region = tuple[tuple[slice, ...], Int3]
+Op = tuple[int, Any, Any, Weights | None, int]
+
+
+def _band_regions(out_shape: Int3, grid: ChunkGrid, ops: list[list[Op]]) -> tuple[list[Region], list[list[Op]]]:
+    """The blended voxels of a parent's output cut into boxes (*regions*), each summed in its
+    own compact buffer, and ``ops`` with each blended piece's first field set to its region and
+    its output slices made relative to that region (copied pieces get -1).
+
+    Per dim, the shared bands lie between neighbouring chunks; the voxels outside every band of
+    a dim are its *interior segments*. A blended piece lies, per dim, either inside one band or
+    inside one interior segment. Its region is fixed by the first dim ``d`` where it lies in a
+    band: that band in ``d``, the interior segment it lies in for each dim before ``d``, the whole
+    output for each dim after. These regions do not overlap and cover every blended voxel. A band
+    buffer as large as the output would be mostly untouched, and its narrow bands would cost a
+    cache miss per short row."""
+    bands: list[list[tuple[int, int]]] = []
+    segments: list[list[tuple[int, int]]] = []
+    for d, ax in enumerate(grid.axes):
+        dim_bands = []
+        if ax.blend > 0:
+            for j in range(1, ax.count):
+                lo = max(ax.core(j)[0] - ax.blend, 0)
+                hi = min(ax.core(j)[0] + ax.blend, out_shape[d])
+                if lo < hi:
+                    dim_bands.append((lo, hi))
+        edges = [0] + [e for band in dim_bands for e in band] + [out_shape[d]]
+        bands.append(dim_bands)
+        segments.append([(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if a < b])
+    index: dict[tuple[int, ...], int] = {}
+    regions: list[Region] = []
+    placed: list[list[Op]] = []
+
+    def within(spans: list[tuple[int, int]], lo: int, hi: int) -> int:
+        for i, (a, b) in enumerate(spans):
+            if a <= lo and hi <= b:
+                return i
+        return -1
+
+    for chunk_ops in ops:
+        new_ops = []
+        for _cell, out_slices, data_slices, weight, coverage in chunk_ops:
+            if coverage == 1:
+                new_ops.append((-1, out_slices, data_slices, weight, coverage))
+                continue
+            span = [(sl.start, sl.stop) for sl in out_slices[1:]]
+            first = next(d for d in range(3) if within(bands[d], *span[d]) >= 0)
+            key = [first]
+            box = []
+            for d in range(3):
+                if d < first:
+                    i = within(segments[d], *span[d])
+                    if i < 0:
+                        raise AssertionError("internal: a blended piece straddles a band's edge")
+                    key.append(i)
+                    box.append(segments[d][i])
+                elif d == first:
+                    i = within(bands[d], *span[d])
+                    key.append(i)
+                    box.append(bands[d][i])
+                else:
+                    box.append((0, out_shape[d]))
+            r = index.get(tuple(key))
+            if r is None:
+                r = index[tuple(key)] = len(regions)
+                shape = (box[0][1] - box[0][0], box[1][1] - box[1][0], box[2][1] - box[2][0])
+                regions.append(((slice(None), *(slice(a, b) for a, b in box)), shape))
+            relative = (slice(None), *(slice(a - b[0], z - b[0]) for (a, z), b in zip(span, box, strict=True)))
+            new_ops.append((r, relative, data_slices, weight, coverage))
+        placed.append(new_ops)
+    return regions, placed
+
+
 _SCRATCH = threading.local()
+_KEPT_BUFFER_KINDS = 32
 BandKey = tuple[int, tuple[int, ...], str, Any]
 
 
@@ -366,12 +434,14 @@ def _take_band_buffer(key: BandKey) -> Array:
 
 
 def _give_back_band_buffer(key: BandKey, buffer: Array) -> None:
-    """Keep ``buffer`` (filled with its fill again) for the next run in this thread; one kept per
-    level of nesting, the most recently used kinds only."""
+    """Keep ``buffer`` (filled with its fill again) for the next run in this thread; for the
+    most recently used kinds only (a schedule uses a few: its bands' shapes)."""
     free: dict[BandKey, list[Array]] = _SCRATCH.__dict__.setdefault("free", {})
-    if key not in free and len(free) >= 4:
+    buffers = free.pop(key, [])
+    buffers.append(buffer)
+    free[key] = buffers  # most recent last
+    while len(free) > _KEPT_BUFFER_KINDS:
         free.pop(next(iter(free)))
-    free.setdefault(key, []).append(buffer)
 
 
 @functools.lru_cache(maxsize=64)

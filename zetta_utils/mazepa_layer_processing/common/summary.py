@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .chunk_grid import Box
+from .reduction import level_schedule
 from .volumetric_apply_flow import SubchunkablePlan
 from .volumetric_callable_operation import is_layer
 
@@ -74,7 +75,7 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
 
 def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
     """Rough peak bytes a worker holds for one top-level task: the prefetched input, the padded
-    output of each level's current chunk, and the float buffer of each level that blends the one
+    output of each level's current chunk, and the band buffers of each level that blends the one
     below (the lower levels are combined in memory)."""
     import torch
 
@@ -82,10 +83,14 @@ def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
     acc_bpv = (4 if out_bpv // plan.num_channels <= 2 else 8) * plan.num_channels
     total = float(input_bytes)
     for level in range(plan.num_levels):
-        size = Box.of((0, 0, 0), plan.chunk_sizes[level]).padded(plan.blend_pads[level]).size()
-        total += size * out_bpv
+        padded = Box.of((0, 0, 0), plan.chunk_sizes[level]).padded(plan.blend_pads[level])
+        total += padded.size() * out_bpv
         if level + 1 < plan.num_levels and any(plan.blend_pads[level + 1]):
-            total += size * acc_bpv
+            mode = plan.blend_modes[level + 1]
+            schedule = level_schedule(
+                padded.shape, plan.crop_pads[level], plan.chunk_sizes[level + 1], plan.blend_pads[level + 1], mode, plan.dtype
+            )
+            total += sum(math.prod(shape) for _, shape in schedule.regions) * (out_bpv if mode == "max" else acc_bpv)
     return total
 
 

@@ -32,7 +32,7 @@ Then the intermediaries are deleted (unless kept). Every task is idempotent: run
 writes the same bytes, and a task's bytes do not depend on the executor.
 
 Memory of a worker: the top-level chunk's prefetched input, its padded output, one lower-level
-chunk output at a time and, when a lower level blends, a float buffer of the output's size.
+chunk output at a time and, when a lower level blends, float buffers for its blended bands.
 Lower levels run one chunk after another inside the task; parallelism comes from running
 top-level tasks in several processes or workers.
 """
