@@ -41,6 +41,17 @@ def test_scalar_and_reverse_ops() -> None:
     assert v + [1, 1, 1] == Vec3D(3, 5, 7)
 
 
+def test_numpy_scalars_become_python_numbers_in_results() -> None:
+    """NumPy scalars (np.float64 subclasses float) never leak into elements, reprs or JSON."""
+    for result in (
+        Vec3D(2, 4, 6) + np.float64(0.5),
+        Vec3D(2, 4, 6) * (np.int64(2), 1, np.float32(1.5)),
+        Vec3D(np.float64(1.5), np.int32(2), 3),
+    ):
+        assert all(type(e) in (int, float) for e in result), repr(result)
+    assert repr(Vec3D(2, 4, 6) + np.float64(0.5)) == "Vec3D(2.5, 4.5, 6.5)"
+
+
 def test_sequence_protocol_and_hash() -> None:
     v = Vec3D(7, 8, 9)
     assert list(v) == [7, 8, 9]

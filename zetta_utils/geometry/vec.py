@@ -15,12 +15,10 @@ Number = float  # int is accepted wherever float is (PEP 484 numeric tower)
 
 def _normalise(value: Any) -> int | float:
     # NumPy / torch scalars become Python numbers so that reprs and hashing stay plain.
+    if type(value) is int or type(value) is float:
+        return value
     if isinstance(value, bool):
         raise TypeError(f"Vec3D elements must be numbers, got bool {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
@@ -29,6 +27,16 @@ def _normalise(value: Any) -> int | float:
     if callable(item):
         return _normalise(item())
     raise TypeError(f"Vec3D elements must be numbers, got {type(value).__name__} {value!r}")
+
+
+_PLAIN = (int, float)  # exact types: bool and NumPy scalars take the checked path
+
+
+def _plain_vec(a: Any, b: Any, c: Any) -> Vec3D[Any]:
+    """A Vec3D of three plain Python numbers (results of arithmetic on normalised elements)."""
+    v = object.__new__(Vec3D)
+    object.__setattr__(v, "_vec", (a, b, c))
+    return v
 
 
 class Vec3D(Sequence[T_co]):
@@ -50,6 +58,9 @@ class Vec3D(Sequence[T_co]):
     @overload
     def __init__(self, xyz: Sequence[T_co] | Vec3D[T_co], /) -> None: ...
     def __init__(self, *args: Any) -> None:
+        if len(args) == 3 and type(args[0]) in _PLAIN and type(args[1]) in _PLAIN and type(args[2]) in _PLAIN:
+            object.__setattr__(self, "_vec", args)  # the common case, already plain numbers
+            return
         if len(args) == 1 and not isinstance(args[0], (int, float, numbers.Number)):
             try:
                 args = tuple(args[0])
@@ -109,10 +120,10 @@ class Vec3D(Sequence[T_co]):
     def _other(other: Any) -> tuple[Any, Any, Any] | None:
         if isinstance(other, Vec3D):
             return other._vec
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
+        if type(other) in _PLAIN:
             return (other, other, other)
         if isinstance(other, (tuple, list)) and len(other) == 3:
-            return tuple(other)
+            return (_normalise(other[0]), _normalise(other[1]), _normalise(other[2]))
         if isinstance(other, numbers.Real):
             v = _normalise(other)
             return (v, v, v)
@@ -126,7 +137,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(self._vec[0] + o[0], self._vec[1] + o[1], self._vec[2] + o[2])
+        return _plain_vec(self._vec[0] + o[0], self._vec[1] + o[1], self._vec[2] + o[2])
 
     @overload
     def __radd__(self: Vec3D[int], other: int) -> Vec3D[int]: ...
@@ -143,7 +154,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(self._vec[0] - o[0], self._vec[1] - o[1], self._vec[2] - o[2])
+        return _plain_vec(self._vec[0] - o[0], self._vec[1] - o[1], self._vec[2] - o[2])
 
     @overload
     def __rsub__(self: Vec3D[int], other: int) -> Vec3D[int]: ...
@@ -153,7 +164,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(o[0] - self._vec[0], o[1] - self._vec[1], o[2] - self._vec[2])
+        return _plain_vec(o[0] - self._vec[0], o[1] - self._vec[1], o[2] - self._vec[2])
 
     @overload
     def __mul__(self: Vec3D[int], other: Vec3D[int] | int) -> Vec3D[int]: ...
@@ -163,7 +174,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(self._vec[0] * o[0], self._vec[1] * o[1], self._vec[2] * o[2])
+        return _plain_vec(self._vec[0] * o[0], self._vec[1] * o[1], self._vec[2] * o[2])
 
     @overload
     def __rmul__(self: Vec3D[int], other: int) -> Vec3D[int]: ...
@@ -176,13 +187,13 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(self._vec[0] / o[0], self._vec[1] / o[1], self._vec[2] / o[2])
+        return _plain_vec(self._vec[0] / o[0], self._vec[1] / o[1], self._vec[2] / o[2])
 
     def __rtruediv__(self, other: float) -> Vec3D[float]:
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(o[0] / self._vec[0], o[1] / self._vec[1], o[2] / self._vec[2])
+        return _plain_vec(o[0] / self._vec[0], o[1] / self._vec[1], o[2] / self._vec[2])
 
     @overload
     def __floordiv__(self: Vec3D[int], other: Vec3D[int] | int) -> Vec3D[int]: ...
@@ -192,7 +203,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(self._vec[0] // o[0], self._vec[1] // o[1], self._vec[2] // o[2])
+        return _plain_vec(self._vec[0] // o[0], self._vec[1] // o[1], self._vec[2] // o[2])
 
     @overload
     def __rfloordiv__(self: Vec3D[int], other: int) -> Vec3D[int]: ...
@@ -202,7 +213,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(o[0] // self._vec[0], o[1] // self._vec[1], o[2] // self._vec[2])
+        return _plain_vec(o[0] // self._vec[0], o[1] // self._vec[1], o[2] // self._vec[2])
 
     @overload
     def __mod__(self: Vec3D[int], other: Vec3D[int] | int) -> Vec3D[int]: ...
@@ -212,7 +223,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(self._vec[0] % o[0], self._vec[1] % o[1], self._vec[2] % o[2])
+        return _plain_vec(self._vec[0] % o[0], self._vec[1] % o[1], self._vec[2] % o[2])
 
     @overload
     def __rmod__(self: Vec3D[int], other: int) -> Vec3D[int]: ...
@@ -222,7 +233,7 @@ class Vec3D(Sequence[T_co]):
         o = self._other(other)
         if o is None:
             return NotImplemented
-        return Vec3D(o[0] % self._vec[0], o[1] % self._vec[1], o[2] % self._vec[2])
+        return _plain_vec(o[0] % self._vec[0], o[1] % self._vec[1], o[2] % self._vec[2])
 
     def __neg__(self) -> Vec3D[T_co]:
         return Vec3D(-self._vec[0], -self._vec[1], -self._vec[2])  # type: ignore[arg-type]
@@ -258,7 +269,7 @@ class Vec3D(Sequence[T_co]):
 
     def round(self) -> Vec3D[builtins.int]:
         """Round each element to the nearest integer (halves to even, like ``round()``)."""
-        return Vec3D(round(self._vec[0]), round(self._vec[1]), round(self._vec[2]))
+        return _plain_vec(round(self._vec[0]), round(self._vec[1]), round(self._vec[2]))
 
     def __round__(self) -> Vec3D[builtins.int]:
         return self.round()

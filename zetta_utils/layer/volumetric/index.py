@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,12 +59,12 @@ class VolumetricIndex:
             )
         return value.round()
 
-    @property
+    @functools.cached_property
     def start(self) -> Vec3D[int]:
         """First voxel, at ``resolution``."""
         return self._voxels(self.bbox.start / self.resolution, "start")
 
-    @property
+    @functools.cached_property
     def stop(self) -> Vec3D[int]:
         """One past the last voxel, at ``resolution``."""
         return self._voxels(self.bbox.end / self.resolution, "stop")
