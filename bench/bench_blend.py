@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from zetta_utils.mazepa_layer_processing.common import reduction
 
 
-def best_ms(fn, repeat: int, number: int = 40) -> float:  # type: ignore[no-untyped-def]
+def best_ms(fn: Callable[[], object], repeat: int, number: int = 40) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
