@@ -293,20 +293,20 @@ def test_workers_limit_torch_threads_once_torch_is_imported() -> None:
     assert second.outcome.return_value == 1
 
 
-def test_workers_start_with_the_zetta_utils_modules_the_parent_loaded() -> None:
-    """A run's fork server imports the parent's zetta_utils modules once, so that no worker
-    imports them again while unpickling its first task."""
+def _worker_finds_imported(setup: str, module: str) -> bool:
+    """Run ``setup`` in a fresh interpreter, then a task on 2 worker processes that reports
+    whether ``module`` was already imported in its worker."""
     import subprocess
     import sys
 
-    code = """
+    code = f"""
 import sys
 from zetta_utils import mazepa
-import zetta_utils.geometry
+{setup}
 
 @mazepa.taskable_operation
 def loaded() -> bool:
-    return "zetta_utils.geometry" in sys.modules
+    return {module!r} in sys.modules
 
 task = loaded.make_task()
 mazepa.execute(task, num_procs=2, show_progress=False)
@@ -314,29 +314,16 @@ print("preloaded:", task.outcome.return_value)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "preloaded: True" in result.stdout
+    return "preloaded: True" in result.stdout
+
+
+def test_workers_start_with_the_zetta_utils_modules_the_parent_loaded() -> None:
+    """A run's fork server imports the parent's zetta_utils modules once, so that no worker
+    imports them again while unpickling its first task."""
+    assert _worker_finds_imported("import zetta_utils.geometry", "zetta_utils.geometry")
 
 
 def test_start_fork_server_preloads_modules_for_later_workers() -> None:
     """`zetta run -p N` starts the fork server early; workers then find its imports done."""
-    import subprocess
-    import sys
-
-    code = """
-import sys
-from zetta_utils import mazepa
-from zetta_utils.mazepa.local_pool import start_fork_server
-
-start_fork_server(["decimal", "fractions"])
-
-@mazepa.taskable_operation
-def loaded() -> bool:
-    return "fractions" in sys.modules
-
-task = loaded.make_task()
-mazepa.execute(task, num_procs=2, show_progress=False)
-print("preloaded:", task.outcome.return_value)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "preloaded: True" in result.stdout
+    setup = 'from zetta_utils.mazepa.local_pool import start_fork_server\nstart_fork_server(["decimal", "fractions"])'
+    assert _worker_finds_imported(setup, "fractions")

@@ -246,6 +246,13 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+Op = tuple[int, Any, Any, Weights | None, int]
+"""One piece of a chunk output: (cell or region, output slices, chunk output slices, weights,
+coverage)."""
+Region = tuple[tuple[slice, ...], Int3]
+"""A band region of a parent's output: its slices there and its shape."""
+
+
 class LevelSchedule:
     """How the chunks of a lower level combine into the padded output of their parent chunk.
 
@@ -265,7 +272,7 @@ class LevelSchedule:
         self.mode = mode
         self.padded: Int3 = (chunk[0] + 2 * blend[0], chunk[1] + 2 * blend[1], chunk[2] + 2 * blend[2])
         self.starts: list[Int3] = []
-        self.ops: list[list[tuple[int, Any, Any, Weights | None, int]]] = []
+        self.ops: list[list[Op]] = []
         cells: dict[Box, int] = {}
         for key in grid.keys_overlapping(out_box):
             padded = grid.padded(key)
@@ -334,10 +341,6 @@ class LevelSchedule:
         if data.dtype.kind == "f" and dtype.kind in "iub":
             return to_output_dtype(data, dtype, what)
         return data
-
-
-Region = tuple[tuple[slice, ...], Int3]
-Op = tuple[int, Any, Any, Weights | None, int]
 
 
 def _band_regions(out_shape: Int3, grid: ChunkGrid, ops: list[list[Op]]) -> tuple[list[Region], list[list[Op]]]:
