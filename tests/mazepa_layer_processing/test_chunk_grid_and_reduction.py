@@ -301,6 +301,35 @@ def test_compiled_loops_agree_with_numpy(dtype: Any) -> None:
     assert np.array_equal(out, expected)
 
 
+def test_compiled_apply_checks_its_plan_before_writing() -> None:
+    if reduction.KERNELS is None:
+        pytest.skip("the compiled loops are not built")
+    out = np.zeros((1, 8, 8, 1), np.uint8)
+    data = np.ones((1, 4, 4, 1), np.uint8)
+    buffer = np.zeros((1, 4, 8, 1), np.float32)
+    weights = np.ones(4, np.float32)
+    good = [-1, 0, 0, 0, 0, 0, 0, 4, 4, 1, -1, -1, -1]
+    outside = [-1, 6, 0, 0, 0, 0, 0, 4, 4, 1, -1, -1, -1]  # x 6..10 of an output of 8
+
+    def plan(*rows: list[int]) -> Any:
+        return np.array(rows, np.int64)
+
+    with pytest.raises(ValueError, match="a piece lies outside its arrays"):
+        reduction.KERNELS.apply(out, data, [buffer], plan(good, outside), weights)
+    assert not out.any()  # the good piece before it was not written either
+    with pytest.raises(TypeError, match="data must have the output's type"):
+        reduction.KERNELS.apply(out, data.astype(np.int16), [buffer], plan(good), weights)
+    with pytest.raises(ValueError, match="names a buffer that is not given"):
+        reduction.KERNELS.apply(out, data, [buffer], plan([1, *good[1:]]), weights)
+    with pytest.raises(ValueError, match="weights missing, short"):
+        reduction.KERNELS.apply(out, data, [buffer], plan([0, 0, 0, 0, 0, 0, 0, 4, 4, 1, 1, -1, -1]), weights)
+    with pytest.raises(ValueError, match="int64 rows of 13"):
+        reduction.KERNELS.apply(out, data, [buffer], np.zeros(12, np.int64), weights)
+    reduction.KERNELS.apply(out, data, [buffer], plan(good, [0, 0, 2, 0, 0, 0, 0, 4, 4, 1, 0, -1, -1]), weights * 0.5)
+    assert out[:, :4, :4].all() and not out[:, 4:].any() and not out[:, :, 4:].any()
+    assert (buffer[:, :, 2:6] == 0.5).all() and not buffer[:, :, :2].any() and not buffer[:, :, 6:].any()
+
+
 def test_local_intermediaries_are_precomputed_volumes_tensorstore_reads(tmp_path: Path) -> None:
     import tensorstore as ts
 

@@ -141,10 +141,9 @@ def to_np(data: torch.Tensor | npt.NDArray) -> npt.NDArray:
         raise TypeError(
             f"data: expected a torch.Tensor or numpy.ndarray, got {type(data).__name__}"
         )
-    tensor = data.detach()
-    if tensor.dtype == torch.bfloat16:
-        tensor = tensor.to(torch.float32)
-    return tensor.cpu().numpy()
+    if data.dtype == torch.bfloat16:
+        return data.detach().to(torch.float32).cpu().numpy()
+    return data.numpy(force=True)
 
 
 @overload

@@ -906,6 +906,10 @@ class PrecomputedBackend(VolumetricBackend):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._vpath.url!r})"
 
+    def has_same_info(self, other: PrecomputedBackend) -> bool:
+        """Whether ``other`` knows the same info as this backend (without copying either)."""
+        return self._info == other._info
+
     # --- scales --------------------------------------------------------------------------------
     def _scale(self, resolution: Sequence[float] | Vec3D[float]) -> dict[str, Any]:
         scale = find_scale(self._info, resolution)
@@ -956,6 +960,32 @@ class PrecomputedBackend(VolumetricBackend):
             e = in_stop - start
             result[:, o[0] : e[0], o[1] : e[1], o[2] : e[2]] = part
         return result
+
+    def read_into(self, idx: VolumetricIndex, out: npt.NDArray[Any]) -> None:
+        """Fill ``out`` with what :meth:`read` returns for ``idx``, without allocating: ``out``
+        is a CXYZ array of the stored data type (:attr:`data_type`) and shape ``(num_channels,
+        *idx.shape)``, any strides. Voxels outside the bounds are set to 0."""
+        scale, start, stop = self._voxel_box(idx)
+        expected = (self.num_channels, *(stop - start).tuple())
+        if tuple(out.shape) != expected or out.dtype != np.dtype(self.data_type):
+            raise ValueError(
+                f"out: expected a {self.data_type} array of shape {expected} (C, X, Y, Z), got "
+                f"{out.dtype} {tuple(out.shape)}"
+            )
+        lo = Vec3D(*scale["voxel_offset"])
+        hi = lo + Vec3D(*scale["size"])
+        o = [max(a, b) - a for a, b in zip(start, lo, strict=True)]
+        e = [min(a, b) - s for a, b, s in zip(stop, hi, start, strict=True)]
+        if any(a >= b for a, b in zip(o, e, strict=True)):
+            out[...] = 0
+            return
+        for d in range(3):
+            if o[d] > 0:
+                out[(slice(None),) * (d + 1) + (slice(0, o[d]),)] = 0
+            if e[d] < expected[d + 1]:
+                out[(slice(None),) * (d + 1) + (slice(e[d], None),)] = 0
+        inside = out[:, o[0] : e[0], o[1] : e[1], o[2] : e[2]]
+        self._read_xyzc_into(scale, start + Vec3D(*o), start + Vec3D(*e), inside.transpose(1, 2, 3, 0))
 
     def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
         if not self._vpath.is_writable:
@@ -1028,6 +1058,13 @@ class PrecomputedBackend(VolumetricBackend):
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
     ) -> npt.NDArray[Any]:
         """The stored array of ``[start, stop)`` (inside the bounds), XYZC."""
+
+    def _read_xyzc_into(
+        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+    ) -> None:
+        """:meth:`_read_xyzc` into ``out`` (XYZC, any strides); backends that can read into a
+        given buffer override it."""
+        out[...] = self._read_xyzc(scale, start, stop)
 
     @abstractmethod
     def _write_xyzc(

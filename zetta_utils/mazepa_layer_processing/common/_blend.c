@@ -4,6 +4,8 @@
  *
  *   accumulate(acc, src, wx, wy, wz)   acc += src * wx[x] * wy[y] * wz[z]
  *   store(dst, acc, round, clear)      dst = rint(acc) (or acc) cast to dst's type; acc = 0
+ *   apply(out, data, buffers, plan, w) all the pieces of one chunk output: copies into out,
+ *                                      weighted sums into band buffers
  *
  * Arrays are 4D (C, X, Y, Z) buffers with any strides (in bytes); acc is float32 or float64,
  * src and dst any of the integer, float or bool types, each weight None or a 1D contiguous
@@ -286,7 +288,200 @@ done:
     return result;
 }
 
+/* ---- a chunk's pieces in one call ------------------------------------------------------------
+ * A plan is a C-contiguous int64 array of rows (region, t[3], d[3], n[3], w[3]): the box of n
+ * voxels at d in data goes to t in the output (region -1: copied, data of the output's type) or
+ * in band buffer ``region`` (summed with weights: w[k] the offset of the dim-k vector in the
+ * weights array, -1 for ones). Every box is checked against its arrays before anything is done. */
+
+typedef struct {
+    Py_buffer *views; /* one per buffer, acquired on first use */
+    Py_ssize_t count;
+    PyObject *seq;
+} buffers_t;
+
+static int buffers_open(buffers_t *b, PyObject *seq) {
+    b->seq = PySequence_Fast(seq, "_blend: buffers must be a sequence");
+    if (!b->seq) return -1;
+    b->count = PySequence_Fast_GET_SIZE(b->seq);
+    b->views = PyMem_Calloc((size_t)(b->count ? b->count : 1), sizeof(Py_buffer));
+    if (!b->views) {
+        Py_DECREF(b->seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static Py_buffer *buffers_get(buffers_t *b, Py_ssize_t i) {
+    if (i < 0 || i >= b->count) {
+        PyErr_SetString(PyExc_ValueError, "_blend: plan names a buffer that is not given");
+        return NULL;
+    }
+    Py_buffer *v = &b->views[i];
+    if (!v->obj) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(b->seq, i), v, PyBUF_RECORDS) < 0) {
+            v->obj = NULL;
+            return NULL;
+        }
+        kind_t k = kind_of(v);
+        if (v->ndim != 4 || (k != T_F32 && k != T_F64)) {
+            PyBuffer_Release(v);
+            v->obj = NULL;
+            PyErr_SetString(PyExc_TypeError, "_blend: buffers must be 4D float32 or float64 arrays");
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static void buffers_close(buffers_t *b) {
+    for (Py_ssize_t i = 0; i < b->count; i++)
+        if (b->views[i].obj) PyBuffer_Release(&b->views[i]);
+    PyMem_Free(b->views);
+    Py_DECREF(b->seq);
+}
+
+/* Whether the box (start s, size n) lies inside a 4D array's spatial shape. */
+static int box_inside(const Py_buffer *a, const int64_t *s, const int64_t *n) {
+    for (int d = 0; d < 3; d++)
+        if (s[d] < 0 || n[d] < 0 || s[d] + n[d] > a->shape[d + 1]) return 0;
+    return 1;
+}
+
+static int get_plan(PyObject *obj, Py_buffer *view, Py_ssize_t width, Py_ssize_t *rows) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    kind_t k = kind_of(view);
+    if (k != T_I64 || view->len % (width * 8) != 0) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "_blend: a plan must be int64 rows of %zd values", width);
+        return -1;
+    }
+    *rows = view->len / (width * 8);
+    return 0;
+}
+
+static PyObject *apply(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *out_obj, *data_obj, *buffers_obj, *plan_obj, *weights_obj;
+    if (!PyArg_ParseTuple(args, "OOOOO", &out_obj, &data_obj, &buffers_obj, &plan_obj, &weights_obj)) return NULL;
+    Py_buffer out, data, plan, weights;
+    weights.obj = NULL;
+    buffers_t bufs;
+    Py_ssize_t rows = 0;
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_RECORDS) < 0) return NULL;
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_RECORDS_RO) < 0) {
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    if (get_plan(plan_obj, &plan, 13, &rows) < 0) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    if (buffers_open(&bufs, buffers_obj) < 0) {
+        PyBuffer_Release(&plan);
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    kind_t ok = kind_of(&out), dk = kind_of(&data), wk = T_BAD;
+    Py_ssize_t nw = 0;
+    if (out.ndim != 4 || data.ndim != 4 || out.shape[0] != data.shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "_blend.apply: out and data must be 4D with the same channels");
+        goto done;
+    }
+    if (ok == T_BAD || dk != ok) {
+        PyErr_SetString(PyExc_TypeError, "_blend.apply: data must have the output's type");
+        goto done;
+    }
+    if (weights_obj != Py_None) {
+        if (PyObject_GetBuffer(weights_obj, &weights, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+        wk = kind_of(&weights);
+        nw = weights.len / (weights.itemsize ? weights.itemsize : 1);
+    }
+    const int64_t *p = (const int64_t *)plan.buf;
+    /* check everything first */
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const int64_t *row = p + 13 * r;
+        Py_buffer *target = &out;
+        if (row[0] >= 0) {
+            target = buffers_get(&bufs, (Py_ssize_t)row[0]);
+            if (!target) goto done;
+            if (target->shape[0] != out.shape[0]) {
+                PyErr_SetString(PyExc_ValueError, "_blend.apply: a buffer has other channels than out");
+                goto done;
+            }
+            for (int d = 0; d < 3; d++) {
+                if (row[10 + d] < 0) continue;
+                if (!weights.obj || wk != kind_of(target) || row[10 + d] + row[7 + d] > nw) {
+                    PyErr_SetString(PyExc_ValueError, "_blend.apply: weights missing, short or of another type than the buffer");
+                    goto done;
+                }
+            }
+        }
+        if (!box_inside(target, row + 1, row + 7) || !box_inside(&data, row + 4, row + 7)) {
+            PyErr_SetString(PyExc_ValueError, "_blend.apply: a piece lies outside its arrays");
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const int64_t *row = p + 13 * r;
+        const int64_t *t = row + 1, *s = row + 4, *n = row + 7, *w = row + 10;
+        for (Py_ssize_t c = 0; c < out.shape[0]; c++) {
+            const char *ds = (const char *)data.buf + c * data.strides[0] + s[0] * data.strides[1] + s[1] * data.strides[2] + s[2] * data.strides[3];
+            if (row[0] < 0) {
+                char *os = (char *)out.buf + c * out.strides[0] + t[0] * out.strides[1] + t[1] * out.strides[2] + t[2] * out.strides[3];
+                int contiguous = out.strides[1] == out.itemsize && data.strides[1] == data.itemsize;
+                for (int64_t z = 0; z < n[2]; z++)
+                    for (int64_t y = 0; y < n[1]; y++) {
+                        char *po = os + y * out.strides[2] + z * out.strides[3];
+                        const char *pd = ds + y * data.strides[2] + z * data.strides[3];
+                        if (contiguous) {
+                            memcpy(po, pd, (size_t)(n[0] * out.itemsize));
+                        } else {
+                            for (int64_t x = 0; x < n[0]; x++)
+                                memcpy(po + x * out.strides[1], pd + x * data.strides[1], (size_t)out.itemsize);
+                        }
+                    }
+                continue;
+            }
+            Py_buffer *acc = &bufs.views[row[0]];
+            char *as = (char *)acc->buf + c * acc->strides[0] + t[0] * acc->strides[1] + t[1] * acc->strides[2] + t[2] * acc->strides[3];
+            int f32 = kind_of(acc) == T_F32;
+            for (int64_t z = 0; z < n[2]; z++)
+                for (int64_t y = 0; y < n[1]; y++) {
+                    char *pa = as + y * acc->strides[2] + z * acc->strides[3];
+                    const char *pd = ds + y * data.strides[2] + z * data.strides[3];
+                    if (y + PREFETCH_ROWS < n[1]) prefetch_row(pa + PREFETCH_ROWS * acc->strides[2], n[0] * acc->strides[1], 1);
+                    if (f32) {
+                        const float *wv = (const float *)weights.buf;
+                        float wyz = (w[1] >= 0 ? wv[w[1] + y] : 1.0f) * (w[2] >= 0 ? wv[w[2] + z] : 1.0f);
+                        ((acc_row_f32_t)ACC_F32[dk])(pa, acc->strides[1], pd, data.strides[1], w[0] >= 0 ? wv + w[0] : NULL, wyz, n[0]);
+                    } else {
+                        const double *wv = (const double *)weights.buf;
+                        double wyz = (w[1] >= 0 ? wv[w[1] + y] : 1.0) * (w[2] >= 0 ? wv[w[2] + z] : 1.0);
+                        ((acc_row_f64_t)ACC_F64[dk])(pa, acc->strides[1], pd, data.strides[1], w[0] >= 0 ? wv + w[0] : NULL, wyz, n[0]);
+                    }
+                }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (weights.obj) PyBuffer_Release(&weights);
+    buffers_close(&bufs);
+    PyBuffer_Release(&plan);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"apply", apply, METH_VARARGS, "apply(out, data, buffers, plan, weights): copy or sum a chunk's pieces (see the comment above it)"},
     {"accumulate", accumulate, METH_VARARGS, "accumulate(acc, src, wx, wy, wz): acc += src * wx[x] * wy[y] * wz[z]"},
     {"store", store, METH_VARARGS, "store(dst, acc, round, clear): dst = rint(acc) or acc, cast; acc = 0 if clear"},
     {NULL, NULL, 0, NULL},

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +22,8 @@ from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.backend import VolumetricBackend
 from zetta_utils.layer.volumetric.layer import VolumetricLayer, build_volumetric_layer
+from zetta_utils.layer.volumetric.precomputed import PrecomputedBackend
+from zetta_utils.tensor_ops.convert import to_np_dtype
 
 from .chunk_grid import Box
 from .reduction import Array, as_array, copy_xfast, empty_xfast
@@ -185,7 +186,7 @@ PREFETCH_CACHE_BYTES = 128 * 2**20
 """Per process and input volume: TensorStore's cache of decoded chunks used by prefetches, so
 neighbouring chunks' padded regions, which share storage chunks, read each storage chunk once."""
 
-_CACHED_READERS: dict[tuple[Any, ...], VolumetricBackend] = {}
+_CACHED_READERS: dict[tuple[str, bool], list[VolumetricBackend]] = {}
 
 
 def chunk_cached(backend: VolumetricBackend) -> VolumetricBackend:
@@ -196,13 +197,15 @@ def chunk_cached(backend: VolumetricBackend) -> VolumetricBackend:
 
     if not isinstance(backend, TSBackend) or backend.cache_bytes_limit:
         return backend
-    key = (backend.path, backend.file_io_sync, json.dumps(backend.info, sort_keys=True))
-    reader = _CACHED_READERS.get(key)
-    if reader is None:
-        if len(_CACHED_READERS) >= 16:
-            _CACHED_READERS.clear()
-        reader = TSBackend(backend.path, info=backend.info, cache_bytes_limit=PREFETCH_CACHE_BYTES, file_io_sync=backend.file_io_sync)
-        _CACHED_READERS[key] = reader
+    readers = _CACHED_READERS.setdefault((backend.path, backend.file_io_sync), [])
+    for reader in readers:
+        if isinstance(reader, TSBackend) and reader.has_same_info(backend):
+            return reader
+    if sum(len(r) for r in _CACHED_READERS.values()) >= 16:
+        _CACHED_READERS.clear()
+        readers = _CACHED_READERS.setdefault((backend.path, backend.file_io_sync), [])
+    reader = TSBackend(backend.path, info=backend.info, cache_bytes_limit=PREFETCH_CACHE_BYTES, file_io_sync=backend.file_io_sync)
+    readers.append(reader)
     return reader
 
 
@@ -244,7 +247,12 @@ def prefetch_layer(layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3
     # read it directly. Otherwise neighbours re-read the chunks they share: keep them cached.
     aligned = inside.is_empty() or _is_chunk_aligned(inside, offset, tuple(backend.get_chunk_size(stored)), bounds)
     reader = backend if aligned else chunk_cached(backend)
-    if inside == box:
+    if isinstance(reader, PrecomputedBackend) and reader.data_type == str(to_np_dtype(reader.dtype)):
+        # Straight into one buffer, zeros outside the dataset (no second array, no copy).
+        array = empty_xfast(backend.num_channels, box.shape, backend.dtype)
+        reader.read_into(box.to_index(stored), array)
+        data = torch.from_numpy(array)
+    elif inside == box:
         data = reader.read(box.to_index(stored))
     else:
         # Outside the dataset reads as zeros; fill them here rather than have the backend read

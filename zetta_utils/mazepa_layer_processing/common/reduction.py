@@ -292,6 +292,7 @@ class LevelSchedule:
             self.ops.append(ops)
         # the same, with each blended piece's region and its slices in that region's buffer
         self.regions, self.region_ops = _band_regions(out_shape, grid, self.ops)
+        self.plans, self.plan_weights = _kernel_plans(self.region_ops, acc_dtype)
 
     def run(self, out: Array, outputs: Any, what: str) -> None:
         """Fill ``out`` (the parent's output) from ``outputs``, an iterator of the chunk outputs
@@ -315,9 +316,13 @@ class LevelSchedule:
         keys = [_band_key(out.shape[0], shape, buffer_dtype, fill) for _slices, shape in self.regions]
         buffers = [_take_band_buffer(key) for key in keys]
         round_values = dtype.kind in "iub"
+        compiled = not is_max and _kernel_ok(out)
         # On an error the buffers are dropped (left dirty); otherwise handed back filled again.
-        for ops, data in zip(self.region_ops, outputs, strict=True):
+        for ops, plan, data in zip(self.region_ops, self.plans, outputs, strict=True):
             data = self._as_output(data, dtype, what)
+            if compiled and data.dtype == dtype:
+                KERNELS.apply(out, data, buffers, plan, self.plan_weights)
+                continue
             for region, target_slices, data_slices, weight, _coverage in ops:
                 src = data[data_slices]
                 if region < 0:
@@ -410,6 +415,34 @@ def _band_regions(out_shape: Int3, grid: ChunkGrid, ops: list[list[Op]]) -> tupl
             new_ops.append((r, relative, data_slices, weight, coverage))
         placed.append(new_ops)
     return regions, placed
+
+
+def _kernel_plans(region_ops: list[list[Op]], acc_dtype: Any) -> tuple[list[Array], Array]:
+    """``region_ops`` for ``_blend.apply``: per chunk, int64 rows (region, target start, data
+    start, shape, offsets of the x, y, z weights in the returned weights array or -1)."""
+    vectors: list[Array] = []
+    size = 0
+
+    def place(w: Array | None) -> int:
+        nonlocal size
+        if w is None:
+            return -1
+        vectors.append(w)
+        size += w.shape[0]
+        return size - w.shape[0]
+
+    plans = []
+    for ops in region_ops:
+        rows = []
+        for region, target_slices, data_slices, weight, _coverage in ops:
+            t = [sl.start for sl in target_slices[1:]]
+            d = [sl.start for sl in data_slices[1:]]
+            n = [sl.stop - sl.start for sl in data_slices[1:]]
+            w = [-1, -1, -1] if weight is None else [place(weight.x), place(weight.y), place(weight.z)]
+            rows.append([region, *t, *d, *n, *w])
+        plans.append(np.array(rows, dtype=np.int64).reshape(-1, 13))
+    weights = np.concatenate(vectors).astype(acc_dtype) if vectors else np.zeros(0, acc_dtype)
+    return plans, weights
 
 
 _SCRATCH = threading.local()

@@ -39,6 +39,7 @@ top-level tasks in several processes or workers.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -75,6 +76,9 @@ from .volumetric_callable_operation import VolumetricCallableOperation, is_layer
 TopMode = Literal["skip", "direct", "pieces"]
 
 _TASK_BATCH = 1000
+
+
+_NO_FAST: dict[str, tuple[Any, Box]] = {}
 
 
 def _add(a: Sequence[int], b: Sequence[int]) -> Int3:
@@ -129,6 +133,12 @@ class SubchunkablePlan:
     def top_grid(self) -> ChunkGrid:
         return ChunkGrid.over(self.processing_region, self.chunk_sizes[0], self.blend_pads[0], self.gap)
 
+    @functools.cached_property
+    def op_crop_pad(self) -> Int3:
+        """The crop pad of a :class:`VolumetricCallableOperation` ``op``, as plain ints."""
+        x, y, z = self.op.crop_pad
+        return (int(x), int(y), int(z))
+
     @property
     def deferred(self) -> bool:
         return self.blend_modes[0] == "defer"
@@ -176,17 +186,21 @@ class SubchunkablePlan:
         """The bottom level: the operation's output for ``out_box`` (a padded bottom chunk)."""
         op = self.op
         if isinstance(op, VolumetricCallableOperation):
-            cx, cy, cz = op.crop_pad
+            cx, cy, cz = self.op_crop_pad
             (x0, y0, z0), (x1, y1, z1) = out_box
-            read_box = Box((x0 - cx, y0 - cy, z0 - cz), (x1 + cx, y1 + cy, z1 + cz))
-            fast = kwargs.fast if isinstance(kwargs, PrefetchedKwargs) else {}
+            x0, y0, z0, x1, y1, z1 = x0 - cx, y0 - cy, z0 - cz, x1 + cx, y1 + cy, z1 + cz
+            read_box = Box((x0, y0, z0), (x1, y1, z1))
+            fast = kwargs.fast if isinstance(kwargs, PrefetchedKwargs) else _NO_FAST
             inputs = {}
             for k, v in kwargs.items():
                 source = fast.get(k)
-                if source is not None and source[1].contains(read_box):
-                    array, box = source
-                    inputs[k] = torch.from_numpy(copy_xfast(array[read_box.slices_in(box)]))
-                elif is_layer(v):
+                if source is not None:
+                    array, ((a, b, c), (d, e, f)) = source
+                    if a <= x0 and b <= y0 and c <= z0 and x1 <= d and y1 <= e and z1 <= f:
+                        # a copy: the function may change its input in place
+                        inputs[k] = torch.from_numpy(copy_xfast(array[:, x0 - a : x1 - a, y0 - b : y1 - b, z0 - c : z1 - c]))
+                        continue
+                if is_layer(v):
                     inputs[k] = read_fast(v, read_box, self.dst_resolution)
                 else:
                     inputs[k] = v

@@ -219,6 +219,17 @@ class TSBackend(PrecomputedBackend):
         view = store[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
         return view.read(order="F").result()
 
+    def _read_xyzc_into(
+        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+    ) -> None:
+        import tensorstore as ts
+
+        store = self._store(scale)
+        view = store[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
+        # TensorStore copies the chunks straight into ``out`` (referenced, not copied)
+        target = ts.array(out, copy=False, write=True)
+        target.write(view[ts.d[:].translate_to[0]]).result()
+
     def _write_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
     ) -> None:
