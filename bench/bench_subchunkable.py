@@ -16,6 +16,8 @@ With 2 processes, each run starts its workers from mazepa's fork server, which i
 TensorStore and zetta_utils once per process (`zetta run -p N` starts it while it reads the
 spec). That one-off start is measured first and printed; the runs after it (best of --repeat)
 include starting and stopping their workers, as the baseline includes starting its pool.
+Every process here (this one, mazepa's workers, the baseline's pool) keeps freed memory for
+reuse (``tune_malloc``, which ``zetta`` commands and mazepa's workers apply).
 
 Usage: .venv/bin/python bench/bench_subchunkable.py [--dir DIR] [--repeat N] [--size 4096] [--drop-caches]
 """
@@ -82,7 +84,9 @@ def ts_copy(src: str, dst: str, size: int, procs: int) -> float:
         _ts_copy(src, dst, size, 0, 1)
     else:
         ctx = multiprocessing.get_context("forkserver")
-        with ctx.Pool(procs) as pool:
+        from zetta_utils.mazepa.worker_process import tune_malloc
+
+        with ctx.Pool(procs, initializer=tune_malloc) as pool:
             pool.starmap(_ts_copy, [(src, dst, size, i, procs) for i in range(procs)])
     return time.perf_counter() - start
 
@@ -210,6 +214,9 @@ def main() -> None:
     args = parser.parse_args()
     global FRESH_CACHE
     FRESH_CACHE = args.drop_caches
+    from zetta_utils.mazepa.worker_process import tune_malloc
+
+    tune_malloc()  # as every `zetta` command does (and mazepa's workers, and the baseline's)
     root = tempfile.mkdtemp(prefix="bench_subchunkable_", dir=args.dir)
     try:
         size = args.size

@@ -37,6 +37,9 @@ def cli(debug: bool, verbose: int) -> None:
     """
     _State.debug = _State.debug or debug or bool(os.environ.get("ZETTA_DEBUG"))
     _setup_logging(verbose)
+    from zetta_utils.mazepa.worker_process import tune_malloc
+
+    tune_malloc()
 
 
 @cli.command()
