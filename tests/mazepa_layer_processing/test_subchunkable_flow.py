@@ -571,3 +571,30 @@ def test_summary_estimates_a_workers_memory(tmp_path: Path, make_volume: MakeVol
     assert estimate(plan)["memory"] == 30 * 30 + 20 * 20 + (400 - 9 * 16) * 4 + 12 * 12
     make_flow(src, dst, tmp_path / "tmp", verbose=True)
     assert "worker memory" in capsys.readouterr().out
+
+
+def test_prefetches_of_a_volume_share_one_cached_reader_per_info(make_volume: MakeVolume) -> None:
+    import pickle
+
+    from zetta_utils.layer.volumetric.cloudvol import CVBackend
+    from zetta_utils.layer.volumetric.tensorstore import TSBackend
+    from zetta_utils.mazepa_layer_processing.common.layer_wrappers import (
+        PREFETCH_CACHE_BYTES,
+        chunk_cached,
+    )
+
+    backend = make_volume().backend
+    assert isinstance(backend, TSBackend)
+    reader = chunk_cached(backend)
+    assert isinstance(reader, TSBackend) and reader.cache_bytes_limit == PREFETCH_CACHE_BYTES
+    # the same volume as a worker unpickles it with each task: the same reader, so its cache
+    assert chunk_cached(pickle.loads(pickle.dumps(backend))) is reader
+    info = backend.info
+    info["scales"][0]["voxel_offset"] = [1, 1, 1]  # the volume's info changed since
+    other = chunk_cached(TSBackend(backend.path, info=info))
+    assert other is not reader and other.has_same_info(TSBackend(backend.path, info=info))
+    # backends with their own cache, and other backends, read as they are
+    own = TSBackend(backend.path, cache_bytes_limit=1 << 20)
+    assert chunk_cached(own) is own
+    cv = CVBackend(backend.path)
+    assert chunk_cached(cv) is cv

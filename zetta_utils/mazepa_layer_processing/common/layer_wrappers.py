@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
@@ -27,6 +27,9 @@ from zetta_utils.tensor_ops.convert import to_np_dtype
 
 from .chunk_grid import Box
 from .reduction import Array, as_array, copy_xfast, empty_xfast
+
+if TYPE_CHECKING:
+    from zetta_utils.layer.volumetric.tensorstore import TSBackend
 
 
 class _DelegatingBackend(VolumetricBackend):
@@ -186,7 +189,7 @@ PREFETCH_CACHE_BYTES = 128 * 2**20
 """Per process and input volume: TensorStore's cache of decoded chunks used by prefetches, so
 neighbouring chunks' padded regions, which share storage chunks, read each storage chunk once."""
 
-_CACHED_READERS: dict[tuple[str, bool], list[VolumetricBackend]] = {}
+_CACHED_READERS: dict[tuple[str, bool], list[TSBackend]] = {}
 
 
 def chunk_cached(backend: VolumetricBackend) -> VolumetricBackend:
@@ -199,7 +202,7 @@ def chunk_cached(backend: VolumetricBackend) -> VolumetricBackend:
         return backend
     readers = _CACHED_READERS.setdefault((backend.path, backend.file_io_sync), [])
     for reader in readers:
-        if isinstance(reader, TSBackend) and reader.has_same_info(backend):
+        if reader.has_same_info(backend):
             return reader
     if sum(len(r) for r in _CACHED_READERS.values()) >= 16:
         _CACHED_READERS.clear()
