@@ -860,7 +860,8 @@ class PrecomputedBackend(VolumetricBackend):
     resolution and bounds checks, reads outside the bounds, the chunk-alignment rule for writes,
     dtype conversion, and the CXYZ <-> XYZC views.
 
-    Subclasses implement :meth:`_read_xyzc` / :meth:`_write_xyzc` on regions inside the bounds.
+    Subclasses implement :meth:`_read_xyzc` / :meth:`_write_xyzc` on regions inside the bounds,
+    and may override :meth:`_read_xyzc_into` (for :meth:`read_into`) to read into a given buffer.
     """
 
     def __init__(
