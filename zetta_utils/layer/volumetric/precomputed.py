@@ -855,6 +855,16 @@ def to_stored(data: torch.Tensor, data_type: str, what: str) -> npt.NDArray[Any]
     return array.astype(target, order="K")
 
 
+def _clipped(scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> tuple[Vec3D[int], ...]:
+    """The scale's bounds ``lo``, ``hi`` and the region ``[start, stop)`` clipped to them (empty
+    where it lies outside)."""
+    lo = Vec3D(*scale["voxel_offset"])
+    hi = lo + Vec3D(*scale["size"])
+    in_start = Vec3D(*(max(a, b) for a, b in zip(start, lo, strict=True)))
+    in_stop = Vec3D(*(min(a, b) for a, b in zip(stop, hi, strict=True)))
+    return lo, hi, in_start, in_stop
+
+
 class PrecomputedBackend(VolumetricBackend):
     """What the TensorStore and CloudVolume backends share: the info (kept from construction),
     resolution and bounds checks, reads outside the bounds, the chunk-alignment rule for writes,
@@ -947,10 +957,7 @@ class PrecomputedBackend(VolumetricBackend):
 
     def read(self, idx: VolumetricIndex) -> torch.Tensor:
         scale, start, stop = self._voxel_box(idx)
-        lo = Vec3D(*scale["voxel_offset"])
-        hi = lo + Vec3D(*scale["size"])
-        in_start = Vec3D(*(max(a, b) for a, b in zip(start, lo, strict=True)))
-        in_stop = Vec3D(*(min(a, b) for a, b in zip(stop, hi, strict=True)))
+        _, _, in_start, in_stop = _clipped(scale, start, stop)
         if in_start == start and in_stop == stop:
             return self._to_cxyz(self._read_xyzc(scale, start, stop))
         shape = (self.num_channels, *(stop - start).tuple())
@@ -973,20 +980,18 @@ class PrecomputedBackend(VolumetricBackend):
                 f"out: expected a {self.data_type} array of shape {expected} (C, X, Y, Z), got "
                 f"{out.dtype} {tuple(out.shape)}"
             )
-        lo = Vec3D(*scale["voxel_offset"])
-        hi = lo + Vec3D(*scale["size"])
-        o = [max(a, b) - a for a, b in zip(start, lo, strict=True)]
-        e = [min(a, b) - s for a, b, s in zip(stop, hi, start, strict=True)]
-        if any(a >= b for a, b in zip(o, e, strict=True)):
+        _, _, in_start, in_stop = _clipped(scale, start, stop)
+        if any(a >= b for a, b in zip(in_start, in_stop, strict=True)):
             out[...] = 0
             return
+        o, e = in_start - start, in_stop - start
         for d in range(3):
             if o[d] > 0:
                 out[(slice(None),) * (d + 1) + (slice(0, o[d]),)] = 0
             if e[d] < expected[d + 1]:
                 out[(slice(None),) * (d + 1) + (slice(e[d], None),)] = 0
         inside = out[:, o[0] : e[0], o[1] : e[1], o[2] : e[2]]
-        self._read_xyzc_into(scale, start + Vec3D(*o), start + Vec3D(*e), inside.transpose(1, 2, 3, 0))
+        self._read_xyzc_into(scale, in_start, in_stop, inside.transpose(1, 2, 3, 0))
 
     def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
         if not self._vpath.is_writable:
@@ -1006,10 +1011,7 @@ class PrecomputedBackend(VolumetricBackend):
                 f"data: expected shape {expected} (C, X, Y, Z) for {idx.pformat()} at "
                 f"{_format_res(idx.resolution)}, got {tuple(data.shape)}"
             )
-        lo = Vec3D(*scale["voxel_offset"])
-        hi = lo + Vec3D(*scale["size"])
-        in_start = Vec3D(*(max(a, b) for a, b in zip(start, lo, strict=True)))
-        in_stop = Vec3D(*(min(a, b) for a, b in zip(stop, hi, strict=True)))
+        lo, hi, in_start, in_stop = _clipped(scale, start, stop)
         if any(a >= b for a, b in zip(in_start, in_stop, strict=True)):
             raise ValueError(
                 f"write region {start.tuple()} - {stop.tuple()} at {_format_res(idx.resolution)} "

@@ -200,6 +200,25 @@ static int get_weight(PyObject *obj, Py_buffer *view, kind_t acc, Py_ssize_t n, 
     return 0;
 }
 
+/* One channel: acc (float32 if f32, else float64) += src (kind sk) * wx[x] * wy[y] * wz[z] over
+ * n[0] x n[1] x n[2] voxels; as/ss are the x, y, z strides in bytes, a NULL weight means ones. */
+static void acc_box(char *acc, const Py_ssize_t *as, const char *src, const Py_ssize_t *ss, kind_t sk, int f32,
+                    const void *wx, const void *wy, const void *wz, const Py_ssize_t *n) {
+    for (Py_ssize_t z = 0; z < n[2]; z++)
+        for (Py_ssize_t y = 0; y < n[1]; y++) {
+            char *pa = acc + y * as[1] + z * as[2];
+            const char *ps = src + y * ss[1] + z * ss[2];
+            if (y + PREFETCH_ROWS < n[1]) prefetch_row(pa + PREFETCH_ROWS * as[1], n[0] * as[0], 1);
+            if (f32) {
+                float wyz = (wy ? ((const float *)wy)[y] : 1.0f) * (wz ? ((const float *)wz)[z] : 1.0f);
+                ((acc_row_f32_t)ACC_F32[sk])(pa, as[0], ps, ss[0], (const float *)wx, wyz, n[0]);
+            } else {
+                double wyz = (wy ? ((const double *)wy)[y] : 1.0) * (wz ? ((const double *)wz)[z] : 1.0);
+                ((acc_row_f64_t)ACC_F64[sk])(pa, as[0], ps, ss[0], (const double *)wx, wyz, n[0]);
+            }
+        }
+}
+
 static PyObject *accumulate(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *acc_obj, *src_obj, *w_obj[3];
@@ -223,19 +242,8 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
         if (get_weight(w_obj[d], &w[d], ak, g.n[d + 1], d == 0 ? "x" : (d == 1 ? "y" : "z")) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t c = 0; c < g.n[0]; c++)
-        for (Py_ssize_t z = 0; z < g.n[3]; z++)
-            for (Py_ssize_t y = 0; y < g.n[2]; y++) {
-                char *pa = (char *)acc.buf + c * g.a[0] + y * g.a[2] + z * g.a[3];
-                const char *ps = (const char *)src.buf + c * g.b[0] + y * g.b[2] + z * g.b[3];
-                if (y + PREFETCH_ROWS < g.n[2]) prefetch_row(pa + PREFETCH_ROWS * g.a[2], g.n[1] * g.a[1], 1);
-                if (ak == T_F32) {
-                    float wyz = (w[1].obj ? ((const float *)w[1].buf)[y] : 1.0f) * (w[2].obj ? ((const float *)w[2].buf)[z] : 1.0f);
-                    ((acc_row_f32_t)ACC_F32[sk])(pa, g.a[1], ps, g.b[1], w[0].obj ? (const float *)w[0].buf : NULL, wyz, g.n[1]);
-                } else {
-                    double wyz = (w[1].obj ? ((const double *)w[1].buf)[y] : 1.0) * (w[2].obj ? ((const double *)w[2].buf)[z] : 1.0);
-                    ((acc_row_f64_t)ACC_F64[sk])(pa, g.a[1], ps, g.b[1], w[0].obj ? (const double *)w[0].buf : NULL, wyz, g.n[1]);
-                }
-            }
+        acc_box((char *)acc.buf + c * g.a[0], g.a + 1, (const char *)src.buf + c * g.b[0], g.b + 1, sk, ak == T_F32,
+                w[0].obj ? w[0].buf : NULL, w[1].obj ? w[1].buf : NULL, w[2].obj ? w[2].buf : NULL, g.n + 1);
     Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
@@ -450,22 +458,11 @@ static PyObject *apply(PyObject *self, PyObject *args) {
             }
             Py_buffer *acc = &bufs.views[row[0]];
             char *as = (char *)acc->buf + c * acc->strides[0] + t[0] * acc->strides[1] + t[1] * acc->strides[2] + t[2] * acc->strides[3];
-            int f32 = kind_of(acc) == T_F32;
-            for (int64_t z = 0; z < n[2]; z++)
-                for (int64_t y = 0; y < n[1]; y++) {
-                    char *pa = as + y * acc->strides[2] + z * acc->strides[3];
-                    const char *pd = ds + y * data.strides[2] + z * data.strides[3];
-                    if (y + PREFETCH_ROWS < n[1]) prefetch_row(pa + PREFETCH_ROWS * acc->strides[2], n[0] * acc->strides[1], 1);
-                    if (f32) {
-                        const float *wv = (const float *)weights.buf;
-                        float wyz = (w[1] >= 0 ? wv[w[1] + y] : 1.0f) * (w[2] >= 0 ? wv[w[2] + z] : 1.0f);
-                        ((acc_row_f32_t)ACC_F32[dk])(pa, acc->strides[1], pd, data.strides[1], w[0] >= 0 ? wv + w[0] : NULL, wyz, n[0]);
-                    } else {
-                        const double *wv = (const double *)weights.buf;
-                        double wyz = (w[1] >= 0 ? wv[w[1] + y] : 1.0) * (w[2] >= 0 ? wv[w[2] + z] : 1.0);
-                        ((acc_row_f64_t)ACC_F64[dk])(pa, acc->strides[1], pd, data.strides[1], w[0] >= 0 ? wv + w[0] : NULL, wyz, n[0]);
-                    }
-                }
+            size_t wsize = kind_of(acc) == T_F32 ? sizeof(float) : sizeof(double);
+            const char *wv = (const char *)weights.buf;
+            Py_ssize_t box[3] = {(Py_ssize_t)n[0], (Py_ssize_t)n[1], (Py_ssize_t)n[2]};
+            acc_box(as, acc->strides + 1, ds, data.strides + 1, dk, kind_of(acc) == T_F32, w[0] >= 0 ? wv + w[0] * wsize : NULL,
+                    w[1] >= 0 ? wv + w[1] * wsize : NULL, w[2] >= 0 ? wv + w[2] * wsize : NULL, box);
         }
     }
     Py_END_ALLOW_THREADS
