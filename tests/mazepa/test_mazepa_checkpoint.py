@@ -22,7 +22,10 @@ def count_run(folder: str, i: int) -> int:
     """Counts its own runs in a file; task 12 fails while the file `fail` exists."""
     path = Path(folder, f"count{i}")
     runs = int(path.read_text()) + 1 if path.exists() else 1
-    path.write_text(str(runs))
+    # atomically: a failed run stops its workers, possibly in the middle of this write
+    tmp = Path(folder, f".count{i}.{os.getpid()}")
+    tmp.write_text(str(runs))
+    os.replace(tmp, path)
     if i == 12 and Path(folder, "fail").exists():
         raise ValueError("task 12 fails on purpose")
     return runs
