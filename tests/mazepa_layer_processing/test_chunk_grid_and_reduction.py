@@ -330,36 +330,57 @@ def test_compiled_apply_checks_its_plan_before_writing() -> None:
     assert (buffer[:, :, 2:6] == 0.5).all() and not buffer[:, :, :2].any() and not buffer[:, :, 6:].any()
 
 
-def test_local_intermediaries_are_precomputed_volumes_tensorstore_reads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("io", ["files", "kvstore"])
+def test_intermediaries_are_a_precomputed_volume_tensorstore_reads(tmp_path: Path, io: str) -> None:
     import tensorstore as ts
 
-    # written as files directly (not through TensorStore): TensorStore must read them back
+    # written as files directly, or through TensorStore's key-value store as remote ones are
     grid = ChunkGrid.over(Box((0, 0, 0), (12, 8, 2)), (4, 4, 1), (1, 1, 0))
     rng = np.random.default_rng(5)
     outputs = {key: rng.integers(0, 60000, (2, *grid.padded(key).shape)).astype(np.uint16) for key in grid.keys()}
-    store = stored_pieces(tmp_path, grid, outputs, "uint16")
-    interior = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{tmp_path}/interior"}).result()
-    frame = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{tmp_path}/frame"}).result()
-    b = (1, 1, 1)  # the interior label
-    t = grid.tile_shape(b)
+    store = PieceStore(f"file://{tmp_path}", Vec3D(4, 4, 40), grid, "uint16", 2)
+    if io == "kvstore":
+        store._is_local = False
+    store.create()
     for key, data in outputs.items():
-        lo = [ax.offset_in_padded(1) for ax in grid.axes]
-        expected = data[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
-        s = [k * n for k, n in zip(key, t)]
-        got = interior[s[0] : s[0] + t[0], s[1] : s[1] + t[1], s[2] : s[2] + t[2]].read().result()
-        assert np.array_equal(got.transpose(3, 0, 1, 2), expected)
-        row = frame[:, 0:1, store._linear(key) : store._linear(key) + 1].read().result()  # (F, 1, 1, C)
-        for label in store.frame_labels:
-            piece = store._unpack(row[:, 0, 0, :].T, label)
+        store.write_chunk(key, data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "pieces"]
+    pieces = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{tmp_path}/pieces"}).result()
+    assert store.interior is not None and next(iter(store.offsets)) == store.interior  # the interior first
+    for key, data in outputs.items():
+        k = store._linear(key)
+        row = pieces[:, 0:1, k : k + 1].read().result()  # (P, 1, 1, C)
+        for label in store.offsets:
+            piece = store._unpack(row[:, 0, 0, :].T, 0, label)
             lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label)]
             n = grid.tile_shape(label)
             assert np.array_equal(piece, data[:, lo[0] : lo[0] + n[0], lo[1] : lo[1] + n[1], lo[2] : lo[2] + n[2]])
+    # and reductions read them back by byte range, whichever way
+    region, expected = reference_blend(grid, {k: v.astype(np.float32) for k, v in outputs.items()}, "linear")
+    out = store.reduce_box(region, np.uint16, "linear")
+    assert np.abs(out.astype(np.int64) - np.rint(expected)).max() <= 1  # float32 sums vs the reference
 
 
-def test_a_missing_intermediary_chunk_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("io", ["files", "kvstore"])
+def test_a_missing_intermediary_chunk_is_a_clear_error(tmp_path: Path, io: str) -> None:
     grid = ChunkGrid.over(Box((0, 0, 0), (8, 4, 1)), (4, 4, 1), (1, 0, 0))
     outputs = {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()}
     store = stored_pieces(tmp_path, grid, outputs, "uint8")
-    (tmp_path / "interior" / "4_4_40" / "2-4_0-4_0-1").unlink()
-    with pytest.raises(FileNotFoundError, match=r"intermediary chunk .*2-4_0-4_0-1 is missing"):
+    if io == "kvstore":
+        store._is_local = False
+    Path(store._local_file((1, 0, 0))).unlink()
+    with pytest.raises(FileNotFoundError, match=r"intermediary chunk .*pieces/4_4_40/0-\d+_0-1_1-2 is missing"):
         store.reduce_box(Box((0, 0, 0), (8, 4, 1)), np.uint8, "linear")
+
+
+def test_intermediaries_of_another_layout_are_refused(tmp_path: Path) -> None:
+    import json
+
+    grid = ChunkGrid.over(Box((0, 0, 0), (8, 4, 1)), (4, 4, 1), (1, 0, 0))
+    store = stored_pieces(tmp_path, grid, {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()}, "uint8")
+    assert PieceStore.from_manifest(store.path).row_size == store.row_size
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["layout"]  # as written before the layout had a version: two volumes
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="have layout 1, this version of zetta_utils reads layout 2"):
+        PieceStore.from_manifest(store.path)

@@ -229,7 +229,7 @@ def test_intermediaries_are_deleted_or_kept(tmp_path: Path, make_volume: MakeVol
     run(make_flow(src, dst, tmp_path / "kept", keep_intermediaries=True))
     (run_dir,) = list((tmp_path / "kept").iterdir())
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["frame", "interior", "manifest.json"]
+    assert names == ["manifest.json", "pieces"]
     assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
 
 

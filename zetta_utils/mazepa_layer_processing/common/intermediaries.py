@@ -2,21 +2,18 @@
 
 Each chunk's padded output is cut into pieces (see :mod:`.chunk_grid`): its *interior* (label
 ``B`` in every dim), which no other chunk overlaps, and its *frame*, the bands it shares with its
-neighbours (and at the region's edge). Two precomputed volumes under the run's directory hold
-them, raw-encoded with the destination's data type and channels:
-
-* ``interior``: chunk ``(jx, jy, jz)``'s interior is tile ``(jx, jy, jz)``, one storage chunk;
-* ``frame``: chunk ``k``'s frame pieces, each flattened x-fastest and concatenated in a fixed
-  label order, are one row ``[0, F) x [0, 1) x [k, k+1)`` (``k`` the chunk's x-fastest number),
-  one storage chunk.
+neighbours (and at the region's edge). One precomputed volume under the run's directory,
+``pieces``, raw-encoded with the destination's data type and channels, holds them all: chunk
+``k``'s pieces (``k`` its x-fastest number), each flattened x-fastest and concatenated in a fixed
+label order (the interior first), are one row ``[0, P) x [0, 1) x [k, k+1)``, one storage chunk.
 
 Therefore every write is one whole storage chunk (chunk-aligned; no two tasks ever share one, so
-no read-modify-write and no race, with any number of workers), a task writes two files whatever
-the number of dims blended, nothing is stored twice, and a reduction reads the interiors it
-needs exactly and the (thin) frames of the chunks around it whole.
+no read-modify-write and no race, with any number of workers), a task writes one file, nothing is
+stored twice, and a reduction reads by byte range exactly what it needs: the interiors under it
+and the (thin) frames of the chunks around it.
 
-A ``manifest.json`` next to them records the geometry, so a run with ``defer`` can be reduced
-later (:func:`~.subchunkable_apply_flow.build_deferred_reduction_flow`).
+A ``manifest.json`` next to it records the geometry and the layout version, so a run with
+``defer`` can be reduced later (:func:`~.subchunkable_apply_flow.build_deferred_reduction_flow`).
 """
 
 from __future__ import annotations
@@ -49,8 +46,9 @@ from .reduction import (
 )
 
 MANIFEST = "manifest.json"
-INTERIOR = "interior"
-FRAME = "frame"
+PIECES = "pieces"
+LAYOUT = 2
+"""Version of the layout above (1: the interiors and the frames in two volumes)."""
 
 
 def join_url(base: str, *names: str) -> str:
@@ -77,17 +75,17 @@ class PieceStore:
         self.data_type = data_type
         self.num_channels = num_channels
         self._stores: dict[str, Any] = {}
-        self._dirs: dict[str, str] = {}
         interior = (LABEL_B, LABEL_B, LABEL_B)
         self.interior: Int3 | None = interior if interior in grid.labels else None
         self.frame_labels: list[Int3] = [label for label in grid.labels if label != interior]
-        # where each frame label's piece starts in a chunk's frame row
-        self.frame_offsets: dict[Int3, int] = {}
+        # where each label's piece starts in a chunk's row: the interior, then the frame
+        self.offsets: dict[Int3, int] = {}
         offset = 0
-        for label in self.frame_labels:
-            self.frame_offsets[label] = offset
+        for label in ([interior] if self.interior is not None else []) + self.frame_labels:
+            self.offsets[label] = offset
             offset += math.prod(grid.tile_shape(label))
-        self.frame_size = offset
+        self.interior_size = math.prod(grid.tile_shape(interior)) if self.interior is not None else 0
+        self.row_size = offset
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -99,20 +97,13 @@ class PieceStore:
 
     # --- layout ----------------------------------------------------------------------------------
     def volumes(self) -> list[str]:
-        return ([INTERIOR] if self.interior is not None else []) + ([FRAME] if self.frame_labels else [])
+        return [PIECES]
 
     def volume_path(self, name: str) -> str:
         return join_url(self.path, name)
 
     def info(self, name: str) -> dict[str, Any]:
         counts = self.grid.counts
-        if name == INTERIOR:
-            assert self.interior is not None
-            tile = list(self.grid.tile_shape(self.interior))
-            size = [t * n for t, n in zip(tile, counts, strict=True)]
-        else:
-            tile = [self.frame_size, 1, 1]
-            size = [self.frame_size, 1, counts[0] * counts[1] * counts[2]]
         return {
             "@type": "neuroglancer_multiscale_volume",
             "type": "image",
@@ -123,8 +114,8 @@ class PieceStore:
                     "key": precomputed.scale_key(self.resolution),
                     "resolution": [int(r) if float(r).is_integer() else float(r) for r in self.resolution],
                     "voxel_offset": [0, 0, 0],
-                    "size": size,
-                    "chunk_sizes": [tile],
+                    "size": [self.row_size, 1, counts[0] * counts[1] * counts[2]],
+                    "chunk_sizes": [[self.row_size, 1, 1]],
                     "encoding": "raw",
                 }
             ],
@@ -132,6 +123,7 @@ class PieceStore:
 
     def manifest(self) -> dict[str, Any]:
         return {
+            "layout": LAYOUT,
             "resolution": list(self.resolution),
             "data_type": self.data_type,
             "num_channels": self.num_channels,
@@ -151,6 +143,11 @@ class PieceStore:
                 f"no {MANIFEST} at {vpath.url}: not the intermediaries directory of a deferred run"
             )
         m = json.loads(raw)
+        if m.get("layout", 1) != LAYOUT:
+            raise ValueError(
+                f"the intermediaries at {vpath.url} have layout {m.get('layout', 1)}, this version of "
+                f"zetta_utils reads layout {LAYOUT}: reduce them with the version that wrote them"
+            )
         axes = [AxisGrid(**a) for a in m["axes"]]
         region = None if m.get("region") is None else Box.of(*m["region"])
         return cls(
@@ -173,7 +170,7 @@ class PieceStore:
             data = json.dumps(content, indent=1).encode()
             if vpath.is_local:
                 os.makedirs(vpath.key, exist_ok=True)
-                if name == "info":  # the scale's folder, where _write_chunks puts files
+                if name == "info":  # the scale's folder, where _write_row puts files
                     os.makedirs(os.path.join(vpath.key, precomputed.scale_key(self.resolution)), exist_ok=True)
                 tmp = os.path.join(vpath.key, f".{name}.{os.getpid()}.tmp")
                 with open(tmp, "wb") as f:
@@ -194,125 +191,109 @@ class PieceStore:
         kvstore = ts.KvStore.open(precomputed.tensorstore_kvstore_spec(vpath)).result()
         kvstore.delete_range(ts.KvStore.KeyRange()).result()
 
-    def _store(self, name: str) -> Any:
-        """The TensorStore handle of a volume (opened once per process)."""
-        store = self._stores.get(name)
-        if store is None:
-            import tensorstore as ts
-
-            from zetta_utils.layer.volumetric.tensorstore import file_io_sync_default
-
-            spec = {
-                "driver": "neuroglancer_precomputed",
-                "kvstore": precomputed.tensorstore_kvstore_spec(precomputed.parse_path(self.volume_path(name))),
-                "scale_metadata": {"key": precomputed.scale_key(self.resolution)},
-                "fill_missing_data_reads": False,
-                "store_data_equal_to_fill_value": True,
-            }
-            context = ts.Context({"file_io_sync": file_io_sync_default()})
-            store = ts.open(spec, context=context, open=True, read=True, write=True).result()
-            self._stores[name] = store
-        return store
-
     def _linear(self, key: Int3) -> int:
         nx, ny, _ = self.grid.counts
         return key[0] + nx * (key[1] + ny * key[2])
 
     # --- I/O -----------------------------------------------------------------------------------------
-    # Every read and write is of whole storage chunks. Local volumes are read and written as files
-    # directly (a raw chunk is its array's bytes, channel slowest then z, y, x; written to a
-    # temporary file and renamed, so a reader never sees half a chunk): several times faster than
-    # TensorStore's general write path for these one-off files. Remote ones go through TensorStore.
-    def _chunk_file(self, name: str, start: Int3, shape: Int3) -> str:
-        key = "_".join(f"{a}-{a + n}" for a, n in zip(start, shape, strict=True))
-        return os.path.join(self._scale_dir(name), key)
+    # A chunk's row is one file: channel slowest, then its pieces (a raw chunk is its array's bytes in
+    # (C, z, y, x) C-order). Local rows are written to a temporary file and renamed (a reader never
+    # sees half a row) and read by byte range with plain file I/O; remote ones through TensorStore's
+    # key-value store, by byte range too.
+    def _chunk_key(self, key: Int3) -> str:
+        k = self._linear(key)
+        return f"{precomputed.scale_key(self.resolution)}/0-{self.row_size}_0-1_{k}-{k + 1}"
 
-    def _scale_dir(self, name: str) -> str:
-        """The local folder of a volume's chunk files."""
-        folder = self._dirs.get(name)
-        if folder is None:
-            vpath = precomputed.parse_path(self.volume_path(name))
-            folder = self._dirs[name] = os.path.join(vpath.key, precomputed.scale_key(self.resolution))
-        return folder
+    def _local_file(self, key: Int3) -> str:
+        return os.path.join(self._volume_dir, self._chunk_key(key))
+
+    @functools.cached_property
+    def _volume_dir(self) -> str:
+        return precomputed.parse_path(self.volume_path(PIECES)).key
 
     @functools.cached_property
     def _is_local(self) -> bool:
         return precomputed.parse_path(self.path).is_local
 
-    def _write_chunks(self, chunks: list[tuple[str, Int3, Array]]) -> None:
-        """Write each ``(volume, start, data)``: ``data`` (CXYZ) is one whole storage chunk."""
-        if self._is_local:
-            for name, start, data in chunks:
-                path = self._chunk_file(name, start, data.shape[1:])
-                tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-                # (C, z, y, x) C-order is the raw chunk's byte order
-                raw = np.ascontiguousarray(data.transpose(0, 3, 2, 1))
-                with open(tmp, "wb") as f:
-                    raw.tofile(f)
-                os.replace(tmp, path)
-            return
-        futures = []
-        for name, start, data in chunks:
-            stop = [a + n for a, n in zip(start, data.shape[1:], strict=True)]
-            view = self._store(name)[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
-            futures.append(view.write(data.transpose(1, 2, 3, 0)))
-        for future in futures:
-            future.result()
+    def _kvstore(self) -> Any:
+        kvstore = self._stores.get(PIECES)
+        if kvstore is None:
+            import tensorstore as ts
 
-    def _read_chunks(self, chunks: list[tuple[str, Int3, Int3]]) -> list[Array]:
-        """Read each ``(volume, start, shape)``, one whole storage chunk, as CXYZ arrays (views
-        of x-fastest data)."""
-        np_type = np.dtype(self.data_type)
-        c = self.num_channels
+            spec = precomputed.tensorstore_kvstore_spec(precomputed.parse_path(self.volume_path(PIECES)))
+            kvstore = self._stores[PIECES] = ts.KvStore.open(spec).result()
+        return kvstore
+
+    def _write_row(self, key: Int3, row: Array) -> None:
+        """Store chunk ``key``'s row (``(C, P)`` C-contiguous)."""
         if self._is_local:
-            result = []
-            for name, start, shape in chunks:
-                path = self._chunk_file(name, start, shape)
-                count = c * math.prod(shape)
+            path = self._local_file(key)
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "wb") as f:
+                row.tofile(f)
+            os.replace(tmp, path)
+            return
+        self._kvstore().write(self._chunk_key(key), row.tobytes()).result()
+
+    def _read_rows(self, wanted: list[tuple[Int3, int, int]]) -> list[Array]:
+        """For each ``(key, a, b)``: values ``[a, b)`` of every channel of chunk ``key``'s row,
+        as a ``(C, b - a)`` array."""
+        np_type = np.dtype(self.data_type)
+        c, p, size = self.num_channels, self.row_size, np_type.itemsize
+        result = []
+        if self._is_local:
+            for key, a, b in wanted:
+                path = self._local_file(key)
+                out = np.empty((c, b - a), dtype=np_type)
                 try:
-                    raw = np.fromfile(path, dtype=np_type)
+                    with open(path, "rb", buffering=0) as f:
+                        if os.fstat(f.fileno()).st_size != c * p * size:
+                            raise ValueError(f"intermediary chunk {path} holds {os.fstat(f.fileno()).st_size} bytes, expected {c * p * size}")
+                        for ch in range(c):
+                            f.seek((ch * p + a) * size)
+                            f.readinto(memoryview(out[ch]).cast("B"))
                 except FileNotFoundError:
                     raise FileNotFoundError(f"intermediary chunk {path} is missing: its task did not complete") from None
-                if raw.size != count:
-                    raise ValueError(f"intermediary chunk {path} holds {raw.size} values, expected {count}")
-                result.append(raw.reshape(c, shape[2], shape[1], shape[0]).transpose(0, 3, 2, 1))
+                result.append(out)
             return result
-        futures = []
-        for name, start, shape in chunks:
-            stop = [a + n for a, n in zip(start, shape, strict=True)]
-            view = self._store(name)[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
-            futures.append(view.read(order="F"))
-        return [future.result().transpose(3, 0, 1, 2) for future in futures]
+        kvstore = self._kvstore()
+        futures = [
+            [kvstore.read(self._chunk_key(key), byte_range=slice((ch * p + a) * size, (ch * p + b) * size)) for ch in range(c)]
+            for key, a, b in wanted
+        ]
+        for (key, a, b), parts in zip(wanted, futures, strict=True):
+            out = np.empty((c, b - a), dtype=np_type)
+            for ch, future in enumerate(parts):
+                read = future.result()
+                if read.state != "value" or len(read.value) != (b - a) * size:
+                    raise FileNotFoundError(
+                        f"intermediary chunk {self.volume_path(PIECES)}/{self._chunk_key(key)} is missing or short: "
+                        "its task did not complete"
+                    )
+                out[ch] = np.frombuffer(read.value, dtype=np_type)
+            result.append(out)
+        return result
 
     def write_chunk(self, key: Int3, output: Array) -> None:
-        """Store the padded output of chunk ``key`` (CXYZ): its interior and its frame."""
+        """Store the padded output of chunk ``key`` (CXYZ): its interior and its frame, one row."""
         np_type = np.dtype(self.data_type)
         if output.dtype != np_type:
             output = to_output_dtype(output, np_type, "intermediaries")
         grid = self.grid
-        chunks: list[tuple[str, Int3, Array]] = []
-        if self.interior is not None:
-            t = grid.tile_shape(self.interior)
-            lo = [ax.offset_in_padded(LABEL_B) for ax in grid.axes]
-            data = output[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
-            chunks.append((INTERIOR, (key[0] * t[0], key[1] * t[1], key[2] * t[2]), data))
-        if self.frame_labels:
-            frame = np.empty((self.num_channels, self.frame_size), dtype=np_type)
-            for label in self.frame_labels:
-                t = grid.tile_shape(label)
-                lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label, strict=True)]
-                piece = output[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
-                start = self.frame_offsets[label]
-                # x-fastest per channel: (C, z, y, x) flattened
-                frame[:, start : start + math.prod(t)] = piece.transpose(0, 3, 2, 1).reshape(self.num_channels, -1)
-            chunks.append((FRAME, (0, 0, self._linear(key)), frame.reshape(self.num_channels, self.frame_size, 1, 1)))
-        self._write_chunks(chunks)
+        row = np.empty((self.num_channels, self.row_size), dtype=np_type)
+        for label, start in self.offsets.items():
+            t = grid.tile_shape(label)
+            lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label, strict=True)]
+            piece = output[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
+            # x-fastest per channel: (C, z, y, x) flattened
+            row[:, start : start + math.prod(t)] = piece.transpose(0, 3, 2, 1).reshape(self.num_channels, -1)
+        self._write_row(key, row)
 
-    def _unpack(self, frame: Array, label: Int3) -> Array:
-        """A frame label's piece (CXYZ) from a chunk's frame row (``(C, F)``)."""
+    def _unpack(self, values: Array, start: int, label: Int3) -> Array:
+        """A label's piece (CXYZ) from ``values``, a chunk's row from ``start`` on (``(C, n)``)."""
         t = self.grid.tile_shape(label)
-        start = self.frame_offsets[label]
-        flat = frame[:, start : start + math.prod(t)]
+        offset = self.offsets[label] - start
+        flat = values[:, offset : offset + math.prod(t)]
         return flat.reshape(self.num_channels, t[2], t[1], t[0]).transpose(0, 3, 2, 1)
 
     def reduce_box(self, box: Box, dtype: Any, mode: str, what: str = "reduction") -> Array:
@@ -342,31 +323,26 @@ class PieceStore:
             ordered = sorted(cells.items())
             covered = covered and sum(b - a for (a, b), _ in ordered) == hi - lo
             axis_cells.append(ordered)
-        # what to read: the interiors' tiles and the frames of the chunks around
-        tiles: set[Int3] = set()
-        frame_keys: set[Int3] = set()
+        # what to read: per chunk, its interior, its frame, or both (a prefix, suffix or all of its row)
+        needs: dict[Int3, tuple[bool, bool]] = {}
         for cx, cy, cz in itertools.product(*axis_cells):
             for (jx, lx, _, _), (jy, ly, _, _), (jz, lz, _, _) in itertools.product(cx[1], cy[1], cz[1]):
-                (tiles if (lx, ly, lz) == interior else frame_keys).add((jx, jy, jz))
-        wanted: list[tuple[str, Int3, Int3]] = []
-        if interior is not None:
-            t = grid.tile_shape(interior)
-            wanted += [(INTERIOR, (k[0] * t[0], k[1] * t[1], k[2] * t[2]), t) for k in sorted(tiles)]
-        wanted += [(FRAME, (0, 0, self._linear(k)), (self.frame_size, 1, 1)) for k in sorted(frame_keys)]
-        arrays = self._read_chunks(wanted)
-        read = {(name, start): array for (name, start, _), array in zip(wanted, arrays, strict=True)}
+                inner, outer = needs.get((jx, jy, jz), (False, False))
+                is_interior = (lx, ly, lz) == interior
+                needs[jx, jy, jz] = (inner or is_interior, outer or not is_interior)
+        wanted = [
+            (key, 0 if inner else self.interior_size, self.row_size if outer else self.interior_size)
+            for key, (inner, outer) in sorted(needs.items())
+        ]
+        rows = {key: (a, values) for (key, a, _), values in zip(wanted, self._read_rows(wanted), strict=True)}
 
         pieces: dict[tuple[Int3, Int3], Array] = {}
 
         def piece_data(key: Int3, label: Int3) -> Array:
             data = pieces.get((key, label))
             if data is None:
-                if label == interior:
-                    t = grid.tile_shape(label)
-                    data = read[INTERIOR, (key[0] * t[0], key[1] * t[1], key[2] * t[2])]
-                else:
-                    data = self._unpack(read[FRAME, (0, 0, self._linear(key))].reshape(self.num_channels, -1), label)
-                pieces[key, label] = data
+                start, values = rows[key]
+                data = pieces[key, label] = self._unpack(values, start, label)
             return data
 
         out = empty_xfast(self.num_channels, box.shape, np_dtype, zero=not covered)

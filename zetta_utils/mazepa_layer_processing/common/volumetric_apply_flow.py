@@ -14,7 +14,7 @@ stages, like daisy's blocks, each task a *read region* and a *write region*:
    * straight to ``dst`` when top-level outputs neither overlap nor miss ``dst``'s chunk grid
      (``direct``), or when ``skip_intermediaries`` (then each bottom chunk is written by the
      operation itself, ``skip``);
-   * otherwise into the intermediaries (``pieces``): its interior and its frame, two files (see
+   * otherwise into the intermediaries (``pieces``): its interior and its frame, one file (see
      :mod:`.intermediaries`).
 
 2. **Reduction tasks** (``pieces`` only), one per reduction chunk: a box of whole ``dst``
