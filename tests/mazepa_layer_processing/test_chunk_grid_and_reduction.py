@@ -384,3 +384,12 @@ def test_intermediaries_of_another_layout_are_refused(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="have layout 1, this version of zetta_utils reads layout 2"):
         PieceStore.from_manifest(store.path)
+
+
+def test_a_truncated_intermediary_chunk_is_a_clear_error(tmp_path: Path) -> None:
+    grid = ChunkGrid.over(Box((0, 0, 0), (8, 4, 1)), (4, 4, 1), (1, 0, 0))
+    store = stored_pieces(tmp_path, grid, {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()}, "uint8")
+    path = Path(store._local_file((1, 0, 0)))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ValueError, match=rf"intermediary chunk .*0-\d+_0-1_1-2 holds {store.row_size - 3} bytes, expected {store.row_size}"):
+        store.reduce_box(Box((0, 0, 0), (8, 4, 1)), np.uint8, "linear")

@@ -247,11 +247,13 @@ class PieceStore:
                 out = np.empty((c, b - a), dtype=np_type)
                 try:
                     with open(path, "rb", buffering=0) as f:
-                        if os.fstat(f.fileno()).st_size != c * p * size:
-                            raise ValueError(f"intermediary chunk {path} holds {os.fstat(f.fileno()).st_size} bytes, expected {c * p * size}")
+                        stored = os.fstat(f.fileno()).st_size
+                        if stored != c * p * size:
+                            raise ValueError(f"intermediary chunk {path} holds {stored} bytes, expected {c * p * size}")
                         for ch in range(c):
                             f.seek((ch * p + a) * size)
-                            f.readinto(memoryview(out[ch]).cast("B"))
+                            if f.readinto(memoryview(out[ch]).cast("B")) != (b - a) * size:
+                                raise OSError(f"intermediary chunk {path}: short read")
                 except FileNotFoundError:
                     raise FileNotFoundError(f"intermediary chunk {path} is missing: its task did not complete") from None
                 result.append(out)
