@@ -30,14 +30,29 @@ def best_ms(fn: Callable[[], object], repeat: int, number: int = 40) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5, help="timings per measurement; the best is reported")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timings per measurement; the best is reported"
+    )
     args = parser.parse_args()
-    schedule = reduction.level_schedule((1088, 1088, 1), (96, 96, 0), (256, 256, 1), (16, 16, 0), "quadratic", np.dtype(np.uint8))
+    schedule = reduction.level_schedule(
+        (1088, 1088, 1), (96, 96, 0), (256, 256, 1), (16, 16, 0), "quadratic", np.dtype(np.uint8)
+    )
     rng = np.random.default_rng(0)
-    outputs = [reduction.copy_xfast(rng.integers(0, 256, (1, 288, 288, 1), dtype=np.uint8)) for _ in schedule.starts]
+    outputs = [
+        reduction.copy_xfast(rng.integers(0, 256, (1, 288, 288, 1), dtype=np.uint8))
+        for _ in schedule.starts
+    ]
     out = reduction.empty_xfast(1, (1088, 1088, 1), np.uint8)
-    cores = [(tuple(slice(max(s, 0), max(s, 0) + 256) for s in (x - 80, y - 80)), o[:, 16:272, 16:272, :]) for (x, y, _), o in zip(schedule.starts, outputs, strict=True)]
+    cores = [
+        (
+            tuple(slice(max(s, 0), max(s, 0) + 256) for s in (x - 80, y - 80)),
+            o[:, 16:272, 16:272, :],
+        )
+        for (x, y, _), o in zip(schedule.starts, outputs, strict=True)
+    ]
 
     def copy_cores() -> None:
         for (sx, sy), core in cores:
@@ -47,9 +62,13 @@ def main() -> None:
     base = best_ms(copy_cores, args.repeat)
     loops = "compiled" if reduction.KERNELS is not None else "NumPy"
     blend = best_ms(lambda: schedule.run(out, iter(outputs), "bench"), args.repeat)
-    print(f"{len(outputs)} sub-chunk outputs -> {out.shape[1]} x {out.shape[2]} uint8, {len(schedule.regions)} band regions, {loops} loops")
+    print(
+        f"{len(outputs)} sub-chunk outputs -> {out.shape[1]} x {out.shape[2]} uint8, {len(schedule.regions)} band regions, {loops} loops"
+    )
     print(f"  copying the cores (baseline)  {base:6.3f} ms")
-    print(f"  blending (LevelSchedule.run)  {blend:6.3f} ms   ratio to baseline {blend / base:5.2f}")
+    print(
+        f"  blending (LevelSchedule.run)  {blend:6.3f} ms   ratio to baseline {blend / base:5.2f}"
+    )
 
 
 if __name__ == "__main__":

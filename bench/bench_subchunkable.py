@@ -12,6 +12,10 @@ serially and with 2 local processes. The baseline, measured in the same run, cop
 volume chunk by chunk with TensorStore directly (same context: no fsync), in one process and
 split over 2 processes. Every flow's output is checked to equal the source.
 
+Measurements go in rounds (the baseline, then each case), --repeat rounds per process count.
+Printed: the best throughput of each, the ratio of the bests, and the median and range of the
+per-round ratios (each flow run against the baseline of its own round).
+
 With 2 processes, each run starts its workers from mazepa's fork server, which imports torch,
 TensorStore and zetta_utils once per process (`zetta run -p N` starts it while it reads the
 spec). That one-off start is measured first and printed; the runs after it (best of --repeat)
@@ -28,6 +32,7 @@ import argparse
 import multiprocessing
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -140,7 +145,12 @@ def identity(src: Any) -> Any:
 
 
 def run_flow(
-    root: str, src_path: str, size: int, case: dict[str, Any], procs: int, end: tuple[int, int, int] | None = None
+    root: str,
+    src_path: str,
+    size: int,
+    case: dict[str, Any],
+    procs: int,
+    end: tuple[int, int, int] | None = None,
 ) -> tuple[float, bool]:
     from zetta_utils import mazepa
     from zetta_utils.layer.volumetric import VolumetricIndex
@@ -203,7 +213,10 @@ def main() -> None:
         "--dir", default=None, help="scratch directory on local disk (default: a temp dir)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=2, help="runs per measurement; the best is reported"
+        "--repeat",
+        type=int,
+        default=2,
+        help="rounds (each: the baseline, then every case); the best of each is reported",
     )
     parser.add_argument("--size", type=int, default=4096, help="x and y size of the volume")
     parser.add_argument(
@@ -226,24 +239,32 @@ def main() -> None:
         cold = fork_server_start(2)
         print(f"starting the fork server for 2 processes (once per process): {cold:.2f} s")
         for procs in (1, 2):
+            # Rounds: the baseline, then every case, so that all of them see the same drift in
+            # this machine's speed (shared VMs drift by tens of percent within a minute).
             base_dst = os.path.join(root, "base")
-            best_base = float("inf")
+            base_times: list[float] = []
+            times: dict[str, list[float]] = {name: [] for name in CASES}
+            all_ok = {name: True for name in CASES}
             for _ in range(args.repeat):
                 shutil.rmtree(base_dst, ignore_errors=True)
-                shutil.copytree(src_path, base_dst, ignore=lambda d, names: [n for n in names if n != "info"])
-                best_base = min(best_base, ts_copy(src_path, base_dst, size, procs))
-            base = mvox / best_base
-            print(f"\n{procs} process(es): plain TensorStore chunk copy {base:8.1f} Mvox/s")
-            for name, case in CASES.items():
-                best = float("inf")
-                all_ok = True
-                for _ in range(args.repeat):
+                shutil.copytree(
+                    src_path, base_dst, ignore=lambda d, names: [n for n in names if n != "info"]
+                )
+                base_times.append(ts_copy(src_path, base_dst, size, procs))
+                for name, case in CASES.items():
                     elapsed, ok = run_flow(root, src_path, size, case, procs)
-                    best = min(best, elapsed)
-                    all_ok = all_ok and ok
-                rate = mvox / best
+                    times[name].append(elapsed)
+                    all_ok[name] = all_ok[name] and ok
+            base = mvox / min(base_times)
+            print(
+                f"\n{procs} process(es): plain TensorStore chunk copy {base:8.1f} Mvox/s (best of {args.repeat})"
+            )
+            for name in CASES:
+                rate = mvox / min(times[name])
+                per_round = sorted(b / t for b, t in zip(base_times, times[name], strict=True))
                 line = f"  {name:36s} {rate:8.1f} Mvox/s  ratio {rate / base:5.2f}"
-                print(line + f"  output {'== source' if all_ok else 'DIFFERS from source'}")
+                line += f"  (per round: median {statistics.median(per_round):.2f}, {per_round[0]:.2f}-{per_round[-1]:.2f})"
+                print(line + f"  output {'== source' if all_ok[name] else 'DIFFERS from source'}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
