@@ -212,26 +212,25 @@ class TSBackend(PrecomputedBackend):
         _REGISTRY.drop(self.path)
 
     # --- I/O -----------------------------------------------------------------------------------
+    def _view(self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> Any:
+        """The region ``[start, stop)`` of the scale's handle (XYZC, in voxel coordinates)."""
+        return self._store(scale)[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
+
     def _read_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
     ) -> npt.NDArray[Any]:
-        store = self._store(scale)
-        view = store[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
-        return view.read(order="F").result()
+        return self._view(scale, start, stop).read(order="F").result()
 
     def _read_xyzc_into(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
     ) -> None:
         import tensorstore as ts
 
-        store = self._store(scale)
-        view = store[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
         # TensorStore copies the chunks straight into ``out`` (referenced, not copied)
         target = ts.array(out, copy=False, write=True)
-        target.write(view[ts.d[:].translate_to[0]]).result()
+        target.write(self._view(scale, start, stop)[ts.d[:].translate_to[0]]).result()
 
     def _write_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
     ) -> None:
-        store = self._store(scale)
-        store[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]].write(data).result()
+        self._view(scale, start, stop).write(data).result()
