@@ -12,6 +12,13 @@ serially and with 2 local processes. The baseline, measured in the same run, cop
 volume chunk by chunk with TensorStore directly (same context: no fsync), in one process and
 split over 2 processes. Every flow's output is checked to equal the source.
 
+The layers write whole raw chunks through TensorStore's key-value store (see
+``zetta_utils.layer.volumetric.tensorstore.backend``), which costs about half of what its array
+interface does per chunk here (``bench/bench_storage.py``). So a second baseline, printed for
+reference, copies chunk by chunk the same way (array reads, key-value store writes), and each
+case's ratio to it is printed too. ``ZETTA_RAW_CHUNK_WRITES=0`` makes the layers write through
+the array interface like the first baseline.
+
 Measurements go in rounds (the baseline, then each case), --repeat rounds per process count.
 Printed: the best throughput of each, the ratio of the bests, and the median and range of the
 per-round ratios (each flow run against the baseline of its own round).
@@ -51,15 +58,25 @@ def _open(path: str) -> Any:
     return ts.open(spec, context=ts.Context({"file_io_sync": False})).result()
 
 
-def _ts_copy(src: str, dst: str, size: int, part: int, parts: int) -> None:
+def _ts_copy(src: str, dst: str, size: int, part: int, parts: int, kvstore: bool = False) -> None:
+    import tensorstore as ts
+
     s, d = _open(src), _open(dst)
+    kv = ts.KvStore.open(
+        {"driver": "file", "path": dst + "/"}, context=ts.Context({"file_io_sync": False})
+    ).result()
+    scale = "_".join(str(r) for r in RES)
     k = 0
     for z in range(SIZE_Z):
         for y in range(0, size, CHUNK):
             for x in range(0, size, CHUNK):
                 if k % parts == part:
                     a = s[x : x + CHUNK, y : y + CHUNK, z : z + 1].read(order="F").result()
-                    d[x : x + CHUNK, y : y + CHUNK, z : z + 1].write(a).result()
+                    if kvstore:  # the raw chunk file: the XYZC array in Fortran order
+                        key = f"{scale}/{x}-{x + CHUNK}_{y}-{y + CHUNK}_{z}-{z + 1}"
+                        kv.write(key, a.tobytes(order="F")).result()
+                    else:
+                        d[x : x + CHUNK, y : y + CHUNK, z : z + 1].write(a).result()
                 k += 1
 
 
@@ -82,17 +99,19 @@ def fresh_page_cache(src: str) -> None:
 FRESH_CACHE = False
 
 
-def ts_copy(src: str, dst: str, size: int, procs: int) -> float:
+def ts_copy(src: str, dst: str, size: int, procs: int, kvstore: bool = False) -> float:
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=lambda d, names: [n for n in names if n != "info"])
     fresh_page_cache(src)
     start = time.perf_counter()
     if procs == 1:
-        _ts_copy(src, dst, size, 0, 1)
+        _ts_copy(src, dst, size, 0, 1, kvstore)
     else:
         ctx = multiprocessing.get_context("forkserver")
         from zetta_utils.mazepa.worker_process import tune_malloc
 
         with ctx.Pool(procs, initializer=tune_malloc) as pool:
-            pool.starmap(_ts_copy, [(src, dst, size, i, procs) for i in range(procs)])
+            pool.starmap(_ts_copy, [(src, dst, size, i, procs, kvstore) for i in range(procs)])
     return time.perf_counter() - start
 
 
@@ -243,27 +262,33 @@ def main() -> None:
             # this machine's speed (shared VMs drift by tens of percent within a minute).
             base_dst = os.path.join(root, "base")
             base_times: list[float] = []
+            kv_times: list[float] = []
             times: dict[str, list[float]] = {name: [] for name in CASES}
             all_ok = {name: True for name in CASES}
             for _ in range(args.repeat):
-                shutil.rmtree(base_dst, ignore_errors=True)
-                shutil.copytree(
-                    src_path, base_dst, ignore=lambda d, names: [n for n in names if n != "info"]
-                )
                 base_times.append(ts_copy(src_path, base_dst, size, procs))
+                kv_times.append(ts_copy(src_path, base_dst, size, procs, kvstore=True))
+                if len(kv_times) == 1:  # its chunk files must read back as the source
+                    copied = _open(base_dst).read().result()
+                    assert (copied == _open(src_path).read().result()).all(), (
+                        "key-value store copy differs"
+                    )
                 for name, case in CASES.items():
                     elapsed, ok = run_flow(root, src_path, size, case, procs)
                     times[name].append(elapsed)
                     all_ok[name] = all_ok[name] and ok
             base = mvox / min(base_times)
+            kv_base = mvox / min(kv_times)
             print(
-                f"\n{procs} process(es): plain TensorStore chunk copy {base:8.1f} Mvox/s (best of {args.repeat})"
+                f"\n{procs} process(es): plain TensorStore chunk copy {base:8.1f} Mvox/s (best of {args.repeat}); "
+                f"writing chunks through its key-value store {kv_base:.1f} Mvox/s"
             )
             for name in CASES:
                 rate = mvox / min(times[name])
                 per_round = sorted(b / t for b, t in zip(base_times, times[name], strict=True))
                 line = f"  {name:36s} {rate:8.1f} Mvox/s  ratio {rate / base:5.2f}"
                 line += f"  (per round: median {statistics.median(per_round):.2f}, {per_round[0]:.2f}-{per_round[-1]:.2f})"
+                line += f"  to the key-value store copy {rate / kv_base:4.2f}"
                 print(line + f"  output {'== source' if all_ok[name] else 'DIFFERS from source'}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
