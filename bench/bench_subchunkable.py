@@ -61,10 +61,12 @@ def _open(path: str) -> Any:
 def _ts_copy(src: str, dst: str, size: int, part: int, parts: int, kvstore: bool = False) -> None:
     import tensorstore as ts
 
-    s, d = _open(src), _open(dst)
-    kv = ts.KvStore.open(
-        {"driver": "file", "path": dst + "/"}, context=ts.Context({"file_io_sync": False})
-    ).result()
+    s = _open(src)
+    if kvstore:
+        context = ts.Context({"file_io_sync": False})
+        kv = ts.KvStore.open({"driver": "file", "path": dst + "/"}, context=context).result()
+    else:
+        d = _open(dst)
     scale = "_".join(str(r) for r in RES)
     k = 0
     for z in range(SIZE_Z):

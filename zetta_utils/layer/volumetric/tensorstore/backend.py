@@ -25,9 +25,9 @@ Writes to raw, unsharded scales (every write is chunk-aligned, see
 chunk file per chunk, holding exactly the bytes its array interface would store (the XYZC array
 in Fortran order, little-endian; chunks clipped at the dataset end). That interface copies the
 data twice (into its chunk cache, then encoding it byte by byte) and runs a cache transaction per
-chunk: about twice the time per 1 MB chunk on local disk (``bench/bench_storage.py``). The first
-such write in a process checks the scale on storage (bounds, chunk size, encoding, no sharding)
-against the layer's info; ``ZETTA_RAW_CHUNK_WRITES=0`` sends every write through the array
+chunk: about twice the time per 1 MB chunk on local disk (``bench/bench_storage.py``). Opening a
+scale (once per process) checks it on storage (bounds, chunk size, encoding, sharding) against
+the layer's info; ``ZETTA_RAW_CHUNK_WRITES=0`` sends every write through the array
 interface instead.
 
 Handles are opened once per process, volume, scale and settings, and reused; the backend itself
@@ -119,19 +119,9 @@ def _check_no_compressed_chunks(vpath: VolumePath, scale_key: str) -> None:
         pass
 
 
-def _whole_raw_chunks(scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> bool:
-    """Whether ``[start, stop)`` covers whole chunks (clipped at the dataset end) of a raw,
-    unsharded scale."""
-    if scale.get("encoding") != "raw" or scale.get("sharding"):
-        return False
-    chunk = scale["chunk_sizes"][0]
-    offset = scale["voxel_offset"]
-    size = scale["size"]
-    return all(
-        (start[d] - offset[d]) % chunk[d] == 0
-        and ((stop[d] - offset[d]) % chunk[d] == 0 or stop[d] == offset[d] + size[d])
-        for d in range(3)
-    )
+def _is_plain_raw(scale: Mapping[str, Any]) -> bool:
+    """Whether the scale's chunks are plain files of raw bytes (raw encoding, no sharding)."""
+    return scale.get("encoding") == "raw" and not scale.get("sharding")
 
 
 class TSBackend(PrecomputedBackend):
@@ -239,6 +229,18 @@ class TSBackend(PrecomputedBackend):
                 f"spans {lo} - {hi} here but {list(dom.inclusive_min[:3])} - "
                 f"{list(dom.exclusive_max[:3])} on storage; rebuild the layer"
             )
+        # the chunk grid too: raw chunk writes put files where this info says chunks are
+        chunk = [int(n) for n in scale["chunk_sizes"][0]]
+        stored_chunk = [int(n or 0) for n in (store.chunk_layout.read_chunk.shape or ())[:3]]
+        codec = store.schema.codec.to_json() if store.schema.codec is not None else {}
+        sharded = "shard_data_encoding" in codec
+        if stored_chunk != chunk or codec.get("encoding") != scale.get("encoding") or sharded != bool(scale.get("sharding")):
+            raise ValueError(
+                f"the info of {self.path} changed since this layer was built: scale {scale['key']} "
+                f"has {scale.get('encoding')} chunks of {chunk}{' in shards' if scale.get('sharding') else ''} "
+                f"here but {codec.get('encoding')} chunks of {stored_chunk}{' in shards' if sharded else ''} "
+                "on storage; rebuild the layer"
+            )
         return store
 
     def clear_cache(self) -> None:
@@ -267,7 +269,7 @@ class TSBackend(PrecomputedBackend):
     def _write_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
     ) -> None:
-        if _whole_raw_chunks(scale, start, stop) and raw_chunk_writes_enabled():
+        if _is_plain_raw(scale) and raw_chunk_writes_enabled():
             self._write_raw_chunks(scale, start, stop, data)
             return
         self._view(scale, start, stop).write(data).result()
@@ -287,34 +289,12 @@ class TSBackend(PrecomputedBackend):
                 _REGISTRY.handles[key] = kvstore
         return kvstore
 
-    def _check_stored_raw_layout(self, scale: Mapping[str, Any]) -> None:
-        """Refuse raw chunk writes when the scale on storage is not the one in this layer's info
-        (another chunk size, encoding or sharding): the chunk files would not be where readers
-        look. Once per process and scale; opening the scale also checks its bounds."""
-        key = (self.path, scale["key"], "#raw-layout-checked")
-        with _REGISTRY.lock:
-            _REGISTRY.check_pid()
-            if key in _REGISTRY.handles:
-                return
-        store = self._store(scale)
-        stored_chunk = [int(n) for n in store.chunk_layout.write_chunk.shape[:3]]
-        codec = store.schema.codec.to_json() if store.schema.codec is not None else {}
-        expected = [int(n) for n in scale["chunk_sizes"][0]]
-        if stored_chunk != expected or codec.get("encoding") != "raw" or "shard_data_encoding" in codec:
-            raise ValueError(
-                f"the info of {self.path} changed since this layer was built: scale {scale['key']} "
-                f"has raw chunks of {expected} here but {codec.get('encoding')} chunks of "
-                f"{stored_chunk}{' in shards' if 'shard_data_encoding' in codec else ''} on "
-                "storage; rebuild the layer"
-            )
-        with _REGISTRY.lock:
-            _REGISTRY.handles[key] = True
-
     def _write_raw_chunks(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
     ) -> None:
-        """Write ``data`` (XYZC, covering whole chunks of a raw, unsharded scale) as chunk files."""
-        self._check_stored_raw_layout(scale)
+        """Write ``data`` (XYZC, covering whole chunks of a raw, unsharded scale: every write is
+        chunk-aligned) as chunk files."""
+        self._store(scale)  # opened once per process: checks the scale on storage against the info
         kvstore = self._kvstore()
         if data.dtype.byteorder == ">":
             data = data.astype(data.dtype.newbyteorder("<"))
