@@ -431,14 +431,17 @@ def test_reductions_start_as_soon_as_what_they_read_is_computed(tmp_path: Path, 
     for item in flow.iter_items():
         order += item if isinstance(item, list) else [item]
     top = [x for x in order if isinstance(x, mazepa.Task)]
-    waves = [x for x in order if isinstance(x, mazepa.Flow)]
+    waves = [x for x in order if isinstance(x, mazepa.Flow) and x.name == "reduction_wave"]
+    releases = [x for x in order if isinstance(x, mazepa.Flow) and x.name == "release_pieces"]
+    assert len(waves) + len(releases) == len([x for x in order if isinstance(x, mazepa.Flow)])
     # top-level chunks 4 x 4 x depth, in slices along z (depth 2), else along y: reduction
     # chunks read the slices they meet and, in y, their neighbours' bands
     assert len(waves) == (2 if depth == 2 else 3)
     # the first slice's reductions come before the second slice's tasks end (not after them all)
     assert order.index(waves[0]) < order.index(top[-1])
     reduced = []
-    grid = waves[0].args[0].store.grid  # the reducer's pieces: the top-level chunk grid
+    grid = releases[0].args[0].grid  # the pieces' grid: the top-level chunk grid
+    readers: dict[tuple[int, ...], set[str]] = {}  # top-level key -> reduction sub-flows reading it
     for wave in waves:
         items = list(wave.iter_items())
         dependency, chunks = items[0], [t for batch in items[1:] for t in batch]
@@ -451,6 +454,19 @@ def test_reductions_start_as_soon_as_what_they_read_is_computed(tmp_path: Path, 
             for t in top:
                 if any(not grid.padded(tuple(k)).intersection(Box.of(*write)).is_empty() for k in t.args[0]):
                     assert t.id in after
+            for key in grid.keys():
+                if not grid.padded(key).intersection(Box.of(*write)).is_empty():
+                    readers.setdefault(key, set()).add(wave.id)
+    # every chunk's pieces are deleted once, after (and only after) every sub-flow reading them
+    released: list[tuple[int, ...]] = []
+    for release in releases:
+        _, keys, after_flows = release.args
+        assert all(order.index(f) < order.index(release) for f in after_flows)
+        waited = {f.id for f in after_flows}
+        for key in keys:
+            assert readers[tuple(key)] <= waited
+        released += [tuple(k) for k in keys]
+    assert sorted(released) == sorted(grid.keys())
     # the reduction chunks tile the region, each once
     covered = np.zeros((32, 32, depth), dtype=int)
     for w in reduced:

@@ -191,6 +191,19 @@ class PieceStore:
         kvstore = ts.KvStore.open(precomputed.tensorstore_kvstore_spec(vpath)).result()
         kvstore.delete_range(ts.KvStore.KeyRange()).result()
 
+    def delete_pieces(self, keys: list[Int3]) -> None:
+        """Remove the rows of chunks ``keys`` (those missing are skipped)."""
+        if self._is_local:
+            for key in keys:
+                try:
+                    os.unlink(self._local_file(key))
+                except FileNotFoundError:
+                    pass
+            return
+        kvstore = self._kvstore()
+        for future in [kvstore.delete(self._chunk_key(key)) for key in keys]:
+            future.result()
+
     def _linear(self, key: Int3) -> int:
         nx, ny, _ = self.grid.counts
         return key[0] + nx * (key[1] + ny * key[2])

@@ -28,8 +28,12 @@ stages, like daisy's blocks, each task a *read region* and a *write region*:
    reduction task, so this is race-free within the run (do not run two flows whose regions share
    ``dst`` chunks at the same time).
 
-Then the intermediaries are deleted (unless kept). Every task is idempotent: running it twice
-writes the same bytes, and a task's bytes do not depend on the executor.
+The pieces that no later reduction reads are deleted as soon as the reductions reading them have
+finished, so that the run recycles their pages instead of growing by the size of all of them; the
+rest of the intermediaries goes at the end (all of it is kept with ``keep_intermediaries``). Every
+task is idempotent: running it twice writes the same bytes, and a task's bytes do not depend on the
+executor. (A reduction delivered again after its pieces are gone fails before writing anything; its
+first run has completed it.)
 
 Memory of a worker: the top-level chunk's prefetched input, its padded output, one lower-level
 chunk output at a time and, when a lower level blends, float buffers for its blended bands.
@@ -429,27 +433,35 @@ def reduction_tasks(
     yield from _reduction_batches(reducer, reducer.chunks(reduction_chunk), name, worker_type)
 
 
+def _reduction_task(op: ReduceChunks, chunk: tuple[Box, Box], worker_type: str | None) -> mazepa.Task[Any]:
+    task = op.make_task((chunk,))
+    if worker_type is not None:
+        task = task.with_options(worker_type=worker_type)
+    return task
+
+
 def _reduction_batches(
     reducer: Reducer, chunks: Iterable[tuple[Box, Box]], name: str, worker_type: str | None
 ) -> Iterator[list[mazepa.Task[Any]]]:
     op = ReduceChunks(reducer, name)
     for batch in _batched(iter(chunks), _TASK_BATCH):
-        tasks = []
-        for aligned, write in batch:
-            task = op.make_task(((aligned, write),))
-            if worker_type is not None:
-                task = task.with_options(worker_type=worker_type)
-            tasks.append(task)
-        yield tasks
+        yield [_reduction_task(op, chunk, worker_type) for chunk in batch]
 
 
 @mazepa.flow_schema
-def reduction_wave(
-    reducer: Reducer, chunks: list[tuple[Box, Box]], after: list[str], name: str, worker_type: str | None
-) -> Iterator[Any]:
-    """Reduction chunks ``chunks`` once the top-level tasks ``after`` (ids) have finished."""
+def reduction_wave(tasks: list[mazepa.Task[Any]], after: list[str]) -> Iterator[Any]:
+    """Reduction tasks ``tasks`` once the top-level tasks ``after`` (ids) have finished."""
     yield mazepa.Dependency(after)
-    yield from _reduction_batches(reducer, chunks, name, worker_type)
+    yield from _batched(iter(tasks), _TASK_BATCH)
+
+
+@mazepa.flow_schema
+def release_pieces(store: PieceStore, keys: list[Int3], after: list[mazepa.Flow]) -> Iterator[Any]:
+    """Delete the pieces of top-level chunks ``keys`` once the sub-flows ``after``, their last
+    readers, have finished (with all their tasks). Freed early, their pages are reused by the
+    files written next."""
+    yield mazepa.Dependency(after)
+    store.delete_pieces(keys)
 
 
 def _wave_axis(counts: Int3) -> int:
@@ -464,14 +476,16 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
     tasks of wave ``w`` are yielded, the reduction chunks that read only outputs of waves up to
     ``w`` go in a sub-flow that waits for the tasks of those waves and then runs them, while the
     next waves are computed: reductions (mostly I/O) overlap the top-level work (mostly compute),
-    instead of all of them waiting for the last top-level task.
+    instead of all of them waiting for the last top-level task. Once no later reduction chunk
+    reads a wave, its pieces are deleted as soon as the sub-flows reducing it have finished
+    (unless the intermediaries are kept).
     """
-    assert plan.reduction_chunk is not None
+    assert plan.reduction_chunk is not None and plan.store is not None
     grid = plan.top_grid
     counts = grid.counts
     w_axis = _wave_axis(counts)
     axis = grid.axes[w_axis]
-    name = f"{plan.task_name or plan.op_name} reduction"
+    reduce_op = ReduceChunks(reducer, f"{plan.task_name or plan.op_name} reduction")
     op = ProcessTopChunks(plan)
     # the reduction chunks with the waves they read, in order along the axis
     pending = (
@@ -480,6 +494,7 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
     )
     upcoming = next(pending, None)
     wave_tasks: dict[int, list[str]] = {}  # wave -> ids of the tasks computing its chunks
+    readers: dict[int, list[mazepa.Flow]] = {}  # wave -> the sub-flows reducing its outputs
     batch: list[mazepa.Task[Any]] = []
     done_wave = -1  # waves up to this one are all yielded
     for keys in _batched(grid.keys(), plan.task_stack_size):
@@ -495,27 +510,39 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
         if complete <= done_wave:
             continue
         done_wave = complete
-        ready: list[tuple[Box, Box]] = []
+        ready: list[tuple[tuple[Box, Box], range]] = []
         first_wave = done_wave
         while upcoming is not None and (not upcoming[1] or upcoming[1][-1] <= done_wave):
-            chunk, waves = upcoming
-            ready.append(chunk)
-            if waves:
-                first_wave = min(first_wave, waves.start)
+            ready.append(upcoming)
+            if upcoming[1]:
+                first_wave = min(first_wave, upcoming[1].start)
             upcoming = next(pending, None)
         if ready:
             after = [tid for wave in range(first_wave, done_wave + 1) for tid in wave_tasks.get(wave, [])]
-            yield reduction_wave(reducer, ready, after, name, plan.reduction_worker_type)
+            tasks = [_reduction_task(reduce_op, chunk, plan.reduction_worker_type) for chunk, _ in ready]
+            sub = reduction_wave(tasks, after)
+            for wave in sorted({w for _, waves in ready for w in waves}):
+                readers.setdefault(wave, []).append(sub)
+            yield sub
         # later chunks read no wave before the next one's first (they come in order along the axis)
         keep_from = upcoming[1].start if upcoming is not None and upcoming[1] else done_wave + 1
         for wave in [w for w in wave_tasks if w < keep_from]:
             del wave_tasks[wave]
+        for wave in [w for w in readers if w < keep_from]:
+            subs = readers.pop(wave)
+            if not plan.keep_intermediaries:
+                yield release_pieces(plan.store, _wave_keys(counts, w_axis, wave), subs)
     if batch:
         yield batch
     rest = [] if upcoming is None else [upcoming[0], *(chunk for chunk, _ in pending)]
     if rest:  # reads no top-level output at all, or the keys ran out first: after everything
         yield mazepa.Dependency()
-        yield from _reduction_batches(reducer, rest, name, plan.reduction_worker_type)
+        yield from _reduction_batches(reducer, rest, reduce_op.name, plan.reduction_worker_type)
+
+
+def _wave_keys(counts: Int3, w_axis: int, wave: int) -> list[Int3]:
+    ranges = [range(wave, wave + 1) if d == w_axis else range(counts[d]) for d in range(3)]
+    return [(x, y, z) for z in ranges[2] for y in ranges[1] for x in ranges[0]]
 
 
 def plan_reducer(plan: SubchunkablePlan) -> Reducer | None:
