@@ -589,6 +589,38 @@ def test_summary_estimates_a_workers_memory(tmp_path: Path, make_volume: MakeVol
     assert "worker memory" in capsys.readouterr().out
 
 
+def test_prefetch_cache_holds_the_storage_chunks_of_the_regions_reused() -> None:
+    from zetta_utils.mazepa_layer_processing.common.layer_wrappers import (
+        PREFETCH_CACHE_BYTES,
+        prefetch_cache_bytes,
+    )
+
+    mib = 1 << 20
+    offset, chunk = (10, 0, 0), (64, 64, 8)
+    # x 10-138 is 2 chunks, 9-138 is 3 (one voxel into the chunk before), y 0-100 is 2, z 0-8 is 1
+    assert prefetch_cache_bytes([Box((10, 0, 0), (138, 100, 8))], offset, chunk, mib) == 8 * mib
+    row = Box((9, 0, 0), (1034, 100, 8))  # 17 chunks along x (-54 to 1034), 2 along y
+    region = Box((9, 0, 0), (138, 100, 8))  # 3 x 2
+    assert prefetch_cache_bytes([row, region], offset, chunk, mib) == 40 * mib  # 40 chunks of 1 MiB
+    assert prefetch_cache_bytes([row, region], offset, chunk, 3 * mib) == 120 * mib
+    assert prefetch_cache_bytes([row, region], offset, chunk, 4 * mib) == PREFETCH_CACHE_BYTES
+    assert prefetch_cache_bytes([Box((0, 0, 0), (0, 0, 0))], offset, chunk, mib) == 8 * mib
+
+
+def test_prefetches_read_through_a_cache_sized_for_a_row_of_chunks(tmp_path: Path, make_volume: MakeVolume) -> None:
+    from zetta_utils.mazepa_layer_processing.common import layer_wrappers
+
+    src, data = source_volume(make_volume)
+    dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
+    layer_wrappers._CACHED_READERS.clear()
+    run(make_flow(src, dst, tmp_path / "tmp"))
+    assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
+    # the padded regions of this small volume share storage chunks: they went through a cache of
+    # one step (8 MiB), not the largest one
+    readers = [r for rs in layer_wrappers._CACHED_READERS.values() for r in rs]
+    assert readers and all(r.cache_bytes_limit == 8 << 20 for r in readers)
+
+
 def test_prefetches_of_a_volume_share_one_cached_reader_per_info(make_volume: MakeVolume) -> None:
     import pickle
 
@@ -609,6 +641,10 @@ def test_prefetches_of_a_volume_share_one_cached_reader_per_info(make_volume: Ma
     info["scales"][0]["voxel_offset"] = [1, 1, 1]  # the volume's info changed since
     other = chunk_cached(TSBackend(backend.path, info=info))
     assert other is not reader and other.has_same_info(TSBackend(backend.path, info=info))
+    # a cache of another size is another reader
+    small = chunk_cached(backend, 8 << 20)
+    assert small is not reader and small.cache_bytes_limit == 8 << 20  # type: ignore[attr-defined]
+    assert chunk_cached(backend, 8 << 20) is small
     # backends with their own cache, and other backends, read as they are
     own = TSBackend(backend.path, cache_bytes_limit=1 << 20)
     assert chunk_cached(own) is own

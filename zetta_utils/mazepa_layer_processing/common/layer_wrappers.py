@@ -186,30 +186,51 @@ class PrefetchedBackend(_DelegatingBackend):
 
 
 PREFETCH_CACHE_BYTES = 128 * 2**20
-"""Per process and input volume: TensorStore's cache of decoded chunks used by prefetches, so
-neighbouring chunks' padded regions, which share storage chunks, read each storage chunk once."""
+"""Per process and input volume, the most memory TensorStore's cache of decoded chunks used by
+prefetches may hold: neighbouring chunks' padded regions share storage chunks, and the cache lets
+each be read once."""
+_CACHE_STEP = 8 * 2**20
 
 _CACHED_READERS: dict[tuple[str, bool], list[TSBackend]] = {}
 
 
-def chunk_cached(backend: VolumetricBackend) -> VolumetricBackend:
-    """``backend``, reading through a cache of decoded storage chunks when it is a TensorStore
-    backend without one (the cache revalidates against storage on every read). One such reader
-    per volume and info per process, so consecutive tasks share the cache."""
+def chunk_cached(backend: VolumetricBackend, cache_bytes: int = PREFETCH_CACHE_BYTES) -> VolumetricBackend:
+    """``backend``, reading through a cache of ``cache_bytes`` of decoded storage chunks when it
+    is a TensorStore backend without one (the cache revalidates against storage on every read).
+    One such reader per volume, info and size per process, so consecutive tasks share the cache."""
     from zetta_utils.layer.volumetric.tensorstore import TSBackend
 
     if not isinstance(backend, TSBackend) or backend.cache_bytes_limit:
         return backend
     readers = _CACHED_READERS.setdefault((backend.path, backend.file_io_sync), [])
     for reader in readers:
-        if reader.has_same_info(backend):
+        if reader.cache_bytes_limit == cache_bytes and reader.has_same_info(backend):
             return reader
     if sum(len(r) for r in _CACHED_READERS.values()) >= 16:
         _CACHED_READERS.clear()
         readers = _CACHED_READERS.setdefault((backend.path, backend.file_io_sync), [])
-    reader = TSBackend(backend.path, info=backend.info, cache_bytes_limit=PREFETCH_CACHE_BYTES, file_io_sync=backend.file_io_sync)
+    reader = TSBackend(backend.path, info=backend.info, cache_bytes_limit=cache_bytes, file_io_sync=backend.file_io_sync)
     readers.append(reader)
     return reader
+
+
+def _storage_chunks(box: Box, offset: Sequence[int], chunk: Sequence[int]) -> int:
+    """How many storage chunks ``box`` overlaps."""
+    if box.is_empty():
+        return 0
+    return math.prod(
+        (box.stop[d] - offset[d] + chunk[d] - 1) // chunk[d] - (box.start[d] - offset[d]) // chunk[d]
+        for d in range(3)
+    )
+
+
+def prefetch_cache_bytes(boxes: Sequence[Box], offset: Sequence[int], chunk: Sequence[int], chunk_bytes: int) -> int:
+    """The size of the prefetch cache that holds the storage chunks under ``boxes`` (the regions
+    later prefetches come back to), in steps of 8 MiB, at most :data:`PREFETCH_CACHE_BYTES`. A
+    cache larger than what is reused costs memory pages that every new worker process must first
+    fault in, for nothing."""
+    need = sum(_storage_chunks(box, offset, chunk) for box in boxes) * chunk_bytes
+    return min(PREFETCH_CACHE_BYTES, max(1, math.ceil(need / _CACHE_STEP)) * _CACHE_STEP)
 
 
 def _voxel_box(bbox: BBox3D, resolution: Vec3D[float]) -> Box:
@@ -228,10 +249,16 @@ def _is_chunk_aligned(box: Box, offset: Sequence[int], chunk: Sequence[int], bou
     )
 
 
-def prefetch_layer(layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3D) -> VolumetricLayer:
+def prefetch_layer(
+    layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3D, reuse_bbox: BBox3D | None = None
+) -> VolumetricLayer:
     """``layer`` with the region ``bbox`` (snapped outward to voxels at ``resolution``) read once
     and served from memory; ``layer`` itself when its reads would not go straight to the stored
-    data at ``resolution`` (resampling, index processors), which then read as usual."""
+    data at ``resolution`` (resampling, index processors), which then read as usual.
+
+    ``reuse_bbox``: the region whose storage chunks the next prefetches come back to (e.g. the row
+    of chunks ``bbox`` belongs to); the cache of shared storage chunks is sized to hold it and
+    ``bbox`` (default: :data:`PREFETCH_CACHE_BYTES`)."""
     backend = layer.backend
     frontend = layer.frontend
     if layer.index_procs or not isinstance(backend, VolumetricBackend):
@@ -249,7 +276,15 @@ def prefetch_layer(layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3
     # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
     # read it directly. Otherwise neighbours re-read the chunks they share: keep them cached.
     aligned = inside.is_empty() or _is_chunk_aligned(inside, offset, tuple(backend.get_chunk_size(stored)), bounds)
-    reader = backend if aligned else chunk_cached(backend)
+    if aligned:
+        reader = backend
+    elif reuse_bbox is None:
+        reader = chunk_cached(backend)
+    else:
+        chunk = tuple(backend.get_chunk_size(stored))
+        chunk_bytes = math.prod(chunk) * backend.num_channels * to_np_dtype(backend.dtype).itemsize
+        reuse = _voxel_box(reuse_bbox, stored).intersection(bounds)
+        reader = chunk_cached(backend, prefetch_cache_bytes([reuse, inside], offset, chunk, chunk_bytes))
     if isinstance(reader, PrecomputedBackend) and reader.data_type == str(to_np_dtype(reader.dtype)):
         # Straight into one buffer, zeros outside the dataset (no second array, no copy).
         array = empty_xfast(backend.num_channels, box.shape, backend.dtype)
