@@ -275,13 +275,12 @@ def prefetch_layer(
     inside = box.intersection(bounds)
     # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
     # read it directly. Otherwise neighbours re-read the chunks they share: keep them cached.
-    aligned = inside.is_empty() or _is_chunk_aligned(inside, offset, tuple(backend.get_chunk_size(stored)), bounds)
-    if aligned:
+    chunk = tuple(backend.get_chunk_size(stored))
+    if inside.is_empty() or _is_chunk_aligned(inside, offset, chunk, bounds):
         reader = backend
     elif reuse_bbox is None:
         reader = chunk_cached(backend)
     else:
-        chunk = tuple(backend.get_chunk_size(stored))
         chunk_bytes = math.prod(chunk) * backend.num_channels * to_np_dtype(backend.dtype).itemsize
         reuse = _voxel_box(reuse_bbox, stored).intersection(bounds)
         reader = chunk_cached(backend, prefetch_cache_bytes([reuse, inside], offset, chunk, chunk_bytes))
