@@ -52,6 +52,7 @@ from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.precomputed import (
     InfoMismatchError,
     PrecomputedBackend,
+    chunk_name,
     read_info,
 )
 from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
@@ -457,7 +458,7 @@ def _chunk_names(region: DemoRegion, res: Res, z: int) -> Iterator[str]:
         for y in range(start[1], stop[1], chunk[1]):
             x1 = min(x + chunk[0], size[0])
             y1 = min(y + chunk[1], size[1])
-            yield f"{x}-{x1}_{y}-{y1}_{z}-{z + 1}"
+            yield chunk_name((x, y, z), (x1, y1, z + 1))
 
 
 def _link_copies(layer_dir: str, info: dict[str, Any], tiles: Sequence[_Tile]) -> None:

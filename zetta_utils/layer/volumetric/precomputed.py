@@ -348,6 +348,12 @@ def scale_key(resolution: Sequence[float] | Vec3D[float]) -> str:
     return "_".join(str(v) for v in _vec(resolution, "resolution"))
 
 
+def chunk_name(start: Sequence[int], stop: Sequence[int]) -> str:
+    """The file name of the unsharded chunk ``[start, stop)`` in its scale's folder, e.g.
+    ``"0-64_64-128_0-16"``."""
+    return "_".join(f"{a}-{b}" for a, b in zip(start, stop, strict=True))
+
+
 def _same_resolution(a: Sequence[float], b: Sequence[float]) -> bool:
     return all(math.isclose(x, y, rel_tol=_TOL, abs_tol=_TOL) for x, y in zip(a, b, strict=True))
 

@@ -215,7 +215,7 @@ class PieceStore:
     # key-value store, by byte range too.
     def _chunk_key(self, key: Int3) -> str:
         k = self._linear(key)
-        return f"{precomputed.scale_key(self.resolution)}/0-{self.row_size}_0-1_{k}-{k + 1}"
+        return f"{precomputed.scale_key(self.resolution)}/{precomputed.chunk_name((0, 0, k), (self.row_size, 1, k + 1))}"
 
     def _local_file(self, key: Int3) -> str:
         return os.path.join(self._volume_dir, self._chunk_key(key))

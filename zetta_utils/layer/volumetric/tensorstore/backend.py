@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy.typing as npt
@@ -185,15 +185,18 @@ class TSBackend(PrecomputedBackend):
             _REGISTRY.contexts[key] = ctx
         return ctx
 
-    def _store(self, scale: Mapping[str, Any]) -> Any:
-        key = (self.path, scale["key"], self.cache_bytes_limit, self.file_io_sync)
+    def _handle(self, what: str, opener: Callable[[], Any]) -> Any:
+        """This process's handle ``what`` (a scale key, or ``#kvstore``), opened on first use."""
+        key = (self.path, what, self.cache_bytes_limit, self.file_io_sync)
         with _REGISTRY.lock:
             _REGISTRY.check_pid()
             handle = _REGISTRY.handles.get(key)
             if handle is None:
-                handle = self._open(scale)
-                _REGISTRY.handles[key] = handle
+                handle = _REGISTRY.handles[key] = opener()
         return handle
+
+    def _store(self, scale: Mapping[str, Any]) -> Any:
+        return self._handle(scale["key"], lambda: self._open(scale))
 
     def _open(self, scale: Mapping[str, Any]) -> Any:
         import tensorstore as ts
@@ -278,16 +281,8 @@ class TSBackend(PrecomputedBackend):
     def _kvstore(self) -> Any:
         import tensorstore as ts
 
-        key = (self.path, "#kvstore", self.cache_bytes_limit, self.file_io_sync)
-        with _REGISTRY.lock:
-            _REGISTRY.check_pid()
-            kvstore = _REGISTRY.handles.get(key)
-        if kvstore is None:
-            spec = precomputed.tensorstore_kvstore_spec(self._vpath)
-            kvstore = ts.KvStore.open(spec, context=self._context()).result()
-            with _REGISTRY.lock:
-                _REGISTRY.handles[key] = kvstore
-        return kvstore
+        spec = precomputed.tensorstore_kvstore_spec(self._vpath)
+        return self._handle("#kvstore", lambda: ts.KvStore.open(spec, context=self._context()).result())
 
     def _write_raw_chunks(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
@@ -312,7 +307,8 @@ class TSBackend(PrecomputedBackend):
                     part = data[x - x0 : xe - x0, y - y0 : ye - y0, z - z0 : ze - z0]
                     # a raw chunk is its XYZC array in Fortran order: x fastest, channel slowest
                     value = part.tobytes(order="F")
-                    pending.append(kvstore.write(f"{scale['key']}/{x}-{xe}_{y}-{ye}_{z}-{ze}", value))
+                    name = precomputed.chunk_name((x, y, z), (xe, ye, ze))
+                    pending.append(kvstore.write(f"{scale['key']}/{name}", value))
                     pending_bytes += len(value)
                     if pending_bytes >= _RAW_WRITE_MAX_PENDING_BYTES:
                         for future in pending:
