@@ -390,3 +390,29 @@ print(task.outcome.return_value)
 """
     )
     assert int(out) < 100
+
+
+class RecordsUnpickling:
+    """An operation that leaves a file each time a process unpickles it."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def __call__(self, i: int) -> int:
+        time.sleep(0.06)  # long enough to go one task per batch
+        return os.getpid()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        n = len(list(Path(self.folder).glob(f"unpickled-{os.getpid()}-*")))
+        Path(self.folder, f"unpickled-{os.getpid()}-{n}").touch()
+
+
+def test_each_worker_unpickles_an_operation_once(tmp_path: Path) -> None:
+    op = mazepa.taskable_operation(RecordsUnpickling(str(tmp_path)), operation_name="records")
+    tasks = [op.make_task(i) for i in range(12)]
+    mazepa.execute(tasks, num_procs=2, show_progress=False)
+    pids = {t.outcome.return_value for t in tasks if t.outcome is not None}
+    assert len(pids) == 2
+    unpickled = sorted(p.name.split("-")[1] for p in tmp_path.iterdir())
+    assert unpickled == sorted(str(pid) for pid in pids)  # once per worker, not once per task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import attrs
 import pytest
@@ -216,3 +217,92 @@ def test_outcomes_round_trip_and_unpicklable_values() -> None:
     assert back[0].return_value == 4 and back[0].succeeded
     assert back[1].exception is None and back[1].exception_type == "ValueError" and back[1].error_message == "boom"
     assert not back[2].succeeded and "cannot be pickled" in (back[2].error_message or "")
+
+
+class _UnpicklesBadly:
+    """An operation that pickles but fails to unpickle (as one whose module is missing on the
+    worker would)."""
+
+    def __call__(self, x: int) -> int:
+        return x
+
+    def __reduce__(self) -> Any:
+        return (_refuse, ())
+
+
+def _refuse() -> None:
+    raise ModuleNotFoundError("No module named 'only_on_the_parent'")
+
+
+def _batch(tasks: list[mazepa.Task[Any]], start: int = 0) -> list[tuple[int, mazepa.Task[Any]]]:
+    return [(start + i, t) for i, t in enumerate(tasks)]
+
+
+@mazepa.taskable_operation_cls
+@attrs.frozen
+class Lookup:
+    """An operation that carries data (as a chunkwise flow's carries its layers and settings)."""
+
+    table: tuple[int, ...]
+
+    def __call__(self, x: int) -> int:
+        return self.table[x]
+
+
+def test_a_worker_receives_each_operation_once() -> None:
+    sent, received = serialization.SentOperations(), serialization.ReceivedOperations()
+    double, triple = Lookup(tuple(range(0, 2000, 2))), Lookup(tuple(range(0, 3000, 3)))
+    first = serialization.serialize_task_batch(_batch([double.make_task(1), double.make_task(2)]), sent)
+    second = serialization.serialize_task_batch(_batch([double.make_task(5), triple.make_task(5)], 2), sent)
+    third = serialization.serialize_task_batch(_batch([double.make_task(7)], 4), sent)
+    ids, load = serialization.deserialize_task_batch(first, received)
+    batch1 = load()
+    assert [i for i, _ in ids] == [0, 1] and [t.run() for t in batch1] == [2, 4]
+    assert batch1[0].fn is batch1[1].fn  # one object for the batch ...
+    batch2 = serialization.deserialize_task_batch(second, received)[1]()
+    batch3 = serialization.deserialize_task_batch(third, received)[1]()
+    assert [t.run() for t in batch2 + batch3] == [10, 15, 14]
+    assert batch2[0].fn is batch1[0].fn and batch3[0].fn is batch1[0].fn  # ... and for later ones
+    assert len(sent) == len(received) == 2
+    # what travels: the operation once, then only the tasks
+    assert len(third) < 1000 < len(first) / 2
+    assert len(serialization.serialize_task_batch(_batch([double.make_task(7)]))) > 2000  # without
+
+
+def test_workers_forget_operations_with_the_parent() -> None:
+    sent, received = serialization.SentOperations(capacity=2), serialization.ReceivedOperations()
+    ops = [Scale(k) for k in range(1, 6)]
+    results = []
+    for round_ in range(3):
+        for k, op in enumerate(ops):
+            data = serialization.serialize_task_batch(_batch([op.make_task(10)], 5 * round_ + k), sent)
+            results += [t.run() for t in serialization.deserialize_task_batch(data, received)[1]()]
+            # the worker drops what the parent forgot (told with the next batch)
+            assert len(sent) == min(2, 5 * round_ + k + 1) and len(received) <= 3
+    assert results == [10 * k for k in range(1, 6)] * 3
+
+
+def test_operation_that_cannot_be_unpickled_fails_each_batch_that_needs_it() -> None:
+    sent, received = serialization.SentOperations(), serialization.ReceivedOperations()
+    bad = mazepa.taskable_operation(_UnpicklesBadly(), operation_name="bad")
+    messages = [serialization.serialize_task_batch(_batch([bad.make_task(i)], i), sent) for i in range(2)]
+    for data in messages:
+        _, load = serialization.deserialize_task_batch(data, received)
+        with pytest.raises(RuntimeError, match="could not be unpickled: ModuleNotFoundError: No module named 'only_on_the_parent'"):
+            load()
+    good = serialization.serialize_task_batch(_batch([Scale(4).make_task(2)], 2), sent)
+    assert serialization.deserialize_task_batch(good, received)[1]()[0].run() == 8
+
+
+@pytest.mark.filterwarnings("ignore:mazepa ids")
+def test_a_batch_that_cannot_be_pickled_leaves_the_record_of_sent_operations_alone() -> None:
+    import threading
+
+    sent = serialization.SentOperations()
+    op = Scale(3)
+    with pytest.raises(TypeError):
+        serialization.serialize_task_batch(_batch([op.make_task(1), op.make_task(threading.Lock())]), sent)
+    assert len(sent) == 0
+    data = serialization.serialize_task_batch(_batch([op.make_task(2)]), sent)
+    tasks = serialization.deserialize_task_batch(data, serialization.ReceivedOperations())[1]()
+    assert tasks[0].run() == 6  # the operation came along: the failed batch did not count as sent

@@ -25,7 +25,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from .interrupts import interruptible
-from .serialization import deserialize_outcomes, serialize_task_batch
+from .serialization import SentOperations, deserialize_outcomes, serialize_task_batch
 from .task_outcome import TaskOutcome
 from .tasks import Task
 from .transient_errors import WorkerCrashedError
@@ -83,7 +83,7 @@ def default_start_method() -> str:
 
 
 class _Worker:
-    __slots__ = ("index", "outstanding", "process", "result_conn", "seq", "task_conn")
+    __slots__ = ("index", "outstanding", "process", "result_conn", "sent", "seq", "task_conn")
 
     def __init__(self, index: int, process: Any, task_conn: Any, result_conn: Any, seq: Any):
         self.index = index
@@ -91,6 +91,7 @@ class _Worker:
         self.task_conn = task_conn
         self.result_conn = result_conn
         self.seq = seq
+        self.sent = SentOperations()  # the operations this worker holds
         # (seq, task) sent to the worker and not yet reported, in order.
         self.outstanding: deque[tuple[int, Task[Any]]] = deque()
 
@@ -299,7 +300,7 @@ class LocalProcessExecutor:
                     for _ in range(n):
                         items.append((self._next_seq, pending.popleft()))
                         self._next_seq += 1
-                    data = self._serialize(items)
+                    data = self._serialize(items, w.sent)
                     if data is None:
                         continue
                     try:
@@ -314,11 +315,11 @@ class LocalProcessExecutor:
                 if not pending:
                     return
 
-    def _serialize(self, items: list[tuple[int, Task[Any]]]) -> bytes | None:
-        """The batch as bytes; tasks that cannot be serialized are failed (and dropped from
-        ``items``). None if nothing is left."""
+    def _serialize(self, items: list[tuple[int, Task[Any]]], sent: SentOperations) -> bytes | None:
+        """The batch as bytes for the worker holding ``sent``; tasks that cannot be serialized
+        are failed (and dropped from ``items``). None if nothing is left."""
         try:
-            return serialize_task_batch(items)
+            return serialize_task_batch(items, sent)
         except Exception:
             pass
         good: list[tuple[int, Task[Any]]] = []
@@ -340,7 +341,7 @@ class LocalProcessExecutor:
             else:
                 good.append(item)
         items[:] = good
-        return serialize_task_batch(good) if good else None
+        return serialize_task_batch(good, sent) if good else None
 
     def _drain(self, w: _Worker, outcomes: list[TaskOutcome[Any]]) -> bool:
         """Read every message waiting from ``w``; False if its pipe is closed."""

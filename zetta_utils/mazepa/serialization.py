@@ -1,15 +1,18 @@
 """Tasks and outcomes as bytes, for worker processes and message queues.
 
 Tasks go through cloudpickle, because operations built from specs (``lambda_str``, partials,
-classes defined in a script) cannot be pickled by reference. Outcomes go through pickle, falling
+classes defined in a script) cannot be pickled by reference. A local worker receives each
+operation once (:class:`SentOperations`). Outcomes go through pickle, falling
 back to cloudpickle for exotic return values; exception objects stay behind (not all of them
 survive pickling) while their type, message and traceback travel as text.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -19,6 +22,8 @@ from .task_outcome import TaskOutcome
 from .tasks import Task
 
 __all__ = [
+    "ReceivedOperations",
+    "SentOperations",
     "deserialize_outcome",
     "deserialize_outcomes",
     "deserialize_task",
@@ -49,19 +54,142 @@ def deserialize_task(data: bytes) -> Task[Any]:
     return task
 
 
-def serialize_task_batch(items: Sequence[tuple[int, Task[Any]]]) -> bytes:
+class SentOperations:
+    """What one worker process already holds: the operations (``task.fn``) sent to it before.
+
+    Consecutive tasks of a run usually share their operation (a chunkwise flow's operation carries
+    its layers and settings: kilobytes to pickle, a fraction of a millisecond to pickle and again to
+    unpickle, per task). :func:`serialize_task_batch` sends each operation to a worker once, in the
+    first batch that needs it, and later batches refer to it by number; the worker keeps the
+    unpickled object (:class:`ReceivedOperations`). At most ``capacity`` are kept per worker, the
+    least recently used are forgotten on both sides. An operation must therefore not change once
+    its first task is handed to a worker (tasks are pickled when handed out anyway).
+    """
+
+    def __init__(self, capacity: int = 32):
+        self.capacity = capacity
+        # id(operation) -> (number, operation); the reference keeps the id from being reused
+        self._held: OrderedDict[int, tuple[int, Any]] = OrderedDict()
+        self._next = 0
+        self._forget: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def _encode(self, tasks: Sequence[Task[Any]]) -> tuple[list[tuple[int, bytes]], list[int], dict[int, int]]:
+        """The operations to send (``(number, pickled)``), the numbers to forget, and the refs
+        (``id(operation) -> number``) of all the batch's operations. Updates nothing."""
+        new: list[tuple[int, bytes]] = []
+        refs: dict[int, int] = {}
+        number = self._next
+        for task in tasks:
+            key = id(task.fn)
+            if key in refs:
+                continue
+            held = self._held.get(key)
+            if held is not None and held[1] is task.fn:
+                refs[key] = held[0]
+                continue
+            new.append((number, cloudpickle.dumps(task.fn, protocol=_PROTOCOL)))
+            refs[key] = number
+            number += 1
+        return new, list(self._forget), refs
+
+    def _commit(self, tasks: Sequence[Task[Any]], new: list[tuple[int, bytes]], refs: dict[int, int]) -> None:
+        self._next += len(new)
+        self._forget = []
+        for task in tasks:
+            key = id(task.fn)
+            self._held[key] = (refs[key], task.fn)
+            self._held.move_to_end(key)
+        while len(self._held) > self.capacity:
+            _, (number, _) = self._held.popitem(last=False)
+            self._forget.append(number)
+
+
+class ReceivedOperations:
+    """A worker's side of :class:`SentOperations`: number -> operation (or the error that
+    unpickling it raised, reported for each task that uses it)."""
+
+    def __init__(self) -> None:
+        self._ops: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def update(self, new: list[tuple[int, bytes]], forget: list[int]) -> None:
+        for number in forget:
+            self._ops.pop(number, None)
+        for number, blob in new:
+            try:
+                self._ops[number] = pickle.loads(blob)
+            except Exception as e:
+                self._ops[number] = _Unloadable(f"{type(e).__name__}: {e}")
+
+    def get(self, number: int) -> Any:
+        if number not in self._ops:
+            raise RuntimeError(f"internal: the worker does not hold operation #{number}")
+        op = self._ops[number]
+        if isinstance(op, _Unloadable):
+            raise RuntimeError(f"its operation could not be unpickled: {op.error}")
+        return op
+
+
+@attrs.frozen
+class _Unloadable:
+    error: str
+
+
+class _TaskPickler(cloudpickle.Pickler):
+    def __init__(self, file: io.BytesIO, refs: dict[int, int]):
+        super().__init__(file, protocol=_PROTOCOL)
+        self._refs = refs
+
+    def persistent_id(self, obj: Any) -> int | None:
+        return self._refs.get(id(obj))
+
+
+class _TaskUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, ops: ReceivedOperations):
+        super().__init__(file)
+        self._ops = ops
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._ops.get(pid)
+
+
+def serialize_task_batch(items: Sequence[tuple[int, Task[Any]]], sent: SentOperations | None = None) -> bytes:
     """``(seq, task)`` pairs as one message. Pickling them together pickles what they share (the
-    operation, often a lambda from a spec) once."""
+    operation, often a lambda from a spec) once; with ``sent`` (the receiving worker's), an
+    operation that worker already holds is not sent again. ``sent`` is updated only when the
+    whole batch could be pickled."""
     ids = [(seq, task.id) for seq, task in items]
     tasks = [task if task.outcome is None else attrs.evolve(task, outcome=None) for _, task in items]
-    return pickle.dumps((ids, cloudpickle.dumps(tasks, protocol=_PROTOCOL)), protocol=_PROTOCOL)
+    if sent is None:
+        return pickle.dumps((ids, [], [], cloudpickle.dumps(tasks, protocol=_PROTOCOL)), protocol=_PROTOCOL)
+    new, forget, refs = sent._encode(tasks)
+    buffer = io.BytesIO()
+    _TaskPickler(buffer, refs).dump(tasks)
+    data = pickle.dumps((ids, new, forget, buffer.getvalue()), protocol=_PROTOCOL)
+    sent._commit(tasks, new, refs)
+    return data
 
 
-def deserialize_task_batch(data: bytes) -> tuple[list[tuple[int, str]], bytes]:
-    """The ``(seq, task_id)`` list and the still pickled task list of a batch message (unpickle
-    the latter with ``pickle.loads``; it may fail where the tasks' code cannot be imported)."""
-    ids, blob = pickle.loads(data)
-    return ids, blob
+def deserialize_task_batch(
+    data: bytes, received: ReceivedOperations | None = None
+) -> tuple[list[tuple[int, str]], Callable[[], list[Task[Any]]]]:
+    """The ``(seq, task_id)`` list of a batch message, and a function that unpickles its tasks
+    (call it where a failure can be reported: it raises where the tasks' code cannot be imported).
+    ``received``: the worker's operations, updated with those the message brings."""
+    ids, new, forget, blob = pickle.loads(data)
+    ops = received if received is not None else ReceivedOperations()
+    ops.update(new, forget)
+
+    def load() -> list[Task[Any]]:
+        tasks: list[Task[Any]] = _TaskUnpickler(io.BytesIO(blob), ops).load()
+        return tasks
+
+    return ids, load
 
 
 def _dump_outcome(outcome: TaskOutcome[Any]) -> bytes:

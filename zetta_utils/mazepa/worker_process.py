@@ -1,8 +1,9 @@
 """The main loop of a local worker process (started by :class:`.local_pool.LocalProcessExecutor`).
 
-Messages from the parent are batches of ``(seq, task)`` (see ``serialize_task_batch``); an empty message
-means "exit". The worker runs the tasks in order and sends back pickled outcome lists, at the end of
-each batch or every 0.1 s during a long one. Before running a task it writes the task's sequence
+Messages from the parent are batches of ``(seq, task)`` (see ``serialize_task_batch``; operations
+the worker already holds are not sent again); an empty message means "exit". The worker runs the
+tasks in order and sends back pickled outcome lists, at the end of each batch or every 0.1 s
+during a long one. Before running a task it writes the task's sequence
 number into shared memory, so that if the task kills the process, the parent knows which one did.
 
 Kept free of heavy imports: it is preloaded into the fork server.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
-import pickle
 import queue
 import signal
 import sys
@@ -23,7 +23,7 @@ from typing import Any
 
 from .execute import mark_worker_process
 from .semaphores import install_semaphores
-from .serialization import deserialize_task_batch, serialize_outcomes
+from .serialization import ReceivedOperations, deserialize_task_batch, serialize_outcomes
 from .task_outcome import TaskOutcome
 from .tasks import Task
 
@@ -106,6 +106,7 @@ def worker_main(task_conn: Any, result_conn: Any, current_seq: Any, semaphores: 
     threading.Thread(target=_reader, args=(task_conn, inbox), daemon=True, name="mazepa-reader").start()
     parent = multiprocessing.parent_process()
     torch_state = {"torch": False}
+    received = ReceivedOperations()
     while True:
         try:
             data = inbox.get(timeout=1.0)
@@ -115,13 +116,13 @@ def worker_main(task_conn: Any, result_conn: Any, current_seq: Any, semaphores: 
             continue
         if not data:
             return
-        ids, blob = deserialize_task_batch(data)
+        ids, load = deserialize_task_batch(data, received)
         outcomes: list[TaskOutcome[Any]] = []
         last_send = time.monotonic()
         if ids:
             current_seq.value = ids[0][0]
         try:
-            tasks: list[Task[Any]] = pickle.loads(blob)
+            tasks: list[Task[Any]] = load()
         except Exception as e:
             error = RuntimeError(f"the tasks could not be unpickled on the worker: {type(e).__name__}: {e}")
             current_seq.value = -1
