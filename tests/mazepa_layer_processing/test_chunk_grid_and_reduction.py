@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -393,3 +394,64 @@ def test_a_truncated_intermediary_chunk_is_a_clear_error(tmp_path: Path) -> None
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(ValueError, match=rf"intermediary chunk .*0-\d+_0-1_1-2 holds {store.row_size - 3} bytes, expected {store.row_size}"):
         store.reduce_box(Box((0, 0, 0), (8, 4, 1)), np.uint8, "linear")
+
+
+def _rows(store: PieceStore, keys: list[Any]) -> list[np.ndarray]:
+    return store._read_rows([(key, 0, store.row_size) for key in keys])
+
+
+def test_released_rows_leave_their_files_to_later_rows(tmp_path: Path) -> None:
+    grid = ChunkGrid.over(Box((0, 0, 0), (12, 8, 1)), (4, 4, 1), (1, 1, 0))
+    keys = list(grid.keys())
+    rng = np.random.default_rng(7)
+    outputs = {key: rng.integers(0, 250, (2, *grid.padded(key).shape)).astype(np.uint8) for key in keys}
+    store = stored_pieces(tmp_path, grid, {key: outputs[key] for key in keys[:4]}, "uint8")
+    expected = {key: row for key, row in zip(keys[:4], _rows(store, keys[:4]), strict=True)}
+    released = keys[:2]
+    inodes = {os.stat(store._local_file(key)).st_ino for key in released}
+    store.delete_pieces(released)
+    store.delete_pieces(released)  # again: nothing left to release
+    pool = Path(store._pool_dir)
+    assert len(list(pool.iterdir())) == 2
+    for key in released:
+        with pytest.raises(FileNotFoundError, match="is missing"):
+            _rows(store, [key])
+    for key in keys[4:]:
+        store.write_chunk(key, outputs[key])
+    assert not list(pool.iterdir())  # both pooled files were taken ...
+    assert {os.stat(store._local_file(key)).st_ino for key in keys[4:]} == inodes  # ... by the new rows
+    # which read back right, as do the rows kept
+    fresh = stored_pieces(tmp_path / "fresh", grid, {key: outputs[key] for key in keys[4:]}, "uint8")
+    for key, row in zip(keys[4:], _rows(store, keys[4:]), strict=True):
+        assert np.array_equal(row, _rows(fresh, [key])[0])
+    for key, row in zip(keys[2:4], _rows(store, keys[2:4]), strict=True):
+        assert np.array_equal(row, expected[key])
+
+
+def test_a_pooled_file_longer_than_a_row_is_cut_to_it(tmp_path: Path) -> None:
+    grid = ChunkGrid.over(Box((0, 0, 0), (8, 4, 1)), (4, 4, 1), (1, 0, 0))
+    data = {key: np.full((1, *grid.padded(key).shape), 3, np.uint8) for key in grid.keys()}
+    store = stored_pieces(tmp_path, grid, {(0, 0, 0): data[(0, 0, 0)]}, "uint8")
+    pool = Path(store._pool_dir)
+    pool.mkdir()
+    (pool / "old").write_bytes(b"\x07" * (10 * store.row_size))
+    store.write_chunk((1, 0, 0), data[(1, 0, 0)])
+    assert not (pool / "old").exists()
+    assert os.path.getsize(store._local_file((1, 0, 0))) == store.row_size
+    assert (_rows(store, [(1, 0, 0)])[0] == 3).all()
+
+
+def test_concurrent_writers_each_take_their_own_pooled_file(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    grid = ChunkGrid.over(Box((0, 0, 0), (64, 8, 1)), (4, 4, 1), (1, 1, 0))
+    keys = list(grid.keys())
+    outputs = {key: np.full((1, *grid.padded(key).shape), k % 251, np.uint8) for k, key in enumerate(keys)}
+    half = len(keys) // 2
+    store = stored_pieces(tmp_path, grid, {key: outputs[key] for key in keys[:half]}, "uint8")
+    store.delete_pieces(keys[: half - 4])
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: store.write_chunk(key, outputs[key]), keys[half:]))
+    assert len({os.stat(store._local_file(key)).st_ino for key in keys[half - 4 :]}) == len(keys) - half + 4
+    for key, row in zip(keys[half:], _rows(store, keys[half:]), strict=True):
+        assert (row == outputs[key].flat[0]).all()

@@ -47,6 +47,8 @@ from .reduction import (
 
 MANIFEST = "manifest.json"
 PIECES = "pieces"
+RECYCLED = ".recycled"
+"""Under the pieces volume: files of rows already reduced, kept to be overwritten by new rows."""
 LAYOUT = 2
 """Version of the layout above (1: the interiors and the frames in two volumes)."""
 
@@ -192,11 +194,14 @@ class PieceStore:
         kvstore.delete_range(ts.KvStore.KeyRange()).result()
 
     def delete_pieces(self, keys: list[Int3]) -> None:
-        """Remove the rows of chunks ``keys`` (those missing are skipped)."""
+        """Remove the rows of chunks ``keys`` (those missing are skipped). Local files are kept
+        for reuse instead (see :meth:`_write_row`): moved out of the volume into a pool."""
         if self._is_local:
+            pool = self._pool_dir
+            os.makedirs(pool, exist_ok=True)
             for key in keys:
                 try:
-                    os.unlink(self._local_file(key))
+                    os.replace(self._local_file(key), os.path.join(pool, str(self._linear(key))))
                 except FileNotFoundError:
                     pass
             return
@@ -242,11 +247,35 @@ class PieceStore:
         if self._is_local:
             path = self._local_file(key)
             tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(tmp, "wb") as f:
+            mode = "r+b" if self._take_pooled_file(tmp) else "wb"
+            with open(tmp, mode) as f:
                 row.tofile(f)
+                if mode == "r+b":
+                    f.truncate()
             os.replace(tmp, path)
             return
         self._kvstore().write(self._chunk_key(key), row.tobytes()).result()
+
+    @functools.cached_property
+    def _pool_dir(self) -> str:
+        return os.path.join(self._volume_dir, RECYCLED)
+
+    def _take_pooled_file(self, tmp: str) -> bool:
+        """Move a file of the pool (rows already reduced, see :meth:`delete_pieces`) to ``tmp``;
+        False if the pool is empty. Overwriting a file reuses its cached pages, where a new file
+        needs fresh ones (which cost several times the copy on virtual machines that hand freed
+        memory back to their host). Workers race for pooled files safely: a rename succeeds once."""
+        try:
+            names = os.listdir(self._pool_dir)
+        except FileNotFoundError:
+            return False
+        for name in names:
+            try:
+                os.rename(os.path.join(self._pool_dir, name), tmp)
+            except FileNotFoundError:  # taken by another writer
+                continue
+            return True
+        return False
 
     def _read_rows(self, wanted: list[tuple[Int3, int, int]]) -> list[Array]:
         """For each ``(key, a, b)``: values ``[a, b)`` of every channel of chunk ``key``'s row,
