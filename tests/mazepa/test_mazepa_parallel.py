@@ -416,3 +416,28 @@ def test_each_worker_unpickles_an_operation_once(tmp_path: Path) -> None:
     assert len(pids) == 2
     unpickled = sorted(p.name.split("-")[1] for p in tmp_path.iterdir())
     assert unpickled == sorted(str(pid) for pid in pids)  # once per worker, not once per task
+
+
+@mazepa.taskable_operation
+def slow_to_exit(i: int) -> int:
+    """Makes its worker take 1.5 s to exit once told to."""
+    from multiprocessing import util
+
+    if not getattr(slow_to_exit, "armed", False):
+        slow_to_exit.armed = True  # type: ignore[attr-defined]
+        util.Finalize(None, time.sleep, args=(1.5,), exitpriority=0)
+    return os.getpid()
+
+
+def test_a_finished_run_does_not_wait_for_its_workers_to_exit() -> None:
+    tasks = [slow_to_exit.make_task(i) for i in range(4)]
+    start = time.monotonic()
+    mazepa.execute(tasks, num_procs=2, show_progress=False)
+    took = time.monotonic() - start
+    pids = {t.outcome.return_value for t in tasks if t.outcome is not None}
+    assert len(pids) >= 1 and all(t.outcome is not None and t.outcome.succeeded for t in tasks)
+    assert took < 1.5 and any(_pid_alive(pid) for pid in pids)  # returned while they exit ...
+    deadline = time.monotonic() + 10
+    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_pid_alive(pid) for pid in pids)  # ... and they do exit
