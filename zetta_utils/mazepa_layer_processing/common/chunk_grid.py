@@ -189,24 +189,6 @@ class AxisGrid:
         return False
 
 
-class Piece(NamedTuple):
-    """One piece of one chunk's padded output."""
-
-    key: Int3
-    label: Int3
-    box: Box
-    """Where it lies, in region voxels."""
-    local: Box
-    """Where it lies inside the chunk's padded output (relative to its start)."""
-    shared: tuple[bool, bool, bool]
-    """Per dim: whether it overlaps a neighbour's piece (a blended band)."""
-
-    @property
-    def coverage(self) -> int:
-        """How many pieces cover the same cell."""
-        return 1 << sum(self.shared)
-
-
 @attrs.frozen
 class ChunkGrid:
     """The chunks of one level in 3D: one ``AxisGrid`` per dim."""
@@ -276,25 +258,6 @@ class ChunkGrid:
             self.axes[2].tile_size(label[2]),
         )
 
-    def piece(self, key: Int3, label: Int3) -> Piece:
-        spans = [ax.piece(j, lab) for ax, j, lab in zip(self.axes, key, label, strict=True)]
-        local = [ax.offset_in_padded(lab) for ax, lab in zip(self.axes, label, strict=True)]
-        shape = self.tile_shape(label)
-        return Piece(
-            key=key,
-            label=label,
-            box=Box.of([a for a, _ in spans], [b for _, b in spans]),
-            local=Box.of(local, [o + s for o, s in zip(local, shape, strict=True)]),
-            shared=(
-                self.axes[0].shared(key[0], label[0]),
-                self.axes[1].shared(key[1], label[1]),
-                self.axes[2].shared(key[2], label[2]),
-            ),
-        )
-
-    def pieces(self, key: Int3) -> list[Piece]:
-        return [self.piece(key, label) for label in self.labels]
-
     def keys_overlapping(self, box: Box) -> Iterator[Int3]:
         """Keys of the chunks whose padded box intersects ``box``, x fastest."""
         ranges = [ax.chunks_overlapping(box.start[d], box.stop[d]) for d, ax in enumerate(self.axes)]
@@ -323,21 +286,3 @@ class RampCache:
                 ramp = ramp.flip(0)
             self._ramps[(pad, falling)] = ramp
         return ramp
-
-    def weights(self, grid: ChunkGrid, piece: Piece) -> tuple[torch.Tensor | None, ...]:
-        """Per dim, the weights along the piece (None: all ones)."""
-        return self.axis_weights(grid, piece.label, piece.shared)
-
-    def axis_weights(
-        self, grid: ChunkGrid, label: Int3, shared: tuple[bool, bool, bool]
-    ) -> tuple[torch.Tensor | None, ...]:
-        """Per dim, the weights along a piece with this label and sharing (None: all ones)."""
-        result: list[torch.Tensor | None] = []
-        for ax, lab, is_shared in zip(grid.axes, label, shared, strict=True):
-            if not is_shared or self.mode == "max":
-                result.append(None)
-            elif lab == LABEL_A:
-                result.append(self.ramp(ax.blend))
-            else:
-                result.append(self.ramp(ax.blend, falling=True))
-        return tuple(result)

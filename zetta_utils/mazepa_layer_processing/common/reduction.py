@@ -23,9 +23,10 @@ integer destinations are rounded, and a value outside the type's range is an err
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +34,7 @@ import torch
 
 from zetta_utils.tensor_ops import to_np, to_np_dtype
 
-from .chunk_grid import Box, ChunkGrid, Int3, RampCache
+from .chunk_grid import LABEL_C, AxisGrid, Box, ChunkGrid, Int3, RampCache
 
 # Data movement here runs in NumPy: copies and casts of small strided blocks are several times
 # faster than torch's (whose intra-op threads also fight the worker processes for cores).
@@ -267,28 +268,30 @@ class LevelSchedule:
     def __init__(self, out_shape: Int3, crop: Int3, chunk: Int3, blend: Int3, mode: str, dtype: Any):
         out_box = Box((0, 0, 0), out_shape)
         grid = ChunkGrid.over(out_box.padded(crop), chunk, blend)
-        ramps = RampCache(mode)
-        acc_dtype = accumulator_dtype(dtype)
         self.mode = mode
         self.padded: Int3 = (chunk[0] + 2 * blend[0], chunk[1] + 2 * blend[1], chunk[2] + 2 * blend[2])
         self.starts: list[Int3] = []
         self.ops: list[list[Op]] = []
-        cells: dict[Box, int] = {}
-        for key in grid.keys_overlapping(out_box):
-            padded = grid.padded(key)
-            ops = []
-            for piece in grid.pieces(key):
-                target = piece.box.intersection(out_box)
-                if target.is_empty():
+        # A piece is the product of one piece per dim: work those out once per dim.
+        acc_dtype = accumulator_dtype(dtype)
+        ramps = RampCache(mode)
+        per_dim = [_axis_pieces(ax, out_shape[d], ramps, mode != "max", acc_dtype) for d, ax in enumerate(grid.axes)]
+        cells: dict[tuple[Any, ...], int] = {}
+        for jx, jy, jz in grid.keys_overlapping(out_box):
+            ops: list[Op] = []
+            (sx, xs), (sy, ys), (sz, zs) = per_dim[0][jx], per_dim[1][jy], per_dim[2][jz]
+            for z, y, x in itertools.product(zs, ys, xs):
+                shared = x.shared + y.shared + z.shared
+                coverage = 1 << shared
+                out_slices = (slice(None), x.target, y.target, z.target)
+                data_slices = (slice(None), x.local, y.local, z.local)
+                if coverage == 1:
+                    ops.append((-1, out_slices, data_slices, None, 1))
                     continue
-                coverage = piece.coverage
-                cell = cells.setdefault(piece.box, len(cells)) if coverage > 1 else -1
-                weight = None
-                if coverage > 1 and mode != "max":
-                    offset = [t - s for t, s in zip(target.start, piece.box.start, strict=True)]
-                    weight = Weights.of(ramps.weights(grid, piece), offset, target.shape, acc_dtype)
-                ops.append((cell, target.slices_in(out_box), target.slices_in(padded), weight, coverage))
-            self.starts.append(padded.start)
+                cell = cells.setdefault((x.span, y.span, z.span), len(cells))
+                weight = Weights(x.weight, y.weight, z.weight) if mode != "max" else None
+                ops.append((cell, out_slices, data_slices, weight, coverage))
+            self.starts.append((sx, sy, sz))
             self.ops.append(ops)
         # the same, with each blended piece's region and its slices in that region's buffer
         self.regions, self.region_ops = _band_regions(out_shape, grid, self.ops)
@@ -346,6 +349,45 @@ class LevelSchedule:
         if data.dtype.kind == "f" and dtype.kind in "iub":
             return to_output_dtype(data, dtype, what)
         return data
+
+
+class _AxisPiece(NamedTuple):
+    """One dim of a piece of a lower-level chunk inside its parent's output (see LevelSchedule)."""
+
+    span: tuple[int, int]
+    """The piece in the parent's output coordinates, unclipped (identifies its cell)."""
+    target: slice
+    """The piece clipped to the parent's output."""
+    local: slice
+    """The same voxels in the chunk's padded output."""
+    shared: int
+    """1 if it overlaps the neighbour's piece (a blended band), else 0."""
+    weight: Array | None
+    """Its blend weights over ``target`` (None: ones)."""
+
+
+def _axis_pieces(
+    ax: AxisGrid, size: int, ramps: RampCache, weighted: bool, acc_dtype: Any
+) -> dict[int, tuple[int, list[_AxisPiece]]]:
+    """Per chunk ``j`` of ``ax`` overlapping ``[0, size)``: where its padded box starts, and its
+    pieces there."""
+    result: dict[int, tuple[int, list[_AxisPiece]]] = {}
+    for j in ax.chunks_overlapping(0, size):
+        start = ax.padded(j)[0]
+        pieces = []
+        for label in ax.labels:
+            a, b = ax.piece(j, label)
+            lo, hi = max(a, 0), min(b, size)
+            if lo >= hi:
+                continue
+            shared = ax.shared(j, label)
+            weight = None
+            if shared and weighted:
+                ramp = ramps.ramp(ax.blend, falling=label == LABEL_C).numpy()
+                weight = np.ascontiguousarray(ramp[lo - a : hi - a], dtype=acc_dtype)
+            pieces.append(_AxisPiece((a, b), slice(lo, hi), slice(lo - start, hi - start), int(shared), weight))
+        result[j] = (start, pieces)
+    return result
 
 
 def _band_regions(out_shape: Int3, grid: ChunkGrid, ops: list[list[Op]]) -> tuple[list[Region], list[list[Op]]]:
