@@ -441,3 +441,28 @@ def test_a_finished_run_does_not_wait_for_its_workers_to_exit() -> None:
     while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_pid_alive(pid) for pid in pids)  # ... and they do exit
+
+
+@mazepa.taskable_operation
+def nap(i: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return i
+
+
+def test_busy_workers_are_topped_up_with_whole_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first tasks are slow (sent one at a time), the rest take 1 ms (batches of about 16:
+    # 20 ms of work). Once the batches grow, a worker gets its next one when it has room for a
+    # whole one: topped up task by task as each finishes, it would keep getting one per message.
+    sizes: list[int] = []
+    serialize = LocalProcessExecutor._serialize
+
+    def counting(self: LocalProcessExecutor, items: Any, sent: Any) -> Any:
+        sizes.append(len(items))
+        return serialize(self, items, sent)
+
+    monkeypatch.setattr(LocalProcessExecutor, "_serialize", counting)
+    tasks = [nap.make_task(i, 0.06 if i < 4 else 0.001) for i in range(400)]
+    mazepa.execute(tasks, num_procs=2, show_progress=False)
+    assert [t.outcome.return_value for t in tasks if t.outcome is not None] == list(range(400))
+    assert sum(sizes) == 400
+    assert len(sizes) < 400 / 4, sizes

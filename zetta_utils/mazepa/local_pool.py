@@ -2,8 +2,9 @@
 
 Each worker has its own pipe pair; the parent hands small batches to whichever worker has room, so
 work spreads over the workers as they free up. Batch sizes adapt to the measured task duration:
-tiny tasks travel in batches of up to ``max_batch_size`` (with one batch prefetched per worker),
-tasks of 50 ms or more one at a time without prefetch, so no task waits behind a slow one.
+tiny tasks travel in batches of up to ``max_batch_size`` (with one batch prefetched per worker; a
+busy worker is topped up a whole batch at a time), tasks of 50 ms or more one at a time without
+prefetch, so no task waits behind a slow one.
 
 Workers start with "forkserver" where available ("spawn" elsewhere): never plain fork, which is
 unsafe once torch has started its threads. A worker that dies (segfault, ``os._exit``, OOM kill)
@@ -292,7 +293,9 @@ class LocalProcessExecutor:
             return
         batch, cap = self._batch_and_cap()
         # Idle workers first: work queued behind a running task waits for it, however long it
-        # takes, so busy workers only get a prefetch of what idle ones could not take.
+        # takes, so busy workers only get a prefetch of what idle ones could not take. A busy
+        # worker gets whole batches: topping it up task by task as each one finishes would cost
+        # a message, and a wake-up on both sides, per task.
         idle = [w for w in self._workers if not w.outstanding]
         busy = sorted((w for w in self._workers if w.outstanding), key=lambda w: len(w.outstanding))
         for group in (idle, busy):
@@ -301,6 +304,8 @@ class LocalProcessExecutor:
             share = max(1, math.ceil(len(pending) / len(group)))
             for w in group:
                 room = min(cap - len(w.outstanding), share)
+                if group is busy and room < min(batch, len(pending)):
+                    continue  # topped up with a whole batch once it has room for one
                 while pending and room > 0:
                     n = min(batch, room, len(pending))
                     items = []
