@@ -347,6 +347,38 @@ def faults_of_a_second_large_block() -> int:
         libc.free(block)
         counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     return counts[1]
+
+def faults_of_a_block_freed_by_another_thread() -> int:
+    # page faults while a thread fills a 16 MB block malloc'd right after another (still
+    # running) thread freed one
+    import threading
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size = 16 << 20
+    freed, done = threading.Event(), threading.Event()
+    counts = []
+    def first() -> None:
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        libc.free(block)
+        freed.set()
+        done.wait()
+    def second() -> None:
+        freed.wait()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        libc.free(block)
+        done.set()
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts[0]
 """
 
 
@@ -363,14 +395,20 @@ def _run_probe(code: str, env: dict[str, str] | None = None) -> str:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_tune_malloc_keeps_freed_blocks_for_reuse() -> None:
-    tuned = _run_probe("from zetta_utils.mazepa.worker_process import tune_malloc\nprint(tune_malloc(), faults_of_a_second_large_block())")
-    default = _run_probe("print(faults_of_a_second_large_block())")
+    tuned = _run_probe(
+        "from zetta_utils.mazepa.worker_process import tune_malloc\n"
+        "print(tune_malloc(), faults_of_a_second_large_block(), faults_of_a_block_freed_by_another_thread())"
+    )
+    default = _run_probe("print(faults_of_a_second_large_block(), faults_of_a_block_freed_by_another_thread())")
     switched_off = _run_probe(
         "from zetta_utils.mazepa.worker_process import tune_malloc\nprint(tune_malloc())", {"ZETTA_MALLOC_TUNING": "0"}
     )
-    applied, faults = tuned.split()
-    assert applied == "True" and int(faults) < 100  # the freed block is reused as it is
-    assert int(default) > 2000  # glibc's default maps a new one: a fault per 4 KB page
+    applied, faults, across_threads = tuned.split()
+    assert applied == "True" and int(faults) < 100  # the freed block is reused as it is ...
+    assert int(across_threads) < 100  # ... by any thread
+    default_faults, default_across_threads = default.split()
+    assert int(default_faults) > 2000  # glibc's default maps a new one: a fault per 4 KB page
+    assert int(default_across_threads) > 2000  # and gives the second thread a heap of its own
     assert switched_off.strip() == "False"
 
 

@@ -46,6 +46,7 @@ def _die_with_parent() -> None:
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 MALLOC_MMAP_THRESHOLD = 32 * 2**20
 MALLOC_TRIM_THRESHOLD = 256 * 2**20
 
@@ -58,8 +59,11 @@ def tune_malloc() -> bool:
     trims them from the heap once freed, so every task pays a page fault and a page clearing for
     every 4 KB it touches: a tenth of a worker's CPU time in the subchunkable benchmark, more
     with several workers. Here blocks of up to 32 MB come from the heap and up to 256 MB of free
-    heap is kept (a worker's memory stays near its peak). Called by ``zetta`` commands and local
-    workers; ``ZETTA_MALLOC_TUNING=0`` turns it off. Returns whether it applied."""
+    heap is kept (a worker's memory stays near its peak). All threads share one heap (glibc
+    otherwise gives threads heaps of their own): a buffer freed by one of TensorStore's I/O
+    threads is reused by the next, where separate heaps each grow to the peak of their own
+    threads (half a worker's page faults in that benchmark). Called by ``zetta`` commands and
+    local workers; ``ZETTA_MALLOC_TUNING=0`` turns it off. Returns whether it applied."""
     if os.environ.get("ZETTA_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
@@ -68,7 +72,8 @@ def tune_malloc() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD))
+    settings = ((_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD), (_M_ARENA_MAX, 1))
+    return all([bool(mallopt(option, value)) for option, value in settings])
 
 
 def _limit_torch_threads(state: dict[str, bool]) -> None:
