@@ -650,3 +650,25 @@ def test_prefetches_of_a_volume_share_one_cached_reader_per_info(make_volume: Ma
     assert chunk_cached(own) is own
     cv = CVBackend(backend.path)
     assert chunk_cached(cv) is cv
+
+
+def test_prefetched_voxels_read_like_the_layer(make_volume: MakeVolume) -> None:
+    from zetta_utils.geometry import Vec3D
+    from zetta_utils.mazepa_layer_processing.common.layer_wrappers import (
+        PrefetchedBackend,
+        prefetch_layer_voxels,
+    )
+
+    src, data = source_volume(make_volume)
+    box = Box((-3, 5, 0), (20, 40, 2))  # past the dataset on two sides: zeros there
+    expected = np.zeros((1, 23, 35, 2), data.dtype)
+    expected[:, 3:, :27] = data[:, :20, 5:32]
+    # at the stored resolution, and at one equal to it up to float noise
+    for resolution in (Vec3D(*RES), Vec3D(RES[0] * (1 + 1e-12), RES[1], RES[2])):
+        layer = prefetch_layer_voxels(src, resolution, box, Box((-3, 5, 0), (32, 40, 2)))
+        assert isinstance(layer.backend, PrefetchedBackend) and layer.backend.data is not None
+        assert layer.backend.box == box
+        assert np.array_equal(layer.backend.data.numpy(), expected)
+    # a layer with index processors reads as it is
+    procs = attrs.evolve(src, index_procs=(lambda idx: idx,))
+    assert prefetch_layer_voxels(procs, Vec3D(*RES), box) is procs

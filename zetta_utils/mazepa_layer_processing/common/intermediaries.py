@@ -329,8 +329,9 @@ class PieceStore:
             t = grid.tile_shape(label)
             lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label, strict=True)]
             piece = output[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
-            # x-fastest per channel: (C, z, y, x) flattened
-            row[:, start : start + math.prod(t)] = piece.transpose(0, 3, 2, 1).reshape(self.num_channels, -1)
+            # x-fastest per channel: (C, z, y, x) flattened, copied once
+            target = row[:, start : start + math.prod(t)].reshape(self.num_channels, t[2], t[1], t[0])
+            np.copyto(target, piece.transpose(0, 3, 2, 1))
         self._write_row(key, row)
 
     def _unpack(self, values: Array, start: int, label: Int3) -> Array:

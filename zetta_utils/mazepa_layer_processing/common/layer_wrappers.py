@@ -25,7 +25,7 @@ from zetta_utils.layer.volumetric.layer import VolumetricLayer, build_volumetric
 from zetta_utils.layer.volumetric.precomputed import PrecomputedBackend
 from zetta_utils.tensor_ops.convert import to_np_dtype
 
-from .chunk_grid import Box
+from .chunk_grid import Box, Int3
 from .reduction import Array, as_array, copy_xfast, empty_xfast
 
 if TYPE_CHECKING:
@@ -249,6 +249,55 @@ def _is_chunk_aligned(box: Box, offset: Sequence[int], chunk: Sequence[int], bou
     )
 
 
+@attrs.frozen
+class _Source:
+    """What prefetching a backend's data at a stored resolution needs, worked out once."""
+
+    stored: Vec3D[float]
+    offset: Int3
+    bounds: Box
+    chunk: Int3
+    chunk_bytes: int
+    num_channels: int
+    dtype: torch.dtype
+    into_buffer: bool
+    """Whether it reads straight into a given buffer (a precomputed volume storing the type it
+    returns)."""
+
+
+_SOURCES: dict[tuple[int, tuple[float, ...]], tuple[VolumetricBackend, _Source | None]] = {}
+
+
+def _source(backend: VolumetricBackend, resolution: Vec3D[float]) -> _Source | None:
+    """The prefetch geometry of ``backend`` at ``resolution`` (None: not stored there), per
+    process and backend object (a backend's info does not change)."""
+    key = (id(backend), tuple(resolution))
+    known = _SOURCES.get(key)
+    if known is not None and known[0] is backend:
+        return known[1]
+    stored = next((r for r in backend.get_resolutions() if r.allclose(resolution)), None)
+    source = None
+    if stored is not None:
+        offset = tuple(int(v) for v in backend.get_voxel_offset(stored))
+        size = tuple(int(v) for v in backend.get_dataset_size(stored))
+        chunk = tuple(int(v) for v in backend.get_chunk_size(stored))
+        dtype = backend.dtype
+        source = _Source(
+            stored=stored,
+            offset=(offset[0], offset[1], offset[2]),
+            bounds=Box.of(offset, [o + n for o, n in zip(offset, size, strict=True)]),
+            chunk=(chunk[0], chunk[1], chunk[2]),
+            chunk_bytes=math.prod(chunk) * backend.num_channels * to_np_dtype(dtype).itemsize,
+            num_channels=backend.num_channels,
+            dtype=dtype,
+            into_buffer=isinstance(backend, PrecomputedBackend) and backend.data_type == str(to_np_dtype(dtype)),
+        )
+    if len(_SOURCES) >= 64:
+        _SOURCES.clear()
+    _SOURCES[key] = (backend, source)
+    return source
+
+
 def prefetch_layer(
     layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3D, reuse_bbox: BBox3D | None = None
 ) -> VolumetricLayer:
@@ -259,46 +308,62 @@ def prefetch_layer(
     ``reuse_bbox``: the region whose storage chunks the next prefetches come back to (e.g. the row
     of chunks ``bbox`` belongs to); the cache of shared storage chunks is sized to hold it and
     ``bbox`` (default: :data:`PREFETCH_CACHE_BYTES`)."""
+    source = _prefetchable(layer, resolution)
+    if source is None:
+        return layer
+    box = _voxel_box(bbox, source.stored)
+    reuse = None if reuse_bbox is None else _voxel_box(reuse_bbox, source.stored)
+    return _prefetch(layer, source, box, reuse)
+
+
+def prefetch_layer_voxels(layer: VolumetricLayer, resolution: Vec3D[float], box: Box, reuse: Box | None = None) -> VolumetricLayer:
+    """:func:`prefetch_layer` of the voxels ``box`` (and ``reuse``) at ``resolution``."""
+    source = _prefetchable(layer, resolution)
+    if source is None:
+        return layer
+    if source.stored != resolution:  # stored at a resolution equal up to float noise
+        box = _voxel_box(box.to_index(resolution).bbox, source.stored)
+        reuse = None if reuse is None else _voxel_box(reuse.to_index(resolution).bbox, source.stored)
+    return _prefetch(layer, source, box, reuse)
+
+
+def _prefetchable(layer: VolumetricLayer, resolution: Vec3D[float]) -> _Source | None:
     backend = layer.backend
-    frontend = layer.frontend
     if layer.index_procs or not isinstance(backend, VolumetricBackend):
-        return layer
-    if frontend.data_resolution is not None and frontend.data_resolution != resolution:
-        return layer
-    stored = next((r for r in backend.get_resolutions() if r.allclose(resolution)), None)
-    if stored is None:
-        return layer
-    box = _voxel_box(bbox, stored)
-    offset = tuple(backend.get_voxel_offset(stored))
-    size = tuple(backend.get_dataset_size(stored))
-    bounds = Box.of(offset, [o + n for o, n in zip(offset, size, strict=True)])
-    inside = box.intersection(bounds)
+        return None
+    data_resolution = layer.frontend.data_resolution
+    if data_resolution is not None and data_resolution != resolution:
+        return None
+    return _source(backend, resolution)
+
+
+def _prefetch(layer: VolumetricLayer, source: _Source, box: Box, reuse: Box | None) -> VolumetricLayer:
+    backend = layer.backend
+    inside = box.intersection(source.bounds)
     # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
     # read it directly. Otherwise neighbours re-read the chunks they share: keep them cached.
-    chunk = tuple(backend.get_chunk_size(stored))
-    if inside.is_empty() or _is_chunk_aligned(inside, offset, chunk, bounds):
+    if inside.is_empty() or _is_chunk_aligned(inside, source.offset, source.chunk, source.bounds):
         reader = backend
-    elif reuse_bbox is None:
+    elif reuse is None:
         reader = chunk_cached(backend)
     else:
-        chunk_bytes = math.prod(chunk) * backend.num_channels * to_np_dtype(backend.dtype).itemsize
-        reuse = _voxel_box(reuse_bbox, stored).intersection(bounds)
-        reader = chunk_cached(backend, prefetch_cache_bytes([reuse, inside], offset, chunk, chunk_bytes))
-    if isinstance(reader, PrecomputedBackend) and reader.data_type == str(to_np_dtype(reader.dtype)):
+        reuse = reuse.intersection(source.bounds)
+        reader = chunk_cached(backend, prefetch_cache_bytes([reuse, inside], source.offset, source.chunk, source.chunk_bytes))
+    if source.into_buffer and isinstance(reader, PrecomputedBackend):
         # Straight into one buffer, zeros outside the dataset (no second array, no copy).
-        array = empty_xfast(backend.num_channels, box.shape, backend.dtype)
-        reader.read_into(box.to_index(stored), array)
+        array = empty_xfast(source.num_channels, box.shape, source.dtype)
+        reader.read_voxels_into(source.stored, box.start, box.stop, array)
         data = torch.from_numpy(array)
     elif inside == box:
-        data = reader.read(box.to_index(stored))
+        data = reader.read(box.to_index(source.stored))
     else:
         # Outside the dataset reads as zeros; fill them here rather than have the backend read
         # and pad a region mostly outside it.
-        array = empty_xfast(backend.num_channels, box.shape, backend.dtype, zero=True)
+        array = empty_xfast(source.num_channels, box.shape, source.dtype, zero=True)
         if not inside.is_empty():
-            array[inside.slices_in(box)] = as_array(reader.read(inside.to_index(stored)))
+            array[inside.slices_in(box)] = as_array(reader.read(inside.to_index(source.stored)))
         data = torch.from_numpy(array)
-    return attrs.evolve(layer, backend=PrefetchedBackend(backend, stored, box, data))
+    return attrs.evolve(layer, backend=PrefetchedBackend(backend, source.stored, box, data))
 
 
 class ClipWritesBackend(_DelegatingBackend):

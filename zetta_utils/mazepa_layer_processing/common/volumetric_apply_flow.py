@@ -65,6 +65,7 @@ from .layer_wrappers import (
     capture_layer,
     fast_source,
     prefetch_layer,
+    prefetch_layer_voxels,
     read_fast,
 )
 from .reduction import (
@@ -170,16 +171,19 @@ class SubchunkablePlan:
         """``kwargs`` with its layers reading the input of the chunk ``out_box`` of ``level``
         once, from memory."""
         read_box = out_box.padded(self.input_context(level))
-        bbox = read_box.to_index(self.dst_resolution).bbox
         # Chunks go x fastest: the storage chunks under this chunk's row of the region are read
         # again by the next row's chunks, and the prefetch cache is sized to hold them.
         region = self.processing_region.padded(_add(self.blend_pads[0], self.input_context(level)))
         row = Box((region.start[0], *read_box.start[1:]), (region.stop[0], *read_box.stop[1:]))
-        reuse_bbox = row.to_index(self.dst_resolution).bbox
+        same_resolution = self.input_resolution == self.dst_resolution
         result = PrefetchedKwargs()
         for k, v in kwargs.items():
             if isinstance(v, VolumetricLayer):
-                v = prefetch_layer(v, self.input_resolution, bbox, reuse_bbox)
+                if same_resolution:
+                    v = prefetch_layer_voxels(v, self.input_resolution, read_box, row)
+                else:
+                    bbox = read_box.to_index(self.dst_resolution).bbox
+                    v = prefetch_layer(v, self.input_resolution, bbox, row.to_index(self.dst_resolution).bbox)
                 fast = fast_source(v, self.dst_resolution)
                 if fast is not None:
                     result.fast[k] = fast
