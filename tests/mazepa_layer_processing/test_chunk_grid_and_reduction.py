@@ -331,6 +331,25 @@ def test_compiled_apply_checks_its_plan_before_writing() -> None:
     assert (buffer[:, :, 2:6] == 0.5).all() and not buffer[:, :, :2].any() and not buffer[:, :, 6:].any()
 
 
+def test_compiled_store_all_rounds_clears_and_checks_its_boxes_first() -> None:
+    if reduction.KERNELS is None:
+        pytest.skip("the compiled loops are not built")
+    out = np.zeros((2, 8, 6, 1), np.uint8).transpose(0, 1, 2, 3)
+    bands = [np.full((2, 8, 2, 1), 2.5, np.float32), np.full((2, 3, 4, 1), 7.4, np.float64)]
+    starts = np.array([[0, 0, 0], [5, 2, 0]], np.int64)
+    with pytest.raises(ValueError, match="a buffer lies outside out"):
+        reduction.KERNELS.store_all(out, bands, np.array([[0, 0, 0], [6, 2, 0]], np.int64), True)
+    with pytest.raises(ValueError, match="one start per buffer"):
+        reduction.KERNELS.store_all(out, bands, starts[:1], True)
+    assert not out.any() and (bands[0] == 2.5).all()  # nothing written or cleared
+    reduction.KERNELS.store_all(out, bands, starts, True)
+    expected = np.zeros_like(out)
+    expected[:, :, 0:2] = 2  # rint: half to even
+    expected[:, 5:8, 2:6] = 7
+    assert np.array_equal(out, expected)
+    assert not bands[0].any() and not bands[1].any()  # cleared for the next chunk
+
+
 @pytest.mark.parametrize("io", ["files", "kvstore"])
 def test_intermediaries_are_a_precomputed_volume_tensorstore_reads(tmp_path: Path, io: str) -> None:
     import tensorstore as ts

@@ -6,6 +6,8 @@
  *   store(dst, acc, round, clear)      dst = rint(acc) (or acc) cast to dst's type; acc = 0
  *   apply(out, data, buffers, plan, w) all the pieces of one chunk output: copies into out,
  *                                      weighted sums into band buffers
+ *   store_all(out, buffers, starts, round)
+ *                                      store (and clear) each band buffer into out at its start
  *
  * Arrays are 4D (C, X, Y, Z) buffers with any strides (in bytes); acc is float32 or float64,
  * src and dst any of the integer, float or bool types, each weight None or a 1D contiguous
@@ -477,10 +479,71 @@ done:
     return result;
 }
 
+/* ---- all band buffers of an output in one call ------------------------------------------------
+ * starts: C-contiguous int64 (len(buffers), 3): where buffer i's box starts in out. Each buffer is
+ * stored like store(out[box], buffer, round, clear=1). Every box is checked first. */
+static PyObject *store_all(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *out_obj, *buffers_obj, *starts_obj;
+    int round;
+    if (!PyArg_ParseTuple(args, "OOOp", &out_obj, &buffers_obj, &starts_obj, &round)) return NULL;
+    Py_buffer out, starts;
+    buffers_t bufs;
+    Py_ssize_t rows = 0;
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_RECORDS) < 0) return NULL;
+    if (get_plan(starts_obj, &starts, 3, &rows) < 0) {
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    if (buffers_open(&bufs, buffers_obj) < 0) {
+        PyBuffer_Release(&starts);
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    kind_t ok = kind_of(&out);
+    const int64_t *t = (const int64_t *)starts.buf;
+    if (out.ndim != 4 || ok == T_BAD || rows != bufs.count) {
+        PyErr_SetString(PyExc_ValueError, "_blend.store_all: out must be 4D, with one start per buffer");
+        goto done;
+    }
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_buffer *acc = buffers_get(&bufs, r);
+        if (!acc) goto done;
+        int64_t n[3] = {acc->shape[1], acc->shape[2], acc->shape[3]};
+        if (acc->shape[0] != out.shape[0] || !box_inside(&out, t + 3 * r, n)) {
+            PyErr_SetString(PyExc_ValueError, "_blend.store_all: a buffer lies outside out");
+            goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_buffer *acc = &bufs.views[r];
+        const int64_t *s = t + 3 * r;
+        store_row_t row = (store_row_t)(kind_of(acc) == T_F32 ? STORE_F32[ok] : STORE_F64[ok]);
+        for (Py_ssize_t c = 0; c < out.shape[0]; c++)
+            for (Py_ssize_t z = 0; z < acc->shape[3]; z++)
+                for (Py_ssize_t y = 0; y < acc->shape[2]; y++) {
+                    char *pd = (char *)out.buf + c * out.strides[0] + s[0] * out.strides[1] + (s[1] + y) * out.strides[2] + (s[2] + z) * out.strides[3];
+                    char *pa = (char *)acc->buf + c * acc->strides[0] + y * acc->strides[2] + z * acc->strides[3];
+                    row(pd, out.strides[1], pa, acc->strides[1], round, 1, acc->shape[1]);
+                }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    buffers_close(&bufs);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"apply", apply, METH_VARARGS, "apply(out, data, buffers, plan, weights): copy or sum a chunk's pieces (see the comment above it)"},
     {"accumulate", accumulate, METH_VARARGS, "accumulate(acc, src, wx, wy, wz): acc += src * wx[x] * wy[y] * wz[z]"},
     {"store", store, METH_VARARGS, "store(dst, acc, round, clear): dst = rint(acc) or acc, cast; acc = 0 if clear"},
+    {"store_all", store_all, METH_VARARGS, "store_all(out, buffers, starts, round): store and clear each buffer into out at its start"},
     {NULL, NULL, 0, NULL},
 };
 

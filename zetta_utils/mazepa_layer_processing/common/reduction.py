@@ -295,6 +295,8 @@ class LevelSchedule:
             self.ops.append(ops)
         # the same, with each blended piece's region and its slices in that region's buffer
         self.regions, self.region_ops = _band_regions(out_shape, grid, self.ops)
+        self.region_shapes = tuple(shape for _slices, shape in self.regions)
+        self.region_starts = np.array([[sl.start for sl in slices[1:]] for slices, _shape in self.regions], dtype=np.int64).reshape(-1, 3)
         self.plans, self.plan_weights = _kernel_plans(self.region_ops, acc_dtype)
 
     def run(self, out: Array, outputs: Any, what: str) -> None:
@@ -316,8 +318,8 @@ class LevelSchedule:
         else:
             fill = 0
             buffer_dtype = accumulator_dtype(dtype)
-        keys = [_band_key(out.shape[0], shape, buffer_dtype, fill) for _slices, shape in self.regions]
-        buffers = [_take_band_buffer(key) for key in keys]
+        key = (out.shape[0], self.region_shapes, np.dtype(buffer_dtype).str, fill)
+        buffers = _take_band_buffers(key)
         round_values = dtype.kind in "iub"
         compiled = not is_max and _kernel_ok(out)
         # On an error the buffers are dropped (left dirty); otherwise handed back filled again.
@@ -335,14 +337,16 @@ class LevelSchedule:
                     np.maximum(target, src, out=target, casting="unsafe")
                 else:
                     accumulate(buffers[region][target_slices], src, weight)
-        for (slices, _shape), buffer in zip(self.regions, buffers, strict=True):
-            if is_max:
-                np.copyto(out[slices], buffer, casting="unsafe")
-                buffer[...] = fill
-            else:
-                store_accumulated(out[slices], buffer, round_values, clear=True)
-        for key, buffer in zip(keys, buffers, strict=True):
-            _give_back_band_buffer(key, buffer)
+        if compiled:
+            KERNELS.store_all(out, buffers, self.region_starts, round_values)
+        else:
+            for (slices, _shape), buffer in zip(self.regions, buffers, strict=True):
+                if is_max:
+                    np.copyto(out[slices], buffer, casting="unsafe")
+                    buffer[...] = fill
+                else:
+                    store_accumulated(out[slices], buffer, round_values, clear=True)
+        _give_back_band_buffers(key, buffers)
 
     @staticmethod
     def _as_output(data: Array, dtype: np.dtype, what: str) -> Array:
@@ -488,37 +492,34 @@ def _kernel_plans(region_ops: list[list[Op]], acc_dtype: Any) -> tuple[list[Arra
 
 
 _SCRATCH = threading.local()
-_KEPT_BUFFER_KINDS = 32
-BandKey = tuple[int, tuple[int, ...], str, Any]
+_KEPT_BUFFER_SETS = 8
+BandKey = tuple[int, tuple[tuple[int, ...], ...], str, Any]
 
 
-def _band_key(num_channels: int, shape: Sequence[int], dtype: Any, fill: Any) -> BandKey:
-    return (num_channels, tuple(shape), np.dtype(dtype).str, fill)
+def _take_band_buffers(key: BandKey) -> list[Array]:
+    """Buffers for ``key`` (channels, the regions' shapes, type, fill) filled with ``fill``: a
+    set handed back by an earlier run in this thread if any (fresh ones per parent chunk would
+    cost their allocation and page faults every time), else new ones. Nested runs (three or more
+    levels) take different sets even when their shapes agree."""
+    free: dict[BandKey, list[list[Array]]] = _SCRATCH.__dict__.setdefault("free", {})
+    sets = free.get(key)
+    if sets:
+        return sets.pop()
+    num_channels, shapes, dtype, fill = key
+    buffers = [empty_xfast(num_channels, shape, dtype) for shape in shapes]
+    for buffer in buffers:
+        buffer[...] = fill
+    return buffers
 
 
-def _take_band_buffer(key: BandKey) -> Array:
-    """A buffer for ``key`` (channels, shape, type, fill) filled with ``fill``: one handed back by
-    an earlier run in this thread if any (a fresh one per parent chunk would cost its allocation
-    and page faults every time), else a new one. Nested runs (three or more levels) take
-    different buffers even when their shapes agree."""
-    free: dict[BandKey, list[Array]] = _SCRATCH.__dict__.setdefault("free", {})
-    buffers = free.get(key)
-    if buffers:
-        return buffers.pop()
-    num_channels, shape, dtype, fill = key
-    buffer = empty_xfast(num_channels, shape, dtype)
-    buffer[...] = fill
-    return buffer
-
-
-def _give_back_band_buffer(key: BandKey, buffer: Array) -> None:
-    """Keep ``buffer`` (filled with its fill again) for the next run in this thread; for the
-    most recently used kinds only (a schedule uses a few: its bands' shapes)."""
-    free: dict[BandKey, list[Array]] = _SCRATCH.__dict__.setdefault("free", {})
-    buffers = free.pop(key, [])
-    buffers.append(buffer)
-    free[key] = buffers  # most recent last
-    while len(free) > _KEPT_BUFFER_KINDS:
+def _give_back_band_buffers(key: BandKey, buffers: list[Array]) -> None:
+    """Keep ``buffers`` (filled with their fill again) for the next run in this thread; for the
+    most recently used kinds only (one per level that blends)."""
+    free: dict[BandKey, list[list[Array]]] = _SCRATCH.__dict__.setdefault("free", {})
+    sets = free.pop(key, [])
+    sets.append(buffers)
+    free[key] = sets  # most recent last
+    while len(free) > _KEPT_BUFFER_SETS:
         free.pop(next(iter(free)))
 
 
