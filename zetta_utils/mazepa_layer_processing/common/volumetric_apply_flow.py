@@ -241,12 +241,16 @@ class SubchunkablePlan:
         x0, y0, z0 = out_box.start
         sx, sy, sz = schedule.padded
 
+        # the bottom level's chunks (reading nothing ahead) straight from the operation
+        compute = self.run_op if sub == self.num_levels - 1 and self.prefetch_level != sub else functools.partial(self.chunk_output, sub)
+        num_channels = self.num_channels
+
         def outputs() -> Iterator[Array]:
             for ox, oy, oz in schedule.starts:
                 start = (x0 + ox, y0 + oy, z0 + oz)
-                data = self.chunk_output(sub, Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)), kwargs)
-                if data.shape[0] != self.num_channels:
-                    raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {self.num_channels}")
+                data = compute(Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)), kwargs)
+                if data.shape[0] != num_channels:
+                    raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}")
                 yield data
 
         if out.dtype.kind in "iu" and out.dtype.itemsize == 8 and mode != "max":
