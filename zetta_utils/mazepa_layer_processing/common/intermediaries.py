@@ -113,7 +113,7 @@ class PieceStore:
             "num_channels": self.num_channels,
             "scales": [
                 {
-                    "key": precomputed.scale_key(self.resolution),
+                    "key": self._scale_key,
                     "resolution": [int(r) if float(r).is_integer() else float(r) for r in self.resolution],
                     "voxel_offset": [0, 0, 0],
                     "size": [self.row_size, 1, counts[0] * counts[1] * counts[2]],
@@ -173,7 +173,7 @@ class PieceStore:
             if vpath.is_local:
                 os.makedirs(vpath.key, exist_ok=True)
                 if name == "info":  # the scale's folder, where _write_row puts files
-                    os.makedirs(os.path.join(vpath.key, precomputed.scale_key(self.resolution)), exist_ok=True)
+                    os.makedirs(os.path.join(vpath.key, self._scale_key), exist_ok=True)
                 tmp = os.path.join(vpath.key, f".{name}.{os.getpid()}.tmp")
                 with open(tmp, "wb") as f:
                     f.write(data)
@@ -220,7 +220,11 @@ class PieceStore:
     # key-value store, by byte range too.
     def _chunk_key(self, key: Int3) -> str:
         k = self._linear(key)
-        return f"{precomputed.scale_key(self.resolution)}/{precomputed.chunk_name((0, 0, k), (self.row_size, 1, k + 1))}"
+        return f"{self._scale_key}/{precomputed.chunk_name((0, 0, k), (self.row_size, 1, k + 1))}"
+
+    @functools.cached_property
+    def _scale_key(self) -> str:
+        return precomputed.scale_key(self.resolution)
 
     def _local_file(self, key: Int3) -> str:
         return os.path.join(self._volume_dir, self._chunk_key(key))
