@@ -332,13 +332,18 @@ def test_start_fork_server_preloads_modules_for_later_workers() -> None:
 _REUSE_PROBE = """
 import ctypes, resource
 
-def faults_of_a_second_large_block() -> int:
-    # page faults while filling a 16 MB block malloc'd again right after freeing one
+SIZE = 16 << 20
+
+def _libc():
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
-    size = 16 << 20
+    return libc
+
+def faults_of_a_second_large_block() -> int:
+    # page faults while filling a 16 MB block malloc'd again right after freeing one
+    libc, size = _libc(), SIZE
     counts = []
     for _ in range(2):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -352,11 +357,7 @@ def faults_of_a_block_freed_by_another_thread() -> int:
     # page faults while a thread fills a 16 MB block malloc'd right after another (still
     # running) thread freed one
     import threading
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    size = 16 << 20
+    libc, size = _libc(), SIZE
     freed, done = threading.Event(), threading.Event()
     counts = []
     def first() -> None:

@@ -231,9 +231,7 @@ class LocalProcessExecutor:
                 w.task_conn.send_bytes(b"")
             except OSError:
                 pass
-        reaper = threading.Thread(target=_reap, args=(processes, conns), name="mazepa-reaper", daemon=True)
-        reaper.start()
-        _REAPERS[:] = [r for r in _REAPERS if r.is_alive()] + [reaper]
+        threading.Thread(target=_reap, args=(processes, conns), name="mazepa-reaper", daemon=True).start()
 
     # ---- introspection (tests, progress) ------------------------------------------------------
 
@@ -303,9 +301,9 @@ class LocalProcessExecutor:
                 continue
             share = max(1, math.ceil(len(pending) / len(group)))
             for w in group:
-                room = min(cap - len(w.outstanding), share)
-                if group is busy and room < min(batch, len(pending)):
+                if group is busy and cap - len(w.outstanding) < min(batch, len(pending)):
                     continue  # topped up with a whole batch once it has room for one
+                room = min(cap - len(w.outstanding), share)
                 while pending and room > 0:
                     n = min(batch, room, len(pending))
                     items = []
@@ -424,9 +422,6 @@ class LocalProcessExecutor:
                 pass
         replacement = self._start_worker(w.index)
         self._workers[self._workers.index(w)] = replacement
-
-
-_REAPERS: list[threading.Thread] = []  # those still running (at interpreter exit, multiprocessing joins the workers)
 
 
 def _reap(processes: list[Any], conns: list[Any], grace_sec: float = 5.0) -> None:
