@@ -987,27 +987,25 @@ class PrecomputedBackend(VolumetricBackend):
         """:meth:`read_into` for the voxels ``[start, stop)`` at ``resolution`` (a stored one),
         without building an index (the per-chunk reads of a flow)."""
         scale = self._scale(resolution)
-        expected = (self.num_channels, stop[0] - start[0], stop[1] - start[1], stop[2] - start[2])
+        start_v, stop_v = Vec3D(*start), Vec3D(*stop)
+        expected = (self.num_channels, *(stop_v - start_v).tuple())
         if tuple(out.shape) != expected or out.dtype != np.dtype(self.data_type):
             raise ValueError(
                 f"out: expected a {self.data_type} array of shape {expected} (C, X, Y, Z), got "
                 f"{out.dtype} {tuple(out.shape)}"
             )
-        lo, size = scale["voxel_offset"], scale["size"]
-        in_start = [max(start[d], int(lo[d])) for d in range(3)]
-        in_stop = [min(stop[d], int(lo[d]) + int(size[d])) for d in range(3)]
+        _, _, in_start, in_stop = _clipped(scale, start_v, stop_v)
         if any(a >= b for a, b in zip(in_start, in_stop, strict=True)):
             out[...] = 0
             return
-        o = [in_start[d] - start[d] for d in range(3)]
-        e = [in_stop[d] - start[d] for d in range(3)]
+        o, e = in_start - start_v, in_stop - start_v
         for d in range(3):
             if o[d] > 0:
                 out[(slice(None),) * (d + 1) + (slice(0, o[d]),)] = 0
             if e[d] < expected[d + 1]:
                 out[(slice(None),) * (d + 1) + (slice(e[d], None),)] = 0
         inside = out[:, o[0] : e[0], o[1] : e[1], o[2] : e[2]]
-        self._read_xyzc_into(scale, Vec3D(*in_start), Vec3D(*in_stop), inside.transpose(1, 2, 3, 0))
+        self._read_xyzc_into(scale, in_start, in_stop, inside.transpose(1, 2, 3, 0))
 
     def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
         if not self._vpath.is_writable:

@@ -31,9 +31,9 @@ stages, like daisy's blocks, each task a *read region* and a *write region*:
 The pieces that no later reduction reads are deleted as soon as the reductions reading them have
 finished, so that the run recycles their pages instead of growing by the size of all of them
 (local files are not even deleted: later pieces overwrite them, see
-:meth:`.intermediaries.PieceStore.delete_pieces`); the rest of the intermediaries goes at the end (all of it is kept with ``keep_intermediaries``). Every
-task is idempotent: running it twice writes the same bytes, and a task's bytes do not depend on the
-executor. (A reduction delivered again after its pieces are gone fails before writing anything; its
+:meth:`.intermediaries.PieceStore.delete_pieces`); the rest of the intermediaries goes at the end
+(all of it is kept with ``keep_intermediaries``). Every task is idempotent: running it twice writes
+the same bytes, and a task's bytes do not depend on the executor. (A reduction delivered again after its pieces are gone fails before writing anything; its
 first run has completed it.)
 
 Memory of a worker: the top-level chunk's prefetched input, its padded output, one lower-level
