@@ -482,6 +482,34 @@ def test_a_finished_run_does_not_wait_for_its_workers_to_exit() -> None:
     assert not any(_pid_alive(pid) for pid in pids)  # ... and they do exit
 
 
+def test_workers_still_starting_when_a_run_ends_start_and_exit_cleanly(tmp_path: Path) -> None:
+    """A run can end before a worker has read its start-up arguments (the semaphores among them):
+    they must outlive the run until its workers have exited, or the worker fails to start with
+    a traceback on the terminal (the semaphore's name already unlinked)."""
+    import subprocess
+
+    code = """
+import gc, multiprocessing, time
+from zetta_utils.mazepa.local_pool import LocalProcessExecutor
+from zetta_utils.mazepa.semaphores import create_semaphores
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("forkserver")
+    for _ in range(4):
+        pool = LocalProcessExecutor(2, semaphores=create_semaphores(None, 2, ctx), start_method="forkserver")
+        pool.shutdown()
+        del pool
+        gc.collect()
+    time.sleep(1.5)
+    print("done")
+"""
+    script = tmp_path / "probe.py"  # a file: forkserver workers re-import the parent's __main__
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "done" in result.stdout, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 @mazepa.taskable_operation
 def nap(i: int, seconds: float) -> int:
     time.sleep(seconds)

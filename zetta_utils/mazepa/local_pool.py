@@ -231,7 +231,11 @@ class LocalProcessExecutor:
                 w.task_conn.send_bytes(b"")
             except OSError:
                 pass
-        threading.Thread(target=_reap, args=(processes, conns), name="mazepa-reaper", daemon=True).start()
+        # The reaper holds the semaphores too: a worker still starting reads them when it unpickles
+        # its arguments, and once the parent's last reference goes their names are unlinked.
+        threading.Thread(
+            target=_reap, args=(processes, conns, self.semaphores), name="mazepa-reaper", daemon=True
+        ).start()
 
     # ---- introspection (tests, progress) ------------------------------------------------------
 
@@ -424,9 +428,10 @@ class LocalProcessExecutor:
         self._workers[self._workers.index(w)] = replacement
 
 
-def _reap(processes: list[Any], conns: list[Any], grace_sec: float = 5.0) -> None:
+def _reap(processes: list[Any], conns: list[Any], keep_alive: object, grace_sec: float = 5.0) -> None:
     """Wait for workers told to exit (terminating those that do not within ``grace_sec``), then
-    close their pipes and process handles."""
+    close their pipes and process handles. ``keep_alive`` (what the workers were started with) is
+    only held until then."""
     deadline = time.monotonic() + grace_sec
     for p in processes:
         p.join(max(0.0, deadline - time.monotonic()))
