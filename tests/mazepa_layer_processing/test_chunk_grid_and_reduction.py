@@ -87,7 +87,7 @@ def test_weights_sum_to_one_over_the_region(ax: AxisGrid, mode: str) -> None:
         for label in ax.labels:
             a, b = ax.piece(j, label)
             # a band shared with a neighbour ramps (up on its A side, down on its C side)
-            w = ramps.ramp(ax.blend, falling=label == 2).numpy() if ax.shared(j, label) else np.ones(b - a)
+            w = ramps.ramp(ax.blend, falling=label == 2) if ax.shared(j, label) else np.ones(b - a)
             total[a - lo : b - lo] += w
             hits[a - lo : b - lo] += 1
             if ax.shared(j, label):

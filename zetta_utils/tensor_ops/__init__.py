@@ -5,6 +5,7 @@ from . import blending, common, convert, interpolation
 from .blending import (
     BLEND_MODES,
     BlendMode,
+    blend_ramp_array,
     get_blend_ramp,
     get_blend_weights,
     get_blend_weights_1d,
@@ -25,6 +26,7 @@ __all__ = [
     "InterpolationMode",
     "add",
     "astype",
+    "blend_ramp_array",
     "blending",
     "common",
     "convert",

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, get_args
 
+import numpy as np
 import torch
 
 from .common import SPATIAL_DIMS, as_xyz_ints
@@ -36,21 +37,29 @@ BlendMode = Literal["linear", "quadratic", "bump"]
 BLEND_MODES: tuple[str, ...] = get_args(BlendMode)
 
 
-def get_blend_ramp(pad: int, mode: BlendMode) -> torch.Tensor:
-    """The rising ramp ``w(k)``, ``k = 1 .. 2*pad``, in float64 (empty for ``pad == 0``)."""
+def blend_ramp_array(pad: int, mode: BlendMode) -> np.ndarray:
+    """The rising ramp ``w(k)``, ``k = 1 .. 2*pad``, as a float64 NumPy array (empty for
+    ``pad == 0``). Chunkwise flows build their weights from it in worker processes, where a
+    first call into torch would cost tens of milliseconds (its code paged in after the fork)."""
     if mode not in BLEND_MODES:
         raise ValueError(f"mode: expected one of {BLEND_MODES}, got {mode!r}")
     if not isinstance(pad, int) or pad < 0:
         raise ValueError(f"pad: expected a non-negative int, got {pad!r}")
-    k = torch.arange(1, 2 * pad + 1, dtype=torch.float64)
+    k = np.arange(1, 2 * pad + 1, dtype=np.float64)
     if mode == "linear":
         return k / (2 * pad + 1)
     if mode == "quadratic":
         u = k / (pad + 0.5)
-        return torch.where(u <= 1, u * u / 2, 1 - (2 - u) ** 2 / 2)
+        return np.where(u <= 1, u * u / 2, 1 - (2 - u) ** 2 / 2)
     t = k / (2 * pad + 1)
     # b(t) / (b(t) + b(1-t)) == sigmoid(1/(1-t) - 1/t), which stays finite for tiny t.
-    return torch.sigmoid(1 / (1 - t) - 1 / t)
+    with np.errstate(over="ignore"):  # exp(-x) -> inf for very negative x: weight 0, as meant
+        return 1 / (1 + np.exp(-(1 / (1 - t) - 1 / t)))
+
+
+def get_blend_ramp(pad: int, mode: BlendMode) -> torch.Tensor:
+    """The rising ramp ``w(k)``, ``k = 1 .. 2*pad``, in float64 (empty for ``pad == 0``)."""
+    return torch.from_numpy(blend_ramp_array(pad, mode))
 
 
 def get_blend_weights_1d(

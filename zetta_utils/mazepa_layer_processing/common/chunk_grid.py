@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import attrs
-import torch
+import numpy as np
 
 from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric import VolumetricIndex
@@ -273,16 +273,17 @@ class RampCache:
 
     def __init__(self, mode: str):
         self.mode = mode
-        self._ramps: dict[tuple[int, bool], torch.Tensor] = {}
+        self._ramps: dict[tuple[int, bool], np.ndarray] = {}
 
-    def ramp(self, pad: int, falling: bool = False) -> torch.Tensor:
-        """The rising (or falling) ramp of half-width ``pad``, float64."""
+    def ramp(self, pad: int, falling: bool = False) -> np.ndarray:
+        """The rising (or falling) ramp of half-width ``pad``, float64 (not to be changed)."""
         ramp = self._ramps.get((pad, falling))
         if ramp is None:
-            from zetta_utils.tensor_ops import get_blend_ramp
+            from zetta_utils.tensor_ops import blend_ramp_array
 
-            ramp = get_blend_ramp(pad, self.mode)  # type: ignore[arg-type]
+            ramp = blend_ramp_array(pad, self.mode)  # type: ignore[arg-type]
             if falling:
-                ramp = ramp.flip(0)
+                ramp = ramp[::-1].copy()
+            ramp.flags.writeable = False
             self._ramps[(pad, falling)] = ramp
         return ramp

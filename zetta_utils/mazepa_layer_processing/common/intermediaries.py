@@ -422,7 +422,7 @@ def weight_product(mode: str, pads: Int3, specs: tuple[Any, Any, Any], dtype: np
     """The weights over a piece's part: per dim ``None`` (ones) or ``(falling, offset, length)``
     of the dim's ramp (of half-width ``pads[d]``)."""
     ramps = ramp_cache(mode)
-    per_dim = [None if spec is None else ramps.ramp(pads[d], spec[0]).numpy() for d, spec in enumerate(specs)]
+    per_dim = [None if spec is None else ramps.ramp(pads[d], spec[0]) for d, spec in enumerate(specs)]
     offsets = [0 if spec is None else spec[1] for spec in specs]
     lengths = [0 if spec is None else spec[2] for spec in specs]
     return Weights.of(per_dim, offsets, lengths, dtype)

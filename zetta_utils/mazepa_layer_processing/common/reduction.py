@@ -387,7 +387,7 @@ def _axis_pieces(
             shared = ax.shared(j, label)
             weight = None
             if shared and weighted:
-                ramp = ramps.ramp(ax.blend, falling=label == LABEL_C).numpy()
+                ramp = ramps.ramp(ax.blend, falling=label == LABEL_C)
                 weight = np.ascontiguousarray(ramp[lo - a : hi - a], dtype=acc_dtype)
             pieces.append(_AxisPiece((a, b), slice(lo, hi), slice(lo - start, hi - start), int(shared), weight))
         result[j] = (start, pieces)
