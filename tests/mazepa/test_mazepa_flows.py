@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,11 @@ def record(label: str) -> str:
 @mazepa.taskable_operation
 def square(x: int) -> int:
     return x * x
+
+
+@mazepa.taskable_operation
+def nap(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def run(target: Any, **kwargs: Any) -> mazepa.ExecutionSummary:
@@ -59,7 +65,7 @@ def test_barrier_waits_for_everything_yielded_before() -> None:
         yield [record.make_task(f"b{i}") for i in range(n)]
 
     run(two_stages(5))
-    assert seen["before"] == [None] * 5  # the scheduler pulled ahead before running anything
+    assert seen["before"].count(None) >= 4  # the flow went on while its first tasks were pending
     assert seen["after"] == [f"a{i}" for i in range(5)]
     assert sorted(seen["events_at_barrier"]) == sorted(f"a{i}" for i in range(5))
     assert len(EVENTS) == 10
@@ -132,6 +138,47 @@ def test_a_sub_flow_whose_dependencies_finish_goes_before_its_parents_next_items
     run(parent(300))
     # (the serial executor takes tasks 64 at a time: the first batch is all chunks)
     assert EVENTS.index("reduce 0") <= 64
+
+
+def test_tasks_of_a_resumed_flow_go_before_tasks_already_waiting() -> None:
+    # A reduction unblocked by its chunk runs before chunks the scheduler had already queued, so
+    # that what it frees (intermediaries) is freed early.
+    @mazepa.flow_schema
+    def after(first: mazepa.Task[Any]) -> Iterator[Any]:
+        yield mazepa.Dependency(first)
+        yield [record.make_task("reduce 0"), record.make_task("reduce 1")]
+
+    @mazepa.flow_schema
+    def parent() -> Iterator[Any]:
+        first = record.make_task("chunk 0")
+        yield first
+        yield after(first)
+        yield [record.make_task(f"chunk {i}") for i in range(1, 10)]
+
+    scheduler = mazepa.Scheduler(parent())
+
+    def labels(batch: list[mazepa.Task[Any]]) -> list[str]:
+        return [t.args[0] for t in batch]
+
+    first = scheduler.next_batch(1)
+    assert labels(first) == ["chunk 0"]
+    assert labels(scheduler.next_batch(1)) == ["chunk 1"]  # chunks 2-9 now wait in the queue
+    assert scheduler.num_ready == 8
+    scheduler.handle_outcome(mazepa.TaskOutcome(task_id=first[0].id, return_value="chunk 0"))
+    assert labels(scheduler.next_batch(3)) == ["reduce 0", "reduce 1", "chunk 2"]
+
+
+def test_the_serial_executor_queues_about_20_ms_of_work() -> None:
+    executor = mazepa.SerialExecutor(batch_size=64)
+    assert executor.free_slots() == 1  # durations unknown yet
+    executor.submit([nap.make_task(0.006)])
+    assert executor.free_slots() == 0
+    assert executor.poll_outcomes(0)[0].succeeded
+    assert executor.free_slots() in (2, 3)  # 6 ms tasks: a few at a time
+    for _ in range(20):
+        executor.submit([square.make_task(3)])
+        executor.poll_outcomes(0)
+    assert executor.free_slots() == 64  # tiny ones: a whole batch
 
 
 def test_flow_schema_classes() -> None:

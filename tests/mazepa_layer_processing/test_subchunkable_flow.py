@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from zetta_utils.mazepa_layer_processing import (
 )
 from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan, reduction
 from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box
+from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
 from zetta_utils.mazepa_layer_processing.common.volumetric_apply_flow import (
     ProcessTopChunks,
     plan_reducer,
@@ -409,6 +411,46 @@ def test_worker_types_names_and_task_stacks(tmp_path: Path, make_volume: MakeVol
     assert {t.worker_type for t in top} == {"gpu"} and {t.worker_type for t in reductions} == {"cpu"}
     assert [len(t.args[0]) for t in top] == [3, 3, 2]  # 8 top-level chunks in stacks of 3
     assert len(reductions) == 8 and len({t.id for t in tasks}) == len(tasks)
+
+
+def slow_identity(src: torch.Tensor) -> torch.Tensor:
+    time.sleep(0.002)  # top-level tasks of about 20 ms: the serial executor takes them one by one
+    return src
+
+
+def test_a_serial_run_keeps_few_intermediaries(tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each slice of top-level chunks is reduced, and its pieces recycled, while the next slices
+    # are computed: the pieces on disk stay within about two slices (16 chunks each) however many
+    # slices the region has, instead of the executor's and scheduler's look-ahead.
+    size = (32, 32, 6)
+    src = make_volume("src", size=size, chunk=(8, 8, 1))
+    data = random_array((1, *size), "uint8", seed=5)
+    write_array(src, data)
+    dst = make_volume("dst", size=size, chunk=(8, 8, 1))
+    live: list[int] = []
+    original = PieceStore._write_row
+
+    def counting(self: PieceStore, key: Any, row: np.ndarray) -> None:
+        original(self, key, row)
+        folder = Path(self._local_file(key)).parent
+        live.append(sum(1 for p in folder.iterdir() if p.is_file() and not p.name.endswith(".tmp")))
+
+    monkeypatch.setattr(PieceStore, "_write_row", counting)
+    flow = make_flow(
+        src,
+        dst,
+        tmp_path / "tmp",
+        fn=slow_identity,
+        bbox=BBox3D.from_coords((0, 0, 0), size, RES),
+        processing_chunk_sizes=[[8, 8, 1], [4, 4, 1]],
+        processing_crop_pads=[[2, 2, 0], [1, 1, 0]],
+        processing_blend_pads=[[2, 2, 0], [1, 1, 0]],
+        max_reduction_chunk_size=[16, 16, 1],
+    )
+    run(flow)
+    assert len(live) == 16 * 6
+    assert max(live) <= 32, live
+    np.testing.assert_array_equal(read_array(dst, (0, 0, 0), size), data)
 
 
 @pytest.mark.parametrize("depth", [2, 1], ids=["waves along z", "waves along y, blended across"])

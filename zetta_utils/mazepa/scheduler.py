@@ -9,7 +9,10 @@ millions of tasks runs in bounded memory.
 
 Walk order is depth first: a sub-flow runs as soon as it is yielded, and its parent continues
 (concurrently) once the sub-flow blocks on a dependency, finishes, or the look-ahead is full; a
-sub-flow whose dependencies have finished resumes before its ancestors yield more.
+sub-flow whose named dependencies have finished resumes before its ancestors yield more, and its
+tasks go before those already waiting: work that consumes earlier results (a reduction of chunks
+just computed) does not wait behind the look-ahead of producers, so what it frees (intermediary
+files) is freed early.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class _Walker:
         "parent",
         "queued",
         "state",
+        "urgent",
         "wait_count",
         "waiting_on",
     )
@@ -70,6 +74,7 @@ class _Walker:
         self.n_children = 0  # this flow's sub-flows, not finished
         self.state = _RUNNABLE
         self.queued = False
+        self.urgent = False  # resumed after named dependencies: its tasks go first
         self.wait_count = 0
         self.waiting_on: list[str] = []
 
@@ -136,6 +141,7 @@ class Scheduler:
         self._live: dict[str, _Live] = {}
         self._live_flows: dict[str, _Walker] = {}
         self._ready: deque[_Live] = deque()
+        self._urgent: deque[_Live] = deque()  # served before _ready (retries, resumed flows)
         self._runnable: deque[_Walker] = deque()
         self._waiters: dict[str, list[_Walker]] = {}
         self._num_in_flight = 0
@@ -150,7 +156,7 @@ class Scheduler:
 
     @property
     def num_ready(self) -> int:
-        return len(self._ready)
+        return len(self._urgent) + len(self._ready)
 
     @property
     def num_live(self) -> int:
@@ -166,16 +172,15 @@ class Scheduler:
         outcomes are handled."""
         if max_tasks <= 0:
             return []
-        if len(self._ready) < max_tasks:
-            self._pump(max_tasks)
-        ready = self._ready
-        n = min(max_tasks, len(ready))
+        self._pump(max_tasks)
         batch: list[Task[Any]] = []
-        for _ in range(n):
-            live = ready.popleft()
-            live.in_flight = True
-            batch.append(live.task)
-        self._num_in_flight += n
+        for queue in (self._urgent, self._ready):
+            n = min(max_tasks - len(batch), len(queue))
+            for _ in range(n):
+                live = queue.popleft()
+                live.in_flight = True
+                batch.append(live.task)
+        self._num_in_flight += len(batch)
         return batch
 
     def handle_outcome(self, outcome: TaskOutcome[Any]) -> None:
@@ -198,7 +203,7 @@ class Scheduler:
             limit = self.max_retry_non_transient
         if live.attempts <= limit:
             live.counts.retries += 1
-            self._ready.appendleft(live)
+            self._urgent.appendleft(live)
             return
         task.outcome = outcome
         live.failed = True
@@ -223,7 +228,7 @@ class Scheduler:
             if live is not None and live.in_flight:
                 live.in_flight = False
                 self._num_in_flight -= 1
-                self._ready.appendleft(live)
+                self._urgent.appendleft(live)
 
     def drain_completed_ids(self) -> list[str]:
         """Ids of tasks and flows finished since the last call (with ``record_completed``)."""
@@ -234,7 +239,7 @@ class Scheduler:
     @property
     def stalled(self) -> bool:
         """Not finished, yet nothing can make progress (failures, or a dependency cycle)."""
-        if self.finished or self._num_in_flight or self._ready:
+        if self.finished or self._num_in_flight or self._ready or self._urgent:
             return False
         return not any(w.state == _RUNNABLE for w in self._runnable)
 
@@ -250,29 +255,35 @@ class Scheduler:
 
     def _make_runnable(self, w: _Walker, first: bool = False) -> None:
         w.state = _RUNNABLE
-        if not w.queued:
+        if first:
+            # to the front even if still queued further back (blocked walkers stay queued until
+            # they reach the front): the stale entry is skipped or advances it again, harmlessly
             w.queued = True
-            if first:
-                self._runnable.appendleft(w)
-            else:
-                self._runnable.append(w)
+            self._runnable.appendleft(w)
+        elif not w.queued:
+            w.queued = True
+            self._runnable.append(w)
+
+    def _queued_ahead(self, w: _Walker) -> int:
+        """Ready tasks that ``w``'s next tasks would wait behind."""
+        return len(self._urgent) if w.urgent else len(self._urgent) + len(self._ready)
 
     def _pump(self, want: int) -> None:
         runnable = self._runnable
         live = self._live
-        ready = self._ready
         max_pending = self.max_pending
-        while runnable and len(ready) < want and len(live) < max_pending:
+        while runnable and len(live) < max_pending:
             w = runnable[0]
             if w.state != _RUNNABLE:
                 runnable.popleft()
                 w.queued = False
                 continue
+            if self._queued_ahead(w) >= want:
+                return
             self._advance(w, want)
 
     def _advance(self, w: _Walker, want: int) -> None:
         """Pull items from ``w`` until it blocks, ends, starts a sub-flow or enough is ready."""
-        ready = self._ready
         live = self._live
         if w.iterator is None:
             assert w.flow is not None
@@ -282,7 +293,7 @@ class Scheduler:
                 self._fail_flow(w, e)
                 return
         iterator = w.iterator
-        while len(ready) < want and len(live) < self.max_pending:
+        while self._queued_ahead(w) < want and len(live) < self.max_pending:
             try:
                 item = next(iterator)
             except StopIteration:
@@ -369,7 +380,7 @@ class Scheduler:
         self._live[tid] = live
         w.n_outstanding += 1
         counts.yielded += 1
-        self._ready.append(live)
+        (self._urgent if w.urgent else self._ready).append(live)
 
     def _add_flow(self, parent: _Walker, flow: Flow) -> _Walker | None:
         try:
@@ -385,6 +396,7 @@ class Scheduler:
             flow = Flow(flow.fn, flow.args, flow.kwargs, name=flow.name, flow_id=f"{fid}~{n}")
             fid = flow.id
         child = _Walker(flow, parent)
+        child.urgent = parent.urgent
         self._live_flows[fid] = child
         parent.n_children += 1
         return child
@@ -425,6 +437,7 @@ class Scheduler:
                 # depth first: a flow whose dependencies are done goes before its ancestors'
                 # later items (e.g. a reduction waiting for some chunks, while its parent
                 # still yields the next chunks)
+                w.urgent = True
                 self._make_runnable(w, first=True)
 
     def _check_walker(self, w: _Walker) -> None:
