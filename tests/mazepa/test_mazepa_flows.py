@@ -136,7 +136,7 @@ def test_a_sub_flow_whose_dependencies_finish_goes_before_its_parents_next_items
             yield record.make_task(f"chunk {i}")
 
     run(parent(300))
-    # (the serial executor takes tasks 64 at a time: the first batch is all chunks)
+    # (tiny tasks: the serial executor takes up to 64 at a time, the first batch all chunks)
     assert EVENTS.index("reduce 0") <= 64
 
 

@@ -131,7 +131,8 @@ def execute(
     :param checkpoint_interval_sec: how often new ids are written (and always at the end).
     :param show_progress: live display on a terminal, periodic log lines otherwise (default True).
     :param semaphores_spec: limits of ``mazepa.semaphore`` types, e.g. ``{"cuda": 1, "read": 4}``.
-    :param batch_size: most tasks sent to a worker at once (default 32; 64 serially).
+    :param batch_size: most tasks sent to a worker at once (default 32; 64 serially). Both
+        executors size their batches to about 20 ms of work from the durations seen so far.
     :param raise_on_failure: raise ``ExecutionError`` at the first permanent failure (default);
         if False, run what does not depend on failed work and report failures in the summary.
     :param max_pending_tasks: look-ahead: most tasks materialised from flows and unfinished.
