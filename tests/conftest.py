@@ -1,5 +1,7 @@
 import os
-from collections.abc import Iterator
+import signal
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,35 @@ def home(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     root = make_home(tmp_path / "home", demo_dir)
     monkeypatch.setenv("HOME", str(root))
     yield root
+
+
+# Ctrl-C tests need SIGINT to reach their processes. A test run started in the background by a
+# shell without job control (``pytest &``) ignores SIGINT, and so does every process it starts (an
+# ignored signal stays ignored across exec): these put SIGINT back to its default, as a terminal
+# would have it.
+_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+@pytest.fixture
+def default_sigint() -> Callable[[list[str]], list[str]]:
+    """Wraps a Python command line (``[sys.executable, ...]``) so that it starts with SIGINT at
+    its default disposition."""
+
+    def wrap(argv: list[str]) -> list[str]:
+        assert argv[0] == sys.executable
+        return [sys.executable, "-c", _DEFAULT_SIGINT, *argv[1:]]
+
+    return wrap
+
+
+@pytest.fixture
+def sigint_enabled() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process during the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -96,16 +96,14 @@ def _worker_pids(folder: Path) -> set[int]:
     return {int(p.name[4:]) for p in folder.glob("pid-*")}
 
 
-def _start(folder: Path, progress: bool, **kwargs: Any) -> subprocess.Popen[bytes]:
+def _start(folder: Path, progress: bool, wrap: Callable[[list[str]], list[str]], **kwargs: Any) -> subprocess.Popen[bytes]:
     script = folder / "child.py"
     script.write_text(CHILD)
-    return subprocess.Popen(
-        [sys.executable, str(script), str(folder), "progress" if progress else "quiet"], **kwargs
-    )
+    return subprocess.Popen(wrap([sys.executable, str(script), str(folder), "progress" if progress else "quiet"]), **kwargs)
 
 
-def test_sigint_without_a_terminal_cancels_and_ends_all_processes(tmp_path: Path) -> None:
-    child = _start(tmp_path, progress=False, stdin=subprocess.DEVNULL)
+def test_sigint_without_a_terminal_cancels_and_ends_all_processes(tmp_path: Path, default_sigint: Callable[[list[str]], list[str]]) -> None:
+    child = _start(tmp_path, progress=False, wrap=default_sigint, stdin=subprocess.DEVNULL)
     try:
         _wait_until(lambda: len(_worker_pids(tmp_path)) == 2, "both workers to run a task")
         family = _descendants(child.pid)  # fork server, workers, resource tracker
@@ -119,9 +117,9 @@ def test_sigint_without_a_terminal_cancels_and_ends_all_processes(tmp_path: Path
     _wait_until(lambda: not any(_alive(pid) for pid in family), "the child's processes to end", timeout=20)
 
 
-def test_interactive_confirmation(tmp_path: Path) -> None:
+def test_interactive_confirmation(tmp_path: Path, default_sigint: Callable[[list[str]], list[str]]) -> None:
     master, slave = pty.openpty()
-    child = _start(tmp_path, progress=True, stdin=slave, stdout=slave, stderr=slave)
+    child = _start(tmp_path, progress=True, wrap=default_sigint, stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
     output = bytearray()
 
@@ -160,6 +158,7 @@ def test_interactive_confirmation(tmp_path: Path) -> None:
     _wait_until(lambda: not any(_alive(pid) for pid in family), "the child's processes to end", timeout=20)
 
 
+@pytest.mark.usefixtures("sigint_enabled")
 def test_serial_run_is_interrupted_inside_a_task(tmp_path: Path) -> None:
     ran: list[int] = []
 

@@ -364,7 +364,9 @@ execute_on_gcp_with_sqs([slow.make_task(sys.argv[2], i) for i in range(4)], work
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
-def test_stopped_run_leaves_nothing_behind(how: str, sqs_env: str, tmp_path: Path, list_queues: ListQueues) -> None:
+def test_stopped_run_leaves_nothing_behind(
+    how: str, sqs_env: str, tmp_path: Path, list_queues: ListQueues, default_sigint: Callable[[list[str]], list[str]]
+) -> None:
     """Ctrl-C (non-interactive: cancels without asking) and SIGTERM clean up at once; a run
     killed outright leaves its record, and ``zetta gc`` deletes what it left."""
     from zetta_utils.cloud_management import collect_garbage
@@ -376,7 +378,10 @@ def test_stopped_run_leaves_nothing_behind(how: str, sqs_env: str, tmp_path: Pat
     script.write_text(CANCEL_SCRIPT)
     record = Path(os.environ["ZETTA_RUN_RECORDS"]) / f"{run_id}.json"
     proc = subprocess.Popen(
-        [sys.executable, str(script), run_id, str(markers)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        default_sigint([sys.executable, str(script), run_id, str(markers)]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
