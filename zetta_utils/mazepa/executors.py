@@ -48,7 +48,22 @@ class ExecutorBackend(Protocol):
 # stops early, so that finished work still reaches the checkpoint.
 
 
-_TARGET_QUEUE_SEC = 0.02
+class TaskDurations:
+    """A running mean of task durations (recent ones weigh more), to size batches of work."""
+
+    TARGET_BATCH_SEC = 0.02
+
+    def __init__(self) -> None:
+        self.mean_secs: float | None = None
+
+    def learn(self, secs: float) -> None:
+        mean = self.mean_secs
+        self.mean_secs = secs if mean is None else 0.7 * mean + 0.3 * secs
+
+    def batch(self, most: int) -> int:
+        """How many tasks run in about :attr:`TARGET_BATCH_SEC` (1 while unknown, at most ``most``)."""
+        mean = self.mean_secs
+        return 1 if mean is None else max(1, min(most, int(self.TARGET_BATCH_SEC / max(mean, 1e-7))))
 
 
 class SerialExecutor:
@@ -64,12 +79,10 @@ class SerialExecutor:
         self.batch_size = batch_size
         self._queue: deque[Task[Any]] = deque()
         self._finished: list[TaskOutcome[Any]] = []
-        self._mean_secs: float | None = None
+        self._durations = TaskDurations()
 
     def free_slots(self) -> int:
-        mean = self._mean_secs
-        depth = 1 if mean is None else max(1, min(self.batch_size, int(_TARGET_QUEUE_SEC / max(mean, 1e-7))))
-        return depth - len(self._queue)
+        return self._durations.batch(self.batch_size) - len(self._queue)
 
     def submit(self, tasks: Sequence[Task[Any]]) -> None:
         self._queue.extend(tasks)
@@ -98,8 +111,7 @@ class SerialExecutor:
                     guard.active = False
             queue.popleft()
             outcomes.append(outcome)
-            secs, mean = outcome.execution_secs, self._mean_secs
-            self._mean_secs = secs if mean is None else 0.7 * mean + 0.3 * secs
+            self._durations.learn(outcome.execution_secs)
             if outcome.exception_type is not None:
                 break
         self._finished = []

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
+from .executors import TaskDurations
 from .interrupts import interruptible
 from .serialization import SentOperations, deserialize_outcomes, serialize_task_batch
 from .task_outcome import TaskOutcome
@@ -36,7 +37,6 @@ from .worker_process import worker_main
 __all__ = ["LocalProcessExecutor", "default_start_method", "start_fork_server"]
 
 _LONG_TASK_SEC = 0.05  # tasks this long go one at a time, no prefetch
-_TARGET_BATCH_SEC = 0.02
 _MAX_UNATTRIBUTED_DEATHS = 5
 # What every worker imports before its first task: the worker loop, and the parts of
 # multiprocessing that unpickle its pipes, shared counter and semaphores (3-4 ms per worker).
@@ -149,7 +149,7 @@ class LocalProcessExecutor:
         self._local_outcomes: list[TaskOutcome[Any]] = []
         self._num_outstanding = 0
         self._next_seq = 0
-        self._mean_secs: float | None = None
+        self._durations = TaskDurations()
         self._unattributed_deaths = 0
         self._closed = False
         self._workers: list[_Worker] = []
@@ -197,7 +197,7 @@ class LocalProcessExecutor:
         for w in dead:
             self._replace_dead_worker(w, outcomes)
         if outcomes:
-            self._learn_durations(outcomes)
+            self._durations.learn(sum(o.execution_secs for o in outcomes) / len(outcomes))
             self._dispatch()
         return outcomes
 
@@ -278,16 +278,11 @@ class LocalProcessExecutor:
         return _Worker(index, process, task_w, result_conn=result_r, seq=seq)
 
     def _batch_and_cap(self) -> tuple[int, int]:
-        mean = self._mean_secs
+        mean = self._durations.mean_secs
         if mean is None or mean >= _LONG_TASK_SEC:
             return 1, 1
-        batch = max(1, min(self.max_batch_size, int(_TARGET_BATCH_SEC / max(mean, 1e-7))))
+        batch = self._durations.batch(self.max_batch_size)
         return batch, 2 * batch
-
-    def _learn_durations(self, outcomes: list[TaskOutcome[Any]]) -> None:
-        secs = sum(o.execution_secs for o in outcomes) / len(outcomes)
-        mean = self._mean_secs
-        self._mean_secs = secs if mean is None else 0.7 * mean + 0.3 * secs
 
     def _dispatch(self) -> None:
         pending = self._pending
