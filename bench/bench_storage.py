@@ -13,6 +13,14 @@ memory of the same bytes measured in the same run:
 * TensorStore chunk write / read: 1024 x 1024 x 1 uint8 raw chunks of a precomputed volume
   (what the plain-TensorStore baseline of ``bench_subchunkable.py`` does per chunk).
 
+Then the reads of a subchunked flow: 256 regions of 1280 x 1280 x 1 (a 1024 x 1024 chunk and
+128 voxels around it, as in the third case of ``bench_subchunkable.py``) from a 4096 x 4096 x 16
+uint8 volume of 1024 x 1024 x 1 raw chunks, each through ``TSBackend.read_voxels_into``: by
+TensorStore's array interface with a chunk cache (each storage chunk read once, then copied out
+of the cache), without one (every region reads its 4 to 9 chunks whole), and by the backend's
+reads of the chunk files (only the rows each region covers). Wall and CPU time per region (the
+array interface works in TensorStore's own threads).
+
 With ``--drop-caches`` (root), the page cache is dropped before each round, as
 ``bench_subchunkable.py --drop-caches`` does.
 
@@ -116,6 +124,58 @@ def measure(root: str, data: np.ndarray) -> dict[str, float]:
     return times
 
 
+def region_reads(root: str) -> dict[str, tuple[float, float]]:
+    """Seconds per region (wall, CPU) of each way of reading a flow's padded regions."""
+    import torch
+
+    from zetta_utils.layer.volumetric import VolumetricIndex
+    from zetta_utils.layer.volumetric.tensorstore import TSBackend, build_ts_layer
+
+    size, chunk, pad, planes = 4096, 1024, 128, 16
+    res = (16, 16, 40)
+    path = os.path.join(root, "regions")
+    layer = build_ts_layer(
+        "file://" + path,
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_scales=[list(res)],
+        info_chunk_size=[chunk, chunk, 1],
+        info_dataset_size=[size, size, planes],
+        info_encoding="raw",
+    )
+    rng = np.random.default_rng(1)
+    for z in range(planes):
+        plane = torch.from_numpy(rng.integers(0, 256, (1, size, size, 1), dtype=np.uint8))
+        layer[VolumetricIndex.from_coords((0, 0, z), (size, size, z + 1), res)] = plane
+    starts = [(x - pad, y - pad, z) for z in range(planes) for y in range(0, size, chunk) for x in range(0, size, chunk)]
+    side = chunk + 2 * pad
+    out = np.empty((1, 1, side, side), dtype=np.uint8).transpose(0, 3, 2, 1)  # CXYZ, x fastest
+    ways = {
+        "array interface, cached": ("0", 64 << 20),
+        "array interface, no cache": ("0", 0),
+        "chunk files": ("1", 0),
+    }
+    previous = os.environ.get("ZETTA_RAW_CHUNK_READS")
+    times = {}
+    try:
+        for name, (mode, cache) in ways.items():
+            os.environ["ZETTA_RAW_CHUNK_READS"] = mode
+            backend = TSBackend(path, cache_bytes_limit=cache)
+            wall, cpu = time.perf_counter(), time.process_time()
+            for x, y, z in starts:
+                backend.read_voxels_into(res, (x, y, z), (x + side, y + side, z + 1), out)
+            times[name] = ((time.perf_counter() - wall) / len(starts), (time.process_time() - cpu) / len(starts))
+            backend.clear_cache()
+    finally:
+        if previous is None:
+            os.environ.pop("ZETTA_RAW_CHUNK_READS", None)
+        else:
+            os.environ["ZETTA_RAW_CHUNK_READS"] = previous
+        shutil.rmtree(path)
+    return times
+
+
 def drop_caches() -> None:
     os.sync()
     with open("/proc/sys/vm/drop_caches", "w") as f:
@@ -138,11 +198,13 @@ def main() -> None:
     data = np.random.default_rng(0).integers(0, 256, MB, dtype=np.uint8)
     root = tempfile.mkdtemp(prefix="bench_storage_", dir=args.dir)
     rounds: list[dict[str, float]] = []
+    region_rounds: list[dict[str, tuple[float, float]]] = []
     try:
         for _ in range(args.repeat):
             if args.drop_caches:
                 drop_caches()
             rounds.append(measure(root, data))
+            region_rounds.append(region_reads(root))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     best = {name: min(r[name] for r in rounds) for name in rounds[0]}
@@ -152,6 +214,12 @@ def main() -> None:
         print(
             f"  {name:26s} {secs * 1e3:7.3f} ms/MB  {MB / secs / 1e9:6.2f} GB/s  {secs / base:6.1f} x memcpy"
         )
+    print(f"1280 x 1280 regions of 1024 x 1024 raw chunks, x 256, best of {args.repeat}")
+    cached_cpu = min(r["array interface, cached"][1] for r in region_rounds)
+    for name in region_rounds[0]:
+        wall = min(r[name][0] for r in region_rounds)
+        cpu = min(r[name][1] for r in region_rounds)
+        print(f"  {name:26s} {wall * 1e3:7.3f} ms wall  {cpu * 1e3:7.3f} ms CPU  {cpu / cached_cpu:5.2f} x the CPU of the cached")
 
 
 if __name__ == "__main__":

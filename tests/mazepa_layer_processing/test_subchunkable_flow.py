@@ -649,18 +649,26 @@ def test_prefetch_cache_holds_the_storage_chunks_of_the_regions_reused() -> None
     assert prefetch_cache_bytes([Box((0, 0, 0), (0, 0, 0))], offset, chunk, mib) == 8 * mib
 
 
-def test_prefetches_read_through_a_cache_sized_for_a_row_of_chunks(tmp_path: Path, make_volume: MakeVolume) -> None:
+@pytest.mark.parametrize("raw_reads", ["1", "0"])
+def test_prefetches_read_chunk_files_or_through_a_cache_sized_for_a_row_of_chunks(
+    tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch, raw_reads: str
+) -> None:
     from zetta_utils.mazepa_layer_processing.common import layer_wrappers
 
+    monkeypatch.setenv("ZETTA_RAW_CHUNK_READS", raw_reads)
     src, data = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     layer_wrappers._CACHED_READERS.clear()
     run(make_flow(src, dst, tmp_path / "tmp"))
     assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
-    # the padded regions of this small volume share storage chunks: they went through a cache of
-    # one step (8 MiB), not the largest one
     readers = [r for rs in layer_wrappers._CACHED_READERS.values() for r in rs]
-    assert readers and all(r.cache_bytes_limit == 8 << 20 for r in readers)
+    if raw_reads == "1":
+        # each prefetch read only the rows of the (raw, local) chunk files it covers: no cache
+        assert not readers
+    else:
+        # the padded regions of this small volume share storage chunks: they went through a
+        # cache of one step (8 MiB), not the largest one
+        assert readers and all(r.cache_bytes_limit == 8 << 20 for r in readers)
 
 
 def test_prefetches_of_a_volume_share_one_cached_reader_per_info(make_volume: MakeVolume) -> None:

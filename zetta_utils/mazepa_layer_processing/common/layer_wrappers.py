@@ -263,6 +263,8 @@ class _Source:
     into_buffer: bool
     """Whether it reads straight into a given buffer (a precomputed volume storing the type it
     returns)."""
+    reads_chunk_files: bool
+    """Whether it reads only the part of each storage chunk a region covers (no cache needed)."""
 
 
 _SOURCES: dict[tuple[int, tuple[float, ...]], tuple[VolumetricBackend, _Source | None]] = {}
@@ -291,11 +293,18 @@ def _source(backend: VolumetricBackend, resolution: Vec3D[float]) -> _Source | N
             num_channels=backend.num_channels,
             dtype=dtype,
             into_buffer=isinstance(backend, PrecomputedBackend) and backend.data_type == str(to_np_dtype(dtype)),
+            reads_chunk_files=_reads_chunk_files(backend, stored),
         )
     if len(_SOURCES) >= 64:
         _SOURCES.clear()
     _SOURCES[key] = (backend, source)
     return source
+
+
+def _reads_chunk_files(backend: VolumetricBackend, resolution: Vec3D[float]) -> bool:
+    from zetta_utils.layer.volumetric.tensorstore import TSBackend
+
+    return isinstance(backend, TSBackend) and backend.reads_chunk_files(resolution)
 
 
 def prefetch_layer(
@@ -340,9 +349,10 @@ def _prefetchable(layer: VolumetricLayer, resolution: Vec3D[float]) -> _Source |
 def _prefetch(layer: VolumetricLayer, source: _Source, box: Box, reuse: Box | None) -> VolumetricLayer:
     backend = layer.backend
     inside = box.intersection(source.bounds)
-    # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
-    # read it directly. Otherwise neighbours re-read the chunks they share: keep them cached.
-    if inside.is_empty() or _is_chunk_aligned(inside, source.offset, source.chunk, source.bounds):
+    # A region on the storage chunk grid shares no storage chunk with its neighbours' regions,
+    # and reads of chunk files take only the part of each chunk a region covers: read directly.
+    # Otherwise neighbours re-read the chunks they share: keep them cached.
+    if inside.is_empty() or source.reads_chunk_files or _is_chunk_aligned(inside, source.offset, source.chunk, source.bounds):
         reader = backend
     elif reuse is None:
         reader = chunk_cached(backend)

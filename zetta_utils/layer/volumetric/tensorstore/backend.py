@@ -30,6 +30,14 @@ scale (once per process) checks it on storage (bounds, chunk size, encoding, sha
 the layer's info; ``ZETTA_RAW_CHUNK_WRITES=0`` sends every write through the array
 interface instead.
 
+Reads of local raw, unsharded scales go the other way round: straight to the chunk files, each
+read once, by byte range (only the rows of a chunk that a region covers) into the caller's buffer.
+TensorStore's array interface reads every chunk whole into its cache first and copies out of it
+in its own threads: about 2-3x the CPU time per region of a subchunked flow's reads here
+(``bench/bench_storage.py``). A missing chunk reads as zeros (``fill_missing_data_reads``); a chunk
+file of the wrong size is an error. ``ZETTA_RAW_CHUNK_READS=0`` sends every read through the array
+interface (and its cache, ``cache_bytes_limit``, which raw reads do not need).
+
 Handles are opened once per process, volume, scale and settings, and reused; the backend itself
 holds only its path, info and settings, so it pickles small and reopens lazily in a worker.
 """
@@ -41,6 +49,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from zetta_utils.geometry import Vec3D
@@ -55,6 +64,11 @@ _GZIP_PROBE_ENTRIES = 64
 def raw_chunk_writes_enabled() -> bool:
     """False when ``ZETTA_RAW_CHUNK_WRITES`` is ``0``/``false``/``no``/``off``."""
     return os.environ.get("ZETTA_RAW_CHUNK_WRITES", "").strip().lower() not in ("0", "false", "no", "off")
+
+
+def raw_chunk_reads_enabled() -> bool:
+    """False when ``ZETTA_RAW_CHUNK_READS`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get("ZETTA_RAW_CHUNK_READS", "").strip().lower() not in ("0", "false", "no", "off")
 
 
 _RAW_WRITE_MAX_PENDING_BYTES = 64 * 2**20
@@ -255,15 +269,32 @@ class TSBackend(PrecomputedBackend):
         """The region ``[start, stop)`` of the scale's handle (XYZC, in voxel coordinates)."""
         return self._store(scale)[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
 
+    def reads_chunk_files(self, resolution: Vec3D[float]) -> bool:
+        """Whether reads at ``resolution`` (a stored one) go to the chunk files directly, taking
+        only the part of each chunk a region covers (see the module docstring)."""
+        return self._reads_raw_chunks(self._scale(resolution))
+
+    def _reads_raw_chunks(self, scale: Mapping[str, Any]) -> bool:
+        return self._vpath.is_local and _is_plain_raw(scale) and raw_chunk_reads_enabled()
+
     def _read_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
     ) -> npt.NDArray[Any]:
+        if self._reads_raw_chunks(scale):
+            shape = (*(b - a for a, b in zip(start, stop, strict=True)), self.num_channels)
+            out = np.empty(shape, dtype=self.data_type, order="F")
+            self._read_raw_chunks_into(scale, start, stop, out)
+            return out
         return self._view(scale, start, stop).read(order="F").result()
 
     def _read_xyzc_into(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
     ) -> None:
         import tensorstore as ts
+
+        if self._reads_raw_chunks(scale):
+            self._read_raw_chunks_into(scale, start, stop, out)
+            return
 
         # TensorStore copies the chunks straight into ``out`` (referenced, not copied)
         target = ts.array(out, copy=False, write=True)
@@ -316,3 +347,82 @@ class TSBackend(PrecomputedBackend):
                         pending, pending_bytes = [], 0
         for future in pending:
             future.result()
+
+    def _read_raw_chunks_into(
+        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+    ) -> None:
+        """Fill ``out`` (XYZC, any strides) with ``[start, stop)`` (inside the bounds) of a local
+        raw, unsharded scale, reading from each chunk file the rows the region covers."""
+        self._store(scale)  # opened once per process: checks the scale on storage against the info
+        directory = os.path.join(self._vpath.key, scale["key"])
+        stored = np.dtype(self.data_type).newbyteorder("<")
+        channels = self.num_channels
+        lo = [int(v) for v in scale["voxel_offset"]]
+        hi = [o + int(n) for o, n in zip(lo, scale["size"], strict=True)]
+        chunk = [int(n) for n in scale["chunk_sizes"][0]]
+        # per dim: (chunk start, chunk stop clipped at the dataset end, first and last voxel read)
+        spans = []
+        for d in range(3):
+            first = lo[d] + (start[d] - lo[d]) // chunk[d] * chunk[d]
+            spans.append(
+                [(g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d])) for g in range(first, stop[d], chunk[d])]
+            )
+        for gz, ez, za, zb in spans[2]:
+            for gy, ey, ya, yb in spans[1]:
+                for gx, ex, xa, xb in spans[0]:
+                    target = out[xa - start[0] : xb - start[0], ya - start[1] : yb - start[1], za - start[2] : zb - start[2]]
+                    path = os.path.join(directory, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez)))
+                    try:
+                        fd = os.open(path, os.O_RDONLY)
+                    except FileNotFoundError:
+                        target[...] = 0
+                        continue
+                    try:
+                        _read_raw_chunk(
+                            fd, path, stored, channels, (ex - gx, ey - gy, ez - gz), (xa - gx, xb - gx), (ya - gy, yb - gy), (za - gz, zb - gz), target
+                        )
+                    finally:
+                        os.close(fd)
+
+
+def _read_raw_chunk(
+    fd: int,
+    path: str,
+    dtype: np.dtype[Any],
+    channels: int,
+    shape: tuple[int, int, int],
+    xs: tuple[int, int],
+    ys: tuple[int, int],
+    zs: tuple[int, int],
+    target: npt.NDArray[Any],
+) -> None:
+    """Copy the part ``xs`` x ``ys`` x ``zs`` (chunk coordinates) of the raw chunk file ``fd``,
+    whose array is ``shape`` x ``channels``, into ``target`` (XYZC). A raw chunk is its XYZC array
+    in Fortran order: the rows ``ys`` of a z plane are one byte range, and so are the planes
+    ``zs`` when the rows are all of them."""
+    nx, ny, nz = shape
+    expected = nx * ny * nz * channels * dtype.itemsize
+    size = os.fstat(fd).st_size
+    if size != expected:
+        raise ValueError(
+            f"raw chunk file {path} holds {size} bytes; a chunk of {nx} x {ny} x {nz} voxels and "
+            f"{channels} channel(s) of {dtype.name} holds {expected}"
+        )
+    (xa, xb), (ya, yb), (za, zb) = xs, ys, zs
+    whole_planes = ya == 0 and yb == ny
+    runs = [(za, zb)] if whole_planes else [(z, z + 1) for z in range(za, zb)]
+    for c in range(channels):
+        for z0, z1 in runs:
+            buffer = np.empty((z1 - z0, yb - ya, nx), dtype=dtype)
+            _pread_exactly(fd, path, buffer, ((c * nz + z0) * ny + ya) * nx * dtype.itemsize)
+            np.copyto(target[:, :, z0 - za : z1 - za, c], buffer[:, :, xa:xb].transpose(2, 1, 0))
+
+
+def _pread_exactly(fd: int, path: str, buffer: npt.NDArray[Any], offset: int) -> None:
+    view = buffer.data.cast("B")
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n == 0:
+            raise OSError(f"raw chunk file {path}: short read at byte {offset + done}")
+        done += n
