@@ -35,12 +35,15 @@ INFO_ARGS: dict[str, Any] = {
 BUILDERS = {"ts": build_ts_layer, "cv": build_cv_layer}
 
 
+@pytest.mark.parametrize("encoding", ["compressed_segmentation", "raw"])
 @pytest.mark.parametrize(("writer", "reader"), [("ts", "cv"), ("cv", "ts")])
 def test_s3_write_with_one_read_with_the_other(
-    s3_server: dict[str, Any], s3_bucket: str, writer: str, reader: str
+    s3_server: dict[str, Any], s3_bucket: str, writer: str, reader: str, encoding: str
 ) -> None:
+    # raw: TSBackend writes whole chunk files through TensorStore's key-value store
+    info_args = {**INFO_ARGS, "info_encoding": encoding}
     path = f"s3://{s3_bucket}/seg"
-    layer = BUILDERS[writer](path, **INFO_ARGS)
+    layer = BUILDERS[writer](path, **info_args)
     stored = s3_server["client"].get_object(Bucket=s3_bucket, Key="seg/info")["Body"].read()
     assert json.loads(stored)["scales"][1]["size"] == [32, 32, 4]
     data = random_data("uint64", (1, 64, 64, 4))
@@ -48,7 +51,7 @@ def test_s3_write_with_one_read_with_the_other(
     keys = {o["Key"] for o in s3_server["client"].list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert "seg/8_8_40/0-32_0-32_0-2" in keys
     # the other backend, with the same info arguments (expect_same passes), reads the same
-    other = BUILDERS[reader](path, **INFO_ARGS)
+    other = BUILDERS[reader](path, **info_args)
     assert torch.equal(other[FULL], data)
     assert torch.equal(other.backend.read(FULL.padded((4, 4, 1)))[:, 4:-4, 4:-4, 1:-1], data)
     # plain TensorStore on the same endpoint
@@ -69,7 +72,7 @@ def test_s3_write_with_one_read_with_the_other(
         InfoMismatchError,
         match=r"scales\[8_8_40\].chunk_sizes: existing \[\[32,32,2\]\] vs requested \[\[64,64,2\]\]",
     ):
-        BUILDERS[reader](path, **{**INFO_ARGS, "info_chunk_size": (64, 64, 2)})
+        BUILDERS[reader](path, **{**info_args, "info_chunk_size": (64, 64, 2)})
 
 
 def test_cloudvolume_gzip_on_s3_is_read_by_tensorstore(

@@ -66,7 +66,8 @@ def test_raw_chunk_files_are_those_of_tensorstore_arrays(
     np.testing.assert_array_equal(stored, stored_array(expected, data_type))
 
 
-def test_cached_reader_sees_raw_chunk_writes(tmp_path: Path) -> None:
+def test_cached_reader_sees_raw_chunk_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZETTA_RAW_CHUNK_READS", "0")  # through TensorStore's cache
     path = str(tmp_path / "v")
     write_info(path, small_info(data_type="uint8"))
     reader = TSBackend(path, cache_bytes_limit=2**24)
@@ -77,6 +78,17 @@ def test_cached_reader_sees_raw_chunk_writes(tmp_path: Path) -> None:
     assert (reader.read(FULL) == first).all()  # now cached
     writer.write(FULL, second)
     assert (reader.read(FULL) == second).all()
+
+
+def test_synced_raw_chunk_writes_leave_only_chunk_files(tmp_path: Path) -> None:
+    path = str(tmp_path / "v")
+    write_info(path, small_info(data_type="float32", num_channels=2))
+    data = random_data("float32", (2, *SHAPE), seed=4)
+    backend = TSBackend(path, file_io_sync=True)
+    backend.write(FULL, data)
+    assert (TSBackend(path).read(FULL) == data).all()
+    names = os.listdir(os.path.join(path, "8_8_40"))
+    assert len(names) == 3 * 3 * 3 and not [n for n in names if n.startswith(".")]
 
 
 def test_raw_chunk_writes_refuse_a_scale_changed_on_storage(tmp_path: Path) -> None:

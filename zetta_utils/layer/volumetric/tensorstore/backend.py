@@ -20,23 +20,29 @@ Settings, and why:
 * ``cache_bytes_limit``: size of the in-memory cache of decoded chunks (TensorStore's
   ``cache_pool``), per volume and process; off (0) by default.
 
-Writes to raw, unsharded scales (every write is chunk-aligned, see
-:meth:`~..precomputed.PrecomputedBackend.write`) go through TensorStore's key-value store, one
-chunk file per chunk, holding exactly the bytes its array interface would store (the XYZC array
-in Fortran order, little-endian; chunks clipped at the dataset end). That interface copies the
-data twice (into its chunk cache, then encoding it byte by byte) and runs a cache transaction per
-chunk: about twice the time per 1 MB chunk on local disk (``bench/bench_storage.py``). Opening a
-scale (once per process) checks it on storage (bounds, chunk size, encoding, sharding) against
-the layer's info; ``ZETTA_RAW_CHUNK_WRITES=0`` sends every write through the array
-interface instead.
+Raw, unsharded scales hold one plain file per chunk: the chunk's XYZC array in Fortran order,
+little-endian (chunks clipped at the dataset end). The backend moves those bytes itself where
+TensorStore's array interface would add copies and cache transactions per chunk
+(``bench/bench_storage.py`` measures each way):
 
-Reads of local raw, unsharded scales go the other way round: straight to the chunk files, each
-read once, by byte range (only the rows of a chunk that a region covers) into the caller's buffer.
-TensorStore's array interface reads every chunk whole into its cache first and copies out of it
-in its own threads: about 2-3x the CPU time per region of a subchunked flow's reads here
-(``bench/bench_storage.py``). A missing chunk reads as zeros (``fill_missing_data_reads``); a chunk
-file of the wrong size is an error. ``ZETTA_RAW_CHUNK_READS=0`` sends every read through the array
-interface (and its cache, ``cache_bytes_limit``, which raw reads do not need).
+* Writes (every write is chunk-aligned, see :meth:`~..precomputed.PrecomputedBackend.write`)
+  store whole chunk files, exactly the bytes the array interface would store. Local files are
+  written to a hidden temporary file in the scale's folder and renamed into place (a reader never
+  sees half a chunk; ``file_io_sync`` fsyncs the file and the folder); remote ones go through
+  TensorStore's key-value store. The array interface copies the data twice (into its chunk cache,
+  then encoding it) and runs a cache transaction per chunk: about three times the time of a
+  plain file write per 1 MB chunk on local disk. ``ZETTA_RAW_CHUNK_WRITES=0`` sends every write
+  through it instead.
+* Reads of local scales go straight to the chunk files, by byte range (only the rows of a chunk a
+  region covers) into the caller's buffer, where the array interface reads every chunk whole into
+  its cache first (or each time, without one) and copies out of it in its own threads: 1.3-2x the
+  CPU time per padded region of a subchunked flow. A missing chunk reads as zeros
+  (``fill_missing_data_reads``); a chunk file of the wrong size is an error.
+  ``ZETTA_RAW_CHUNK_READS=0`` sends every read through the array interface (and its cache,
+  ``cache_bytes_limit``, which these reads do not need).
+
+Opening a scale (once per process) checks it on storage (bounds, chunk size, encoding, sharding)
+against the layer's info before the first chunk file is read or written.
 
 Handles are opened once per process, volume, scale and settings, and reused; the backend itself
 holds only its path, info and settings, so it pickles small and reopens lazily in a worker.
@@ -321,7 +327,9 @@ class TSBackend(PrecomputedBackend):
         """Write ``data`` (XYZC, covering whole chunks of a raw, unsharded scale: every write is
         chunk-aligned) as chunk files."""
         self._store(scale)  # opened once per process: checks the scale on storage against the info
-        kvstore = self._kvstore()
+        local = self._vpath.is_local
+        kvstore = None if local else self._kvstore()
+        directory = os.path.join(self._vpath.key, scale["key"])
         if data.dtype.byteorder == ">":
             data = data.astype(data.dtype.newbyteorder("<"))
         cx, cy, cz = (int(n) for n in scale["chunk_sizes"][0])
@@ -336,9 +344,12 @@ class TSBackend(PrecomputedBackend):
                 for x in range(x0, x1, cx):
                     xe = min(x + cx, x1)
                     part = data[x - x0 : xe - x0, y - y0 : ye - y0, z - z0 : ze - z0]
-                    # a raw chunk is its XYZC array in Fortran order: x fastest, channel slowest
-                    value = part.tobytes(order="F")
                     name = precomputed.chunk_name((x, y, z), (xe, ye, ze))
+                    # a raw chunk is its XYZC array in Fortran order: its transpose in C order
+                    if kvstore is None:
+                        _write_chunk_file(directory, name, np.ascontiguousarray(part.T), self.file_io_sync)
+                        continue
+                    value = part.tobytes(order="F")
                     pending.append(kvstore.write(f"{scale['key']}/{name}", value))
                     pending_bytes += len(value)
                     if pending_bytes >= _RAW_WRITE_MAX_PENDING_BYTES:
@@ -383,6 +394,37 @@ class TSBackend(PrecomputedBackend):
                         )
                     finally:
                         os.close(fd)
+
+
+def _write_chunk_file(directory: str, name: str, data: npt.NDArray[Any], sync: bool) -> None:
+    """Store ``data`` (C-contiguous) as the file ``name`` in ``directory``: written to a hidden
+    temporary file there (one per process and thread), then renamed into place."""
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:  # the scale's first chunk
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        view = data.data.cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, os.path.join(directory, name))
+    if sync:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def _read_raw_chunk(
