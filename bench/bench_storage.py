@@ -126,28 +126,12 @@ def measure(root: str, data: np.ndarray) -> dict[str, float]:
 
 def region_reads(root: str) -> dict[str, tuple[float, float]]:
     """Seconds per region (wall, CPU) of each way of reading a flow's padded regions."""
-    import torch
+    from bench_subchunkable import CHUNK, RES, SIZE_Z, make_source
 
-    from zetta_utils.layer.volumetric import VolumetricIndex
-    from zetta_utils.layer.volumetric.tensorstore import TSBackend, build_ts_layer
+    from zetta_utils.layer.volumetric.tensorstore import TSBackend
 
-    size, chunk, pad, planes = 4096, 1024, 128, 16
-    res = (16, 16, 40)
-    path = os.path.join(root, "regions")
-    layer = build_ts_layer(
-        "file://" + path,
-        info_type="image",
-        info_data_type="uint8",
-        info_num_channels=1,
-        info_scales=[list(res)],
-        info_chunk_size=[chunk, chunk, 1],
-        info_dataset_size=[size, size, planes],
-        info_encoding="raw",
-    )
-    rng = np.random.default_rng(1)
-    for z in range(planes):
-        plane = torch.from_numpy(rng.integers(0, 256, (1, size, size, 1), dtype=np.uint8))
-        layer[VolumetricIndex.from_coords((0, 0, z), (size, size, z + 1), res)] = plane
+    size, chunk, pad, planes, res = 4096, CHUNK, 128, SIZE_Z, RES
+    path = make_source(os.path.join(root, "regions"), size)  # the volume bench_subchunkable copies
     starts = [(x - pad, y - pad, z) for z in range(planes) for y in range(0, size, chunk) for x in range(0, size, chunk)]
     side = chunk + 2 * pad
     out = np.empty((1, 1, side, side), dtype=np.uint8).transpose(0, 3, 2, 1)  # CXYZ, x fastest
@@ -172,7 +156,7 @@ def region_reads(root: str) -> dict[str, tuple[float, float]]:
             os.environ.pop("ZETTA_RAW_CHUNK_READS", None)
         else:
             os.environ["ZETTA_RAW_CHUNK_READS"] = previous
-        shutil.rmtree(path)
+        shutil.rmtree(os.path.dirname(path))
     return times
 
 
