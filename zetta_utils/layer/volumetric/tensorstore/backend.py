@@ -35,7 +35,7 @@ TensorStore's array interface would add copies and cache transactions per chunk
   through it instead.
 * Reads of local scales go straight to the chunk files, by byte range (only the rows of a chunk a
   region covers) into the caller's buffer, where the array interface reads every chunk whole into
-  its cache first (or each time, without one) and copies out of it in its own threads: 1.3-2x the
+  its cache first (or each time, without one) and copies out of it in its own threads: 1.5-3x the
   CPU time per padded region of a subchunked flow. A missing chunk reads as zeros
   (``fill_missing_data_reads``); a chunk file of the wrong size is an error.
   ``ZETTA_RAW_CHUNK_READS=0`` sends every read through the array interface (and its cache,
