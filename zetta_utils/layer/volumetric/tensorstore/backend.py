@@ -51,6 +51,7 @@ holds only its path, info and settings, so it pickles small and reopens lazily i
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -396,10 +397,15 @@ class TSBackend(PrecomputedBackend):
                         os.close(fd)
 
 
+_TMP_TOKEN = secrets.token_hex(4)
+"""In temporary file names with the process and thread: writers on other machines sharing a
+file system may have the same process and thread ids."""
+
+
 def _write_chunk_file(directory: str, name: str, data: npt.NDArray[Any], sync: bool) -> None:
     """Store ``data`` (C-contiguous) as the file ``name`` in ``directory``: written to a hidden
-    temporary file there (one per process and thread), then renamed into place."""
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary file there (one per writer: machine, process and thread), then renamed into place."""
+    tmp = os.path.join(directory, f".{name}.{_TMP_TOKEN}.{os.getpid()}.{threading.get_ident()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
         fd = os.open(tmp, flags, 0o644)
