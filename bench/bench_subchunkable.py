@@ -60,10 +60,11 @@ def _open(path: str) -> Any:
 
 
 def _ts_copy(src: str, dst: str, size: int, part: int, parts: int, files: bool = False) -> None:
-    s = _open(src)
-    d = _open(dst)
     scale = "_".join(str(r) for r in RES)
-    os.makedirs(os.path.join(dst, scale), exist_ok=True)
+    if files:
+        os.makedirs(os.path.join(dst, scale), exist_ok=True)
+    else:
+        s, d = _open(src), _open(dst)
     k = 0
     for z in range(SIZE_Z):
         for y in range(0, size, CHUNK):

@@ -328,8 +328,7 @@ class TSBackend(PrecomputedBackend):
         """Write ``data`` (XYZC, covering whole chunks of a raw, unsharded scale: every write is
         chunk-aligned) as chunk files."""
         self._store(scale)  # opened once per process: checks the scale on storage against the info
-        local = self._vpath.is_local
-        kvstore = None if local else self._kvstore()
+        kvstore = None if self._vpath.is_local else self._kvstore()
         directory = os.path.join(self._vpath.key, scale["key"])
         if data.dtype.byteorder == ">":
             data = data.astype(data.dtype.newbyteorder("<"))
