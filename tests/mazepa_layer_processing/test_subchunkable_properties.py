@@ -153,7 +153,8 @@ def test_identity_is_exact_for_any_valid_chunking(tmp_path: Path, data: st.DataO
         assert np.allclose(out, expected, rtol=1e-6, atol=1e-6), (cfg, offset, dst_chunk, start, stop, roi_crop, gap)
     else:
         assert np.array_equal(out, expected), (cfg, offset, dst_chunk, start, stop, roi_crop, gap)
-    assert list((root / "tmp").iterdir()) == []  # intermediaries deleted
+    # intermediaries deleted (a run whose top level writes dst directly never makes the folder)
+    assert not (root / "tmp").exists() or list((root / "tmp").iterdir()) == []
 
 
 # --- a chunk-dependent function against an independent NumPy blend ------------------------------
