@@ -21,12 +21,70 @@ MODES = ("regular", "partial")
 
 class BuilderError(Exception):
     """A spec could not be built. ``spec_path`` locates the failing part, e.g.
-    ``target.op_kwargs.src``; the message says what was expected."""
+    ``target.op_kwargs.src``; the message says what was expected.
+
+    An error raised by a registered callable while it builds keeps its type: it reaches the
+    caller of ``build`` as an instance of both ``BuilderError`` and the original exception's
+    class (see :func:`error_keeping_type`), so ``pytest.raises(ValueError)`` around
+    ``builder.build(spec)`` works; the original is its ``__cause__``."""
 
     def __init__(self, spec_path: str, message: str):
         self.spec_path = spec_path
         self.reason = message
-        super().__init__(f"at `{spec_path or '<root>'}`: {message}")
+        self._message = f"at `{spec_path or '<root>'}`: {message}"
+        super().__init__(self._message)
+
+    def __str__(self) -> str:
+        # Some bases format their args (KeyError quotes them); the message is already final.
+        return self._message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses made by error_keeping_type are not importable by name: rebuild them.
+        return (_rebuild_error, (_ORIGINAL_TYPES.get(type(self)), self.spec_path, self.reason))
+
+
+_TYPE_KEEPING_CLASSES: dict[type[BaseException], type[BuilderError]] = {}
+_ORIGINAL_TYPES: dict[type[BuilderError], type[BaseException]] = {}
+
+
+def _type_keeping_class(original: type[BaseException]) -> type[BuilderError] | None:
+    """``BuilderError`` subclassing ``original`` too (one class per original type), or None
+    where the two cannot be combined (instance layouts that conflict)."""
+    if issubclass(original, BuilderError) or not issubclass(original, Exception):
+        return None
+    cls = _TYPE_KEEPING_CLASSES.get(original)
+    if cls is None:
+        try:
+            cls = type(
+                f"Builder{original.__name__}",
+                (BuilderError, original),
+                {"__module__": __name__, "__doc__": f"A BuilderError that is a {original.__name__}."},
+            )
+        except TypeError:
+            return None
+        _TYPE_KEEPING_CLASSES[original] = cls
+        _ORIGINAL_TYPES[cls] = original
+    return cls
+
+
+def error_keeping_type(original: BaseException, spec_path: str, message: str) -> BuilderError:
+    """A ``BuilderError`` at ``spec_path`` that is also an instance of ``type(original)``, so
+    callers catching the original type still catch it; a plain ``BuilderError`` where that
+    type cannot be combined (its constructor needs other arguments)."""
+    cls = _type_keeping_class(type(original))
+    if cls is not None:
+        try:
+            return cls(spec_path, message)
+        except Exception:  # a base whose __init__/__new__ wants other arguments
+            pass
+    return BuilderError(spec_path, message)
+
+
+def _rebuild_error(original: type[BaseException] | None, spec_path: str, reason: str) -> BuilderError:
+    if original is None:
+        return BuilderError(spec_path, reason)
+    cls = _type_keeping_class(original)
+    return (cls or BuilderError)(spec_path, reason)
 
 
 def _join(path: str, key: str | int) -> str:
@@ -127,13 +185,15 @@ def call_entry(entry: RegistryEntry, args: tuple[Any, ...], kwargs: dict[str, An
         try:
             sig.bind(*args, **kwargs)
         except TypeError as e:
-            raise BuilderError(path, _bad_arguments_message(entry, sig, kwargs, e)) from None
+            # Calling with bad arguments is a TypeError, as calling the function would be.
+            raise error_keeping_type(e, path, _bad_arguments_message(entry, sig, kwargs, e)) from None
     try:
         return fn(*args, **kwargs)
     except BuilderError:
         raise
     except Exception as e:
-        raise BuilderError(path, f"building '{entry.name}' failed: {type(e).__name__}: {e}") from e
+        message = f"building '{entry.name}' failed: {type(e).__name__}: {e}"
+        raise error_keeping_type(e, path, message) from e
 
 
 def _bad_arguments_message(

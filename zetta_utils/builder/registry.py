@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -28,8 +28,53 @@ class RegistryEntry:
         return not str(self.versions) or version in self.versions
 
 
-REGISTRY: dict[str, list[RegistryEntry]] = {}
-"""Name -> registrations. Read it to see what can be built; write it only through ``register``."""
+_ENTRIES: dict[str, list[RegistryEntry]] = {}
+"""Name -> registrations, as registered so far (modules register when they are imported)."""
+
+
+class _Registry(Mapping[str, list[RegistryEntry]]):
+    """A read-only view of every registration: the first read imports all registering modules
+    (``zetta_utils.load_all_modules``), so ``builder.REGISTRY`` lists every type right after
+    ``from zetta_utils import builder`` without the builder importing anything at import time."""
+
+    def __init__(self) -> None:
+        self._state = "unloaded"  # -> "loading" -> "loaded"
+
+    def _ensure_loaded(self) -> None:
+        if self._state != "unloaded":
+            return  # loaded, or being loaded: a module reading the registry while it registers
+        self._state = "loading"
+        try:
+            import zetta_utils
+
+            zetta_utils.load_all_modules()
+        except BaseException:
+            self._state = "unloaded"
+            raise
+        self._state = "loaded"
+
+    def __getitem__(self, name: str) -> list[RegistryEntry]:
+        self._ensure_loaded()
+        return _ENTRIES[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self._ensure_loaded()
+        return iter(list(_ENTRIES))
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(_ENTRIES)
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in _ENTRIES
+
+    def __repr__(self) -> str:
+        return f"<builder registry: {len(self)} types>"
+
+
+REGISTRY: Mapping[str, list[RegistryEntry]] = _Registry()
+"""Name -> registrations of every buildable type (read-only; register with ``register``)."""
 
 
 def _parse_version(version: str | int | float) -> Version:
@@ -63,7 +108,7 @@ def register(name: str, versions: str | None = None, allow_partial: bool = True)
     def decorator(fn: F) -> F:
         if not callable(fn):
             raise TypeError(f"builder.register({name!r}) needs a callable, got {fn!r}")
-        entries = REGISTRY.setdefault(name, [])
+        entries = _ENTRIES.setdefault(name, [])
         for i, existing in enumerate(entries):
             if str(existing.versions) != str(spec):
                 continue
@@ -82,17 +127,17 @@ def register(name: str, versions: str | None = None, allow_partial: bool = True)
 
 def unregister(name: str, fn: Callable[..., Any] | None = None) -> None:
     """Remove registrations of ``name`` (all of them, or those of ``fn``)."""
-    entries = REGISTRY.get(name, [])
+    entries = _ENTRIES.get(name, [])
     kept = [e for e in entries if fn is not None and e.fn is not fn]
     if kept:
-        REGISTRY[name] = kept
+        _ENTRIES[name] = kept
     else:
-        REGISTRY.pop(name, None)
+        _ENTRIES.pop(name, None)
 
 
 def get_matching_entry(name: str, version: str | int | float | None = None) -> RegistryEntry:
     """The registration of ``name`` serving ``version``; KeyError when there is none."""
-    entries = REGISTRY.get(name)
+    entries = _ENTRIES.get(name)
     if not entries:
         raise KeyError(name)
     ver = _parse_version(DEFAULT_VERSION if version is None else version)

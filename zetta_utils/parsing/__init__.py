@@ -41,4 +41,12 @@ def load_spec_file(path: str | os.PathLike[str]) -> Any:
     raise SpecFileError(f"unknown spec file type {suffix!r} for {path}: expected .cue, .json, .yaml or .yml")
 
 
-__all__ = ["SpecFileError", "load_spec_file"]
+__all__ = ["SpecFileError", "cue", "load_spec_file"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``from zetta_utils import parsing; parsing.cue.load(p)`` works as with the original, while
+    # the CUE evaluator is imported only by code that uses it.
+    if name == "cue":
+        return importlib.import_module("zetta_utils.parsing.cue")
+    raise AttributeError(f"module 'zetta_utils.parsing' has no attribute {name!r}")
