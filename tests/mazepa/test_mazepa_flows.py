@@ -263,7 +263,7 @@ def test_seq_flow_orders_stages_even_when_ahead_reading_would_not() -> None:
 
     run(mazepa.seq_flow([stage("x"), check(), stage("y")]))
     assert sorted(seen["events"]) == ["x0", "x1", "x2"]
-    with pytest.raises(TypeError, match=r"flows\[1\]"):
+    with pytest.raises(TypeError, match=r"stages\[1\]"):
         mazepa.seq_flow([stage("x"), 3])  # type: ignore[list-item]
 
 

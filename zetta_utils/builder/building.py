@@ -32,7 +32,9 @@ class BuilderError(Exception):
         self.spec_path = spec_path
         self.reason = message
         self._message = f"at `{spec_path or '<root>'}`: {message}"
-        super().__init__(self._message)
+        # Not super(): in the subclasses made by error_keeping_type the next class is the
+        # original's, whose constructor may want other arguments.
+        Exception.__init__(self, self._message)
 
     def __str__(self) -> str:
         # Some bases format their args (KeyError quotes them); the message is already final.
@@ -74,9 +76,13 @@ def error_keeping_type(original: BaseException, spec_path: str, message: str) ->
     cls = _type_keeping_class(type(original))
     if cls is not None:
         try:
-            return cls(spec_path, message)
-        except Exception:  # a base whose __init__/__new__ wants other arguments
-            pass
+            error = cls.__new__(cls, message)
+        except Exception:  # a base whose __new__ wants other arguments
+            return BuilderError(spec_path, message)
+        # The original's attributes (e.g. an ExecutionError's failures) stay readable.
+        error.__dict__.update(getattr(original, "__dict__", {}))
+        BuilderError.__init__(error, spec_path, message)
+        return error
     return BuilderError(spec_path, message)
 
 

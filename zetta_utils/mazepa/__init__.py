@@ -17,7 +17,8 @@ It knows nothing about volumes: flows yield tasks, executors run them.
 
     mazepa.execute(squares(10), num_procs=2)
 
-Registered builder types: ``mazepa.execute``, ``mazepa.seq_flow``, ``mazepa.concurrent_flow``.
+Registered builder types: ``mazepa.execute``, ``mazepa.execute_locally``, ``mazepa.seq_flow``
+(alias ``mazepa.sequential_flow``), ``mazepa.concurrent_flow``.
 """
 
 from . import id_generation, serialization
@@ -36,6 +37,7 @@ from .flows import (
     flow_schema_cls,
     seq_flow,
 )
+from .local_execution import execute_locally
 from .local_pool import LocalProcessExecutor
 from .scheduler import Scheduler
 from .semaphores import SEMAPHORE_TYPES, configure_semaphores, semaphore
@@ -81,6 +83,7 @@ __all__ = [
     "configure_semaphores",
     "deserialize_task",
     "execute",
+    "execute_locally",
     "execution_defaults",
     "flow_schema",
     "flow_schema_cls",

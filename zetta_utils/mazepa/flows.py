@@ -263,19 +263,42 @@ def _concurrent_flow_fn(stages: list[Task[Any] | Flow | list[Any]]) -> Iterator[
     yield list(stages)
 
 
+def _stages_argument(
+    kind: str, stages: Iterable[Task[Any] | Flow | list[Any]] | None, flows: Iterable[Any] | None
+) -> list[Any]:
+    # ``stages`` is the original's name; ``flows`` is accepted as its alias.
+    if (stages is None) == (flows is None):
+        raise TypeError(f"mazepa.{kind}: give `stages` (a list of flows, tasks or lists of them)")
+    name, given = ("stages", stages) if stages is not None else ("flows", flows)
+    assert given is not None
+    result = list(given) if not isinstance(given, (Task, Flow)) else [given]
+    for i, stage in enumerate(result):
+        _flatten_flow_items([stage], f"mazepa.{kind}: `{name}[{i}]`")
+    return result
+
+
 @builder.register("mazepa.seq_flow")
-def seq_flow(flows: Iterable[Task[Any] | Flow | list[Any]]) -> Flow:
-    """A flow that runs ``flows`` (flows, tasks or lists of them) one after another."""
-    stages = list(flows) if not isinstance(flows, (Task, Flow)) else [flows]
-    for i, stage in enumerate(stages):
-        _flatten_flow_items([stage], f"mazepa.seq_flow: `flows[{i}]`")
-    return Flow(_seq_flow_fn, (stages,), name="seq_flow")
+def seq_flow(
+    stages: Iterable[Task[Any] | Flow | list[Any]] | None = None,
+    *,
+    flows: Iterable[Task[Any] | Flow | list[Any]] | None = None,
+) -> Flow:
+    """A flow that runs ``stages`` (flows, tasks or lists of them) one after another
+    (``flows`` is an alias of ``stages``)."""
+    return Flow(_seq_flow_fn, (_stages_argument("seq_flow", stages, flows),), name="seq_flow")
 
 
 @builder.register("mazepa.concurrent_flow")
-def concurrent_flow(flows: Iterable[Task[Any] | Flow | list[Any]]) -> Flow:
-    """A flow that runs ``flows`` (flows, tasks or lists of them) concurrently."""
-    stages = list(flows) if not isinstance(flows, (Task, Flow)) else [flows]
-    for i, stage in enumerate(stages):
-        _flatten_flow_items([stage], f"mazepa.concurrent_flow: `flows[{i}]`")
-    return Flow(_concurrent_flow_fn, (stages,), name="concurrent_flow")
+def concurrent_flow(
+    stages: Iterable[Task[Any] | Flow | list[Any]] | None = None,
+    *,
+    flows: Iterable[Task[Any] | Flow | list[Any]] | None = None,
+) -> Flow:
+    """A flow that runs ``stages`` (flows, tasks or lists of them) concurrently (``flows`` is an
+    alias of ``stages``)."""
+    return Flow(
+        _concurrent_flow_fn, (_stages_argument("concurrent_flow", stages, flows),), name="concurrent_flow"
+    )
+
+
+builder.register("mazepa.sequential_flow")(seq_flow)
