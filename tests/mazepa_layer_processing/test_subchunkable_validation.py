@@ -100,13 +100,34 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("shrink and expand", {"shrink_processing_chunk": True}, r"shrink_processing_chunk=True and expand_bbox_processing=True exclude each other"),
     ("auto_divisibility with backend", {"auto_divisibility": True, "expand_bbox_backend": True}, r"auto_divisibility cannot be used with expand_bbox_backend"),
     ("reduction chunk too small", {"max_reduction_chunk_size": [8, 8, 1]}, r"`max_reduction_chunk_size` \(8, 8, 1\) must be at least the top-level chunk \(16, 16, 1\)"),
-    ("cache level", {"allow_cache_up_to_level": 3}, r"`allow_cache_up_to_level` must be a level number from 0 \(the smallest\) to 0"),
+    ("cache level", {"allow_cache_up_to_level": "top"}, r"`allow_cache_up_to_level` must be a level number from 0 \(the smallest\) to 0"),
     ("stack size", {"task_stack_size": 0}, r"`task_stack_size` must be an integer >= 1, got 0"),
     ("ng link without summary", {"verbose": False, "generate_ng_link": True}, r"`generate_ng_link` puts the link in the summary"),
     ("verbose disagrees", {"verbose": True, "print_summary": False}, r"`verbose` and its old name `print_summary` disagree"),
     ("chunk sizes", {"processing_chunk_sizes": [[16, 0, 1]]}, r"`processing_chunk_sizes\[0\]` must be three integers >= 1, got \(16, 0, 1\)"),
     ("crop without op support", {"fn": None, "op": lambda idx, dst: None, "processing_crop_pads": [[1, 1, 0]]}, r"needs an `op` with with_added_crop_pad"),
     ("dst None", {"dst": None}, r"`dst` may be None only with skip_intermediaries=True"),
+    # the original's refusals of processing_gap: each of these moves where the gaps fall
+    *(
+        (
+            f"gap with {name}",
+            {"processing_gap": [2, 0, 0], "processing_chunk_sizes": [[14, 16, 1]], name: True, **extra},
+            rf"a nonzero `processing_gap` \(2, 0, 0\) cannot be used with `{name}`=True",
+        )
+        for name, extra in (
+            ("auto_divisibility", {}),
+            ("expand_bbox_backend", {}),
+            ("expand_bbox_resolution", {}),
+            ("shrink_processing_chunk", {"expand_bbox_processing": False}),
+        )
+    ),
+    (
+        "dst_tighten_bounds",
+        {"dst_tighten_bounds": True},
+        r"`dst_tighten_bounds` is no longer supported .* `info_bbox: #BBOX`",
+    ),
+    ("op_args", {"op_args": [1]}, r"`op_args` must be empty .* by name in `op_kwargs`"),
+    ("top dir None", {"level_intermediaries_dirs": [None]}, r"`level_intermediaries_dirs\[0\]` must be a directory path"),
 ]
 
 

@@ -227,7 +227,7 @@ def make_subchunkable_plan(
     processing_crop_pads: Any = (0, 0, 0),
     processing_blend_pads: Any = (0, 0, 0),
     processing_blend_modes: Any = "quadratic",
-    level_intermediaries_dirs: Sequence[str] | None = None,
+    level_intermediaries_dirs: Sequence[str | None] | None = None,
     skip_intermediaries: bool = False,
     max_reduction_chunk_size: Any = None,
     expand_bbox_resolution: bool = False,
@@ -297,11 +297,13 @@ def make_subchunkable_plan(
     if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
         raise ValueError(f"`task_stack_size` must be an integer >= 1, got {task_stack_size!r}")
     cache_level = levels - 1 if allow_cache_up_to_level is None else allow_cache_up_to_level
-    if isinstance(cache_level, bool) or not isinstance(cache_level, int) or not 0 <= cache_level <= levels - 1:
+    if isinstance(cache_level, bool) or not isinstance(cache_level, int):
         raise ValueError(
             f"`allow_cache_up_to_level` must be a level number from 0 (the smallest) to "
             f"{levels - 1} (the largest), got {allow_cache_up_to_level!r}"
         )
+    # as in the original, a number past either end means the nearest level
+    cache_level = min(max(cache_level, 0), levels - 1)
     if task_name is not None and not isinstance(task_name, str):
         raise TypeError(f"`task_name` must be a string, got {task_name!r}")
 
@@ -315,6 +317,11 @@ def make_subchunkable_plan(
     if not isinstance(op_kwargs, Mapping) or not all(isinstance(k, str) for k in op_kwargs):
         raise TypeError(f"`op_kwargs` must be a mapping of argument names to values, got {op_kwargs!r}")
     op_args_t = tuple(op_args)
+    if op_args_t:
+        raise ValueError(
+            f"`op_args` must be empty (it exists for typing only, as in the original), got "
+            f"{len(op_args_t)} argument(s); give `fn` / `op` its arguments by name in `op_kwargs`"
+        )
     base_op: Any
     if fn is not None:
         if not callable(fn):
@@ -371,7 +378,7 @@ def make_subchunkable_plan(
                 )
         if any(roi_crop):
             raise ValueError(f"skip_intermediaries=True cannot crop the region: roi_crop_pad = {_fmt(roi_crop)} must be (0, 0, 0)")
-        dirs: tuple[str, ...] | None = None
+        dirs: tuple[str | None, ...] | None = None
     else:
         if level_intermediaries_dirs is None:
             raise ValueError(
@@ -385,7 +392,12 @@ def make_subchunkable_plan(
                 f"`level_intermediaries_dirs` has {len(level_intermediaries_dirs)} entries but there "
                 f"are {levels} levels; give one directory per level"
             )
-        dirs = tuple(_check_dir(d, f"level_intermediaries_dirs[{i}]") for i, d in enumerate(level_intermediaries_dirs))
+        # Lower levels blend in the worker's memory, so their directories may be None, as the
+        # original allows for levels that need none; the top level's is always needed.
+        dirs = tuple(
+            None if d is None and i > 0 else _check_dir(d, f"level_intermediaries_dirs[{i}]")
+            for i, d in enumerate(level_intermediaries_dirs)
+        )
         assert dst is not None
         if dst.index_procs:
             raise ValueError("`dst` must not have index_procs: reductions write dst chunks where they lie")
@@ -399,8 +411,19 @@ def make_subchunkable_plan(
                 f"`processing_gap` {_fmt(gap)} leaves space between top-level chunks, so they cannot "
                 f"be blended: processing_blend_pads[0] = {_fmt(blends[0])} must be (0, 0, 0)"
             )
-        if shrink_processing_chunk:
-            raise ValueError("`processing_gap` cannot be used with shrink_processing_chunk")
+        # these move the region's edges or the chunk sizes, and with them where the gaps fall
+        for name, flag in (
+            ("auto_divisibility", auto_divisibility),
+            ("shrink_processing_chunk", shrink_processing_chunk),
+            ("expand_bbox_backend", expand_bbox_backend),
+            ("expand_bbox_resolution", expand_bbox_resolution),
+        ):
+            if flag:
+                raise ValueError(
+                    f"a nonzero `processing_gap` {_fmt(gap)} cannot be used with `{name}`=True: it "
+                    "would move where the gaps fall; give a region and chunk sizes that need no "
+                    f"adjusting, or set `{name}`=False"
+                )
     if shrink_processing_chunk and expand_bbox_processing:
         raise ValueError(
             "shrink_processing_chunk=True and expand_bbox_processing=True exclude each other; set "
@@ -580,7 +603,7 @@ def make_subchunkable_plan(
     )
     store: PieceStore | None = None
     if top_mode == "pieces":
-        assert dirs is not None and dst is not None
+        assert dirs is not None and dirs[0] is not None and dst is not None
         from .chunk_grid import ChunkGrid
 
         grid = ChunkGrid.over(processing, chunks[0], blends[0], gap)
@@ -645,6 +668,15 @@ def _default_dtype() -> Any:
 
 
 # --- builders ------------------------------------------------------------------------------------
+def _refuse_dst_tighten_bounds(value: bool) -> None:
+    if value:
+        raise ValueError(
+            "`dst_tighten_bounds` is no longer supported (the original dropped it too): give `dst` "
+            "the bounds of the run when building it instead, e.g. `info_bbox: #BBOX` (or "
+            "`info_voxel_offset` and `info_dataset_size`) in its build_cv_layer / build_ts_layer spec"
+        )
+
+
 @builder.register("build_subchunkable_apply_flow")
 def build_subchunkable_apply_flow(
     dst: VolumetricLayer | None,
@@ -654,7 +686,7 @@ def build_subchunkable_apply_flow(
     processing_crop_pads: Sequence[int] | Sequence[Sequence[int]] = (0, 0, 0),
     processing_blend_pads: Sequence[int] | Sequence[Sequence[int]] = (0, 0, 0),
     processing_blend_modes: str | Sequence[str] = "quadratic",
-    level_intermediaries_dirs: Sequence[str] | None = None,
+    level_intermediaries_dirs: Sequence[str | None] | None = None,
     skip_intermediaries: bool = False,
     max_reduction_chunk_size: Sequence[int] | None = None,
     max_reduction_chunk_sizes: Sequence[int] | Sequence[Sequence[int]] | None = None,
@@ -683,6 +715,7 @@ def build_subchunkable_apply_flow(
     roi_crop_pad: Sequence[int] = (0, 0, 0),
     task_name: str | None = None,
     keep_intermediaries: bool = False,
+    dst_tighten_bounds: bool = False,
 ) -> mazepa.Flow:
     """A flow that applies ``fn`` (or ``op``) chunkwise over a region, with recursive
     subchunking, cropping and blending; run it with ``mazepa.execute``.
@@ -761,11 +794,14 @@ def build_subchunkable_apply_flow(
     :param verbose: print a summary table before the run (default True); ``print_summary`` is
         its old name.
     :param generate_ng_link: add a Neuroglancer link to the output to the summary.
+    :param dst_tighten_bounds: no longer supported (as in the original): give ``dst`` its bounds
+        when building it (``info_bbox``, or ``info_voxel_offset`` and ``info_dataset_size``).
 
     Integer outputs are blended in float and rounded; where overlapping outputs agree (an identity
     function) the result equals them exactly. Float outputs of ``fn`` written to an integer
     ``dst`` through intermediaries are rounded to the nearest integer.
     """
+    _refuse_dst_tighten_bounds(dst_tighten_bounds)
     if verbose is not None and print_summary is not None and verbose != print_summary:
         raise ValueError("`verbose` and its old name `print_summary` disagree; give one of them")
     show = True if verbose is None and print_summary is None else bool(verbose if verbose is not None else print_summary)
@@ -829,17 +865,56 @@ def build_postpad_subchunkable_apply_flow(
     processing_crop: Sequence[int] = (0, 0, 0),
     processing_blend: Sequence[int] = (0, 0, 0),
     processing_blend_mode: str = "quadratic",
-    **kwargs: Any,
+    level_intermediaries_dirs: Sequence[str | None] | None = None,
+    max_reduction_chunk_size: Sequence[int] | None = None,
+    max_reduction_chunk_sizes: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    expand_bbox_processing: bool = True,
+    expand_bbox_resolution: bool = False,
+    allow_cache_up_to_level: int | None = None,
+    op_worker_type: str | None = None,
+    reduction_worker_type: str | None = None,
+    task_stack_size: int | None = None,
+    verbose: bool | None = None,
+    print_summary: bool | None = None,
+    generate_ng_link: bool = False,
+    fn: Callable[..., Any] | None = None,
+    fn_semaphores: Sequence[str] | None = None,
+    op: Any = None,
+    op_args: Iterable[Any] = (),
+    op_kwargs: Mapping[str, Any] | None = None,
+    bbox: BBox3D | None = None,
+    start_coord: Vec3Like | None = None,
+    end_coord: Vec3Like | None = None,
+    coord_resolution: Sequence[float] | None = None,
+    auto_bbox: bool = False,
+    task_name: str | None = None,
+    keep_intermediaries: bool = False,
+    dst_tighten_bounds: bool = False,
 ) -> mazepa.Flow:
-    """``build_subchunkable_apply_flow`` with sizes given after padding: each level's
-    ``processing_input_sizes`` entry is its chunk plus blend (and, at the bottom, crop) on both
-    sides; one bottom crop, and one blend pad and mode for all levels. The upper sizes are upper
-    bounds (``auto_divisibility``). Other arguments are passed on."""
-    for forbidden in ("processing_chunk_sizes", "processing_crop_pads", "processing_blend_pads", "processing_blend_modes", "auto_divisibility"):
-        if forbidden in kwargs:
-            raise TypeError(f"build_postpad_subchunkable_apply_flow derives `{forbidden}`; do not give it")
+    """``build_subchunkable_apply_flow`` with sizes given after padding.
+
+    :param processing_input_sizes: per level, largest first, the size of a chunk's input: its
+        chunk plus ``processing_blend`` on both sides, and at the bottom level also plus
+        ``processing_crop`` on both sides. The bottom size is kept; the upper ones are upper
+        bounds, rounded down so that each level divides the level above (``auto_divisibility``).
+    :param processing_crop: the crop of the bottom level (the upper levels crop nothing).
+    :param processing_blend: the blend pad of every level.
+    :param processing_blend_mode: the blend mode of every level.
+
+    The other arguments are those of ``build_subchunkable_apply_flow``; as in the original, this
+    builder always uses intermediaries, no ``processing_gap``, ``expand_bbox_backend`` or
+    ``shrink_processing_chunk``, and ``dst`` is required.
+    """
+    _refuse_dst_tighten_bounds(dst_tighten_bounds)
     if _is_vec3(processing_input_sizes):
         processing_input_sizes = [processing_input_sizes]  # type: ignore[list-item]
+    if isinstance(processing_input_sizes, (str, bytes)) or not isinstance(processing_input_sizes, Sequence) or not processing_input_sizes:
+        raise ValueError(
+            "`processing_input_sizes` must be a list of (x, y, z) input sizes, one per level, "
+            f"largest first; got {processing_input_sizes!r}"
+        )
+    if not isinstance(processing_blend_mode, str):
+        raise ValueError(f"`processing_blend_mode` must be one blend mode for all levels, got {processing_blend_mode!r}")
     crop = _int3(processing_crop, "processing_crop")
     blend = _int3(processing_blend, "processing_blend")
     sizes = [_int3(s, f"processing_input_sizes[{i}]", 1) for i, s in enumerate(processing_input_sizes)]
@@ -854,6 +929,12 @@ def build_postpad_subchunkable_apply_flow(
                 f"blend {_fmt(blend)}{' and crop ' + _fmt(crop) if i == len(sizes) - 1 else ''} on both sides"
             )
         chunks.append(chunk)
+    if len(sizes) > 1 and not expand_bbox_processing:
+        raise ValueError(
+            "build_postpad_subchunkable_apply_flow rounds the upper `processing_input_sizes` down "
+            "to divisible sizes (auto_divisibility), which grows the region to the new chunks: it "
+            "needs expand_bbox_processing=True"
+        )
     crops = [(0, 0, 0)] * (len(sizes) - 1) + [crop]
     return build_subchunkable_apply_flow(
         dst=dst,
@@ -862,8 +943,31 @@ def build_postpad_subchunkable_apply_flow(
         processing_crop_pads=crops,
         processing_blend_pads=blend,
         processing_blend_modes=processing_blend_mode,
+        level_intermediaries_dirs=level_intermediaries_dirs,
+        max_reduction_chunk_size=max_reduction_chunk_size,
+        max_reduction_chunk_sizes=max_reduction_chunk_sizes,
+        expand_bbox_processing=expand_bbox_processing,
+        expand_bbox_resolution=expand_bbox_resolution,
         auto_divisibility=len(sizes) > 1,
-        **kwargs,
+        allow_cache_up_to_level=allow_cache_up_to_level,
+        op_worker_type=op_worker_type,
+        reduction_worker_type=reduction_worker_type,
+        task_stack_size=task_stack_size,
+        verbose=verbose,
+        print_summary=print_summary,
+        generate_ng_link=generate_ng_link,
+        fn=fn,
+        fn_semaphores=fn_semaphores,
+        op=op,
+        op_args=op_args,
+        op_kwargs=op_kwargs,
+        bbox=bbox,
+        start_coord=start_coord,
+        end_coord=end_coord,
+        coord_resolution=coord_resolution,
+        auto_bbox=auto_bbox,
+        task_name=task_name,
+        keep_intermediaries=keep_intermediaries,
     )
 
 

@@ -54,9 +54,11 @@ import torch
 
 from zetta_utils import mazepa
 from zetta_utils.geometry import Vec3D
+from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 
 from .chunk_grid import Box, ChunkGrid, Int3
+from .chunk_numbering import ChunkNumbering
 from .intermediaries import PieceStore
 from .layer_wrappers import (
     CaptureBackend,
@@ -145,6 +147,14 @@ class SubchunkablePlan:
         x, y, z = self.op.crop_pad
         return (int(x), int(y), int(z))
 
+    @functools.cached_property
+    def numbering(self) -> ChunkNumbering:
+        """The ``chunk_id`` of each chunk (see :mod:`.chunk_numbering`)."""
+        return ChunkNumbering.of(self.top_grid.counts, self.chunk_sizes, self.crop_pads, self.blend_pads, self.roi_crop_pad)
+
+    def _index(self, box: Box, chunk_id: int) -> VolumetricIndex:
+        return attrs.evolve(box.to_index(self.dst_resolution), chunk_id=chunk_id)
+
     @property
     def deferred(self) -> bool:
         return self.blend_modes[0] == "defer"
@@ -196,8 +206,9 @@ class SubchunkablePlan:
         return kwargs
 
     # --- computing chunk outputs ---------------------------------------------------------------
-    def run_op(self, out_box: Box, kwargs: Mapping[str, Any]) -> Array:
-        """The bottom level: the operation's output for ``out_box`` (a padded bottom chunk)."""
+    def run_op(self, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0) -> Array:
+        """The bottom level: the operation's output for ``out_box`` (a padded bottom chunk, the
+        chunk ``chunk_id``)."""
         op = self.op
         if isinstance(op, VolumetricCallableOperation):
             cx, cy, cz = self.op_crop_pad
@@ -223,14 +234,15 @@ class SubchunkablePlan:
                 result = result[:, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz]
             return result
         capture = CaptureBackend(out_box, self.dst_resolution, self.num_channels, self.dtype, self.op_name)
-        op(out_box.to_index(self.dst_resolution), capture_layer(capture), *self.op_args, **kwargs)
+        op(self._index(out_box, chunk_id), capture_layer(capture), *self.op_args, **kwargs)
         return as_array(capture.result())
 
-    def chunk_output(self, level: int, out_box: Box, kwargs: Mapping[str, Any]) -> Array:
-        """The output of the ``level`` chunk whose padded box is ``out_box``."""
+    def chunk_output(self, level: int, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0) -> Array:
+        """The output of the ``level`` chunk whose padded box is ``out_box`` (the chunk
+        ``chunk_id``)."""
         kwargs = self._kwargs_for(kwargs, out_box, level)
         if level == self.num_levels - 1:
-            return self.run_op(out_box, kwargs)
+            return self.run_op(out_box, kwargs, chunk_id)
         sub = level + 1
         mode = self.blend_modes[sub]
         schedule = level_schedule(
@@ -244,11 +256,12 @@ class SubchunkablePlan:
         # the bottom level's chunks (reading nothing ahead) straight from the operation
         compute = self.run_op if sub == self.num_levels - 1 and self.prefetch_level != sub else functools.partial(self.chunk_output, sub)
         num_channels = self.num_channels
+        ids = self.numbering.sub_offsets(sub, schedule.starts, self.crop_pads[level], self.chunk_sizes[sub], self.blend_pads[sub])
 
         def outputs() -> Iterator[Array]:
-            for ox, oy, oz in schedule.starts:
+            for (ox, oy, oz), offset in zip(schedule.starts, ids, strict=True):
                 start = (x0 + ox, y0 + oy, z0 + oz)
-                data = compute(Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)), kwargs)
+                data = compute(Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)), kwargs, chunk_id + offset)
                 if data.shape[0] != num_channels:
                     raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}")
                 yield data
@@ -264,15 +277,16 @@ class SubchunkablePlan:
             schedule.run(out, outputs(), what)
         return out
 
-    def run_direct(self, level: int, core: Box, kwargs: Mapping[str, Any], dst: Any) -> None:
-        """``skip_intermediaries``: the bottom chunks under ``core`` written by the operation."""
+    def run_direct(self, level: int, core: Box, kwargs: Mapping[str, Any], dst: Any, chunk_id: int = 0) -> None:
+        """``skip_intermediaries``: the bottom chunks under ``core`` (the chunk ``chunk_id`` of
+        ``level``) written by the operation."""
         kwargs = self._kwargs_for(kwargs, core, level)
         if level == self.num_levels - 1:
-            self.op(core.to_index(self.dst_resolution), dst, *self.op_args, **kwargs)
+            self.op(self._index(core, chunk_id), dst, *self.op_args, **kwargs)
             return
         grid = ChunkGrid.over(core, self.chunk_sizes[level + 1], (0, 0, 0))
         for key in grid.keys():
-            self.run_direct(level + 1, grid.core(key), kwargs, dst)
+            self.run_direct(level + 1, grid.core(key), kwargs, dst, self.numbering.chunk_id(level + 1, key, chunk_id))
 
     def clipped_dst(self) -> Any:
         if self.dst is None or self.dst_bounds is None:
@@ -282,11 +296,12 @@ class SubchunkablePlan:
 
     def process_top_chunk(self, key: Int3) -> None:
         grid = self.top_grid
+        chunk_id = self.numbering.chunk_id(0, key)
         if self.top_mode == "skip":
-            self.run_direct(0, grid.core(key), self.op_kwargs, self.clipped_dst())
+            self.run_direct(0, grid.core(key), self.op_kwargs, self.clipped_dst(), chunk_id)
             return
         out_box = grid.padded(key)
-        data = to_output_dtype(self.chunk_output(0, out_box, self.op_kwargs), self.dtype, self.op_name)
+        data = to_output_dtype(self.chunk_output(0, out_box, self.op_kwargs, chunk_id), self.dtype, self.op_name)
         if self.top_mode == "direct":
             assert self.dst is not None and self.dst_bounds is not None
             target = out_box.intersection(self.region).intersection(self.dst_bounds)

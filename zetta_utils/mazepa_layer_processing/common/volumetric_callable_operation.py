@@ -12,7 +12,8 @@ Optional methods the flows use when present:
 
 :class:`VolumetricCallableOperation` wraps a function on tensors: layers among the keyword
 arguments are read at the chunk's index padded by ``crop_pad``, everything else is passed as it
-is, the result is cropped by ``crop_pad`` and written to ``dst``.
+is, the result is cropped by ``crop_pad`` and written to ``dst`` (with ``dst`` None, the function
+runs for its side effects and its result is ignored).
 """
 
 from __future__ import annotations
@@ -112,16 +113,19 @@ class VolumetricCallableOperation(mazepa.OperationBase):
     def with_added_crop_pad(self, crop_pad: Sequence[int]) -> VolumetricCallableOperation:
         return attrs.evolve(self, crop_pad=self.crop_pad + Vec3D(*crop_pad))
 
+    def call_fn(self, args: Sequence[Any], inputs: Mapping[str, Any]) -> Any:
+        """``fn(*args, **inputs)`` holding ``fn_semaphores``; whatever it returns."""
+        if not self.fn_semaphores:
+            return self.fn(*args, **inputs)
+        with contextlib.ExitStack() as stack:
+            for name in self.fn_semaphores:
+                stack.enter_context(mazepa.semaphore(name))
+            return self.fn(*args, **inputs)
+
     def compute_padded(self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
         """``fn``'s output for inputs already read at the chunk padded by ``crop_pad`` (spatial
         shape ``expected``), not yet cropped."""
-        if self.fn_semaphores:
-            with contextlib.ExitStack() as stack:
-                for name in self.fn_semaphores:
-                    stack.enter_context(mazepa.semaphore(name))
-                result = self.fn(*args, **inputs)
-        else:
-            result = self.fn(*args, **inputs)
+        result = self.call_fn(args, inputs)
         if isinstance(result, np.ndarray):
             result = to_torch(result)
         if not isinstance(result, torch.Tensor) or result.ndim != 4 or tuple(result.shape[1:]) != tuple(expected):
@@ -139,11 +143,15 @@ class VolumetricCallableOperation(mazepa.OperationBase):
         return crop_output(result, self.crop_pad) if any(self.crop_pad) else result
 
     def __call__(self, idx: VolumetricIndex, dst: Any, *args: Any, **kwargs: Any) -> None:
+        """Compute the chunk ``idx`` and write it to ``dst``; with ``dst`` None, ``fn`` is run
+        for what it does (printing, writing by itself) and may return anything: nothing is
+        written."""
         read_idx = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
         inputs = {k: (v[read_idx] if is_layer(v) else v) for k, v in kwargs.items()}
-        result = self.compute(tuple(read_idx.shape), args, inputs)
-        if dst is not None:
-            dst[idx] = result
+        if dst is None:
+            self.call_fn(args, inputs)
+            return
+        dst[idx] = self.compute(tuple(read_idx.shape), args, inputs)
 
 
 def op_name_of(op: Any) -> str:

@@ -1,0 +1,326 @@
+"""The arguments of the original's ``build_subchunkable_apply_flow`` and
+``build_postpad_subchunkable_apply_flow`` are accepted here by the same names, with the same
+meanings; the deprecated ones are refused with the original's reason."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+
+from zetta_utils import builder
+from zetta_utils.geometry import BBox3D
+from zetta_utils.mazepa_layer_processing import (
+    build_postpad_subchunkable_apply_flow,
+    build_subchunkable_apply_flow,
+)
+from zetta_utils.mazepa_layer_processing.common import SubchunkablePlan, make_subchunkable_plan
+
+from .conftest import MakeVolume
+from .helpers import RES, random_array, read_array, write_array
+
+# The original's signatures (zetta_utils/mazepa_layer_processing/common/subchunkable_apply_flow.py
+# of github ZettaAI/zetta_utils), argument by argument with their defaults.
+ORIGINAL_ARGS: dict[str, dict[str, Any]] = {
+    "build_subchunkable_apply_flow": {
+        "dst": inspect.Parameter.empty,
+        "dst_resolution": inspect.Parameter.empty,
+        "processing_chunk_sizes": inspect.Parameter.empty,
+        "processing_gap": (0, 0, 0),
+        "processing_crop_pads": (0, 0, 0),
+        "processing_blend_pads": (0, 0, 0),
+        "processing_blend_modes": "quadratic",
+        "level_intermediaries_dirs": None,
+        "skip_intermediaries": False,
+        "max_reduction_chunk_size": None,
+        "expand_bbox_resolution": False,
+        "expand_bbox_backend": False,
+        "expand_bbox_processing": True,
+        "shrink_processing_chunk": False,
+        "auto_divisibility": False,
+        "allow_cache_up_to_level": None,
+        "op_worker_type": None,
+        "reduction_worker_type": None,
+        "print_summary": True,
+        "generate_ng_link": False,
+        "fn": None,
+        "fn_semaphores": None,
+        "op": None,
+        "op_args": (),
+        "op_kwargs": None,
+        "bbox": None,
+        "start_coord": None,
+        "end_coord": None,
+        "coord_resolution": None,
+        "auto_bbox": False,
+        "dst_tighten_bounds": False,
+    },
+    "build_postpad_subchunkable_apply_flow": {
+        "dst": inspect.Parameter.empty,
+        "dst_resolution": inspect.Parameter.empty,
+        "processing_input_sizes": inspect.Parameter.empty,
+        "processing_crop": (0, 0, 0),
+        "processing_blend": (0, 0, 0),
+        "processing_blend_mode": "quadratic",
+        "level_intermediaries_dirs": None,
+        "max_reduction_chunk_size": None,
+        "expand_bbox_processing": True,
+        "expand_bbox_resolution": False,
+        "allow_cache_up_to_level": None,
+        "print_summary": True,
+        "generate_ng_link": False,
+        "op_worker_type": None,
+        "reduction_worker_type": None,
+        "fn": None,
+        "fn_semaphores": None,
+        "op": None,
+        "op_args": (),
+        "op_kwargs": None,
+        "bbox": None,
+        "start_coord": None,
+        "end_coord": None,
+        "coord_resolution": None,
+        "auto_bbox": False,
+        "dst_tighten_bounds": False,
+    },
+}
+# Defaults that differ in spelling only: ``print_summary`` defaults to None here and means True
+# unless ``verbose`` (its new name) says otherwise.
+SAME_MEANING_DEFAULTS = {"print_summary": None}
+
+SIZE = (32, 32, 2)
+
+
+def identity(src: Any) -> Any:
+    return src
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL_ARGS))
+def test_every_argument_of_the_original_is_registered_with_its_default(name: str) -> None:
+    entries = builder.REGISTRY[name]
+    assert len(entries) == 1
+    params = inspect.signature(entries[0].fn).parameters
+    assert not [p for p in params.values() if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    for arg, default in ORIGINAL_ARGS[name].items():
+        assert arg in params, f"{name} lacks {arg}"
+        assert params[arg].default == SAME_MEANING_DEFAULTS.get(arg, default), arg
+
+
+def _sources(make_volume: MakeVolume) -> tuple[Any, Any, np.ndarray]:
+    src = make_volume("src", size=SIZE, chunk=(8, 8, 1))
+    data = random_array((1, *SIZE), "uint8", seed=5)
+    write_array(src, data)
+    dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
+    return src, dst, data
+
+
+def test_a_spec_naming_every_argument_of_the_original_builds_and_runs(tmp_path: Path, make_volume: MakeVolume) -> None:
+    """Every argument by name through the builder (as a user's spec gives them), each at a value
+    that works, the region given as coordinates."""
+    _sources(make_volume)
+    layer = {"@type": "build_ts_layer"}
+    target: dict[str, Any] = {
+        "@type": "build_subchunkable_apply_flow",
+        "dst": {**layer, "path": f"file://{tmp_path}/dst"},
+        "dst_resolution": list(RES),
+        "processing_chunk_sizes": [[16, 16, 1], [10, 10, 1]],
+        "processing_gap": [0, 0, 0],
+        "processing_crop_pads": [[0, 0, 0], [1, 1, 0]],
+        "processing_blend_pads": [[2, 2, 0], [1, 1, 0]],
+        "processing_blend_modes": ["linear", "quadratic"],
+        "level_intermediaries_dirs": [f"file://{tmp_path}/tmp", None],
+        "skip_intermediaries": False,
+        "max_reduction_chunk_size": [32, 32, 1],
+        "expand_bbox_resolution": True,
+        "expand_bbox_backend": False,
+        "expand_bbox_processing": True,
+        "shrink_processing_chunk": False,
+        "auto_divisibility": False,
+        "allow_cache_up_to_level": 1,
+        "op_worker_type": None,
+        "reduction_worker_type": None,
+        "print_summary": False,
+        "generate_ng_link": False,
+        "fn": {"@type": "lambda", "lambda_str": "lambda src: src"},
+        "fn_semaphores": ["read", "cpu"],
+        "op": None,
+        "op_args": [],
+        "op_kwargs": {"src": {**layer, "path": f"file://{tmp_path}/src"}},
+        "bbox": None,
+        "start_coord": [0, 0, 0],
+        "end_coord": list(SIZE),
+        "coord_resolution": list(RES),
+        "auto_bbox": False,
+        "dst_tighten_bounds": False,
+    }
+    assert set(target) - {"@type"} == set(ORIGINAL_ARGS["build_subchunkable_apply_flow"])
+    spec = {"@type": "mazepa.execute", "show_progress": False, "target": target}
+    builder.build(json.loads(json.dumps(spec)))
+    src = builder.build({**layer, "path": f"file://{tmp_path}/src"})
+    dst = builder.build({**layer, "path": f"file://{tmp_path}/dst"})
+    assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), read_array(src, (0, 0, 0), SIZE))
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL_ARGS))
+def test_dst_tighten_bounds_is_refused_with_what_replaces_it(tmp_path: Path, make_volume: MakeVolume, name: str) -> None:
+    src, dst, _ = _sources(make_volume)
+    sizes = {"processing_chunk_sizes": [[16, 16, 1]]} if name == "build_subchunkable_apply_flow" else {"processing_input_sizes": [[16, 16, 1]]}
+    spec = {
+        "@type": name,
+        "dst": dst,
+        "dst_resolution": list(RES),
+        **sizes,
+        "bbox": BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        "fn": identity,
+        "op_kwargs": {"src": src},
+        "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"],
+        "dst_tighten_bounds": True,
+    }
+    with pytest.raises(ValueError, match=r"`dst_tighten_bounds` is no longer supported.*`info_bbox: #BBOX`"):
+        builder.build(spec)
+    spec["dst_tighten_bounds"] = False
+    builder.build(spec)  # False is accepted, as in the original
+
+
+@pytest.mark.parametrize("cache_level, prefetch_level", [(-1, None), (0, None), (1, 0), (5, 0)])
+def test_allow_cache_up_to_level_past_either_end_means_the_nearest_level(
+    tmp_path: Path, make_volume: MakeVolume, cache_level: int, prefetch_level: int | None
+) -> None:
+    src, dst, _ = _sources(make_volume)
+    plan, facts = make_subchunkable_plan(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        fn=identity,
+        op_kwargs={"src": src},
+        processing_chunk_sizes=[[16, 16, 1], [8, 8, 1]],
+        level_intermediaries_dirs=[f"file://{tmp_path}/tmp"] * 2,
+        allow_cache_up_to_level=cache_level,
+    )
+    assert plan.prefetch_level == prefetch_level
+    assert facts["allow_cache_up_to_level"] == min(max(cache_level, 0), 1)
+
+
+def _plans(tmp_path: Path, src: Any, dst: Any, shared: dict[str, Any]) -> tuple[SubchunkablePlan, SubchunkablePlan]:
+    postpad = build_postpad_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        processing_input_sizes=[[28, 28, 1], [12, 12, 1]],
+        processing_crop=[1, 1, 0],
+        processing_blend=[2, 2, 0],
+        processing_blend_mode="linear",
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=[f"file://{tmp_path}/tmp", None],
+        print_summary=False,
+        **shared,
+    )
+    # the same run spelled out: chunk = input - 2 * blend (- 2 * crop at the bottom); the top
+    # chunk, 24, becomes 20 so that its padded 24 holds whole bottom chunks of 6
+    direct = build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        processing_chunk_sizes=[[24, 24, 1], [6, 6, 1]],
+        processing_crop_pads=[[0, 0, 0], [1, 1, 0]],
+        processing_blend_pads=[2, 2, 0],
+        processing_blend_modes="linear",
+        auto_divisibility=True,
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=[f"file://{tmp_path}/tmp", None],
+        print_summary=False,
+        **shared,
+    )
+    assert postpad.id == direct.id
+    return postpad.args[0], direct.args[0]
+
+
+@pytest.mark.parametrize(
+    "shared",
+    [
+        {"bbox": BBox3D.from_coords((0, 0, 0), SIZE, RES), "fn": identity},
+        {
+            "start_coord": [2.5, 0, 0],
+            "end_coord": [30, 32, 2],
+            "coord_resolution": RES,
+            "expand_bbox_resolution": True,
+            "max_reduction_chunk_size": [32, 32, 1],
+            "allow_cache_up_to_level": 0,
+            "op_worker_type": "gpu",
+            "reduction_worker_type": "cpu",
+            "fn": identity,
+            "fn_semaphores": ["cuda"],
+        },
+        {"auto_bbox": True, "expand_bbox_processing": True, "fn": identity},
+    ],
+    ids=["bbox", "coords-and-options", "auto_bbox"],
+)
+def test_postpad_passes_each_of_its_arguments_on_with_its_meaning(
+    tmp_path: Path, make_volume: MakeVolume, shared: dict[str, Any]
+) -> None:
+    src, dst, _ = _sources(make_volume)
+    postpad, direct = _plans(tmp_path, src, dst, shared)
+    for field in attrs.fields(SubchunkablePlan):
+        a, b = getattr(postpad, field.name), getattr(direct, field.name)
+        if field.name == "store":
+            a, b = a.path, b.path
+        assert a == b, field.name
+    if "op_worker_type" in shared:
+        assert (postpad.op_worker_type, postpad.reduction_worker_type) == ("gpu", "cpu")
+        assert postpad.op.fn_semaphores == ("cuda",)
+
+
+def test_postpad_runs_with_an_op(tmp_path: Path, make_volume: MakeVolume) -> None:
+    from zetta_utils import mazepa
+    from zetta_utils.mazepa_layer_processing import VolumetricCallableOperation
+
+    src, dst, data = _sources(make_volume)
+    flow = build_postpad_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        processing_input_sizes=[[20, 20, 1], [10, 10, 1]],
+        processing_crop=[1, 1, 0],
+        processing_blend=[1, 1, 0],
+        op=VolumetricCallableOperation(identity),
+        op_kwargs={"src": src},
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        level_intermediaries_dirs=[f"file://{tmp_path}/tmp"] * 2,
+        print_summary=False,
+    )
+    mazepa.execute(flow, show_progress=False)
+    assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"skip_intermediaries": True}, r"skip_intermediaries"),
+        ({"processing_gap": [2, 2, 0]}, r"processing_gap"),
+        ({"processing_chunk_sizes": [[16, 16, 1]]}, r"processing_chunk_sizes"),
+        ({"processing_blend_mode": ["linear", "linear"]}, r"`processing_blend_mode` must be one blend mode for all levels"),
+        (
+            {"processing_input_sizes": [[24, 24, 1], [8, 8, 1]], "expand_bbox_processing": False},
+            r"build_postpad_subchunkable_apply_flow rounds the upper `processing_input_sizes` down .* needs expand_bbox_processing=True",
+        ),
+    ],
+    ids=["skip_intermediaries", "processing_gap", "processing_chunk_sizes", "mode list", "no expansion"],
+)
+def test_postpad_refuses_what_it_sets_itself(tmp_path: Path, make_volume: MakeVolume, changes: dict[str, Any], message: str) -> None:
+    src, dst, _ = _sources(make_volume)
+    spec: dict[str, Any] = {
+        "@type": "build_postpad_subchunkable_apply_flow",
+        "dst": dst,
+        "dst_resolution": list(RES),
+        "processing_input_sizes": [[16, 16, 1]],
+        "bbox": BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        "fn": identity,
+        "op_kwargs": {"src": src},
+        "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"],
+        "print_summary": False,
+        **changes,
+    }
+    with pytest.raises((ValueError, TypeError), match=message):
+        builder.build(spec)
