@@ -265,6 +265,8 @@ class VolumetricFrontend:
         default=None, converter=_check_interpolation_mode
     )
     allow_slice_rounding: bool = False
+    mask_value_thr: float = 0.0
+    """``mask`` interpolation: values above it count as set."""
 
     def __attrs_post_init__(self) -> None:
         if self.data_resolution is not None and self.interpolation_mode is None:
@@ -309,7 +311,7 @@ class VolumetricFrontend:
         elif match_resolution(desired, (src,)) is not None:
             return backend.read(idx if src == desired else idx.with_resolution(src))
         assert self.interpolation_mode is not None
-        return _read_resampled(backend, idx, src, self.interpolation_mode)
+        return _read_resampled(backend, idx, src, self.interpolation_mode, self.mask_value_thr)
 
     def write(self, backend: VolumetricBackend, idx: VolumetricIndex, data: torch.Tensor) -> None:
         """Write CXYZ ``data`` of ``idx`` (at ``idx.resolution``), resampled to
@@ -332,7 +334,7 @@ class VolumetricFrontend:
             backend.write(idx if dst == desired else idx.with_resolution(dst), data)
             return
         assert self.interpolation_mode is not None
-        _write_resampled(backend, idx, data, dst, self.interpolation_mode)
+        _write_resampled(backend, idx, data, dst, self.interpolation_mode, self.mask_value_thr)
 
 
 def _target_bounds(
@@ -354,7 +356,11 @@ def _check_cell(cell: Vec3D[float], a: Vec3D[float], b: Vec3D[float]) -> None:
 
 
 def _read_resampled(
-    backend: VolumetricBackend, idx: VolumetricIndex, src: Vec3D[float], mode: InterpolationMode
+    backend: VolumetricBackend,
+    idx: VolumetricIndex,
+    src: Vec3D[float],
+    mode: InterpolationMode,
+    mask_value_thr: float = 0.0,
 ) -> torch.Tensor:
     desired = idx.resolution
     start, stop, lo, hi = _target_bounds(idx)
@@ -380,7 +386,9 @@ def _read_resampled(
                     cover_hi[i] += cell[i]
     cover = attrs.evolve(idx.bbox, bounds=tuple(zip(cover_lo, cover_hi, strict=True)))
     raw = backend.read(attrs.evolve(idx, resolution=src, bbox=cover))
-    result = interpolate(raw, scale_factor=tuple(src / desired), mode=mode)
+    result = interpolate(
+        raw, scale_factor=tuple(src / desired), mode=mode, mask_value_thr=mask_value_thr
+    )
     if cover_lo == list(lo) and cover_hi == list(hi):
         return result
     offset = ((lo - Vec3D(*cover_lo)) / desired).round()
@@ -399,6 +407,7 @@ def _write_resampled(
     data: torch.Tensor,
     dst: Vec3D[float],
     mode: InterpolationMode,
+    mask_value_thr: float = 0.0,
 ) -> None:
     desired = idx.resolution
     start, stop, lo, hi = _target_bounds(idx)
@@ -415,6 +424,8 @@ def _write_resampled(
             f"data written at {idx.pformat()} (resolution {_fmt(desired)}) to {backend.name} must be "
             f"CXYZ with spatial shape {shape}, got shape {tuple(data.shape)}"
         )
-    resampled = interpolate(data, scale_factor=tuple(desired / dst), mode=mode)
+    resampled = interpolate(
+        data, scale_factor=tuple(desired / dst), mode=mode, mask_value_thr=mask_value_thr
+    )
     target = attrs.evolve(idx.bbox, bounds=tuple(zip(lo, hi, strict=True)))
     backend.write(attrs.evolve(idx, resolution=dst, bbox=target), resampled)

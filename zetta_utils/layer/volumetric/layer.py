@@ -125,6 +125,7 @@ def build_volumetric_layer(
     index_procs: Iterable[IndexProcessor[VolumetricIndex]] = (),
     read_procs: Iterable[VolumetricDataProcessor] = (),
     write_procs: Iterable[VolumetricDataProcessor] = (),
+    mask_value_thr: float = 0.0,
 ) -> VolumetricLayer:
     """A ``VolumetricLayer`` over ``backend``.
 
@@ -141,6 +142,7 @@ def build_volumetric_layer(
     :param index_procs: ``IndexProcessor`` s applied to every index.
     :param read_procs: ``DataProcessor`` s / ``JointIndexDataProcessor`` s applied on reads.
     :param write_procs: the same, applied on writes.
+    :param mask_value_thr: ``mask`` interpolation: values above it count as set.
     """
     frontend = VolumetricFrontend(
         index_resolution=index_resolution,
@@ -148,6 +150,7 @@ def build_volumetric_layer(
         data_resolution=data_resolution,
         interpolation_mode=interpolation_mode,
         allow_slice_rounding=allow_slice_rounding,
+        mask_value_thr=mask_value_thr,
     )
     return VolumetricLayer(
         backend=backend,

@@ -2,33 +2,54 @@
 
 Info files
 ----------
-``build_cv_layer`` and ``build_ts_layer`` take the same ``info_*`` arguments, collected here in
-:class:`InfoSpec`. The info a layer asks for is computed from a *base* info and the arguments:
+An info is validated only for what reading and writing need (``data_type``, ``num_channels``,
+and per scale ``key``, ``resolution``, ``voxel_offset``, ``size``, ``chunk_sizes``,
+``encoding``): ``"@type"``, ``type`` and every key this module does not know (``mesh``,
+``skeletons``, ``segment_properties``, ``sharding``, per-scale extras) are optional and kept
+untouched whenever an info is rewritten.
 
-* the base is the info at ``info_reference_path`` if given, else the info already at the layer's
-  path, else nothing (then ``info_type``, ``info_data_type``, ``info_num_channels``,
-  ``info_scales``, ``info_chunk_size`` and ``info_dataset_size`` are required);
-* ``info_inherit_all_params=True`` keeps every key of the base (``mesh``, ``sharding``, ...);
-  otherwise only the keys a volume needs are kept (top level: ``@type``, ``type``,
-  ``data_type``, ``num_channels``, ``scales``; per scale: ``key``, ``resolution``,
-  ``voxel_offset``, ``size``, ``chunk_sizes``, ``encoding`` and, for that encoding,
-  ``compressed_segmentation_block_size``);
-* ``info_scales`` is the exact list of resolutions the info contains: scales the base has are
-  taken from it, others are derived from a reference scale (``info_add_scales_ref``, default the
-  finest base scale): voxel offset and size are scaled by the resolution ratio (start floored,
-  end ceiled), chunk size and encoding are copied, ``sharding`` is not;
+``build_cv_layer`` and ``build_ts_layer`` take the original's ``info_*`` arguments, of both its
+spec versions, collected in :class:`InfoSpec`; the info asked for is computed from the info
+already at the layer's path (*existing*) and the one at ``info_reference_path`` (*reference*).
+
+Without ``info_scales`` (the original's version 0.3 model):
+
+* the base is the existing info if there is one and ``info_extend_if_exists`` (default True),
+  else the reference, else the existing info; it is copied whole (every key), then
+  ``info_field_overrides`` (a dict of top-level keys) is applied over it;
 * ``info_add_scales`` adds scales (a resolution, or a dict of scale fields with at least
-  ``resolution``; fields it lacks are derived as above) to the ones kept;
-* ``info_type``, ``info_data_type``, ``info_num_channels`` override the top level;
-  ``info_encoding`` and ``info_chunk_size`` apply to every scale; ``info_voxel_offset`` and
-  ``info_dataset_size`` are in voxels of the finest resulting scale, and the other scales get
-  them scaled by the resolution ratio. Fields given in an ``info_add_scales`` dict win.
+  ``resolution``) derived from the reference scale ``info_add_scales_ref`` (a scale key, a
+  resolution, or a whole scale dict; default the finest base scale) minus the fields named in
+  ``info_add_scales_exclude_fields``: ``size`` = ceil(size / ratio), ``voxel_offset`` =
+  offset / ratio floored (one voxel added to the size when it is not whole), every other field
+  copied. ``info_add_scales_mode``: ``"merge"`` (default; a new scale replaces the base's of the
+  same key) or ``"replace"`` (only the new scales); when the base is the existing info, only
+  scales of new keys are added;
+* ``info_chunk_size``, ``info_voxel_offset``, ``info_dataset_size``, ``info_encoding`` set those
+  fields, in voxels, in every scale; ``info_chunk_size_map`` (etc.) set them in the scales of the
+  keys they name (``{"8_8_40": [64, 64, 1]}``).
 
-Then ``on_info_exists`` decides: ``"expect_same"`` (default) accepts an existing info only if it
-equals the computed one (else :class:`InfoMismatchError` naming every differing key), and
-``"overwrite"`` replaces it. An info is written only when it is missing or differs; local files
-are written to a temporary name and renamed, so a concurrent reader sees the old or the new info,
-never half of one, and several processes creating the same info at once all succeed.
+With ``info_scales`` (the original's version 0.4 model):
+
+* each listed resolution becomes a scale covering the bounds: ``info_bbox``, else
+  ``info_voxel_offset`` / ``info_dataset_size`` in voxels of the finest listed scale, else the
+  first scale of the reference (or of the existing info); chunk size and encoding are
+  ``info_chunk_size`` / ``info_encoding``, else the reference's first scale's;
+  ``info_extra_scale_data`` is added to each; ``info_inherit_all_params`` also copies the other
+  top-level keys and the first scale's extra fields (never ``sharding``) of the reference;
+* with an existing info and ``info_keep_existing_scales`` (default True) the new scales are
+  merged into its scales (by key) and its other top-level keys are kept; its ``data_type`` and
+  ``num_channels`` must then not change;
+* ``info_add_scales`` and the ``*_map`` arguments apply afterwards as above.
+
+In both, ``info_type``, ``info_data_type``, ``info_num_channels`` set the top level last, and
+``info_only_retain_scales`` keeps only the listed resolutions. When the result differs from the
+existing info, ``on_info_exists`` decides: ``"extend"`` (default) accepts only new scales (the
+existing scales and top-level keys unchanged), ``"expect_same"`` nothing, ``"overwrite"``
+(or ``info_overwrite=True``) anything; a refusal is an :class:`InfoMismatchError` naming every
+differing key. An info is written only when it is missing or differs; local files are written
+to a temporary name and renamed, so a concurrent reader sees the old or the new info, never half
+of one, and several processes creating the same info at once all succeed.
 
 Paths
 -----
@@ -66,26 +87,38 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from zetta_utils.geometry import Vec3D
+from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.tensor_ops.convert import to_np, to_torch
 
 from .backend import VolumetricBackend
 from .index import VolumetricIndex
 
-InfoExistsModes = Literal["expect_same", "overwrite"]
+InfoExistsModes = Literal["expect_same", "extend", "overwrite"]
+INFO_EXISTS_MODES = ("expect_same", "extend", "overwrite")
+ADD_SCALES_MODES = ("merge", "replace")
 Scheme = Literal["file", "gs", "s3", "http", "https"]
 
 SUPPORTED_DATA_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "float32")
-ENCODINGS = ("raw", "jpeg", "png", "compressed_segmentation")
+"""The data types both backends read and write (and ``info_data_type`` takes)."""
+READABLE_DATA_TYPES = (*SUPPORTED_DATA_TYPES, "int64", "float64")
+"""Data types an info may have: CloudVolume also reads and writes int64 and float64."""
+TS_ENCODINGS = ("raw", "jpeg", "png", "compressed_segmentation")
+"""The encodings TensorStore (and so ``build_ts_layer``) decodes."""
+ENCODINGS = (*TS_ENCODINGS, "compresso", "crackle", "jxl", "fpzip", "zfpc", "kempressed")
+"""The encodings ``info_encoding`` takes: CloudVolume reads and writes them all."""
 LAYER_TYPES = ("image", "segmentation")
 _ENCODING_DATA_TYPES: dict[str, tuple[str, ...]] = {
-    "raw": SUPPORTED_DATA_TYPES,
+    "raw": READABLE_DATA_TYPES,
     "jpeg": ("uint8",),
     "png": ("uint8", "uint16"),
     "compressed_segmentation": ("uint32", "uint64"),
 }
-_REQUIRED_TOP_KEYS = ("@type", "type", "data_type", "num_channels", "scales")
+_REQUIRED_TOP_KEYS = ("data_type", "num_channels", "scales")
+_TOP_KEYS = ("@type", "type", "data_type", "num_channels")
+"""The top-level keys taken from a reference without ``info_inherit_all_params``."""
 _REQUIRED_SCALE_KEYS = ("key", "resolution", "voxel_offset", "size", "chunk_sizes", "encoding")
+NON_INHERITABLE_SCALE_KEYS = ("sharding", "encoding", "voxel_offset", "size", "chunk_sizes", "resolution", "key")
+"""Scale keys ``info_inherit_all_params`` does not copy from the reference's first scale."""
 _DEFAULT_CSEG_BLOCK = [8, 8, 8]
 _TOL = 1e-6
 
@@ -446,6 +479,79 @@ def _normalise_scale_list(value: Any, what: str) -> list[dict[str, Any]] | None:
     return [_scale_entry(v, f"{what}[{i}]") for i, v in enumerate(value)]
 
 
+def _check_map(value: Any, what: str, check: Callable[[Any, str], Any]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what}: expected a dict from scale key (e.g. '8_8_40') to value, got {value!r}")
+    for key, v in value.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{what}: keys are scale keys such as '8_8_40', got {key!r}")
+        check(v, f"{what}[{key!r}]")
+
+
+def _check_encoding(value: Any, what: str) -> None:
+    if value not in ENCODINGS:
+        raise ValueError(f"{what}: expected one of {ENCODINGS}, got {value!r}")
+
+
+def _sorted_scales(scales: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(scales, key=lambda s: math.prod(float(v) for v in s["resolution"]))
+
+
+def _merge_scales(
+    old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], only_new_keys: bool = False
+) -> list[dict[str, Any]]:
+    """``old`` and ``new`` scales by key (a new scale replaces an old one of its key, or, with
+    ``only_new_keys``, is dropped), sorted finest first."""
+    merged = {s["key"]: s for s in old}
+    for scale in new:
+        if not (only_new_keys and scale["key"] in merged):
+            merged[scale["key"]] = scale
+    return _sorted_scales(list(merged.values()))
+
+
+def _scale_from_reference(ref: Mapping[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """A scale at ``target["resolution"]`` derived from the scale ``ref`` as the original's
+    ``info_add_scales`` derives it: the fields ``target`` lacks are ``size`` = ceil(ref size / ratio),
+    ``voxel_offset`` = ref offset / ratio (floored, one voxel added to the size when it is not
+    whole), the conventional ``key``, and every other field of ``ref`` copied."""
+    scale = copy.deepcopy(target)
+    res = [float(v) for v in scale["resolution"]]
+    ratio = [r / float(rr) for r, rr in zip(res, ref["resolution"], strict=True)]
+    scale.setdefault("key", scale_key(scale["resolution"]))
+    if "size" not in scale:
+        scale["size"] = [_ceil_tol(s / m) for s, m in zip(ref["size"], ratio, strict=True)]
+    if "voxel_offset" not in scale:
+        offset = [o / m for o, m in zip(ref["voxel_offset"], ratio, strict=True)]
+        scale["size"] = list(scale["size"])
+        for i, o in enumerate(offset):
+            if abs(o - round(o)) > _TOL:
+                scale["size"][i] += 1
+        scale["voxel_offset"] = [_floor_tol(o) for o in offset]
+    for key, value in ref.items():
+        scale.setdefault(key, copy.deepcopy(value))
+    return scale
+
+
+def _scale_from_bounds(
+    resolution: list[float], start: Sequence[float], end: Sequence[float]
+) -> dict[str, Any]:
+    """``voxel_offset`` and ``size`` of the smallest scale covering the physical box
+    ``[start, end)`` (nm): start floored, end ceiled. (The original takes ceil(extent / res) as the
+    size, one voxel short of the box's end when its start is not on the grid.)"""
+    offset = [_floor_tol(s / r) for s, r in zip(start, resolution, strict=True)]
+    stop = [_ceil_tol(e / r) for e, r in zip(end, resolution, strict=True)]
+    return {"voxel_offset": offset, "size": [b - a for a, b in zip(offset, stop, strict=True)]}
+
+
+def _physical_bounds(scale: Mapping[str, Any]) -> tuple[list[float], list[float]]:
+    res = [float(v) for v in scale["resolution"]]
+    start = [o * r for o, r in zip(scale["voxel_offset"], res, strict=True)]
+    end = [(o + s) * r for o, s, r in zip(scale["voxel_offset"], scale["size"], res, strict=True)]
+    return start, end
+
+
 @attrs.frozen
 class InfoSpec:
     """The ``info_*`` arguments of the layer builders (see the module docstring)."""
@@ -455,20 +561,38 @@ class InfoSpec:
     data_type: str | None = None
     num_channels: int | None = None
     chunk_size: Sequence[int] | None = None
-    scales: Sequence[Any] | None = None
+    chunk_size_map: Mapping[str, Sequence[int]] | None = None
     voxel_offset: Sequence[int] | None = None
+    voxel_offset_map: Mapping[str, Sequence[int]] | None = None
     dataset_size: Sequence[int] | None = None
+    dataset_size_map: Mapping[str, Sequence[int]] | None = None
     encoding: str | None = None
+    encoding_map: Mapping[str, str] | None = None
+    bbox: BBox3D | None = None
+    scales: Sequence[Any] | None = None
+    extra_scale_data: Mapping[str, Any] | None = None
     inherit_all_params: bool = False
+    keep_existing_scales: bool = True
+    extend_if_exists: bool = True
+    field_overrides: Mapping[str, Any] | None = None
     add_scales: Sequence[Any] | None = None
-    add_scales_ref: Sequence[float] | str | None = None
+    add_scales_ref: Sequence[float] | str | Mapping[str, Any] | None = None
+    add_scales_mode: str = "merge"
+    add_scales_exclude_fields: Sequence[str] = ()
+    only_retain_scales: Sequence[Sequence[float]] | None = None
+
+    _FLAGS = (
+        "inherit_all_params",
+        "keep_existing_scales",
+        "extend_if_exists",
+        "add_scales_mode",
+        "add_scales_exclude_fields",
+    )
 
     def is_empty(self) -> bool:
         """Whether no argument asks for a particular info (then the existing one is used)."""
         return all(
-            getattr(self, f.name) is None
-            for f in attrs.fields(InfoSpec)
-            if f.name != "inherit_all_params"
+            getattr(self, f.name) is None for f in attrs.fields(InfoSpec) if f.name not in self._FLAGS
         )
 
     def validate(self) -> None:
@@ -487,177 +611,296 @@ class InfoSpec:
             raise ValueError(
                 f"info_num_channels: expected a positive integer, got {self.num_channels!r}"
             )
-        if self.encoding is not None and self.encoding not in ENCODINGS:
-            raise ValueError(f"info_encoding: expected one of {ENCODINGS}, got {self.encoding!r}")
+        if self.encoding is not None:
+            _check_encoding(self.encoding, "info_encoding")
+        _check_map(self.encoding_map, "info_encoding_map", _check_encoding)
         if self.chunk_size is not None:
             _int_vec(self.chunk_size, "info_chunk_size", positive=True)
+        _check_map(self.chunk_size_map, "info_chunk_size_map", lambda v, w: _int_vec(v, w, True))
         if self.voxel_offset is not None:
             _int_vec(self.voxel_offset, "info_voxel_offset")
+        _check_map(self.voxel_offset_map, "info_voxel_offset_map", _int_vec)
         if self.dataset_size is not None:
             _int_vec(self.dataset_size, "info_dataset_size", positive=True)
+        _check_map(self.dataset_size_map, "info_dataset_size_map", lambda v, w: _int_vec(v, w, True))
+        if self.bbox is not None and not isinstance(self.bbox, BBox3D):
+            raise ValueError(f"info_bbox: expected a BBox3D, got {self.bbox!r}")
         _normalise_scale_list(self.scales, "info_scales")
         _normalise_scale_list(self.add_scales, "info_add_scales")
-        if self.add_scales_ref is not None and not isinstance(self.add_scales_ref, str):
+        if self.only_retain_scales is not None:
+            _normalise_scale_list(self.only_retain_scales, "info_only_retain_scales")
+        if self.add_scales_ref is not None and not isinstance(self.add_scales_ref, (str, Mapping)):
             _vec(self.add_scales_ref, "info_add_scales_ref")
-        if not isinstance(self.inherit_all_params, bool):
+        if self.add_scales_mode not in ADD_SCALES_MODES:
             raise ValueError(
-                f"info_inherit_all_params: expected True or False, got {self.inherit_all_params!r}"
+                f"info_add_scales_mode: expected one of {ADD_SCALES_MODES}, got {self.add_scales_mode!r}"
             )
+        if isinstance(self.add_scales_exclude_fields, (str, bytes)) or not all(
+            isinstance(f, str) for f in self.add_scales_exclude_fields
+        ):
+            raise ValueError(
+                "info_add_scales_exclude_fields: expected a list of scale field names, got "
+                f"{self.add_scales_exclude_fields!r}"
+            )
+        for name in ("field_overrides", "extra_scale_data"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(f"info_{name}: expected a dict, got {value!r}")
+        for name in ("inherit_all_params", "keep_existing_scales", "extend_if_exists"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"info_{name}: expected True or False, got {getattr(self, name)!r}")
 
-    def make_info(self, base: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The info these arguments ask for, starting from ``base`` (the reference's info, or the
-        existing one, or None)."""
+    # --- the whole computation -----------------------------------------------------------------
+    def make_info(
+        self, existing: Mapping[str, Any] | None, reference: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The info these arguments ask for, given the info already at the layer's path
+        (``existing``) and the one at ``info_reference_path`` (``reference``), either may be None."""
         self.validate()
-        result = self._top_level(base)
-        scales = self._scales(base)
-        self._apply_overrides(scales)
-        result["scales"] = sorted(
-            scales, key=lambda s: (math.prod(s["resolution"]), s["resolution"])
-        )
-        validate_info(result)
-        return result
+        if self.scales is not None:
+            info = self._from_scales(existing, reference)
+        else:
+            info = self._from_base(existing, reference)
+        self._apply_scale_fields(info["scales"])
+        for name in ("type", "data_type", "num_channels"):
+            if getattr(self, name) is not None:
+                info[name] = getattr(self, name)
+        if self.only_retain_scales is not None:
+            info["scales"] = self._retained(info["scales"])
+        if not info["scales"]:
+            raise ValueError("the info would have no scales; give info_scales or info_add_scales")
+        validate_info(info)
+        return info
 
-    def _top_level(self, base: Mapping[str, Any] | None) -> dict[str, Any]:
-        if base is None:
+    def _from_base(
+        self, existing: Mapping[str, Any] | None, reference: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The original's ``info_field_overrides`` / ``info_add_scales`` model: a copy of a base
+        info (every key kept), the overrides, then the added scales."""
+        extending = self.extend_if_exists and existing is not None
+        base = existing if extending else (reference if reference is not None else existing)
+        overrides = dict(self.field_overrides or {})
+        if base is None and not overrides and self.add_scales is None:
             missing = [
                 f"info_{name}"
                 for name in ("type", "data_type", "num_channels")
                 if getattr(self, name) is None
             ]
-            if self.scales is None and self.add_scales is None:
-                missing.append("info_scales")
-            if self.chunk_size is None:
-                missing.append("info_chunk_size")
-            if self.dataset_size is None:
-                missing.append("info_dataset_size")
+            missing.append("info_scales")
+            raise ValueError(
+                "creating an info without info_reference_path (and with no info at the path) "
+                f"needs {', '.join(missing)} (or info_add_scales), info_chunk_size and "
+                "info_dataset_size"
+            )
+        info = copy.deepcopy(dict(base or {}))
+        info.update(copy.deepcopy(overrides))
+        if self.add_scales is not None:
+            if "scales" in overrides:
+                raise ValueError(
+                    "info_field_overrides: must not contain 'scales' when info_add_scales is given"
+                )
+            mode = "extend" if extending else self.add_scales_mode
+            info["scales"] = self._added_scales(list(info.get("scales", [])), mode)
+        info.setdefault("scales", [])
+        if base is None:
+            info.setdefault("@type", "neuroglancer_multiscale_volume")
+        return info
+
+    def _added_scales(self, scales: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+        ref = self._add_scales_reference(scales)
+        if ref is not None:
+            ref = {k: v for k, v in ref.items() if k not in self.add_scales_exclude_fields}
+        new = []
+        for entry in _normalise_scale_list(self.add_scales, "info_add_scales") or []:
+            if ref is not None:
+                new.append(_scale_from_reference(ref, entry))
+            else:  # from scratch: the global info_* arguments fill in the rest
+                new.append(
+                    {"key": scale_key(entry["resolution"]), "voxel_offset": [0, 0, 0], **entry}
+                )
+        if mode == "replace" or not scales:
+            return _merge_scales([], new)
+        return _merge_scales(scales, new, only_new_keys=mode == "extend")
+
+    def _add_scales_reference(self, scales: list[dict[str, Any]]) -> dict[str, Any] | None:
+        ref = self.add_scales_ref
+        if isinstance(ref, Mapping):
+            return copy.deepcopy(dict(ref))
+        if not scales:
+            if ref is not None:
+                raise ValueError(
+                    f"info_add_scales_ref: no scale {ref!r} in the base info (it has no scales)"
+                )
+            return None
+        if ref is None:
+            return copy.deepcopy(_sorted_scales(scales)[0])
+        for scale in scales:
+            if isinstance(ref, str):
+                if scale.get("key") == ref:
+                    return copy.deepcopy(scale)
+            elif _same_resolution(scale["resolution"], _vec(ref, "info_add_scales_ref")):
+                return copy.deepcopy(scale)
+        available = ", ".join(f"{s.get('key')} {_format_res(s['resolution'])}" for s in scales)
+        raise ValueError(
+            f"info_add_scales_ref: no scale {ref!r} in the base info (available: {available})"
+        )
+
+    def _from_scales(
+        self, existing: Mapping[str, Any] | None, reference: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The original's ``info_scales`` model (spec version 0.4): the listed scales built from
+        the bounds, chunk size and encoding, merged into the existing scales."""
+        source = reference if reference is not None else existing
+        source_scale = source["scales"][0] if source and source.get("scales") else None
+        info = self._top_level_for_scales(existing, source)
+        entries = _normalise_scale_list(self.scales, "info_scales") or []
+        if not entries:
+            raise ValueError("info_scales: expected at least one scale")
+        start, end = self._bounds(entries, source_scale)
+        chunk = self.chunk_size if self.chunk_size is not None else None
+        encoding = self.encoding
+        extra: dict[str, Any] = {}
+        if self.inherit_all_params and source_scale is not None:
+            extra = {
+                k: copy.deepcopy(v)
+                for k, v in source_scale.items()
+                if k not in NON_INHERITABLE_SCALE_KEYS
+            }
+        extra.update(copy.deepcopy(dict(self.extra_scale_data or {})))
+        new = []
+        for entry in entries:
+            res = entry["resolution"]
+            same = find_scale(existing, res) if reference is None and existing else None
+            inherit_from = same if same is not None else source_scale
+            scale: dict[str, Any] = {
+                "chunk_sizes": [list(chunk)] if chunk is not None else _inherited(
+                    inherit_from, "chunk_sizes", "info_chunk_size"
+                ),
+                "encoding": encoding or (inherit_from or {}).get("encoding", "raw"),
+                "resolution": list(res),
+                "key": scale_key(res),
+                **copy.deepcopy(extra),
+            }
+            if same is not None and self.bbox is None and self.voxel_offset is None and self.dataset_size is None:
+                scale.update({k: same[k] for k in ("voxel_offset", "size")})
+            else:
+                scale.update(_scale_from_bounds(res, start, end))
+            scale.update({k: v for k, v in entry.items() if k != "resolution"})
+            new.append(scale)
+        if existing is not None and self.keep_existing_scales:
+            for name in ("data_type", "num_channels"):
+                if name in existing and info.get(name) != existing[name]:
+                    raise ValueError(
+                        f"info_{name}: {info.get(name)!r} differs from the existing info's "
+                        f"{existing[name]!r} while info_keep_existing_scales is True; pass "
+                        "info_keep_existing_scales=False (and info_overwrite=True) to replace them"
+                    )
+            info["scales"] = _merge_scales(copy.deepcopy(existing.get("scales", [])), new)
+        else:
+            info["scales"] = _merge_scales([], new)
+        if self.add_scales is not None:
+            info["scales"] = self._added_scales(info["scales"], self.add_scales_mode)
+        return info
+
+    def _top_level_for_scales(
+        self, existing: Mapping[str, Any] | None, source: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        if source is not None:
+            keys = [k for k in source if k != "scales"] if self.inherit_all_params else _TOP_KEYS
+            info = {k: copy.deepcopy(source[k]) for k in keys if k in source}
+        else:
+            missing = [
+                f"info_{name}"
+                for name in ("type", "data_type", "num_channels")
+                if getattr(self, name) is None
+            ]
             if missing:
                 raise ValueError(
                     "creating an info without info_reference_path (and with no info at the path) "
                     f"needs {', '.join(missing)}"
                 )
-            result: dict[str, Any] = {"@type": "neuroglancer_multiscale_volume"}
-        elif self.inherit_all_params:
-            result = {k: copy.deepcopy(v) for k, v in base.items() if k != "scales"}
-        else:
-            result = {
-                k: copy.deepcopy(base[k]) for k in _REQUIRED_TOP_KEYS if k in base and k != "scales"
-            }
-        result.setdefault("@type", "neuroglancer_multiscale_volume")
+            info["@type"] = "neuroglancer_multiscale_volume"
+        if existing is not None and self.keep_existing_scales:
+            # keys the arguments do not set (mesh, segment_properties, ...) stay as they are
+            for key, value in existing.items():
+                if key != "scales":
+                    info.setdefault(key, copy.deepcopy(value))
+        info.update(copy.deepcopy(dict(self.field_overrides or {})))
         for name in ("type", "data_type", "num_channels"):
             if getattr(self, name) is not None:
-                result[name] = getattr(self, name)
-        return result
+                info[name] = getattr(self, name)
+        return info
 
-    def _base_scale(self, scale: Mapping[str, Any]) -> dict[str, Any]:
-        if self.inherit_all_params:
-            result = copy.deepcopy(dict(scale))
+    def _bounds(
+        self, entries: list[dict[str, Any]], source_scale: Mapping[str, Any] | None
+    ) -> tuple[list[float], list[float]]:
+        """The physical box (nm) the listed scales cover: ``info_bbox``, else
+        ``info_voxel_offset`` / ``info_dataset_size`` in voxels of the finest listed scale, else
+        the source's first scale."""
+        if self.bbox is not None:
+            return list(self.bbox.start), list(self.bbox.end)
+        start: list[float] | None = None
+        end: list[float] | None = None
+        if source_scale is not None:
+            start, end = _physical_bounds(source_scale)
+        if self.voxel_offset is None and self.dataset_size is None:
+            if start is None or end is None:
+                raise ValueError(
+                    "info_scales without a reference or an existing info needs info_bbox or "
+                    "info_dataset_size (and optionally info_voxel_offset)"
+                )
+            return start, end
+        finest = [float(v) for v in _sorted_scales(entries)[0]["resolution"]]
+        if self.voxel_offset is not None:
+            offset = [float(v) for v in self.voxel_offset]
+        elif start is not None:
+            offset = [float(_floor_tol(s / r)) for s, r in zip(start, finest, strict=True)]
         else:
-            keep = list(_REQUIRED_SCALE_KEYS)
-            if scale.get("encoding") == "compressed_segmentation":
-                keep.append("compressed_segmentation_block_size")
-            result = {k: copy.deepcopy(scale[k]) for k in keep if k in scale}
-        result["resolution"] = [_num(v) for v in result["resolution"]]
-        return result
-
-    def _reference_scale(self, base_scales: list[dict[str, Any]]) -> dict[str, Any] | None:
-        if self.add_scales_ref is None:
-            return base_scales[0] if base_scales else None
-        for scale in base_scales:
-            if isinstance(self.add_scales_ref, str):
-                if scale.get("key") == self.add_scales_ref:
-                    return scale
-            elif _same_resolution(
-                scale["resolution"], _vec(self.add_scales_ref, "info_add_scales_ref")
-            ):
-                return scale
-        available = ", ".join(f"{s.get('key')} {_format_res(s['resolution'])}" for s in base_scales)
-        raise ValueError(
-            f"info_add_scales_ref: no scale {self.add_scales_ref!r} in the base info "
-            f"(available: {available or 'none'})"
+            offset = [0.0, 0.0, 0.0]
+        if self.dataset_size is not None:
+            size = [float(v) for v in self.dataset_size]
+        elif start is not None and end is not None:
+            size = [float(_ceil_tol((e - s) / r)) for s, e, r in zip(start, end, finest, strict=True)]
+        else:
+            raise ValueError("info_voxel_offset was given for a new info without info_dataset_size")
+        return (
+            [o * r for o, r in zip(offset, finest, strict=True)],
+            [(o + s) * r for o, s, r in zip(offset, size, finest, strict=True)],
         )
 
-    def _scales(self, base: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-        base_scales = [self._base_scale(s) for s in (base or {}).get("scales", [])]
-        base_scales.sort(key=lambda s: math.prod(s["resolution"]))
-        ref = self._reference_scale(base_scales)
-        requested = _normalise_scale_list(self.scales, "info_scales")
-        added = _normalise_scale_list(self.add_scales, "info_add_scales") or []
-
-        def build(entry: dict[str, Any], existing: list[dict[str, Any]]) -> dict[str, Any]:
-            res = entry["resolution"]
-            found = next((s for s in existing if _same_resolution(s["resolution"], res)), None)
-            if found is not None:
-                scale = copy.deepcopy(found)
-            elif ref is not None:
-                scale = _derive_scale(ref, res)
-            else:
-                # built from the global arguments in _apply_overrides
-                scale = {"key": scale_key(res), "resolution": list(res), "encoding": "raw"}
-            scale.update({k: v for k, v in entry.items() if k != "resolution"})
-            scale["_explicit"] = set(entry) - {"resolution"}
-            return scale
-
-        if requested is not None:
-            scales = [build(e, base_scales) for e in requested]
-        else:
-            scales = [dict(s, _explicit=set()) for s in base_scales]
-        for entry in added:
-            new = build(entry, scales)
-            scales = [
-                s for s in scales if not _same_resolution(s["resolution"], entry["resolution"])
-            ]
-            scales.append(new)
-        seen: list[list[float]] = []
-        for s in scales:
-            if any(_same_resolution(s["resolution"], r) for r in seen):
-                raise ValueError(
-                    f"info_scales: resolution {_format_res(s['resolution'])} is listed twice"
-                )
-            seen.append(s["resolution"])
-        return scales
-
-    def _apply_overrides(self, scales: list[dict[str, Any]]) -> None:
-        if not scales:
-            raise ValueError("the info would have no scales; give info_scales or info_add_scales")
-        scales.sort(key=lambda s: math.prod(s["resolution"]))
-        finest = scales[0]
-        if self.voxel_offset is not None or self.dataset_size is not None:
-            f_offset = (
-                _int_vec(self.voxel_offset, "info_voxel_offset")
-                if self.voxel_offset is not None
-                else finest.get("voxel_offset", [0, 0, 0])
-            )
-            f_size = (
-                _int_vec(self.dataset_size, "info_dataset_size", True)
-                if self.dataset_size is not None
-                else finest.get("size")
-            )
-            if f_size is None:
-                raise ValueError(
-                    "info_voxel_offset was given for a new scale without info_dataset_size"
-                )
-            for scale in scales:
-                explicit = scale["_explicit"]
-                offset, size = _rescale_bounds(
-                    f_offset, f_size, finest["resolution"], scale["resolution"]
-                )
-                if "voxel_offset" not in explicit:
-                    scale["voxel_offset"] = offset
-                if "size" not in explicit:
-                    scale["size"] = size
+    def _apply_scale_fields(self, scales: list[dict[str, Any]]) -> None:
+        """``info_chunk_size``, ``info_voxel_offset``, ``info_dataset_size``, ``info_encoding``
+        (every scale; with ``info_scales``, those already shaped the listed scales) and their
+        ``*_map`` versions (the scales of the keys they name)."""
+        by_scales = self.scales is not None
         for scale in scales:
-            explicit = scale.pop("_explicit")
-            if self.chunk_size is not None and "chunk_sizes" not in explicit:
+            key = scale.get("key")
+            if self.chunk_size is not None and not by_scales:
                 scale["chunk_sizes"] = [_int_vec(self.chunk_size, "info_chunk_size", True)]
-            if self.encoding is not None and "encoding" not in explicit:
+            if self.voxel_offset is not None and not by_scales:
+                scale["voxel_offset"] = _int_vec(self.voxel_offset, "info_voxel_offset")
+            if self.dataset_size is not None and not by_scales:
+                scale["size"] = _int_vec(self.dataset_size, "info_dataset_size", True)
+            if self.encoding is not None and not by_scales:
                 scale["encoding"] = self.encoding
-            if scale["encoding"] == "compressed_segmentation":
+            maps: tuple[tuple[str, Mapping[str, Any] | None], ...] = (
+                ("chunk_sizes", self.chunk_size_map),
+                ("voxel_offset", self.voxel_offset_map),
+                ("size", self.dataset_size_map),
+                ("encoding", self.encoding_map),
+            )
+            for field, mapping in maps:
+                if mapping is not None and isinstance(key, str) and key in mapping:
+                    value: Any = mapping[key]
+                    if field == "chunk_sizes":
+                        value = [_int_vec(value, f"info_chunk_size_map[{key!r}]", True)]
+                    elif field != "encoding":
+                        value = _int_vec(value, f"info_{field}_map[{key!r}]")
+                    scale[field] = value
+            if scale.get("encoding") == "compressed_segmentation":
                 scale.setdefault("compressed_segmentation_block_size", list(_DEFAULT_CSEG_BLOCK))
-            else:
-                scale.pop("compressed_segmentation_block_size", None)
-            scale.setdefault("voxel_offset", [0, 0, 0])
-            if "key" not in explicit and "key" not in scale:
-                scale["key"] = scale_key(scale["resolution"])
+            scale.setdefault("encoding", "raw")
             missing = [k for k in ("size", "chunk_sizes") if k not in scale]
             if missing:
                 raise ValueError(
@@ -666,19 +909,32 @@ class InfoSpec:
                     + "; give info_dataset_size / info_chunk_size or a reference"
                 )
 
+    def _retained(self, scales: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        keep = [e["resolution"] for e in _normalise_scale_list(self.only_retain_scales, "info_only_retain_scales") or []]
+        for res in keep:
+            if not any(_same_resolution(s["resolution"], res) for s in scales):
+                raise ValueError(
+                    f"info_only_retain_scales: no scale {_format_res(res)} in the info "
+                    f"(it has {', '.join(str(s.get('key')) for s in scales)})"
+                )
+        return [s for s in scales if any(_same_resolution(s["resolution"], r) for r in keep)]
+
+
+def _inherited(scale: Mapping[str, Any] | None, field: str, argument: str) -> Any:
+    if scale is None or field not in scale:
+        raise ValueError(f"{argument} is needed: there is no reference scale to take {field} from")
+    return copy.deepcopy(scale[field])
 
 def validate_info(info: Mapping[str, Any]) -> None:
-    """Raise ValueError naming the first problem that makes ``info`` unusable by both backends."""
+    """Raise ValueError naming the first problem that keeps ``info`` from being read or written
+    correctly. Only what reading and writing need is checked: ``"@type"``, ``type`` and keys this
+    module does not know (``mesh``, ``skeletons``, ``sharding``, ...) are optional and free."""
     for key in _REQUIRED_TOP_KEYS:
         if key not in info:
             raise ValueError(f"info: missing {key!r}")
-    if info["type"] not in LAYER_TYPES:
-        raise ValueError(f"info.type: expected one of {LAYER_TYPES}, got {info['type']!r}")
     data_type = info["data_type"]
-    if data_type not in SUPPORTED_DATA_TYPES:
-        raise ValueError(
-            f"info.data_type: expected one of {SUPPORTED_DATA_TYPES}, got {data_type!r}"
-        )
+    if data_type not in READABLE_DATA_TYPES:
+        raise ValueError(f"info.data_type: expected one of {READABLE_DATA_TYPES}, got {data_type!r}")
     nc = info["num_channels"]
     if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
         raise ValueError(f"info.num_channels: expected a positive integer, got {nc!r}")
@@ -686,10 +942,14 @@ def validate_info(info: Mapping[str, Any]) -> None:
         raise ValueError("info.scales: expected a non-empty list")
     keys: set[str] = set()
     for i, scale in enumerate(info["scales"]):
+        if not isinstance(scale, Mapping):
+            raise ValueError(f"info.scales[{i}]: expected a JSON object, got {scale!r}")
         where = f"info.scales[{scale.get('key', i)}]"
         for key in _REQUIRED_SCALE_KEYS:
             if key not in scale:
                 raise ValueError(f"{where}: missing {key!r}")
+        if not isinstance(scale["key"], str) or not scale["key"]:
+            raise ValueError(f"{where}.key: expected a non-empty string, got {scale['key']!r}")
         if scale["key"] in keys:
             raise ValueError(f"{where}: duplicate key {scale['key']!r}")
         keys.add(scale["key"])
@@ -699,34 +959,33 @@ def validate_info(info: Mapping[str, Any]) -> None:
         _int_vec(scale["voxel_offset"], f"{where}.voxel_offset")
         _int_vec(scale["size"], f"{where}.size", positive=True)
         chunks = scale["chunk_sizes"]
-        if not isinstance(chunks, list) or len(chunks) != 1:
-            raise ValueError(
-                f"{where}.chunk_sizes: expected exactly one chunk size, got {chunks!r}"
-            )
+        if not isinstance(chunks, list) or not chunks:
+            raise ValueError(f"{where}.chunk_sizes: expected a list of chunk sizes, got {chunks!r}")
         _int_vec(chunks[0], f"{where}.chunk_sizes[0]", positive=True)
-        enc = scale["encoding"]
-        if enc not in ENCODINGS:
-            raise ValueError(f"{where}.encoding: expected one of {ENCODINGS}, got {enc!r}")
-        if data_type not in _ENCODING_DATA_TYPES[enc]:
-            raise ValueError(
-                f"{where}.encoding: {enc!r} cannot store data_type {data_type!r} "
-                f"(it takes {', '.join(_ENCODING_DATA_TYPES[enc])})"
-            )
-        if enc == "jpeg" and nc not in (1, 3):
-            raise ValueError(
-                f"{where}.encoding: 'jpeg' needs 1 or 3 channels, got num_channels={nc}"
-            )
-        if enc == "png" and nc > 4:
-            raise ValueError(
-                f"{where}.encoding: 'png' takes at most 4 channels, got num_channels={nc}"
-            )
-        if enc == "compressed_segmentation":
-            _int_vec(
-                scale.get("compressed_segmentation_block_size"),
-                f"{where}.compressed_segmentation_block_size",
-                positive=True,
-            )
+        _validate_encoding(scale, where, data_type, nc)
 
+
+def _validate_encoding(scale: Mapping[str, Any], where: str, data_type: str, nc: int) -> None:
+    enc = scale["encoding"]
+    if not isinstance(enc, str) or not enc:
+        raise ValueError(f"{where}.encoding: expected a non-empty string, got {enc!r}")
+    # other encodings (compresso, jxl, fpzip, ...) are checked by the backend that decodes them
+    allowed = _ENCODING_DATA_TYPES.get(enc)
+    if allowed is not None and data_type not in allowed:
+        raise ValueError(
+            f"{where}.encoding: {enc!r} cannot store data_type {data_type!r} "
+            f"(it takes {', '.join(allowed)})"
+        )
+    if enc == "jpeg" and nc not in (1, 3):
+        raise ValueError(f"{where}.encoding: 'jpeg' needs 1 or 3 channels, got num_channels={nc}")
+    if enc == "png" and nc > 4:
+        raise ValueError(f"{where}.encoding: 'png' takes at most 4 channels, got num_channels={nc}")
+    if enc == "compressed_segmentation":
+        _int_vec(
+            scale.get("compressed_segmentation_block_size"),
+            f"{where}.compressed_segmentation_block_size",
+            positive=True,
+        )
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
@@ -773,18 +1032,39 @@ def diff_infos(existing: Mapping[str, Any], requested: Mapping[str, Any]) -> lis
     return lines
 
 
+def extension_problems(existing: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """Why ``requested`` is not a pure extension of ``existing`` (``on_info_exists="extend"``):
+    the differences in keys other than ``scales`` and in the existing scales (matched by key);
+    new scales are allowed. Empty when it is one."""
+    lines = diff_infos(existing, requested)
+    new_keys = {s.get("key") for s in requested.get("scales", [])} - {
+        s.get("key") for s in existing.get("scales", [])
+    }
+    return [
+        line
+        for line in lines
+        if not (
+            line.startswith("scales[")
+            and line.split("]", 1)[0][len("scales[") :] in new_keys
+            and "existing (absent)" in line
+        )
+        and not line.startswith("scales order")
+    ]
+
+
 def ensure_info(
     path: str,
     spec: InfoSpec | None = None,
-    on_info_exists: InfoExistsModes = "expect_same",
+    on_info_exists: InfoExistsModes = "extend",
     readonly: bool = False,
     io: RemoteFileIO | None = None,
 ) -> dict[str, Any]:
-    """The info in effect for the volume at ``path`` after applying ``spec`` (writing it if it is
-    missing, or differs and ``on_info_exists="overwrite"``)."""
-    if on_info_exists not in ("expect_same", "overwrite"):
+    """The info in effect for the volume at ``path`` after applying ``spec``, written if it is
+    missing or differs as ``on_info_exists`` allows (see the module docstring)."""
+    if on_info_exists not in INFO_EXISTS_MODES:
         raise ValueError(
-            f"on_info_exists: expected 'expect_same' or 'overwrite', got {on_info_exists!r}"
+            f"on_info_exists: expected one of {', '.join(map(repr, INFO_EXISTS_MODES))}, got "
+            f"{on_info_exists!r}"
         )
     vpath = parse_path(path)
     existing = read_info(vpath.url, io)
@@ -797,37 +1077,48 @@ def ensure_info(
             )
         validate_info(existing)
         return existing
-    base = existing
+    reference = None
     if spec.reference_path is not None:
-        base = get_info(
-            spec.reference_path, io if not parse_path(spec.reference_path).is_local else None
-        )
-    requested = spec.make_info(base)
+        ref_io = io if not parse_path(spec.reference_path).is_local else None
+        reference = get_info(spec.reference_path, ref_io)
+    requested = spec.make_info(existing, reference)
     if existing is not None and existing == requested:
         return existing
-    if existing is not None and on_info_exists == "expect_same":
-        raise InfoMismatchError(_mismatch_message(vpath.url, existing, requested))
+    if existing is not None:
+        _check_may_replace(vpath.url, existing, requested, on_info_exists)
     if readonly or not vpath.is_writable:
         reason = "the layer is readonly" if readonly else f"{vpath.scheme}:// is read-only"
         what = "differs from the requested one" if existing is not None else "does not exist"
         raise PermissionError(f"the info at {vpath.url} {what}, and {reason}: cannot write it")
     write_info(vpath.url, requested, io)
-    if on_info_exists == "expect_same":
+    if on_info_exists != "overwrite":
         # Two processes creating different infos at once: the loser must not go on silently.
         final = read_info(vpath.url, io)
         if final is not None and final != requested:
-            raise InfoMismatchError(_mismatch_message(vpath.url, final, requested))
+            raise InfoMismatchError(_mismatch_message(vpath.url, diff_infos(final, requested), on_info_exists))
     return requested
 
 
-def _mismatch_message(url: str, existing: Mapping[str, Any], requested: Mapping[str, Any]) -> str:
-    lines = diff_infos(existing, requested)
-    return (
-        f"the info at {url} differs from the requested one (on_info_exists='expect_same'):\n  "
-        + "\n  ".join(lines)
-        + "\npass on_info_exists='overwrite' to replace it, or change the info_* arguments"
-    )
+def _check_may_replace(
+    url: str, existing: Mapping[str, Any], requested: Mapping[str, Any], mode: str
+) -> None:
+    if mode == "expect_same":
+        raise InfoMismatchError(_mismatch_message(url, diff_infos(existing, requested), mode))
+    if mode == "extend":
+        problems = extension_problems(existing, requested)
+        if problems:
+            raise InfoMismatchError(_mismatch_message(url, problems, mode))
 
+
+def _mismatch_message(url: str, lines: list[str], mode: str) -> str:
+    what = "is not an extension of" if mode == "extend" else "differs from"
+    return (
+        f"the info at {url} {what} the requested one (on_info_exists={mode!r}"
+        f"{', adding scales only' if mode == 'extend' else ''}):\n  "
+        + "\n  ".join(lines)
+        + "\npass on_info_exists='overwrite' (or info_overwrite=True) to replace it, or change the "
+        "info_* arguments"
+    )
 
 # --- what both backends share --------------------------------------------------------------------
 
@@ -1096,34 +1387,21 @@ def prepare_info(
     *,
     readonly: bool,
     on_info_exists: InfoExistsModes,
-    info_reference_path: str | None,
-    info_type: str | None,
-    info_data_type: str | None,
-    info_num_channels: int | None,
-    info_chunk_size: Sequence[int] | None,
-    info_scales: Sequence[Any] | None,
-    info_voxel_offset: Sequence[int] | None,
-    info_dataset_size: Sequence[int] | None,
-    info_encoding: str | None,
-    info_inherit_all_params: bool,
-    info_add_scales: Sequence[Any] | None,
-    info_add_scales_ref: Sequence[float] | str | None,
+    info_overwrite: bool = False,
     io: RemoteFileIO | None = None,
+    **info_args: Any,
 ) -> dict[str, Any]:
-    """What the layer builders do with their ``info_*`` arguments: build an :class:`InfoSpec`
-    and :func:`ensure_info` it."""
-    spec = InfoSpec(
-        reference_path=info_reference_path,
-        type=info_type,
-        data_type=info_data_type,
-        num_channels=info_num_channels,
-        chunk_size=info_chunk_size,
-        scales=info_scales,
-        voxel_offset=info_voxel_offset,
-        dataset_size=info_dataset_size,
-        encoding=info_encoding,
-        inherit_all_params=info_inherit_all_params,
-        add_scales=info_add_scales,
-        add_scales_ref=info_add_scales_ref,
-    )
-    return ensure_info(path, spec, on_info_exists=on_info_exists, readonly=readonly, io=io)
+    """What the layer builders do with their ``info_*`` arguments (``info_x`` is
+    ``InfoSpec.x``): build an :class:`InfoSpec` and :func:`ensure_info` it.
+    ``info_overwrite=True`` (the original's spec version 0.4) is ``on_info_exists="overwrite"``."""
+    if not isinstance(info_overwrite, bool):
+        raise ValueError(f"info_overwrite: expected True or False, got {info_overwrite!r}")
+    fields = {f.name for f in attrs.fields(InfoSpec)}
+    kwargs = {}
+    for name, value in info_args.items():
+        if not name.startswith("info_") or name[len("info_") :] not in fields:
+            raise TypeError(f"prepare_info: unknown argument {name!r}")
+        kwargs[name[len("info_") :]] = value
+    spec = InfoSpec(**kwargs)
+    mode: InfoExistsModes = "overwrite" if info_overwrite else on_info_exists
+    return ensure_info(path, spec, on_info_exists=mode, readonly=readonly, io=io)

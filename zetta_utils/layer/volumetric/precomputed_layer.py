@@ -21,6 +21,7 @@ _LAYER_ARGS = (
     "index_procs",
     "read_procs",
     "write_procs",
+    "mask_value_thr",
 )
 
 

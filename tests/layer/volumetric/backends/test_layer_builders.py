@@ -25,8 +25,9 @@ BUILDERS = {"cv": build_cv_layer, "ts": build_ts_layer}
 def test_same_arguments() -> None:
     cv_params = inspect.signature(build_cv_layer).parameters
     ts_params = inspect.signature(build_ts_layer).parameters
-    assert list(cv_params) == list(ts_params)
-    assert all(cv_params[n].default == ts_params[n].default for n in cv_params)
+    # the same arguments, and CloudVolume's own constructor arguments (the original's cv_kwargs)
+    assert [n for n in cv_params if n != "cv_kwargs"] == list(ts_params)
+    assert all(cv_params[n].default == ts_params[n].default for n in ts_params)
     assert (
         builder.get_matching_entry("build_cv_layer", builder.DEFAULT_VERSION).fn is build_cv_layer
     )  # type: ignore[call-arg]
@@ -144,7 +145,12 @@ def test_overwrite_mode_as_in_the_guide_specs(kind: str, volume: str, tmp_path: 
     )
     assert layer.backend.get_chunk_size(Vec3D(16, 16, 40)) == Vec3D(64, 64, 1)
     layer[Vec3D(16, 16, 40), 0:64, 0:64, 0:1] = torch.ones(1, 64, 64, 1)  # opens a handle
+    # an existing info is the base (info_extend_if_exists): the reference alone changes nothing
     layer = build(dst, info_reference_path=volume, on_info_exists="overwrite")
+    assert layer.backend.get_chunk_size(Vec3D(16, 16, 40)) == Vec3D(64, 64, 1)
+    layer = build(
+        dst, info_reference_path=volume, on_info_exists="overwrite", info_extend_if_exists=False
+    )
     assert layer.backend.get_chunk_size(Vec3D(16, 16, 40)) == Vec3D(32, 32, 2)
     # the handle opened before the overwrite in this process is not reused: new chunk grid
     layer[Vec3D(16, 16, 40), 0:32, 0:32, 0:2] = torch.full((1, 32, 32, 2), 2.0)

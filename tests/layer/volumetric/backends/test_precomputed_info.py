@@ -94,25 +94,29 @@ def test_guide_example_inherits_reference(tmp_path: Path) -> None:
     assert get_info(str(tmp_path / "new")) == info
 
 
-def test_without_inherit_only_required_keys(tmp_path: Path) -> None:
+def test_reference_alone_is_copied_whole(tmp_path: Path) -> None:
+    # the original's info_reference_path without info_scales: every key of the reference
     ref_info = fafb_like_info()
     ref_info["scales"][0]["sharding"] = {"@type": "neuroglancer_uint64_sharded_v1"}
-    ref = write_info_file(str(tmp_path / "ref"), ref_info)
-    info = InfoSpec(reference_path=ref).make_info(get_info(ref))
+    info = InfoSpec(reference_path="unused").make_info(None, ref_info)
+    assert info == ref_info
+
+
+def test_scales_without_inherit_take_only_the_essentials() -> None:
+    ref_info = fafb_like_info()
+    ref_info["scales"][0]["sharding"] = {"@type": "neuroglancer_uint64_sharded_v1"}
+    info = InfoSpec(reference_path="r", scales=[(8, 8, 40)]).make_info(None, ref_info)
     assert "mesh" not in info
     assert set(info) == {"@type", "type", "data_type", "num_channels", "scales"}
-    assert len(info["scales"]) == 5
-    for scale in info["scales"]:
-        assert set(scale) == {
-            "key",
-            "resolution",
-            "voxel_offset",
-            "size",
-            "chunk_sizes",
-            "encoding",
-        }
-    kept = InfoSpec(reference_path=ref, inherit_all_params=True).make_info(get_info(ref))
-    assert kept["scales"][0]["sharding"] == {"@type": "neuroglancer_uint64_sharded_v1"}
+    assert [set(s) for s in info["scales"]] == [
+        {"key", "resolution", "voxel_offset", "size", "chunk_sizes", "encoding"}
+    ]
+    kept = InfoSpec(reference_path="r", scales=[(8, 8, 40)], inherit_all_params=True).make_info(
+        None, ref_info
+    )
+    assert kept["mesh"] == "mesh_dir"
+    assert kept["scales"][0]["extra_param"] == "kept"
+    assert "sharding" not in kept["scales"][0]  # never inherited (NON_INHERITABLE_SCALE_KEYS)
 
 
 def test_new_scale_is_derived_by_resolution_ratio() -> None:
@@ -127,9 +131,15 @@ def test_new_scale_is_derived_by_resolution_ratio() -> None:
     assert s8["size"] == [6, 6, 4]
     assert s8["chunk_sizes"] == [[4, 4, 1]]
     assert s8["key"] == "8_8_40"
-    # a scale not listed in info_scales is dropped
-    only8 = InfoSpec(scales=[(8, 8, 40)]).make_info(base)
+    # the existing scales are kept (info_keep_existing_scales), a reference's are not
+    assert [s["key"] for s in InfoSpec(scales=[(8, 8, 40)]).make_info(base)["scales"]] == [
+        "4_4_40",
+        "8_8_40",
+    ]
+    only8 = InfoSpec(scales=[(8, 8, 40)], keep_existing_scales=False).make_info(base)
     assert [s["key"] for s in only8["scales"]] == ["8_8_40"]
+    from_ref = InfoSpec(reference_path="r", scales=[(8, 8, 40)]).make_info(None, base)
+    assert [s["key"] for s in from_ref["scales"]] == ["8_8_40"]
 
 
 def test_add_scales_forms_and_reference_scale() -> None:
@@ -170,14 +180,15 @@ def test_overrides_apply_to_every_scale() -> None:
         num_channels=1,
     ).make_info(base)
     s8, s16 = info["scales"]
-    assert s8["voxel_offset"] == [100, 200, 3] and s8["size"] == [1000, 999, 7]
-    assert s16["voxel_offset"] == [50, 100, 3] and s16["size"] == [500, 500, 7]
+    # as the original's: the same voxel numbers in every scale (info_*_map sets one scale)
+    for s in (s8, s16):
+        assert s["voxel_offset"] == [100, 200, 3] and s["size"] == [1000, 999, 7]
     for s in (s8, s16):
         assert s["encoding"] == "compressed_segmentation"
         assert s["compressed_segmentation_block_size"] == [8, 8, 8]
         assert s["chunk_sizes"] == [[64, 64, 1]]
-    raw = InfoSpec(encoding="raw").make_info(info)
-    assert all("compressed_segmentation_block_size" not in s for s in raw["scales"])
+    mapped = InfoSpec(dataset_size_map={"16_16_40": (500, 500, 7)}).make_info(info)
+    assert [s["size"] for s in mapped["scales"]] == [[1000, 999, 7], [500, 500, 7]]
 
 
 def test_from_scratch_needs_the_essentials(tmp_path: Path) -> None:
@@ -213,7 +224,10 @@ def test_from_scratch_needs_the_essentials(tmp_path: Path) -> None:
         (InfoSpec(scales=[(1, 2)]), r"info_scales\[0\]: expected three numbers"),
         (InfoSpec(encoding="jpeg", data_type="uint32"), "'jpeg' cannot store data_type 'uint32'"),
         (InfoSpec(encoding="compressed_segmentation"), "cannot store data_type 'uint8'"),
-        (InfoSpec(scales=[(8, 8, 40), (8.0, 8, 40)]), "listed twice"),
+        (InfoSpec(add_scales_mode="extend"), "info_add_scales_mode: expected one of"),
+        (InfoSpec(chunk_size_map={"8_8_40": (1, 2)}), r"info_chunk_size_map\['8_8_40'\]: expected"),
+        (InfoSpec(field_overrides=[1]), "info_field_overrides: expected a dict"),  # type: ignore[arg-type]
+        (InfoSpec(only_retain_scales=[(2, 2, 2)]), r"info_only_retain_scales: no scale \(2, 2, 2\)"),
     ],
 )
 def test_bad_arguments_are_named(spec: InfoSpec, message: str) -> None:
@@ -289,7 +303,7 @@ def test_readonly_never_writes(tmp_path: Path) -> None:
 
 def test_bad_on_info_exists(tmp_path: Path) -> None:
     with pytest.raises(
-        ValueError, match="on_info_exists: expected 'expect_same' or 'overwrite', got 'replace'"
+        ValueError, match="on_info_exists: expected one of 'expect_same', 'extend', 'overwrite', got 'replace'"
     ):
         ensure_info(str(tmp_path), InfoSpec(), on_info_exists="replace")  # type: ignore[arg-type]
 

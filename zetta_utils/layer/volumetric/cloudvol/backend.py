@@ -49,6 +49,23 @@ from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
 
 S3_ALIAS = "zettas3"
+_FIXED_SETTINGS = (
+    "mip",
+    "info",
+    "bounded",
+    "autocrop",
+    "non_aligned_writes",
+    "parallel",
+    "delete_black_uploads",
+    "cdn_cache",
+    "cache",
+    "lru_bytes",
+    "lru_encoding",
+    "green_threads",
+    "progress",
+    "provenance",
+    "background_color",
+)
 T = TypeVar("T")
 
 
@@ -148,6 +165,9 @@ class CVBackend(PrecomputedBackend):
     :param info: the volume's info if already known (else read from ``path``).
     :param cache_bytes_limit: bytes of decoded chunks to cache in memory; None/0: no cache.
     :param compress: ``False`` (default) or ``"gzip"`` (object stores only) for chunk writes.
+    :param cv_kwargs: more keyword arguments for ``CloudVolume`` (e.g. ``secrets``,
+        ``agglomerate``); the settings listed in the module docstring stay ours (``compress`` goes
+        through the ``compress`` argument).
     """
 
     def __init__(
@@ -156,8 +176,19 @@ class CVBackend(PrecomputedBackend):
         info: Mapping[str, Any] | None = None,
         cache_bytes_limit: int | None = None,
         compress: Literal[False, "gzip"] = False,
+        cv_kwargs: Mapping[str, Any] | None = None,
     ):
         super().__init__(path, info, io=CloudFilesIO())
+        cv_kwargs = dict(cv_kwargs or {})
+        if "compress" in cv_kwargs:
+            compress = cv_kwargs.pop("compress") or False
+        fixed = sorted(set(cv_kwargs) & set(_FIXED_SETTINGS))
+        if fixed:
+            raise ValueError(
+                f"cv_kwargs: {', '.join(fixed)} cannot be set: CVBackend chooses them so that data "
+                "are never lost silently and stay readable by TensorStore (see its docstring)"
+            )
+        self.cv_kwargs = cv_kwargs
         if cache_bytes_limit is not None and (
             isinstance(cache_bytes_limit, bool)
             or not isinstance(cache_bytes_limit, int)
@@ -193,6 +224,11 @@ class CVBackend(PrecomputedBackend):
                 )
 
     def _check_writable_codec(self, scale: Mapping[str, Any]) -> None:
+        if scale.get("sharding"):
+            raise ValueError(
+                f"{self.path}: scale {scale['key']} is sharded, and CloudVolume writes shards only "
+                "whole; use build_ts_layer to write it (both backends read it)"
+            )
         if scale["encoding"] == "compressed_segmentation" and self.num_channels > 1:
             raise ValueError(
                 f"{self.path}: cloud-volume cannot write compressed_segmentation with "
@@ -208,6 +244,7 @@ class CVBackend(PrecomputedBackend):
             and other.path == self.path
             and other.cache_bytes_limit == self.cache_bytes_limit
             and other.compress == self.compress
+            and other.cv_kwargs == self.cv_kwargs
             and other._info == self._info
         )
 
@@ -216,7 +253,7 @@ class CVBackend(PrecomputedBackend):
 
     # --- handles -------------------------------------------------------------------------------
     def _volume(self, scale: Mapping[str, Any]) -> Any:
-        key = (self.path, scale["key"], self.cache_bytes_limit, self.compress)
+        key = (self.path, scale["key"], self.cache_bytes_limit, self.compress, repr(sorted(self.cv_kwargs.items())))
         with _REGISTRY.lock:
             _REGISTRY.check_pid()
             cv = _REGISTRY.handles.get(key)
@@ -248,6 +285,7 @@ class CVBackend(PrecomputedBackend):
             green_threads=False,
             lru_bytes=self.cache_bytes_limit,
             lru_encoding="raw",
+            **self.cv_kwargs,
         )
 
     def clear_cache(self) -> None:

@@ -162,6 +162,7 @@ class TSBackend(PrecomputedBackend):
         file_io_sync: bool | None = None,
     ):
         super().__init__(path, info)
+        self._check_decodable()
         if cache_bytes_limit is not None and (
             isinstance(cache_bytes_limit, bool)
             or not isinstance(cache_bytes_limit, int)
@@ -174,6 +175,21 @@ class TSBackend(PrecomputedBackend):
             raise ValueError(f"file_io_sync: expected True, False or None, got {file_io_sync!r}")
         self.cache_bytes_limit = int(cache_bytes_limit or 0)
         self.file_io_sync = file_io_sync_default() if file_io_sync is None else file_io_sync
+
+    def _check_decodable(self) -> None:
+        """Refuse, before any I/O, a volume TensorStore cannot decode (CloudVolume can)."""
+        if self.data_type not in precomputed.SUPPORTED_DATA_TYPES:
+            raise ValueError(
+                f"{self.path}: data_type {self.data_type!r} is not supported by TensorStore's "
+                "precomputed driver; open this volume with build_cv_layer (CloudVolume reads it)"
+            )
+        for scale in self._info["scales"]:
+            if scale["encoding"] not in precomputed.TS_ENCODINGS:
+                raise ValueError(
+                    f"{self.path}: scale {scale['key']} is {scale['encoding']!r}-encoded, which "
+                    f"TensorStore cannot decode (it reads {', '.join(precomputed.TS_ENCODINGS)}); "
+                    "open this volume with build_cv_layer (CloudVolume reads it)"
+                )
 
     def mazepa_id_components(self) -> tuple[Any, ...]:
         return ("TSBackend", self.path)
