@@ -14,8 +14,10 @@ from .registry import (
     DEFAULT_VERSION,
     REGISTRY,
     RegistryEntry,
+    UnsupportedTypeError,
     get_matching_entry,
     register,
+    register_unsupported,
     unregister,
 )
 
@@ -25,9 +27,11 @@ __all__ = [
     "BuilderError",
     "BuilderPartial",
     "RegistryEntry",
+    "UnsupportedTypeError",
     "build",
     "built_in",
     "get_matching_entry",
     "register",
+    "register_unsupported",
     "unregister",
 ]

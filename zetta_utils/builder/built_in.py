@@ -38,3 +38,10 @@ def efficient_parse_lambda_str(lambda_str: str, name: str | None = None) -> Call
         fn.__name__ = name
         fn.__qualname__ = name
     return fn
+
+
+@register("invoke_lambda_str", allow_partial=False)
+def invoke_lambda_str(*args: Any, lambda_str: str, **kwargs: Any) -> Any:
+    """Evaluate ``lambda_str`` and call it with the other arguments (the original's helper
+    behind ``lambda``)."""
+    return efficient_parse_lambda_str(lambda_str)(*args, **kwargs)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -152,3 +153,25 @@ def get_matching_entry(name: str, version: str | int | float | None = None) -> R
 
 def _describe(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+class UnsupportedTypeError(NotImplementedError):
+    """A spec names a type the original registers that this project deliberately replaces."""
+
+
+def register_unsupported(
+    name: str, params: Sequence[str], replacement: str, versions: str | None = None
+) -> None:
+    """Register ``name`` (a type of the original's) so that ``show-registry`` lists it with the
+    original's argument names and building it raises ``UnsupportedTypeError`` saying what
+    replaces it here."""
+
+    def refuse(**kwargs: Any) -> Any:
+        raise UnsupportedTypeError(f"'{name}' is not supported here: {replacement}")
+
+    refuse.__name__ = refuse.__qualname__ = f"unsupported:{name}"
+    refuse.__doc__ = f"Not supported here: {replacement}"
+    refuse.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, default=None) for p in params]
+    )
+    register(name, versions=versions, allow_partial=True)(refuse)

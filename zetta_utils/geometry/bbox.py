@@ -335,4 +335,3 @@ def _check_resolution(res: Vec3D[float]) -> None:
 builder.register("BBox3D")(BBox3D)
 builder.register("BBox3D.from_coords")(BBox3D.from_coords)
 builder.register("BBox3D.from_slices")(BBox3D.from_slices)
-builder.register("BBox3D.from_points")(BBox3D.from_points)

@@ -1,7 +1,7 @@
 """Tensor operations on CXYZ volumes (channel, x, y, z): conversions, interpolation between
 resolutions, and blending weights for overlapping chunks. Torch and NumPy only; no I/O."""
 
-from . import blending, common, convert, interpolation
+from . import blending, common, convert, generic, interpolation, mask, unsupported
 from .blending import (
     BLEND_MODES,
     BlendMode,
@@ -31,12 +31,14 @@ __all__ = [
     "common",
     "convert",
     "crop",
+    "generic",
     "get_blend_ramp",
     "get_blend_weights",
     "get_blend_weights_1d",
     "get_interpolated_shape",
     "interpolate",
     "interpolation",
+    "mask",
     "multiply",
     "squeeze",
     "to_np",
@@ -44,4 +46,5 @@ __all__ = [
     "to_torch",
     "to_torch_dtype",
     "unsqueeze",
+    "unsupported",
 ]

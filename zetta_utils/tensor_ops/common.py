@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 
@@ -89,14 +90,30 @@ def squeeze(data: torch.Tensor, dim: int | None = None) -> torch.Tensor:
 
 
 @builder.register("crop")
-def crop(data: torch.Tensor, crop_pad: int | Sequence[int]) -> torch.Tensor:
-    """CXYZ ``data`` with ``crop_pad`` voxels (one number, or x, y, z) removed from both sides of
-    each spatial dim (a view)."""
-    data = check_cxyz(data)
-    pads = as_xyz_ints(crop_pad, "crop_pad")
-    shape = tuple(data.shape[1:])
+def crop(
+    data: torch.Tensor,
+    crop: int | Sequence[int] | None = None,
+    *,
+    crop_pad: int | Sequence[int] | None = None,
+) -> torch.Tensor:
+    """``data`` with ``crop`` voxels removed from both sides of its last dimensions (a view):
+    a sequence applies to the last ``len(crop)`` dimensions (the original's meaning), one number
+    to x, y and z of CXYZ data. ``crop_pad`` is an alias of ``crop``."""
+    if (crop is None) == (crop_pad is None):
+        raise TypeError("crop: give `crop` (voxels to remove from each side)")
+    amount = crop if crop is not None else crop_pad
+    assert amount is not None
+    if isinstance(amount, int) and not isinstance(amount, bool):
+        data = check_cxyz(data)
+        pads: tuple[int, ...] = as_xyz_ints(amount, "crop")
+    else:
+        pads = tuple(cast(Sequence[int], amount))
+        if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in pads):
+            raise ValueError(f"crop: expected non-negative integers, got {amount!r}")
+        if len(pads) > data.ndim:
+            raise ValueError(f"crop: {len(pads)} values for a tensor of shape {tuple(data.shape)}")
+    shape = tuple(data.shape[data.ndim - len(pads) :])
     if any(2 * p > s for p, s in zip(pads, shape, strict=True)):
-        raise ValueError(f"crop_pad: {pads} removes more than the spatial shape {shape}")
-    px, py, pz = pads
-    sx, sy, sz = shape
-    return data[:, px : sx - px, py : sy - py, pz : sz - pz]
+        raise ValueError(f"crop: {pads} removes more than the shape {shape}")
+    keep = [slice(None)] * (data.ndim - len(pads))
+    return data[tuple(keep + [slice(p, s - p) for p, s in zip(pads, shape, strict=True)])]
