@@ -266,27 +266,27 @@ class CVBackend(PrecomputedBackend):
         from cloudvolume import CloudVolume
 
         mip = next(i for i, s in enumerate(self._info["scales"]) if s["key"] == scale["key"])
-        return CloudVolume(
-            cloudvolume_path(self._vpath),
-            mip=mip,
-            info=copy.deepcopy(self._info),
-            provenance={},
-            bounded=True,
-            autocrop=False,
-            fill_missing=True,
-            cache=False,
-            cdn_cache=False,
-            progress=False,
-            compress=self.compress,
-            non_aligned_writes=False,
-            parallel=1,
-            delete_black_uploads=False,
-            background_color=0,
-            green_threads=False,
-            lru_bytes=self.cache_bytes_limit,
-            lru_encoding="raw",
-            **self.cv_kwargs,
-        )
+        settings: dict[str, Any] = {
+            "mip": mip,
+            "info": copy.deepcopy(self._info),
+            "provenance": {},
+            "bounded": True,
+            "autocrop": False,
+            "fill_missing": True,
+            "cache": False,
+            "cdn_cache": False,
+            "progress": False,
+            "compress": self.compress,
+            "non_aligned_writes": False,
+            "parallel": 1,
+            "delete_black_uploads": False,
+            "background_color": 0,
+            "green_threads": False,
+            "lru_bytes": self.cache_bytes_limit,
+            "lru_encoding": "raw",
+        }
+        settings.update(self.cv_kwargs)  # checked in __init__: none of the fixed settings
+        return CloudVolume(cloudvolume_path(self._vpath), **settings)
 
     def clear_cache(self) -> None:
         """Drop this volume's handles and cached chunks in this process."""
