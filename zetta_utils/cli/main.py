@@ -141,10 +141,18 @@ def _cause_of_type(e: BaseException, type_name: str) -> BaseException | None:
     return None
 
 
+def _with_notes(e: BaseException) -> str:
+    """``str(e)`` followed by its notes (e.g. where the dead-letter report is)."""
+    notes = [str(n) for n in getattr(e, "__notes__", ())]
+    return "\n".join([str(e).rstrip("\n"), *notes])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning spec errors into short messages and exit codes
-    (2: bad spec, 1: tasks failed, 130: interrupted)."""
+    (2: bad spec, found while building it, before anything ran; 1: the run failed: tasks failed
+    or were dead-lettered, or something broke while it ran; 130: interrupted)."""
     from zetta_utils.builder import BuilderError
+    from zetta_utils.mazepa.interrupts import raised_while_running
     from zetta_utils.parsing import SpecFileError
 
     try:
@@ -168,7 +176,12 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(130)
         failure = _cause_of_type(e, "ExecutionError")
         if failure is not None:
-            click.echo(f"Error: the run failed.\n{failure}", err=True)
+            click.echo(f"Error: the run failed.\n{_with_notes(failure)}", err=True)
+            sys.exit(1)
+        if raised_while_running(e):
+            cause = e.__cause__ if isinstance(e, BuilderError) and e.__cause__ is not None else e
+            click.echo(f"Error: the run failed: {type(cause).__name__}: {_with_notes(cause)}", err=True)
+            click.echo("(run with --debug for the full traceback)", err=True)
             sys.exit(1)
         if isinstance(e, (BuilderError, SpecFileError)) or _cause_of_type(e, "CueError") is not None:
             click.echo(f"Error: {e}", err=True)

@@ -16,11 +16,47 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-__all__ = ["InterruptGuard", "ask_cancel_confirmation", "current_guard", "interruptible"]
+__all__ = [
+    "InterruptGuard",
+    "ask_cancel_confirmation",
+    "current_guard",
+    "interruptible",
+    "mark_raised_while_running",
+    "raised_while_running",
+]
+
+_RAN_ATTR = "_zetta_raised_while_running"
+
+
+def mark_raised_while_running(exc: BaseException) -> None:
+    """Note that ``exc`` ended a run that had started (tasks or workers failed, a queue went
+    away, ...), as opposed to an error in the spec or arguments found before anything ran. The
+    outermost run's guard marks what escapes it; ``zetta run`` exits with 1 for those, 2 for the
+    others."""
+    try:
+        setattr(exc, _RAN_ATTR, True)
+    except (AttributeError, TypeError):  # an exception type with __slots__
+        pass
+
+
+def raised_while_running(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from, was marked by
+    :func:`mark_raised_while_running`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if getattr(current, _RAN_ATTR, False):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class InterruptGuard:
-    """Installs a SIGINT handler for the block (main thread only; elsewhere it does nothing)."""
+    """Installs a SIGINT handler for the block (main thread only; elsewhere it does nothing).
+
+    The outermost ``execute`` holds one for the whole run, so an exception leaving it ended a
+    started run: it is marked (:func:`raised_while_running`)."""
 
     def __init__(self) -> None:
         self.active = False
@@ -48,8 +84,10 @@ class InterruptGuard:
             _GUARD = self
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         global _GUARD
+        if isinstance(exc, Exception):
+            mark_raised_while_running(exc)
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False

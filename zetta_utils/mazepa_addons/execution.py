@@ -44,6 +44,7 @@ from zetta_utils.cloud_management.run_records import (
 )
 from zetta_utils.mazepa import ExecutionError, ExecutionSummary, execute
 from zetta_utils.mazepa.exceptions import TaskFailure
+from zetta_utils.mazepa.interrupts import mark_raised_while_running
 from zetta_utils.message_queues.base import MessageQueue
 from zetta_utils.message_queues.signing import RUN_KEY_ENV, MessageSigner, encode_key, new_run_key
 from zetta_utils.message_queues.sqs import create_sqs_queue, resolve_endpoint, resolve_region
@@ -427,6 +428,9 @@ def execute_on_gcp_with_sqs(
                     e.add_note(f"dead-letter report: {_write_dead_letters(records, run_id, failures)}")
                 raise
             return summary
+        except Exception as e:
+            mark_raised_while_running(e)  # (the queues or workers failed: not a spec error)
+            raise
         finally:
             with _deferring_cleanup(run_id):
                 if failures and summary is not None:

@@ -4,6 +4,11 @@ It plugs into ``mazepa.execute(target, executor=...)`` like the local backends: 
 decides what may run, this backend sends ready tasks to the work queue (10 per request) and reads
 outcomes from the outcome queue (long polling, 10 per request).
 
+A task that kills its workers (each death counts one delivery) is refused by the next worker
+after ``max_deliveries`` and reported failed with a ``WorkerCrashedError``: it is *dead-lettered*.
+Its failure is held back until nothing else is in flight and the run sends nothing new, so the
+rest of the run completes first; the failure then names the task's region.
+
 Delivery is at least once: a task whose worker died reappears after the visibility timeout and
 may be reported twice, and a retried task may meet a late report of its previous attempt. The
 backend keeps the attempt it expects for every task in flight; a success for the task is taken
@@ -19,13 +24,14 @@ from typing import Any
 
 import attrs
 
-from zetta_utils.mazepa import TaskOutcome, serialize_task
+from zetta_utils.mazepa import TaskOutcome, WorkerCrashedError, serialize_task
 from zetta_utils.mazepa.interrupts import interruptible
 from zetta_utils.mazepa.serialization import deserialize_outcomes
 from zetta_utils.mazepa.tasks import Task
 from zetta_utils.message_queues.base import MessageQueue, ReceivedMessage
 from zetta_utils.message_queues.signing import MessageSigner, SignatureError
 
+from .regions import describe_task_region
 from .wire import (
     KIND_OUTCOMES,
     KIND_REJECTED,
@@ -63,6 +69,8 @@ class QueueExecutorStats:
     """Messages workers refused (forged or malformed task messages)."""
     forged_outcomes: int = 0
     """Outcome-queue messages this producer refused."""
+    dead_lettered: list[str] = attrs.field(factory=list)
+    """Ids of tasks refused after ``max_deliveries`` (their workers kept dying)."""
 
 
 class QueueExecutor:
@@ -104,15 +112,18 @@ class QueueExecutor:
         self.tick = tick
         self.stats = QueueExecutorStats()
         self._in_flight: dict[str, int] = {}  # task id -> attempt expected
+        self._tasks: dict[str, Task[Any]] = {}  # task id -> task, while in flight
+        self._held: list[TaskOutcome[Any]] = []  # dead letters, until the rest is done
+        self._submitted_since_poll = False
         self._attempts: dict[str, int] = {}  # task id -> attempts sent so far
         self._local_outcomes: list[TaskOutcome[Any]] = []
 
     @property
     def num_in_flight(self) -> int:
-        return len(self._in_flight)
+        return len(self._in_flight) + len(self._held)
 
     def free_slots(self) -> int:
-        return max(0, self.max_outstanding - len(self._in_flight))
+        return max(0, self.max_outstanding - self.num_in_flight)
 
     def submit(self, tasks: Sequence[Task[Any]]) -> None:
         bodies: list[str] = []
@@ -150,6 +161,9 @@ class QueueExecutor:
                 continue
             bodies.append(body)
             self._in_flight[task.id] = attempt
+            self._tasks[task.id] = task
+        if tasks:
+            self._submitted_since_poll = True
         if bodies:
             self.work_queue.send(bodies)
             self.stats.tasks_sent += len(bodies)
@@ -167,8 +181,14 @@ class QueueExecutor:
         if self._local_outcomes:
             for outcome in self._local_outcomes:
                 self._in_flight.pop(outcome.task_id, None)
+                self._tasks.pop(outcome.task_id, None)
             outcomes, self._local_outcomes = self._local_outcomes, []
             return outcomes
+        if self._held and not self._in_flight and not self._submitted_since_poll:
+            # Nothing else runs and the run had nothing new to send: what is left waits on these.
+            outcomes, self._held = self._held, []
+            return outcomes
+        self._submitted_since_poll = False
         wait = self.poll_wait_s if timeout > 0 else 0.0
         with interruptible():
             messages = self.outcome_queue.receive(_RECEIVE_BATCH, wait_s=wait)
@@ -218,10 +238,44 @@ class QueueExecutor:
                 self.stats.stale_failures += 1
                 continue
             del self._in_flight[outcome.task_id]
+            task = self._tasks.pop(outcome.task_id, None)
+            if _is_dead_letter(outcome):
+                self._hold_dead_letter(outcome, task)
+                continue
             accepted.append(outcome)
         return accepted
+
+    def collect_finished(self) -> list[TaskOutcome[Any]]:
+        """When the run stops early (another failure, Ctrl-C): the dead letters held back, so that
+        they are reported too."""
+        held, self._held = self._held, []
+        return held
+
+    def _hold_dead_letter(self, outcome: TaskOutcome[Any], task: Task[Any] | None) -> None:
+        region = describe_task_region(task) if task is not None else None
+        name = task.operation_name if task is not None else "?"
+        if region:
+            outcome = attrs.evolve(outcome, error_message=f"{outcome.error_message}; region: {region}")
+        self.stats.dead_lettered.append(outcome.task_id)
+        self._held.append(outcome)
+        logger.error(
+            "task %s (%s)%s keeps killing its workers: dead-lettered; the rest of the run goes on",
+            outcome.task_id,
+            name,
+            f" on {region}" if region else "",
+        )
 
     def shutdown(self, cancel: bool = False) -> None:
         """Forget what is in flight; the queues themselves belong to whoever created them."""
         self._in_flight.clear()
+        self._tasks.clear()
+        self._held.clear()
         self._local_outcomes.clear()
+
+
+_CRASH_TYPE = f"{WorkerCrashedError.__module__}.{WorkerCrashedError.__qualname__}"
+
+
+def _is_dead_letter(outcome: TaskOutcome[Any]) -> bool:
+    """A worker refused the task after too many deliveries (see ``worker.py``)."""
+    return outcome.exception_type == _CRASH_TYPE and not outcome.retryable

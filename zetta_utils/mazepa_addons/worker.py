@@ -33,6 +33,7 @@ from zetta_utils.mazepa.serialization import serialize_outcomes
 from zetta_utils.message_queues.base import MessageQueue, QueueNotFoundError, ReceivedMessage
 from zetta_utils.message_queues.signing import MessageSigner, SignatureError
 
+from .local_workers import InFlightFile
 from .wire import (
     KIND_OUTCOMES,
     KIND_REJECTED,
@@ -124,6 +125,29 @@ class _Worker:
         # Finished and not yet reported: (message, outcome or None for "just delete", attempt)
         self.pending: list[tuple[ReceivedMessage, TaskOutcome[Any] | None, int, str | None]] = []
         self.last_flush = time.monotonic()
+        self.in_flight = InFlightFile.from_env()
+        self.unfinished: list[ReceivedMessage] = []
+        """Messages taken and not yet handled, the one being handled first."""
+
+    def _note_running(self, message: ReceivedMessage, task_id: str, attempt: int, max_deliveries: Any) -> None:
+        # For the local pool: if this process dies now, the task it was running is named.
+        if self.in_flight is None:
+            return
+        running = {
+            "running": True,
+            "handle": message.handle,
+            "message_id": message.message_id,
+            "task_id": task_id,
+            "attempt": attempt,
+            "delivery": message.receive_count,
+            "max_deliveries": max_deliveries,
+        }
+        rest = [{"handle": m.handle, "message_id": m.message_id} for m in self.unfinished if m.handle != message.handle]
+        self.in_flight.write([running, *rest])
+
+    def _note_finished(self) -> None:
+        if self.in_flight is not None:
+            self.in_flight.clear()
 
     # ---- reporting ----------------------------------------------------------------------------
 
@@ -214,6 +238,13 @@ class _Worker:
             logger.error("%s", crash)
             self.pending.append((message, TaskOutcome.from_exception(task_id, crash, retryable=False), attempt, location))
             return
+        self._note_running(message, task_id, attempt, max_deliveries)
+        try:
+            self._run(message, opened, task_id, attempt, location)
+        finally:
+            self._note_finished()
+
+    def _run(self, message: ReceivedMessage, opened: Any, task_id: str, attempt: int, location: str | None) -> None:
         try:
             task = deserialize_task(load_payload(opened))
         except SignatureError as e:
@@ -326,6 +357,7 @@ def run_worker(
             for i, message in enumerate(held):
                 if state["stop"]:
                     break
+                w.unfinished = held[i:]
                 state["busy"] = True
                 w.handle(message)
                 state["busy"] = False

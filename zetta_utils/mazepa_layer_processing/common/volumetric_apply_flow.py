@@ -329,6 +329,11 @@ class ProcessTopChunks(mazepa.OperationBase):
         for key in keys:
             self.plan.process_top_chunk(tuple(key))  # type: ignore[arg-type]
 
+    def describe_region(self, keys: Sequence[Int3]) -> str:
+        """The chunks' region, for error reports (e.g. a task that kills its workers)."""
+        boxes = [self.plan.top_grid.core(tuple(k)) for k in keys]  # type: ignore[arg-type]
+        return _describe_boxes(boxes, self.plan.dst_resolution)
+
 
 @attrs.frozen(eq=False)
 class Reducer:
@@ -433,6 +438,18 @@ class ReduceChunks(mazepa.OperationBase):
     def __call__(self, boxes: Sequence[tuple[Box, Box]]) -> None:
         for aligned, write in boxes:
             self.reducer.reduce(Box.of(*aligned), Box.of(*write))
+
+    def describe_region(self, boxes: Sequence[tuple[Box, Box]]) -> str:
+        """The region written, for error reports."""
+        return _describe_boxes([Box.of(*write) for _, write in boxes], self.reducer.dst_resolution)
+
+
+def _describe_boxes(boxes: Sequence[Box], resolution: Vec3D[float]) -> str:
+    from zetta_utils.mazepa_addons.regions import describe_voxel_box
+
+    start = [min(b.start[i] for b in boxes) for i in range(3)]
+    stop = [max(b.stop[i] for b in boxes) for i in range(3)]
+    return describe_voxel_box(start, stop, tuple(resolution))
 
 
 def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
