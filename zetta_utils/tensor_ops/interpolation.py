@@ -12,8 +12,9 @@ Modes:
     otherwise it is torch's adaptive area average (the unweighted mean of the window
     ``[floor(i*in/out), ceil((i+1)*in/out))``). Upsampling is (bi/tri)linear with
     ``align_corners=False`` semantics, applied only over the upsampled dims. Integer data comes
-    back in its own dtype, rounded half up: block means of integers up to 32 bits are computed
-    exactly with integer sums; everything else goes through float32 (up to 16 bits) or float64.
+    back in its own dtype, truncated toward zero (floored for unsigned data), as the original
+    and tinybrain do: block means of integers up to 32 bits are computed exactly with integer
+    sums; everything else goes through float32 (up to 16 bits) or float64.
 ``field``
     A displacement field in pixels: channel 0 is the x displacement, channel 1 the y displacement
     (an optional channel 2 is z). Resampled like ``img``, then channel ``i`` is multiplied by the
@@ -30,6 +31,13 @@ Modes:
 ``segmentation_strided``
     Like ``segmentation`` but downsampling picks the first (lowest x, y, z) voxel of each block:
     ``out[i] = in[floor(i * in_size / out_size)]`` (a view, no copy, for integer ratios).
+
+Tinybrain: ``img`` and ``segmentation`` downsampling by ``(1/2**i, 1/2**i, 1)`` or
+``(1/2**i, 1/2**i, 1/2**i)``, ``i`` in 1..4, goes to tinybrain exactly as the original sends it
+(see :mod:`.tinybrain_downsample`), so these reads equal existing pyramids byte for byte. There
+``segmentation`` follows tinybrain's COUNTLESS rule instead of the smallest-label tie break, and
+odd sizes (with ``allow_slice_rounding``) give ``ceil(size / factor)`` voxels. Dtypes tinybrain
+lacks (bool, float16, bfloat16) use the code here.
 
 Nearest upsampling maps output voxel ``i`` to input voxel ``floor((i + 0.5) * in / out)``, i.e.
 each input voxel is repeated ``k`` times for an integer factor ``k``.
@@ -50,6 +58,7 @@ import torch.nn.functional as F
 
 from zetta_utils import builder
 
+from . import tinybrain_downsample
 from .common import SPATIAL_DIMS, as_xyz_floats, as_xyz_ints, check_cxyz
 
 InterpolationMode = Literal["img", "field", "mask", "segmentation", "segmentation_strided"]
@@ -78,9 +87,17 @@ def get_interpolated_shape(
     to 0).
     """
     factors = as_xyz_floats(scale_factor, "scale_factor")
-    if any(f <= 0 for f in factors):
-        raise ValueError(f"scale_factor: expected positive numbers, got {scale_factor!r}")
     shape = as_xyz_ints(shape_xyz, "shape_xyz")
+    return _interpolated_shape(shape, factors, allow_slice_rounding)
+
+
+def _interpolated_shape(
+    shape: tuple[int, int, int],
+    factors: tuple[float, float, float],
+    allow_slice_rounding: bool,
+) -> tuple[int, int, int]:
+    if any(f <= 0 for f in factors):
+        raise ValueError(f"scale_factor: expected positive numbers, got {factors!r}")
     result: list[int] = []
     bad: list[str] = []
     for dim, size, factor in zip(SPATIAL_DIMS, shape, factors, strict=True):
@@ -126,11 +143,15 @@ def interpolate(
         )
     factors = as_xyz_floats(scale_factor, "scale_factor")
     in_shape = (data.shape[1], data.shape[2], data.shape[3])
-    out_shape = get_interpolated_shape(in_shape, factors, allow_slice_rounding)
+    out_shape = _interpolated_shape(in_shape, factors, allow_slice_rounding)
 
     if data.numel() == 0:
         dtype = data.dtype
         return torch.empty((data.shape[0], *out_shape), dtype=dtype, device=data.device)
+    if in_shape != out_shape and tinybrain_downsample.covers(
+        tuple(data.shape), data.dtype, factors, mode
+    ):
+        return tinybrain_downsample.downsample(data, factors, mode)
     if mode == "mask":
         return _interpolate_mask(data, in_shape, out_shape, float(mask_value_thr))
     if mode in ("segmentation", "segmentation_strided"):
@@ -165,7 +186,7 @@ def _interpolate_img(
             and data.dtype != torch.float64
             and torch.iinfo(dtype).bits <= 32
         ):
-            # Exact: integer block sums, then round half up.
+            # Exact: integer block sums, then truncating division.
             return _block_mean_int(data, blocks).to(dtype)
     work = _downsample_area(data, in_shape, out_shape, _compute_dtype(data.dtype))
     work = _upsample_linear(work, out_shape)
@@ -176,7 +197,7 @@ def _interpolate_img(
     if dtype.is_floating_point:
         return work.to(dtype)
     low, high = _float_bounds(dtype)
-    return work.add_(0.5).floor_().clamp_(low, high).to(dtype)
+    return work.trunc_().clamp_(low, high).to(dtype)
 
 
 def _float_bounds(dtype: torch.dtype) -> tuple[float, float]:
@@ -336,12 +357,11 @@ def _block_sum(data: torch.Tensor, blocks: Sequence[int], dtype: torch.dtype) ->
 
 
 def _block_mean_int(data: torch.Tensor, blocks: Sequence[int]) -> torch.Tensor:
-    """Block means of integer data of at most 32 bits, rounded half up, exactly."""
+    """Block means of integer data of at most 32 bits, truncated toward zero, exactly."""
     n = blocks[0] * blocks[1] * blocks[2]
-    accumulator = torch.int32 if torch.iinfo(data.dtype).bits <= 16 and n < 2**14 else torch.int64
+    accumulator = torch.int32 if torch.iinfo(data.dtype).bits <= 16 and n < 2**15 else torch.int64
     total = _block_sum(data, blocks, accumulator)
-    # floor(total / n + 1/2) == floor((2 * total + n) / (2 * n))
-    return torch.div(total.mul_(2).add_(n), 2 * n, rounding_mode="floor")
+    return torch.div(total, n, rounding_mode="trunc")
 
 
 def _block_max(data: torch.Tensor, blocks: Sequence[int]) -> torch.Tensor:

@@ -127,7 +127,7 @@ def test_unstored_resolution_reads_from_nearest_finer_stored_one() -> None:
     )
 
 
-def test_integer_img_downsampling_keeps_dtype_and_rounds() -> None:
+def test_integer_img_downsampling_keeps_dtype_and_truncates() -> None:
     layer = build_mem_layer(
         bbox=BBox3D.from_coords((0, 0, 0), (2, 2, 1), R4),
         resolutions=[R4],
@@ -136,7 +136,7 @@ def test_integer_img_downsampling_keeps_dtype_and_rounds() -> None:
     )
     fill(layer.backend, R4, np.array([10, 11, 11, 11], dtype=np.uint8).reshape(1, 2, 2, 1))
     result = layer[R8, 0:1, 0:1, 0:1]
-    assert result.dtype == torch.uint8 and result.item() == 11  # 10.75 rounds to 11
+    assert result.dtype == torch.uint8 and result.item() == 10  # 10.75 floors, as tinybrain
 
 
 def test_upsampling_segmentation_from_an_unaligned_start_is_exact() -> None:
