@@ -17,6 +17,7 @@ logger = logging.getLogger("zetta_utils")
 
 class _State:
     debug = False
+    resume_hint: str | None = None  # what to tell the user when the run stops early
 
 
 def _setup_logging(verbose: int) -> None:
@@ -53,14 +54,21 @@ def cli(debug: bool, verbose: int) -> None:
     help="Run tasks in N local worker processes (default: as the spec says, else 1).",
 )
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-def run(spec_path: str, num_procs: int | None, debug: bool) -> None:
+@click.option(
+    "--fresh", is_flag=True, help="Start over: forget the tasks an earlier, unfinished run of this spec completed."
+)
+def run(spec_path: str, num_procs: int | None, debug: bool, fresh: bool) -> None:
     """Build the spec in SPEC_PATH and run it.
 
     The spec's root is usually `"@type": "mazepa.execute"`; a root that builds to a flow or
     task is executed as if it were wrapped in one.
+
+    A run that stops early (Ctrl-C, a failure, a crash) is resumed by running the same spec
+    again: the tasks it finished are skipped. A changed spec, or --fresh, starts over.
     """
     _State.debug = _State.debug or debug
     from zetta_utils import builder, parsing
+    from zetta_utils.cli.resume import ResumeState
 
     if num_procs is not None and num_procs > 1:
         # the workers' imports (torch, TensorStore, ...) happen in the fork server meanwhile
@@ -70,20 +78,32 @@ def run(spec_path: str, num_procs: int | None, debug: bool) -> None:
     spec = parsing.load_spec_file(spec_path)
     if not isinstance(spec, dict):
         raise click.UsageError(f"{spec_path}: the spec's root must be a struct with '@type', got {type(spec).__name__}")
-    _run_spec(spec, builder, num_procs)
+    state = ResumeState.open(spec, spec_path, fresh=fresh)
+    try:
+        completed = _run_spec(spec, builder, num_procs, str(state.checkpoint) if state.active else None)
+    except BaseException:
+        _State.resume_hint = state.resume_hint(spec_path) if state.active else None
+        state.release()
+        raise
+    state.finish(completed)
 
 
-def _run_spec(spec: dict[str, Any], builder: Any, num_procs: int | None) -> None:
+def _run_spec(spec: dict[str, Any], builder: Any, num_procs: int | None, checkpoint: str | None) -> bool:
+    """Build and run ``spec``; whether it completed (False: failures left work undone)."""
     from zetta_utils import mazepa
 
-    with mazepa.execution_defaults(num_procs=num_procs):
+    with mazepa.execution_defaults(num_procs=num_procs, checkpoint=checkpoint):
         result = builder.build(spec)
         if isinstance(result, (mazepa.Flow, mazepa.Task)):
             result = mazepa.execute(result)
     if isinstance(result, mazepa.ExecutionSummary):
         logger.info("run finished: %s", result)
-    elif result is not None:
+        if result.tasks_skipped:
+            logger.info("resumed: %d task(s) skipped, finished by an earlier run of this spec", result.tasks_skipped)
+        return result.completed
+    if result is not None:
         logger.info("spec built: %s", _short_repr(result))
+    return True
 
 
 def _short_repr(obj: Any, limit: int = 300) -> str:
@@ -141,6 +161,11 @@ def _cause_of_type(e: BaseException, type_name: str) -> BaseException | None:
     return None
 
 
+def _echo_resume_hint() -> None:
+    if _State.resume_hint:
+        click.echo(_State.resume_hint, err=True)
+
+
 def _with_notes(e: BaseException) -> str:
     """``str(e)`` followed by its notes (e.g. where the dead-letter report is)."""
     notes = [str(n) for n in getattr(e, "__notes__", ())]
@@ -159,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="zetta", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
+        _echo_resume_hint()
         sys.exit(130)
     except click.ClickException as e:
         e.show()
@@ -167,16 +193,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted: the run was cancelled.", err=True)
+        _echo_resume_hint()
         sys.exit(130)
     except Exception as e:
         if _State.debug:
             raise
         if _cause_of_type(e, "KeyboardInterrupt") is not None:
             click.echo("Interrupted: the run was cancelled.", err=True)
+            _echo_resume_hint()
             sys.exit(130)
         failure = _cause_of_type(e, "ExecutionError")
         if failure is not None:
             click.echo(f"Error: the run failed.\n{_with_notes(failure)}", err=True)
+            _echo_resume_hint()
             sys.exit(1)
         if raised_while_running(e):
             cause = e.__cause__ if isinstance(e, BuilderError) and e.__cause__ is not None else e

@@ -61,6 +61,11 @@ class CheckpointStore:
             except (ImportError, ValueError) as e:
                 raise ValueError(f"`checkpoint` {self.path!r}: cannot open this URL: {e}") from e
 
+    @property
+    def is_local(self) -> bool:
+        """A local file: appending to it is cheap enough to do on every step of a run."""
+        return self._fs is None
+
     def load(self) -> set[str]:
         """The ids recorded so far (empty for a new checkpoint)."""
         if self._fs is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -37,6 +38,8 @@ from .scheduler import Scheduler
 from .semaphores import active_semaphores, configure_semaphores
 
 __all__ = ["ExecutionSummary", "execute", "execution_defaults"]
+
+logger = logging.getLogger(__name__)
 
 _DEFAULTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "mazepa_execution_defaults", default=None
@@ -128,7 +131,8 @@ def execute(
     :param max_retry_non_transient: retries for other errors (default 0: a bug stops the run).
     :param checkpoint: a file path or URL recording finished task/flow ids; a rerun with the same
         checkpoint skips them.
-    :param checkpoint_interval_sec: how often new ids are written (and always at the end).
+    :param checkpoint_interval_sec: how often new ids are written to a remote checkpoint (and
+        always at the end); a local checkpoint file is appended to before each step of the flows.
     :param show_progress: live display on a terminal, periodic log lines otherwise (default True).
     :param semaphores_spec: limits of ``mazepa.semaphore`` types, e.g. ``{"cuda": 1, "read": 4}``.
     :param batch_size: most tasks sent to a worker at once (default 32; 64 serially). Both
@@ -149,13 +153,15 @@ def execute(
     nested run) shows no progress by default, uses the enclosing run's semaphores unless given
     ``semaphores_spec``, and leaves Ctrl-C handling to the outermost run. ``num_procs``,
     ``show_progress``, ``checkpoint`` and ``max_retry`` left unset take the values of an
-    enclosing ``execution_defaults(...)`` block.
+    enclosing ``execution_defaults(...)`` block (``checkpoint`` only in the outermost run).
     """
     nesting = _NESTING.get()
     num_procs = _positive_int("num_procs", _default("num_procs", num_procs, 1))
     max_retry = _default("max_retry", max_retry, 3)
     show = bool(_default("show_progress", show_progress, not nesting))
-    checkpoint = _default("checkpoint", checkpoint, None)
+    # A default checkpoint (``zetta run``'s resume file) belongs to the outermost run: a run nested
+    # in a task must recompute everything it was asked for, whatever an earlier run recorded.
+    checkpoint = checkpoint if nesting else _default("checkpoint", checkpoint, None)
     if batch_size is not None:
         _positive_int("batch_size", batch_size)
     if executor is not None and not isinstance(executor, ExecutorBackend):
@@ -166,6 +172,12 @@ def execute(
 
     store = CheckpointStore(checkpoint, checkpoint_interval_sec) if checkpoint is not None else None
     done_ids = store.load() if store is not None else set()
+    if done_ids:
+        logger.info(
+            "resuming: %d task(s) and flow(s) finished earlier are on record in %s and will be skipped",
+            len(done_ids),
+            checkpoint,
+        )
     counters = ProgressCounters()
     scheduler = Scheduler(
         target,
@@ -251,6 +263,11 @@ def _drive(
             if not stop_submitting:
                 free = backend.free_slots()
                 if free > 0:
+                    if store is not None and store.is_local:
+                        # Before the flows advance: a flow's next step may destroy what finished
+                        # work needed (e.g. delete intermediaries once read), so that work must be
+                        # on record first, or a resumed run would redo it without its inputs.
+                        store.flush()
                     batch = scheduler.next_batch(free)
                     if batch:
                         backend.submit(batch)
