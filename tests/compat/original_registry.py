@@ -70,7 +70,6 @@ _INFO_V03 = (
 _LAYERS = "layer builders (layer/**)"
 _SUBCHUNKABLE = "build_subchunkable_apply_flow's arguments"
 _INTERPOLATION = "tensor_ops.interpolate's registration (interpolation.py)"
-_EXECUTE = "mazepa.execute's registration (mazepa/execute.py)"
 _VCO = "VolumetricCallableOperation (mazepa_layer_processing/common)"
 
 _SUBCHUNKABLE_PARAMS = (
@@ -149,7 +148,6 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
             "show_progress", "checkpoint", "checkpoint_interval_sec", "raise_on_failed_checkpoint",
             "write_progress_summary", "require_interrupt_confirm",
         ),
-        pending=_EXECUTE,
     ),
     Original(
         "mazepa.execute_locally",

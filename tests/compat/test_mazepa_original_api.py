@@ -94,3 +94,29 @@ def test_execute_locally_refuses_a_custom_state(tmp_path: Path) -> None:
 def test_seq_flow_needs_its_stages() -> None:
     with pytest.raises(TypeError, match="give `stages`"):
         builder.build({"@type": "mazepa.seq_flow"})
+
+
+def test_mazepa_execute_takes_the_original_arguments(tmp_path: Path) -> None:
+    out = tmp_path / "events.txt"
+    spec = _spec(out)
+    spec["target"]["stages"][1]["stages"][0]["texts"] = ["fail"]
+    original = {
+        "@type": "mazepa.execute",
+        "target": spec["target"],
+        "raise_on_failed_task": False,
+        "do_dryrun_estimation": False,
+        "max_batch_len": 5,
+        "batch_gap_sleep_sec": 0.01,
+        "checkpoint_interval_sec": None,
+        "show_progress": False,
+    }
+    summary = builder.build(original)
+    assert summary.tasks_failed == 1 and summary.tasks_done == 3
+    ours = builder.build({**original, "raise_on_failed_task": None, "raise_on_failure": False, "max_retry": 0})
+    assert ours.tasks_failed == 1
+    with pytest.raises(TypeError, match="one of"):
+        builder.build({**original, "raise_on_failure": False})
+    with pytest.raises(ValueError, match="execute_on_gcp_with_sqs"):
+        builder.build({**original, "task_queue": {"@type": "lambda", "lambda_str": "lambda: 0"}})
+    with pytest.raises(TypeError, match="no_such_argument"):
+        builder.build({**original, "no_such_argument": 1})
