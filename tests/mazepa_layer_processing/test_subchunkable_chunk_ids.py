@@ -46,7 +46,7 @@ class RecordIds:
     def with_added_crop_pad(self, crop_pad: Sequence[int]) -> RecordIds:
         return attrs.evolve(self, crop_pad=tuple(a + int(b) for a, b in zip(self.crop_pad, crop_pad, strict=True)))  # type: ignore[arg-type]
 
-    def __call__(self, idx: VolumetricIndex, dst: Any, src: Any) -> None:
+    def __call__(self, idx: VolumetricIndex, dst: Any, src: Any = None) -> None:
         box = [[int(v) for v in idx.start], [int(v) for v in idx.stop]]
         Path(self.folder, f"{idx.chunk_id}.{uuid.uuid4().hex}").write_text(json.dumps(box))
         if dst is not None:
@@ -194,6 +194,58 @@ def test_operations_see_the_originals_chunk_ids_each_once(
     assert sorted(seen) == list(range(len(expected)))
     assert seen == expected
     assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)  # the ids did not disturb the output
+
+
+def test_chunks_lying_in_the_crop_above_are_not_computed_and_the_rest_keep_their_ids(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
+    """A top crop of 8 around chunks of 16, split into chunks of 8: of the 4 x 4 lower chunks
+    per top chunk, the outer 12 lie in the crop. The original computes them and crops their
+    output away; this project skips them (a deliberate difference): their ids are never seen,
+    the others keep the original's."""
+    src = make_volume("src", size=SIZE, chunk=(8, 8, 1))
+    dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
+    data = random_array((1, *SIZE), "uint8", seed=4)
+    write_array(src, data)
+    chunks, crops, blends = [[16, 16, 1], [8, 8, 1]], [[8, 8, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]
+    flow = build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        op=RecordIds(str(tmp_path / "ids")),
+        op_kwargs={"src": src},
+        processing_chunk_sizes=chunks,
+        processing_crop_pads=crops,
+        processing_blend_pads=blends,
+        level_intermediaries_dirs=[f"file://{tmp_path}/tmp"] * 2,
+        verbose=False,
+    )
+    (tmp_path / "ids").mkdir()
+    mazepa.execute(flow, show_progress=False)
+    seen = recorded(tmp_path / "ids")
+    expected = originals_numbering((0, 0, 0), SIZE, chunks, crops, blends)
+    assert len(expected) == 8 * 16
+    assert len(seen) == 8 * 4
+    assert set(seen.items()) <= set(expected.items())
+    assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
+
+
+def test_the_originals_own_chunk_id_case(tmp_path: Path) -> None:
+    """The original's test of chunk ids, scaled down: three levels, no dst, straight writes,
+    an op without arguments; 64 bottom chunks."""
+    flow = build_subchunkable_apply_flow(
+        None,
+        RES,
+        [[32, 32, 1], [16, 16, 1], [4, 4, 1]],
+        bbox=BBox3D.from_coords((0, 0, 100), (32, 32, 101), RES),
+        skip_intermediaries=True,
+        op=RecordIds(str(tmp_path)),
+        verbose=False,
+    )
+    mazepa.execute(flow, show_progress=False)
+    seen = recorded(tmp_path)
+    assert sorted(seen) == list(range(64))
+    assert seen == originals_numbering((0, 0, 100), (32, 32, 101), [[32, 32, 1], [16, 16, 1], [4, 4, 1]], [[0, 0, 0]] * 3, [[0, 0, 0]] * 3)
 
 
 def test_numbering_with_odd_counts_gaps_and_three_levels() -> None:
