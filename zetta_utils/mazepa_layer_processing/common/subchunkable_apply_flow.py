@@ -739,17 +739,20 @@ def build_subchunkable_apply_flow(
 
     :param fn: a function of tensors returning a CXYZ tensor; ``op_kwargs`` that are layers are
         read at each chunk padded by the bottom crop pad, other values are passed as they are.
-    :param op: instead of ``fn``, an operation ``op(idx, dst, *op_args, **op_kwargs)`` that writes
-        ``dst[idx]`` (see :mod:`.volumetric_callable_operation`).
-    :param op_args, op_kwargs: its arguments.
+    :param op: instead of ``fn``, an operation ``op(idx, dst, **op_kwargs)`` that writes
+        ``dst[idx]`` (see :mod:`.volumetric_callable_operation`). ``idx.chunk_id`` numbers the
+        bottom-level chunks ``0 .. N-1`` as the original does (see :mod:`.chunk_numbering`).
+    :param op_kwargs: the arguments of ``fn`` / ``op``.
+    :param op_args: must be empty (as in the original, it exists for typing only).
     :param fn_semaphores: ``mazepa.semaphore`` types held around ``fn`` (``read``, ``write``,
         ``cuda``, ``cpu``).
     :param task_name: the name of the tasks in progress displays (default: the function's).
 
     Output:
 
-    :param dst: the output layer; None only with ``skip_intermediaries`` for an ``op`` that
-        writes by itself.
+    :param dst: the output layer; None only with ``skip_intermediaries``, for an ``op`` that
+        writes by itself or an ``fn`` run for its side effects (it may return anything; nothing
+        is written).
 
     Chunking, one entry per level, largest first (a single (x, y, z) applies to every level):
 
