@@ -158,6 +158,12 @@ def _on_event(url: str, event: precomputed.Event) -> None:
 precomputed.add_listener(_on_event)
 
 
+def _import_cloudvolume() -> None:
+    """Import CloudVolume (about 0.5 s, once per process) when a backend is built, so that the
+    first read of a run does not pay for it; importing this module alone stays cheap."""
+    import cloudvolume  # noqa: F401
+
+
 class CVBackend(PrecomputedBackend):
     """A precomputed volume read and written through CloudVolume (see the module docstring).
 
@@ -208,6 +214,12 @@ class CVBackend(PrecomputedBackend):
         self.cache_bytes_limit = int(cache_bytes_limit or 0)
         self.compress: Literal[False, "gzip"] = compress
         self._check_codecs()
+        _import_cloudvolume()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # An unpickled copy (a worker's) imports CloudVolume now too, not inside its first read.
+        self.__dict__.update(state)
+        _import_cloudvolume()
 
     def _check_codecs(self) -> None:
         nc = self.num_channels
