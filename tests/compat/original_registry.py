@@ -68,7 +68,6 @@ _INFO_V03 = (
     "on_info_exists",
 )
 _LAYERS = "layer builders (layer/**)"
-_SUBCHUNKABLE = "build_subchunkable_apply_flow's arguments"
 _INTERPOLATION = "tensor_ops.interpolate's registration (interpolation.py)"
 _VCO = "VolumetricCallableOperation (mazepa_layer_processing/common)"
 
@@ -101,13 +100,11 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
     Original(
         "build_cv_layer",
         ("path", "cv_kwargs", *_LAYER_FRONTEND, *_INFO_V04, *_LAYER_PROCS, "cache_bytes_limit"),
-        pending=_LAYERS,
     ),
     Original(
         "build_cv_layer",
         ("path", "cv_kwargs", *_LAYER_FRONTEND, *_INFO_V03, *_LAYER_PROCS, "cache_bytes_limit"),
         version="0.3",
-        pending=_LAYERS,
     ),
     Original(
         "build_ts_layer",
@@ -116,13 +113,11 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
             "info_voxel_offset", "info_add_scales", "inherit_all_params", "on_info_exists",
             "cache_bytes_limit", *_LAYER_PROCS,
         ),
-        pending=_LAYERS,
     ),
     Original(
         "build_ts_layer",
         ("path", *_LAYER_FRONTEND, *_INFO_V03, "cache_bytes_limit", *_LAYER_PROCS),
         version="0.3",
-        pending=_LAYERS,
     ),
     Original("build_layer_set", ("layers", "readonly", "index_procs", "read_procs", "write_procs")),
     Original(
@@ -162,13 +157,24 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
     Original("mazepa.seq_flow", ("stages",)),
     Original("mazepa.sequential_flow", ("stages",)),
     Original("mazepa.concurrent_flow", ("stages",)),
+    Original("mazepa.run_worker", ("task_queue", "outcome_queue", "sleep_sec"), replaced=True),
+    Original(
+        "mazepa.run_worker_manager",
+        ("task_queue", "outcome_queue", "sleep_sec", "num_procs", "semaphores_spec", "idle_timeout"),
+        replaced=True,
+    ),
+    Original("mazepa.TaskRouter", ("queues",), replaced=True),
+    Original("mazepa.AutoexecuteTaskQueue", ("debug",), replaced=True),
+    Original("mazepa.SQSExecutionQueue", ("name",), replaced=True),
+    Original("mazepa.ExecutionMultiQueue", ("queues",), replaced=True),
+    Original("mazepa.SubflowTask", ("flow",), replaced=True),
     Original(
         "mazepa.execute_on_gcp_with_sqs",
         ("target", "worker_image", "worker_cluster_name", "worker_cluster_region", "worker_cluster_project",
          "worker_resources", "worker_replicas", "local_test"),
     ),
     # --- mazepa_layer_processing.common ------------------------------------------------------
-    Original("build_subchunkable_apply_flow", _SUBCHUNKABLE_PARAMS, pending=_SUBCHUNKABLE),
+    Original("build_subchunkable_apply_flow", _SUBCHUNKABLE_PARAMS),
     Original(
         "build_postpad_subchunkable_apply_flow",
         ("dst", "dst_resolution", "processing_input_sizes", "processing_crop", "processing_blend", "processing_blend_mode"),

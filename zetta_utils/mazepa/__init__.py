@@ -22,6 +22,7 @@ Registered builder types: ``mazepa.execute``, ``mazepa.execute_locally``, ``maze
 """
 
 from . import id_generation, serialization
+from . import original_names as _original_names  # noqa: F401  (registers the original's replaced types)
 from .checkpoint import CheckpointStore
 from .exceptions import ExecutionError, FlowFailure, TaskFailure
 from .execute import ExecutionSummary, execute, execution_defaults
