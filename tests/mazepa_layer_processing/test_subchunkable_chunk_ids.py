@@ -327,28 +327,64 @@ def test_with_dst_none_fn_may_return_anything_and_nothing_is_written(
     assert sorted(tmp_path.rglob("*")) == before
 
 
+CUE_SPEC = """
+#SRC_PATH: "file://{src}"
+#BBOX: {{
+	"@type": "BBox3D.from_coords"
+	start_coord: [0, 0, 0]
+	end_coord: [32, 32, 2]
+	resolution: [4, 4, 40]
+}}
+#FLOW: {{
+	"@type": "build_subchunkable_apply_flow"
+	fn: {{
+		"@type":    "lambda"
+		lambda_str: "lambda src: print('chunk', tuple(src.shape))"
+	}}
+	processing_chunk_sizes: [[16, 16, 1]]
+	processing_blend_pads: [[0, 0, 0]]
+	processing_crop_pads: [[0, 0, 0]]
+	skip_intermediaries: true
+	dst_resolution: [4, 4, 40]
+	bbox: #BBOX
+	op_kwargs: src: {{
+		"@type": "build_cv_layer"
+		path:    #SRC_PATH
+	}}
+	dst: null
+}}
+"@type": "mazepa.execute"
+target:  #FLOW
+"""
+
+
 @pytest.mark.slow
-def test_a_json_spec_with_dst_null_runs_through_zetta_run(tmp_path: Path, make_volume: MakeVolume) -> None:
+@pytest.mark.parametrize("kind", ["json", "cue"])
+def test_a_spec_with_dst_null_runs_through_zetta_run(tmp_path: Path, make_volume: MakeVolume, kind: str) -> None:
+    """As the original's test_uint8_no_dst spec: ``fn`` prints, returns None, nothing is written."""
     src = make_volume("src", size=SIZE, chunk=(8, 8, 1))
     write_array(src, random_array((1, *SIZE), "uint8", seed=1))
-    spec = {
-        "@type": "mazepa.execute",
-        "target": {
-            "@type": "build_subchunkable_apply_flow",
-            "dst": None,
-            "dst_resolution": list(RES),
-            "bbox": {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": list(SIZE), "resolution": list(RES)},
-            "fn": {"@type": "lambda", "lambda_str": "lambda src: print('chunk', tuple(src.shape))"},
-            "op_kwargs": {"src": {"@type": "build_ts_layer", "path": f"file://{tmp_path}/src"}},
-            "processing_chunk_sizes": [[16, 16, 1]],
-            "skip_intermediaries": True,
-        },
-    }
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    if kind == "cue":
+        (tmp_path / "spec.cue").write_text(CUE_SPEC.format(src=tmp_path / "src"))
+    else:
+        spec = {
+            "@type": "mazepa.execute",
+            "target": {
+                "@type": "build_subchunkable_apply_flow",
+                "dst": None,
+                "dst_resolution": list(RES),
+                "bbox": {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": list(SIZE), "resolution": list(RES)},
+                "fn": {"@type": "lambda", "lambda_str": "lambda src: print('chunk', tuple(src.shape))"},
+                "op_kwargs": {"src": {"@type": "build_ts_layer", "path": f"file://{tmp_path}/src"}},
+                "processing_chunk_sizes": [[16, 16, 1]],
+                "skip_intermediaries": True,
+            },
+        }
+        (tmp_path / "spec.json").write_text(json.dumps(spec))
     before = sorted(tmp_path.rglob("*"))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     r = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(tmp_path / "spec.json")],
+        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(tmp_path / f"spec.{kind}")],
         capture_output=True,
         text=True,
         env=env,
