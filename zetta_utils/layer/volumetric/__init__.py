@@ -7,15 +7,29 @@ from .layer import VolumetricLayer, build_volumetric_layer
 from .layer_set import VolumetricLayerSet, build_layer_set, build_volumetric_layer_set
 from .memory import MemoryBackend, build_mem_layer
 from .precomputed import InfoMismatchError, PrecomputedBackend
+from .tools import (
+    DataResolutionInterpolator,
+    InvertProcessor,
+    ROIMaskProcessor,
+    VolumetricIndexOverrider,
+    VolumetricIndexPadder,
+    VolumetricIndexTranslator,
+)
 
 __all__ = [
+    "DataResolutionInterpolator",
     "InfoMismatchError",
+    "InvertProcessor",
     "MemoryBackend",
     "PrecomputedBackend",
+    "ROIMaskProcessor",
     "UserVolumetricIndex",
     "VolumetricBackend",
     "VolumetricFrontend",
     "VolumetricIndex",
+    "VolumetricIndexOverrider",
+    "VolumetricIndexPadder",
+    "VolumetricIndexTranslator",
     "VolumetricLayer",
     "VolumetricLayerSet",
     "build_layer_set",

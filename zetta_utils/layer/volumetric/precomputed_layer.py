@@ -33,6 +33,14 @@ def build_precomputed_layer(
     """``args``: a builder's arguments (its ``locals()``); ``make_backend(info)`` opens the
     volume once its info is in place."""
     info_args = {k: v for k, v in args.items() if k.startswith("info_")}
+    alias = args.get("inherit_all_params")  # the name of one of the original's versions
+    if alias is not None:
+        if info_args["info_inherit_all_params"] and not alias:
+            raise ValueError(
+                "inherit_all_params=False contradicts info_inherit_all_params=True (they are one "
+                "argument: give one of them)"
+            )
+        info_args["info_inherit_all_params"] = bool(alias)
     info = prepare_info(
         args["path"],
         readonly=args["readonly"],

@@ -47,6 +47,7 @@ def build_ts_layer(
     info_encoding_map: dict[str, str] | None = None,
     info_extra_scale_data: dict[str, Any] | None = None,
     info_inherit_all_params: bool = False,
+    inherit_all_params: bool | None = None,
     info_keep_existing_scales: bool = True,
     info_extend_if_exists: bool = True,
     info_field_overrides: dict[str, Any] | None = None,
@@ -72,7 +73,8 @@ def build_ts_layer(
     :param info_*: the info the volume must have, with the original's argument names and
         meanings (both its spec versions: ``info_scales`` / ``info_bbox`` and
         ``info_field_overrides`` / ``info_add_scales``); see
-        :mod:`zetta_utils.layer.volumetric.precomputed`.
+        :mod:`zetta_utils.layer.volumetric.precomputed`. ``inherit_all_params`` is another
+        name of ``info_inherit_all_params`` (one of the original's versions used it).
     :param on_info_exists: when the computed info differs from the existing one:
         ``"extend"`` (default) accepts only new scales, ``"expect_same"`` nothing,
         ``"overwrite"`` anything (as ``info_overwrite=True``); refusals name the differing keys.
