@@ -68,7 +68,6 @@ _INFO_V03 = (
     "on_info_exists",
 )
 _LAYERS = "layer builders (layer/**)"
-_INTERPOLATION = "tensor_ops.interpolate's registration (interpolation.py)"
 _VCO = "VolumetricCallableOperation (mazepa_layer_processing/common)"
 
 _SUBCHUNKABLE_PARAMS = (
@@ -220,7 +219,6 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
     Original(
         "interpolate",
         ("data", "size", "scale_factor", "mode", "mask_value_thr", "allow_slice_rounding", "unsqueeze_input_to"),
-        pending=_INTERPOLATION,
     ),
     Original("compare", ("data", "mode", "value", "binarize", "fill")),
     Original("crop", ("data", "crop")),

@@ -2,6 +2,7 @@
 resolutions, and blending weights for overlapping chunks. Torch and NumPy only; no I/O."""
 
 from . import blending, common, convert, generic, interpolation, mask, unsupported
+from . import original_interpolate as _original_interpolate  # noqa: F401  (the spec adapter)
 from .blending import (
     BLEND_MODES,
     BlendMode,
