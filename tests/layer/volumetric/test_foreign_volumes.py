@@ -37,8 +37,10 @@ KINDS = [
 
 def _data(data_type: str, shape: tuple[int, ...], seed: int = 0) -> npt.NDArray[Any]:
     rng = np.random.default_rng(seed)
-    if data_type == "float32":
-        return rng.standard_normal(shape).astype(np.float32)
+    if data_type in ("float32", "float64"):
+        return rng.standard_normal(shape).astype(data_type)
+    if data_type == "int64":
+        return rng.integers(-(2**40), 2**40, size=shape, dtype=np.int64)
     if data_type == "uint64":
         # large labels in runs, as segmentations have them (reads give int64: labels < 2**63)
         labels = rng.integers(0, 2**63 - 1, size=8, dtype=np.uint64, endpoint=True)
@@ -330,3 +332,20 @@ def test_extra_keys_survive_a_zetta_run_that_adds_a_scale(tmp_path: Path) -> Non
     expected = src[Vec3D(16, 16, 40), 1:37, 2:26, 1:10]
     assert torch.equal(written[Vec3D(16, 16, 40), 1:37, 2:26, 1:10], expected)
     assert expected.any()
+
+
+@pytest.mark.parametrize("data_type", ["int64", "float64"])
+def test_types_only_cloudvolume_stores(tmp_path: Path, data_type: str) -> None:
+    path = f"file://{tmp_path}/wide"
+    expected = _cv_write_volume_lossy(path, data_type, "image", "raw")
+    layer = build_cv_layer(path)
+    assert np.array_equal(_read(layer, data_type), expected)
+    with pytest.raises(ValueError, match=rf"data_type '{data_type}'.*open this volume with build_cv_layer"):
+        build_ts_layer(path)
+    # written back through the layer, read by plain CloudVolume
+    lo = Vec3D(*OFFSET)
+    hi = lo + Vec3D(*SIZE)
+    layer[Vec3D(*RES), lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = torch.from_numpy(
+        (expected * 2).transpose(3, 0, 1, 2).copy()
+    )
+    assert np.array_equal(np.asarray(_cloudvolume(path)[_cloudvolume(path).bounds]), expected * 2)
