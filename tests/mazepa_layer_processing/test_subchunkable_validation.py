@@ -166,3 +166,80 @@ def test_messages_name_the_level_in_a_three_level_setup(make_volume: MakeVolume,
             level_intermediaries_dirs=[f"file://{tmp_path}/tmp"] * 3,
             verbose=False,
         )
+
+
+SKIP: dict[str, Any] = {"skip_intermediaries": True, "level_intermediaries_dirs": None}
+NO_DST: dict[str, Any] = {"dst": None, **SKIP}
+TWO_LEVELS: dict[str, Any] = {"processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]], "level_intermediaries_dirs": ["/tmp/unused-a", "/tmp/unused-b"]}
+# The original's own refusals (its tests/integration/subchunkable/specs/exc/), each a ValueError
+# reaching the caller of builder.build, as its tests expect.
+ORIGINAL_REFUSALS: dict[str, dict[str, Any]] = {
+    "no_bbox_or_coords": {"bbox": None},
+    "both_bbox_and_coords": {"start_coord": [0, 0, 0], "end_coord": [32, 32, 2], "coord_resolution": list(RES)},
+    "both_bbox_and_auto_bbox": {"auto_bbox": True},
+    "both_coords_and_auto_bbox": {"bbox": None, "auto_bbox": True, "start_coord": [0, 0, 0], "end_coord": [32, 32, 2], "coord_resolution": list(RES)},
+    "no_fn_or_op": {"fn": None},
+    "both_fn_and_op": {"op": {"@type": "VolumetricCallableOperation", "fn": identity}},
+    "both_fn_semaphores_and_op": {"fn": None, "op": {"@type": "VolumetricCallableOperation", "fn": identity}, "fn_semaphores": ["read"]},
+    "seq_of_seq_not_equal": {**TWO_LEVELS, "processing_crop_pads": [[0, 0, 0]] * 3},
+    "generate_ng_link_but_not_print_summary": {"generate_ng_link": True, "print_summary": False, "verbose": None},
+    "generate_ng_link_but_not_verbose": {"generate_ng_link": True},
+    "level_intermediaries_dirs_not_equal": {**TWO_LEVELS, "level_intermediaries_dirs": ["/tmp/unused-a"]},
+    "skip_intermediaries_but_level_intermediaries_dirs": {"skip_intermediaries": True},
+    "skip_intermediaries_but_blend_pad": {**SKIP, "processing_blend_pads": [2, 2, 0]},
+    "skip_intermediaries_but_crop_pad": {**TWO_LEVELS, **SKIP, "processing_crop_pads": [[2, 2, 0], [0, 0, 0]]},
+    "skip_intermediaries_but_defer": {**SKIP, "processing_blend_modes": "defer"},
+    "skip_intermediaries_but_reduction_worker_type": {**SKIP, "reduction_worker_type": "cpu"},
+    "not_skip_intermediaries_but_no_level_intermediaries_dirs": {"level_intermediaries_dirs": None},
+    "shrink_processing_chunk_and_expand_bbox_processing": {"shrink_processing_chunk": True},
+    "bbox_non_integral_without_expand_bbox_resolution": {"bbox": BBox3D.from_coords((0, 0, 0), (31.5, 32, 2), RES)},
+    "bbox_non_integral_without_expand_bbox_resolution_but_shrink_processing_chunk": {
+        "bbox": BBox3D.from_coords((0, 0, 0), (31.5, 32, 2), RES),
+        "shrink_processing_chunk": True,
+        "expand_bbox_processing": False,
+    },
+    "auto_divisibility_and_shrink_processing_chunk": {"auto_divisibility": True, "shrink_processing_chunk": True, "expand_bbox_processing": False},
+    "auto_divisibility_but_no_expand_bbox_processing": {"auto_divisibility": True, "expand_bbox_processing": False},
+    "auto_divisibility_and_expand_bbox_backend": {"auto_divisibility": True, "expand_bbox_backend": True},
+    "blend_too_large": {"processing_blend_pads": [9, 9, 0]},
+    "nondivisible_but_recommendable": {**TWO_LEVELS, "processing_chunk_sizes": [[16, 16, 1], [6, 6, 1]]},
+    "nondivisible_and_not_recommendable": {**TWO_LEVELS, "processing_chunk_sizes": [[16, 16, 1], [7, 7, 1]], "processing_crop_pads": [[1, 1, 0], [0, 0, 0]]},
+    "defer_on_not_toplevel": {**TWO_LEVELS, "processing_blend_modes": ["linear", "defer"]},
+    "dst_tighten_bounds": {"dst_tighten_bounds": True},
+    "max_reduction_chunk_size_too_small_for_backend_chunk": {"processing_chunk_sizes": [[4, 4, 1]], "max_reduction_chunk_size": [4, 4, 1]},
+    "max_reduction_chunk_size_too_small_for_processing_chunk": {"max_reduction_chunk_size": [8, 8, 1]},
+    "no_dst_but_defer": {**NO_DST, "processing_blend_modes": "defer"},
+    "no_dst_but_expand_bbox_backend": {**NO_DST, "expand_bbox_backend": True},
+    "no_dst_but_max_reduction_chunk_size": {**NO_DST, "max_reduction_chunk_size": [16, 16, 1]},
+    "no_dst_but_not_skip_intermediaries": {"dst": None},
+    "processing_gap_but_auto_divisibility": {"processing_gap": [2, 2, 0], "auto_divisibility": True},
+    "processing_gap_but_blend_pad_toplevel": {"processing_gap": [2, 2, 0], "processing_blend_pads": [2, 2, 0]},
+    "processing_gap_but_expand_bbox_backend": {"processing_gap": [2, 2, 0], "expand_bbox_backend": True},
+    "processing_gap_but_expand_bbox_resolution": {"processing_gap": [2, 2, 0], "expand_bbox_resolution": True},
+    "processing_gap_but_shrink_processing_chunk": {"processing_gap": [2, 2, 0], "shrink_processing_chunk": True, "expand_bbox_processing": False},
+    "processing_gap_but_uneven": {"processing_gap": [3, 2, 0]},
+}
+
+
+@pytest.mark.parametrize("name", list(ORIGINAL_REFUSALS))
+def test_the_originals_refusals_are_value_errors_through_the_builder(tmp_path: Path, make_volume: MakeVolume, name: str) -> None:
+    from zetta_utils import builder
+
+    src = make_volume("src", size=(32, 32, 2), chunk=(8, 8, 1))
+    dst = make_volume("dst", size=(32, 32, 2), chunk=(8, 8, 1))
+    spec: dict[str, Any] = {
+        "@type": "build_subchunkable_apply_flow",
+        "dst": dst,
+        "dst_resolution": list(RES),
+        "bbox": BBox3D.from_coords((0, 0, 0), (32, 32, 2), RES),
+        "fn": identity,
+        "op_kwargs": {"src": src},
+        "processing_chunk_sizes": [[16, 16, 1]],
+        "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"],
+        "verbose": False,
+    }
+    spec.update(ORIGINAL_REFUSALS[name])
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ValueError):
+        builder.build(spec)
+    assert sorted(tmp_path.rglob("*")) == before
