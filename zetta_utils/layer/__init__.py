@@ -5,6 +5,7 @@ The volumetric layers (``VolumetricLayer``, ``VolumetricLayerSet``, ``build_laye
 torch imports.
 """
 
+from . import unsupported  # noqa: F401 - registers the refused names of the original's
 from .layer_base import Layer, LayerBackend, LayerFrontend
 from .protocols import DataProcessor, IndexProcessor, JointIndexDataProcessor, ProcessorMode
 

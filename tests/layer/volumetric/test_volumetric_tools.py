@@ -115,3 +115,32 @@ def test_roi_mask_processor(volume: tuple[str, np.ndarray]) -> None:
 def test_clahe_is_refused_with_the_replacement() -> None:
     with pytest.raises(builder.UnsupportedTypeError, match=r"CLAHEProcessor' is not supported here: .*OpenCV"):
         builder.build({"@type": "CLAHEProcessor"})
+
+
+def test_constant_layer_reads_its_value_at_any_resolution() -> None:
+    layer = builder.build({"@type": "build_constant_volumetric_layer", "value": 2.5, "num_channels": 2})
+    for res in (R8, Vec3D(3, 7, 45)):
+        got = layer[res, 0:4, 1:3, 0:1]
+        assert got.shape == (2, 4, 2, 1) and bool((got == 2.5).all())
+    with pytest.raises(Exception, match=r"(?i)read.?only|cannot be written"):
+        layer[R8, 0:4, 0:4, 0:1] = torch.zeros(2, 4, 4, 1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "build_db_layer",
+        "build_datastore_layer",
+        "build_firestore_layer",
+        "build_annotation_layer",
+        "build_property_spec",
+        "build_relationship",
+        "build_volumetric_tabular_layer",
+        "build_contact_layer",
+        "build_seg_contact_layer",
+        "build_seg_contact_info_spec",
+    ],
+)
+def test_layers_of_the_original_not_included_say_so(name: str) -> None:
+    with pytest.raises(builder.UnsupportedTypeError, match=rf"'{name}' is not supported here: .{{30,}}"):
+        builder.build({"@type": name})

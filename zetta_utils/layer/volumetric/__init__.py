@@ -1,6 +1,7 @@
 """Volumetric layers: CXYZ tensors over chunked Neuroglancer Precomputed volumes."""
 
 from .backend import VolumetricBackend
+from .constant import ConstantVolumetricBackend, build_constant_volumetric_layer
 from .frontend import UserVolumetricIndex, VolumetricFrontend
 from .index import VolumetricIndex
 from .layer import VolumetricLayer, build_volumetric_layer
@@ -17,6 +18,7 @@ from .tools import (
 )
 
 __all__ = [
+    "ConstantVolumetricBackend",
     "DataResolutionInterpolator",
     "InfoMismatchError",
     "InvertProcessor",
@@ -32,6 +34,7 @@ __all__ = [
     "VolumetricIndexTranslator",
     "VolumetricLayer",
     "VolumetricLayerSet",
+    "build_constant_volumetric_layer",
     "build_layer_set",
     "build_mem_layer",
     "build_volumetric_layer",
