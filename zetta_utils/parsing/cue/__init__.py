@@ -4,12 +4,13 @@
 does and returns the resulting data (usually a dict). It uses the ``cue`` binary when one
 is available (named by ``ZETTA_CUE_BINARY`` or found on ``PATH``); otherwise a built-in
 evaluator written in Python handles the configuration subset of CUE: comments, JSON
-superset literals, definitions, hidden fields, lexical references (also to fields declared
-later), unification, defaults and disjunctions, arithmetic, interpolation, comprehensions,
-``let``, embedding, optional fields, closed definitions, bounds and the common functions
-of the ``list``, ``math`` and ``strings`` packages. Constructs outside that subset are
-reported as errors naming the construct and its position, never silently evaluated
-differently.
+superset literals, byte strings, definitions, hidden fields, lexical references (also to
+fields declared later and to optional fields), unification, defaults and disjunctions,
+arithmetic, interpolation, comprehensions, ``let``, embedding, optional fields, closed
+definitions, bounds and the pure functions of CUE v0.4's standard packages (``strings``,
+``strconv``, ``list``, ``math``, ``path``, ``struct``, ``regexp``, ``encoding/json``, ...;
+see ``_packages``). Constructs outside that subset are reported as errors naming the
+construct and its position, never silently evaluated differently.
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ class Ident(Node):
 
 
 class BasicLit(Node):
-    """null, bool, int, float or string literal; ``value`` is None, bool, int, Decimal
-    or str. ``atom`` caches the evaluator's value of the literal."""
+    """null, bool, int, float, string or bytes literal; ``value`` is None, bool, int,
+    Decimal, str or bytes. ``atom`` caches the evaluator's value of the literal."""
 
     __slots__ = ("atom", "kind", "value")
 
@@ -81,13 +81,14 @@ class BottomLit(Node):
 
 
 class Interp(Node):
-    """An interpolated string: parts are str or expressions."""
+    """An interpolated string (or byte string): parts are str (bytes) or expressions."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("is_bytes", "parts")
 
-    def __init__(self, pos: Pos, parts: list[object]) -> None:
+    def __init__(self, pos: Pos, parts: list[object], is_bytes: bool = False) -> None:
         super().__init__(pos)
         self.parts = parts
+        self.is_bytes = is_bytes
 
 
 class Label(Node):

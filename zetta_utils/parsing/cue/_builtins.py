@@ -1,6 +1,10 @@
-"""Builtin functions and the standard packages configs use (``list``, ``math``,
-``strings``), with CUE v0.4 semantics (decimal arithmetic at 24 digits, results that
-are integral get the int kind)."""
+"""Builtin functions: the predeclared ones (``len``, ``div``, ``int8``, ...) and the
+machinery the standard packages (``_pkg_*`` modules, listed by ``_packages``) share:
+argument conversion and result conversion with CUE v0.4 semantics.
+
+Nothing here imports the evaluator: a call receives it as an object with
+``to_data_value`` and ``length_of``.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,6 @@ from ._errors import CueError, Pos, unsupported
 from ._values import (
     BOOL,
     BYTES,
-    CTX,
-    EXACT,
     FLOAT,
     INT,
     NULLV,
@@ -25,8 +27,8 @@ from ._values import (
     BasicType,
     Bottom,
     Bound,
+    DataVal,
     Num,
-    compare_nums,
     error,
     incomplete,
     int_div,
@@ -38,41 +40,70 @@ if TYPE_CHECKING:
 
 
 class Builtin:
-    __slots__ = ("fn", "name", "nargs")
+    """A function. ``nargs`` is the (min, max) number of arguments; ``validator``
+    functions (``strings.MinRunes``, ``list.UniqueItems``, ...) may also be used as a
+    constraint with their first argument left out, which the built-in evaluator does
+    not support."""
 
-    def __init__(self, name: str, nargs: int | tuple[int, int], fn: Callable[..., object]) -> None:
+    __slots__ = ("fn", "name", "nargs", "validator")
+
+    def __init__(
+        self,
+        name: str,
+        nargs: int | tuple[int, int],
+        fn: Callable[[Call], object],
+        validator: bool = False,
+    ) -> None:
         self.name = name
         self.nargs = nargs if isinstance(nargs, tuple) else (nargs, nargs)
         self.fn = fn
+        self.validator = validator
 
     def __repr__(self) -> str:
         return self.name
 
 
-class _ArgError(Exception):
+class ArgError(Exception):
+    """Raised by argument accessors and functions: the call's result is ``bottom``."""
+
     def __init__(self, bottom: Bottom) -> None:
         super().__init__()
         self.bottom = bottom
 
 
-class _Call:
+class Call:
     """Argument access for one builtin call."""
 
-    def __init__(self, ev: Evaluator, fn: Builtin, args: list[object], pos: Pos) -> None:
+    def __init__(
+        self,
+        ev: Evaluator,
+        fn: Builtin,
+        args: list[object],
+        pos: Pos,
+        arg_pos: list[Pos] | None = None,
+    ) -> None:
         self.ev = ev
         self.fn = fn
         self.args = args
         self.pos = pos
+        self.arg_pos = arg_pos
 
-    def fail(self, msg: str) -> _ArgError:
-        return _ArgError(error(f"error in call to {self.fn.name}: {msg}", self.pos))
+    def fail(self, msg: str, arg: int | None = None) -> ArgError:
+        """The call fails, at argument ``arg`` if given."""
+        pos = self.pos
+        if arg is not None and self.arg_pos is not None and arg < len(self.arg_pos):
+            pos = self.arg_pos[arg]
+        return ArgError(error(f"error in call to {self.fn.name}: {msg}", pos))
+
+    def has(self, i: int) -> bool:
+        return i < len(self.args)
 
     def raw(self, i: int) -> object:
         v = self.args[i]
         if isinstance(v, Bottom):
-            raise _ArgError(v)
+            raise ArgError(v)
         if v is TOP or isinstance(v, (BasicType, Bound)):
-            raise _ArgError(incomplete(f"non-concrete argument {i} to {self.fn.name}", self.pos))
+            raise ArgError(incomplete(f"non-concrete argument {i} to {self.fn.name}", self.pos))
         return v
 
     def num(self, i: int) -> Num:
@@ -87,23 +118,59 @@ class _Call:
             raise self.fail(f"argument {i} must be an int")
         return int(v.d)
 
+    def float64(self, i: int) -> float:
+        """A number as a float64 argument. CUE v0.4 refuses zero here ("value was
+        rounded down"), and so does this."""
+        d = self.num(i).d
+        if d.is_zero():
+            raise self.fail(f"cannot use {d} as float64 in argument {i}: value was rounded down")
+        f = float(d)
+        if math.isinf(f):
+            raise self.fail(f"argument {i} out of range for float64")
+        return f
+
+    def boolean(self, i: int) -> bool:
+        v = self.raw(i)
+        if not isinstance(v, bool):
+            raise self.fail(f"argument {i} must be a bool")
+        return v
+
     def string(self, i: int) -> str:
         v = self.raw(i)
         if not isinstance(v, str):
             raise self.fail(f"argument {i} must be a string")
         return v
 
+    def bytes_(self, i: int) -> bytes:
+        """A bytes argument; a string is accepted as its UTF-8 bytes (as CUE does)."""
+        v = self.raw(i)
+        if isinstance(v, bytes):
+            return v
+        if isinstance(v, str):
+            return v.encode()
+        raise self.fail(f"argument {i} must be bytes or a string")
+
+    def null(self, i: int) -> None:
+        if self.raw(i) is not NULLV:
+            raise self.fail(f"argument {i} must be null")
+
     def data(self, i: int) -> object:
         v = self.raw(i)
         d = self.ev.to_data_value(v, self.pos)
         if isinstance(d, Bottom):
-            raise _ArgError(d)
+            raise ArgError(d)
         return d
 
     def items(self, i: int) -> list[Any]:
         d = self.data(i)
         if not isinstance(d, list):
             raise self.fail(f"argument {i} must be a list")
+        return d
+
+    def struct(self, i: int) -> dict[str, Any]:
+        d = self.data(i)
+        if not isinstance(d, dict):
+            raise self.fail(f"argument {i} must be a struct")
         return d
 
     def nums(self, i: int) -> list[Num]:
@@ -121,23 +188,30 @@ class _Call:
         return items
 
 
-def call(ev: Evaluator, fn: Builtin, args: list[object], pos: Pos) -> object:
+def call(
+    ev: Evaluator, fn: Builtin, args: list[object], pos: Pos, arg_pos: list[Pos] | None = None
+) -> object:
     lo, hi = fn.nargs
+    if fn.validator and len(args) == lo - 1:
+        raise unsupported(pos, f"{fn.name} used as a validator (with its first argument left out)")
     if not lo <= len(args) <= hi:
         want = str(lo) if lo == hi else f"{lo} to {hi}"
         return error(f"{fn.name}: got {len(args)} arguments, want {want}", pos)
-    c = _Call(ev, fn, args, pos)
+    c = Call(ev, fn, args, pos, arg_pos)
     try:
         out = fn.fn(c)
-    except _ArgError as e:
+    except ArgError as e:
         b = e.bottom
         return b if b.pos is not None else Bottom(b.code, b.msg, pos)
+    except CueError:
+        raise  # an unsupported construct: not a failed call
     except (
         decimal.InvalidOperation,
         decimal.DivisionByZero,
         decimal.Overflow,
         ValueError,
         OverflowError,
+        ZeroDivisionError,
     ):
         return error(f"error in call to {fn.name}: invalid operation", pos)
     if isinstance(out, Bottom) and out.pos is None:
@@ -146,21 +220,45 @@ def call(ev: Evaluator, fn: Builtin, args: list[object], pos: Pos) -> object:
 
 
 def wrap(out: object) -> object:
-    from ._eval import DataVal
-
+    """A function's Python result as a value: lists and dicts become data values,
+    Python ints and floats numbers."""
     if isinstance(out, (list, dict)):
-        return DataVal(out)
+        return DataVal(to_cue_data(out))
+    if isinstance(out, bool):
+        return out
+    if isinstance(out, int):
+        return make_int(out)
+    if isinstance(out, float):
+        return float_result(out)
     return out
 
 
+def to_cue_data(x: object) -> object:
+    if isinstance(x, list):
+        return [to_cue_data(e) for e in x]
+    if isinstance(x, dict):
+        return {k: to_cue_data(v) for k, v in x.items()}
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, int):
+        return make_int(x)
+    if isinstance(x, float):
+        return float_result(x)
+    if x is None:
+        return NULLV
+    return x
+
+
 def dec_result(d: Decimal) -> Num:
-    """A decimal computed by a builtin: int kind if integral, as CUE converts it."""
-    if d.is_finite() and d == d.to_integral_value():
+    """A decimal computed by a builtin: int kind if its exponent is not negative
+    (``2`` but ``2.0``), as CUE converts an apd decimal."""
+    if d.is_finite() and d.as_tuple().exponent >= 0:  # type: ignore[operator]
         return Num(INT, d)
     return Num(FLOAT, d)
 
 
 def float_result(f: float) -> Num:
+    """A float64 result: its shortest decimal text, an int if it has no fraction."""
     if math.isnan(f) or math.isinf(f):
         raise ValueError("not finite")
     text = repr(f)
@@ -198,28 +296,22 @@ _TYPES = {
 }
 
 
-def _len(c: _Call) -> object:
-    from ._eval import DataVal, Vertex
-
+def _len(c: Call) -> object:
     v = c.raw(0)
     if isinstance(v, str):
         return make_int(len(v.encode()))
+    if isinstance(v, bytes):
+        return make_int(len(v))
     if isinstance(v, DataVal):
         return make_int(len(v.data))  # type: ignore[arg-type]
-    if isinstance(v, Vertex):
-        if v.is_list:
-            return make_int(sum(1 for k in v.arcs if isinstance(k, int)))
-        if v.is_struct:
-            from ._ast import label_is_regular
-
-            return make_int(
-                sum(1 for k, a in v.arcs.items() if label_is_regular(k) and not a.optional)
-            )
-    raise c.fail("invalid argument (must be list, struct, string or bytes)")
+    n = c.ev.length_of(v)
+    if n is None:
+        raise c.fail("invalid argument (must be list, struct, string or bytes)")
+    return make_int(n)
 
 
-def _intop(name: str) -> Callable[[_Call], object]:
-    def f(c: _Call) -> object:
+def _intop(name: str) -> Callable[[Call], object]:
+    def f(c: Call) -> object:
         return int_div(name, c.num(0), c.num(1))
 
     return f
@@ -251,368 +343,24 @@ def builtin_value(name: str, pos: Pos) -> object:
     raise unsupported(pos, f"builtin {name}")
 
 
-# ------------------------------------------------------------------------ math
-def _ln(d: Decimal) -> Decimal:
-    if d <= 0:
-        raise ValueError("log of non-positive number")
-    return CTX.ln(d)
+def functions(pkg: str, fs: list[Builtin]) -> dict[str, Builtin]:
+    """A package's functions by name (their ``name`` is ``pkg.Name``)."""
+    out = {}
+    for b in fs:
+        prefix, _, short = b.name.rpartition(".")
+        assert prefix == pkg.rsplit("/", 1)[-1], b.name
+        out[short] = b
+    return out
 
 
-def _log10(d: Decimal) -> Decimal:
-    if d <= 0:
-        raise ValueError("log of non-positive number")
-    hi = decimal.Context(prec=CTX.prec + 6, rounding=decimal.ROUND_HALF_EVEN)
-    q = hi.divide(hi.ln(d), hi.ln(Decimal(10)))
-    return CTX.plus(q)
-
-
-def _integral(d: Decimal, rounding: str) -> Decimal:
-    """``d`` rounded to an integer with exponent 0 (as apd's Ceil/Floor/... return)."""
-    return d.quantize(Decimal(1), rounding=rounding, context=EXACT)
-
-
-def _math_funcs() -> dict[str, Builtin]:
-    def one(name: str, f: Callable[[Decimal], Decimal]) -> Builtin:
-        return Builtin("math." + name, 1, lambda c: dec_result(f(c.num(0).d)))
-
-    def flt(name: str, f: Callable[[float], float]) -> Builtin:
-        return Builtin("math." + name, 1, lambda c: float_result(f(float(c.num(0).d))))
-
-    def pow_(c: _Call) -> object:
-        x, y = c.num(0).d, c.num(1).d
-        if x.is_zero() and y.is_zero():
-            raise c.fail("invalid operation")
-        return dec_result(CTX.power(x, y))
-
-    def log2(d: Decimal) -> Decimal:
-        return CTX.divide(_ln(d), CTX.ln(Decimal(2)))
-
-    def multiple_of(c: _Call) -> object:
-        x, y = c.num(0), c.num(1)
-        if y.d.is_zero():
-            raise c.fail("division by zero")
-        return CTX.remainder(x.d, y.d).is_zero()
-
-    fs = [
-        Builtin("math.Pow", 2, pow_),
-        one("Ceil", lambda d: _integral(d, decimal.ROUND_CEILING)),
-        one("Floor", lambda d: _integral(d, decimal.ROUND_FLOOR)),
-        one("Trunc", lambda d: _integral(d, decimal.ROUND_DOWN)),
-        one("Round", lambda d: _integral(d, decimal.ROUND_HALF_UP)),
-        one("RoundToEven", lambda d: _integral(d, decimal.ROUND_HALF_EVEN)),
-        one("Abs", lambda d: d.copy_abs()),
-        one("Log2", log2),
-        one("Log10", _log10),
-        one("Log", _ln),
-        one("Exp", lambda d: CTX.exp(d)),
-        one("Exp2", lambda d: CTX.power(Decimal(2), d)),
-        one("Cbrt", lambda d: CTX.power(d, CTX.divide(Decimal(1), Decimal(3)))),
-        flt("Sqrt", math.sqrt),
-        Builtin("math.MultipleOf", 2, multiple_of),
-    ]
-    return {b.name.split(".", 1)[1]: b for b in fs}
-
-
-_MATH_CONSTS = {
-    "Pi": Num(FLOAT, Decimal("3.14159265358979323846264338327950288419716939937510582097494459")),
-    "E": Num(FLOAT, Decimal("2.71828182845904523536028747135266249775724709369995957496696763")),
-    "Sqrt2": Num(
-        FLOAT, Decimal("1.41421356237309504880168872420969807856967187537694807317667974")
-    ),
-    "Ln2": Num(FLOAT, Decimal("0.693147180559945309417232121458176568075500134360255254120680009")),
-    "Log2E": Num(
-        FLOAT, Decimal("1.44269504088896340735992468100189213742664595415298593413544940")
-    ),
-    "Ln10": Num(FLOAT, Decimal("2.30258509299404568401799145468436420760110148862877297603332790")),
-    "Log10E": Num(
-        FLOAT, Decimal("0.434294481903251827651128918916605082294397005803666566114453783")
-    ),
-}
-
-
-# ------------------------------------------------------------------------ list
-def _list_funcs() -> dict[str, Builtin]:
-    def range_(c: _Call) -> object:
-        start, limit, step = c.num(0), c.num(1), c.num(2)
-        if step.d.is_zero():
-            raise c.fail("step must be non zero")
-        if step.d > 0 and limit.d < start.d:
-            raise c.fail("end must be greater than start when step is positive")
-        if step.d < 0 and limit.d > start.d:
-            raise c.fail("end must be less than start when step is negative")
-        out: list[object] = []
-        cur = start.d
-        while (step.d > 0 and cur < limit.d) or (step.d < 0 and cur > limit.d):
-            out.append(dec_result(cur) if cur is not start.d else start)
-            cur = CTX.add(cur, step.d)
-            if len(out) > 10_000_000:
-                raise c.fail("range too large")
-        return out
-
-    def minmax(want: int) -> Callable[[_Call], object]:
-        def f(c: _Call) -> object:
-            items = c.nums(0)
-            if not items:
-                raise c.fail("empty list")
-            best = items[0]
-            for x in items[1:]:
-                if compare_nums(x, best) * want > 0:
-                    best = x
-            return best
-
-        return f
-
-    def sum_(c: _Call) -> object:
-        total = Decimal(0)
-        for x in c.nums(0):
-            total = CTX.add(total, x.d)
-        return dec_result(total)
-
-    def product(c: _Call) -> object:
-        total = Decimal(1)
-        for x in c.nums(0):
-            total = CTX.multiply(total, x.d)
-        return dec_result(total)
-
-    def avg(c: _Call) -> object:
-        items = c.nums(0)
-        if not items:
-            raise c.fail("empty list")
-        total = Decimal(0)
-        for x in items:
-            total = CTX.add(total, x.d)
-        return dec_result(CTX.divide(total, Decimal(len(items))))
-
-    def concat(c: _Call) -> object:
-        out: list[object] = []
-        for x in c.items(0):
-            if not isinstance(x, list):
-                raise c.fail("argument must be a list of lists")
-            out.extend(x)
-        return out
-
-    def repeat(c: _Call) -> object:
-        n = c.integer(1)
-        if n < 0:
-            raise c.fail("negative count")
-        return c.items(0) * n
-
-    def take(c: _Call) -> object:
-        n = c.integer(1)
-        if n < 0:
-            raise c.fail("negative index")
-        return c.items(0)[:n]
-
-    def drop(c: _Call) -> object:
-        n = c.integer(1)
-        if n < 0:
-            raise c.fail("negative index")
-        return c.items(0)[n:]
-
-    def slice_(c: _Call) -> object:
-        items = c.items(0)
-        i, j = c.integer(1), c.integer(2)
-        if i < 0 or j < i or j > len(items):
-            raise c.fail("slice bounds out of range")
-        return items[i:j]
-
-    def contains(c: _Call) -> object:
-        from ._eval import data_equal
-
-        items = c.items(0)
-        x = c.data(1)
-        return any(data_equal(a, x) for a in items)
-
-    def flatten_n(c: _Call) -> object:
-        depth = c.integer(1)
-
-        def flat(xs: list[object], d: int) -> list[object]:
-            out: list[object] = []
-            for x in xs:
-                if isinstance(x, list) and d != 0:
-                    out.extend(flat(x, d - 1))
-                else:
-                    out.append(x)
-            return out
-
-        return flat(c.items(0), depth)
-
-    def sort_(c: _Call) -> object:
-        cmp = c.args[1]
-        if cmp is _ASCENDING or cmp is _DESCENDING:
-            items = c.items(0)
-            if all(isinstance(x, Num) for x in items):
-                key: Callable[[Any], Any] = lambda x: x.d  # noqa: E731
-            elif all(isinstance(x, str) for x in items):
-                key = lambda x: x.encode()  # noqa: E731
-            else:
-                raise c.fail("list.Ascending/Descending sort lists of numbers or of strings")
-            return sorted(items, key=key, reverse=cmp is _DESCENDING)
-        raise unsupported(
-            c.pos, "list.Sort with a comparator other than list.Ascending or list.Descending"
-        )
-
-    def sort_strings(c: _Call) -> object:
-        return sorted(c.strings(0), key=lambda s: s.encode())
-
-    fs = [
-        Builtin("list.Range", 3, range_),
-        Builtin("list.Min", 1, minmax(-1)),
-        Builtin("list.Max", 1, minmax(1)),
-        Builtin("list.Sum", 1, sum_),
-        Builtin("list.Product", 1, product),
-        Builtin("list.Avg", 1, avg),
-        Builtin("list.Concat", 1, concat),
-        Builtin("list.Repeat", 2, repeat),
-        Builtin("list.Take", 2, take),
-        Builtin("list.Drop", 2, drop),
-        Builtin("list.Slice", 3, slice_),
-        Builtin("list.Contains", 2, contains),
-        Builtin("list.FlattenN", 2, flatten_n),
-        Builtin("list.SortStrings", 1, sort_strings),
-        Builtin("list.Sort", 2, sort_),
-        Builtin("list.SortStable", 2, sort_),
-    ]
-    return {b.name.split(".", 1)[1]: b for b in fs}
-
-
-# --------------------------------------------------------------------- strings
-def _byte_index(s: str, sub: str, last: bool = False) -> int:
-    bs, bsub = s.encode(), sub.encode()
-    return bs.rfind(bsub) if last else bs.find(bsub)
-
-
-def _go_fields(s: str) -> list[str]:
-    return s.split()
-
-
-def _go_split(s: str, sep: str, n: int) -> list[str]:
-    if n == 0:
-        return []
-    if sep == "":
-        chars = list(s)
-        if n < 0 or n >= len(chars):
-            return chars
-        return [*chars[: n - 1], "".join(chars[n - 1 :])]
-    if n < 0:
-        return s.split(sep)
-    return s.split(sep, n - 1)
-
-
-def _title(s: str) -> str:
-    out = []
-    prev_letter = False
-    for ch in s:
-        out.append(ch.upper() if not prev_letter and ch.isalpha() else ch)
-        prev_letter = ch.isalnum() or ch == "_" or ch == "'"
-    return "".join(out)
-
-
-def _strings_funcs() -> dict[str, Builtin]:
-    def s1(name: str, f: Callable[[str], object]) -> Builtin:
-        return Builtin("strings." + name, 1, lambda c: f(c.string(0)))
-
-    def s2(name: str, f: Callable[[str, str], object]) -> Builtin:
-        return Builtin("strings." + name, 2, lambda c: f(c.string(0), c.string(1)))
-
-    def replace(c: _Call) -> object:
-        s, old, new, n = c.string(0), c.string(1), c.string(2), c.integer(3)
-        return s.replace(old, new, n if n >= 0 else -1)
-
-    def repeat(c: _Call) -> object:
-        n = c.integer(1)
-        if n < 0:
-            raise c.fail("negative Repeat count")
-        return c.string(0) * n
-
-    def join(c: _Call) -> object:
-        return c.string(1).join(c.strings(0))
-
-    def split_n(c: _Call) -> object:
-        return _go_split(c.string(0), c.string(1), c.integer(2))
-
-    def byte_at(c: _Call) -> object:
-        b = c.string(0).encode()
-        i = c.integer(1)
-        if not 0 <= i < len(b):
-            raise c.fail("index out of range")
-        return make_int(b[i])
-
-    def slice_runes(c: _Call) -> object:
-        s = c.string(0)
-        i, j = c.integer(1), c.integer(2)
-        if i < 0 or j < i or j > len(s):
-            raise c.fail("index out of range")
-        return s[i:j]
-
-    fs = [
-        Builtin("strings.Join", 2, join),
-        s2("Split", lambda s, sep: _go_split(s, sep, -1)),
-        Builtin("strings.SplitN", 3, split_n),
-        s2("Contains", lambda s, sub: sub in s),
-        s2("ContainsAny", lambda s, chars: any(ch in s for ch in chars)),
-        s2("HasPrefix", lambda s, p: s.startswith(p)),
-        s2("HasSuffix", lambda s, p: s.endswith(p)),
-        Builtin("strings.Replace", 4, replace),
-        s1("ToUpper", str.upper),
-        s1("ToLower", str.lower),
-        s1("ToTitle", _title),
-        s1("TrimSpace", str.strip),
-        s2("Trim", lambda s, cut: s.strip(cut)),
-        s2("TrimLeft", lambda s, cut: s.lstrip(cut)),
-        s2("TrimRight", lambda s, cut: s.rstrip(cut)),
-        s2("TrimPrefix", lambda s, p: s[len(p) :] if p and s.startswith(p) else s),
-        s2("TrimSuffix", lambda s, p: s[: len(s) - len(p)] if p and s.endswith(p) else s),
-        Builtin("strings.Repeat", 2, repeat),
-        s2("Index", lambda s, sub: make_int(_byte_index(s, sub))),
-        s2("LastIndex", lambda s, sub: make_int(_byte_index(s, sub, last=True))),
-        s2("Count", lambda s, sub: make_int(len(s) + 1 if sub == "" else s.count(sub))),
-        s1("Fields", _go_fields),
-        s1("Runes", lambda s: [make_int(ord(ch)) for ch in s]),
-        Builtin("strings.ByteAt", 2, byte_at),
-        Builtin("strings.SliceRunes", 3, slice_runes),
-    ]
-    return {b.name.split(".", 1)[1]: b for b in fs}
-
-
-class _Comparator:
-    """list.Ascending / list.Descending (only usable as the comparator of list.Sort)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-_ASCENDING = _Comparator("list.Ascending")
-_DESCENDING = _Comparator("list.Descending")
-
-_PACKAGES: dict[str, dict[str, Builtin]] = {
-    "math": _math_funcs(),
-    "list": _list_funcs(),
-    "strings": _strings_funcs(),
-}
-
-
-def package_member(path: str, name: str, pos: Pos) -> object:
-    if path == "math" and name in _MATH_CONSTS:
-        return _MATH_CONSTS[name]
-    if path == "list" and name == "Ascending":
-        return _ASCENDING
-    if path == "list" and name == "Descending":
-        return _DESCENDING
-    pkg = _PACKAGES.get(path)
-    if pkg is None:  # pragma: no cover - imports are checked by the resolver
-        raise CueError(f"{pos}: unknown package {path}")
-    fn = pkg.get(name)
-    if fn is None:
-        raise unsupported(
-            pos, f"{path}.{name} (not one of the supported functions of package {path})"
-        )
-    return fn
-
-
-__all__ = ["NULLV", "Builtin", "builtin_value", "call", "package_member"]
+__all__ = [
+    "NULLV",
+    "ArgError",
+    "Builtin",
+    "Call",
+    "builtin_value",
+    "call",
+    "dec_result",
+    "float_result",
+    "functions",
+]

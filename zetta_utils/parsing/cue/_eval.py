@@ -23,6 +23,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from . import _builtins, _packages
 from ._ast import (
     BasicLit,
     Binary,
@@ -68,10 +69,12 @@ from ._values import (
     BasicType,
     Bottom,
     Bound,
+    DataVal,
     Num,
     arith,
     atoms_equal,
     compare_nums,
+    data_equal,
     error,
     incomplete,
     is_atom,
@@ -79,6 +82,7 @@ from ._values import (
     kind_of,
     negate,
     num_str,
+    regex,
     value_str,
 )
 
@@ -268,15 +272,6 @@ class Vertex:
         return None
 
 
-class DataVal:
-    """A list or struct computed by a builtin (Python lists/dicts of atoms)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: object) -> None:
-        self.data = data
-
-
 class Package:
     __slots__ = ("path",)
 
@@ -303,6 +298,36 @@ class Pending:
         self.ci = ci
         self.pos = node.pos
         self.key = id(node)
+
+
+def default_flags(survivors: list[tuple[tuple[int, ...], list[Pending]]]) -> list[bool]:
+    """Which surviving disjunct combinations are defaults.
+
+    Each chosen disjunct is a default (the marked disjuncts of a marked disjunction),
+    not a default (its unmarked ones) or neutral (those of an unmarked disjunction); a
+    marked disjunction whose marked disjuncts were all eliminated counts as unmarked.
+    A combination is a default if it chose at least one default and no non-default,
+    or, when no combination did, if it chose only neutral disjuncts. Disjunctions a
+    disjunct brings in by reference count like the others, so ``false | b`` with
+    ``b: *true | bool`` defaults to true, as in CUE v0.4.
+    """
+    live: set[tuple[int, int]] = set()
+    for choices, pend in survivors:
+        for i, p in enumerate(pend):
+            if p.has_default and p.leaves[choices[i]][1]:
+                live.add((i, p.key))
+    modes: list[int] = []  # 0 neutral, 1 default, 2 not a default
+    for choices, pend in survivors:
+        mode = 0
+        for i, p in enumerate(pend):
+            if (i, p.key) in live:
+                if not p.leaves[choices[i]][1]:
+                    mode = 2
+                    break
+                mode = 1
+        modes.append(mode)
+    want = 1 if 1 in modes else 0
+    return [m == want for m in modes]
 
 
 def flatten_disjunction(node: Disjunction) -> tuple[list[tuple[Node, bool]], bool]:
@@ -371,8 +396,6 @@ class Evaluator:
     """Evaluation of one file (holds nothing global; builtins are looked up on demand)."""
 
     def __init__(self) -> None:
-        from . import _builtins
-
         self.builtins = _builtins
         self.stack: list[Vertex] = []
         # The node contexts of vertices being evaluated (also under the vertex a
@@ -492,21 +515,7 @@ class Evaluator:
             else:
                 v.err = error("empty disjunction", first.pos)
             return
-        # Default marks, with the rule that a marked disjunction whose marked disjuncts
-        # were all eliminated behaves as if unmarked.
-        live_marked: set[tuple[int, int]] = set()
-        for _c, choices, pend in survivors:
-            for i, p in enumerate(pend):
-                if p.has_default and p.leaves[choices[i]][1]:
-                    live_marked.add((i, p.key))
-        flags: list[bool] = []
-        for _c, choices, pend in survivors:
-            ok = True
-            for i, p in enumerate(pend):
-                if p.has_default and (i, p.key) in live_marked and not p.leaves[choices[i]][1]:
-                    ok = False
-                    break
-            flags.append(ok)
+        flags = default_flags([(choices, pend) for _c, choices, pend in survivors])
         uniq: list[list[Any]] = []
         for (c, _ch, _p), is_default in zip(survivors, flags, strict=True):
             for u in uniq:
@@ -552,6 +561,13 @@ class Evaluator:
             arc = e.vertex.arcs.get(expr.key)
             if arc is None:
                 return (R_DEFER, incomplete(f"reference {expr.name} not yet available", expr.pos))
+            if arc.optional:
+                # Resolved when evaluated: another conjunct (``#M & {m: 1}``) may still
+                # make the field regular.
+                return (
+                    R_DEFER,
+                    incomplete(f"cannot reference optional field {expr.name}", expr.pos),
+                )
             return (R_VERTEX, arc, label_is_definition(expr.key))
         if k == "let":
             assert env is not None
@@ -582,7 +598,7 @@ class Evaluator:
         if base[0] == R_VALUE:
             val = base[1]
             if isinstance(val, Package):
-                return (R_VALUE, self.builtins.package_member(val.path, expr.name, expr.pos))
+                return (R_VALUE, _packages.member(val.path, expr.name, expr.pos))
             if isinstance(val, Bottom):
                 return (R_DEFER if not val.fatal else R_ERROR, val)
             if val is TOP or isinstance(val, BasicType):
@@ -759,7 +775,7 @@ class Evaluator:
                 return error(f"invalid operand for bound {op}", expr.pos)
             if op in ("=~", "!~") and not isinstance(x, str):
                 return error(f"invalid regular expression {value_str(x)}", expr.pos)
-            if op in ("<", "<=", ">", ">=") and not isinstance(x, (Num, str)):
+            if op in ("<", "<=", ">", ">=") and not isinstance(x, (Num, str, bytes)):
                 return error(f"invalid bound {op}{value_str(x)}", expr.pos)
             if op == "==":
                 return x
@@ -843,7 +859,16 @@ class Evaluator:
                 except re.error as e:
                     return error(f"invalid regular expression {y!r}: {e}", pos)
                 return m if op == "=~" else not m
+        if isinstance(x, bytes) and isinstance(y, bytes):
+            if op == "+":
+                return x + y
+            if op in ("<", "<=", ">", ">="):
+                return _cmp(op, (x > y) - (x < y))
         if op == "*":
+            if isinstance(x, bytes) and isinstance(y, Num) and y.kind == INT:
+                return x * max(int(y.d), 0)
+            if isinstance(y, bytes) and isinstance(x, Num) and x.kind == INT:
+                return y * max(int(x.d), 0)
             if isinstance(x, str) and isinstance(y, Num) and y.kind == INT:
                 return x * max(int(y.d), 0)
             if isinstance(y, str) and isinstance(x, Num) and x.kind == INT:
@@ -913,6 +938,9 @@ class Evaluator:
     def eval_interp(self, expr: Interp, env: Env | None) -> object:
         out: list[str] = []
         for p in expr.parts:
+            if isinstance(p, bytes):
+                out.append(p.decode("latin-1"))
+                continue
             if isinstance(p, str):
                 out.append(p)
                 continue
@@ -921,7 +949,9 @@ class Evaluator:
             if isinstance(val, Bottom):
                 return self.at(val, expr.pos)
             if isinstance(val, str):
-                out.append(val)
+                out.append(val.encode().decode("latin-1") if expr.is_bytes else val)
+            elif isinstance(val, bytes):
+                out.append(val.decode("latin-1") if expr.is_bytes else val.decode(errors="replace"))
             elif isinstance(val, Num):
                 out.append(num_str(val))
             elif isinstance(val, bool):
@@ -932,18 +962,29 @@ class Evaluator:
                     "as type (bool|string|bytes|number)",
                     expr.pos,
                 )
+        if expr.is_bytes:
+            return "".join(out).encode("latin-1")
         return "".join(out)
 
     def eval_call(self, expr: Call, env: Env | None) -> object:
         fn = self.eval_expr(expr.fn, env)
         if isinstance(fn, Bottom):
-            return fn
+            return Bottom(fn.code, f"cannot call {fn.msg}", expr.pos)
         if not isinstance(fn, self.builtins.Builtin):
             return error(f"cannot call non-function {short_val(fn)}", expr.pos)
         args = [self.eval_expr(a, env) for a in expr.args]
-        return self.builtins.call(self, fn, args, expr.pos)
+        return self.builtins.call(self, fn, args, expr.pos, [a.pos for a in expr.args])
 
     # ------------------------------------------------------------ conversion
+    def length_of(self, v: object) -> int | None:
+        """``len`` of a list or struct value (its regular fields), None for others."""
+        if isinstance(v, Vertex):
+            if v.is_list:
+                return sum(1 for k in v.arcs if isinstance(k, int))
+            if v.is_struct:
+                return sum(1 for k, a in v.arcs.items() if label_is_regular(k) and not a.optional)
+        return None
+
     def to_data_value(self, val: object, pos: Pos) -> object:
         """Python data (lists, dicts of atoms) of a concrete value, or an error value."""
         if isinstance(val, DataVal):
@@ -972,7 +1013,8 @@ class Evaluator:
             return out_l
         if w.is_struct:
             out_d: dict[str, object] = {}
-            for k, arc in w.arcs.items():
+            for k in ordered_labels(w):
+                arc = w.arcs[k]
                 if label_is_regular(k) and not arc.optional:
                     d = self.to_data(arc, pos)
                     if isinstance(d, Bottom):
@@ -995,10 +1037,10 @@ class Evaluator:
                 return [
                     (Num(INT, _dec(k)), arc) for k, arc in src.arcs.items() if isinstance(k, int)
                 ]
+            # Only regular fields are iterated, and their key is the label's name as
+            # data (``"@type"``, ``"12"``), never its quoted display form.
             return [
-                (label_str(k), arc)
-                for k, arc in src.arcs.items()
-                if label_is_regular(k) and not arc.optional
+                (k, arc) for k, arc in src.arcs.items() if label_is_regular(k) and not arc.optional
             ]
         if src is TOP or isinstance(src, (BasicType, Bound)):
             return incomplete("cannot range over incomplete value", pos)
@@ -1043,7 +1085,7 @@ def _lit_value(node: BasicLit) -> object:
     if k == "float":
         assert isinstance(node.value, Decimal)
         return Num(FLOAT, node.value)
-    if k == "string":
+    if k == "string" or k == "bytes":
         return node.value
     if k == "bool":
         return node.value
@@ -1088,16 +1130,6 @@ def short_str(v: Vertex) -> str:
         if not (parts and v.kind & ~(NUMBER | STRING) == 0):
             parts.insert(0, kind_name(v.kind))
     return " & ".join(parts)
-
-
-def data_equal(a: object, b: object) -> bool:
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(data_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(data_equal(a[k], b[k]) for k in a)
-    if isinstance(a, Num) and isinstance(b, Num):
-        return compare_nums(a, b) == 0
-    return type(a) is type(b) and a == b
 
 
 def vertices_equal(a: Vertex, b: Vertex) -> bool:
@@ -1756,21 +1788,6 @@ def in_definition(v: Vertex) -> bool:
     return False
 
 
-_RE2_ONLY = re.compile(r"\[\[:|\\[pPC]|\(\?P=|\\[1-9]|\(\?[=!<]")
-
-
-def regex(pattern: str, pos: Pos | None) -> re.Pattern[str]:
-    """Compile a CUE (RE2) regular expression with Python's ``re``; syntax whose meaning
-    differs between the two is rejected rather than matched differently."""
-    if _RE2_ONLY.search(pattern):
-        raise unsupported(
-            pos or _NOPOS,
-            f"regular expression {pattern!r} (POSIX classes, \\p, backreferences and "
-            "lookaround differ between RE2 and Python)",
-        )
-    return re.compile(pattern.replace("\\z", "\\Z"))
-
-
 def _what_str(what: object) -> str:
     return what if isinstance(what, str) else value_str(what)
 
@@ -1796,9 +1813,66 @@ def check_bound(b: Bound, val: object, pos: Pos | None) -> bool:
     elif isinstance(val, str) and isinstance(ref, str):
         bv, br = val.encode(), ref.encode()
         c = (bv > br) - (bv < br)
+    elif isinstance(val, bytes) and isinstance(ref, bytes):
+        c = (val > ref) - (val < ref)
     else:
         return True
     return not _cmp(op, c)
+
+
+def sort_arcs(fronts: list[list[object]]) -> dict[object, int]:
+    """Topological merge of the field orders of the struct literals that make up a
+    value (a variant of Kahn's algorithm, as ``cue`` does it). Returns a rank per label;
+    the highest rank comes first."""
+    counts: dict[object, int] = {}
+    for a in fronts:
+        if len(a) <= 1:
+            continue
+        for f in a[1:]:
+            counts[f] = counts.get(f, 0) + 1
+    heads = [0] * len(fronts)
+    index = -1
+    nfronts = len(fronts)
+    while True:
+        progressed = False
+        for i in range(nfronts):
+            a = fronts[i]
+            h = heads[i]
+            if h >= len(a):
+                continue
+            f = a[h]
+            n = counts.get(f, 0)
+            if n > 0:
+                continue
+            h += 1
+            heads[i] = h
+            if len(a) - h > 1 and counts.get(a[h], 0) > 0:
+                counts[a[h]] -= 1
+            if n == 0:
+                counts[f] = index
+                index -= 1
+            progressed = True
+            break
+        if progressed:
+            continue
+        for i in range(nfronts):
+            if heads[i] < len(fronts[i]):
+                counts[fronts[i][heads[i]]] = 0
+                progressed = True
+                break
+        if not progressed:
+            return counts
+
+
+def ordered_labels(v: Vertex) -> list[object]:
+    sets = [list(s) for s in v.structs]
+    m = sort_arcs(sets)
+    extra = [k for k in v.arcs if k not in m]
+    sets = [list(s) for s in v.structs]
+    if extra:
+        sets.append(extra)
+    m = sort_arcs(sets)
+    return sorted(m, key=lambda f: -m[f])
 
 
 _NOPOS = Pos("<unknown>", 0, 0)

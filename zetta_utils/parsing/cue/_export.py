@@ -3,69 +3,15 @@ only, in CUE's field order, every value concrete, and every error reported."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from ._ast import label_is_regular, label_str
 from ._errors import CueError, Pos
-from ._eval import Evaluator, Vertex, short_str
+from ._eval import Evaluator, Vertex, ordered_labels, short_str, sort_arcs
 from ._values import NULLV, Num, num_str, num_to_python
 
 _MAX_ERRORS = 20
-
-
-def sort_arcs(fronts: list[list[object]]) -> dict[object, int]:
-    """Topological merge of the field orders of the struct literals that make up a
-    value (a variant of Kahn's algorithm, as ``cue`` does it). Returns a rank per label;
-    the highest rank comes first."""
-    counts: dict[object, int] = {}
-    for a in fronts:
-        if len(a) <= 1:
-            continue
-        for f in a[1:]:
-            counts[f] = counts.get(f, 0) + 1
-    heads = [0] * len(fronts)
-    index = -1
-    nfronts = len(fronts)
-    while True:
-        progressed = False
-        for i in range(nfronts):
-            a = fronts[i]
-            h = heads[i]
-            if h >= len(a):
-                continue
-            f = a[h]
-            n = counts.get(f, 0)
-            if n > 0:
-                continue
-            h += 1
-            heads[i] = h
-            if len(a) - h > 1 and counts.get(a[h], 0) > 0:
-                counts[a[h]] -= 1
-            if n == 0:
-                counts[f] = index
-                index -= 1
-            progressed = True
-            break
-        if progressed:
-            continue
-        for i in range(nfronts):
-            if heads[i] < len(fronts[i]):
-                counts[fronts[i][heads[i]]] = 0
-                progressed = True
-                break
-        if not progressed:
-            return counts
-
-
-def ordered_labels(v: Vertex) -> list[object]:
-    sets = [list(s) for s in v.structs]
-    m = sort_arcs(sets)
-    extra = [k for k in v.arcs if k not in m]
-    sets = [list(s) for s in v.structs]
-    if extra:
-        sets.append(extra)
-    m = sort_arcs(sets)
-    return sorted(m, key=lambda f: -m[f])
 
 
 class Exporter:
@@ -135,6 +81,8 @@ def scalar_to_python(x: object) -> Any:
         return num_to_python(x)
     if x is NULLV:
         return None
+    if isinstance(x, bytes):
+        return base64.b64encode(x).decode("ascii")
     return x
 
 

@@ -7,13 +7,16 @@ import bisect
 import re
 from decimal import Decimal
 
-from ._errors import Pos, syntax_error, unsupported
+from ._errors import Pos, syntax_error
 
 # Token kinds.
 IDENT = "IDENT"
 INT = "INT"
 FLOAT = "FLOAT"
 STRING = "STRING"
+# A byte string ('...'): its text parts hold one character per byte (code points below
+# 256), so that ``part.encode("latin-1")`` gives the bytes.
+BYTES = "BYTES"
 BOTTOM = "_|_"
 ATTR = "ATTR"
 EOF = "EOF"
@@ -289,6 +292,10 @@ class Lexer:
             j += 1
         return j < self.n and self.src[j] in "\"'" and j > i
 
+    def string_at(self, i: int) -> tuple[Token, int]:
+        """The string or bytes literal starting at offset ``i`` and the offset after it."""
+        return self._string(i)
+
     def _string(self, i: int) -> tuple[Token, int]:
         src = self.src
         start = i
@@ -298,12 +305,10 @@ class Lexer:
             i += 1
         quote = src[i]
         pos = self.pos(start)
-        if quote == "'":
-            raise unsupported(pos, "byte string literals ('...')")
-        if src.startswith('"""', i):
-            return self._multiline(start, i + 3, hashes, pos)
+        if src.startswith(quote * 3, i):
+            return self._multiline(start, i + 3, hashes, pos, quote)
         i += 1
-        close = '"' + "#" * hashes
+        close = quote + "#" * hashes
         esc = "\\" + "#" * hashes
         parts: list[object] = []
         buf: list[str] = []
@@ -314,16 +319,24 @@ class Lexer:
                 i += len(close)
                 break
             if src.startswith(esc, i):
-                i = self._escape(i + len(esc), buf, parts, pos)
+                i = self._escape(i + len(esc), buf, parts, pos, quote)
                 continue
-            buf.append(src[i])
+            self._char(src[i], buf, quote)
             i += 1
         if buf or not parts:
             parts.append("".join(buf))
-        return _string_token(parts, pos), i
+        return _string_token(parts, pos, quote), i
 
-    def _escape(self, i: int, buf: list[str], parts: list[object], pos: Pos) -> int:
-        """Process an escape whose delimiter ended just before offset ``i``."""
+    @staticmethod
+    def _char(ch: str, buf: list[str], quote: str) -> None:
+        if quote == "'" and ord(ch) > 0x7F:
+            buf.append(ch.encode().decode("latin-1"))
+        else:
+            buf.append(ch)
+
+    def _escape(self, i: int, buf: list[str], parts: list[object], pos: Pos, quote: str) -> int:
+        """Process an escape whose delimiter ended just before offset ``i``. Byte strings
+        also have ``\\'``, ``\\xHH`` and octal ``\\OOO`` escapes, strings ``\\"``."""
         src = self.src
         if i >= self.n:
             raise syntax_error(pos, "string literal not terminated")
@@ -331,9 +344,21 @@ class Lexer:
         if c in _SIMPLE_ESCAPES:
             buf.append(_SIMPLE_ESCAPES[c])
             return i + 1
-        if c == '"':
-            buf.append('"')
+        if c == quote:
+            buf.append(quote)
             return i + 1
+        if quote == "'" and (c == "x" or c in "01234567"):
+            width, base = (2, 16) if c == "x" else (3, 8)
+            first = i + 1 if c == "x" else i
+            digits = src[first : first + width]
+            allowed = "0123456789abcdefABCDEF" if base == 16 else "01234567"
+            if len(digits) != width or not all(ch in allowed for ch in digits):
+                raise syntax_error(self.pos(i), "invalid byte escape sequence")
+            code = int(digits, base)
+            if code > 0xFF:
+                raise syntax_error(self.pos(i), "octal escape value > 255")
+            buf.append(chr(code))
+            return first + width
         if c == "u" or c == "U":
             width = 4 if c == "u" else 8
             digits = src[i + 1 : i + 1 + width]
@@ -342,7 +367,7 @@ class Lexer:
             code = int(digits, 16)
             if code > 0x10FFFF or 0xD800 <= code < 0xE000:
                 raise syntax_error(self.pos(i), "escape sequence is invalid Unicode code point")
-            buf.append(chr(code))
+            self._char(chr(code), buf, quote)
             return i + 1 + width
         if c == "(":
             toks, end = self._scan(i + 1, interp=True)
@@ -353,18 +378,20 @@ class Lexer:
             return end
         if c == "\n":
             raise syntax_error(self.pos(i), "unknown escape sequence")
-        raise syntax_error(self.pos(i - 1), f"unknown escape sequence \\{c}")
+        raise syntax_error(self.pos(i), f"unknown escape sequence \\{c}")
 
-    def _multiline(self, start: int, i: int, hashes: int, pos: Pos) -> tuple[Token, int]:
+    def _multiline(
+        self, start: int, i: int, hashes: int, pos: Pos, quote: str
+    ) -> tuple[Token, int]:
         src = self.src
         # The opening quotes must be followed by a newline.
         j = i
         while j < self.n and src[j] in " \t\r":
             j += 1
         if j >= self.n or src[j] != "\n":
-            raise syntax_error(pos, 'expected newline after multiline quote """')
+            raise syntax_error(pos, f"expected newline after multiline quote {quote * 3}")
         body_start = j + 1
-        close = '"""' + "#" * hashes
+        close = quote * 3 + "#" * hashes
         # Find the closing line: optional whitespace then the closing quotes.
         k = body_start
         close_line = -1
@@ -413,9 +440,9 @@ class Lexer:
                 i += 1
                 continue
             if src.startswith(esc, i):
-                i = self._escape(i + len(esc), buf, parts, pos)
+                i = self._escape(i + len(esc), buf, parts, pos, quote)
                 continue
-            buf.append(ch)
+            self._char(ch, buf, quote)
             i += 1
         # The newline before the closing quotes is not part of the string.
         if buf and buf[-1] == "\n":
@@ -424,17 +451,18 @@ class Lexer:
             parts[-1] = parts[-1][:-1]
         if buf or not parts:
             parts.append("".join(buf))
-        return _string_token(parts, pos), close_at + len(close)
+        return _string_token(parts, pos, quote), close_at + len(close)
 
 
 def _ident_continues(src: str, i: int) -> bool:
     return i < len(src) and (src[i].isalnum() or src[i] in "_$")
 
 
-def _string_token(parts: list[object], pos: Pos) -> Token:
+def _string_token(parts: list[object], pos: Pos, quote: str) -> Token:
+    kind = BYTES if quote == "'" else STRING
     if len(parts) == 1 and isinstance(parts[0], str):
-        return Token(STRING, parts[0], pos)
-    return Token(STRING, None, pos, parts=parts)
+        return Token(kind, parts[0], pos)
+    return Token(kind, None, pos, parts=parts)
 
 
 def tokenize(src: str, filename: str) -> list[Token]:

@@ -31,7 +31,7 @@ from ._ast import (
     ident_label,
 )
 from ._errors import CueError, syntax_error, unsupported
-from ._lexer import ATTR, BOTTOM, COMMA, EOF, FLOAT, IDENT, INT, STRING, Token, tokenize
+from ._lexer import ATTR, BOTTOM, BYTES, COMMA, EOF, FLOAT, IDENT, INT, STRING, Token, tokenize
 
 _BINARY_PREC = {
     "|": 1,
@@ -63,6 +63,8 @@ def _describe(tok: Token) -> str:
         return "newline"
     if tok.kind == STRING:
         return "string literal"
+    if tok.kind == BYTES:
+        return "bytes literal"
     if tok.kind in (INT, FLOAT):
         return f"number {tok.val}"
     if tok.kind == IDENT:
@@ -209,9 +211,10 @@ class Parser:
             return self.comprehension()
         if t.kind == "...":
             self.next()
-            # `...` must end the struct (CUE v0.4 reads anything after it as its type).
+            # `...` ends its declaration at a newline or the closing brace (CUE v0.4
+            # reads anything else after it, an explicit comma too, as its type).
             nxt = self.tok
-            if nxt.kind == COMMA and nxt.implicit and self.peek().kind == "}":
+            if nxt.kind == COMMA and nxt.implicit:
                 return Ellipsis(t.pos, None)
             if nxt.kind == "}":
                 return Ellipsis(t.pos, None)
@@ -265,11 +268,13 @@ class Parser:
             if nxt.kind == "!" and self.peek(2).kind == ":":
                 raise unsupported(t.pos, "required field marker '!'")
             return None, 0
-        if t.kind == STRING:
+        if t.kind == STRING or t.kind == BYTES:
             nxt = self.peek()
             if nxt.kind == ":" or (nxt.kind == "?" and self.peek(2).kind == ":"):
                 if t.parts is None:
-                    return Label(t.pos, "string", str(t.val)), 1
+                    # A byte string label ('a': 1) declares the regular field "a".
+                    name = str(t.val) if t.kind == STRING else _bytes_label(t)
+                    return Label(t.pos, "string", name), 1
                 return Label(t.pos, "dynamic", expr=self.string_node(t)), 1
             return None, 0
         if t.kind == "(":
@@ -363,10 +368,13 @@ class Parser:
                 clauses.append(LetClause(t.pos, str(name.val), self.expr()))
             else:
                 break
-            # Clauses may be separated by commas (also inserted ones at line ends).
+            # Clauses may be separated by commas (also inserted ones at line ends), and
+            # the body may start on the next line.
             if self.tok.kind == COMMA:
                 nxt = self.peek()
                 if nxt.kind == IDENT and nxt.val in ("for", "if", "let"):
+                    self.next()
+                elif nxt.kind == "{" and self.tok.implicit:
                     self.next()
         if not clauses:
             raise syntax_error(self.tok.pos, "expected comprehension clause")
@@ -422,6 +430,7 @@ class Parser:
 
     def primary(self) -> Node:
         x = self.operand()
+        start = x.pos  # a call is reported where its whole expression starts
         while True:
             t = self.tok
             if t.kind == ".":
@@ -456,7 +465,7 @@ class Parser:
                     self.expect(",", "in argument list")
                     self.skip_commas_implicit()
                 self.next()
-                x = Call(x.pos, x, args)
+                x = Call(start, x, args)
             else:
                 return x
 
@@ -473,7 +482,7 @@ class Parser:
         if k == FLOAT:
             self.next()
             return BasicLit(t.pos, "float", t.val)
-        if k == STRING:
+        if k == STRING or k == BYTES:
             self.next()
             return self.string_node(t)
         if k == BOTTOM:
@@ -505,12 +514,15 @@ class Parser:
         raise syntax_error(t.pos, f"expected operand, found {_describe(t)}")
 
     def string_node(self, t: Token) -> Node:
+        is_bytes = t.kind == BYTES
         if t.parts is None:
+            if is_bytes:
+                return BasicLit(t.pos, "bytes", str(t.val).encode("latin-1"))
             return BasicLit(t.pos, "string", t.val)
         parts: list[object] = []
         for p in t.parts:
             if isinstance(p, str):
-                parts.append(p)
+                parts.append(p.encode("latin-1") if is_bytes else p)
             else:
                 sub = Parser(p, self.filename)
                 e = sub.expr()
@@ -519,7 +531,7 @@ class Parser:
                         sub.tok.pos, f"unexpected {_describe(sub.tok)} in interpolation"
                     )
                 parts.append(e)
-        return Interp(t.pos, parts)
+        return Interp(t.pos, parts, is_bytes)
 
     def struct_lit(self) -> StructLit:
         t = self.expect("{", "")
@@ -544,7 +556,8 @@ class Parser:
                 if not self.is_op("]"):
                     raise syntax_error(self.tok.pos, "ellipsis must be the last element in a list")
                 break
-            if e.kind == IDENT and e.val in ("for", "if") and self.starts_clause():
+            is_comprehension = e.kind == IDENT and e.val in ("for", "if") and self.starts_clause()
+            if is_comprehension:
                 elems.append(self.comprehension())
             else:
                 elems.append(self.expr())
@@ -554,12 +567,21 @@ class Parser:
             if c.kind != COMMA:
                 raise syntax_error(c.pos, f"missing ',' in list literal (found {_describe(c)})")
             self.next()
-            if c.implicit and not self.is_op("]"):
+            # A comprehension's closing brace ends its element: a newline after it
+            # separates elements as a comma does.
+            if c.implicit and not is_comprehension and not self.is_op("]"):
                 raise syntax_error(self.tok.pos, "missing ',' before newline in list literal")
             while self.tok.kind == COMMA and self.tok.implicit:
                 self.next()
         self.next()
         return ListLit(t.pos, elems, ellipsis)
+
+
+def _bytes_label(t: Token) -> str:
+    try:
+        return str(t.val).encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        raise syntax_error(t.pos, "invalid label: bytes are not valid UTF-8") from None
 
 
 def parse(src: str, filename: str) -> File:

@@ -70,8 +70,6 @@ BUILTIN_NAMES = frozenset(
     }
 )
 
-SUPPORTED_PACKAGES = frozenset({"strings", "list", "math"})
-
 
 class _Scope:
     __slots__ = ("is_clause", "is_file", "names")
@@ -156,8 +154,6 @@ class Resolver:
                 ident.target = node
                 if kind == "let":
                     self.used_lets.add(id(node))
-                elif kind == "field" and isinstance(node, Field) and node.optional:
-                    raise CueError(f"{ident.pos}: cannot reference optional field {name}")
                 return
             up += 1
         if name in BUILTIN_NAMES:
@@ -172,9 +168,6 @@ class Resolver:
         for node, name in self.all_lets:
             if id(node) not in self.used_lets:
                 raise CueError(f"{node.pos}: unreferenced alias or let clause {name}")
-        for imp in f.imports:
-            if imp.name not in self.used_imports:
-                raise CueError(f"{imp.pos}: imported and not used: {imp.path!r}")
 
     def struct(self, lit: StructLit, scopes: list[_Scope]) -> None:
         scope = self.struct_scope(lit)
@@ -271,10 +264,6 @@ class Resolver:
 def resolve(f: File) -> None:
     imports: dict[str, str] = {}
     for imp in f.imports:
-        if imp.path not in SUPPORTED_PACKAGES:
-            raise unsupported(
-                imp.pos, f'import "{imp.path}" (supported packages: list, math, strings)'
-            )
         if imp.name in imports:
             raise CueError(f"{imp.pos}: {imp.name} redeclared as imported package name")
         imports[imp.name] = imp.path

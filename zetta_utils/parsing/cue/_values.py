@@ -8,7 +8,7 @@ import json
 import re
 from decimal import Decimal
 
-from ._errors import Pos
+from ._errors import Pos, unsupported
 
 # Kind bit masks.
 NULL = 1
@@ -139,6 +139,8 @@ class Bound:
             self.kind = NUMBER
         elif isinstance(value, str):
             self.kind = STRING
+        elif isinstance(value, bytes):
+            self.kind = BYTES
         else:
             self.kind = TOP_KIND
 
@@ -217,7 +219,22 @@ def value_str(v: object) -> str:
         return "null"
     if v is TOP:
         return "_"
+    if isinstance(v, bytes):
+        return bytes_str(v)
     return repr(v)
+
+
+def bytes_str(b: bytes) -> str:
+    """CUE's text of a byte string: ``'abc'``, other bytes escaped."""
+    out = []
+    for ch in b.decode("utf-8", errors="backslashreplace"):
+        if ch == "'" or ch == "\\":
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
 
 
 def atoms_equal(a: object, b: object) -> bool:
@@ -288,3 +305,37 @@ def num_to_python(n: Num) -> int | float:
     if _NUM_STRICT_RE.match(text):
         return int(text)
     return float(text)
+
+
+class DataVal:
+    """A list or struct computed by a builtin (Python lists/dicts of atoms)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: object) -> None:
+        self.data = data
+
+
+def data_equal(a: object, b: object) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(data_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(data_equal(a[k], b[k]) for k in a)
+    if isinstance(a, Num) and isinstance(b, Num):
+        return compare_nums(a, b) == 0
+    return type(a) is type(b) and a == b
+
+
+_RE2_ONLY = re.compile(r"\[\[:|\\[pPC]|\(\?P=|\\[1-9]|\(\?[=!<]")
+
+
+def regex(pattern: str, pos: Pos | None) -> re.Pattern[str]:
+    """Compile a CUE (RE2) regular expression with Python's ``re``; syntax whose meaning
+    differs between the two is rejected rather than matched differently."""
+    if _RE2_ONLY.search(pattern):
+        raise unsupported(
+            pos or Pos("<unknown>", 0, 0),
+            f"regular expression {pattern!r} (POSIX classes, \\p, backreferences and "
+            "lookaround differ between RE2 and Python)",
+        )
+    return re.compile(pattern.replace("\\z", "\\Z"))
