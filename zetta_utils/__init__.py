@@ -24,6 +24,7 @@ _REGISTERING_MODULES: tuple[str, ...] = (
     "zetta_utils.mazepa",
     "zetta_utils.mazepa_layer_processing",
     "zetta_utils.mazepa_layer_processing.common.original_names",
+    "zetta_utils.mazepa_layer_processing.common.interpolate_flow",
     "zetta_utils.message_queues",
     "zetta_utils.cloud_management",
     "zetta_utils.mazepa_addons",

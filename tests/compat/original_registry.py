@@ -191,7 +191,7 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
         "build_apply_mask_flow", ("chunk_size", "bcube", "dst_resolution", "src", "dst", "mask", "fill_value"), replaced=True
     ),
     Original("CallableOperation", ("fn",), replaced=True),
-    Original("InterpolateOperation", ("res_change_mult", "mode", "mask_value_thr"), replaced=True),
+    Original("InterpolateOperation", ("res_change_mult", "mode", "mask_value_thr")),
     Original(
         "build_interpolate_flow",
         (
@@ -200,7 +200,6 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
             "expand_bbox_backend", "expand_bbox_processing", "shrink_processing_chunk",
             "auto_divisibility", "bbox", "auto_bbox", "dst_tighten_bounds",
         ),
-        replaced=True,
     ),
     Original("StackedVolumetricOperations", ("base_op",), replaced=True),
     # --- tensor_ops --------------------------------------------------------------------------

@@ -9,11 +9,6 @@ _SUBCHUNKABLE = (
     "use build_subchunkable_apply_flow (fn or op, op_kwargs with the source layers, "
     "processing_chunk_sizes, dst, dst_resolution and the region)"
 )
-_INTERPOLATE = (
-    "use build_subchunkable_apply_flow with fn {\"@type\": \"lambda\", \"lambda_str\": \"lambda src: src\"} "
-    "and op_kwargs.src a layer read at the source resolution (its data_resolution and "
-    "interpolation_mode set), once per destination resolution inside a mazepa.seq_flow"
-)
 
 _REPLACED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("build_chunked_apply_flow", ("task_factory", "chunker", "operation"), _SUBCHUNKABLE),
@@ -34,21 +29,6 @@ _REPLACED: tuple[tuple[str, tuple[str, ...], str], ...] = (
         _SUBCHUNKABLE + " with fn `lambda src, mask: torch.where(mask > 0, fill_value, src)`",
     ),
     ("CallableOperation", ("fn",), "use VolumetricCallableOperation, or fn in build_subchunkable_apply_flow"),
-    (
-        "InterpolateOperation",
-        ("res_change_mult", "mode", "mask_value_thr"),
-        _INTERPOLATE,
-    ),
-    (
-        "build_interpolate_flow",
-        (
-            "src", "dst", "src_resolution", "dst_resolutions", "mode", "processing_chunk_sizes",
-            "level_intermediaries_dirs", "skip_intermediaries", "expand_bbox_resolution",
-            "expand_bbox_backend", "expand_bbox_processing", "shrink_processing_chunk",
-            "auto_divisibility", "bbox", "auto_bbox", "dst_tighten_bounds",
-        ),
-        _INTERPOLATE,
-    ),
     (
         "StackedVolumetricOperations",
         ("base_op",),
