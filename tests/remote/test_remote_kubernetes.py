@@ -41,7 +41,7 @@ def _load(path: Path) -> dict[str, dict[str, Any]]:
 
 def test_dry_run_writes_the_deployment_and_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # No server listens here: a dry run must not touch SQS or a cluster.
-    monkeypatch.setenv("ZETTA_SQS_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("ZETTA_SQS_ENDPOINT", "http://sqs.internal.example:9")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-value")
     # another test module's S3 fixture may have set a session token in this process
@@ -75,7 +75,7 @@ def test_dry_run_writes_the_deployment_and_secret(tmp_path: Path, monkeypatch: p
     assert env["ZETTA_RUN_ID"]["value"] == "amber-heron-0417"
     assert env["ZETTA_WORK_QUEUE"]["value"] == "zetta-amber-heron-0417-work"
     assert env["ZETTA_OUTCOME_QUEUE"]["value"] == "zetta-amber-heron-0417-outcome"
-    assert env["ZETTA_SQS_ENDPOINT"]["value"] == "http://127.0.0.1:9"
+    assert env["ZETTA_SQS_ENDPOINT"]["value"] == "http://sqs.internal.example:9"
     for name in ("ZETTA_RUN_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert "value" not in env[name]
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "zetta-amber-heron-0417-key", "key": name}
@@ -132,13 +132,46 @@ def test_arguments_are_checked_before_anything_is_created(tmp_path: Path) -> Non
     assert gke_context_name("zetta-research", "us-east1", "c1") == "gke_zetta-research_us-east1_c1"
 
 
-def test_unreachable_cluster_fails_clearly_and_cleans_up(
-    sqs_env: str, tmp_path: Path, list_queues: ListQueues
+def test_a_loopback_endpoint_never_reaches_the_pods(
+    sqs_env: str, tmp_path: Path, list_queues: ListQueues, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(RuntimeError, match="get-credentials") as info:
-        execute_on_gcp_with_sqs(
-            [noop.make_task()], **GUIDE_ARGS, run_id="lonely-owl-0001", kube_config_path=str(tmp_path / "no-kubeconfig")
-        )
-    assert "gke_zetta-research_us-east1_research-cluster" in str(info.value)
+    """This machine's 127.0.0.1 is not the pods': a Deployment about to be created with it is
+    refused before anything exists; a dry run's manifest leaves it out, with a warning."""
+    assert sqs_env.startswith("http://127.0.0.1:")
+    with pytest.raises(ValueError, match=r"loopback.*sqs_endpoint"):
+        execute_on_gcp_with_sqs([noop.make_task()], **GUIDE_ARGS, run_id="lonely-owl-0001")
     assert list_queues("zetta-lonely-owl-0001") == []
     assert not (Path(os.environ["ZETTA_RUN_RECORDS"]) / "lonely-owl-0001.json").exists()
+    for endpoint in ("http://localhost:4566", "http://[::1]:4566", "http://0.0.0.0:5000"):
+        with pytest.raises(ValueError, match="loopback"):
+            execute_on_gcp_with_sqs([noop.make_task()], **GUIDE_ARGS, sqs_endpoint=endpoint)
+
+    with caplog.at_level("WARNING"):
+        execute_on_gcp_with_sqs([noop.make_task()], **GUIDE_ARGS, run_id="lonely-owl-0002", dry_run_manifest_dir=str(tmp_path))
+    env = {e["name"] for e in _load(tmp_path / "zetta-lonely-owl-0002-workers.yaml")["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "ZETTA_SQS_ENDPOINT" not in env and "ZETTA_RUN_ID" in env
+    assert "loopback" in caplog.text and sqs_env in caplog.text
+
+
+def test_unreachable_cluster_fails_clearly(tmp_path: Path) -> None:
+    from zetta_utils.cloud_management.kubernetes_workers import (
+        WorkerDeploymentSpec,
+        create_worker_deployment,
+    )
+
+    spec = WorkerDeploymentSpec(
+        name="zetta-lonely-owl-0001-workers",
+        image="img",
+        replicas=1,
+        command=("zetta", "worker"),
+        env={},
+        secret_env={},
+        resources={"memory": "1Gi"},
+        namespace="default",
+        labels={},
+        secret_name="zetta-lonely-owl-0001-key",
+    )
+    context = gke_context_name("zetta-research", "us-east1", "research-cluster")
+    with pytest.raises(RuntimeError, match="get-credentials") as info:
+        create_worker_deployment(spec, kube_context=context, kube_config_path=str(tmp_path / "no-kubeconfig"))
+    assert "gke_zetta-research_us-east1_research-cluster" in str(info.value)

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -49,6 +50,7 @@ from zetta_utils.message_queues.base import MessageQueue
 from zetta_utils.message_queues.signing import RUN_KEY_ENV, MessageSigner, encode_key, new_run_key
 from zetta_utils.message_queues.sqs import create_sqs_queue, resolve_endpoint, resolve_region
 
+from .join import JoinInfo, worker_command, write_join_file
 from .local_workers import LocalWorkerPool
 from .queue_executor import QueueExecutor, QueueExecutorStats
 from .run_ids import check_run_id, generate_run_id
@@ -231,6 +233,8 @@ def execute_on_gcp_with_sqs(
     large_payload_location: str | None = None,
     local_worker_log_dir: str | None = None,
     local_workers: int | None = None,
+    start_workers: bool = True,
+    worker_join_file: str | None = None,
 ) -> RemoteExecutionSummary | None:
     """Run ``target`` on workers fed through SQS queues: a Kubernetes Deployment on GKE, or
     local processes with ``local_test``.
@@ -267,10 +271,21 @@ def execute_on_gcp_with_sqs(
     :param local_workers: local worker processes with ``local_test`` (default: ``worker_replicas``
         but at most the number of CPUs, so a spec written for 10 remote workers can be tried on a
         laptop).
+    :param start_workers: false: start no workers at all (neither local nor on a cluster); the
+        run creates its queues and waits for workers started elsewhere with
+        ``zetta worker --join FILE`` (see ``worker_join_file``).
+    :param worker_join_file: where the run writes its join file once the queues exist (default
+        ``$ZETTA_JOIN_DIR/<run_id>.json``, else ``~/.zetta_utils/join/<run_id>.json``; readable by
+        the owner only, deleted when the run ends): the queues, the run id and the run's message
+        key, all that ``zetta worker --join FILE`` needs to serve the run from any machine that
+        reaches the queues. It holds a secret: hand it over privately.
     Other arguments: as ``mazepa.execute``.
     """
     _check_bool("local_test", local_test)
     _check_bool("worker_aws_credentials", worker_aws_credentials)
+    _check_bool("start_workers", start_workers)
+    if worker_join_file is not None and (not isinstance(worker_join_file, str) or not worker_join_file):
+        raise ValueError(f"`worker_join_file` must be a file path, got {worker_join_file!r}")
     if isinstance(worker_replicas, bool) or not isinstance(worker_replicas, int) or worker_replicas < 1:
         raise ValueError(f"`worker_replicas` must be a positive integer, got {worker_replicas!r}")
     if isinstance(visibility_timeout_s, bool) or not isinstance(visibility_timeout_s, int) or not 2 <= visibility_timeout_s <= 43_200:
@@ -285,7 +300,8 @@ def execute_on_gcp_with_sqs(
         not isinstance(worker_env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in worker_env.items())
     ):
         raise TypeError(f"`worker_env` must map names to strings, got {worker_env!r}")
-    needs_cluster_spec = not local_test or dry_run_manifest_dir is not None
+    cluster_workers = start_workers and not local_test
+    needs_cluster_spec = cluster_workers or dry_run_manifest_dir is not None
     if needs_cluster_spec:
         required = [("worker_image", worker_image)]
         if kube_context is None:
@@ -298,7 +314,8 @@ def execute_on_gcp_with_sqs(
         if missing:
             raise ValueError(
                 f"execute_on_gcp_with_sqs: {', '.join('`' + m + '`' for m in missing)} must be non-empty "
-                "strings to run workers on Kubernetes (or set `local_test: true`)"
+                "strings to run workers on Kubernetes (or set `local_test: true`, or `start_workers: false` "
+                "for workers started elsewhere)"
             )
         if worker_resources is None:
             raise ValueError("`worker_resources` is required for Kubernetes workers, e.g. {memory: \"18560Mi\"}")
@@ -330,6 +347,7 @@ def execute_on_gcp_with_sqs(
 
     spec: WorkerDeploymentSpec | None = None
     if needs_cluster_spec:
+        pod_env = _pod_env(plain_env, run_id, refuse=cluster_workers and dry_run_manifest_dir is None)
         spec = WorkerDeploymentSpec(
             name=deployment_name,
             image=str(worker_image),
@@ -337,7 +355,7 @@ def execute_on_gcp_with_sqs(
             command=(
                 "zetta", "worker", "--queue", work_name, "--outcome-queue", outcome_name, "--run-id", run_id, *worker_args,
             ),
-            env=plain_env,
+            env=pod_env,
             secret_env=secret_env,
             resources=dict(worker_resources or {}),
             namespace=worker_namespace,
@@ -353,7 +371,7 @@ def execute_on_gcp_with_sqs(
 
     _check_sqs_credentials(endpoint)
     records = RunRecordStore(records_location)
-    if large_payload_location is None and local_test:
+    if large_payload_location is None and local_test and start_workers:
         large_payload_location = _sibling(records, f"payloads/{run_id}")
     now = time.time()
     record = RunRecord(
@@ -361,14 +379,19 @@ def execute_on_gcp_with_sqs(
         created=now,
         heartbeat=now,
         queues=(QueueRef(work_name, None, region, endpoint), QueueRef(outcome_name, None, region, endpoint)),
-        deployments=() if local_test else (DeploymentRef(deployment_name, worker_namespace, context, secret_name),),
+        deployments=(DeploymentRef(deployment_name, worker_namespace, context, secret_name),) if cluster_workers else (),
         payload_location=large_payload_location,
     )
-    logger.info("run %s: starting (%s)", run_id, "local test workers" if local_test else f"cluster context {context}")
+    logger.info(
+        "run %s: starting (%s)",
+        run_id,
+        "no workers of its own" if not start_workers else "local test workers" if local_test else f"cluster context {context}",
+    )
     heartbeat = RunHeartbeat(records, record, heartbeat_interval_s).start()
     pool: LocalWorkerPool | None = None
     deployment_created = False
     created_queues: list[QueueRef] = []
+    join_path: Path | None = None
     summary: RemoteExecutionSummary | None = None
     failures: list[TaskFailure] = []
     with _sigterm_exits():
@@ -383,8 +406,30 @@ def execute_on_gcp_with_sqs(
             )
             created_queues.append(QueueRef(outcome_name, outcome_queue.url, region, endpoint))
             heartbeat.update(queues=tuple(created_queues))
+            join_path = write_join_file(
+                JoinInfo(
+                    run_id=run_id,
+                    work_queue=work_name,
+                    outcome_queue=outcome_name,
+                    region=region,
+                    endpoint=endpoint,
+                    key=encode_key(key),
+                    visibility_timeout_s=visibility_timeout_s,
+                    prefetch=worker_prefetch,
+                ),
+                worker_join_file,
+            )
+            logger.log(
+                logging.INFO if start_workers else logging.WARNING,
+                "run %s: %s workers join it from any machine that reaches the queues with: %s   (%s holds "
+                "the run's key: hand it over privately)",
+                run_id,
+                "more" if start_workers else "waiting for workers (start_workers: false):",
+                worker_command(join_path),
+                join_path,
+            )
             tick = None
-            if local_test:
+            if start_workers and local_test:
                 log_dir = local_worker_log_dir or _sibling(records, f"logs/{run_id}")
                 n_local = local_workers or min(worker_replicas, os.cpu_count() or 1)
                 if n_local != worker_replicas:
@@ -399,7 +444,7 @@ def execute_on_gcp_with_sqs(
                     worker_args=worker_args,
                 ).start()
                 tick = pool.check
-            else:
+            elif cluster_workers:
                 assert spec is not None
                 create_worker_deployment(spec, kube_context=context, kube_config_path=kube_config_path)
                 deployment_created = True
@@ -433,6 +478,8 @@ def execute_on_gcp_with_sqs(
             raise
         finally:
             with _deferring_cleanup(run_id):
+                if join_path is not None:
+                    join_path.unlink(missing_ok=True)
                 if failures and summary is not None:
                     _write_dead_letters(records, run_id, failures)
                 _cleanup(
@@ -445,6 +492,46 @@ def execute_on_gcp_with_sqs(
                     kube_config_path,
                     created_queues,
                 )
+
+
+_ENDPOINT_VARS = ("ZETTA_SQS_ENDPOINT", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL")
+
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url if "://" in url else f"//{url}").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _pod_env(env: dict[str, str], run_id: str, refuse: bool) -> dict[str, str]:
+    """``env`` for the worker pods, without an SQS endpoint on loopback (this machine's
+    127.0.0.1 is not the pods'): refused for a Deployment about to be created, left out of a dry
+    run's manifest with a warning."""
+    loopback = {k: v for k, v in env.items() if k in _ENDPOINT_VARS and _is_loopback(v)}
+    if not loopback:
+        return env
+    where = ", ".join(f"{k}={v}" for k, v in loopback.items())
+    if refuse:
+        raise ValueError(
+            f"run {run_id}: the SQS endpoint ({where}) is on loopback, which the cluster's worker pods cannot "
+            "reach: set `sqs_endpoint` (or $ZETTA_SQS_ENDPOINT) to an address the pods can reach, or use "
+            "`local_test: true`"
+        )
+    logger.warning(
+        "run %s: the SQS endpoint (%s) is on loopback, which worker pods cannot reach; it is left out of "
+        "the manifests (the pods would use AWS SQS): set `sqs_endpoint` to an address the pods can reach",
+        run_id,
+        where,
+    )
+    return {k: v for k, v in env.items() if k not in loopback}
 
 
 def _check_sqs_credentials(endpoint: str | None) -> None:

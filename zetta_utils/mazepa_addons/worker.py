@@ -34,6 +34,7 @@ from zetta_utils.message_queues.base import MessageQueue, QueueNotFoundError, Re
 from zetta_utils.message_queues.signing import MessageSigner, SignatureError
 
 from .local_workers import InFlightFile
+from .replay import ReplayGuard, message_digest
 from .wire import (
     KIND_OUTCOMES,
     KIND_REJECTED,
@@ -62,6 +63,7 @@ class WorkerStats:
     tasks_failed: int = 0
     rejected: int = 0
     refused_redelivered: int = 0
+    refused_replayed: int = 0
     exit_reason: str = ""
 
 
@@ -125,6 +127,7 @@ class _Worker:
         # Finished and not yet reported: (message, outcome or None for "just delete", attempt)
         self.pending: list[tuple[ReceivedMessage, TaskOutcome[Any] | None, int, str | None]] = []
         self.last_flush = time.monotonic()
+        self.replays = ReplayGuard(signer.run_id)
         self.in_flight = InFlightFile.from_env()
         self.unfinished: list[ReceivedMessage] = []
         """Messages taken and not yet handled, the one being handled first."""
@@ -169,6 +172,8 @@ class _Worker:
         bodies = self._outcome_bodies(with_outcome)
         if bodies:
             self.outcome_queue.send(bodies)
+        for m, _, _, loc in with_outcome:  # answered: a replay of the message must not run again
+            self.replays.mark(message_digest(m.body), loc)
         messages = [m for m, _, _, _ in self.pending]
         self.work_queue.delete(messages)
         self.leases.release(messages)
@@ -228,6 +233,11 @@ class _Worker:
             return
         if not isinstance(location, str):
             location = None
+        if self.replays.finished(message_digest(message.body), location):
+            self.stats.refused_replayed += 1
+            logger.warning("worker %s: message %s (task %s) already ran; not running it again", self.worker_id, message.message_id, task_id)
+            self.pending.append((message, None, attempt, location))  # just delete it
+            return
         if isinstance(max_deliveries, int) and message.receive_count > max_deliveries:
             self.stats.refused_redelivered += 1
             crash = WorkerCrashedError(
