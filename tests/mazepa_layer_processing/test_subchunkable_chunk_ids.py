@@ -19,6 +19,8 @@ import cloudpickle
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zetta_utils import mazepa
 from zetta_utils.geometry import BBox3D
@@ -265,6 +267,46 @@ def test_numbering_with_odd_counts_gaps_and_three_levels() -> None:
         assert numbering.num_chunks == len(expected)
         ours = _walk(numbering, stop, chunks, crops, blends, gap)
         assert ours == expected
+
+
+@st.composite
+def level_configs(draw: st.DrawFn) -> tuple[tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]]:
+    """Sizes that pass the flow's checks, made bottom-up: each level's padded chunk is a whole
+    number of chunks of the level below."""
+    levels = draw(st.integers(1, 3))
+    chunks: list[list[int]] = [[draw(st.integers(1, 4)) for _ in range(3)]]
+    crops: list[list[int]] = [[draw(st.integers(0, 2)) for _ in range(3)]]
+    blends: list[list[int]] = [[draw(st.integers(0, c // 2)) for c in chunks[0]]]
+    for _ in range(levels - 1):
+        crop = [draw(st.integers(0, 2)) for _ in range(3)]
+        chunk, blend = [], []
+        for d in range(3):
+            b = draw(st.integers(0, 2))
+            k = draw(st.integers(1, 3))
+            size = k * chunks[0][d] - 2 * crop[d] - 2 * b
+            if size < max(1, 2 * b):  # too small for these pads: none in this dim
+                crop[d], b, size = 0, 0, k * chunks[0][d]
+            chunk.append(size)
+            blend.append(b)
+        chunks.insert(0, chunk)
+        crops.insert(0, crop)
+        blends.insert(0, blend)
+    gap = [0, 0, 0] if any(blends[0]) else [draw(st.sampled_from([0, 2])) for _ in range(3)]
+    top = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    return top, chunks, crops, blends, gap
+
+
+@settings(max_examples=150, deadline=None)
+@given(level_configs())
+def test_numbering_is_the_originals_for_any_sizes(
+    config: tuple[tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]],
+) -> None:
+    top, chunks, crops, blends, gap = config
+    stop = [n * c + (n - 1) * g for n, c, g in zip(top, chunks[0], gap, strict=True)]
+    numbering = ChunkNumbering.of(top, [tuple(c) for c in chunks], [tuple(c) for c in crops], [tuple(b) for b in blends])  # type: ignore[misc]
+    expected = originals_numbering((0, 0, 0), stop, chunks, crops, blends, gap)
+    assert sorted(expected) == list(range(numbering.num_chunks))
+    assert _walk(numbering, stop, chunks, crops, blends, gap) == expected
 
 
 def _walk(
