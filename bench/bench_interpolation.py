@@ -1,21 +1,35 @@
-"""Throughput of tensor_ops.interpolate against straightforward torch baselines, same run.
+"""Resampling reads against tinybrain, same run; then tensor_ops.interpolate against plain torch.
 
-Run by hand: ``python tests/tensor_ops/bench_interpolation.py [--threads N]``. Prints input MB/s
-for ours and the baseline and ratio = baseline time / our time (> 1: ours is faster). Not a test:
-pytest does not collect it. (Meant for bench/; it lives here because this helper owns only
-tests/tensor_ops.)
+Run by hand: ``python bench/bench_interpolation.py [--threads N] [--rounds R] [--all]``.
+
+First table (issue 24's goal): downsampling as a layer read at a coarser resolution calls it,
+``interpolate(raw, scale_factor=tuple(src / desired), mode="img")`` with ``raw`` a CXYZ tensor
+view of a Fortran-ordered XYZC array (what the backends read), tensor in and tensor out, against
+``tinybrain.downsample_with_averaging`` on that same array (NumPy in and out), for uint8 and
+float32, 2x2x1 and 2x2x2, on 1024x1024 sections. Ours and tinybrain alternate within each round;
+printed: ms per input section, input MB/s, ratio = tinybrain time / our time (>= 1: at least as
+fast) as the median over rounds with its min-max spread, and, for reference, our own torch
+averaging (what interpolate ran before these factors went to tinybrain).
+
+``--all`` adds the older table: other modes and factors against straightforward torch baselines
+(ratio = baseline time / our time). Not a test: pytest does not collect it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import statistics
 import time
 from collections.abc import Callable
 
+import numpy as np
+import tinybrain
 import torch
 import torch.nn.functional as F
 
 from zetta_utils.tensor_ops import interpolate
+from zetta_utils.tensor_ops.interpolation import _interpolate_img
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -44,14 +58,65 @@ def sort_mode_baseline(data: torch.Tensor, k: tuple[int, int, int]) -> torch.Ten
     return values.gather(-1, run.argmax(-1, keepdim=True)).squeeze(-1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+def backend_read(dtype: np.dtype, x: int, y: int, z: int) -> tuple[np.ndarray, torch.Tensor]:
+    """A Fortran-ordered XYZC array as a backend reads it, and the CXYZ tensor view of it."""
+    rng = np.random.default_rng(0)
+    if dtype == np.uint8:
+        xyzc = np.asfortranarray(rng.integers(0, 256, size=(x, y, z, 1), dtype=np.uint8))
+    else:
+        xyzc = np.asfortranarray(rng.random(size=(x, y, z, 1), dtype=np.float32))
+    return xyzc, torch.from_numpy(xyzc.T).permute(0, 3, 2, 1)
 
+
+def tinybrain_table(rounds: int, budget_s: float) -> None:
+    print(
+        f"{'resampling read (1024x1024 sections)':44s} {'ours':>17s} {'tinybrain':>17s} "
+        f"{'ratio (spread)':>20s} {'torch path':>11s}"
+    )
+    cases = [
+        (np.uint8, (2, 2, 1), 1),
+        (np.uint8, (2, 2, 1), 16),
+        (np.uint8, (2, 2, 2), 2),
+        (np.uint8, (2, 2, 2), 16),
+        (np.float32, (2, 2, 1), 1),
+        (np.float32, (2, 2, 1), 16),
+        (np.float32, (2, 2, 2), 2),
+        (np.float32, (2, 2, 2), 16),
+    ]
+    for dtype, factor, sections in cases:
+        xyzc, raw = backend_read(np.dtype(dtype), 1024, 1024, sections)
+        src, desired = (4.0, 4.0, 40.0), (4.0 * factor[0], 4.0 * factor[1], 40.0 * factor[2])
+        scale = tuple(s / d for s, d in zip(src, desired))
+        in_shape = (1024, 1024, sections)
+        out_shape = (512, 512, sections // factor[2])
+
+        ours = functools.partial(interpolate, raw, scale_factor=scale, mode="img")
+        theirs = functools.partial(tinybrain.downsample_with_averaging, xyzc, factor)
+        torch_path = functools.partial(_interpolate_img, raw, in_shape, out_shape, None)
+        same = np.array_equal(ours().numpy(), np.moveaxis(theirs()[0], -1, 0))
+        assert same, "ours and tinybrain differ"
+        # enough calls per round for ~budget_s / rounds of work on each side
+        single = timed(theirs, 1)
+        repeats = max(1, int(budget_s / rounds / 2 / max(single, 1e-6)))
+        ratios, t_ours, t_theirs = [], [], []
+        for r in range(rounds):
+            order = [(ours, t_ours), (theirs, t_theirs)]
+            for fn, sink in order if r % 2 == 0 else order[::-1]:
+                sink.append(timed(fn, repeats))
+            ratios.append(t_theirs[-1] / t_ours[-1])
+        t_torch = timed(torch_path, max(1, repeats // 4))
+        a, b = statistics.median(t_ours), statistics.median(t_theirs)
+        megabytes = xyzc.nbytes / 1e6
+        name = f"{np.dtype(dtype).name} {factor[0]}x{factor[1]}x{factor[2]} x{sections} sections"
+        print(
+            f"{name:44s} {a / sections * 1e3:6.3f} ms {megabytes / a:5.0f} MB/s "
+            f"{b / sections * 1e3:6.3f} ms {megabytes / b:5.0f} MB/s "
+            f"{statistics.median(ratios):5.2f} ({min(ratios):4.2f}-{max(ratios):4.2f}) "
+            f"{t_torch / sections * 1e3:8.3f} ms"
+        )
+
+
+def torch_table(repeats: int) -> None:
     img_c = torch.rand(1, 2048, 2048, 1)
     img_f = f_order(1, 1024, 1024, 16)
     img_z = torch.rand(1, 512, 512, 32)
@@ -119,12 +184,34 @@ def main() -> None:
     ]
     for name, data, ours, baseline in cases:
         megabytes = data.numel() * data.element_size() / 1e6
-        t_ours = timed(ours, args.repeats)
-        t_base = timed(baseline, args.repeats)
+        t_ours = timed(ours, repeats)
+        t_base = timed(baseline, repeats)
         print(
             f"{name:56s} ours {megabytes / t_ours:7.0f} MB/s  "
             f"baseline {megabytes / t_base:7.0f} MB/s  ratio {t_base / t_ours:5.2f}"
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per case, both sides")
+    parser.add_argument("--repeats", type=int, default=5, help="calls per case in --all")
+    parser.add_argument("--all", action="store_true", help="also the torch-baseline table")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, tinybrain {tinybrain_version()}, threads {args.threads}")
+    tinybrain_table(args.rounds, args.seconds)
+    if args.all:
+        print()
+        torch_table(args.repeats)
+
+
+def tinybrain_version() -> str:
+    from importlib.metadata import version
+
+    return version("tinybrain")
 
 
 if __name__ == "__main__":

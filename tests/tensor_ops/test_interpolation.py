@@ -547,6 +547,11 @@ def test_argument_validation() -> None:
         interpolate(data, [0.5, -0.5, 1], mode="img")
     with pytest.raises(ValueError, match="finite"):
         interpolate(data, float("inf"), mode="img")
+    # three plain floats (a layer's call) take a shorter path, with the same checks
+    with pytest.raises(ValueError, match="positive"):
+        interpolate(data, (0.5, -0.5, 1.0), mode="img")
+    with pytest.raises(ValueError, match="finite"):
+        interpolate(data, (0.5, float("nan"), 1.0), mode="img")
     with pytest.raises(TypeError, match="mask_value_thr"):
         interpolate(data, 0.5, mode="mask", mask_value_thr="0")  # type: ignore[arg-type]
 

@@ -48,6 +48,7 @@ Output sizes are ``in_size * scale_factor`` per dim and must be integers, else V
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -91,6 +92,7 @@ def get_interpolated_shape(
     return _interpolated_shape(shape, factors, allow_slice_rounding)
 
 
+@functools.lru_cache(maxsize=1024)
 def _interpolated_shape(
     shape: tuple[int, int, int],
     factors: tuple[float, float, float],
@@ -133,7 +135,9 @@ def interpolate(
     data = check_cxyz(data)
     if mode not in INTERPOLATION_MODES:
         raise ValueError(f"mode: expected one of {INTERPOLATION_MODES}, got {mode!r}")
-    if not isinstance(mask_value_thr, numbers.Real) or isinstance(mask_value_thr, bool):
+    if type(mask_value_thr) not in (int, float) and (
+        not isinstance(mask_value_thr, numbers.Real) or isinstance(mask_value_thr, bool)
+    ):
         raise TypeError(f"mask_value_thr: expected a number, got {mask_value_thr!r}")
     _check_dtype(data, mode)
     if mode == "field" and data.shape[0] not in (2, 3):
@@ -141,7 +145,7 @@ def interpolate(
             "data: field mode expects 2 channels (x, y displacement) or 3 (x, y, z), "
             f"got shape {tuple(data.shape)}"
         )
-    factors = as_xyz_floats(scale_factor, "scale_factor")
+    factors = _xyz_factors(scale_factor)
     in_shape = (data.shape[1], data.shape[2], data.shape[3])
     out_shape = _interpolated_shape(in_shape, factors, allow_slice_rounding)
 
@@ -151,7 +155,7 @@ def interpolate(
     if in_shape != out_shape and tinybrain_downsample.covers(
         tuple(data.shape), data.dtype, factors, mode
     ):
-        return tinybrain_downsample.downsample(data, factors, mode)
+        return tinybrain_downsample.downsample_unchecked(data, factors, mode)
     if mode == "mask":
         return _interpolate_mask(data, in_shape, out_shape, float(mask_value_thr))
     if mode in ("segmentation", "segmentation_strided"):
@@ -163,6 +167,18 @@ def interpolate(
     if in_shape == out_shape and (mode == "img" or factors == (1.0, 1.0, 1.0)):
         return data
     return _interpolate_img(data, in_shape, out_shape, factors if mode == "field" else None)
+
+
+def _xyz_factors(scale_factor: float | Sequence[float]) -> tuple[float, float, float]:
+    # Reads call this once per chunk: take three plain floats (what the layer passes) as they
+    # are, and validate anything else in full.
+    if (
+        type(scale_factor) is tuple
+        and len(scale_factor) == 3
+        and all(type(v) is float and math.isfinite(v) for v in scale_factor)
+    ):
+        return scale_factor
+    return as_xyz_floats(scale_factor, "scale_factor")
 
 
 def _interpolate_img(

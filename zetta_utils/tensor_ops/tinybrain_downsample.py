@@ -30,6 +30,8 @@ tinybrain's Fortran-ordered result comes back as a CXYZ view.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import tinybrain
@@ -82,50 +84,58 @@ def covers(
 def downsample(
     data: torch.Tensor, scale_factor: tuple[float, float, float], mode: str
 ) -> torch.Tensor:
-    """``data`` (CXYZ) downsampled by tinybrain; see the module docstring. Call only where
-    :func:`covers` holds. The result is on ``data``'s device, with its dtype."""
+    """``data`` (CXYZ) downsampled by tinybrain; see the module docstring. ValueError where
+    :func:`covers` does not hold. The result is on ``data``'s device, with its dtype."""
     if not covers(tuple(data.shape), data.dtype, scale_factor, mode):
         raise ValueError(
             f"tinybrain does not downsample {mode} data of dtype {data.dtype}, shape "
             f"{tuple(data.shape)} by scale_factor {scale_factor}"
         )
-    factor = [1.0 / f for f in scale_factor]
-    xyzc = _as_xyzc(data)
+    return downsample_unchecked(data, scale_factor, mode)
+
+
+def downsample_unchecked(
+    data: torch.Tensor, scale_factor: tuple[float, float, float], mode: str
+) -> torch.Tensor:
+    """:func:`downsample` for callers that checked :func:`covers` already (a read's hot path)."""
+    # The original's factor argument, as it computes it: 1 / 0.5 == 2.0 and so on.
+    factor = [1.0 / scale_factor[0], 1.0 / scale_factor[1], 1.0 / scale_factor[2]]
+    xyzc = data.detach().cpu().numpy().transpose(1, 2, 3, 0)
     if mode == "img":
-        if scale_factor in _KERNEL_FACTORS and any(
-            size % int(f) for size, f in zip(xyzc.shape[:3], factor, strict=False)
-        ):
+        result = _average(xyzc, scale_factor, factor)
+    else:
+        result = _segmentation(xyzc, scale_factor, factor)
+    if result.ndim == 3:  # tinybrain drops a trailing channel dim in some paths
+        result = result[..., np.newaxis]
+    tensor = torch.from_numpy(result.transpose(3, 0, 1, 2))
+    return tensor if data.device.type == "cpu" else tensor.to(data.device)
+
+
+def _average(
+    xyzc: npt.NDArray[Any], scale_factor: tuple[float, float, float], factor: list[float]
+) -> npt.NDArray[Any]:
+    if scale_factor in _KERNEL_FACTORS:
+        x, y, z = xyzc.shape[:3]
+        if x % 2 or y % 2 or (scale_factor == _CUBE and z % 2):
             # tinybrain's compiled kernels mishandle odd sizes (the last x column is left zero,
             # the last y row reads outside the array, so the result is not even repeatable):
             # use the NumPy routine tinybrain runs for every other factor, which averages the
             # voxels each edge block has.
-            result = tinybrain.downsample.downsample_with_averaging_numpy(xyzc, factor)
-        else:
-            result = tinybrain.downsample_with_averaging(xyzc, factor)[0]
-    else:
-        in_place = tuple(scale_factor) not in _KERNEL_FACTORS
-        channels = []
-        for c in range(xyzc.shape[3]):
-            channel = xyzc[..., c : c + 1]
-            # tinybrain's 2x2x2 kernel reads its input as Fortran-ordered whatever its strides
-            # (the original's layer reads arrive so); its NumPy COUNTLESS (larger factors) adds 1
-            # to its input in place and subtracts it afterwards: give that one a copy, never the
-            # caller's (maybe shared) data.
-            channel = np.array(channel, order="F") if in_place else np.asfortranarray(channel)
-            channels.append(tinybrain.downsample_segmentation(channel, factor)[0])
-        result = channels[0] if len(channels) == 1 else np.concatenate(channels, axis=3)
-    return _as_cxyz(result, data)
+            return tinybrain.downsample.downsample_with_averaging_numpy(xyzc, factor)
+    return tinybrain.downsample_with_averaging(xyzc, factor)[0]
 
 
-def _as_xyzc(data: torch.Tensor) -> npt.NDArray[np.generic]:
-    array = data.detach().cpu().numpy()
-    return array.transpose(1, 2, 3, 0)
-
-
-def _as_cxyz(result: npt.NDArray[np.generic], like: torch.Tensor) -> torch.Tensor:
-    if result.ndim == 3:  # tinybrain drops a trailing channel dim in some paths
-        result = result[..., np.newaxis]
-    tensor = torch.from_numpy(result.transpose(3, 0, 1, 2))
-    if tensor.dtype != like.dtype:
-        tensor = tensor.to(like.dtype)
-    return tensor if like.device.type == "cpu" else tensor.to(like.device)
+def _segmentation(
+    xyzc: npt.NDArray[Any], scale_factor: tuple[float, float, float], factor: list[float]
+) -> npt.NDArray[Any]:
+    in_place = scale_factor not in _KERNEL_FACTORS
+    channels = []
+    for c in range(xyzc.shape[3]):
+        channel = xyzc[..., c : c + 1]
+        # tinybrain's 2x2x2 kernel reads its input as Fortran-ordered whatever its strides (the
+        # original's layer reads arrive so); its NumPy COUNTLESS (larger factors) adds 1 to its
+        # input in place and subtracts it afterwards: give that one a copy, never the caller's
+        # (maybe shared) data.
+        channel = np.array(channel, order="F") if in_place else np.asfortranarray(channel)
+        channels.append(tinybrain.downsample_segmentation(channel, factor)[0])
+    return channels[0] if len(channels) == 1 else np.concatenate(channels, axis=3)
