@@ -91,6 +91,15 @@ def test_connected_components_and_binary_morphology() -> None:
     holed = _mask()
     holed[0, 3, 3, 0] = 0
     assert mask.binary_closing(holed)[0, 3, 3, 0] == 1
+    assert mask.binary_closing(holed, width=1)[0, 3, 3, 0] == 1
+    # coarsen: thr 3 by default, so a lone voxel (1 set voxel around any other) does not grow
+    lone = np.zeros((1, 5, 5, 1), np.uint8)
+    lone[0, 2, 2, 0] = 1
+    assert mask.coarsen(lone).sum() == 0 and mask.coarsen_mask(lone).sum() == 9
+    assert mask.erode(m).dtype == bool
+    square = np.zeros((1, 6, 6, 1), np.uint8)
+    square[0, 1:5, 1:5, 0] = 1
+    assert mask.erode(square, thr=1)[0, :, :, 0].sum() == 4  # any background neighbour erodes
 
 
 @pytest.mark.parametrize(

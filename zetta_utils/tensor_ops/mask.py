@@ -21,8 +21,10 @@ from .generic import Tensor, like
 
 __all__ = [
     "binary_closing",
+    "coarsen",
     "coarsen_mask",
     "compute_pixel_error",
+    "erode",
     "erode_combine",
     "filter_cc",
     "get_disp_pair",
@@ -69,7 +71,7 @@ def filter_cc(data: Tensor, mode: Literal["keep_large", "keep_small"] = "keep_sm
 @builder.register("coarsen_mask")
 def coarsen_mask(data: Tensor, width: int = 1, thr: int = 1) -> Any:
     """Grow a mask in XY: ``width`` times, a voxel is set when at least ``thr`` voxels of its
-    3x3 neighbourhood are."""
+    3x3 neighbourhood are (``coarsen``: the same with ``thr`` 3 by default)."""
     arr = _sections(data)
     planes = torch.from_numpy(np.moveaxis(arr != 0, 3, 0).astype(np.float32))  # Z C X Y
     kernel = torch.ones((planes.shape[1], 1, 3, 3))
@@ -80,12 +82,28 @@ def coarsen_mask(data: Tensor, width: int = 1, thr: int = 1) -> Any:
     return like(result, data)
 
 
+@builder.register("coarsen")
+def coarsen(data: Tensor, width: int = 1, thr: int = 3) -> Any:
+    """``coarsen_mask`` under the name (and default ``thr``) of the original's earlier releases."""
+    return coarsen_mask(data, width=width, thr=thr)
+
+
+@builder.register("erode")
+def erode(data: Tensor, width: int = 1, thr: int = 3) -> Any:
+    """Shrink a mask in XY: the complement of coarsening its complement (``coarsen``'s
+    arguments); the result is boolean."""
+    return like(np.asarray(to_np(coarsen(to_np(data) == 0, width=width, thr=thr))) == 0, data)
+
+
 @builder.register("binary_closing")
-def binary_closing(data: Tensor, iterations: int = 1) -> Any:
-    """Binary closing of a mask in XY (cross-shaped element, ``iterations`` times); voxels
-    within ``iterations`` of the XY border keep their value instead of being eroded."""
+def binary_closing(data: Tensor, iterations: int = 1, width: int | None = None) -> Any:
+    """Binary closing of a mask in XY (cross-shaped element, ``iterations`` times; ``width`` is
+    the name earlier releases gave it); voxels within ``iterations`` of the XY border keep their
+    value instead of being eroded."""
     from scipy import ndimage
 
+    if width is not None:
+        iterations = width
     arr = _sections(data)
     result = np.zeros(arr.shape, dtype=bool)
     n = iterations
