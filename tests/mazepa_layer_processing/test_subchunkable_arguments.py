@@ -15,6 +15,7 @@ import pytest
 
 from zetta_utils import builder
 from zetta_utils.geometry import BBox3D
+from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.mazepa_layer_processing import (
     build_postpad_subchunkable_apply_flow,
     build_subchunkable_apply_flow,
@@ -324,3 +325,67 @@ def test_postpad_refuses_what_it_sets_itself(tmp_path: Path, make_volume: MakeVo
     }
     with pytest.raises((ValueError, TypeError), match=message):
         builder.build(spec)
+
+
+# --- VolumetricCallableOperation's res_change_mult ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {"processing_chunk_sizes": [[8, 8, 1]], "skip_intermediaries": True},
+        {
+            "processing_chunk_sizes": [[8, 8, 1], [4, 4, 1]],
+            "processing_crop_pads": [[0, 0, 0], [1, 1, 0]],
+            "processing_blend_pads": [[2, 2, 0], [1, 1, 0]],
+        },
+    ],
+    ids=["straight to dst", "cropped and blended"],
+)
+def test_res_change_mult_reads_inputs_at_dst_resolution_over_it(tmp_path: Path, make_volume: MakeVolume, sizes: dict[str, Any]) -> None:
+    """An op ``{"@type": "VolumetricCallableOperation", res_change_mult: [2, 2, 1]}``: ``fn``
+    gets ``src`` at (4, 4, 40) over each chunk (and its crop) of a (8, 8, 40) ``dst``."""
+    from zetta_utils import mazepa
+    from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+
+    src = make_volume("src", size=SIZE, chunk=(8, 8, 1))
+    data = random_array((1, *SIZE), "uint8", seed=6)
+    write_array(src, data)
+    coarse = tuple(r * m for r, m in zip(RES, (2, 2, 1), strict=True))
+    dst = build_ts_layer(
+        f"file://{tmp_path}/dst",
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_scales=[list(coarse)],
+        info_chunk_size=[4, 4, 1],
+        info_dataset_size=[16, 16, 2],
+        info_voxel_offset=[0, 0, 0],
+        info_encoding="raw",
+    )
+    spec: dict[str, Any] = {
+        "@type": "build_subchunkable_apply_flow",
+        "dst": dst,
+        "dst_resolution": list(coarse),
+        "bbox": BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        "op": {"@type": "VolumetricCallableOperation", "fn": lambda src: src[:, ::2, ::2, :], "res_change_mult": [2, 2, 1]},
+        "op_kwargs": {"src": src},
+        "print_summary": False,
+        **sizes,
+    }
+    if not sizes.get("skip_intermediaries"):
+        spec["level_intermediaries_dirs"] = [f"file://{tmp_path}/tmp"] * len(sizes["processing_chunk_sizes"])
+    mazepa.execute(builder.build(spec), show_progress=False)
+    out = dst[VolumetricIndex.from_coords((0, 0, 0), (16, 16, 2), coarse)].numpy()
+    assert np.array_equal(out, data[:, ::2, ::2, :])
+
+
+def test_res_change_mult_must_keep_the_crop_whole() -> None:
+    from zetta_utils.mazepa_layer_processing import VolumetricCallableOperation
+
+    with pytest.raises(ValueError, match=r"res_change_mult: expected three positive numbers"):
+        builder.build({"@type": "VolumetricCallableOperation", "fn": identity, "res_change_mult": [0, 1, 1]})
+    op = builder.build({"@type": "VolumetricCallableOperation", "fn": identity, "res_change_mult": [0.5, 0.5, 1]})
+    assert isinstance(op, VolumetricCallableOperation)
+    with pytest.raises(ValueError, match=r"crop_pad \(1, 1, 0\) with res_change_mult \(0.5, 0.5, 1\) is \(0.5, 0.5, 0\) voxels of input"):
+        op.with_added_crop_pad([1, 1, 0])

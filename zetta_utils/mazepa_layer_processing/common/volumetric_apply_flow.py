@@ -206,6 +206,13 @@ class SubchunkablePlan:
         return kwargs
 
     # --- computing chunk outputs ---------------------------------------------------------------
+    def _read_input(self, layer: Any, read_box: Box) -> Any:
+        """An input of a :class:`VolumetricCallableOperation` over ``read_box`` (voxels at
+        ``dst_resolution``), read at its input resolution (``res_change_mult``)."""
+        if self.input_resolution == self.dst_resolution:
+            return read_fast(layer, read_box, self.dst_resolution)
+        return layer[read_box.to_index(self.dst_resolution).with_resolution(self.input_resolution)]
+
     def run_op(self, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0) -> Array:
         """The bottom level: the operation's output for ``out_box`` (a padded bottom chunk, the
         chunk ``chunk_id``)."""
@@ -226,7 +233,7 @@ class SubchunkablePlan:
                         inputs[k] = torch.from_numpy(copy_xfast(array[:, x0 - a : x1 - a, y0 - b : y1 - b, z0 - c : z1 - c]))
                         continue
                 if is_layer(v):
-                    inputs[k] = read_fast(v, read_box, self.dst_resolution)
+                    inputs[k] = self._read_input(v, read_box)
                 else:
                     inputs[k] = v
             result = as_array(op.compute_padded(read_box.shape, self.op_args, inputs))

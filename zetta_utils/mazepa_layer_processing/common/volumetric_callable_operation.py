@@ -50,6 +50,13 @@ def _to_crop_pad(value: Any) -> Vec3D[int]:
     return pad
 
 
+def _to_res_change_mult(value: Any) -> Vec3D[float]:
+    mult = value if isinstance(value, Vec3D) else Vec3D(*value)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in mult):
+        raise ValueError(f"res_change_mult: expected three positive numbers, got {tuple(mult)}")
+    return mult
+
+
 def _to_semaphores(value: Sequence[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -90,7 +97,10 @@ class VolumetricCallableOperation(mazepa.OperationBase):
     and written to ``dst`` at the chunk.
 
     :param fn: a function of tensors returning a CXYZ tensor (or NumPy array).
-    :param crop_pad: voxels of context read on each side and cropped off the output.
+    :param crop_pad: voxels (of ``dst``) of context read on each side and cropped off the output.
+    :param res_change_mult: the layers are read at ``dst_resolution / res_change_mult`` (the same
+        region, padding included); ``fn`` returns the output at ``dst_resolution``. ``[2, 2, 1]``:
+        ``fn`` gets twice as many voxels in x and y as it returns (a downsampling function).
     :param fn_semaphores: ``mazepa.semaphore`` types held while ``fn`` runs (``read``, ``write``,
         ``cuda``, ``cpu``).
     :param operation_name: the name shown in progress displays (default: ``fn``'s name).
@@ -98,6 +108,7 @@ class VolumetricCallableOperation(mazepa.OperationBase):
 
     fn: Callable[..., Any]
     crop_pad: Vec3D[int] = attrs.field(default=Vec3D(0, 0, 0), converter=_to_crop_pad)
+    res_change_mult: Vec3D[float] = attrs.field(default=Vec3D(1, 1, 1), converter=_to_res_change_mult)
     fn_semaphores: tuple[str, ...] | None = attrs.field(default=None, converter=_to_semaphores)
     operation_name: str | None = None
 
@@ -107,8 +118,20 @@ class VolumetricCallableOperation(mazepa.OperationBase):
         name = getattr(self.fn, "__name__", None) or type(self.fn).__name__
         return "lambda" if name == "<lambda>" else name
 
+    def __attrs_post_init__(self) -> None:
+        input_pad = self.crop_pad * self.res_change_mult
+        if not all(float(p).is_integer() for p in input_pad):
+            raise ValueError(
+                f"crop_pad {tuple(self.crop_pad)} with res_change_mult {tuple(self.res_change_mult)} "
+                f"is {tuple(input_pad)} voxels of input, not a whole number"
+            )
+
+    @property
+    def changes_resolution(self) -> bool:
+        return tuple(self.res_change_mult) != (1, 1, 1)
+
     def get_input_resolution(self, dst_resolution: Vec3D[float]) -> Vec3D[float]:
-        return dst_resolution
+        return dst_resolution / self.res_change_mult if self.changes_resolution else dst_resolution
 
     def with_added_crop_pad(self, crop_pad: Sequence[int]) -> VolumetricCallableOperation:
         return attrs.evolve(self, crop_pad=self.crop_pad + Vec3D(*crop_pad))
@@ -146,12 +169,13 @@ class VolumetricCallableOperation(mazepa.OperationBase):
         """Compute the chunk ``idx`` and write it to ``dst``; with ``dst`` None, ``fn`` is run
         for what it does (printing, writing by itself) and may return anything: nothing is
         written."""
-        read_idx = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
+        padded = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
+        read_idx = padded.with_resolution(self.get_input_resolution(idx.resolution)) if self.changes_resolution else padded
         inputs = {k: (v[read_idx] if is_layer(v) else v) for k, v in kwargs.items()}
         if dst is None:
             self.call_fn(args, inputs)
             return
-        dst[idx] = self.compute(tuple(read_idx.shape), args, inputs)
+        dst[idx] = self.compute(tuple(padded.shape), args, inputs)
 
 
 def op_name_of(op: Any) -> str:
