@@ -57,7 +57,9 @@ def _pair(a: object = None, b: object = None) -> tuple[object, object]:
         ("file", FileNotFoundError),
     ],
 )
-def test_error_reaches_the_caller_with_its_type_and_spec_path(kind: str, error_type: type[Exception]) -> None:
+def test_error_reaches_the_caller_with_its_type_and_spec_path(
+    kind: str, error_type: type[Exception]
+) -> None:
     spec = {"@type": "tests_errors.Pair", "b": [{"@type": "tests_errors.raises", "kind": kind}]}
     with pytest.raises(error_type, match="x is wrong") as info:
         builder.build(spec)
@@ -96,7 +98,9 @@ def test_cli_keeps_its_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps(spec))
     r = subprocess.run(
         [sys.executable, "-m", "zetta_utils.cli.main", "run", str(tmp_path / "bad.json")],
-        capture_output=True, text=True, env=ENV,
+        capture_output=True,
+        text=True,
+        env=ENV,
     )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
@@ -104,7 +108,9 @@ def test_cli_keeps_its_one_line_error(tmp_path: Path) -> None:
 
 
 def _python(code: str, tmp_path: Path) -> str:
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -115,7 +121,8 @@ def test_registry_lists_every_type_right_after_importing_the_builder(tmp_path: P
         "from zetta_utils import builder\n"
         "print('torch' in sys.modules, 'zetta_utils.geometry' in sys.modules)\n"
         "names = set(builder.REGISTRY)\n"
-        "print('build_cv_layer' in names, 'mazepa.execute' in names, 'BBox3D.from_coords' in builder.REGISTRY)\n"
+        "print('build_cv_layer' in names, 'mazepa.execute' in names,\n"
+        "      'BBox3D.from_coords' in builder.REGISTRY)\n"
         "print(len(builder.REGISTRY) == len(names) > 30)\n"
     )
     lines = _python(code, tmp_path).split("\n")

@@ -21,8 +21,14 @@ SIZE = (64, 64, 2)
 def _cloudvolume(path: Path, data: np.ndarray) -> str:
     url = f"file://{path}"
     info = CloudVolume.create_new_info(
-        num_channels=1, layer_type="image", data_type="uint8", encoding="raw",
-        resolution=RES, voxel_offset=[0, 0, 0], chunk_size=[16, 16, 1], volume_size=list(SIZE),
+        num_channels=1,
+        layer_type="image",
+        data_type="uint8",
+        encoding="raw",
+        resolution=RES,
+        voxel_offset=[0, 0, 0],
+        chunk_size=[16, 16, 1],
+        volume_size=list(SIZE),
     )
     vol = CloudVolume(url, info=info, progress=False)
     vol.add_scale([2, 2, 1])
@@ -48,10 +54,17 @@ def volume(tmp_path: Path) -> tuple[str, np.ndarray]:
 
 
 def _bbox() -> dict[str, Any]:
-    return {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": list(SIZE), "resolution": RES}
+    return {
+        "@type": "BBox3D.from_coords",
+        "start_coord": [0, 0, 0],
+        "end_coord": list(SIZE),
+        "resolution": RES,
+    }
 
 
-def test_build_interpolate_flow_writes_each_scale_from_the_previous(volume: tuple[str, np.ndarray]) -> None:
+def test_build_interpolate_flow_writes_each_scale_from_the_previous(
+    volume: tuple[str, np.ndarray],
+) -> None:
     url, data = volume
     spec = {
         "@type": "mazepa.execute_locally",
@@ -75,7 +88,9 @@ def test_build_interpolate_flow_writes_each_scale_from_the_previous(volume: tupl
     np.testing.assert_array_equal(_scale(url, 2), _expected(half, 2))
 
 
-def test_interpolate_operation_in_a_subchunkable_flow_with_a_crop(volume: tuple[str, np.ndarray]) -> None:
+def test_interpolate_operation_in_a_subchunkable_flow_with_a_crop(
+    volume: tuple[str, np.ndarray],
+) -> None:
     url, data = volume
     spec: dict[str, Any] = {
         "@type": "mazepa.execute_locally",
@@ -98,15 +113,34 @@ def test_interpolate_operation_in_a_subchunkable_flow_with_a_crop(volume: tuple[
 
 
 def test_interpolate_operation_arguments() -> None:
-    op = builder.build({"@type": "InterpolateOperation", "mode": "segmentation", "res_change_mult": [2, 2, 1]})
+    op = builder.build(
+        {"@type": "InterpolateOperation", "mode": "segmentation", "res_change_mult": [2, 2, 1]}
+    )
     assert op.get_operation_name() == "Interpolate<segmentation>"
-    assert tuple(op.get_input_resolution(builder.build({"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": [8, 8, 40]}).end)) == (4, 4, 40)
+    assert tuple(
+        op.get_input_resolution(
+            builder.build(
+                {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": [8, 8, 40]}
+            ).end
+        )
+    ) == (4, 4, 40)
     with pytest.raises(ValueError, match="mode"):
-        builder.build({"@type": "InterpolateOperation", "mode": "bogus", "res_change_mult": [2, 2, 1]})
+        builder.build(
+            {"@type": "InterpolateOperation", "mode": "bogus", "res_change_mult": [2, 2, 1]}
+        )
     with pytest.raises(ValueError, match="whole number"):
-        op.with_added_crop_pad([1, 1, 0]).__class__(res_change_mult=[0.5, 0.5, 1], mode="img", crop_pad=[1, 1, 0])
+        op.with_added_crop_pad([1, 1, 0]).__class__(
+            res_change_mult=[0.5, 0.5, 1], mode="img", crop_pad=[1, 1, 0]
+        )
     with pytest.raises(ValueError, match="cannot be ordered"):
-        builder.build({
-            "@type": "build_interpolate_flow", "src": None, "dst": None, "src_resolution": RES,
-            "dst_resolutions": [[8, 16, 40], [16, 8, 40]], "mode": "img", "processing_chunk_sizes": [[8, 8, 1]],
-        })
+        builder.build(
+            {
+                "@type": "build_interpolate_flow",
+                "src": None,
+                "dst": None,
+                "src_resolution": RES,
+                "dst_resolutions": [[8, 16, 40], [16, 8, 40]],
+                "mode": "img",
+                "processing_chunk_sizes": [[8, 8, 1]],
+            }
+        )

@@ -41,9 +41,12 @@ def _spec(path: Path, **execute_kwargs: Any) -> dict[str, Any]:
                         {"@type": "tests_compat.append_flow", "path": str(path), "texts": ["c"]},
                     ],
                 },
-                {"@type": "mazepa.sequential_flow", "stages": [
-                    {"@type": "tests_compat.append_flow", "path": str(path), "texts": ["d"]},
-                ]},
+                {
+                    "@type": "mazepa.sequential_flow",
+                    "stages": [
+                        {"@type": "tests_compat.append_flow", "path": str(path), "texts": ["d"]},
+                    ],
+                },
             ],
         },
     }
@@ -53,11 +56,18 @@ def _spec(path: Path, **execute_kwargs: Any) -> dict[str, Any]:
     "kwargs",
     [
         {},
-        {"debug": True, "do_dryrun_estimation": False, "batch_gap_sleep_sec": 0.05, "max_batch_len": 10},
+        {
+            "debug": True,
+            "do_dryrun_estimation": False,
+            "batch_gap_sleep_sec": 0.05,
+            "max_batch_len": 10,
+        },
         {"num_procs": 1, "checkpoint_interval_sec": None, "require_interrupt_confirm": False},
     ],
 )
-def test_execute_locally_runs_seq_and_concurrent_stages(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+def test_execute_locally_runs_seq_and_concurrent_stages(
+    tmp_path: Path, kwargs: dict[str, Any]
+) -> None:
     out = tmp_path / "events.txt"
     summary = builder.build(_spec(out, **kwargs))
     assert summary.tasks_done == 5
@@ -84,7 +94,9 @@ def test_execute_locally_checkpoint_and_failures(tmp_path: Path) -> None:
 
 
 def test_execute_locally_refuses_a_custom_state(tmp_path: Path) -> None:
-    spec = _spec(tmp_path / "x", state_constructor={"@type": "lambda", "lambda_str": "lambda: None"})
+    spec = _spec(
+        tmp_path / "x", state_constructor={"@type": "lambda", "lambda_str": "lambda: None"}
+    )
     with pytest.raises(ValueError, match="state_constructor"):
         builder.build(spec)
     with pytest.raises(ValueError, match="debug"):
@@ -112,7 +124,9 @@ def test_mazepa_execute_takes_the_original_arguments(tmp_path: Path) -> None:
     }
     summary = builder.build(original)
     assert summary.tasks_failed == 1 and summary.tasks_done == 3
-    ours = builder.build({**original, "raise_on_failed_task": None, "raise_on_failure": False, "max_retry": 0})
+    ours = builder.build(
+        {**original, "raise_on_failed_task": None, "raise_on_failure": False, "max_retry": 0}
+    )
     assert ours.tasks_failed == 1
     with pytest.raises(TypeError, match="one of"):
         builder.build({**original, "raise_on_failure": False})

@@ -24,25 +24,33 @@ Listed = dict[str, list[tuple[SpecifierSet, set[str], bool]]]
 
 
 def parse_show_registry(text: str) -> Listed:
-    """``name [versions](signature)`` lines -> name -> [(versions, parameter names, takes **kwargs)]."""
+    """``name [versions](signature)`` lines -> name -> [(versions, parameter names, whether it
+    takes **kwargs)]."""
     listed: Listed = {}
     for line in text.splitlines():
         cut = line.index("(")
         head, signature = line[:cut], line[cut:]
         name, _, versions = head.partition(" [")
-        tree = ast.parse(f"def f{signature.split(' -> ')[0] if ') -> ' in signature else signature}: pass")
+        tree = ast.parse(
+            f"def f{signature.split(' -> ')[0] if ') -> ' in signature else signature}: pass"
+        )
         fn = tree.body[0]
         assert isinstance(fn, ast.FunctionDef)
         args = fn.args
         names = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-        listed.setdefault(name, []).append((SpecifierSet(versions.rstrip("]")), names, args.kwarg is not None))
+        listed.setdefault(name, []).append(
+            (SpecifierSet(versions.rstrip("]")), names, args.kwarg is not None)
+        )
     return listed
 
 
 @pytest.fixture(scope="module")
 def listed() -> Listed:
     r = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", "show-registry"], capture_output=True, text=True, env=ENV
+        [sys.executable, "-m", "zetta_utils.cli.main", "show-registry"],
+        capture_output=True,
+        text=True,
+        env=ENV,
     )
     assert r.returncode == 0, r.stderr
     return parse_show_registry(r.stdout)
@@ -57,7 +65,9 @@ def _params(entries: list[Original]) -> list[object]:
         pytest.param(
             e,
             id=_entry_id(e),
-            marks=[pytest.mark.xfail(reason=f"pending: {e.pending}", strict=False)] if e.pending else [],
+            marks=[pytest.mark.xfail(reason=f"pending: {e.pending}", strict=False)]
+            if e.pending
+            else [],
         )
         for e in entries
     ]
@@ -78,13 +88,17 @@ def test_the_parser_reads_show_registry_lines() -> None:
 def test_registered_with_the_original_arguments(entry: Original, listed: Listed) -> None:
     assert entry.name in listed, f"{entry.name!r} is not registered"
     version = Version(entry.version)
-    serving = [(params, kw) for spec, params, kw in listed[entry.name] if not str(spec) or version in spec]
+    serving = [
+        (params, kw) for spec, params, kw in listed[entry.name] if not str(spec) or version in spec
+    ]
     assert serving, f"no registration of {entry.name!r} serves spec version {version}"
     # a version-ranged registration wins over an unversioned one, as in get_matching_entry
     ranged = [(p, kw) for spec, p, kw in listed[entry.name] if str(spec) and version in spec]
     params, _ = (ranged or serving)[0]
     missing = [p for p in entry.params if p not in params]
-    assert not missing, f"{entry.name} (version {version}) lacks the original's argument(s) {missing}"
+    assert not missing, (
+        f"{entry.name} (version {version}) lacks the original's argument(s) {missing}"
+    )
 
 
 @pytest.mark.parametrize("entry", _params([e for e in ORIGINAL_REGISTRY if e.replaced]))

@@ -26,7 +26,9 @@ def test_custom_modes_match_the_cxyz_function_and_keep_numpy() -> None:
     np.testing.assert_array_equal(out, expected.numpy())
     # size gives the same as the equivalent factors; two factors apply to the last two dims
     np.testing.assert_array_equal(_build(data=img, size=[4, 3, 2]), out)
-    np.testing.assert_array_equal(_build(data=img, scale_factor=[0.5, 1]), _build(data=img, scale_factor=[1, 0.5, 1]))
+    np.testing.assert_array_equal(
+        _build(data=img, scale_factor=[0.5, 1]), _build(data=img, scale_factor=[1, 0.5, 1])
+    )
     seg = rng.integers(0, 2**40, size=(1, 4, 4, 1), dtype=np.uint64)
     down = _build(data=seg, scale_factor=[0.5, 0.5, 1], mode="segmentation")
     assert down.dtype == np.uint64 and down.shape == (1, 2, 2, 1)

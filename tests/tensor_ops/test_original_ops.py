@@ -114,7 +114,12 @@ def test_connected_components_and_binary_morphology() -> None:
     ],
 )
 def test_grey_morphology(name: str, kernel: str, width: int, expected: int) -> None:
-    spec: dict[str, Any] = {"@type": name, "data": torch.from_numpy(_mask()), "kernel": kernel, "width": width}
+    spec: dict[str, Any] = {
+        "@type": name,
+        "data": torch.from_numpy(_mask()),
+        "kernel": kernel,
+        "width": width,
+    }
     out = builder.build(spec)
     assert out.dtype == torch.uint8
     assert int(out[..., 1].sum()) == expected
@@ -129,7 +134,11 @@ def test_pixel_error_and_combine() -> None:
     assert set(np.unique(err)) == {0.0, 3.0}
     assert (err == 3.0).sum() == 4 * 4  # the overlap 3..8 eroded by one voxel: 4..7
     combined = mask.erode_combine(a, b, erosion=3)
-    assert combined[0, 5, 5, 0] == 3.5 and combined[0, 2, 2, 0] == 2.0 and combined[0, 10, 10, 0] == 5.0
+    assert (
+        combined[0, 5, 5, 0] == 3.5
+        and combined[0, 2, 2, 0] == 2.0
+        and combined[0, 10, 10, 0] == 5.0
+    )
 
 
 def test_labels() -> None:

@@ -60,7 +60,10 @@ def _type_keeping_class(original: type[BaseException]) -> type[BuilderError] | N
             cls = type(
                 f"Builder{original.__name__}",
                 (BuilderError, original),
-                {"__module__": __name__, "__doc__": f"A BuilderError that is a {original.__name__}."},
+                {
+                    "__module__": __name__,
+                    "__doc__": f"A BuilderError that is a {original.__name__}.",
+                },
             )
         except TypeError:
             return None
@@ -86,7 +89,9 @@ def error_keeping_type(original: BaseException, spec_path: str, message: str) ->
     return BuilderError(spec_path, message)
 
 
-def _rebuild_error(original: type[BaseException] | None, spec_path: str, reason: str) -> BuilderError:
+def _rebuild_error(
+    original: type[BaseException] | None, spec_path: str, reason: str
+) -> BuilderError:
     if original is None:
         return BuilderError(spec_path, reason)
     cls = _type_keeping_class(original)
@@ -109,7 +114,11 @@ def build(spec: Any = None, path: str | None = None) -> Any:
 
         spec = load_spec_file(path)
     if not isinstance(spec, (dict, list, tuple)):
-        raise BuilderError("", f"expected a spec (a dict with '@type', or a list), got {type(spec).__name__}: {spec!r}")
+        raise BuilderError(
+            "",
+            "expected a spec (a dict with '@type', or a list), "
+            f"got {type(spec).__name__}: {spec!r}",
+        )
     return _build(spec, "", None, ())
 
 
@@ -127,10 +136,14 @@ def _build(obj: Any, path: str, version: Any, stack: tuple[int, ...]) -> Any:
             return _build_typed(obj, path, version, stack)
         for key in obj:
             if key.startswith("@") and key not in SPECIAL_KEYS:
-                raise BuilderError(path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})")
+                raise BuilderError(
+                    path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})"
+                )
         if MODE_KEY in obj:
             raise BuilderError(path, f"'{MODE_KEY}' given without '{TYPE_KEY}'")
-        return {k: _build(v, _join(path, k), version, stack) for k, v in obj.items() if k != VERSION_KEY}
+        return {
+            k: _build(v, _join(path, k), version, stack) for k, v in obj.items() if k != VERSION_KEY
+        }
     if isinstance(obj, list):
         return [_build(v, _join(path, i), version, stack) for i, v in enumerate(obj)]
     if isinstance(obj, tuple):
@@ -140,7 +153,9 @@ def _build(obj: Any, path: str, version: Any, stack: tuple[int, ...]) -> Any:
 
 def _lookup(name: Any, path: str, version: Any) -> RegistryEntry:
     if not isinstance(name, str):
-        raise BuilderError(path, f"'{TYPE_KEY}' must be a string naming a registered type, got {name!r}")
+        raise BuilderError(
+            path, f"'{TYPE_KEY}' must be a string naming a registered type, got {name!r}"
+        )
     try:
         return get_matching_entry(name, version)
     except KeyError:
@@ -167,21 +182,29 @@ def _build_typed(spec: dict[str, Any], path: str, version: Any, stack: tuple[int
     entry = _lookup(spec[TYPE_KEY], path, version)
     mode = spec.get(MODE_KEY, "regular")
     if mode not in MODES:
-        raise BuilderError(path, f"'{MODE_KEY}' must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+        raise BuilderError(
+            path, f"'{MODE_KEY}' must be one of {', '.join(map(repr, MODES))}, got {mode!r}"
+        )
     for key in spec:
         if key.startswith("@") and key not in SPECIAL_KEYS:
-            raise BuilderError(path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})")
+            raise BuilderError(
+                path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})"
+            )
     if mode == "partial":
         if not entry.allow_partial:
             raise BuilderError(path, f"'{entry.name}' cannot be built in partial mode")
         return BuilderPartial(spec=spec, path=path, version=version)
     kwargs = {
-        k: _build(v, _join(path, k), version, stack) for k, v in spec.items() if k not in SPECIAL_KEYS
+        k: _build(v, _join(path, k), version, stack)
+        for k, v in spec.items()
+        if k not in SPECIAL_KEYS
     }
     return call_entry(entry, (), kwargs, path)
 
 
-def call_entry(entry: RegistryEntry, args: tuple[Any, ...], kwargs: dict[str, Any], path: str) -> Any:
+def call_entry(
+    entry: RegistryEntry, args: tuple[Any, ...], kwargs: dict[str, Any], path: str
+) -> Any:
     """Call a registered callable with built arguments, coercing lists to ``Vec3D`` where the
     signature asks for one, and turning argument and runtime errors into ``BuilderError``s."""
     fn = entry.fn
@@ -192,7 +215,9 @@ def call_entry(entry: RegistryEntry, args: tuple[Any, ...], kwargs: dict[str, An
             sig.bind(*args, **kwargs)
         except TypeError as e:
             # Calling with bad arguments is a TypeError, as calling the function would be.
-            raise error_keeping_type(e, path, _bad_arguments_message(entry, sig, kwargs, e)) from None
+            raise error_keeping_type(
+                e, path, _bad_arguments_message(entry, sig, kwargs, e)
+            ) from None
     try:
         return fn(*args, **kwargs)
     except BuilderError:
@@ -212,7 +237,10 @@ def _bad_arguments_message(
         for key in kwargs:
             if key not in params:
                 close = difflib.get_close_matches(key, list(params), n=1)
-                parts.append(f"unexpected argument '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+                parts.append(
+                    f"unexpected argument '{key}'"
+                    + (f" (did you mean '{close[0]}'?)" if close else "")
+                )
     parts.append(f"signature: {entry.name}{sig}")
     return "; ".join(parts)
 
@@ -261,14 +289,18 @@ def coerce_to_annotation(value: Any, annotation: Any) -> Any:
         return Vec3D(*value) if _is_number_triple(value) else value
     if origin in (Union, types.UnionType):
         arms = typing.get_args(annotation)
-        if _is_number_triple(value) and any(a is Vec3D or typing.get_origin(a) is Vec3D for a in arms):
+        if _is_number_triple(value) and any(
+            a is Vec3D or typing.get_origin(a) is Vec3D for a in arms
+        ):
             return Vec3D(*value)
         for arm in arms:
             coerced = coerce_to_annotation(value, arm)
             if coerced is not value:
                 return coerced
         return value
-    if origin in (list, collections.abc.Sequence, collections.abc.Iterable) and isinstance(value, (list, tuple)):
+    if origin in (list, collections.abc.Sequence, collections.abc.Iterable) and isinstance(
+        value, (list, tuple)
+    ):
         (item,) = typing.get_args(annotation) or (None,)
         coerced_items = [coerce_to_annotation(v, item) for v in value]
         if any(c is not v for c, v in zip(coerced_items, value, strict=True)):

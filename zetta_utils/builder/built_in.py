@@ -30,7 +30,9 @@ def efficient_parse_lambda_str(lambda_str: str, name: str | None = None) -> Call
     try:
         code = compile(lambda_str.strip(), f"<lambda_str {name or ''}>".replace(" >", ">"), "eval")
     except SyntaxError as e:
-        raise ValueError(f"`lambda_str` is not a valid lambda expression: {e.msg}: {lambda_str!r}") from None
+        raise ValueError(
+            f"`lambda_str` is not a valid lambda expression: {e.msg}: {lambda_str!r}"
+        ) from None
     fn = eval(code, _lambda_globals(lambda_str))
     if not callable(fn):
         raise ValueError(f"`lambda_str` must evaluate to a function, got {fn!r}")

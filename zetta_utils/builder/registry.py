@@ -93,7 +93,9 @@ def _same_callable(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     ) == getattr(b, "__qualname__", None)
 
 
-def register(name: str, versions: str | None = None, allow_partial: bool = True) -> Callable[[F], F]:
+def register(
+    name: str, versions: str | None = None, allow_partial: bool = True
+) -> Callable[[F], F]:
     """Decorator that makes ``fn`` buildable as ``{"@type": name, ...}``.
 
     ``versions`` is a PEP 440 specifier (``">=0.4"``, ``"<0.4"``) limiting the spec versions this

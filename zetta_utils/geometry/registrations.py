@@ -12,7 +12,8 @@ from .vec import Vec3D, to_vec3d
 __all__ = ["bbox_from_points"]
 
 POINTS_EPSILON = 1e-4
-"""nm added to the upper bounds by ``BBox3D.from_points`` (bounds are half-open), as the original."""
+"""nm added to the upper bounds by ``BBox3D.from_points`` (bounds are half-open), as the
+original does."""
 
 
 @builder.register("BBox3D.from_points")
@@ -35,7 +36,15 @@ def bbox_from_points(
 
 builder.register_unsupported(
     "BBoxStrider",
-    ("bbox", "resolution", "chunk_size", "stride", "max_superchunk_size", "stride_start_offset_in_unit", "mode"),
+    (
+        "bbox",
+        "resolution",
+        "chunk_size",
+        "stride",
+        "max_superchunk_size",
+        "stride_start_offset_in_unit",
+        "mode",
+    ),
     "chunk iteration is internal to the flows here; give `processing_chunk_sizes` to "
     "build_subchunkable_apply_flow, or use VolumetricStridedIndexer for training samples",
 )

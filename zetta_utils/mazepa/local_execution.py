@@ -75,7 +75,9 @@ def execute_locally(
         )
     if debug:
         if num_procs not in (None, 1):
-            raise ValueError(f"`debug` runs in this process: `num_procs` must be 1 or unset, got {num_procs!r}")
+            raise ValueError(
+                f"`debug` runs in this process: `num_procs` must be 1 or unset, got {num_procs!r}"
+            )
         num_procs = 1
     ignored = {
         "max_batch_len": (max_batch_len, 1000),
@@ -96,7 +98,9 @@ def execute_locally(
         show_progress=show_progress,
         checkpoint=checkpoint,
         # None: no periodic writes (the record is still written at the end)
-        checkpoint_interval_sec=math.inf if checkpoint_interval_sec is None else checkpoint_interval_sec,
+        checkpoint_interval_sec=math.inf
+        if checkpoint_interval_sec is None
+        else checkpoint_interval_sec,
         semaphores_spec=semaphores_spec,
         raise_on_failure=raise_on_failed_task,
     )
@@ -158,7 +162,9 @@ def execute_from_spec(
         target,
         show_progress=show_progress,
         checkpoint=checkpoint,
-        checkpoint_interval_sec=math.inf if checkpoint_interval_sec is None else checkpoint_interval_sec,
+        checkpoint_interval_sec=math.inf
+        if checkpoint_interval_sec is None
+        else checkpoint_interval_sec,
         **execute_kwargs,
     )
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from zetta_utils import builder
 
-_WORKER = "workers are started with `zetta worker` (see `zetta worker --help`), or by mazepa.execute_on_gcp_with_sqs"
+_WORKER = (
+    "workers are started with `zetta worker` (see `zetta worker --help`), "
+    "or by mazepa.execute_on_gcp_with_sqs"
+)
 _QUEUES = (
     "task and outcome queues are created, routed and deleted by mazepa.execute_on_gcp_with_sqs; "
     "local runs need none (mazepa.execute_locally, or mazepa.execute with num_procs)"
 )
 
-builder.register_unsupported("mazepa.run_worker", ("task_queue", "outcome_queue", "sleep_sec", "exec_queue"), _WORKER)
+builder.register_unsupported(
+    "mazepa.run_worker", ("task_queue", "outcome_queue", "sleep_sec", "exec_queue"), _WORKER
+)
 builder.register_unsupported(
     "mazepa.run_worker_manager",
     ("task_queue", "outcome_queue", "sleep_sec", "num_procs", "semaphores_spec", "idle_timeout"),
@@ -24,5 +29,6 @@ builder.register_unsupported("mazepa.ExecutionMultiQueue", ("queues",), _QUEUES)
 builder.register_unsupported(
     "mazepa.SubflowTask",
     ("flow",),
-    "a task may run a flow itself with mazepa.execute (a nested run, in the worker that runs the task)",
+    "a task may run a flow itself with mazepa.execute "
+    "(a nested run, in the worker that runs the task)",
 )

@@ -53,7 +53,10 @@ def supports_dict(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(data: Any, *args: Any, targets: Container[str] | None = None, **kwargs: Any) -> Any:
         if isinstance(data, Mapping):
-            return {k: fn(v, *args, **kwargs) if targets is None or k in targets else v for k, v in data.items()}
+            return {
+                k: fn(v, *args, **kwargs) if targets is None or k in targets else v
+                for k, v in data.items()
+            }
         if targets is not None:
             raise TypeError("`targets`: only applies when `data` is a mapping of tensors")
         return fn(data, *args, **kwargs)
@@ -126,7 +129,9 @@ def squeeze_to(data: Tensor, ndim: int | None) -> Any:
     if ndim is not None:
         while data.ndim > ndim:
             if data.shape[0] != 1:
-                raise ValueError(f"ndim: cannot squeeze shape {tuple(data.shape)} to {ndim} dims: shape[0] != 1")
+                raise ValueError(
+                    f"ndim: cannot squeeze shape {tuple(data.shape)} to {ndim} dims: shape[0] != 1"
+                )
             data = data[0]
     return data
 
@@ -152,7 +157,8 @@ def compare(
     values that pass replaced by ``fill`` (``binarize=False``; modifies ``data`` in place)."""
     key = _COMPARE_ALIASES.get(mode, mode)
     if key not in _COMPARISONS:
-        raise ValueError(f"mode: expected one of {', '.join(CompareMode.__args__)}, got {mode!r}")  # type: ignore[attr-defined]
+        known = ", ".join(CompareMode.__args__)  # type: ignore[attr-defined]
+        raise ValueError(f"mode: expected one of {known}, got {mode!r}")
     mask = _COMPARISONS[key](data, value)
     if binarize:
         if fill is not None:
@@ -168,7 +174,9 @@ def _centered_slices(in_shape: Sequence[int], out_shape: Sequence[int], name: st
     slices = []
     for insz, outsz in zip(in_shape, out_shape, strict=True):
         if outsz > insz:
-            raise ValueError(f"{name}: {tuple(out_shape)} is larger than the data's {tuple(in_shape)}")
+            raise ValueError(
+                f"{name}: {tuple(out_shape)} is larger than the data's {tuple(in_shape)}"
+            )
         lcrop = (insz - outsz) // 2
         slices.append(slice(lcrop, lcrop + outsz))
     return slices
@@ -220,7 +228,9 @@ def pad_center_to(
     pads: list[int] = []
     for insz, outsz in zip(data.shape[-ndim:], shape, strict=True):
         if outsz < insz:
-            raise ValueError(f"shape: {tuple(shape)} is smaller than the data's {tuple(data.shape[-ndim:])}")
+            raise ValueError(
+                f"shape: {tuple(shape)} is smaller than the data's {tuple(data.shape[-ndim:])}"
+            )
         lpad = (outsz - insz) // 2
         pads.extend([lpad, outsz - insz - lpad])
     torch_pads: list[int] = []
@@ -305,7 +315,9 @@ def nanmedian_filter(
     median = np.nanmedian(arr, axis=axis, keepdims=True)
     outlier = np.zeros_like(arr, dtype=bool)
     if sigma is not None:
-        mad = np.expand_dims(median_abs_deviation(arr, axis=axis, scale="normal", nan_policy="omit"), axis)
+        mad = np.expand_dims(
+            median_abs_deviation(arr, axis=axis, scale="normal", nan_policy="omit"), axis
+        )
         outlier |= (arr < median - sigma * mad) | (arr > median + sigma * mad)
     if threshold is not None:
         outlier |= (arr < median - threshold) | (arr > median + threshold)
@@ -314,4 +326,3 @@ def nanmedian_filter(
     if fills.size == 1:
         fills = np.repeat(fills, arr.shape[0])
     return like(np.where(any_channel, fills[:, None, None, None], arr), data)
-

@@ -47,7 +47,9 @@ def _sections(data: Tensor, name: str = "data") -> npt.NDArray[Any]:
 
 
 @builder.register("filter_cc")
-def filter_cc(data: Tensor, mode: Literal["keep_large", "keep_small"] = "keep_small", thr: int = 100) -> Any:
+def filter_cc(
+    data: Tensor, mode: Literal["keep_large", "keep_small"] = "keep_small", thr: int = 100
+) -> Any:
     """``data`` with connected components of its non-zero voxels removed, per section (8-connected
     in XY): ``keep_small`` keeps components of at most ``thr`` voxels, ``keep_large`` those of
     more than ``thr``."""
@@ -126,14 +128,18 @@ def _kernel(kernel: Tensor | KernelName, width: int) -> torch.Tensor:
             return r[:, None].abs() + r[None, :].abs() <= width
         if kernel == "disk":
             return r[:, None] ** 2 + r[None, :] ** 2 <= width**2
-        raise ValueError(f"kernel: expected 'square', 'diamond', 'disk' or a 2D array, got {kernel!r}")
+        raise ValueError(
+            f"kernel: expected 'square', 'diamond', 'disk' or a 2D array, got {kernel!r}"
+        )
     k = to_torch(kernel)
     if k.ndim != 2:
         raise ValueError(f"kernel: only 2D kernels are supported, got {k.ndim}D")
     return k != 0
 
 
-def _morph(data: Tensor, kernel: Tensor | KernelName, width: int, op: Literal["erode", "dilate"]) -> torch.Tensor:
+def _morph(
+    data: Tensor, kernel: Tensor | KernelName, width: int, op: Literal["erode", "dilate"]
+) -> torch.Tensor:
     """Flat grey-level erosion/dilation in XY; voxels outside the data are ignored."""
     x = to_torch(data)
     if x.ndim != 4:
@@ -157,7 +163,11 @@ def _skip_if_empty(data: Tensor) -> bool:
 
 @builder.register("kornia_erosion")
 def kornia_erosion(
-    data: Tensor, kernel: Tensor | KernelName = "square", device: Any = None, width: int = 3, **kwargs: Any
+    data: Tensor,
+    kernel: Tensor | KernelName = "square",
+    device: Any = None,
+    width: int = 3,
+    **kwargs: Any,
 ) -> Any:
     """Grey-level erosion in XY with a flat element: a 2D array, or ``square`` (side ``width``),
     ``diamond`` or ``disk`` (radius ``width``), as skimage draws them. ``device`` moves the work
@@ -167,7 +177,11 @@ def kornia_erosion(
 
 @builder.register("kornia_dilation")
 def kornia_dilation(
-    data: Tensor, kernel: Tensor | KernelName = "square", device: Any = None, width: int = 3, **kwargs: Any
+    data: Tensor,
+    kernel: Tensor | KernelName = "square",
+    device: Any = None,
+    width: int = 3,
+    **kwargs: Any,
 ) -> Any:
     """Grey-level dilation in XY (see ``kornia_erosion`` for the arguments)."""
     return _morphology(data, kernel, device, width, kwargs, ("dilate",))
@@ -175,7 +189,11 @@ def kornia_dilation(
 
 @builder.register("kornia_opening")
 def kornia_opening(
-    data: Tensor, kernel: Tensor | KernelName = "square", device: Any = None, width: int = 3, **kwargs: Any
+    data: Tensor,
+    kernel: Tensor | KernelName = "square",
+    device: Any = None,
+    width: int = 3,
+    **kwargs: Any,
 ) -> Any:
     """Erosion then dilation in XY (see ``kornia_erosion`` for the arguments)."""
     return _morphology(data, kernel, device, width, kwargs, ("erode", "dilate"))
@@ -183,14 +201,23 @@ def kornia_opening(
 
 @builder.register("kornia_closing")
 def kornia_closing(
-    data: Tensor, kernel: Tensor | KernelName = "square", device: Any = None, width: int = 3, **kwargs: Any
+    data: Tensor,
+    kernel: Tensor | KernelName = "square",
+    device: Any = None,
+    width: int = 3,
+    **kwargs: Any,
 ) -> Any:
     """Dilation then erosion in XY (see ``kornia_erosion`` for the arguments)."""
     return _morphology(data, kernel, device, width, kwargs, ("dilate", "erode"))
 
 
 def _morphology(
-    data: Tensor, kernel: Tensor | KernelName, device: Any, width: int, extra: dict[str, Any], ops: Sequence[str]
+    data: Tensor,
+    kernel: Tensor | KernelName,
+    device: Any,
+    width: int,
+    extra: dict[str, Any],
+    ops: Sequence[str],
 ) -> Any:
     extra.pop("max_val", None)  # kornia's penalty for the element's zeros: they are ignored here
     if extra:
@@ -255,7 +282,7 @@ def seg_to_aff(data: Tensor, edge: Sequence[int], mask: Tensor | None = None) ->
     the same non-zero segment. With ``mask``, also the affinity mask (product of the mask's
     displaced pair)."""
     a, b = get_disp_pair(data, edge)
-    aff = ((a == b) & (a != 0) & (b != 0))
+    aff = (a == b) & (a != 0) & (b != 0)
     aff = aff.to(data.dtype) if isinstance(data, torch.Tensor) else aff.astype(data.dtype)
     if mask is None:
         return aff

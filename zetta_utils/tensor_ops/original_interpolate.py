@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -25,8 +25,10 @@ from .generic import Tensor
 
 __all__ = ["TORCH_INTERPOLATION_MODES", "interpolate_from_spec"]
 
-TorchInterpolationMode = Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"]
-TORCH_INTERPOLATION_MODES: tuple[str, ...] = TorchInterpolationMode.__args__  # type: ignore[attr-defined]
+TorchInterpolationMode = Literal[
+    "nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"
+]
+TORCH_INTERPOLATION_MODES: tuple[str, ...] = get_args(TorchInterpolationMode)
 
 # Nearest-neighbour resampling only moves values: integer tensors go through as floats of the
 # same width (bit patterns), as torch's interpolate refuses integer dtypes.
@@ -43,7 +45,9 @@ def _factors(x: torch.Tensor, size: Sequence[int] | None, scale_factor: Any) -> 
     spatial = x.ndim - 2
     if size is not None:
         if len(size) != spatial:
-            raise ValueError(f"size: {len(size)} values for {spatial} spatial dims (data shape {tuple(x.shape)})")
+            raise ValueError(
+                f"size: {len(size)} values for {spatial} spatial dims (data shape {tuple(x.shape)})"
+            )
         return tuple(s / i for s, i in zip(size, x.shape[2:], strict=True))
     if isinstance(scale_factor, numbers.Real) and not isinstance(scale_factor, bool):
         return (float(scale_factor),) * spatial
@@ -59,13 +63,19 @@ def _check_shape(x: torch.Tensor, factors: Sequence[float], allow_slice_rounding
         out = n * f
         if not allow_slice_rounding and round(out) != out:
             raise ValueError(
-                f"scale_factor: {tuple(factors)} turns shape {tuple(x.shape)} into a non-integer size along "
-                f"spatial dim {i} ({n} -> {out}) while allow_slice_rounding is False"
+                f"scale_factor: {tuple(factors)} turns shape {tuple(x.shape)} into a non-integer "
+                f"size along spatial dim {i} ({n} -> {out}) while allow_slice_rounding is False"
             )
 
 
-def _torch_mode(x: torch.Tensor, size: Sequence[int] | None, factors: Sequence[float], mode: str) -> torch.Tensor:
-    out_size = list(size) if size is not None else [round(n * f) for n, f in zip(x.shape[2:], factors, strict=True)]
+def _torch_mode(
+    x: torch.Tensor, size: Sequence[int] | None, factors: Sequence[float], mode: str
+) -> torch.Tensor:
+    out_size = (
+        list(size)
+        if size is not None
+        else [round(n * f) for n, f in zip(x.shape[2:], factors, strict=True)]
+    )
     if mode.startswith("nearest"):
         view = x.view(_NEAREST_VIEWS[x.dtype]) if x.dtype in _NEAREST_VIEWS else x
         return torch.nn.functional.interpolate(view, size=out_size, mode=mode).view(x.dtype)
@@ -95,7 +105,9 @@ def interpolate_from_spec(
         while x.ndim < unsqueeze_input_to:
             x = x[None]
     if not 3 <= x.ndim <= 5:
-        raise ValueError(f"data: expected (batch, channel, 1 to 3 spatial dims), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"data: expected (batch, channel, 1 to 3 spatial dims), got shape {tuple(x.shape)}"
+        )
     factors = _factors(x, size, scale_factor)
     if mode in TORCH_INTERPOLATION_MODES:
         if size is None:
@@ -104,20 +116,28 @@ def interpolate_from_spec(
     else:
         if x.ndim != 5:
             raise ValueError(
-                f"mode {mode!r} works on (batch, channel, x, y, z) data: got shape {tuple(x.shape)} "
+                f"mode {mode!r} works on (batch, channel, x, y, z) data: "
+                f"got shape {tuple(x.shape)} "
                 f"(unsqueeze_input_to={unsqueeze_input_to})"
             )
         result = torch.stack(
             [
                 interpolation.interpolate(
-                    volume, factors, cast(interpolation.InterpolationMode, mode), mask_value_thr=mask_value_thr, allow_slice_rounding=allow_slice_rounding
+                    volume,
+                    factors,
+                    cast(interpolation.InterpolationMode, mode),
+                    mask_value_thr=mask_value_thr,
+                    allow_slice_rounding=allow_slice_rounding,
                 )
                 for volume in x
             ]
         )
     while result.ndim > original_ndim:
         if result.shape[0] != 1:
-            raise ValueError(f"cannot squeeze the result of shape {tuple(result.shape)} back to {original_ndim} dims")
+            raise ValueError(
+                f"cannot squeeze the result of shape {tuple(result.shape)} "
+                f"back to {original_ndim} dims"
+            )
         result = result[0]
     if isinstance(data, np.ndarray):
         return to_np(result).astype(data.dtype, copy=False)  # undo to_torch's widening of uints

@@ -15,9 +15,13 @@ builder.register_unsupported(
     ("size", "trans_x_px", "trans_y_px", "rot_deg", "shear_x_deg", "shear_y_deg", "scale"),
     "displacement fields (torchfields) belong to alignment, which this project does not include",
 )
-builder.register_unsupported("rand_perlin_2d", ("shape", "res", "fade", "device"), _NO_AUGMENTATIONS)
 builder.register_unsupported(
-    "rand_perlin_2d_octaves", ("shape", "res", "octaves", "persistence", "device"), _NO_AUGMENTATIONS
+    "rand_perlin_2d", ("shape", "res", "fade", "device"), _NO_AUGMENTATIONS
+)
+builder.register_unsupported(
+    "rand_perlin_2d_octaves",
+    ("shape", "res", "octaves", "persistence", "device"),
+    _NO_AUGMENTATIONS,
 )
 builder.register_unsupported(
     "apply_clahe",

@@ -54,13 +54,18 @@ class InterpolateOperation(mazepa.OperationBase):
 
     def __attrs_post_init__(self) -> None:
         if not all(m > 0 for m in self.res_change_mult):
-            raise ValueError(f"res_change_mult: expected positive numbers, got {tuple(self.res_change_mult)}")
+            raise ValueError(
+                f"res_change_mult: expected positive numbers, got {tuple(self.res_change_mult)}"
+            )
         if self.mode not in interpolation.INTERPOLATION_MODES:
-            raise ValueError(f"mode: expected one of {interpolation.INTERPOLATION_MODES}, got {self.mode!r}")
+            raise ValueError(
+                f"mode: expected one of {interpolation.INTERPOLATION_MODES}, got {self.mode!r}"
+            )
         input_pad = self.crop_pad * self.res_change_mult
         if not all(float(p).is_integer() for p in input_pad):
             raise ValueError(
-                f"crop_pad {tuple(self.crop_pad)} times res_change_mult {tuple(self.res_change_mult)} "
+                f"crop_pad {tuple(self.crop_pad)} times res_change_mult "
+                f"{tuple(self.res_change_mult)} "
                 f"is not a whole number of source voxels"
             )
 
@@ -77,10 +82,14 @@ class InterpolateOperation(mazepa.OperationBase):
         read_idx = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
         data = src[read_idx.with_resolution(self.get_input_resolution(idx.resolution))]
         factors = tuple(1 / m for m in self.res_change_mult)
-        result = interpolation.interpolate(data, factors, self.mode, mask_value_thr=self.mask_value_thr)
+        result = interpolation.interpolate(
+            data, factors, self.mode, mask_value_thr=self.mask_value_thr
+        )
         if any(self.crop_pad):
             cx, cy, cz = self.crop_pad
-            result = result[:, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz]
+            result = result[
+                :, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz
+            ]
         dst[idx] = result
 
 
@@ -90,11 +99,16 @@ def make_interpolate_operation(
     mode: interpolation.InterpolationMode,
     mask_value_thr: float = 0,
 ) -> InterpolateOperation:
-    """The operation resampling ``src`` by ``res_change_mult`` (see :class:`InterpolateOperation`)."""
-    return InterpolateOperation(res_change_mult=res_change_mult, mode=mode, mask_value_thr=mask_value_thr)
+    """The operation resampling ``src`` by ``res_change_mult`` (see
+    :class:`InterpolateOperation`)."""
+    return InterpolateOperation(
+        res_change_mult=res_change_mult, mode=mode, mask_value_thr=mask_value_thr
+    )
 
 
-def _resolutions(dst_resolutions: Sequence[Sequence[float]] | Sequence[float]) -> list[Vec3D[float]]:
+def _resolutions(
+    dst_resolutions: Sequence[Sequence[float]] | Sequence[float],
+) -> list[Vec3D[float]]:
     if len(dst_resolutions) and isinstance(dst_resolutions[0], (int, float)):
         listed = [Vec3D(*dst_resolutions)]  # one resolution
     else:
@@ -104,7 +118,9 @@ def _resolutions(dst_resolutions: Sequence[Sequence[float]] | Sequence[float]) -
     ordered = sorted(listed, key=tuple)
     for a, b in itertools.pairwise(ordered):
         if not all(x <= y for x, y in zip(a, b, strict=True)):
-            raise ValueError(f"dst_resolutions: {tuple(a)} and {tuple(b)} cannot be ordered finest to coarsest")
+            raise ValueError(
+                f"dst_resolutions: {tuple(a)} and {tuple(b)} cannot be ordered finest to coarsest"
+            )
     return ordered
 
 

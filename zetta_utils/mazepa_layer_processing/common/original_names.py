@@ -14,10 +14,22 @@ _REPLACED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("build_chunked_apply_flow", ("task_factory", "chunker", "operation"), _SUBCHUNKABLE),
     ("build_chunked_apply_callable_flow_type", ("fn", "chunker"), _SUBCHUNKABLE),
     ("build_chunked_callable_flow_schema", ("fn", "chunker"), _SUBCHUNKABLE),
-    ("build_chunked_volumetric_callable_flow_schema", ("fn", "chunker", "crop_pad", "res_change_mult"), _SUBCHUNKABLE),
+    (
+        "build_chunked_volumetric_callable_flow_schema",
+        ("fn", "chunker", "crop_pad", "res_change_mult"),
+        _SUBCHUNKABLE,
+    ),
     ("build_chunked_write_flow", ("chunker",), _SUBCHUNKABLE + " with fn `lambda src: src`"),
-    ("chunked_write", ("chunker", "idx", "dst", "src"), _SUBCHUNKABLE + " with fn `lambda src: src`"),
-    ("generic_write_flow", ("chunker", "idx", "dst", "src"), _SUBCHUNKABLE + " with fn `lambda src: src`"),
+    (
+        "chunked_write",
+        ("chunker", "idx", "dst", "src"),
+        _SUBCHUNKABLE + " with fn `lambda src: src`",
+    ),
+    (
+        "generic_write_flow",
+        ("chunker", "idx", "dst", "src"),
+        _SUBCHUNKABLE + " with fn `lambda src: src`",
+    ),
     (
         "build_write_flow",
         ("chunk_size", "bcube", "bbox", "dst_resolution", "dst", "src"),
@@ -28,11 +40,16 @@ _REPLACED: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ("chunk_size", "bcube", "bbox", "dst_resolution", "src", "dst", "mask", "fill_value"),
         _SUBCHUNKABLE + " with fn `lambda src, mask: torch.where(mask > 0, fill_value, src)`",
     ),
-    ("CallableOperation", ("fn",), "use VolumetricCallableOperation, or fn in build_subchunkable_apply_flow"),
+    (
+        "CallableOperation",
+        ("fn",),
+        "use VolumetricCallableOperation, or fn in build_subchunkable_apply_flow",
+    ),
     (
         "StackedVolumetricOperations",
         ("base_op",),
-        "give `task_stack_size` to build_subchunkable_apply_flow to batch bottom-level chunks per task",
+        "give `task_stack_size` to build_subchunkable_apply_flow "
+        "to batch bottom-level chunks per task",
     ),
 )
 
