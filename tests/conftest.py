@@ -25,6 +25,15 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_demo(shared / "zetta_demo" / "fafb_v15")
 
 
+@pytest.fixture(autouse=True)
+def _private_run_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`zetta run` records unfinished runs per spec (to resume them) and writes join files: per
+    test, so that a run one test stopped is never resumed by another test running the same spec."""
+    state = tmp_path_factory.mktemp("run_state")
+    monkeypatch.setenv("ZETTA_RESUME_DIR", str(state / "resume"))
+    monkeypatch.setenv("ZETTA_JOIN_DIR", str(state / "join"))
+
+
 @pytest.fixture
 def home(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = make_home(tmp_path / "home", demo_dir)
