@@ -160,6 +160,11 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
     ),
     Original("build_layer_set", ("layers", "readonly", "index_procs", "read_procs", "write_procs")),
     Original(
+        "build_constant_volumetric_layer",
+        ("value", "num_channels", *_LAYER_FRONTEND[:4], *_LAYER_PROCS[:3]),
+        pending=_LAYERS,
+    ),
+    Original(
         "build_volumetric_layer_set",
         ("layers", "default_desired_resolution", "index_resolution", "readonly", *_LAYER_PROCS),
     ),
@@ -319,6 +324,11 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
         ),
     ),
     Original("StackedVolumetricOperations", ("base_op",), replaced=True),
+    Original(
+        "SegContactOp",
+        ("crop_pad", "min_seg_size_vx", "min_overlap_vx", "min_contact_vx", "max_contact_vx"),
+        replaced=True,
+    ),
     # --- tensor_ops --------------------------------------------------------------------------
     Original("rearrange", ("data", "pattern")),
     Original("reduce", ("data",)),

@@ -53,5 +53,13 @@ _REPLACED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
 )
 
+_REPLACED += (
+    (
+        "SegContactOp",
+        ("crop_pad", "min_seg_size_vx", "min_overlap_vx", "min_contact_vx", "max_contact_vx"),
+        "segment contact layers (seg_contact) are not part of this project",
+    ),
+)
+
 for _name, _params, _replacement in _REPLACED:
     builder.register_unsupported(_name, _params, _replacement)
