@@ -67,8 +67,6 @@ _INFO_V03 = (
     "info_only_retain_scales",
     "on_info_exists",
 )
-_LAYERS = "layer builders (layer/**)"
-_VCO = "VolumetricCallableOperation (mazepa_layer_processing/common)"
 
 _SUBCHUNKABLE_PARAMS = (
     "fn",
@@ -162,28 +160,23 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
     Original(
         "build_constant_volumetric_layer",
         ("value", "num_channels", *_LAYER_FRONTEND[:4], *_LAYER_PROCS[:3]),
-        pending=_LAYERS,
     ),
     Original(
         "build_volumetric_layer_set",
         ("layers", "default_desired_resolution", "index_resolution", "readonly", *_LAYER_PROCS),
     ),
-    Original("VolumetricIndexTranslator", ("offset", "resolution"), pending=_LAYERS),
+    Original("VolumetricIndexTranslator", ("offset", "resolution")),
     Original(
         "VolumetricIndexOverrider",
         ("override_offset", "override_size", "override_resolution"),
-        pending=_LAYERS,
     ),
-    Original("VolumetricIndexPadder", ("pad",), pending=_LAYERS),
+    Original("VolumetricIndexPadder", ("pad",)),
     Original(
         "DataResolutionInterpolator",
         ("data_resolution", "interpolation_mode", "allow_slice_rounding"),
-        pending=_LAYERS,
     ),
-    Original("InvertProcessor", ("invert",), pending=_LAYERS),
-    Original(
-        "ROIMaskProcessor", ("start_coord", "end_coord", "resolution", "targets"), pending=_LAYERS
-    ),
+    Original("InvertProcessor", ("invert",)),
+    Original("ROIMaskProcessor", ("start_coord", "end_coord", "resolution", "targets")),
     # --- mazepa and its executors ------------------------------------------------------------
     Original(
         "mazepa.execute",
@@ -279,7 +272,6 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
     Original(
         "VolumetricCallableOperation",
         ("fn", "crop_pad", "res_change_mult", "operation_name"),
-        pending=_VCO,
     ),
     Original("build_chunked_apply_flow", ("task_factory", "chunker"), replaced=True),
     Original("build_chunked_apply_callable_flow_type", ("fn", "chunker"), replaced=True),
