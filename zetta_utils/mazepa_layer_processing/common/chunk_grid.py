@@ -287,3 +287,34 @@ class RampCache:
             ramp.flags.writeable = False
             self._ramps[(pad, falling)] = ramp
         return ramp
+
+
+def merge_spans(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-empty ``[a, b)`` spans with touching or overlapping ones joined."""
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(s for s in spans if s[0] < s[1]):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def core_spans(ax: AxisGrid, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The parts of ``[lo, hi)`` that the chunk cores of ``ax`` cover (all of it but the gaps
+    between chunks and what lies outside the grid), merged."""
+    return merge_spans([(max(ax.core(j)[0], lo), min(ax.core(j)[1], hi)) for j in ax._candidates(lo, hi)])
+
+
+def grid_spans(spans: Sequence[tuple[int, int]], offset: int, chunk: int, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The cells of the grid ``offset + k*chunk`` (clipped to ``[lo, hi)``, a dataset's bounds)
+    that intersect any of ``spans``, in order."""
+    cells: list[tuple[int, int]] = []
+    for a, b in spans:
+        k = (a - offset) // chunk
+        while offset + k * chunk < b:
+            cell = (max(offset + k * chunk, lo), min(offset + (k + 1) * chunk, hi))
+            if cell[0] < cell[1] and (not cells or cells[-1][0] < cell[0]):
+                cells.append(cell)
+            k += 1
+    return cells

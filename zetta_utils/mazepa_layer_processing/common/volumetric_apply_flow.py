@@ -22,11 +22,11 @@ stages, like daisy's blocks, each task a *read region* and a *write region*:
    top-level tasks whose outputs it reads, so reductions run while later top-level chunks are
    computed (:func:`pipelined_tasks`). Each reads the
    stored outputs overlapping its box, blends them (weights summing to 1 at every voxel) and writes
-   the box to ``dst``: always, even when all zeros, so no stale data survive. Where a ``dst``
-   chunk sticks out of the region (or covers a ``processing_gap``), the task reads ``dst`` there
-   first and writes those voxels back unchanged: each ``dst`` chunk belongs to exactly one
-   reduction task, so this is race-free within the run (do not run two flows whose regions share
-   ``dst`` chunks at the same time).
+   the ``dst`` chunks that its part of the region meets, and no others: always, even when all
+   zeros, so no stale data survive. Where a ``dst`` chunk sticks out of the region (or covers a
+   ``processing_gap``), only its voxels inside the region are merged into what storage holds, by
+   a write that cannot erase another flow's voxels merged into the same chunk at the same time
+   (:mod:`.edge_writes`). Each ``dst`` chunk belongs to exactly one reduction task of a run.
 
 The pieces that no later reduction reads are deleted as soon as the reductions reading them have
 finished, so that the run recycles their pages instead of growing by the size of all of them
@@ -57,8 +57,9 @@ from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 
-from .chunk_grid import Box, ChunkGrid, Int3
+from .chunk_grid import Box, ChunkGrid, Int3, core_spans, grid_spans
 from .chunk_numbering import ChunkNumbering
+from .edge_writes import merge_into
 from .intermediaries import PieceStore
 from .layer_wrappers import (
     CaptureBackend,
@@ -366,36 +367,41 @@ class Reducer:
         return self.store.reduce_box(box, self.dtype, self._mode())
 
     def reduce(self, aligned: Box, write: Box) -> None:
-        """Write the ``dst`` chunks ``aligned``, of which ``write`` is inside the region."""
+        """Write the ``dst`` chunks that ``write`` (a reduction chunk's part inside the region)
+        covers; ``aligned`` is the box of those chunks. Chunks that ``write`` covers whole are
+        written whole; only the voxels inside ``write`` of the others (on the region's edge, or
+        across a ``processing_gap``) are merged into what storage holds (:mod:`.edge_writes`)."""
         grid = self.store.grid
-        index = aligned.to_index(self.dst_resolution)
         if aligned == write and not grid.gaps_intersect(write):
-            self.dst[index] = torch.from_numpy(self._blend(write))
+            self.dst[aligned.to_index(self.dst_resolution)] = torch.from_numpy(self._blend(write))
             return
-        # Part of these dst chunks is not ours: keep its stored bytes (see the module docstring).
-        raw = copy_xfast(as_array(self.dst.backend.read(index)))
-        for box in self._covered(write):
-            raw[box.slices_in(aligned)] = to_output_dtype(self._processed(box, self._blend(box)), raw.dtype, "dst")
-        self.dst.backend.write(index, torch.from_numpy(raw))
+        data = self._blend(write)
+        spans = [core_spans(ax, write.start[d], write.stop[d]) for d, ax in enumerate(grid.axes)]
+        cells = self._dst_cells(spans)
+        # per dim, the dst chunks that lie inside one covered span (whole in that dim)
+        whole = [[any(a <= c0 and c1 <= b for a, b in spans[d]) for c0, c1 in cells[d]] for d in range(3)]
+        for runs in itertools.product(*(_runs(cells[d], whole[d]) for d in range(3))):
+            box = Box.of([r[0] for r in runs], [r[1] for r in runs])
+            self.dst[box.to_index(self.dst_resolution)] = torch.from_numpy(data[box.slices_in(write)])
+        parts = []
+        for picks in itertools.product(*(range(len(cells[d])) for d in range(3))):
+            if all(whole[d][k] for d, k in enumerate(picks)):
+                continue
+            per_dim = [
+                [(max(a, cells[d][k][0]), min(b, cells[d][k][1])) for a, b in spans[d] if a < cells[d][k][1] and cells[d][k][0] < b]
+                for d, k in enumerate(picks)
+            ]
+            for sx, sy, sz in itertools.product(*per_dim):
+                box = Box.of((sx[0], sy[0], sz[0]), (sx[1], sy[1], sz[1]))
+                parts.append((box, to_output_dtype(self._processed(box, data[box.slices_in(write)]), self.dtype, "dst")))
+        merge_into(self.dst.backend, self.dst_resolution, parts)
 
-    def _covered(self, write: Box) -> Iterator[Box]:
-        """The boxes of ``write`` that chunk cores cover (all of it but ``processing_gap`` s)."""
-        per_dim: list[list[tuple[int, int]]] = []
-        for d, ax in enumerate(self.store.grid.axes):
-            lo, hi = write.start[d], write.stop[d]
-            spans: list[tuple[int, int]] = []
-            for j in ax.chunks_overlapping(lo, hi):
-                a, b = ax.core(j)
-                a, b = max(a, lo), min(b, hi)
-                if a >= b:
-                    continue
-                if spans and spans[-1][1] == a:
-                    spans[-1] = (spans[-1][0], b)
-                else:
-                    spans.append((a, b))
-            per_dim.append(spans)
-        for sz, sy, sx in itertools.product(per_dim[2], per_dim[1], per_dim[0]):
-            yield Box.of((sx[0], sy[0], sz[0]), (sx[1], sy[1], sz[1]))
+    def _dst_cells(self, spans: Sequence[Sequence[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
+        """Per dim, the ``dst`` chunks (clipped to its bounds) that meet ``spans[d]``."""
+        offset = self.dst.backend.get_voxel_offset(self.dst_resolution)
+        dchunk = self.dst.backend.get_chunk_size(self.dst_resolution)
+        b = self.dst_bounds
+        return [grid_spans(spans[d], int(offset[d]), int(dchunk[d]), b.start[d], b.stop[d]) for d in range(3)]
 
     def _processed(self, box: Box, data: Array) -> Array:
         """``data`` as ``dst``'s write processors would store it."""
@@ -406,9 +412,11 @@ class Reducer:
         return as_array(capture.result())
 
     def chunks(self, reduction_chunk: Int3, outer: int = 2) -> Iterator[tuple[Box, Box]]:
-        """``(aligned box, write box)`` of every reduction chunk: boxes of whole ``dst`` chunks
-        (the dst chunk grid, clipped to its bounds) and their part inside the region; dim
-        ``outer`` varies slowest, then the others z, y, x."""
+        """``(aligned box, write box)`` of every reduction chunk that writes anything: its part
+        inside the region (``write``), and the box of the ``dst`` chunks (of the dst chunk grid,
+        clipped to its bounds) that the chunk cores there meet (``aligned``; no more, so that no
+        chunk outside the region is written). Dim ``outer`` varies slowest, then the others z, y,
+        x."""
         target = self.region.intersection(self.dst_bounds)
         if target.is_empty():
             return
@@ -417,15 +425,31 @@ class Reducer:
         start = [o + ((s - o) // c) * c for s, o, c in zip(target.start, offset, dchunk, strict=True)]
         ranges = [range(start[d], target.stop[d], reduction_chunk[d]) for d in range(3)]
         dims = [outer] + [d for d in (2, 1, 0) if d != outer]
+        axes = self.store.grid.axes
         for values in itertools.product(*(ranges[d] for d in dims)):
             corner = [0, 0, 0]
             for d, v in zip(dims, values, strict=True):
                 corner[d] = v
             box = Box.of(corner, _add((corner[0], corner[1], corner[2]), reduction_chunk))
-            aligned = box.intersection(self.dst_bounds)
             write = box.intersection(target)
-            if not write.is_empty():
-                yield aligned, write
+            if write.is_empty():
+                continue
+            cells = self._dst_cells([core_spans(ax, write.start[d], write.stop[d]) for d, ax in enumerate(axes)])
+            if all(cells):  # else it lies in processing_gaps only: nothing to write
+                yield Box.of([c[0][0] for c in cells], [c[-1][1] for c in cells]), write
+
+
+def _runs(cells: Sequence[tuple[int, int]], whole: Sequence[bool]) -> list[tuple[int, int]]:
+    """The spans of consecutive ``cells`` that are ``whole``."""
+    runs: list[tuple[int, int]] = []
+    for (a, b), ok in zip(cells, whole, strict=True):
+        if not ok:
+            continue
+        if runs and runs[-1][1] == a:
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return runs
 
 
 @mazepa.taskable_operation_cls
