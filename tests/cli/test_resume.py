@@ -242,3 +242,26 @@ def test_spec_key_ignores_formatting_and_key_order() -> None:
     b = {"c": {"e": 2, "d": 1}, "b": [1, 2], "@type": "x"}
     assert spec_key(a) == spec_key(b)
     assert spec_key(a) != spec_key({**a, "b": [2, 1]})
+
+
+def test_resume_state_locks_forgets_and_keeps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZETTA_RESUME_DIR", str(tmp_path / "resume"))
+    spec = {"@type": "mazepa.execute", "target": {"@type": "x"}}
+    first = ResumeState.open(spec, "spec.json", fresh=False)
+    assert first.active and first.recorded() == 0 and first.resume_hint("spec.json") is None
+    first.checkpoint.write_text("a\nb\nhalf-writ")  # a line cut short by a crash does not count
+    assert first.recorded() == 2
+    second = ResumeState.open(spec, "spec.json", fresh=True)
+    assert not second.active and first.checkpoint.exists()  # the running one keeps its record
+    first.finish(completed=False)  # work left undone: kept
+    hint = ResumeState.open(spec, "spec.json", fresh=False)
+    assert hint.recorded() == 2 and "zetta run spec.json" in (hint.resume_hint("spec.json") or "")
+    hint.release()
+    fresh = ResumeState.open(spec, "spec.json", fresh=True)
+    assert fresh.active and fresh.recorded() == 0
+    fresh.finish(completed=True)
+    assert not fresh.folder.exists()
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("ZETTA_RESUME_DIR", str(tmp_path / "file" / "resume"))  # cannot be a folder
+    assert not ResumeState.open(spec, "spec.json", fresh=False).active

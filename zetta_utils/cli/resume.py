@@ -63,8 +63,12 @@ class ResumeState:
     @classmethod
     def open(cls, spec: Any, spec_path: str, *, fresh: bool) -> ResumeState:
         folder = resume_root() / spec_key(spec)
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = open(folder / "lock", "a+", encoding="utf-8")  # held until release
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = open(folder / "lock", "a+", encoding="utf-8")  # held until release
+        except OSError as e:
+            logger.warning("cannot record this run's progress in %s (%s): a rerun will start over", folder, e)
+            return cls(folder, None)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -78,7 +82,8 @@ class ResumeState:
         state = cls(folder, lock)
         if fresh:
             state.checkpoint.unlink(missing_ok=True)
-        (folder / "spec.json").write_text(json.dumps({"spec_path": os.path.abspath(spec_path), "spec": spec}, default=repr))
+        spec_copy = {"spec_path": os.path.abspath(spec_path), "spec": spec}
+        (folder / "spec.json").write_text(json.dumps(spec_copy, default=repr), encoding="utf-8")
         return state
 
     def recorded(self) -> int:
