@@ -175,6 +175,7 @@ class Call:
 
     def nums(self, i: int) -> list[Num]:
         items = self.items(i)
+        self.no_defaults(i, "number")
         for x in items:
             if not isinstance(x, Num):
                 raise self.fail(f"argument {i} must be a list of numbers")
@@ -182,10 +183,24 @@ class Call:
 
     def strings(self, i: int) -> list[str]:
         items = self.items(i)
+        self.no_defaults(i, "string")
         for x in items:
             if not isinstance(x, str):
                 raise self.fail(f"argument {i} must be a list of strings")
         return items
+
+    def no_defaults(self, i: int, what: str) -> None:
+        """CUE v0.4 does not take the default of an element of a number or string list
+        argument (``list.Sum([a])`` with ``a: *1 | 2`` fails): neither does this."""
+        hit = self.ev.defaulted_element(self.args[i])
+        if hit is not None:
+            k, text = hit
+            raise ArgError(
+                incomplete(
+                    f"non-concrete value {text} for element {k} of {what} list argument {i}",
+                    self.pos,
+                )
+            )
 
 
 def call(

@@ -184,6 +184,7 @@ class Vertex:
         "closed",
         "conjuncts",
         "cycle_dep",
+        "defaulted",
         "depth",
         "err",
         "has_top",
@@ -218,6 +219,8 @@ class Vertex:
         self.list_open = False
         self.closed = False
         self.cycle_dep = False
+        # The value is the default of a disjunction that has other values.
+        self.defaulted = False
         self.stale = False
         self.structs: list[list[object]] = []
         self.optional = False
@@ -250,6 +253,7 @@ class Vertex:
         self.structs = []
         self.ambiguous = None
         self.has_top = False
+        self.defaulted = False
 
     def adopt(self, other: Vertex) -> None:
         """Take over the evaluated state of ``other`` (a disjunct evaluated for self)."""
@@ -530,6 +534,7 @@ class Evaluator:
         defaults = [u[0] for u in uniq if u[1]]
         if len(defaults) == 1 and len(defaults) < len(uniq):
             v.adopt(defaults[0])
+            v.defaulted = True
             return
         alts = defaults if len(defaults) > 1 else [u[0] for u in uniq]
         v.ambiguous = alts
@@ -983,6 +988,16 @@ class Evaluator:
                 return sum(1 for k in v.arcs if isinstance(k, int))
             if v.is_struct:
                 return sum(1 for k, a in v.arcs.items() if label_is_regular(k) and not a.optional)
+        return None
+
+    def defaulted_element(self, v: object) -> tuple[int, str] | None:
+        """The index and text of the first element of list ``v`` whose value is the
+        default of a disjunction, if any (CUE v0.4's number and string list arguments
+        of builtins do not take defaults)."""
+        if isinstance(v, Vertex) and v.is_list:
+            for k, arc in v.arcs.items():
+                if isinstance(k, int) and arc.defaulted:
+                    return k, short_str(arc)
         return None
 
     def to_data_value(self, val: object, pos: Pos) -> object:
