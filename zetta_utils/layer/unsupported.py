@@ -51,3 +51,22 @@ builder.register_unsupported(
     ("info_path", "reference_path", "resolution", "chunk_size", "max_contact_span", "bbox"),
     _NO_CONTACTS,
 )
+
+# the seg_contact layer's point-cloud processors
+for _name, _params in (
+    ("resample_pointclouds", ("contacts", "segment_target", "segment_weighting", "contact_face_target", "contact_face_weighting")),
+    (
+        "resample_combined_pointcloud",
+        ("contacts", "total_target", "include_contact_faces", "max_contact_face_fraction", "weighting", "joint_segment_sampling"),
+    ),
+    ("deduplicate_pointclouds", ("contacts", "apply_to_contact_faces")),
+    (
+        "normalize_pointclouds",
+        ("contacts", "normalization_radius_nm", "center_on_random_contact_point", "use_pointcloud_radius", "apply_to_contact_faces"),
+    ),
+    ("add_gaussian_noise", ("contacts_or_std", "std", "apply_to_contact_faces")),
+    ("apply_random_rotation", ("contacts", "apply_to_contact_faces")),
+    ("apply_random_flip", ("contacts", "apply_to_contact_faces")),
+    ("randomize_segment_identity", ("contacts",)),
+):
+    builder.register_unsupported(_name, _params, _NO_CONTACTS)

@@ -139,6 +139,8 @@ def test_constant_layer_reads_its_value_at_any_resolution() -> None:
         "build_contact_layer",
         "build_seg_contact_layer",
         "build_seg_contact_info_spec",
+        "normalize_pointclouds",
+        "randomize_segment_identity",
     ],
 )
 def test_layers_of_the_original_not_included_say_so(name: str) -> None:
