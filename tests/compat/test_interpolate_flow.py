@@ -12,6 +12,7 @@ import torch
 from cloudvolume import CloudVolume
 
 from zetta_utils import builder
+from zetta_utils.geometry import Vec3D
 from zetta_utils.tensor_ops import interpolation
 
 RES = [4, 4, 40]
@@ -113,25 +114,16 @@ def test_interpolate_operation_in_a_subchunkable_flow_with_a_crop(
 
 
 def test_interpolate_operation_arguments() -> None:
-    op = builder.build(
-        {"@type": "InterpolateOperation", "mode": "segmentation", "res_change_mult": [2, 2, 1]}
-    )
+    spec = {"@type": "InterpolateOperation", "mode": "segmentation", "res_change_mult": [2, 2, 1]}
+    op = builder.build(spec)
     assert op.get_operation_name() == "Interpolate<segmentation>"
-    assert tuple(
-        op.get_input_resolution(
-            builder.build(
-                {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": [8, 8, 40]}
-            ).end
-        )
-    ) == (4, 4, 40)
+    assert tuple(op.get_input_resolution(Vec3D(8, 8, 40))) == (4, 4, 40)
     with pytest.raises(ValueError, match="mode"):
-        builder.build(
-            {"@type": "InterpolateOperation", "mode": "bogus", "res_change_mult": [2, 2, 1]}
-        )
+        builder.build({**spec, "mode": "bogus"})
+    with pytest.raises(ValueError, match="res_change_mult"):
+        builder.build({**spec, "res_change_mult": [0, 2, 1]})
     with pytest.raises(ValueError, match="whole number"):
-        op.with_added_crop_pad([1, 1, 0]).__class__(
-            res_change_mult=[0.5, 0.5, 1], mode="img", crop_pad=[1, 1, 0]
-        )
+        builder.build({**spec, "res_change_mult": [0.5, 0.5, 1]}).with_added_crop_pad([1, 1, 0])
     with pytest.raises(ValueError, match="cannot be ordered"):
         builder.build(
             {

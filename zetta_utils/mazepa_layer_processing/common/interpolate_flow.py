@@ -1,96 +1,39 @@
 """``InterpolateOperation`` and ``build_interpolate_flow``: resampling a layer to other
 resolutions (downsampling pyramids, mostly), with the original's names and arguments.
 
-``InterpolateOperation`` is an ``op`` for ``build_subchunkable_apply_flow``: it reads ``src`` at
-``dst_resolution / res_change_mult`` and resamples it to ``dst_resolution`` with
-``tensor_ops.interpolate``. ``build_interpolate_flow`` chains one such flow per destination
-resolution, finest first, each reading what the previous one wrote.
+``InterpolateOperation`` is an ``op`` for ``build_subchunkable_apply_flow``: a
+``VolumetricCallableOperation`` reading ``src`` at ``dst_resolution / res_change_mult`` and
+resampling it to ``dst_resolution`` with ``tensor_ops.interpolate``. ``build_interpolate_flow``
+chains one such flow per destination resolution, finest first, each reading what the previous
+one wrote.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
+import torch
 
 from zetta_utils import builder, mazepa
 from zetta_utils.geometry import BBox3D, Vec3D
-from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.tensor_ops import interpolation
 
 from .subchunkable_apply_flow import build_subchunkable_apply_flow
+from .volumetric_callable_operation import VolumetricCallableOperation
 
-__all__ = ["InterpolateOperation", "build_interpolate_flow", "make_interpolate_operation"]
-
-
-def _vec(value: Any) -> Vec3D[float]:
-    return value if isinstance(value, Vec3D) else Vec3D(*value)
+__all__ = ["build_interpolate_flow", "make_interpolate_operation"]
 
 
-def _int_vec(value: Any) -> Vec3D[int]:
-    v = _vec(value)
-    if not all(float(e).is_integer() and e >= 0 for e in v):
-        raise ValueError(f"crop_pad: expected three non-negative integers, got {tuple(v)}")
-    return Vec3D(*(int(e) for e in v))
-
-
-@mazepa.taskable_operation_cls
-@attrs.frozen
-class InterpolateOperation(mazepa.OperationBase):
-    """Write ``dst[idx]`` = ``src`` read at ``idx.resolution / res_change_mult``, resampled to
-    ``idx.resolution`` in ``mode`` (``img``, ``field``, ``mask`` with ``mask_value_thr``,
-    ``segmentation``). ``res_change_mult`` [2, 2, 1] halves x and y: a downsampling step.
-
-    ``crop_pad`` (destination voxels, added by flows' bottom-level crops) is read around the
-    chunk and cropped off the result.
-    """
-
-    res_change_mult: Vec3D[float] = attrs.field(converter=_vec)
-    mode: interpolation.InterpolationMode
-    mask_value_thr: float = 0
-    crop_pad: Vec3D[int] = attrs.field(default=Vec3D(0, 0, 0), converter=_int_vec)
-
-    def __attrs_post_init__(self) -> None:
-        if not all(m > 0 for m in self.res_change_mult):
-            raise ValueError(
-                f"res_change_mult: expected positive numbers, got {tuple(self.res_change_mult)}"
-            )
-        if self.mode not in interpolation.INTERPOLATION_MODES:
-            raise ValueError(
-                f"mode: expected one of {interpolation.INTERPOLATION_MODES}, got {self.mode!r}"
-            )
-        input_pad = self.crop_pad * self.res_change_mult
-        if not all(float(p).is_integer() for p in input_pad):
-            raise ValueError(
-                f"crop_pad {tuple(self.crop_pad)} times res_change_mult "
-                f"{tuple(self.res_change_mult)} "
-                f"is not a whole number of source voxels"
-            )
-
-    def get_operation_name(self) -> str:
-        return f"Interpolate<{self.mode}>"
-
-    def get_input_resolution(self, dst_resolution: Vec3D[float]) -> Vec3D[float]:
-        return _vec(dst_resolution) / self.res_change_mult
-
-    def with_added_crop_pad(self, crop_pad: Sequence[int]) -> InterpolateOperation:
-        return attrs.evolve(self, crop_pad=self.crop_pad + Vec3D(*crop_pad))
-
-    def __call__(self, idx: VolumetricIndex, dst: Any, src: Any) -> None:
-        read_idx = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
-        data = src[read_idx.with_resolution(self.get_input_resolution(idx.resolution))]
-        factors = tuple(1 / m for m in self.res_change_mult)
-        result = interpolation.interpolate(
-            data, factors, self.mode, mask_value_thr=self.mask_value_thr
-        )
-        if any(self.crop_pad):
-            cx, cy, cz = self.crop_pad
-            result = result[
-                :, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz
-            ]
-        dst[idx] = result
+def _resample(
+    src: torch.Tensor,
+    factors: tuple[float, float, float],
+    mode: interpolation.InterpolationMode,
+    mask_value_thr: float,
+) -> torch.Tensor:
+    return interpolation.interpolate(src, factors, mode, mask_value_thr=mask_value_thr)
 
 
 @builder.register("InterpolateOperation")
@@ -98,11 +41,20 @@ def make_interpolate_operation(
     res_change_mult: Sequence[float],
     mode: interpolation.InterpolationMode,
     mask_value_thr: float = 0,
-) -> InterpolateOperation:
-    """The operation resampling ``src`` by ``res_change_mult`` (see
-    :class:`InterpolateOperation`)."""
-    return InterpolateOperation(
-        res_change_mult=res_change_mult, mode=mode, mask_value_thr=mask_value_thr
+) -> VolumetricCallableOperation:
+    """An operation writing ``dst[idx]`` = ``src`` read at ``idx.resolution / res_change_mult``,
+    resampled to ``idx.resolution`` in ``mode`` (``img``, ``field``, ``mask`` with
+    ``mask_value_thr``, ``segmentation``): ``res_change_mult`` [2, 2, 1] is a downsampling step
+    halving x and y. It is a :class:`VolumetricCallableOperation` (crops work as for any)."""
+    mult = Vec3D(*res_change_mult)
+    if not all(m > 0 for m in mult):
+        raise ValueError(f"res_change_mult: expected positive numbers, got {tuple(mult)}")
+    if mode not in interpolation.INTERPOLATION_MODES:
+        raise ValueError(f"mode: expected one of {interpolation.INTERPOLATION_MODES}, got {mode!r}")
+    factors = (1 / mult[0], 1 / mult[1], 1 / mult[2])
+    fn = functools.partial(_resample, factors=factors, mode=mode, mask_value_thr=mask_value_thr)
+    return VolumetricCallableOperation(
+        fn, res_change_mult=mult, operation_name=f"Interpolate<{mode}>"
     )
 
 
@@ -145,7 +97,7 @@ def build_interpolate_flow(
 ) -> mazepa.Flow:
     """Resample ``src`` (at ``src_resolution``) to each of ``dst_resolutions``, finest first,
     into ``dst`` (``src`` itself when None): one ``build_subchunkable_apply_flow`` with an
-    :class:`InterpolateOperation` per resolution, each reading the previous one's output, run
+    ``InterpolateOperation`` per resolution, each reading the previous one's output, run
     one after another. The other arguments go to each flow as they are."""
     if dst is None:
         dst = src
