@@ -822,10 +822,15 @@ class InfoSpec:
                 )
             info["@type"] = "neuroglancer_multiscale_volume"
         if existing is not None and self.keep_existing_scales:
-            # keys the arguments do not set (mesh, segment_properties, ...) stay as they are
+            # the existing info's keys stay as they are ("@type" absent included), except the
+            # volume's type and data layout, which a reference may change (and then the
+            # existing scales cannot be kept: checked in _from_scales)
+            layout = ("type", "data_type", "num_channels") if source is not existing else ()
             for key, value in existing.items():
-                if key != "scales":
-                    info.setdefault(key, copy.deepcopy(value))
+                if key != "scales" and not (key in layout and key in info):
+                    info[key] = copy.deepcopy(value)
+            if "@type" not in existing:
+                info.pop("@type", None)
         info.update(copy.deepcopy(dict(self.field_overrides or {})))
         for name in ("type", "data_type", "num_channels"):
             if getattr(self, name) is not None:

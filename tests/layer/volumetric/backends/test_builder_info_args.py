@@ -284,3 +284,25 @@ def test_a_guide_era_spec_builds(tmp_path: Path) -> None:
     layer = builder.build(spec)
     assert [s["key"] for s in _info(tmp_path / "dst")["scales"]] == ["32_32_40"]
     assert layer.backend.get_chunk_size(Vec3D(32, 32, 40)) == Vec3D(16, 16, 2)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_new_scale_from_a_reference_keeps_the_existing_top_level(kind: str, tmp_path: Path) -> None:
+    # dst made by CloudVolume (no "@type", extra keys), reference made by TensorStore ("@type")
+    _cv_volume(tmp_path / "dst", resolutions=((8, 8, 40),))
+    info = _info(tmp_path / "dst")
+    info["mesh"] = "mesh"
+    (tmp_path / "dst" / "info").write_text(json.dumps(info))
+    _ts_sharded(tmp_path / "ref")
+    BUILDERS[kind](
+        str(tmp_path / "dst"),
+        info_reference_path=str(tmp_path / "ref"),
+        info_scales=[[32, 32, 40]],
+        info_chunk_size=[8, 8, 4],
+    )
+    after = _info(tmp_path / "dst")
+    assert {k: v for k, v in after.items() if k != "scales"} == {
+        k: v for k, v in info.items() if k != "scales"
+    }
+    assert [s["key"] for s in after["scales"]] == ["8_8_40", "32_32_40"]
+    assert after["scales"][0] == info["scales"][0]
