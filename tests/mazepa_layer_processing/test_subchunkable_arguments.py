@@ -26,7 +26,9 @@ from .conftest import MakeVolume
 from .helpers import RES, random_array, read_array, write_array
 
 # The original's signatures (zetta_utils/mazepa_layer_processing/common/subchunkable_apply_flow.py
-# of github ZettaAI/zetta_utils), argument by argument with their defaults.
+# of github ZettaAI/zetta_utils), argument by argument with their defaults: the union of two
+# versions, the newer adding ``exact_bbox_output``, ``task_stack_size`` and ``verbose`` (the new name
+# of ``print_summary``).
 ORIGINAL_ARGS: dict[str, dict[str, Any]] = {
     "build_subchunkable_apply_flow": {
         "dst": inspect.Parameter.empty,
@@ -42,12 +44,15 @@ ORIGINAL_ARGS: dict[str, dict[str, Any]] = {
         "expand_bbox_resolution": False,
         "expand_bbox_backend": False,
         "expand_bbox_processing": True,
+        "exact_bbox_output": False,
         "shrink_processing_chunk": False,
         "auto_divisibility": False,
         "allow_cache_up_to_level": None,
         "op_worker_type": None,
         "reduction_worker_type": None,
+        "task_stack_size": None,
         "print_summary": True,
+        "verbose": True,
         "generate_ng_link": False,
         "fn": None,
         "fn_semaphores": None,
@@ -74,9 +79,11 @@ ORIGINAL_ARGS: dict[str, dict[str, Any]] = {
         "expand_bbox_resolution": False,
         "allow_cache_up_to_level": None,
         "print_summary": True,
+        "verbose": True,
         "generate_ng_link": False,
         "op_worker_type": None,
         "reduction_worker_type": None,
+        "task_stack_size": None,
         "fn": None,
         "fn_semaphores": None,
         "op": None,
@@ -90,9 +97,9 @@ ORIGINAL_ARGS: dict[str, dict[str, Any]] = {
         "dst_tighten_bounds": False,
     },
 }
-# Defaults that differ in spelling only: ``print_summary`` defaults to None here and means True
-# unless ``verbose`` (its new name) says otherwise.
-SAME_MEANING_DEFAULTS = {"print_summary": None}
+# Defaults that differ in spelling only: ``verbose`` and ``print_summary`` default to None here,
+# meaning True unless the other one says otherwise.
+SAME_MEANING_DEFAULTS = {"print_summary": None, "verbose": None}
 
 SIZE = (32, 32, 2)
 
@@ -140,12 +147,15 @@ def test_a_spec_naming_every_argument_of_the_original_builds_and_runs(tmp_path: 
         "expand_bbox_resolution": True,
         "expand_bbox_backend": False,
         "expand_bbox_processing": True,
+        "exact_bbox_output": False,
         "shrink_processing_chunk": False,
         "auto_divisibility": False,
         "allow_cache_up_to_level": 1,
         "op_worker_type": None,
         "reduction_worker_type": None,
+        "task_stack_size": 1,
         "print_summary": False,
+        "verbose": False,
         "generate_ng_link": False,
         "fn": {"@type": "lambda", "lambda_str": "lambda src: src"},
         "fn_semaphores": ["read", "cpu"],
@@ -389,3 +399,81 @@ def test_res_change_mult_must_keep_the_crop_whole() -> None:
     assert isinstance(op, VolumetricCallableOperation)
     with pytest.raises(ValueError, match=r"crop_pad \(1, 1, 0\) with res_change_mult \(0.5, 0.5, 1\) is \(0.5, 0.5, 0\) voxels of input"):
         op.with_added_crop_pad([1, 1, 0])
+
+
+# --- exact_bbox_output -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sizes, region",
+    [
+        ({"processing_chunk_sizes": [[16, 16, 1]]}, ((5, 3, 0), (13, 11, 1))),
+        ({"processing_chunk_sizes": [[16, 16, 1], [4, 4, 1]], "processing_crop_pads": [[2, 2, 0], [1, 1, 0]]}, ((5, 3, 0), (13, 11, 2))),
+        ({"processing_chunk_sizes": [[16, 16, 1]]}, ((0, 0, 0), (12, 12, 1))),  # chunk starts on dst's grid, the end not
+    ],
+    ids=["one level", "two levels, cropped", "aligned start"],
+)
+def test_exact_bbox_output_writes_only_the_region(
+    tmp_path: Path, make_volume: MakeVolume, sizes: dict[str, Any], region: tuple[tuple[int, ...], tuple[int, ...]]
+) -> None:
+    """The region is processed grown to whole chunks, but only the region is written: dst keeps
+    what it held around it, within the dst chunks on the region's edge too; without
+    exact_bbox_output the grown region is written."""
+    from zetta_utils import mazepa
+
+    src, dst, data = _sources(make_volume)
+    outputs = {}
+    for exact in (True, False):
+        dst = make_volume(f"dst_{exact}", size=SIZE, chunk=(8, 8, 1))
+        write_array(dst, np.full((1, *SIZE), 9, dtype=np.uint8))
+        flow = builder.build(
+            {
+                "@type": "build_subchunkable_apply_flow",
+                "dst": dst,
+                "dst_resolution": list(RES),
+                "bbox": BBox3D.from_coords(region[0], region[1], RES),
+                "fn": identity,
+                "op_kwargs": {"src": src},
+                "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"] * len(sizes["processing_chunk_sizes"]),
+                "exact_bbox_output": exact,
+                "verbose": False,
+                **sizes,
+            }
+        )
+        mazepa.execute(flow, show_progress=False)
+        outputs[exact] = read_array(dst, (0, 0, 0), SIZE)
+    inside = (slice(None), *(slice(a, b) for a, b in zip(region[0], region[1], strict=True)))
+    expected = np.full_like(data, 9)
+    expected[inside] = data[inside]
+    assert np.array_equal(outputs[True], expected)
+    assert not np.array_equal(outputs[False], expected)  # the grown region was written
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"processing_blend_pads": [2, 2, 0]}, r"`exact_bbox_output` is not supported with blending .* processing_blend_pads\[0\] = \(2, 2, 0\)"),
+        ({"skip_intermediaries": True, "level_intermediaries_dirs": None}, r"`exact_bbox_output` .* cannot be used with skip_intermediaries=True"),
+        ({"dst": None, "skip_intermediaries": True, "level_intermediaries_dirs": None}, r"`exact_bbox_output`"),
+    ],
+    ids=["blend", "skip_intermediaries", "no dst"],
+)
+def test_exact_bbox_output_is_refused_where_the_original_refuses_it(
+    tmp_path: Path, make_volume: MakeVolume, changes: dict[str, Any], message: str
+) -> None:
+    src, dst, _ = _sources(make_volume)
+    spec: dict[str, Any] = {
+        "@type": "build_subchunkable_apply_flow",
+        "dst": dst,
+        "dst_resolution": list(RES),
+        "bbox": BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        "fn": identity,
+        "op_kwargs": {"src": src},
+        "processing_chunk_sizes": [[16, 16, 1]],
+        "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"],
+        "exact_bbox_output": True,
+        "verbose": False,
+        **changes,
+    }
+    with pytest.raises(ValueError, match=message):
+        builder.build(spec)

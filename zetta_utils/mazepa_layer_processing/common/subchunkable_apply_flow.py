@@ -204,6 +204,33 @@ def _check_dir(value: Any, name: str) -> str:
     return vpath.url
 
 
+def _check_exact_bbox_output(dst: VolumetricLayer | None, skip_intermediaries: bool, blends: Sequence[Int3]) -> None:
+    """The original's conditions for ``exact_bbox_output``."""
+    if dst is None:
+        raise ValueError("`exact_bbox_output` writes exactly the region into `dst`, so it needs `dst` (it is None)")
+    if skip_intermediaries:
+        raise ValueError(
+            "`exact_bbox_output` writes the edges of the region through intermediaries, so it cannot "
+            "be used with skip_intermediaries=True"
+        )
+    for i, blend in enumerate(blends):
+        if any(blend):
+            raise ValueError(
+                f"`exact_bbox_output` is not supported with blending (as in the original): "
+                f"processing_blend_pads[{i}] = {_fmt(blend)} must be (0, 0, 0)"
+            )
+
+
+def _box_aligned(box: Box, offset: Int3 | None, dchunk: Int3 | None, bounds: Box | None) -> bool:
+    """Whether ``box`` is made of whole dst chunks (a chunk cut by the dataset end counts)."""
+    assert offset is not None and dchunk is not None and bounds is not None
+    return all(
+        (box.start[d] - offset[d]) % dchunk[d] == 0
+        and ((box.stop[d] - offset[d]) % dchunk[d] == 0 or box.stop[d] >= bounds.stop[d])
+        for d in range(3)
+    )
+
+
 def _chunks_aligned(first: int, top_stride: int, top_count: int, size: int, per_top: int, offset: int, dchunk: int, bound_end: int) -> bool:
     """Whether the boxes ``[first + j*top_stride + k*size, ... + size)`` (``j < top_count``,
     ``k < per_top``) are all aligned to a dst chunk grid (``offset``, ``dchunk``): each starts on
@@ -233,6 +260,7 @@ def make_subchunkable_plan(
     expand_bbox_resolution: bool = False,
     expand_bbox_backend: bool = False,
     expand_bbox_processing: bool = True,
+    exact_bbox_output: bool = False,
     shrink_processing_chunk: bool = False,
     auto_divisibility: bool = False,
     allow_cache_up_to_level: int | None = None,
@@ -283,6 +311,7 @@ def make_subchunkable_plan(
         ("expand_bbox_resolution", expand_bbox_resolution),
         ("expand_bbox_backend", expand_bbox_backend),
         ("expand_bbox_processing", expand_bbox_processing),
+        ("exact_bbox_output", exact_bbox_output),
         ("shrink_processing_chunk", shrink_processing_chunk),
         ("auto_divisibility", auto_divisibility),
         ("auto_bbox", auto_bbox),
@@ -437,6 +466,10 @@ def make_subchunkable_plan(
         if expand_bbox_backend:
             raise ValueError("auto_divisibility cannot be used with expand_bbox_backend (divisibility takes precedence over dst alignment)")
         chunks = _auto_divisibility(chunks, crops, blends)
+    if exact_bbox_output:
+        _check_exact_bbox_output(dst, skip_intermediaries, blends)
+        # as in the original: the region grows to whole chunks, but only the given one is written
+        expand_bbox_processing = not shrink_processing_chunk
 
     # --- the region --------------------------------------------------------------------------------
     original_bbox = _parse_region(dst, res, bbox, start_coord, end_coord, coord_resolution, auto_bbox)
@@ -447,6 +480,7 @@ def make_subchunkable_plan(
     if region.is_empty():
         raise ValueError(f"the region {region_bbox.pformat(res)} (voxels at {tuple(res)}) is empty")
     original_region = region
+    written = region
 
     dst_bounds: Box | None = None
     dst_chunk: Int3 | None = None
@@ -553,6 +587,9 @@ def make_subchunkable_plan(
     else:
         top_mode = "pieces"
 
+    if exact_bbox_output and top_mode == "direct" and not _box_aligned(written, dst_offset, dst_chunk, dst_bounds):
+        top_mode = "pieces"  # the edges of what is written are not whole dst chunks: merged by the reduction
+
     # --- reduction chunks ----------------------------------------------------------------------------
     reduction_chunk: Int3 | None = None
     if dst is not None and not skip_intermediaries:
@@ -580,6 +617,9 @@ def make_subchunkable_plan(
         prefetch_level = None
 
     # --- identity and intermediaries location -------------------------------------------------------
+    processing_box: Box | None = None
+    if exact_bbox_output and written != region:
+        processing_box, region = processing, written
     plan_id = id_generation.hash_object(
         (
             "subchunkable",
@@ -599,6 +639,7 @@ def make_subchunkable_plan(
             top_mode,
             reduction_chunk,
             prefetch_level,
+            processing_box,
         )
     )
     store: PieceStore | None = None
@@ -643,6 +684,7 @@ def make_subchunkable_plan(
         reduction_worker_type=reduction_worker_type,
         task_stack_size=stack,
         task_name=task_name,
+        processing_box=processing_box,
     )
     facts = {
         "original_bbox": original_bbox,
@@ -693,6 +735,7 @@ def build_subchunkable_apply_flow(
     expand_bbox_resolution: bool = False,
     expand_bbox_backend: bool = False,
     expand_bbox_processing: bool = True,
+    exact_bbox_output: bool = False,
     shrink_processing_chunk: bool = False,
     auto_divisibility: bool = False,
     allow_cache_up_to_level: int | None = None,
@@ -733,6 +776,10 @@ def build_subchunkable_apply_flow(
     :param expand_bbox_backend: snap the region outward to ``dst``'s chunk grid.
     :param expand_bbox_processing: (default) grow the region's end so the top-level chunks (and
         gaps) tile it.
+    :param exact_bbox_output: process the region grown to whole top-level chunks
+        (``expand_bbox_processing``) but write only the region given: voxels of ``dst`` around
+        it are kept, also inside the ``dst`` chunks on its edge. Needs ``dst`` and intermediaries,
+        and no blending (as in the original).
     :param shrink_processing_chunk: instead, shrink chunks larger than the region to its size.
 
     Work:
@@ -828,6 +875,7 @@ def build_subchunkable_apply_flow(
         expand_bbox_resolution=expand_bbox_resolution,
         expand_bbox_backend=expand_bbox_backend,
         expand_bbox_processing=expand_bbox_processing,
+        exact_bbox_output=exact_bbox_output,
         shrink_processing_chunk=shrink_processing_chunk,
         auto_divisibility=auto_divisibility,
         allow_cache_up_to_level=allow_cache_up_to_level,

@@ -129,6 +129,7 @@ class SubchunkablePlan:
     reduction_worker_type: str | None = None
     task_stack_size: int = 1
     task_name: str | None = None
+    processing_box: Box | None = None
 
     @property
     def num_levels(self) -> int:
@@ -136,6 +137,10 @@ class SubchunkablePlan:
 
     @property
     def processing_region(self) -> Box:
+        """What the top-level chunks tile: ``region`` grown by ``roi_crop_pad``, or, with
+        ``exact_bbox_output``, the grown region while only ``region`` is written."""
+        if self.processing_box is not None:
+            return self.processing_box
         return self.region.padded(self.roi_crop_pad)
 
     @property
