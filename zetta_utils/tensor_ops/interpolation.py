@@ -85,7 +85,8 @@ def get_interpolated_shape(
 
     Raises ValueError naming the dims whose ``size * scale_factor`` is not an integer, unless
     ``allow_slice_rounding`` (then those sizes are rounded half up; a non-empty dim never rounds
-    to 0).
+    to 0). Downsampling that goes to tinybrain (see the module docstring) rounds those sizes up
+    instead, as tinybrain does: 5 voxels at 1/4 give 2, not 1.
     """
     factors = as_xyz_floats(scale_factor, "scale_factor")
     shape = as_xyz_ints(shape_xyz, "shape_xyz")
