@@ -21,6 +21,8 @@ class Original(NamedTuple):
     version: str = "0.4"
     replaced: bool = False
     pending: str | None = None
+    label: str = ""
+    """Tells apart entries of one name and version (the original's forms across releases)."""
 
 
 _LAYER_PROCS = ("allow_slice_rounding", "index_procs", "read_procs", "write_procs")
@@ -103,6 +105,8 @@ _SUBCHUNKABLE_PARAMS = (
     "bbox",
     "dst_tighten_bounds",
 )
+
+_REMOTE = "remote execution's arguments (mazepa_addons/execution.py)"
 
 ORIGINAL_REGISTRY: tuple[Original, ...] = (
     # --- builder built-ins -------------------------------------------------------------------
@@ -248,13 +252,54 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
         (
             "target",
             "worker_image",
+            "worker_replicas",
+            "worker_labels",
             "worker_cluster_name",
             "worker_cluster_region",
             "worker_cluster_project",
             "worker_resources",
-            "worker_replicas",
+            "max_batch_len",
+            "batch_gap_sleep_sec",
+            "extra_ctx_managers",
+            "show_progress",
+            "do_dryrun_estimation",
             "local_test",
+            "checkpoint",
+            "checkpoint_interval_sec",
+            "raise_on_failed_checkpoint",
         ),
+        pending=_REMOTE,
+        label="replicas",
+    ),
+    Original(
+        "mazepa.execute_on_gcp_with_sqs",
+        (
+            "target",
+            "worker_image",
+            "worker_groups",
+            "worker_cluster_name",
+            "worker_cluster_region",
+            "worker_cluster_project",
+            "max_batch_len",
+            "batch_gap_sleep_sec",
+            "num_procs",
+            "semaphores_spec",
+            "extra_ctx_managers",
+            "show_progress",
+            "do_dryrun_estimation",
+            "local_test",
+            "local_test_queues_dir",
+            "debug",
+            "checkpoint",
+            "checkpoint_interval_sec",
+            "raise_on_failed_checkpoint",
+            "write_progress_summary",
+            "require_interrupt_confirm",
+            "suppress_worker_logs",
+            "resource_monitor_interval",
+        ),
+        pending=_REMOTE,
+        label="worker_groups",
     ),
     # --- mazepa_layer_processing.common ------------------------------------------------------
     Original("build_subchunkable_apply_flow", _SUBCHUNKABLE_PARAMS),

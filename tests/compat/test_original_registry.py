@@ -57,7 +57,8 @@ def listed() -> Listed:
 
 
 def _entry_id(entry: Original) -> str:
-    return entry.name if entry.version == "0.4" else f"{entry.name}@{entry.version}"
+    name = entry.name if entry.version == "0.4" else f"{entry.name}@{entry.version}"
+    return f"{name}[{entry.label}]" if entry.label else name
 
 
 def _params(entries: list[Original]) -> list[object]:
