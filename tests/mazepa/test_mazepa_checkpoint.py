@@ -102,6 +102,50 @@ def test_ids_are_written_during_the_run(tmp_path: Path) -> None:
     assert {count_run.make_task(str(tmp_path), i).id for i in range(5)} <= seen[0]
 
 
+@pytest.mark.parametrize("num_procs", [1, 2], ids=["serial", "2procs"])
+def test_a_local_checkpoint_holds_finished_work_before_the_flows_go_on(tmp_path: Path, num_procs: int) -> None:
+    """Whatever a flow does after a dependency (e.g. delete the intermediaries its finished tasks
+    read) happens with those tasks on record, whatever the flush interval: a run killed right
+    after must not redo them without their inputs."""
+    seen: list[set[str]] = []
+    checkpoint = tmp_path / "before.ckpt"
+
+    @mazepa.flow_schema
+    def flow() -> Iterator[Any]:
+        yield [count_run.make_task(str(tmp_path), i) for i in range(5)]
+        yield mazepa.Dependency()
+        seen.append(CheckpointStore(checkpoint).load())
+        yield count_run.make_task(str(tmp_path), 6)
+
+    mazepa.execute(flow(), num_procs=num_procs, checkpoint=checkpoint, checkpoint_interval_sec=3600, show_progress=False)
+    assert {count_run.make_task(str(tmp_path), i).id for i in range(5)} <= seen[0]
+
+
+@mazepa.taskable_operation
+def run_nested(folder: str) -> int:
+    """Runs a flow of its own: a nested run."""
+    return mazepa.execute(stage(folder, 100, 103), show_progress=False).tasks_done
+
+
+def test_a_default_checkpoint_is_the_outermost_runs_only(tmp_path: Path) -> None:
+    """``zetta run``'s resume checkpoint comes as a default: a run nested in a task must neither
+    skip what an earlier run recorded nor record its own tasks."""
+    checkpoint = tmp_path / "outer.ckpt"
+    nested_ids = {count_run.make_task(str(tmp_path), i).id for i in range(100, 103)} | {stage(str(tmp_path), 100, 103).id}
+    checkpoint.write_text("".join(f"{i}\n" for i in nested_ids))
+    outer = run_nested.make_task(str(tmp_path))
+    with mazepa.execution_defaults(checkpoint=str(checkpoint)):
+        summary = mazepa.execute(outer, show_progress=False)
+    assert summary.tasks_done == 1
+    assert outer.outcome is not None and outer.outcome.return_value == 3  # nothing skipped inside
+    assert counts_from(tmp_path, range(100, 103)) == {100: 1, 101: 1, 102: 1}
+    assert CheckpointStore(checkpoint).load() == nested_ids | {outer.id}
+
+
+def counts_from(folder: Path, ids: range) -> dict[int, int]:
+    return {i: int(Path(folder, f"count{i}").read_text()) for i in ids if Path(folder, f"count{i}").exists()}
+
+
 def test_file_urls_and_fsspec_urls(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/url.ckpt"
     mazepa.execute([count_run.make_task(str(tmp_path), 1)], checkpoint=url, show_progress=False)
