@@ -60,7 +60,9 @@ def build_ts_layer(
     on_info_exists: InfoExistsModes = "extend",
 ) -> VolumetricLayer:
     """A ``VolumetricLayer`` over the precomputed volume at ``path``, read and written through
-    TensorStore. Takes exactly the arguments of ``build_cv_layer`` and gives the same results.
+    TensorStore. Takes the arguments of ``build_cv_layer`` (but CloudVolume's ``cv_kwargs``) and
+    gives the same results; volumes in encodings TensorStore cannot decode are refused, naming
+    ``build_cv_layer``.
 
     :param path: ``file://`` (``~`` expanded), a local path, ``gs://``, ``s3://`` (endpoint from
         ``ZETTA_S3_ENDPOINT`` / ``AWS_ENDPOINT_URL``) or ``http(s)://`` (read-only).
