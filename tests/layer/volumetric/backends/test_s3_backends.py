@@ -121,3 +121,30 @@ def test_cloud_files_session_token_quirk_gets_a_clear_error(
     with pytest.raises(RuntimeError, match="AWS_SESSION_TOKEN; set it, or put"):
         CVBackend(f"s3://{s3_bucket}/v")
     gc.collect()
+
+
+def test_cloudvolume_default_gzip_objects_read_through_both(s3_server: dict[str, Any], s3_bucket: str) -> None:
+    # plain CloudVolume with its defaults on an object store: no "@type", gzip Content-Encoding
+    from cloudvolume import CloudVolume
+
+    path = f"s3://{s3_bucket}/foreign"
+    cv_path = cloudvolume_path(parse_path(path))
+    info = CloudVolume.create_new_info(
+        num_channels=1,
+        layer_type="segmentation",
+        data_type="uint64",
+        encoding="compressed_segmentation",
+        resolution=[8, 8, 40],
+        voxel_offset=[0, 0, 0],
+        volume_size=[64, 64, 4],
+        chunk_size=[32, 32, 2],
+    )
+    cv = CloudVolume(cv_path, info=info, progress=False)
+    cv.commit_info()
+    data = random_data("uint64", (1, 64, 64, 4), seed=5)
+    cv[cv.bounds] = data.numpy().view(np.uint64).transpose(1, 2, 3, 0)
+    head = s3_server["client"].head_object(Bucket=s3_bucket, Key="foreign/8_8_40/0-32_0-32_0-2")
+    assert head.get("ContentEncoding") == "gzip"
+    assert "@type" not in read_info(path)  # type: ignore[operator]
+    for build in (build_cv_layer, build_ts_layer):
+        assert torch.equal(build(path)[FULL], data), build.__name__
