@@ -383,7 +383,7 @@ def _format_x(f: float, bits: int, upper: bool) -> str:
     frac = f"{mant & ((1 << 52) - 1):013x}".rstrip("0")
     text = "0x1" + ("." + frac if frac else "") + f"p{'+' if exp >= 0 else '-'}{abs(exp):02d}"
     text = ("-" if f < 0 else "") + text
-    return text.upper().replace("0X", "0X") if upper else text
+    return text.upper() if upper else text
 
 
 def _format_float(c: Call) -> object:
