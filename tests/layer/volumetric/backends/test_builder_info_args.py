@@ -266,6 +266,9 @@ def test_cv_kwargs(tmp_path: Path) -> None:
     assert not build_cv_layer(str(tmp_path / "v"))[Vec3D(8, 8, 40), 4:36, 8:40, 2:6].any()
     with pytest.raises(ValueError, match=r"cv_kwargs: parallel cannot be set"):
         build_cv_layer(str(tmp_path / "v"), cv_kwargs={"parallel": 2})
+    # CloudVolume's compress=True is gzip: *.gz files TensorStore cannot see, refused locally
+    with pytest.raises(ValueError, match=r"compress='gzip' is refused for file:// paths"):
+        build_cv_layer(str(tmp_path / "v"), cv_kwargs={"compress": True})
 
 
 def test_a_guide_era_spec_builds(tmp_path: Path) -> None:

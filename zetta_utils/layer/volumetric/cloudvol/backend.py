@@ -187,7 +187,8 @@ class CVBackend(PrecomputedBackend):
         super().__init__(path, info, io=CloudFilesIO())
         cv_kwargs = dict(cv_kwargs or {})
         if "compress" in cv_kwargs:
-            compress = cv_kwargs.pop("compress") or False
+            value = cv_kwargs.pop("compress")
+            compress = "gzip" if value is True else (value or False)  # CloudVolume's True: gzip
         fixed = sorted(set(cv_kwargs) & set(_FIXED_SETTINGS))
         if fixed:
             raise ValueError(
