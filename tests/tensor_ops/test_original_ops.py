@@ -36,6 +36,10 @@ def test_arithmetic_and_shapes_keep_the_kind_and_support_dicts() -> None:
     assert generic.repeat(a, pattern="c x y z -> (c r) x y z", r=3).shape == (3, 2, 3, 1)
     with pytest.raises(TypeError, match="targets"):
         generic.abs(a, targets=["x"])
+    # specs may name the targets too
+    spec = {"@type": "power", "data": {"img": t, "seg": t}, "value": 2, "targets": ["seg"]}
+    built = builder.build(spec)
+    assert torch.equal(built["seg"], t**2) and built["img"] is t
 
 
 def test_compare_crop_and_pad() -> None:

@@ -8,6 +8,7 @@ the names in ``targets`` only), as the original's do for layer-set data.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any, Literal
 
@@ -61,6 +62,13 @@ def supports_dict(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise TypeError("`targets`: only applies when `data` is a mapping of tensors")
         return fn(data, *args, **kwargs)
 
+    # ``targets`` shows in the signature, so specs may give it too
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    targets = inspect.Parameter("targets", inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
+    full = sig.replace(parameters=[*params[:at], targets, *params[at:]])
+    wrapper.__signature__ = full  # type: ignore[attr-defined]
     return wrapper
 
 
