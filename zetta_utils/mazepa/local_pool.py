@@ -233,8 +233,13 @@ class LocalProcessExecutor:
                 pass
         # The reaper holds the semaphores too: a worker still starting reads them when it unpickles
         # its arguments, and once the parent's last reference goes their names are unlinked.
+        # It is not a daemon thread: the interpreter waits for it before its exit handlers run.
+        # A daemon reaper could close a process object while multiprocessing's exit handler was
+        # joining it ("Exception ignored in atexit callback ... process object is closed"), and
+        # an exiting parent took the fork server down with it, whose SIGTERM (the workers' parent
+        # death signal) cut the workers' own exit short.
         threading.Thread(
-            target=_reap, args=(processes, conns, self.semaphores), name="mazepa-reaper", daemon=True
+            target=_reap, args=(processes, conns, self.semaphores), name="mazepa-reaper", daemon=False
         ).start()
 
     # ---- introspection (tests, progress) ------------------------------------------------------

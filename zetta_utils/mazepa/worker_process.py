@@ -100,10 +100,30 @@ def _reader(conn: Any, inbox: queue.SimpleQueue[bytes | None]) -> None:
             return
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _no_tqdm_process_lock() -> None:
+    """tqdm's first progress bar in a process creates a process-shared lock: a named semaphore
+    registered with the run's resource tracker. A worker has no bars to share with anyone, and
+    a worker that ends without running its exit handlers (killed, crashed) would leave that name
+    behind: "resource_tracker: There appear to be N leaked semaphore objects" at the end of the
+    run. (CloudVolume makes such a bar, disabled, for every read.)"""
+    std = sys.modules.get("tqdm.std")
+    lock_class = getattr(std, "TqdmDefaultWriteLock", None)
+    if lock_class is not None and not hasattr(lock_class, "mp_lock"):
+        lock_class.mp_lock = None  # tqdm's own fallback where multiprocessing locks are missing
+
+
 def worker_main(task_conn: Any, result_conn: Any, current_seq: Any, semaphores: dict[str, Any] | None) -> None:
     """Run tasks from ``task_conn`` until told to stop or the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # SIGTERM (a cancelled run, a parent that died) ends the worker through SystemExit, so that
+    # multiprocessing's exit handlers still run: they unlink what the worker's libraries created.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _die_with_parent()
+    _no_tqdm_process_lock()
     tune_malloc()
     install_semaphores(semaphores)
     mark_worker_process()
@@ -128,6 +148,7 @@ def worker_main(task_conn: Any, result_conn: Any, current_seq: Any, semaphores: 
             current_seq.value = ids[0][0]
         try:
             tasks: list[Task[Any]] = load()
+            _no_tqdm_process_lock()  # (unpickling may have imported it)
         except Exception as e:
             error = RuntimeError(f"the tasks could not be unpickled on the worker: {type(e).__name__}: {e}")
             current_seq.value = -1
