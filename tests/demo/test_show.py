@@ -129,19 +129,22 @@ def test_neuroglancer_links() -> None:
 
 
 def test_cors_server_serves_the_volume(demo_dir: Path) -> None:
-    server = make_server(str(demo_dir), port=0)
+    server = make_server(str(demo_dir / "img_norm"), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/img_norm/info"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            assert response.headers["Access-Control-Allow-Origin"] == "*"
+        request = urllib.request.Request(url, headers={"Origin": "https://neuroglancer-demo.appspot.com"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "https://neuroglancer-demo.appspot.com"
             assert json.loads(response.read())["data_type"] == "float32"
     finally:
         server.shutdown()
         server.server_close()
     with pytest.raises(NotADirectoryError):
         make_server(str(demo_dir / "nope"), port=0)
+    with pytest.raises(FileNotFoundError, match="no precomputed 'info'"):
+        make_server(str(demo_dir), port=0)  # the folder around the volumes
 
 
 def test_show_command(demo_dir: Path, tmp_path: Path) -> None:
@@ -164,9 +167,9 @@ def test_show_command(demo_dir: Path, tmp_path: Path) -> None:
     link = next(line for line in result.output.splitlines() if line.startswith("Neuroglancer: "))
     assert (
         ng_state(link.split(": ", 1)[1])["layers"][0]["source"]
-        == "precomputed://http://localhost:8000/img_norm"
+        == "precomputed://http://127.0.0.1:8000/img_norm"
     )
-    assert "python -m zetta_utils.demo.serve" in result.output
+    assert f"python -m zetta_utils.demo.serve {demo_dir}/img_norm)" in result.output
     bad = runner.invoke(show, [f"file://{demo_dir}/img_norm", "--z", "2000", "--resolution", "x"])
     assert bad.exit_code != 0 and "resolution" in bad.output
 

@@ -167,11 +167,13 @@ def show(
         layer,
         position=center,
         resolution=list(idx.resolution),
-        serve_url=f"http://localhost:{port}",
+        serve_url=f"http://127.0.0.1:{port}",
     )
     click.echo(f"Neuroglancer: {link}")
     if vpath.is_local:
+        from zetta_utils.demo.serve import serve_command
+
         click.echo(
-            "  (a browser cannot read local files: serve them first with\n"
-            f"   python -m zetta_utils.demo.serve {os.path.dirname(vpath.key)} --port {port})"
+            "  (a browser cannot read local files: serve the volume first with\n"
+            f"   {serve_command(vpath.key, port)})"
         )

@@ -8,8 +8,8 @@ the middle of the dataset.
 
 :func:`neuroglancer_link` makes a link to the layer in the public Neuroglancer. Neuroglancer runs
 in the browser and cannot read ``file://`` paths: a local volume must be served over HTTP with
-CORS, e.g. ``python -m zetta_utils.demo.serve DIR`` (the link then points at
-``http://localhost:PORT/...``).
+CORS, by ``python -m zetta_utils.demo.serve VOLUME_DIR`` (the link then points at
+``http://127.0.0.1:PORT/<volume directory name>``, where that server puts it).
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def neuroglancer_link(
     position: Sequence[float] | None = None,
     resolution: Sequence[float] | None = None,
     name: str | None = None,
-    serve_url: str = "http://localhost:8000",
+    serve_url: str = "http://127.0.0.1:8000",
     served_dir: str | None = None,
 ) -> str:
     """A public-Neuroglancer link showing the precomputed layer at ``path``.
@@ -277,7 +277,9 @@ def neuroglancer_link(
     :param position: voxel coordinates at ``resolution`` to centre on.
     :param resolution: the voxel size of the view, nm (default 4, 4, 40).
     :param serve_url: for ``file://`` paths, the HTTP server that serves ``served_dir``.
-    :param served_dir: the local directory served at ``serve_url`` (default: the layer's parent).
+    :param served_dir: the local directory whose contents appear at ``serve_url`` (default: the
+        layer's parent, as ``python -m zetta_utils.demo.serve LAYER_DIR`` serves a layer at
+        ``<serve_url>/<its name>``).
     """
     vpath = parse_path(path)
     if vpath.scheme == "file":
