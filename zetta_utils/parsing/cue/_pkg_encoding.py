@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ._builtins import Builtin, Call, functions
-from ._values import FLOAT, NULLV, Num, make_int, num_str
+from ._values import FLOAT, NULLV, Num, data_equal, make_int, num_str
 
 
 # ------------------------------------------------------------------------ json
@@ -81,21 +81,41 @@ def unmarshal(text: str) -> object:
             return NULLV
         return x
 
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        # A repeated key unifies its values in CUE: equal ones are fine.
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out and not data_equal(convert(out[k]), convert(v)):
+                raise ValueError(f"{k}: conflicting values in JSON object")
+            out[k] = v
+        return out
+
     return convert(
-        json.loads(text, parse_float=num, parse_int=num, parse_constant=_reject_constant)
+        json.loads(
+            text,
+            parse_float=num,
+            parse_int=num,
+            parse_constant=_reject_constant,
+            object_pairs_hook=pairs,
+        )
     )
 
 
 _TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[ \t\r\n]+|[{}\[\],:]|[^ \t\r\n{}\[\],:"]+')
 
 
+def _validate(text: str) -> None:
+    """Raise ValueError unless ``text`` is one JSON value (repeated keys allowed)."""
+    json.loads(text, parse_constant=_reject_constant)
+
+
 def _tokens(text: str) -> list[str]:
-    unmarshal(text)  # validates
+    _validate(text)
     return [t for t in _TOKEN_RE.findall(text) if not t.isspace()]
 
 
 def indent(text: str, prefix: str, step: str) -> str:
-    """Go's json.Indent."""
+    """Go's json.Indent (white space after the value is kept, as Go does)."""
     toks = _tokens(text)
     out: list[str] = []
     depth = 0
@@ -118,7 +138,7 @@ def indent(text: str, prefix: str, step: str) -> str:
             out.append(": ")
         else:
             out.append(t)
-    return "".join(out)
+    return "".join(out) + text[len(text.rstrip(" \t\r\n")) :]
 
 
 def _html_escape(text: str) -> str:
@@ -143,7 +163,7 @@ def _json_funcs() -> dict[str, Builtin]:
 
     def valid(c: Call) -> object:
         try:
-            unmarshal(text(c, 0))
+            _validate(text(c, 0))
         except ValueError:
             return False
         return True

@@ -313,10 +313,14 @@ def _parse_float(s: str, bits: int) -> float:
 
 
 def _to_float32(f: float) -> float:
+    """``f`` rounded to float32 (OverflowError where that is infinite)."""
     try:
-        return float(struct.unpack("f", struct.pack("f", f))[0])
+        g = float(struct.unpack("f", struct.pack("f", f))[0])
     except OverflowError:
-        raise OverflowError("value out of range") from None
+        g = math.inf
+    if math.isinf(g):
+        raise OverflowError("value out of range")
+    return g
 
 
 def _shortest32(f: float) -> str:
@@ -366,23 +370,43 @@ def _fmt_f(neg: bool, ds: str, point: int, prec: int) -> str:
 def _format_b(f: float, bits: int) -> str:
     """Go's 'b' format: the binary mantissa and exponent, ``-ddddp±ddd``."""
     mbits, bias = (52, 1075) if bits == 64 else (23, 150)
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
     m, e = math.frexp(abs(f))
     mant = int(m * (1 << (mbits + 1)))
     exp = e - (mbits + 1)
-    if exp < 1 - bias:  # subnormal: the exponent stays at its minimum
-        mant >>= 1 - bias - exp
+    if mant == 0 or exp < 1 - bias:  # zero and subnormals: the smallest exponent
+        mant >>= max(1 - bias - exp, 0)
         exp = 1 - bias
-    return f"{'-' if f < 0 else ''}{mant}p{'+' if exp >= 0 else '-'}{abs(exp)}"
+    return f"{sign}{mant}p{'+' if exp >= 0 else '-'}{abs(exp)}"
 
 
-def _format_x(f: float, bits: int, upper: bool) -> str:
-    """Go's 'x' format with the shortest precision: ``-0x1.8p+01``."""
+def _format_x(f: float, prec: int, upper: bool) -> str:
+    """Go's 'x' format: ``-0x1.8p+01``, the mantissa rounded to ``prec`` hex digits
+    (half to even; all needed digits if ``prec`` is negative)."""
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
     m, e = math.frexp(abs(f))
-    mant = int(m * (1 << 53))  # 1.xxx in 53 bits
+    mant = int(m * (1 << 53))  # 1.xxx with 52 fraction bits
     exp = e - 1
-    frac = f"{mant & ((1 << 52) - 1):013x}".rstrip("0")
-    text = "0x1" + ("." + frac if frac else "") + f"p{'+' if exp >= 0 else '-'}{abs(exp):02d}"
-    text = ("-" if f < 0 else "") + text
+    if mant == 0:
+        lead, digits, exp = "0", "0" * max(prec, 0), 0
+    elif prec < 0:
+        lead, digits = "1", f"{mant - (1 << 52):013x}".rstrip("0")
+    elif prec >= 13:
+        lead, digits = "1", f"{mant - (1 << 52):013x}" + "0" * (prec - 13)
+    else:
+        drop = 52 - 4 * prec
+        q, rem = divmod(mant, 1 << drop)
+        half = 1 << (drop - 1)
+        if rem > half or (rem == half and q & 1):
+            q += 1
+        if q >> (4 * prec) >= 2:  # rounded up to 2.0
+            q >>= 1
+            exp += 1
+        lead = "1"
+        digits = f"{q - (1 << (4 * prec)):0{prec}x}" if prec else ""
+    text = (
+        f"{sign}0x{lead}{'.' + digits if digits else ''}p{'+' if exp >= 0 else '-'}{abs(exp):02d}"
+    )
     return text.upper() if upper else text
 
 
@@ -390,16 +414,19 @@ def _format_float(c: Call) -> object:
     f = c.float64(0)
     fmt, prec, bits = c.integer(1), c.integer(2), c.integer(3)
     if bits == 32:
-        f = _to_float32(f)
+        try:
+            f = _to_float32(f)
+        except OverflowError:
+            return "+Inf" if f > 0 else "-Inf"
     elif bits != 64:
         raise c.fail("bitSize must be 32 or 64")
     if fmt == ord("b"):
         return _format_b(f, bits)
-    if fmt in (ord("x"), ord("X")) and prec < 0:
-        return _format_x(f, bits, fmt == ord("X"))
+    if fmt in (ord("x"), ord("X")):
+        return _format_x(f, prec, fmt == ord("X"))
     if fmt not in (ord("e"), ord("E"), ord("f"), ord("g"), ord("G")):
-        raise c.fail(f"format {chr(fmt)!r} is not supported by the built-in evaluator")
-    neg = f < 0
+        return "%" + chr(fmt)  # Go's output for an unknown format
+    neg = math.copysign(1.0, f) < 0
     if prec < 0:
         ds, point = _digits(f, bits)
     else:
