@@ -84,7 +84,6 @@ def sleep_and_report(seconds: float) -> int:
 
 @mazepa.taskable_operation
 def short_task(folder: str, i: int) -> int:
-    time.sleep(0.001)
     Path(folder, f"short{i}").write_text("")
     return os.getpid()
 
@@ -92,19 +91,30 @@ def short_task(folder: str, i: int) -> int:
 @mazepa.taskable_operation
 def long_task(folder: str, wait_for: int) -> int:
     """Runs until `wait_for` short tasks have finished elsewhere (or a minute passes)."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # (only if the executor is broken)
     while len(list(Path(folder).glob("short*"))) < wait_for and time.monotonic() < deadline:
         time.sleep(0.01)
     return os.getpid()
 
 
+def _parallel(tasks: list[mazepa.Task[Any]], duration_of: Any, num_procs: int = 2) -> None:
+    """``mazepa.execute`` on a pool whose batch sizes come from declared task durations (never
+    from the machine's speed)."""
+    pool = LocalProcessExecutor(num_procs, duration_of=duration_of)
+    try:
+        mazepa.execute(tasks, executor=pool, show_progress=False)
+    finally:
+        pool.shutdown()
+
+
 def test_work_goes_to_workers_as_they_free_up(tmp_path: Path) -> None:
     # While one worker is busy with the long task, the other takes the short ones as it frees
     # up. Static chunking would leave half of them queued behind the long task, which waits for
-    # 250 of them; at most one prefetched batch (about 40 ms of work) may wait.
+    # 250 of them; at most one prefetched batch (1 ms tasks, declared: 20 of them, 20 ms of
+    # work) and the rest of its first one may wait.
     long = long_task.make_task(str(tmp_path), 250)
     short = [short_task.make_task(str(tmp_path), i) for i in range(300)]
-    mazepa.execute([long, *short], num_procs=2, show_progress=False)
+    _parallel([long, *short], duration_of=lambda outcome: 0.001)
     assert long.outcome is not None
     long_pid = long.outcome.return_value
     short_pids = [t.outcome.return_value for t in short if t.outcome]
@@ -128,7 +138,7 @@ def hold_cuda_until_peer(folder: str, i: int) -> int:
     with mazepa.semaphore("cuda"):
         marker = Path(folder, f"holder{i}")
         marker.write_text("")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 600  # (only if the semaphore is broken)
         while len(list(Path(folder).glob("holder*"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         holders = len(list(Path(folder).glob("holder*")))
@@ -187,7 +197,7 @@ def test_pool_replaces_dead_workers_and_shuts_down_cleanly() -> None:
         task = sleep_and_report.make_task(0)
         pool.submit([task])
         outcomes: list[mazepa.TaskOutcome[Any]] = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 600  # (only if the pool is broken)
         while not outcomes and time.monotonic() < deadline:
             outcomes += pool.poll_outcomes(0.2)
         assert outcomes and outcomes[0].succeeded
@@ -195,10 +205,7 @@ def test_pool_replaces_dead_workers_and_shuts_down_cleanly() -> None:
         pids = [p.pid for p in pool._processes]
     finally:
         pool.shutdown()
-    deadline = time.monotonic() + 10
-    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_pid_alive(pid) for pid in pids)
+    _wait_for_exit(pids)
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit([task])
 
@@ -457,29 +464,45 @@ def test_each_worker_unpickles_an_operation_once(tmp_path: Path) -> None:
     assert unpickled == sorted(str(pid) for pid in pids)  # once per worker, not once per task
 
 
+def _wait_for_file(path: str) -> None:
+    deadline = time.monotonic() + 120  # (if the run waited for its workers, it returns after this)
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 @mazepa.taskable_operation
-def slow_to_exit(i: int) -> int:
-    """Makes its worker take 1.5 s to exit once told to."""
+def slow_to_exit(i: int, gate: str) -> int:
+    """Makes its worker wait, once told to exit, until the file ``gate`` exists."""
     from multiprocessing import util
 
     if not getattr(slow_to_exit, "armed", False):
         slow_to_exit.armed = True  # type: ignore[attr-defined]
-        util.Finalize(None, time.sleep, args=(1.5,), exitpriority=0)
+        util.Finalize(None, _wait_for_file, args=(gate,), exitpriority=0)
     return os.getpid()
 
 
-def test_a_finished_run_does_not_wait_for_its_workers_to_exit() -> None:
-    tasks = [slow_to_exit.make_task(i) for i in range(4)]
-    start = time.monotonic()
-    mazepa.execute(tasks, num_procs=2, show_progress=False)
-    took = time.monotonic() - start
-    pids = {t.outcome.return_value for t in tasks if t.outcome is not None}
-    assert len(pids) >= 1 and all(t.outcome is not None and t.outcome.succeeded for t in tasks)
-    assert took < 1.5 and any(_pid_alive(pid) for pid in pids)  # returned while they exit ...
-    deadline = time.monotonic() + 10
+def _wait_for_exit(pids: Any) -> None:
+    deadline = time.monotonic() + 600  # (only if they never exit)
     while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_pid_alive(pid) for pid in pids)  # ... and they do exit
+    assert not any(_pid_alive(pid) for pid in pids)
+
+
+def test_a_finished_run_does_not_wait_for_its_workers_to_exit(tmp_path: Path) -> None:
+    # The workers cannot exit before the test lets them: a run that waited for them would only
+    # return once they gave up waiting, and they would be gone by then.
+    gate = str(tmp_path / "may-exit")
+    tasks = [slow_to_exit.make_task(i, gate) for i in range(4)]
+    pool = LocalProcessExecutor(2, exit_grace_s=600)  # not terminated while the test looks
+    try:
+        mazepa.execute(tasks, executor=pool, show_progress=False)
+    finally:
+        pool.shutdown()  # what execute does with a pool of its own at the end of a run
+    pids = {t.outcome.return_value for t in tasks if t.outcome is not None}
+    assert len(pids) >= 1 and all(t.outcome is not None and t.outcome.succeeded for t in tasks)
+    assert all(_pid_alive(pid) for pid in pids)  # returned while they wait to exit ...
+    Path(gate).touch()
+    _wait_for_exit(pids)  # ... and they do exit
 
 
 def test_workers_still_starting_when_a_run_ends_start_and_exit_cleanly(tmp_path: Path) -> None:
@@ -528,8 +551,9 @@ def test_busy_workers_are_topped_up_with_whole_batches(monkeypatch: pytest.Monke
         return serialize(self, items, sent)
 
     monkeypatch.setattr(LocalProcessExecutor, "_serialize", counting)
-    tasks = [nap.make_task(i, 0.06 if i < 4 else 0.001) for i in range(400)]
-    mazepa.execute(tasks, num_procs=2, show_progress=False)
+    # durations declared, not measured (and the tasks do not sleep): 60 ms, then 1 ms
+    tasks = [nap.make_task(i, 0) for i in range(400)]
+    _parallel(tasks, duration_of=lambda outcome: 0.06 if outcome.return_value < 4 else 0.001)
     assert [t.outcome.return_value for t in tasks if t.outcome is not None] == list(range(400))
     assert sum(sizes) == 400
     assert len(sizes) < 400 / 4, sizes

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -413,11 +412,6 @@ def test_worker_types_names_and_task_stacks(tmp_path: Path, make_volume: MakeVol
     assert len(reductions) == 8 and len({t.id for t in tasks}) == len(tasks)
 
 
-def slow_identity(src: torch.Tensor) -> torch.Tensor:
-    time.sleep(0.002)  # top-level tasks of about 20 ms: the serial executor takes them one by one
-    return src
-
-
 def test_a_serial_run_keeps_few_intermediaries(tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch) -> None:
     # Each slice of top-level chunks is reduced, and its pieces recycled, while the next slices
     # are computed: the pieces on disk stay within about two slices (16 chunks each) however many
@@ -440,14 +434,14 @@ def test_a_serial_run_keeps_few_intermediaries(tmp_path: Path, make_volume: Make
         src,
         dst,
         tmp_path / "tmp",
-        fn=slow_identity,
         bbox=BBox3D.from_coords((0, 0, 0), size, RES),
         processing_chunk_sizes=[[8, 8, 1], [4, 4, 1]],
         processing_crop_pads=[[2, 2, 0], [1, 1, 0]],
         processing_blend_pads=[[2, 2, 0], [1, 1, 0]],
         max_reduction_chunk_size=[16, 16, 1],
     )
-    run(flow)
+    # Tasks of 25 ms (declared, not measured): the serial executor takes them one by one.
+    run(flow, executor=mazepa.SerialExecutor(duration_of=lambda outcome: 0.025))
     assert len(live) == 16 * 6
     assert max(live) <= 32, live
     np.testing.assert_array_equal(read_array(dst, (0, 0, 0), size), data)

@@ -24,7 +24,7 @@ def test_commands_are_registered_on_zetta() -> None:
 
 def test_remote_commands_run_standalone() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.remote", "worker", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "zetta_utils.cli.remote", "worker", "--help"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0 and "--outcome-queue" in result.stdout and "ZETTA_RUN_KEY" in result.stdout
     assert set(remote_cli.commands) == {"worker", "gc"}

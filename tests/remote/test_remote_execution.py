@@ -23,6 +23,7 @@ import pytest
 from zetta_utils import mazepa
 from zetta_utils.mazepa_addons import execute_on_gcp_with_sqs, execute_with_queues
 from zetta_utils.mazepa_addons.execution import queue_names
+from zetta_utils.mazepa_addons.worker import LEASE_RENEWAL_ENV
 from zetta_utils.message_queues import MessageSigner, create_sqs_queue
 from zetta_utils.message_queues.signing import new_run_key
 
@@ -271,7 +272,8 @@ def test_worker_killed_mid_task_its_task_is_done_by_another(
         stop.set()
         thread.join()
     assert len(killed) == 1
-    # Killed once, then done again by a worker that was alive, after the lease ran out.
+    # Killed once, then done again by another worker process (the pool released its message at
+    # once, having seen its worker die).
     runner_pids = [int(m.name.split(".")[1]) for m in markers.glob(f"{victim_task}.*")]
     assert len(runner_pids) == 2 and killed[0] in runner_pids and len(set(runner_pids)) == 2
     assert summary.tasks_done == 8 and summary.tasks_failed == 0
@@ -279,13 +281,18 @@ def test_worker_killed_mid_task_its_task_is_done_by_another(
     _assert_cleaned_up(summary.run_id, list_queues)
 
 
-def test_long_task_keeps_its_lease(sqs_env: str, tmp_path: Path, list_queues: ListQueues) -> None:
+def test_long_task_keeps_its_lease(
+    sqs_env: str, tmp_path: Path, list_queues: ListQueues, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # One task runs for twice the visibility timeout while a second worker waits idle: without
-    # the lease being extended, the idle worker would receive the task and run it again.
+    # the lease being extended, the idle worker would receive the task and run it again. The
+    # lease is renewed every 0.2 s (not every third of the timeout): only a 3.8 s stall of the
+    # renewing thread would let it run out, however busy the machine.
+    monkeypatch.setenv(LEASE_RENEWAL_ENV, "0.2")
     out, markers = tmp_path / "out", tmp_path / "markers"
     out.mkdir()
     markers.mkdir()
-    summary = _run([slow_square.make_task(str(out), str(markers), 7, 6.0)], visibility_timeout_s=3)
+    summary = _run([slow_square.make_task(str(out), str(markers), 7, 8.0)], visibility_timeout_s=4)
     assert summary.tasks_done == 1
     assert len(list(markers.iterdir())) == 1
     assert summary.queue_stats.duplicate_outcomes == 0
@@ -384,20 +391,20 @@ def test_stopped_run_leaves_nothing_behind(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while len(list(markers.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert len(list(markers.iterdir())) == 2, "both workers should be running a task"
         assert list_queues(f"zetta-{run_id}") == sorted(queue_names(run_id))
         assert record.exists()
         proc.send_signal(getattr(signal, how))
-        proc.communicate(timeout=60)
+        proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0
     worker_pids = {int(m.name.split(".")[1]) for m in markers.iterdir()}
-    deadline = time.monotonic() + 20  # orphaned workers get SIGTERM when their producer dies
+    deadline = time.monotonic() + 120  # orphaned workers get SIGTERM when their producer dies
     while time.monotonic() < deadline and any(_alive(pid) for pid in worker_pids):
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in worker_pids)

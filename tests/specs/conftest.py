@@ -31,7 +31,7 @@ def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a safety net, not a speed assumption
     try:
         while True:
             try:

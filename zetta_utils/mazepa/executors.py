@@ -9,7 +9,7 @@ queue and reads outcomes from another.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from . import interrupts
@@ -48,17 +48,35 @@ class ExecutorBackend(Protocol):
 # stops early, so that finished work still reaches the checkpoint.
 
 
+DurationOf = Callable[[TaskOutcome[Any]], float]
+"""How long a finished task took, in seconds (by default its measured ``execution_secs``)."""
+
+
+def measured_duration(outcome: TaskOutcome[Any]) -> float:
+    return outcome.execution_secs
+
+
 class TaskDurations:
-    """A running mean of task durations (recent ones weigh more), to size batches of work."""
+    """A running mean of task durations (recent ones weigh more), to size batches of work.
+
+    :param duration_of: reads a finished task's duration; tests pass their own, so that batch
+        sizes do not depend on how fast the machine runs.
+    """
 
     TARGET_BATCH_SEC = 0.02
 
-    def __init__(self) -> None:
+    def __init__(self, duration_of: DurationOf = measured_duration) -> None:
         self.mean_secs: float | None = None
+        self.duration_of = duration_of
 
     def learn(self, secs: float) -> None:
         mean = self.mean_secs
         self.mean_secs = secs if mean is None else 0.7 * mean + 0.3 * secs
+
+    def learn_outcomes(self, outcomes: Sequence[TaskOutcome[Any]]) -> None:
+        """Learn the mean duration of ``outcomes`` (finished together) as one sample."""
+        if outcomes:
+            self.learn(sum(self.duration_of(o) for o in outcomes) / len(outcomes))
 
     def batch(self, most: int) -> int:
         """How many tasks run in about :attr:`TARGET_BATCH_SEC` (1 while unknown, at most ``most``)."""
@@ -73,13 +91,13 @@ class SerialExecutor:
     ``batch_size``, one until the first has run): tiny tasks go in batches, while work that the
     scheduler unblocks (a reduction of chunks just computed) waits behind little queued work."""
 
-    def __init__(self, batch_size: int = 64):
+    def __init__(self, batch_size: int = 64, *, duration_of: DurationOf = measured_duration):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self._queue: deque[Task[Any]] = deque()
         self._finished: list[TaskOutcome[Any]] = []
-        self._durations = TaskDurations()
+        self._durations = TaskDurations(duration_of)
 
     def free_slots(self) -> int:
         return self._durations.batch(self.batch_size) - len(self._queue)
@@ -111,7 +129,7 @@ class SerialExecutor:
                     guard.active = False
             queue.popleft()
             outcomes.append(outcome)
-            self._durations.learn(outcome.execution_secs)
+            self._durations.learn(self._durations.duration_of(outcome))
             if outcome.exception_type is not None:
                 break
         self._finished = []

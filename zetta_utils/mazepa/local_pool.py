@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
-from .executors import TaskDurations
+from .executors import DurationOf, TaskDurations, measured_duration
 from .interrupts import interruptible
 from .serialization import SentOperations, deserialize_outcomes, serialize_task_batch
 from .task_outcome import TaskOutcome
@@ -122,7 +122,13 @@ def _stop_processes(processes: list[Any], grace_sec: float) -> None:
 
 
 class LocalProcessExecutor:
-    """Runs tasks in ``num_procs`` worker processes on this machine."""
+    """Runs tasks in ``num_procs`` worker processes on this machine.
+
+    :param duration_of: reads a finished task's duration for batch sizing (default: measured);
+        tests pass their own so that batches do not depend on the machine's speed.
+    :param exit_grace_s: after a finished run, how long workers told to exit may take before
+        they are terminated.
+    """
 
     def __init__(
         self,
@@ -131,6 +137,8 @@ class LocalProcessExecutor:
         semaphores: dict[str, Any] | None = None,
         max_batch_size: int = 32,
         start_method: str | None = None,
+        duration_of: DurationOf = measured_duration,
+        exit_grace_s: float = 5.0,
     ):
         if isinstance(num_procs, bool) or not isinstance(num_procs, int) or num_procs < 1:
             raise ValueError(f"`num_procs` must be a positive integer, got {num_procs!r}")
@@ -145,11 +153,12 @@ class LocalProcessExecutor:
         self.num_procs = num_procs
         self.max_batch_size = max_batch_size
         self.semaphores = semaphores
+        self.exit_grace_s = exit_grace_s
         self._pending: deque[Task[Any]] = deque()
         self._local_outcomes: list[TaskOutcome[Any]] = []
         self._num_outstanding = 0
         self._next_seq = 0
-        self._durations = TaskDurations()
+        self._durations = TaskDurations(duration_of)
         self._unattributed_deaths = 0
         self._closed = False
         self._workers: list[_Worker] = []
@@ -197,7 +206,7 @@ class LocalProcessExecutor:
         for w in dead:
             self._replace_dead_worker(w, outcomes)
         if outcomes:
-            self._durations.learn(sum(o.execution_secs for o in outcomes) / len(outcomes))
+            self._durations.learn_outcomes(outcomes)
             self._dispatch()
         return outcomes
 
@@ -212,8 +221,9 @@ class LocalProcessExecutor:
 
     def shutdown(self, cancel: bool = False) -> None:
         """Stop the workers. Without ``cancel`` (every task has reported) they are told to exit
-        and this returns at once: they are reaped in the background (terminated if they take more
-        than 5 s), so that a run does not wait while they free their memory (tens of ms each).
+        and this returns at once: they are reaped in the background (terminated if they take longer
+        than ``exit_grace_s``), so that a run does not wait while they free their memory (tens of
+        ms each).
         With ``cancel`` they are terminated, and awaited."""
         if self._closed:
             return
@@ -239,7 +249,10 @@ class LocalProcessExecutor:
         # an exiting parent took the fork server down with it, whose SIGTERM (the workers' parent
         # death signal) cut the workers' own exit short.
         threading.Thread(
-            target=_reap, args=(processes, conns, self.semaphores), name="mazepa-reaper", daemon=False
+            target=_reap,
+            args=(processes, conns, self.semaphores, self.exit_grace_s),
+            name="mazepa-reaper",
+            daemon=False,
         ).start()
 
     # ---- introspection (tests, progress) ------------------------------------------------------

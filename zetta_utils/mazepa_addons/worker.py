@@ -44,11 +44,12 @@ from .wire import (
     seal_payload,
 )
 
-__all__ = ["WorkerStats", "run_worker"]
+__all__ = ["LEASE_RENEWAL_ENV", "WorkerStats", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
 _FLUSH_INTERVAL_S = 0.2
+LEASE_RENEWAL_ENV = "ZETTA_LEASE_RENEWAL_S"
 _ERROR_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -70,10 +71,10 @@ class WorkerStats:
 class _LeaseKeeper:
     """Extends the visibility of the messages being worked on, from a daemon thread."""
 
-    def __init__(self, queue: MessageQueue, visibility_timeout_s: int):
+    def __init__(self, queue: MessageQueue, visibility_timeout_s: int, interval_s: float | None = None):
         self.queue = queue
         self.visibility_timeout_s = visibility_timeout_s
-        self.interval_s = max(0.5, visibility_timeout_s / 3)
+        self.interval_s = interval_s if interval_s is not None else max(0.5, visibility_timeout_s / 3)
         self._held: dict[str, ReceivedMessage] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -116,6 +117,7 @@ class _Worker:
         signer: MessageSigner,
         worker_id: str,
         visibility_timeout_s: int,
+        lease_renewal_s: float | None = None,
     ):
         self.work_queue = work_queue
         self.outcome_queue = outcome_queue
@@ -123,7 +125,7 @@ class _Worker:
         self.worker_id = worker_id
         self.visibility_timeout_s = visibility_timeout_s
         self.stats = WorkerStats()
-        self.leases = _LeaseKeeper(work_queue, visibility_timeout_s)
+        self.leases = _LeaseKeeper(work_queue, visibility_timeout_s, lease_renewal_s)
         # Finished and not yet reported: (message, outcome or None for "just delete", attempt)
         self.pending: list[tuple[ReceivedMessage, TaskOutcome[Any] | None, int, str | None]] = []
         self.last_flush = time.monotonic()
@@ -290,6 +292,7 @@ def run_worker(
     worker_id: str | None = None,
     stop_event: threading.Event | None = None,
     handle_signals: bool = True,
+    lease_renewal_s: float | None = None,
 ) -> WorkerStats:
     """Work on ``work_queue`` until stopped, idle for ``max_idle_s``, done ``max_tasks`` messages,
     or the queue is deleted (the run ended).
@@ -299,13 +302,23 @@ def run_worker(
     :param wait_s: long-poll wait per receive (at most 20).
     :param prefetch: messages taken at once (1-10); more saves requests for tiny tasks, but a
         taken message waits behind the ones before it.
+    :param lease_renewal_s: how often the lease is extended (default: a third of the visibility
+        timeout, or ``$ZETTA_LEASE_RENEWAL_S``; tests make it short, so that a lease never runs
+        out on a busy machine).
     """
     if isinstance(visibility_timeout_s, bool) or not isinstance(visibility_timeout_s, int) or visibility_timeout_s < 2:
         raise ValueError(f"`visibility_timeout_s` must be an integer of at least 2 seconds, got {visibility_timeout_s!r}")
     if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 10:
         raise ValueError(f"`prefetch` must be an integer from 1 to 10, got {prefetch!r}")
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    w = _Worker(work_queue, outcome_queue, signer, worker_id, visibility_timeout_s)
+    if lease_renewal_s is None and os.environ.get(LEASE_RENEWAL_ENV):
+        lease_renewal_s = float(os.environ[LEASE_RENEWAL_ENV])
+    if lease_renewal_s is not None and not 0 < lease_renewal_s < visibility_timeout_s:
+        raise ValueError(
+            f"`lease_renewal_s` must be positive and shorter than the visibility timeout "
+            f"({visibility_timeout_s} s), got {lease_renewal_s!r}"
+        )
+    w = _Worker(work_queue, outcome_queue, signer, worker_id, visibility_timeout_s, lease_renewal_s)
     state = {"busy": False, "stop": False}
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

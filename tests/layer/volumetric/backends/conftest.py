@@ -46,7 +46,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a safety net, not a speed assumption
         while True:
             try:
                 urllib.request.urlopen(endpoint, timeout=1).read()
