@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
             cause = e.__cause__ if isinstance(e, BuilderError) and e.__cause__ is not None else e
             click.echo(f"Error: the run failed: {type(cause).__name__}: {_with_notes(cause)}", err=True)
             click.echo("(run with --debug for the full traceback)", err=True)
+            _echo_resume_hint()
             sys.exit(1)
         if isinstance(e, (BuilderError, SpecFileError)) or _cause_of_type(e, "CueError") is not None:
             click.echo(f"Error: {e}", err=True)
