@@ -192,9 +192,9 @@ class Call:
     def no_defaults(self, i: int, what: str) -> None:
         """CUE v0.4 does not take the default of an element of a number or string list
         argument (``list.Sum([a])`` with ``a: *1 | 2`` fails): neither does this."""
-        hit = self.ev.defaulted_element(self.args[i])
-        if hit is not None:
-            k, text = hit
+        hits = self.ev.defaulted_elements(self.args[i])
+        if hits:
+            k, text = hits[0]
             raise ArgError(
                 incomplete(
                     f"non-concrete value {text} for element {k} of {what} list argument {i}",

@@ -990,15 +990,17 @@ class Evaluator:
                 return sum(1 for k, a in v.arcs.items() if label_is_regular(k) and not a.optional)
         return None
 
-    def defaulted_element(self, v: object) -> tuple[int, str] | None:
-        """The index and text of the first element of list ``v`` whose value is the
-        default of a disjunction, if any (CUE v0.4's number and string list arguments
-        of builtins do not take defaults)."""
+    def defaulted_elements(self, v: object) -> list[tuple[int, str]]:
+        """The index and text of each element of list ``v`` whose value is the default
+        of a disjunction (CUE v0.4's builtins do not take the defaults of the elements
+        of their number and string list arguments, nor of list.Contains's list)."""
         if isinstance(v, Vertex) and v.is_list:
-            for k, arc in v.arcs.items():
-                if isinstance(k, int) and arc.defaulted:
-                    return k, short_str(arc)
-        return None
+            return [
+                (k, short_str(arc))
+                for k, arc in v.arcs.items()
+                if isinstance(k, int) and arc.defaulted
+            ]
+        return []
 
     def to_data_value(self, val: object, pos: Pos) -> object:
         """Python data (lists, dicts of atoms) of a concrete value, or an error value."""

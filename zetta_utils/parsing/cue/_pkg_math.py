@@ -304,7 +304,10 @@ def _list_funcs() -> dict[str, Builtin]:
     def contains(c: Call) -> object:
         items = c.items(0)
         x = c.data(1)
-        return any(data_equal(a, x) for a in items)
+        # CUE v0.4 compares an element that is a disjunction with a default as the
+        # disjunction, which equals no value.
+        skip = {k for k, _text in c.ev.defaulted_elements(c.args[0])}
+        return any(data_equal(a, x) for k, a in enumerate(items) if k not in skip)
 
     def flatten_n(c: Call) -> object:
         depth = c.integer(1)
