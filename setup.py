@@ -8,7 +8,7 @@ setup(
         Extension(
             "zetta_utils.mazepa_layer_processing.common._blend",
             ["zetta_utils/mazepa_layer_processing/common/_blend.c"],
-            extra_compile_args=["-O3", "-std=c11", "-fno-math-errno"],
+            extra_compile_args=["-O3", "-std=c11", "-fno-math-errno", "-ffp-contract=off"],
             optional=True,
         )
     ]

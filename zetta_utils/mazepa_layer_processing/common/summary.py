@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .chunk_grid import Box
+from .chunk_grid import Box, core_spans, grid_spans
 from .reduction import level_schedule
 from .volumetric_apply_flow import SubchunkablePlan
 from .volumetric_callable_operation import is_layer
@@ -64,13 +64,31 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     read_box = chunk.padded(plan.input_context(level))
     reads = counts[level] * read_box.size() * input_bpv
     dst_bpv = _voxel_bytes(plan.dst) if plan.dst is not None else 0
-    region = plan.region if plan.dst_bounds is None else plan.region.intersection(plan.dst_bounds)
-    writes = region.size() * dst_bpv
+    writes = dst_writes(plan)[1] * dst_bpv
     inter = 0.0
     top_out = Box.of((0, 0, 0), plan.chunk_sizes[0]).padded(plan.blend_pads[0]).size() * plan.num_channels
     if plan.store is not None:
         inter = counts[0] * top_out / plan.num_channels * dst_bpv
     return {"read": reads, "write": writes, "intermediaries": inter, "memory": worker_memory(plan, read_box.size() * input_bpv)}
+
+
+def dst_writes(plan: SubchunkablePlan) -> tuple[int, int]:
+    """How many ``dst`` chunks the run writes, and their voxels: every chunk (clipped to dst's
+    bounds) that the region's processed part (all of it but ``processing_gap`` s) meets, whole."""
+    if plan.dst is None or plan.dst_bounds is None or plan.deferred:
+        return 0, 0
+    target = plan.region.intersection(plan.dst_bounds)
+    if target.is_empty():
+        return 0, 0
+    offset = plan.dst.backend.get_voxel_offset(plan.dst_resolution)
+    dchunk = plan.dst.backend.get_chunk_size(plan.dst_resolution)
+    chunks, voxels = 1, 1
+    for d, ax in enumerate(plan.top_grid.axes):
+        spans = core_spans(ax, target.start[d], target.stop[d])
+        cells = grid_spans(spans, int(offset[d]), int(dchunk[d]), plan.dst_bounds.start[d], plan.dst_bounds.stop[d])
+        chunks *= len(cells)
+        voxels *= sum(b - a for a, b in cells)
+    return chunks, voxels
 
 
 def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
@@ -170,7 +188,7 @@ def print_plan_summary(
         )
     est = estimate(plan)
     info.add_row("to read", _bytes(est["read"]) + " from op_kwargs layers")
-    info.add_row("to write", _bytes(est["write"]) + " to dst")
+    info.add_row("to write", _bytes(est["write"]) + f" to dst ({_count(dst_writes(plan)[0], 'chunk file')})")
     if plan.store is not None:
         info.add_row("intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)")
     info.add_row("worker memory", "about " + _bytes(est["memory"]) + " per task running (input, outputs, blend buffers)")
@@ -217,3 +235,7 @@ def print_plan_summary(
     if extra:
         console.print("  ".join(extra))
     console.rule()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
