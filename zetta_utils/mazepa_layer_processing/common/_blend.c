@@ -68,22 +68,29 @@ static int get_geom(const Py_buffer *x, const Py_buffer *y, geom_t *g) {
     return 0;
 }
 
-/* acc (type A) += src (type S) * wx[x] * w_yz, over one x row. */
+/* acc (type A) += src (type S) * w over one x row, w = (wx[x] * wy) * wz: the weight and the
+ * sum rounded step by step in this order, as the original zetta_utils computes them (its weight
+ * template is multiplied by the x, then the y, then the z ramp; then acc + value * weight). Where
+ * wz is 1 (no z ramp) the last product is exact and skipped; without wx, w is wy * wz. The build
+ * turns off floating-point contraction (setup.py): a fused multiply-add would round once. */
 #define ACC_ROW(A, S)                                                                          \
     static void acc_row_##A##_##S(char *acc, Py_ssize_t sa, const char *src, Py_ssize_t ss,     \
-                                  const A *wx, A wyz, Py_ssize_t n) {                           \
+                                  const A *wx, A wy, A wz, Py_ssize_t n) {                      \
+        A wyz = wy * wz;                                                                        \
         if (sa == (Py_ssize_t)sizeof(A) && ss == (Py_ssize_t)sizeof(S)) {                       \
             A *restrict o = (A *)acc;                                                           \
             const S *restrict s = (const S *)src;                                               \
-            if (wx) {                                                                           \
-                for (Py_ssize_t i = 0; i < n; i++) o[i] += (A)s[i] * (wx[i] * wyz);             \
+            if (wx && wz == (A)1) {                                                             \
+                for (Py_ssize_t i = 0; i < n; i++) o[i] += (A)s[i] * (wx[i] * wy);              \
+            } else if (wx) {                                                                    \
+                for (Py_ssize_t i = 0; i < n; i++) o[i] += (A)s[i] * ((wx[i] * wy) * wz);       \
             } else {                                                                            \
                 for (Py_ssize_t i = 0; i < n; i++) o[i] += (A)s[i] * wyz;                       \
             }                                                                                   \
             return;                                                                             \
         }                                                                                       \
         for (Py_ssize_t i = 0; i < n; i++) {                                                    \
-            A w = wx ? wx[i] * wyz : wyz;                                                       \
+            A w = wx ? (wx[i] * wy) * wz : wyz;                                                 \
             *(A *)(acc + i * sa) += (A)(*(const S *)(src + i * ss)) * w;                        \
         }                                                                                       \
     }
@@ -173,7 +180,6 @@ static inline void prefetch_row(const char *p, Py_ssize_t bytes, int write) {
     }
 }
 
-typedef void (*acc_row_t)(char *, Py_ssize_t, const char *, Py_ssize_t, const void *, double, Py_ssize_t);
 
 #define TABLE(P, A) {(void *)P##_##A##_b1, (void *)P##_##A##_i8, (void *)P##_##A##_u8, (void *)P##_##A##_i16, \
     (void *)P##_##A##_u16, (void *)P##_##A##_i32, (void *)P##_##A##_u32, (void *)P##_##A##_i64,                \
@@ -184,8 +190,8 @@ static void *const ACC_F64[T_BAD] = TABLE(acc_row, double);
 static void *const STORE_F32[T_BAD] = TABLE(store_row, float);
 static void *const STORE_F64[T_BAD] = TABLE(store_row, double);
 
-typedef void (*acc_row_f32_t)(char *, Py_ssize_t, const char *, Py_ssize_t, const float *, float, Py_ssize_t);
-typedef void (*acc_row_f64_t)(char *, Py_ssize_t, const char *, Py_ssize_t, const double *, double, Py_ssize_t);
+typedef void (*acc_row_f32_t)(char *, Py_ssize_t, const char *, Py_ssize_t, const float *, float, float, Py_ssize_t);
+typedef void (*acc_row_f64_t)(char *, Py_ssize_t, const char *, Py_ssize_t, const double *, double, double, Py_ssize_t);
 typedef void (*store_row_t)(char *, Py_ssize_t, char *, Py_ssize_t, int, int, Py_ssize_t);
 
 /* A weight vector: NULL for None, else a contiguous buffer of n values of the acc type. */
@@ -212,11 +218,11 @@ static void acc_box(char *acc, const Py_ssize_t *as, const char *src, const Py_s
             const char *ps = src + y * ss[1] + z * ss[2];
             if (y + PREFETCH_ROWS < n[1]) prefetch_row(pa + PREFETCH_ROWS * as[1], n[0] * as[0], 1);
             if (f32) {
-                float wyz = (wy ? ((const float *)wy)[y] : 1.0f) * (wz ? ((const float *)wz)[z] : 1.0f);
-                ((acc_row_f32_t)ACC_F32[sk])(pa, as[0], ps, ss[0], (const float *)wx, wyz, n[0]);
+                float vy = wy ? ((const float *)wy)[y] : 1.0f, vz = wz ? ((const float *)wz)[z] : 1.0f;
+                ((acc_row_f32_t)ACC_F32[sk])(pa, as[0], ps, ss[0], (const float *)wx, vy, vz, n[0]);
             } else {
-                double wyz = (wy ? ((const double *)wy)[y] : 1.0) * (wz ? ((const double *)wz)[z] : 1.0);
-                ((acc_row_f64_t)ACC_F64[sk])(pa, as[0], ps, ss[0], (const double *)wx, wyz, n[0]);
+                double vy = wy ? ((const double *)wy)[y] : 1.0, vz = wz ? ((const double *)wz)[z] : 1.0;
+                ((acc_row_f64_t)ACC_F64[sk])(pa, as[0], ps, ss[0], (const double *)wx, vy, vz, n[0]);
             }
         }
 }

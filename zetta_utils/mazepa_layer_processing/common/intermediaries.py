@@ -42,6 +42,7 @@ from .reduction import (
     accumulator_dtype,
     combine_pieces,
     empty_xfast,
+    phase_order,
     to_output_dtype,
 )
 
@@ -402,13 +403,18 @@ class PieceStore:
             nx, ny, nz = ax1 - ax0, ay1 - ay0, az1 - az0
             subs = []
             weights = []
-            for (jx, lx, ox, wx), (jy, ly, oy, wy), (jz, lz, oz, wz) in itertools.product(xs, ys, zs):
+            # summed in the original's order (see reduction.phase_order)
+            for (jx, lx, ox, wx), (jy, ly, oy, wy), (jz, lz, oz, wz) in sorted(itertools.product(xs, ys, zs), key=_phase):
                 data = piece_data((jx, jy, jz), (lx, ly, lz))
                 subs.append(data[:, ox : ox + nx, oy : oy + ny, oz : oz + nz])
                 weights.append(None if wx is wy is wz is None else weight_product(mode, pads, (wx, wy, wz), acc_dtype))
             dst = out[:, ax0 - x0 : ax1 - x0, ay0 - y0 : ay1 - y0, az0 - z0 : az1 - z0]
             combine_pieces(dst, subs, weights, mode, what)
         return out
+
+
+def _phase(piece: tuple[tuple[int, Any, Any, Any], ...]) -> tuple[int, ...]:
+    return phase_order((piece[0][0], piece[1][0], piece[2][0]))
 
 
 @functools.lru_cache(maxsize=8)

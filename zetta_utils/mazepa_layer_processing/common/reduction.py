@@ -254,12 +254,25 @@ Region = tuple[tuple[slice, ...], Int3]
 """A band region of a parent's output: its slices there and its shape."""
 
 
+def phase_order(key: Int3) -> tuple[int, int, int, int, int, int]:
+    """Sort key of chunk keys ``(jx, jy, jz)`` in the order whose overlapping outputs the
+    original zetta_utils adds up: phase by phase of its checkerboard (the parities of ``jx``,
+    ``jy``, ``jz``, x most significant; one chunk of a phase at most covers a voxel), each
+    blended voxel summed from zero as ``acc + value * weight`` in that order. Floating-point
+    addition is not associative, so summing the same pieces in another order changes the last
+    bits of float outputs where three or more chunks overlap."""
+    jx, jy, jz = key
+    return (jx & 1, jy & 1, jz & 1, jz, jy, jx)
+
+
 class LevelSchedule:
     """How the chunks of a lower level combine into the padded output of their parent chunk.
 
     Every parent chunk of a level has the same shape, so the pieces, cells and weights are worked
-    out once per level: ``starts[k]`` is where chunk ``keys[k]``'s padded box starts relative to
-    the parent's output box (chunks entirely in the parent's crop are left out), and ``ops[k]``
+    out once per level: ``starts[k]`` is where the ``k``-th chunk's padded box starts relative to
+    the parent's output box (chunks entirely in the parent's crop are left out; chunks in
+    :func:`phase_order`, so that each voxel's pieces are summed in the original's order), and
+    ``ops[k]``
     lists, for each of its pieces inside that box, ``(cell, output slices, chunk output slices,
     weights, coverage)``. Executing it streams: each chunk's pieces are consumed as soon as the
     chunk is computed, so memory holds one chunk output and the unfinished bands.
@@ -277,7 +290,7 @@ class LevelSchedule:
         ramps = RampCache(mode)
         per_dim = [_axis_pieces(ax, out_shape[d], ramps, mode != "max", acc_dtype) for d, ax in enumerate(grid.axes)]
         cells: dict[tuple[Any, ...], int] = {}
-        for jx, jy, jz in grid.keys_overlapping(out_box):
+        for jx, jy, jz in sorted(grid.keys_overlapping(out_box), key=phase_order):
             ops: list[Op] = []
             (sx, xs), (sy, ys), (sz, zs) = per_dim[0][jx], per_dim[1][jy], per_dim[2][jz]
             for z, y, x in itertools.product(zs, ys, xs):
