@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 import pytest
+import torch
 
 from zetta_utils import builder
 from zetta_utils.geometry import BBox3D
@@ -477,3 +479,158 @@ def test_exact_bbox_output_is_refused_where_the_original_refuses_it(
     }
     with pytest.raises(ValueError, match=message):
         builder.build(spec)
+
+
+# --- task_stack_size: stacked bottom-level chunks --------------------------------------------------
+
+
+def chunk_dependent(src: torch.Tensor) -> torch.Tensor:
+    """Each chunk's output depends on its own first voxel; works on one chunk (C, X, Y, Z) and on
+    a stack of them (N, C, X, Y, Z) alike."""
+    return src * 0.5 + src[..., :1, :1, :1]
+
+
+STACK_CONFIGS: dict[str, dict[str, Any]] = {
+    "one level, blended": {"processing_chunk_sizes": [[16, 16, 1]], "processing_blend_pads": [2, 2, 0]},
+    "one level, straight to dst": {"processing_chunk_sizes": [[16, 16, 1]]},
+    "one level, skip_intermediaries": {"processing_chunk_sizes": [[16, 16, 1]], "skip_intermediaries": True},
+    "two levels, cropped and blended": {
+        "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
+        "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
+        "processing_blend_pads": [[2, 2, 0], [2, 2, 0]],
+    },
+    "two levels, skip_intermediaries": {
+        "processing_chunk_sizes": [[16, 16, 2], [8, 8, 1]],
+        "processing_crop_pads": [[0, 0, 0], [1, 1, 0]],
+        "skip_intermediaries": True,
+    },
+}
+
+
+@pytest.mark.parametrize("config", list(STACK_CONFIGS))
+def test_task_stack_size_runs_fn_on_stacked_bottom_chunks(tmp_path: Path, make_volume: MakeVolume, config: str) -> None:
+    """As the original's stacked operations: fn gets N chunks' inputs stacked (N, C, X, Y, Z) and
+    returns their outputs likewise; the output is the same bytes as one chunk at a time."""
+    from zetta_utils import mazepa
+
+    src = make_volume("src", size=SIZE, chunk=(8, 8, 1), dtype="float32")
+    write_array(src, random_array((1, *SIZE), "float32", seed=7))
+    kwargs = dict(STACK_CONFIGS[config])
+    levels = len(kwargs["processing_chunk_sizes"])
+    if not kwargs.get("skip_intermediaries"):
+        kwargs["level_intermediaries_dirs"] = [f"file://{tmp_path}/tmp"] * levels
+    shapes: list[tuple[int, ...]] = []
+
+    def fn(src: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(src.shape))
+        return chunk_dependent(src)
+
+    outputs = {}
+    for stack in (1, 3):
+        shapes.clear()
+        dst = make_volume(f"dst{stack}", size=SIZE, chunk=(8, 8, 1), dtype="float32")
+        flow = build_subchunkable_apply_flow(
+            dst=dst,
+            dst_resolution=RES,
+            bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+            fn=fn,
+            op_kwargs={"src": src},
+            task_stack_size=stack,
+            verbose=False,
+            **kwargs,
+        )
+        tasks = [t for item in flow.iter_items() if isinstance(item, list) for t in item if t.operation_name == "fn"]
+        mazepa.execute(flow, show_progress=False)
+        outputs[stack] = read_array(dst, (0, 0, 0), SIZE)
+        if stack == 1:
+            assert {len(s) for s in shapes} == {4}
+            chunks = len(shapes)
+        else:
+            assert {len(s) for s in shapes} == {5}
+            assert sum(s[0] for s in shapes) == chunks  # every bottom chunk once
+            top = kwargs["processing_chunk_sizes"][0]
+            per_parent = chunks // math.prod(n // c for n, c in zip(SIZE, top, strict=True)) if levels == 2 else chunks
+            full, rest = divmod(per_parent, 3)
+            assert sorted(s[0] for s in shapes) == sorted(([3] * full + ([rest] if rest else [])) * (chunks // per_parent))
+            # one level: a task holds 3 chunks; two: one top-level chunk, as in the original
+            assert [len(t.args[0]) for t in tasks][:2] == ([3, 3] if levels == 1 else [1, 1])
+    assert outputs[1].tobytes() == outputs[3].tobytes()
+
+
+def test_task_stack_size_with_dst_none(tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]) -> None:
+    from zetta_utils import mazepa
+
+    src, _, _ = _sources(make_volume)
+    flow = build_subchunkable_apply_flow(
+        dst=None,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        fn=lambda src: print(tuple(src.shape)),
+        op_kwargs={"src": src},
+        processing_chunk_sizes=[[32, 32, 1], [8, 8, 1]],
+        skip_intermediaries=True,
+        task_stack_size=16,
+        verbose=False,
+    )
+    mazepa.execute(flow, show_progress=False)
+    assert capsys.readouterr().out.splitlines() == ["(16, 1, 8, 8, 1)"] * 2
+
+
+@attrs.frozen
+class StackableAddOne:
+    """An op with the original's stackable methods (read, processing_fn, write)."""
+
+    crop_pad: tuple[int, int, int] = (0, 0, 0)
+
+    def with_added_crop_pad(self, crop_pad: Any) -> StackableAddOne:
+        return StackableAddOne(tuple(a + int(b) for a, b in zip(self.crop_pad, crop_pad, strict=True)))  # type: ignore[arg-type]
+
+    def read(self, idx: VolumetricIndex, src: Any, use_semaphore: bool = True) -> dict[str, torch.Tensor]:
+        return {"src": src[idx.padded(self.crop_pad)]}
+
+    def processing_fn(self, src: torch.Tensor) -> torch.Tensor:
+        return src + 1
+
+    def write(self, idx: VolumetricIndex, dst: Any, tensor: torch.Tensor, src: Any, use_semaphore: bool = True) -> None:
+        cx, cy, cz = self.crop_pad
+        dst[idx] = tensor[:, cx : tensor.shape[1] - cx, cy : tensor.shape[2] - cy, cz : tensor.shape[3] - cz]
+
+    def __call__(self, idx: VolumetricIndex, dst: Any, src: Any) -> None:
+        self.write(idx, dst, self.processing_fn(**self.read(idx, src)), src)
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["through intermediaries", "skip_intermediaries"])
+def test_task_stack_size_with_a_stackable_op(tmp_path: Path, make_volume: MakeVolume, skip: bool) -> None:
+    from zetta_utils import mazepa
+
+    src, dst, data = _sources(make_volume)
+    flow = build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        op=StackableAddOne(),
+        op_kwargs={"src": src},
+        processing_chunk_sizes=[[16, 16, 1], [8, 8, 1]],
+        processing_crop_pads=[[0, 0, 0], [1, 1, 0]],
+        task_stack_size=4,
+        verbose=False,
+        **({"skip_intermediaries": True} if skip else {"level_intermediaries_dirs": [f"file://{tmp_path}/tmp"] * 2}),
+    )
+    mazepa.execute(flow, show_progress=False)
+    assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data + 1)
+
+
+def test_task_stack_size_needs_a_stackable_op(tmp_path: Path, make_volume: MakeVolume) -> None:
+    src, dst, _ = _sources(make_volume)
+    with pytest.raises(TypeError, match=r"`task_stack_size` = 2 runs .* has no read\(\), processing_fn\(\), write\(\)"):
+        build_subchunkable_apply_flow(
+            dst=dst,
+            dst_resolution=RES,
+            bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+            op=lambda idx, dst, src: None,
+            op_kwargs={"src": src},
+            processing_chunk_sizes=[[16, 16, 1]],
+            skip_intermediaries=True,
+            task_stack_size=2,
+            verbose=False,
+        )

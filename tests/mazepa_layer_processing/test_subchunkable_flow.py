@@ -408,7 +408,9 @@ def test_worker_types_names_and_task_stacks(tmp_path: Path, make_volume: MakeVol
     top = [t for t in tasks if t.operation_name == "copy"]
     reductions = [t for t in tasks if t.operation_name == "copy reduction"]
     assert {t.worker_type for t in top} == {"gpu"} and {t.worker_type for t in reductions} == {"cpu"}
-    assert [len(t.args[0]) for t in top] == [3, 3, 2]  # 8 top-level chunks in stacks of 3
+    # two levels: as in the original, a task holds one top-level chunk; task_stack_size stacks
+    # the bottom-level chunks inside it (see test_subchunkable_arguments)
+    assert [len(t.args[0]) for t in top] == [1] * 8
     assert len(reductions) == 8 and len({t.id for t in tasks}) == len(tasks)
 
 

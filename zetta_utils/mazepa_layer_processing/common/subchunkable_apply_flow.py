@@ -370,6 +370,15 @@ def make_subchunkable_plan(
         level_op = adder(Vec3D(*crops[-1]))
     else:
         level_op = base_op
+    if stack > 1 and not isinstance(level_op, VolumetricCallableOperation):
+        missing = [m for m in ("read", "processing_fn", "write") if not callable(getattr(level_op, m, None))]
+        if missing:
+            raise TypeError(
+                f"`task_stack_size` = {stack} runs the bottom-level chunks through the operation "
+                f"stacked: its read(), processing_fn() and write() (the original's "
+                f"StackableVolumetricOpProtocol); {type(level_op).__name__} has no "
+                f"{', '.join(m + '()' for m in missing)}. Use `fn`, or task_stack_size 1"
+            )
     get_input_res = getattr(level_op, "get_input_resolution", None)
     input_res = Vec3D(*get_input_res(res)) if callable(get_input_res) else res
     op_name = task_name or op_name_of(level_op)
@@ -682,9 +691,12 @@ def make_subchunkable_plan(
         keep_intermediaries=keep_intermediaries,
         op_worker_type=op_worker_type,
         reduction_worker_type=reduction_worker_type,
-        task_stack_size=stack,
+        # as in the original, the top level's tasks hold several chunks only when it is the
+        # bottom level; below, a worker runs the bottom chunks in stacks
+        task_stack_size=stack if levels == 1 else 1,
         task_name=task_name,
         processing_box=processing_box,
+        bottom_stack=stack,
     )
     facts = {
         "original_bbox": original_bbox,
@@ -840,7 +852,11 @@ def build_subchunkable_apply_flow(
         smallest; default the top level) and served from memory to the levels below it.
     :param op_worker_type, reduction_worker_type: worker groups for the operation's and the
         reduction's tasks (e.g. GPU and CPU workers).
-    :param task_stack_size: top-level chunks per task (one queue message); default 1.
+    :param task_stack_size: bottom-level chunks computed together, as in the original: ``fn``
+        is called once on their inputs stacked along a new first dim (N, C, X, Y, Z) and returns
+        their outputs likewise (an ``op`` needs the original's ``read``, ``processing_fn`` and
+        ``write`` methods). With one level, a task holds that many chunks; below, a worker runs
+        the bottom chunks of its top-level chunk in such stacks. Default 1: one chunk, CXYZ.
     :param verbose: print a summary table before the run (default True); ``print_summary`` is
         its old name.
     :param generate_ng_link: add a Neuroglancer link to the output to the summary.

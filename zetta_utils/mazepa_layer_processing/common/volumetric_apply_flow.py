@@ -4,7 +4,8 @@ A :class:`SubchunkablePlan` is the fully validated, normalised form of the argum
 ``build_subchunkable_apply_flow``; it holds everything a worker needs. The flow has at most two
 stages, like daisy's blocks, each task a *read region* and a *write region*:
 
-1. **Top-level tasks**, one per top-level chunk (or a stack of ``task_stack_size`` of them). A
+1. **Top-level tasks**, one per top-level chunk (with one level, a stack of ``task_stack_size``
+   of them; ``task_stack_size`` runs the bottom-level chunks through the function in stacks). A
    task computes the chunk's padded output (its core grown by the top blend pad) by running the
    lower levels itself: the chunk's processing region (grown by the top crop pad) is split into
    the next level's chunks, each computed (recursively; the bottom level runs the operation with
@@ -50,6 +51,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
+import numpy as np
 import torch
 
 from zetta_utils import mazepa
@@ -130,6 +132,7 @@ class SubchunkablePlan:
     task_stack_size: int = 1
     task_name: str | None = None
     processing_box: Box | None = None
+    bottom_stack: int = 1
 
     @property
     def num_levels(self) -> int:
@@ -219,36 +222,110 @@ class SubchunkablePlan:
             return read_fast(layer, read_box, self.dst_resolution)
         return layer[read_box.to_index(self.dst_resolution).with_resolution(self.input_resolution)]
 
+    def _op_inputs(self, out_box: Box, kwargs: Mapping[str, Any]) -> tuple[Box, dict[str, Any], set[str]]:
+        """What a :class:`VolumetricCallableOperation` reads for the padded bottom chunk
+        ``out_box``: the box read (``out_box`` grown by its crop pad), its arguments, and the
+        names of those read from layers."""
+        cx, cy, cz = self.op_crop_pad
+        (x0, y0, z0), (x1, y1, z1) = out_box
+        x0, y0, z0, x1, y1, z1 = x0 - cx, y0 - cy, z0 - cz, x1 + cx, y1 + cy, z1 + cz
+        read_box = Box((x0, y0, z0), (x1, y1, z1))
+        fast = kwargs.fast if isinstance(kwargs, PrefetchedKwargs) else _NO_FAST
+        inputs = {}
+        read: set[str] = set()
+        for k, v in kwargs.items():
+            source = fast.get(k)
+            if source is not None:
+                array, ((a, b, c), (d, e, f)) = source
+                if a <= x0 and b <= y0 and c <= z0 and x1 <= d and y1 <= e and z1 <= f:
+                    # a copy: the function may change its input in place
+                    inputs[k] = torch.from_numpy(copy_xfast(array[:, x0 - a : x1 - a, y0 - b : y1 - b, z0 - c : z1 - c]))
+                    read.add(k)
+                    continue
+            if is_layer(v):
+                inputs[k] = self._read_input(v, read_box)
+                read.add(k)
+            else:
+                inputs[k] = v
+        return read_box, inputs, read
+
+    def _cropped(self, result: Array) -> Array:
+        cx, cy, cz = self.op_crop_pad
+        if cx or cy or cz:
+            return result[:, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz]
+        return result
+
     def run_op(self, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0) -> Array:
         """The bottom level: the operation's output for ``out_box`` (a padded bottom chunk, the
         chunk ``chunk_id``)."""
         op = self.op
         if isinstance(op, VolumetricCallableOperation):
-            cx, cy, cz = self.op_crop_pad
-            (x0, y0, z0), (x1, y1, z1) = out_box
-            x0, y0, z0, x1, y1, z1 = x0 - cx, y0 - cy, z0 - cz, x1 + cx, y1 + cy, z1 + cz
-            read_box = Box((x0, y0, z0), (x1, y1, z1))
-            fast = kwargs.fast if isinstance(kwargs, PrefetchedKwargs) else _NO_FAST
-            inputs = {}
-            for k, v in kwargs.items():
-                source = fast.get(k)
-                if source is not None:
-                    array, ((a, b, c), (d, e, f)) = source
-                    if a <= x0 and b <= y0 and c <= z0 and x1 <= d and y1 <= e and z1 <= f:
-                        # a copy: the function may change its input in place
-                        inputs[k] = torch.from_numpy(copy_xfast(array[:, x0 - a : x1 - a, y0 - b : y1 - b, z0 - c : z1 - c]))
-                        continue
-                if is_layer(v):
-                    inputs[k] = self._read_input(v, read_box)
-                else:
-                    inputs[k] = v
-            result = as_array(op.compute_padded(read_box.shape, self.op_args, inputs))
-            if cx or cy or cz:
-                result = result[:, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz]
-            return result
+            read_box, inputs, _ = self._op_inputs(out_box, kwargs)
+            return self._cropped(as_array(op.compute_padded(read_box.shape, self.op_args, inputs)))
         capture = CaptureBackend(out_box, self.dst_resolution, self.num_channels, self.dtype, self.op_name)
         op(self._index(out_box, chunk_id), capture_layer(capture), *self.op_args, **kwargs)
         return as_array(capture.result())
+
+    # --- task_stack_size: the bottom level's chunks through one call of the function -------------
+    def _stacked_inputs(self, boxes: Sequence[Box], kwargs: Mapping[str, Any]) -> tuple[Box, dict[str, Any]]:
+        """The inputs of ``fn`` for the padded bottom chunks ``boxes`` (all of one shape), those
+        read from layers stacked along a new first dim."""
+        per_chunk = [self._op_inputs(box, kwargs) for box in boxes]
+        read_box, first, read = per_chunk[0]
+        stacked = dict(first)
+        for k in read:
+            stacked[k] = torch.stack([torch.as_tensor(inputs[k]) for _, inputs, _ in per_chunk])
+        return read_box, stacked
+
+    def _stackable_outputs(self, boxes: Sequence[Box], kwargs: Mapping[str, Any], chunk_ids: Sequence[int], dst: Any) -> list[Array] | None:
+        """An ``op`` with the original's stackable methods: ``read`` each chunk, one
+        ``processing_fn`` call on the stacked data, ``write`` each chunk (into ``dst``, or
+        captured when ``dst`` is "capture": the outputs are returned)."""
+        op = self.op
+        indices = [self._index(box, cid) for box, cid in zip(boxes, chunk_ids, strict=True)]
+        data = [op.read(idx, *self.op_args, use_semaphore=False, **kwargs) for idx in indices]
+        stacked = {k: _stack([d[k] for d in data], k, self.op_name) for k in data[0]}
+        result = op.processing_fn(**stacked)
+        outputs: list[Array] = []
+        for i, (box, idx) in enumerate(zip(boxes, indices, strict=True)):
+            if dst == "capture":
+                capture = CaptureBackend(box, self.dst_resolution, self.num_channels, self.dtype, self.op_name)
+                op.write(idx, capture_layer(capture), result[i], *self.op_args, use_semaphore=False, **kwargs)
+                outputs.append(as_array(capture.result()))
+            else:
+                op.write(idx, dst, result[i], *self.op_args, use_semaphore=False, **kwargs)
+        return outputs if dst == "capture" else None
+
+    def run_ops(self, boxes: Sequence[Box], kwargs: Mapping[str, Any], chunk_ids: Sequence[int]) -> list[Array]:
+        """:meth:`run_op` for several padded bottom chunks, computed by one call of the function
+        on their stacked inputs (``task_stack_size``)."""
+        if len(boxes) == 1:
+            return [self.run_op(boxes[0], kwargs, chunk_ids[0])]
+        op = self.op
+        if isinstance(op, VolumetricCallableOperation):
+            read_box, inputs = self._stacked_inputs(boxes, kwargs)
+            result = op.compute_stacked(read_box.shape, len(boxes), self.op_args, inputs)
+            return [self._cropped(as_array(result[i])) for i in range(len(boxes))]
+        outputs = self._stackable_outputs(boxes, kwargs, chunk_ids, "capture")
+        assert outputs is not None
+        return outputs
+
+    def run_direct_stacked(self, cores: Sequence[Box], kwargs: Mapping[str, Any], dst: Any, chunk_ids: Sequence[int]) -> None:
+        """``skip_intermediaries``: bottom chunks ``cores`` computed by one call of the function
+        and written by the operation (``task_stack_size``)."""
+        op = self.op
+        if len(cores) == 1:
+            op(self._index(cores[0], chunk_ids[0]), dst, *self.op_args, **kwargs)
+        elif isinstance(op, VolumetricCallableOperation):
+            read_box, inputs = self._stacked_inputs(cores, kwargs)
+            if dst is None:
+                op.call_fn(self.op_args, inputs)
+                return
+            result = op.compute_stacked(read_box.shape, len(cores), self.op_args, inputs)
+            for i, core in enumerate(cores):
+                dst[core.to_index(self.dst_resolution)] = torch.from_numpy(self._cropped(as_array(result[i])))
+        else:
+            self._stackable_outputs(cores, kwargs, chunk_ids, dst)
 
     def chunk_output(self, level: int, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0) -> Array:
         """The output of the ``level`` chunk whose padded box is ``out_box`` (the chunk
@@ -279,6 +356,18 @@ class SubchunkablePlan:
                     raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}")
                 yield data
 
+        def stacked_outputs() -> Iterator[Array]:
+            chunks = zip(schedule.starts, ids, strict=True)
+            for batch in _batched(iter(chunks), self.bottom_stack):
+                boxes = [Box((x0 + ox, y0 + oy, z0 + oz), (x0 + ox + sx, y0 + oy + sy, z0 + oz + sz)) for (ox, oy, oz), _ in batch]
+                for data in self.run_ops(boxes, kwargs, [chunk_id + offset for _, offset in batch]):
+                    if data.shape[0] != num_channels:
+                        raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}")
+                    yield data
+
+        if self.bottom_stack > 1 and sub == self.num_levels - 1:
+            outputs = stacked_outputs
+
         if out.dtype.kind in "iu" and out.dtype.itemsize == 8 and mode != "max":
             # float64 sums cannot hold every int64: cells whose pieces agree are copied exactly
             combiner = CellCombiner(self.dtype, mode, what)
@@ -298,6 +387,11 @@ class SubchunkablePlan:
             self.op(self._index(core, chunk_id), dst, *self.op_args, **kwargs)
             return
         grid = ChunkGrid.over(core, self.chunk_sizes[level + 1], (0, 0, 0))
+        if self.bottom_stack > 1 and level + 1 == self.num_levels - 1:
+            for keys in _batched(grid.keys(), self.bottom_stack):
+                ids = [self.numbering.chunk_id(level + 1, key, chunk_id) for key in keys]
+                self.run_direct_stacked([grid.core(key) for key in keys], kwargs, dst, ids)
+            return
         for key in grid.keys():
             self.run_direct(level + 1, grid.core(key), kwargs, dst, self.numbering.chunk_id(level + 1, key, chunk_id))
 
@@ -315,6 +409,26 @@ class SubchunkablePlan:
             return
         out_box = grid.padded(key)
         data = to_output_dtype(self.chunk_output(0, out_box, self.op_kwargs, chunk_id), self.dtype, self.op_name)
+        self._write_top(key, out_box, data)
+
+    def process_top_chunks(self, keys: Sequence[Int3]) -> None:
+        """The top-level chunks ``keys`` of a task; when the top level is the bottom one and
+        ``task_stack_size`` stacks them, through one call of the function."""
+        if self.bottom_stack == 1 or self.num_levels > 1 or len(keys) == 1:
+            for key in keys:
+                self.process_top_chunk(key)
+            return
+        grid = self.top_grid
+        ids = [self.numbering.chunk_id(0, key) for key in keys]
+        if self.top_mode == "skip":
+            self.run_direct_stacked([grid.core(key) for key in keys], self.op_kwargs, self.clipped_dst(), ids)
+            return
+        boxes = [grid.padded(key) for key in keys]
+        for key, box, data in zip(keys, boxes, self.run_ops(boxes, self.op_kwargs, ids), strict=True):
+            self._write_top(key, box, to_output_dtype(data, self.dtype, self.op_name))
+
+    def _write_top(self, key: Int3, out_box: Box, data: Array) -> None:
+        """A top-level chunk's output: into ``dst`` or the intermediaries."""
         if self.top_mode == "direct":
             assert self.dst is not None and self.dst_bounds is not None
             target = out_box.intersection(self.region).intersection(self.dst_bounds)
@@ -339,8 +453,7 @@ class ProcessTopChunks(mazepa.OperationBase):
         return ("ProcessTopChunks", self.plan.plan_id)
 
     def __call__(self, keys: Sequence[Int3]) -> None:
-        for key in keys:
-            self.plan.process_top_chunk(tuple(key))  # type: ignore[arg-type]
+        self.plan.process_top_chunks([(k[0], k[1], k[2]) for k in keys])
 
     def describe_region(self, keys: Sequence[Int3]) -> str:
         """The chunks' region, for error reports (e.g. a task that kills its workers)."""
@@ -486,6 +599,15 @@ def _describe_boxes(boxes: Sequence[Box], resolution: Vec3D[float]) -> str:
     start = [min(b.start[i] for b in boxes) for i in range(3)]
     stop = [max(b.stop[i] for b in boxes) for i in range(3)]
     return describe_voxel_box(start, stop, tuple(resolution))
+
+
+def _stack(values: Sequence[Any], name: str, what: str) -> Any:
+    """Values of one argument of several chunks, stacked along a new first dim."""
+    if isinstance(values[0], torch.Tensor):
+        return torch.stack(list(values))
+    if isinstance(values[0], np.ndarray):
+        return np.stack(list(values))
+    raise TypeError(f"{what}: with task_stack_size, read() must return tensors or arrays; {name!r} is {type(values[0]).__name__}")
 
 
 def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

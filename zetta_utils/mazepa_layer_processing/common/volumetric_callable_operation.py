@@ -160,6 +160,26 @@ class VolumetricCallableOperation(mazepa.OperationBase):
             )
         return result
 
+    def compute_stacked(self, expected: Sequence[int], count: int, args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
+        """``fn``'s output for ``count`` chunks at once (``task_stack_size``, as the original's
+        stacked operations): the layers in ``inputs`` hold the chunks' data stacked along a new
+        first dim (N, C, X, Y, Z), and so must the output; not yet cropped."""
+        result = self.call_fn(args, inputs)
+        if isinstance(result, np.ndarray):
+            result = to_torch(result)
+        if (
+            not isinstance(result, torch.Tensor)
+            or result.ndim != 5
+            or result.shape[0] != count
+            or tuple(result.shape[2:]) != tuple(expected)
+        ):
+            raise ValueError(
+                f"{self.get_operation_name()}: with task_stack_size, the function gets {count} chunks "
+                f"stacked (N, C, X, Y, Z) and must return them stacked: expected a tensor of shape "
+                f"({count}, C, {', '.join(str(e) for e in expected)}), got {describe(result)}"
+            )
+        return result
+
     def compute(self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
         """:meth:`compute_padded`, cropped by ``crop_pad``."""
         result = self.compute_padded(expected, args, inputs)
