@@ -282,6 +282,9 @@ class Package:
     def __init__(self, path: str) -> None:
         self.path = path
 
+    def __repr__(self) -> str:
+        return f'package "{self.path}"'
+
 
 class NeedChoice(Exception):
     def __init__(self, pending: Pending) -> None:
