@@ -50,7 +50,6 @@ class Program:
         self.ints: list[str] = []
         self.strs: list[str] = []
         self.structs: list[str] = []
-        self.lists: list[str] = []
         self.n = 0
 
     def name(self, prefix: str) -> str:
@@ -126,7 +125,8 @@ def _f_labels(p: Program) -> None:
         p.lines.append(f'{name}: {{for k, v in {m} if k != "" {{(k): [k, v]}}}}')
     else:
         p.lines.append(f'{name}: [for k, v in {m} let w = v * 2 {{"\\(k)=\\(w)"}}]')
-    p.lists.append(name) if kind in (0, 3) else p.structs.append(name)
+    if kind in (1, 2):
+        p.structs.append(name)
 
 
 def _f_list_comprehensions(p: Program) -> None:
@@ -145,7 +145,6 @@ def _f_list_comprehensions(p: Program) -> None:
     if r.random() < 0.3:
         body.append(f"\t{p.int_ref()}")
     p.lines.append(f"{name}: [\n" + "\n".join(body) + "\n]")
-    p.lists.append(name)
 
 
 def _f_defaults(p: Program) -> None:
