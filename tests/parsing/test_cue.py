@@ -137,6 +137,7 @@ UNSUPPORTED = [
     ('import "example.com/pkg"\na: pkg.X\n', 'package "example.com/pkg"', 2, 8),
     ('import "path"\na: path.Base("a", path.Windows)\n', "Windows paths", 2, 4),
     ('import "list"\na: [2, 1] & list.UniqueItems()\n', "used as a validator", 2, 13),
+    ('a: "x" =~ "\\\\pL"\n', "regular expression", 1, 4),
     ("a: close({b: 1})\n", "close() builtin", 1, 4),
     ("a: {\n\t[string]: int\n\tb: 1\n}\n", "pattern constraint", 2, 2),
     ('x: ["a"]\nX=y: 1\nz: X\n', "alias 'X='", 2, 1),

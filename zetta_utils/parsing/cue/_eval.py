@@ -52,6 +52,7 @@ from ._ast import (
     label_str,
 )
 from ._errors import CueError, Pos, unsupported
+from ._re2 import regex
 from ._values import (
     CYCLE,
     EVAL,
@@ -82,7 +83,6 @@ from ._values import (
     kind_of,
     negate,
     num_str,
-    regex,
     value_str,
 )
 

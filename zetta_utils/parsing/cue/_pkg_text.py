@@ -14,7 +14,8 @@ from decimal import Decimal
 from ._builtins import Builtin, Call, float_result, functions
 from ._errors import CueError
 from ._lexer import BYTES, Lexer
-from ._values import make_int, regex
+from ._re2 import regex
+from ._values import make_int
 
 # Go's unicode.IsSpace.
 _GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(

@@ -8,7 +8,7 @@ import json
 import re
 from decimal import Decimal
 
-from ._errors import Pos, unsupported
+from ._errors import Pos
 
 # Kind bit masks.
 NULL = 1
@@ -324,18 +324,3 @@ def data_equal(a: object, b: object) -> bool:
     if isinstance(a, Num) and isinstance(b, Num):
         return compare_nums(a, b) == 0
     return type(a) is type(b) and a == b
-
-
-_RE2_ONLY = re.compile(r"\[\[:|\\[pPC]|\(\?P=|\\[1-9]|\(\?[=!<]")
-
-
-def regex(pattern: str, pos: Pos | None) -> re.Pattern[str]:
-    """Compile a CUE (RE2) regular expression with Python's ``re``; syntax whose meaning
-    differs between the two is rejected rather than matched differently."""
-    if _RE2_ONLY.search(pattern):
-        raise unsupported(
-            pos or Pos("<unknown>", 0, 0),
-            f"regular expression {pattern!r} (POSIX classes, \\p, backreferences and "
-            "lookaround differ between RE2 and Python)",
-        )
-    return re.compile(pattern.replace("\\z", "\\Z"))
