@@ -114,6 +114,9 @@ def _compile(pattern: str) -> re.Pattern[str] | str:
     """The compiled pattern, or why it is not supported."""
     if _UNSUPPORTED.search(pattern):
         return "Unicode classes (\\p), backreferences, lookaround and the ungreedy flag"
+    for m in re.finditer(r"\(\?[a-zA-Z]*m[a-zA-Z]*[:)]", pattern):
+        if m.start() > 0 or m.group(0).endswith(":"):
+            return "the multi-line flag (?m) other than for the whole pattern"
     try:
         return re.compile(_translate(pattern))
     except _Unsupported as e:
