@@ -3,7 +3,7 @@ machinery the standard packages (``_pkg_*`` modules, listed by ``_packages``) sh
 argument conversion and result conversion with CUE v0.4 semantics.
 
 Nothing here imports the evaluator: a call receives it as an object with
-``to_data_value`` and ``length_of``.
+``to_data_value``, ``length_of`` and ``defaulted_elements``.
 """
 
 from __future__ import annotations
