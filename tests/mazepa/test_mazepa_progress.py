@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from zetta_utils import mazepa
+from zetta_utils.mazepa import progress
 
 
 @mazepa.taskable_operation
@@ -69,3 +71,221 @@ def test_no_output_without_progress(capsys: pytest.CaptureFixture[str]) -> None:
     mazepa.execute(mixed(4), show_progress=False)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+# ---- totals and ETA, with a clock the test moves ------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _log_line(counters: progress.ProgressCounters, final: str | None = None) -> str:
+    stream = io.StringIO()
+    display = progress.LogProgressDisplay(counters, stream=stream, interval_sec=0)
+    if final is None:
+        display.refresh(force=True)
+    else:
+        display.stop(final)
+    return stream.getvalue().strip()
+
+
+def test_a_declared_total_is_shown_from_the_start_with_an_eta_from_the_rate_since_then() -> None:
+    clock = FakeClock()
+    counters = progress.ProgressCounters(clock)
+    counters.expect("lambda", 2400)
+    counts = counters.get("lambda")
+    counts.yielded += 400  # the look-ahead: far fewer yielded than the run has
+    assert _log_line(counters) == "mazepa progress [0:00:00]: lambda 0/2400"
+    clock.now += 10
+    counts.done = 300
+    counts.yielded += 300
+    # 30 tasks/s since the first was yielded; 2100 left: 70 s
+    assert _log_line(counters) == "mazepa progress [0:00:10]: lambda 300/2400 (30.0/s, ETA 0:01:10)"
+    clock.now += 50
+    counts.done = 1800
+    assert counts.eta(clock()) == pytest.approx(20.0)
+    assert "lambda 1800/2400 (30.0/s, ETA 0:00:20)" in _log_line(counters)
+
+
+def test_skipped_tasks_count_as_finished_but_not_in_the_rate() -> None:
+    clock = FakeClock()
+    counters = progress.ProgressCounters(clock)
+    counters.expect("copy", 100)
+    counts = counters.get("copy")
+    counts.yielded = 60
+    counts.skipped = 50  # finished by an earlier run: skipped at once
+    clock.now += 5
+    counts.done = 10
+    # 2 tasks/s (the 50 skipped ones are not work done now); 40 left: 20 s
+    assert _log_line(counters).endswith("copy 60/100 (2.0/s, ETA 0:00:20) [50 skipped]")
+
+
+def test_an_operation_counts_from_its_own_first_task() -> None:
+    clock = FakeClock()
+    counters = progress.ProgressCounters(clock)
+    counters.expect("top", 10)
+    counters.expect("top reduction", 4)
+    counters.get("top").yielded = 10
+    clock.now += 100  # the reduction's tasks come once the top level is done
+    counters.get("top").done = 10
+    counters.get("top reduction").yielded = 4
+    clock.now += 2
+    counters.get("top reduction").done = 1
+    assert counters.get("top reduction").eta(clock()) == pytest.approx(6.0)  # 0.5/s, 3 left
+
+
+def test_without_a_declared_total_the_count_says_more_may_come_and_there_is_no_eta() -> None:
+    clock = FakeClock()
+    counters = progress.ProgressCounters(clock)
+    counts = counters.get("noop")
+    counts.yielded = 5
+    clock.now += 1
+    counts.done = 3
+    assert _log_line(counters).endswith("noop 3/5+ (3.0/s)")
+    counts.done = 5
+    assert _log_line(counters, final="done").endswith("noop 5/5 (5.0/s)")
+
+
+def test_declarations_add_up_and_do_nothing_outside_a_run() -> None:
+    progress.expect_tasks("x", 5)  # no run: ignored
+    counters = progress.ProgressCounters(FakeClock())
+    with progress.collecting(counters):
+        progress.expect_tasks("x", 5, voxels=500, bytes_written=50)
+        progress.expect_tasks("x", 3, voxels=300)
+    counts = counters.get("x")
+    assert (counts.expected, counts.voxels, counts.bytes_written) == (8, 800, 50)
+    with pytest.raises(ValueError, match="`tasks` must be a non-negative integer"):
+        progress.expect_tasks("x", -1)
+
+
+@mazepa.flow_schema
+def declared(n: int) -> Iterator[Any]:
+    progress.expect_tasks("noop", n, voxels=n * 1000, bytes_written=n * 10)
+    for i in range(n):
+        yield noop.make_task(i)
+
+
+def test_execute_shows_a_flows_declared_total_on_every_line(capsys: pytest.CaptureFixture[str]) -> None:
+    plain = Console(file=io.StringIO(), force_terminal=False)
+    summary = mazepa.execute(declared(12), progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) > 3
+    counts = [line.split("noop ")[1].split(" ")[0] for line in lines]
+    assert all(c.endswith("/12") for c in counts), counts
+    assert counts[0] != "12/12"
+    assert (summary.voxels_processed, summary.bytes_written) == (12_000, 120)
+
+
+def test_a_list_of_tasks_is_its_own_total(capsys: pytest.CaptureFixture[str]) -> None:
+    plain = Console(file=io.StringIO(), force_terminal=False)
+    mazepa.execute([noop.make_task(i) for i in range(6)], progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert all("/6" in line and "+" not in line for line in lines), lines
+
+
+def test_a_resumed_run_counts_its_work_from_the_share_of_tasks_it_did(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "ckpt"
+    tasks = [noop.make_task(i) for i in range(4)]
+    mazepa.execute(tasks[:1], checkpoint=str(checkpoint), show_progress=False)
+    summary = mazepa.execute(declared(4), checkpoint=str(checkpoint), show_progress=False)
+    assert (summary.tasks_done, summary.tasks_skipped) == (3, 1)
+    assert (summary.voxels_processed, summary.bytes_written) == (3000, 30)
+    assert "3 tasks done" in summary.sentence() and "1 skipped (finished by an earlier run)" in summary.sentence()
+
+
+# ---- the summary sentence ---------------------------------------------------------------------
+
+
+def test_the_summary_is_a_sentence() -> None:
+    text = progress.summary_sentence(
+        tasks_done=2400, tasks_skipped=0, tasks_failed=0, elapsed_secs=92, voxels=1.2e9, bytes_written=512 * 2**20
+    )
+    assert text == "Done in 0:01:32: 2,400 tasks done (26.1/s), none failed; 1.2 Gvoxels processed (13.0 Mvoxels/s), 512.0 MiB written."
+    text = progress.summary_sentence(
+        tasks_done=1, tasks_skipped=7, tasks_failed=2, elapsed_secs=3, retries=1, completed=False
+    )
+    assert text == "Stopped in 0:00:03: 1 task done (0.3/s), 7 skipped (finished by an earlier run), 2 failed, 1 retry."
+
+
+# ---- the terminal: bars continue in place after "n" at the cancel prompt ---------------------
+
+
+def _screen(raw: str, columns: int = 120, lines: int = 20) -> list[str]:
+    import pyte
+
+    screen = pyte.Screen(columns, lines)
+    stream = pyte.Stream(screen)
+    stream.feed(raw.replace("\n", "\r\n"))
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
+def test_bars_continue_in_place_after_no_at_the_cancel_prompt() -> None:
+    clock = FakeClock()
+    counters = progress.ProgressCounters(clock)
+    counters.expect("lambda", 100)
+    counters.expect("lambda reduction", 10)
+    counters.get("lambda").yielded = 50
+    out = io.StringIO()
+    terminal = Console(file=out, force_terminal=True, width=120, height=20)
+    print("the plan's summary", file=out)
+    display = progress.RichProgressDisplay(counters, console=terminal, refresh_per_second=0.001)
+    display.start()
+    clock.now += 10
+    counters.get("lambda").done = 20
+    display.refresh(force=True)
+    display.pause()
+    out.write("\nCancel the run? [y/N] n\n")  # what input() and the answer leave on the terminal
+    display.resume()
+    clock.now += 10
+    counters.get("lambda").done = 40
+    display.refresh(force=True)
+    display.stop("done")
+    shown = _screen(out.getvalue())
+    assert shown[0] == "the plan's summary"
+    assert len(shown) == 3, shown  # the two bars, once; no question left, no frozen copy
+    assert shown[1].startswith("lambda ") and "40/100" in shown[1]
+    assert shown[2].startswith("lambda reduction ") and "0/10" in shown[2]
+    assert not any("Cancel" in line for line in shown)
+
+
+# ---- a subchunkable flow declares its plan's task counts ---------------------------------------
+
+
+def test_a_subchunkable_run_shows_its_plans_totals_from_the_first_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zetta_utils.geometry import BBox3D
+    from zetta_utils.mazepa_layer_processing.common import build_subchunkable_apply_flow
+
+    from ..mazepa_layer_processing.helpers import RES, make_volume_at, random_array, write_array
+
+    src = make_volume_at(str(tmp_path / "src"), size=(64, 64, 2))
+    dst = make_volume_at(str(tmp_path / "dst"), size=(64, 64, 2))
+    write_array(src, random_array((1, 64, 64, 2), "uint8"))
+    flow = build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), (64, 64, 2), RES),
+        fn=lambda src: src,
+        op_kwargs={"src": src},
+        processing_chunk_sizes=[[16, 16, 1], [8, 8, 1]],
+        processing_blend_pads=[[4, 4, 0], [0, 0, 0]],
+        max_reduction_chunk_size=[32, 32, 1],
+        level_intermediaries_dirs=[f"file://{tmp_path}/tmp", None],
+        verbose=False,
+    )
+    plain = Console(file=io.StringIO(), force_terminal=False)
+    summary = mazepa.execute(flow, progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=3)
+    lines = capsys.readouterr().err.strip().splitlines()
+    # 4 x 4 x 2 top-level chunks, one task each; reduction chunks of 32 x 32 x 1: 2 x 2 x 2
+    assert all("lambda " in line and "lambda reduction " in line for line in lines), lines
+    counts = [(line.split("lambda ")[1].split(" ")[0], line.split("lambda reduction ")[1].split(" ")[0]) for line in lines]
+    assert all(top.endswith("/32") and red.endswith("/8") for top, red in counts), counts
+    assert counts[0] != ("32/32", "8/8") and counts[-1] == ("32/32", "8/8")
+    assert summary.voxels_processed == 64 * 64 * 2
+    assert summary.bytes_written == 64 * 64 * 2  # uint8, the whole dst

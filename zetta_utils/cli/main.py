@@ -97,9 +97,7 @@ def _run_spec(spec: dict[str, Any], builder: Any, num_procs: int | None, checkpo
         if isinstance(result, (mazepa.Flow, mazepa.Task)):
             result = mazepa.execute(result)
     if isinstance(result, mazepa.ExecutionSummary):
-        logger.info("run finished: %s", result)
-        if result.tasks_skipped:
-            logger.info("resumed: %d task(s) skipped, finished by an earlier run of this spec", result.tasks_skipped)
+        click.echo(result.sentence(), err=True)  # counts the tasks a resumed run skipped
         return result.completed
     if result is not None:
         logger.info("spec built: %s", _short_repr(result))

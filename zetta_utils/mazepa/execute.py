@@ -21,7 +21,6 @@ import contextlib
 import contextvars
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -33,9 +32,10 @@ from .checkpoint import CheckpointStore
 from .exceptions import ExecutionError, FlowFailure, TaskFailure
 from .executors import ExecutorBackend, SerialExecutor
 from .interrupts import InterruptGuard, ask_cancel_confirmation
-from .progress import ProgressCounters, make_progress_display
+from .progress import ProgressCounters, collecting, make_progress_display, summary_sentence
 from .scheduler import Scheduler
 from .semaphores import active_semaphores, configure_semaphores
+from .tasks import Task
 
 __all__ = ["ExecutionSummary", "execute", "execution_defaults"]
 
@@ -94,10 +94,27 @@ class ExecutionSummary:
     flow_failures: list[FlowFailure] = attrs.field(factory=list)
     completed: bool = True
     """False when failures (with ``raise_on_failure=False``) left work undone."""
+    voxels_processed: float = 0.0
+    """Voxels this run processed, as the flows declared them (``mazepa.progress.expect_tasks``)."""
+    bytes_written: float = 0.0
+    """Bytes this run wrote, as the flows declared them."""
 
     @property
     def tasks_per_sec(self) -> float:
         return self.tasks_done / self.elapsed_secs if self.elapsed_secs > 0 else 0.0
+
+    def sentence(self) -> str:
+        """The summary for people: tasks done, skipped and failed, time, throughput."""
+        return summary_sentence(
+            tasks_done=self.tasks_done,
+            tasks_skipped=self.tasks_skipped,
+            tasks_failed=self.tasks_failed,
+            elapsed_secs=self.elapsed_secs,
+            retries=self.retries,
+            voxels=self.voxels_processed,
+            bytes_written=self.bytes_written,
+            completed=self.completed,
+        )
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -179,6 +196,7 @@ def execute(
             checkpoint,
         )
     counters = ProgressCounters()
+    _expect_listed_tasks(counters, target)
     scheduler = Scheduler(
         target,
         max_retry=max_retry,
@@ -195,6 +213,7 @@ def execute(
     with contextlib.ExitStack() as stack:
         guard = stack.enter_context(InterruptGuard()) if not nesting else None
         stack.callback(_NESTING.reset, _NESTING.set(nesting + 1))
+        stack.enter_context(collecting(counters))  # flows declare their task counts into it
         backend: ExecutorBackend
         owned = executor is None
         keep_semaphores = semaphores_spec is None and active_semaphores() is not None
@@ -232,19 +251,32 @@ def execute(
             display.stop(status)
 
     totals = counters.totals()
+    voxels, written = counters.work_done()
     summary = ExecutionSummary(
         tasks_done=totals.done,
         tasks_skipped=totals.skipped,
         retries=totals.retries,
         tasks_failed=totals.failed,
-        elapsed_secs=time.monotonic() - counters.start_time,
+        elapsed_secs=counters.clock() - counters.start_time,
         task_failures=list(scheduler.task_failures),
         flow_failures=list(scheduler.flow_failures),
         completed=scheduler.finished,
+        voxels_processed=voxels,
+        bytes_written=written,
     )
     if scheduler.has_failures and raise_on_failure:
         raise ExecutionError(scheduler.task_failures, scheduler.flow_failures)
     return summary
+
+
+def _expect_listed_tasks(counters: ProgressCounters, target: Any) -> None:
+    """A target that is a task or a list of tasks (no flows) is its whole run: its totals are
+    known before it starts."""
+    tasks = target if isinstance(target, (list, tuple)) else [target]
+    if not all(isinstance(t, Task) for t in tasks):
+        return
+    for task in tasks:
+        counters.expect(task.operation_name, 1)
 
 
 def _drive(

@@ -239,3 +239,28 @@ def print_plan_summary(
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def expected_tasks(plan: SubchunkablePlan) -> list[tuple[str, int, float, float]]:
+    """``(operation name, tasks, voxels, bytes written)`` of each kind of task the run yields,
+    for the progress bars' totals and the final summary: the top-level tasks process the
+    region; the bytes written to dst are those of the tasks that write it (the reduction's, when
+    there is one)."""
+    from .volumetric_apply_flow import plan_reducer
+
+    name = plan.task_name or plan.op_name
+    top = math.ceil(plan.top_grid.num_chunks / plan.task_stack_size)
+    written = float(dst_writes(plan)[1] * _voxel_bytes(plan.dst)) if plan.dst is not None else 0.0
+    reducer = plan_reducer(plan)
+    if reducer is None or plan.reduction_chunk is None:
+        return [(name, top, float(plan.region.size()), written)]
+    reductions = sum(1 for _ in reducer.chunks(plan.reduction_chunk))
+    return [(name, top, float(plan.region.size()), 0.0), (f"{name} reduction", reductions, 0.0, written)]
+
+
+def declare_expected_tasks(plan: SubchunkablePlan) -> None:
+    """Tell the running ``mazepa.execute`` the run's task counts (see :func:`expected_tasks`)."""
+    from zetta_utils.mazepa.progress import expect_tasks
+
+    for name, tasks, voxels, written in expected_tasks(plan):
+        expect_tasks(name, tasks, voxels=voxels, bytes_written=written)

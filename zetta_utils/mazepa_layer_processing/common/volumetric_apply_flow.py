@@ -768,6 +768,9 @@ def plan_reducer(plan: SubchunkablePlan) -> Reducer | None:
 
 def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     """The flow of a run (see the module docstring)."""
+    from .summary import declare_expected_tasks  # (imports rich)
+
+    declare_expected_tasks(plan)  # the progress bars' totals, known before any task runs
     if plan.store is not None:
         plan.store.create()
     reducer = plan_reducer(plan)
