@@ -29,7 +29,7 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_show_registry_lists_types() -> None:
-    r = zetta("show-registry", "BBox3D")
+    r = zetta("show-registry", "--signatures", "BBox3D")
     assert r.returncode == 0, r.stderr
     assert "BBox3D.from_coords(start_coord" in r.stdout
     assert "lambda" not in r.stdout

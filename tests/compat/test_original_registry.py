@@ -1,6 +1,6 @@
 """Every ``"@type"`` of the original's (tests/compat/original_registry.py) is registered here
-with at least the original's argument names, as ``zetta show-registry`` lists them, or is
-refused with a message saying what replaces it."""
+with at least the original's argument names, as ``zetta show-registry --signatures`` lists
+them, or is refused with a message saying what replaces it."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def parse_show_registry(text: str) -> Listed:
 @pytest.fixture(scope="module")
 def listed() -> Listed:
     r = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", "show-registry"],
+        [sys.executable, "-m", "zetta_utils.cli.main", "show-registry", "--signatures"],
         capture_output=True,
         text=True,
         env=ENV,

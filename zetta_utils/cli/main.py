@@ -111,27 +111,49 @@ def _short_repr(obj: Any, limit: int = 300) -> str:
 
 @cli.command("show-registry")
 @click.argument("pattern", required=False)
-@click.option("--signatures/--no-signatures", default=True, help="Show each callable's signature.")
+@click.option(
+    "--signatures/--no-signatures",
+    default=False,
+    help="One line per registration, `NAME [VERSIONS](SIGNATURE)`, for scripts.",
+)
 def show_registry(pattern: str | None, signatures: bool) -> None:
-    """List the types a spec can name with "@type" (optionally those containing PATTERN)."""
-    import inspect
+    """List the types a spec can name with "@type": each with its description and arguments.
 
-    import zetta_utils
+    With PATTERN, those whose name contains it (any case); a PATTERN that is a type's exact
+    name shows that type in full: its signature, and each argument's default and doc.
+    """
     from zetta_utils import builder
+    from zetta_utils.cli import registry_help
 
-    zetta_utils.load_all_modules()
-    for name in sorted(builder.REGISTRY):
-        if pattern and pattern.lower() not in name.lower():
-            continue
+    names = sorted(builder.REGISTRY)
+    exact = [n for n in names if pattern is not None and n == pattern] or [
+        n for n in names if pattern is not None and n.lower() == pattern.lower()
+    ]
+    matching = [n for n in names if not pattern or pattern.lower() in n.lower()]
+    if not matching:
+        close = registry_help.close_names(pattern or "", names)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise click.ClickException(
+            f"no registered type matches {pattern!r}{hint} (`zetta show-registry` lists them all)"
+        )
+    if signatures:
+        for name in matching:
+            for entry in builder.REGISTRY[name]:
+                versions = f" [{entry.versions}]" if str(entry.versions) else ""
+                click.echo(f"{name}{versions}{registry_help.signature_line(entry.fn)}")
+        return
+    if exact:
+        name = exact[0]
+        click.echo("\n\n".join(registry_help.describe_entry(name, e) for e in builder.REGISTRY[name]))
+        others = [n for n in matching if n != name]
+        if others:
+            click.echo(f"\nAlso matching {pattern!r}: {', '.join(others)}")
+        return
+    for name in matching:
         for entry in builder.REGISTRY[name]:
-            versions = f" [{entry.versions}]" if str(entry.versions) else ""
-            sig = ""
-            if signatures:
-                try:
-                    sig = str(inspect.signature(entry.fn))
-                except (TypeError, ValueError):
-                    sig = "(...)"
-            click.echo(f"{name}{versions}{sig}")
+            click.echo("\n".join(registry_help.list_line(name, entry)))
+    if pattern is None:
+        click.echo(f"\n{len(matching)} types. `zetta show-registry NAME` shows one in full.")
 
 
 def _register_commands() -> None:
