@@ -123,12 +123,17 @@ def test_unknown_type_lists_close_matches() -> None:
 def test_bad_argument_names_parameter_and_signature() -> None:
     with pytest.raises(BuilderError) as e:
         builder.build({"outer": [{"@type": "tests.add", "x": 1, "yy": 2}]})
-    msg = str(e.value)
-    assert "outer[0]" in msg
-    assert "'yy'" in msg and "did you mean 'y'" in msg
-    assert "tests.add(x: int, y: int = 1)" in msg
-    with pytest.raises(BuilderError, match="missing a required argument: 'x'"):
+    assert str(e.value) == (
+        "at `outer[0].yy`: 'tests.add' has no argument 'yy'; did you mean 'y'? "
+        "(`zetta show-registry tests.add` lists all its arguments)"
+    )
+    assert e.value.details == "signature: tests.add(x: int, y: int = 1) -> int"
+    with pytest.raises(BuilderError) as e:
         builder.build({"@type": "tests.add"})
+    assert str(e.value) == (
+        "at `<root>`: 'tests.add' needs 'x', which the spec does not give "
+        "(`zetta show-registry tests.add` lists all its arguments)"
+    )
 
 
 def test_runtime_error_names_path() -> None:

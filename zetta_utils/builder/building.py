@@ -7,7 +7,7 @@ import difflib
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
 from .registry import REGISTRY, RegistryEntry, get_matching_entry
@@ -27,6 +27,9 @@ class BuilderError(Exception):
     caller of ``build`` as an instance of both ``BuilderError`` and the original exception's
     class (see :func:`error_keeping_type`), so ``pytest.raises(ValueError)`` around
     ``builder.build(spec)`` works; the original is its ``__cause__``."""
+
+    details: str = ""
+    """More than the message says (a full signature), shown by ``zetta --debug``."""
 
     def __init__(self, spec_path: str, message: str):
         self.spec_path = spec_path
@@ -89,6 +92,19 @@ def error_keeping_type(original: BaseException, spec_path: str, message: str) ->
     return BuilderError(spec_path, message)
 
 
+class ArgumentError(TypeError):
+    """Raised by a registered callable to blame one of its own arguments: the builder reports it
+    at that argument's place in the spec (``argument`` is relative to the callable's spec, e.g.
+    ``"op_kwargs.src"``). Outside the builder it is a plain ``TypeError``."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(message)
+        self.argument = argument
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.argument, str(self)))
+
+
 def _rebuild_error(
     original: type[BaseException] | None, spec_path: str, reason: str
 ) -> BuilderError:
@@ -96,6 +112,13 @@ def _rebuild_error(
         return BuilderError(spec_path, reason)
     cls = _type_keeping_class(original)
     return (cls or BuilderError)(spec_path, reason)
+
+
+def _join_relative(path: str, relative: str) -> str:
+    """``path`` extended by a dotted ``relative`` path (``"op_kwargs.src"``)."""
+    for key in relative.split(".") if relative else ():
+        path = _join(path, key)
+    return path
 
 
 def _join(path: str, key: str | int) -> str:
@@ -215,34 +238,65 @@ def call_entry(
             sig.bind(*args, **kwargs)
         except TypeError as e:
             # Calling with bad arguments is a TypeError, as calling the function would be.
-            raise error_keeping_type(
-                e, path, _bad_arguments_message(entry, sig, kwargs, e)
-            ) from None
+            raise _bad_arguments(entry, sig, kwargs, e, path) from None
     try:
         return fn(*args, **kwargs)
     except BuilderError:
         raise
+    except ArgumentError as e:
+        raise error_keeping_type(e, _join_relative(path, e.argument), str(e)) from e
     except Exception as e:
         message = f"building '{entry.name}' failed: {type(e).__name__}: {e}"
         raise error_keeping_type(e, path, message) from e
 
 
-def _bad_arguments_message(
-    entry: RegistryEntry, sig: inspect.Signature, kwargs: Mapping[str, Any], error: TypeError
-) -> str:
+def _bad_arguments(
+    entry: RegistryEntry,
+    sig: inspect.Signature,
+    kwargs: Mapping[str, Any],
+    error: TypeError,
+    path: str,
+) -> BuilderError:
+    """A short error for arguments ``sig`` does not bind: the unknown names with the closest
+    parameter names, or the missing ones; the full signature goes to ``details`` (``--debug``
+    shows it, as does ``zetta show-registry NAME``)."""
     params = sig.parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    parts = [f"bad arguments for '{entry.name}': {error}"]
-    if not accepts_any:
-        for key in kwargs:
-            if key not in params:
-                close = difflib.get_close_matches(key, list(params), n=1)
-                parts.append(
-                    f"unexpected argument '{key}'"
-                    + (f" (did you mean '{close[0]}'?)" if close else "")
-                )
-    parts.append(f"signature: {entry.name}{sig}")
-    return "; ".join(parts)
+    P = inspect.Parameter
+    accepts_any = any(p.kind is P.VAR_KEYWORD for p in params.values())
+    names = [n for n, p in params.items() if p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)]
+    unknown = [] if accepts_any else [k for k in kwargs if k not in params]
+    show_all = f"`zetta show-registry {entry.name}` lists all its arguments"
+    if unknown:
+        suggestions = [difflib.get_close_matches(key, names, n=3, cutoff=0.5) for key in unknown]
+        if len(unknown) == 1:
+            (key,), (close,) = unknown, suggestions
+            message = f"'{entry.name}' has no argument '{key}'"
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+            listing = f"close: {', '.join(close)}; {show_all}" if len(close) > 1 else show_all
+            message += f" ({listing})"
+        else:
+            named = [
+                f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                for key, close in zip(unknown, suggestions, strict=True)
+            ]
+            message = f"'{entry.name}' has no arguments {', '.join(named[:-1])} and {named[-1]} ({show_all})"
+        where = _join(path, unknown[0]) if len(unknown) == 1 else path
+    else:
+        missing = [
+            n
+            for n, p in params.items()
+            if p.default is P.empty and p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) and n not in kwargs
+        ]
+        where = path
+        if missing and not any(p.kind is P.POSITIONAL_ONLY for p in params.values()):
+            quoted = ", ".join(f"'{n}'" for n in missing)
+            message = f"'{entry.name}' needs {quoted}, which the spec does not give ({show_all})"
+        else:
+            message = f"bad arguments for '{entry.name}': {error} ({show_all})"
+    built = error_keeping_type(error, where, message)
+    built.details = f"signature: {entry.name}{sig}"
+    return built
 
 
 _SIGNATURES: dict[Any, inspect.Signature | None] = {}
@@ -320,6 +374,49 @@ def coerce_to_annotation(value: Any, annotation: Any) -> Any:
     return value
 
 
+def partial_signature(sig: inspect.Signature, given: Iterable[str]) -> inspect.Signature:
+    """What remains of ``sig`` once the arguments named ``given`` are bound by name (as
+    ``functools.partial`` shows it): those become keyword-only with a default, and so do the
+    positional-or-keyword parameters after the first of them; call-time arguments may still
+    override them."""
+    bound = set(given)
+    params = list(sig.parameters.values())
+    P = inspect.Parameter
+    first = next(
+        (i for i, p in enumerate(params) if p.kind is P.POSITIONAL_OR_KEYWORD and p.name in bound),
+        None,
+    )
+    head: list[inspect.Parameter] = []
+    moved: list[inspect.Parameter] = []
+    tail: list[inspect.Parameter] = []
+    for i, p in enumerate(params):
+        default = "<from the spec>" if p.name in bound and p.kind is not P.POSITIONAL_ONLY else p.default
+        if p.kind is P.POSITIONAL_OR_KEYWORD and first is not None and i >= first:
+            moved.append(p.replace(kind=P.KEYWORD_ONLY, default=default))
+        elif p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD, P.VAR_POSITIONAL):
+            head.append(p)
+        else:
+            tail.append(p if p.kind is P.VAR_KEYWORD else p.replace(default=default))
+    return sig.replace(parameters=[*head, *moved, *tail])
+
+
+class _PartialSignature:
+    """``BuilderPartial.__signature__``: ``inspect.signature(partial)`` is the registered
+    callable's, less what the spec gives (None where it cannot be told)."""
+
+    def __get__(self, obj: BuilderPartial | None, owner: type | None = None) -> inspect.Signature | None:
+        if obj is None:
+            return None
+        try:
+            entry = get_matching_entry(obj.spec[TYPE_KEY], obj.version)
+        except (KeyError, ValueError):
+            return None  # unknown yet: calling it reports that
+        sig = _signature(entry.fn)
+        if sig is None:
+            return None
+        return partial_signature(sig, (k for k in obj.spec if k not in SPECIAL_KEYS))
+
+
 class BuilderPartial:
     """A ``"@mode": "partial"`` spec: callable, building its nested specs once, on first call,
     and merging call-time arguments over the spec's. Picklable (it carries the spec, not the
@@ -330,6 +427,8 @@ class BuilderPartial:
         self.path = path
         self.version = version
         self._built: tuple[RegistryEntry, dict[str, Any]] | None = None
+
+    __signature__ = _PartialSignature()
 
     def _get_built(self) -> tuple[RegistryEntry, dict[str, Any]]:
         if self._built is None:

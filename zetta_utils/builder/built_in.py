@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import linecache
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,11 @@ def _lambda_globals(lambda_str: str) -> dict[str, Any]:
     return namespace
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 @register("lambda")
 def efficient_parse_lambda_str(lambda_str: str, name: str | None = None) -> Callable[..., Any]:
     """Build a function from ``lambda_str`` (``"lambda src: src"``); ``np`` and ``torch`` are in
@@ -27,8 +33,13 @@ def efficient_parse_lambda_str(lambda_str: str, name: str | None = None) -> Call
         raise TypeError(f"`lambda_str` must be a string, got {type(lambda_str).__name__}")
     if not lambda_str.lstrip().startswith("lambda"):
         raise ValueError(f"`lambda_str` must start with 'lambda', got {lambda_str!r}")
+    source = lambda_str.strip()
+    # The file name carries the text, so a traceback from any process shows which lambda it was;
+    # in this process linecache also has it, so tracebacks show the line itself.
+    filename = "<lambda_str" + (f" {name}" if name else "") + ": " + _one_line(source) + ">"
+    linecache.cache[filename] = (len(source), None, [line + "\n" for line in source.split("\n")], filename)
     try:
-        code = compile(lambda_str.strip(), f"<lambda_str {name or ''}>".replace(" >", ">"), "eval")
+        code = compile(source, filename, "eval")
     except SyntaxError as e:
         raise ValueError(
             f"`lambda_str` is not a valid lambda expression: {e.msg}: {lambda_str!r}"
@@ -36,6 +47,10 @@ def efficient_parse_lambda_str(lambda_str: str, name: str | None = None) -> Call
     fn = eval(code, _lambda_globals(lambda_str))
     if not callable(fn):
         raise ValueError(f"`lambda_str` must evaluate to a function, got {fn!r}")
+    try:
+        fn.__zetta_lambda_str__ = source  # for messages (fn_check)
+    except AttributeError:  # (the string was not a plain lambda)
+        pass
     if name:
         fn.__name__ = name
         fn.__qualname__ = name

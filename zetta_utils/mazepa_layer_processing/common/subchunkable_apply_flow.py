@@ -19,6 +19,7 @@ from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.mazepa import id_generation
 
 from .chunk_grid import Box, Int3, box_from_bbox
+from .fn_check import check_fn_arguments
 from .intermediaries import PieceStore, join_url, stored_data_type
 from .reduction import BLEND_MODES
 from .volumetric_apply_flow import (
@@ -379,6 +380,7 @@ def make_subchunkable_plan(
                 f"StackableVolumetricOpProtocol); {type(level_op).__name__} has no "
                 f"{', '.join(m + '()' for m in missing)}. Use `fn`, or task_stack_size 1"
             )
+    check_fn_arguments(fn, op, op_kwargs, stacked=stack > 1)  # before anything runs
     get_input_res = getattr(level_op, "get_input_resolution", None)
     input_res = Vec3D(*get_input_res(res)) if callable(get_input_res) else res
     op_name = task_name or op_name_of(level_op)
