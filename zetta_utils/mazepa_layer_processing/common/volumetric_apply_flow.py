@@ -458,7 +458,9 @@ class ProcessTopChunks(mazepa.OperationBase):
     def describe_region(self, keys: Sequence[Int3]) -> str:
         """The chunks' region, for error reports (e.g. a task that kills its workers)."""
         boxes = [self.plan.top_grid.core(tuple(k)) for k in keys]  # type: ignore[arg-type]
-        return _describe_boxes(boxes, self.plan.dst_resolution)
+        levels = self.plan.num_levels
+        level = "level 0" + (f" (the top of {levels}, largest first)" if levels > 1 else "")
+        return f"{level}, " + _describe_boxes(boxes, self.plan.dst_resolution)
 
 
 @attrs.frozen(eq=False)
@@ -590,11 +592,11 @@ class ReduceChunks(mazepa.OperationBase):
 
     def describe_region(self, boxes: Sequence[tuple[Box, Box]]) -> str:
         """The region written, for error reports."""
-        return _describe_boxes([Box.of(*write) for _, write in boxes], self.reducer.dst_resolution)
+        return "reduction into dst, " + _describe_boxes([Box.of(*write) for _, write in boxes], self.reducer.dst_resolution)
 
 
 def _describe_boxes(boxes: Sequence[Box], resolution: Vec3D[float]) -> str:
-    from zetta_utils.mazepa_addons.regions import describe_voxel_box
+    from zetta_utils.mazepa.regions import describe_voxel_box
 
     start = [min(b.start[i] for b in boxes) for i in range(3)]
     stop = [max(b.stop[i] for b in boxes) for i in range(3)]
