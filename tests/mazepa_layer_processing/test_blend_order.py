@@ -45,6 +45,22 @@ def chunk_dependent(src: torch.Tensor) -> torch.Tensor:
     return src * 0.5 + src[:, :1, :1, :1]
 
 
+def with_negative_zeros(src: torch.Tensor) -> torch.Tensor:
+    # -0.0 wherever the input's integer part is even
+    return torch.where(torch.floor(src) % 2 == 0, -0.0, chunk_dependent(src))
+
+
+def chunk_dependent_np(read: np.ndarray) -> np.ndarray:
+    return read * np.float32(0.5) + read[:, :1, :1, :1]
+
+
+def with_negative_zeros_np(read: np.ndarray) -> np.ndarray:
+    return np.where(np.floor(read) % 2 == 0, np.float32(-0.0), chunk_dependent_np(read)).astype(np.float32)
+
+
+FUNCTIONS = {"chunk_dependent": (chunk_dependent, chunk_dependent_np), "with_negative_zeros": (with_negative_zeros, with_negative_zeros_np)}
+
+
 def original_ramp(pad: int, mode: str) -> np.ndarray:
     """The original's ramp: Python floats, then float32."""
     if mode == "linear":
@@ -61,13 +77,14 @@ class OriginalOrder:
     """The original's blends at every level, in float32, summed in ``order``: ``"phase"`` (the
     original's) or ``"chunk"`` (x fastest, this project's old order)."""
 
-    def __init__(self, cfg: dict[str, Any], source: np.ndarray, order: str = "phase"):
+    def __init__(self, cfg: dict[str, Any], source: np.ndarray, fn: Any, order: str = "phase"):
         self.chunks = cfg["processing_chunk_sizes"]
         self.crops = cfg["processing_crop_pads"]
         self.blends = cfg["processing_blend_pads"]
         self.modes = cfg["processing_blend_modes"]
         self.source = source.astype(np.float32)
         self.order = order
+        self.fn = fn
 
     def read(self, box: Box) -> np.ndarray:
         out = np.zeros((1, *(b - a for a, b in zip(*box))), dtype=np.float32)
@@ -131,7 +148,7 @@ class OriginalOrder:
         grown = (tuple(a - c for a, c in zip(box[0], crop)), tuple(b + c for b, c in zip(box[1], crop)))
         if level == len(self.chunks) - 1:
             read = self.read(grown)
-            result = read * np.float32(0.5) + read[:, :1, :1, :1]
+            result = self.fn(read)
             return result[(slice(None), *(slice(c, n - c) for c, n in zip(crop, result.shape[1:])))]
         return self.blend(level + 1, grown, box)
 
@@ -146,6 +163,7 @@ CONFIGS = {
         },
         (5, 4, 1),
         (3, 3, 2),
+        "chunk_dependent",
     ),
     "3 levels, xyz": (
         {
@@ -156,11 +174,24 @@ CONFIGS = {
         },
         (4, 5, 2),
         (4, 3, 1),
+        "chunk_dependent",
+    ),
+    # where a level blends, the original sums every voxel from zero, turning -0.0 into 0.0
+    "2 levels, negative zeros": (
+        {
+            "processing_chunk_sizes": [[12, 12, 1], [8, 8, 1]],
+            "processing_crop_pads": [[1, 0, 0], [1, 2, 0]],
+            "processing_blend_pads": [[1, 2, 0], [2, 3, 0]],
+            "processing_blend_modes": ["quadratic", "linear"],
+        },
+        (5, 4, 1),
+        (3, 3, 2),
+        "with_negative_zeros",
     ),
 }
 
 
-def run_flow(tmp_path: Path, cfg: dict[str, Any], start: tuple[int, ...], counts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, Box]:
+def run_flow(tmp_path: Path, cfg: dict[str, Any], start: tuple[int, ...], counts: tuple[int, ...], fn: Any) -> tuple[np.ndarray, np.ndarray, Box]:
     top = cfg["processing_chunk_sizes"][0]
     stop = tuple(s + n * c for s, n, c in zip(start, counts, top))
     grid = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in VOLUME), indexing="ij")
@@ -172,7 +203,7 @@ def run_flow(tmp_path: Path, cfg: dict[str, Any], start: tuple[int, ...], counts
         dst=dst,
         dst_resolution=RES,
         bbox=BBox3D.from_coords(start, stop, RES),
-        fn=chunk_dependent,
+        fn=fn,
         op_kwargs={"src": src},
         level_intermediaries_dirs=[f"file://{tmp_path}/tmp"] * len(cfg["processing_chunk_sizes"]),
         verbose=False,
@@ -189,14 +220,15 @@ def test_float32_blends_sum_in_the_original_order(tmp_path: Path, monkeypatch: p
         monkeypatch.setattr(reduction, "KERNELS", None)
     elif reduction.KERNELS is None:
         pytest.skip("the compiled loops are not built")
-    cfg, start, counts = CONFIGS[name]
-    out, source, region = run_flow(tmp_path, cfg, start, counts)
-    expected = OriginalOrder(cfg, source).blend(0, region, region)
+    cfg, start, counts, fn_name = CONFIGS[name]
+    fn, fn_np = FUNCTIONS[fn_name]
+    out, source, region = run_flow(tmp_path, cfg, start, counts, fn)
+    expected = OriginalOrder(cfg, source, fn_np).blend(0, region, region)
     assert out.dtype == expected.dtype == np.float32
     differ = out.view(np.uint32) != expected.view(np.uint32)
     assert not differ.any(), f"{differ.sum()} of {differ.size} voxels differ, e.g. at {np.argwhere(differ)[:3].tolist()}"
     # the test tells the orders apart: summed chunk by chunk, many voxels get other bits
-    old = OriginalOrder(cfg, source, order="chunk").blend(0, region, region)
+    old = OriginalOrder(cfg, source, fn_np, order="chunk").blend(0, region, region)
     changed = (old.view(np.uint32) != expected.view(np.uint32)).sum()
     assert changed > 0.001 * expected.size
     np.testing.assert_allclose(old, expected, rtol=1e-6)

@@ -40,6 +40,7 @@ from .reduction import (
     Array,
     Weights,
     accumulator_dtype,
+    add_zero,
     combine_pieces,
     empty_xfast,
     phase_order,
@@ -410,6 +411,8 @@ class PieceStore:
                 weights.append(None if wx is wy is wz is None else weight_product(mode, pads, (wx, wy, wz), acc_dtype))
             dst = out[:, ax0 - x0 : ax1 - x0, ay0 - y0 : ay1 - y0, az0 - z0 : az1 - z0]
             combine_pieces(dst, subs, weights, mode, what)
+        if mode != "max" and any(pads):
+            add_zero(out)
         return out
 
 

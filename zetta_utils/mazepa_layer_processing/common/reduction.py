@@ -254,6 +254,14 @@ Region = tuple[tuple[slice, ...], Int3]
 """A band region of a parent's output: its slices there and its shape."""
 
 
+def add_zero(out: Array) -> None:
+    """``out += 0`` for float ``out``: turns ``-0.0`` into ``0.0``. Where a level blends, the
+    original computes every voxel as a sum from zero, a voxel of one chunk too (``0 + value * 1``),
+    which stores a negative zero as a positive one; copies would keep its sign bit."""
+    if out.dtype.kind == "f":
+        np.add(out, out.dtype.type(0), out=out)
+
+
 def phase_order(key: Int3) -> tuple[int, int, int, int, int, int]:
     """Sort key of chunk keys ``(jx, jy, jz)`` in the order whose overlapping outputs the
     original zetta_utils adds up: phase by phase of its checkerboard (the parities of ``jx``,
@@ -282,6 +290,8 @@ class LevelSchedule:
         out_box = Box((0, 0, 0), out_shape)
         grid = ChunkGrid.over(out_box.padded(crop), chunk, blend)
         self.mode = mode
+        self.sums_all = mode != "max" and any(blend)
+        """Whether the original sums every voxel (see :func:`add_zero`)."""
         self.padded: Int3 = (chunk[0] + 2 * blend[0], chunk[1] + 2 * blend[1], chunk[2] + 2 * blend[2])
         self.starts: list[Int3] = []
         self.ops: list[list[Op]] = []
@@ -317,6 +327,11 @@ class LevelSchedule:
         in the order of ``starts``. Interior pieces are copied; band pieces are summed with their
         weights (or maxed) into compact float buffers, one per band region, rounded into the
         output at the end."""
+        self._run(out, outputs, what)
+        if self.sums_all:
+            add_zero(out)
+
+    def _run(self, out: Array, outputs: Any, what: str) -> None:
         dtype = out.dtype
         if not self.regions:
             for ops, data in zip(self.region_ops, outputs, strict=True):
