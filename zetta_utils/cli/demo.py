@@ -130,6 +130,13 @@ def demo_data(
     show_default=True,
     help="Port of the local server in the Neuroglancer link.",
 )
+@click.option(
+    "--compare",
+    "compare",
+    default=None,
+    metavar="LAYER2",
+    help="Also read LAYER2 there: one PNG with LAYER left and LAYER2 right, same contrast.",
+)
 def show(
     layer: str,
     z: int,
@@ -139,13 +146,21 @@ def show(
     max_size: int,
     backend: str,
     port: int,
+    compare: str | None,
 ) -> None:
-    """Write a PNG of section Z of LAYER (a precomputed path) and print a Neuroglancer link."""
+    """Write a PNG of section Z of LAYER (a precomputed path) and print a Neuroglancer link.
+
+    With --compare LAYER2, the PNG shows the same region of LAYER (left) and LAYER2 (right)
+    side by side with the same contrast, e.g. a flow's source and its output.
+    """
     from zetta_utils.demo import show as show_mod
     from zetta_utils.layer.volumetric.precomputed import parse_path
 
     vpath = parse_path(layer)
     name = os.path.basename(vpath.key.rstrip("/")) or "layer"
+    if compare is not None:
+        _show_comparison(layer, compare, z, out, resolution, bbox, max_size, backend)
+        return
     target = out or f"{name}_z{z}.png"
     try:
         thumb = show_mod.write_thumbnail(
@@ -177,3 +192,37 @@ def show(
             "  (a browser cannot read local files: serve the volume first with\n"
             f"   {serve_command(vpath.key, port)})"
         )
+
+
+def _show_comparison(
+    layer: str,
+    compare: str,
+    z: int,
+    out: str | None,
+    resolution: str | None,
+    bbox: str | None,
+    max_size: int,
+    backend: str,
+) -> None:
+    from zetta_utils.demo import show as show_mod
+    from zetta_utils.layer.volumetric.precomputed import parse_path
+
+    left, right = parse_path(layer), parse_path(compare)
+    names = [os.path.basename(p.key.rstrip("/")) or "layer" for p in (left, right)]
+    target = out or f"{names[0]}_vs_{names[1]}_z{z}.png"
+    try:
+        result = show_mod.write_comparison(
+            layer, compare, z, target, resolution=resolution, bbox=bbox, max_size=max_size, backend=backend
+        )
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    idx = result.index
+    res = ",".join(f"{r:g}" for r in idx.resolution)
+    click.echo(
+        f"Wrote {result.out} ({result.image_size[0]}x{result.image_size[1]} px): section {z}, voxels "
+        f"{idx.pformat()} at ({res}) nm, of {left.url} (left) and {right.url} (right); values "
+        f"{result.value_range[0]:.4g} .. {result.value_range[1]:.4g} shown black .. white in both"
+    )
+    for side, url, empty in (("left", left.url, result.empty[0]), ("right", right.url, result.empty[1])):
+        if empty:
+            click.echo(f"  ({side}: {url} is all zeros there: nothing written at this section and region yet)")

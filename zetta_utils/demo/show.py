@@ -6,6 +6,9 @@ Without a region it finds one: for local volumes, the largest group of adjacent 
 the section at the chosen resolution (so a sparse volume shows where its data is); otherwise
 the middle of the dataset.
 
+:func:`write_comparison` writes one PNG of the same region of two layers side by side (e.g. a
+flow's source and output), both with the same contrast: the first layer on the left.
+
 :func:`neuroglancer_link` makes a link to the layer in the public Neuroglancer. Neuroglancer runs
 in the browser and cannot read ``file://`` paths: a local volume must be served over HTTP with
 CORS, by ``python -m zetta_utils.demo.serve VOLUME_DIR`` (the link then points at
@@ -213,6 +216,113 @@ def to_uint8(
     return np.floor(scaled * 255 + 0.5).astype(np.uint8), (lo, hi)
 
 
+def _check_z_and_size(z: Any, max_size: Any) -> None:
+    if isinstance(z, bool) or not isinstance(z, int):
+        raise ValueError(f"z: expected a section number (integer), got {z!r}")
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+        raise ValueError(f"max_size: expected a positive integer, got {max_size!r}")
+
+
+def _read_section(layer: VolumetricLayer, idx: VolumetricIndex) -> npt.NDArray[Any]:
+    """The CXY data of the one-section region ``idx`` (resampled in ``img`` mode when the
+    layer does not store ``idx``'s resolution)."""
+    if idx.resolution not in list(layer.backend.get_resolutions()):
+        layer = layer.with_changes(interpolation_mode="img")
+    return layer[idx].numpy()[..., 0]
+
+
+def _joint_range(sections: Sequence[npt.NDArray[Any]]) -> tuple[float, float] | None:
+    """One value range for all ``sections`` (None: all uint8, shown as they are): the 0.5 and
+    99.5 percentiles of their non-zero values together, as :func:`to_uint8` takes them."""
+    if all(s.dtype == np.uint8 for s in sections):
+        return None
+    joined = np.concatenate([s.astype(np.float64).ravel() for s in sections])
+    return to_uint8(joined)[1]
+
+
+def _to_image(section: npt.NDArray[Any], value_range: tuple[float, float] | None) -> npt.NDArray[np.uint8]:
+    """CXY data -> an (rows = y, columns = x) uint8 image, gray or RGB (3 channels)."""
+    def scaled(plane: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+        if value_range is None:  # all uint8
+            return plane.astype(np.uint8)
+        lo, hi = value_range
+        values = np.nan_to_num(plane.astype(np.float64), nan=lo)
+        return np.floor(np.clip((values - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    if section.shape[0] == 3:
+        planes = np.stack([scaled(section[c]) for c in range(3)], axis=-1)
+        return np.ascontiguousarray(np.swapaxes(planes, 0, 1))
+    return np.ascontiguousarray(scaled(section[0]).T)
+
+
+@attrs.frozen
+class Comparison:
+    """What :func:`write_comparison` wrote."""
+
+    out: str
+    index: VolumetricIndex  # the region read from both layers
+    image_size: tuple[int, int]  # pixels (width, height) of the whole PNG
+    panel_size: tuple[int, int]  # pixels (width, height) of each layer's half
+    gap: int  # pixels of the white band between the halves
+    value_range: tuple[float, float]  # data values mapped to black and white, in both halves
+    empty: tuple[bool, bool]  # each layer holds no data there (all zeros)
+
+
+def write_comparison(
+    path: str,
+    compare_path: str,
+    z: int,
+    out: str,
+    resolution: Sequence[float] | str | None = None,
+    bbox: Sequence[float] | str | None = None,
+    max_size: int = 2048,
+    backend: str = "ts",
+    gap: int = 8,
+) -> Comparison:
+    """Write one PNG of section ``z`` of the layers at ``path`` (left) and ``compare_path``
+    (right) side by side, the same region of both with the same contrast (one value range for
+    both, from their values together; uint8 layers as they are), separated by ``gap`` white
+    pixels. The region is chosen on the first layer as :func:`write_thumbnail` chooses it;
+    ``max_size`` bounds the whole PNG's width."""
+    from PIL import Image
+
+    _check_z_and_size(z, max_size)
+    if isinstance(gap, bool) or not isinstance(gap, int) or gap < 0:
+        raise ValueError(f"gap: expected a non-negative integer, got {gap!r}")
+    left_layer = _open(path, backend)
+    right_layer = _open(compare_path, backend)
+    idx = choose_view(left_layer, z, resolution, bbox)
+    sections = [_read_section(left_layer, idx), _read_section(right_layer, idx)]
+    if sections[0].shape[0] != sections[1].shape[0]:
+        raise ValueError(
+            f"compare: {path} has {sections[0].shape[0]} channel(s), {compare_path} "
+            f"{sections[1].shape[0]}; the two layers must have as many"
+        )
+    value_range = _joint_range(sections)
+    images = [Image.fromarray(_to_image(s, value_range)) for s in sections]
+    width, height = images[0].size
+    scale = min(1.0, max(1, max_size - gap) / (2 * width), max_size / height)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        images = [im.resize(size, Image.Resampling.BOX) for im in images]
+        width, height = size
+    mode = images[0].mode
+    combined = Image.new(mode, (2 * width + gap, height), color=255 if mode == "L" else (255, 255, 255))
+    combined.paste(images[0], (0, 0))
+    combined.paste(images[1], (width + gap, 0))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    combined.save(out, format="PNG")
+    return Comparison(
+        out=out,
+        index=idx,
+        image_size=combined.size,
+        panel_size=(width, height),
+        gap=gap,
+        value_range=value_range if value_range is not None else (0.0, 255.0),
+        empty=(not bool(np.any(sections[0])), not bool(np.any(sections[1]))),
+    )
+
+
 def write_thumbnail(
     path: str,
     z: int,
@@ -232,10 +342,7 @@ def write_thumbnail(
     """
     from PIL import Image
 
-    if isinstance(z, bool) or not isinstance(z, int):
-        raise ValueError(f"z: expected a section number (integer), got {z!r}")
-    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-        raise ValueError(f"max_size: expected a positive integer, got {max_size!r}")
+    _check_z_and_size(z, max_size)
     layer = _open(path, backend)
     idx = choose_view(layer, z, resolution, bbox)
     if idx.resolution not in list(layer.backend.get_resolutions()):
