@@ -196,10 +196,6 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning spec errors into short messages and exit codes
     (2: bad spec, found while building it, before anything ran; 1: the run failed: tasks failed
     or were dead-lettered, or something broke while it ran; 130: interrupted)."""
-    from zetta_utils.builder import BuilderError
-    from zetta_utils.mazepa.interrupts import raised_while_running
-    from zetta_utils.parsing import SpecFileError
-
     try:
         cli.main(args=argv, prog_name="zetta", standalone_mode=False)
     except click.exceptions.Abort:
@@ -216,28 +212,63 @@ def main(argv: list[str] | None = None) -> None:
         _echo_resume_hint()
         sys.exit(130)
     except Exception as e:
-        if _State.debug:
-            raise
-        if _cause_of_type(e, "KeyboardInterrupt") is not None:
-            click.echo("Interrupted: the run was cancelled.", err=True)
-            _echo_resume_hint()
-            sys.exit(130)
-        failure = _cause_of_type(e, "ExecutionError")
-        if failure is not None:
-            click.echo(f"Error: the run failed.\n{_with_notes(failure)}", err=True)
-            _echo_resume_hint()
-            sys.exit(1)
-        if raised_while_running(e):
-            cause = e.__cause__ if isinstance(e, BuilderError) and e.__cause__ is not None else e
-            click.echo(f"Error: the run failed: {type(cause).__name__}: {_with_notes(cause)}", err=True)
-            click.echo("(run with --debug for the full traceback)", err=True)
-            _echo_resume_hint()
-            sys.exit(1)
-        if isinstance(e, (BuilderError, SpecFileError)) or _cause_of_type(e, "CueError") is not None:
-            click.echo(f"Error: {e}", err=True)
-            click.echo("(run with --debug for the full traceback)", err=True)
-            sys.exit(2)
-        raise
+        code = _report(e)
+        if code is None:
+            raise  # not a spec or run error: Python's own report (exit code 1)
+        sys.exit(code)
+
+
+_DEBUG_HINT = "(run with --debug for the full traceback)"
+
+
+def _report(e: Exception) -> int | None:
+    """Print what went wrong, shortly (with --debug: the full traceback first, and the whole of
+    each failed task's); the exit code, the same with or without --debug; None when ``e`` is not
+    an error of the spec or of the run."""
+    from zetta_utils.builder import BuilderError
+    from zetta_utils.mazepa.exceptions import ExecutionError
+    from zetta_utils.mazepa.interrupts import raised_while_running
+    from zetta_utils.parsing import SpecFileError
+
+    debug = _State.debug
+    if _cause_of_type(e, "KeyboardInterrupt") is not None:
+        _print_traceback(e, debug)
+        click.echo("Interrupted: the run was cancelled.", err=True)
+        _echo_resume_hint()
+        return 130
+    failure = _cause_of_type(e, "ExecutionError")
+    if isinstance(failure, ExecutionError):
+        _print_traceback(e, debug)
+        notes = [str(n) for n in getattr(failure, "__notes__", ())]
+        text = "\n".join([failure.describe(full=debug).rstrip("\n"), *notes])
+        click.echo(f"Error: the run failed.\n{text}", err=True)
+        _echo_resume_hint()
+        return 1
+    if raised_while_running(e):
+        _print_traceback(e, debug)
+        cause = e.__cause__ if isinstance(e, BuilderError) and e.__cause__ is not None else e
+        click.echo(f"Error: the run failed: {type(cause).__name__}: {_with_notes(cause)}", err=True)
+        if not debug:
+            click.echo(_DEBUG_HINT, err=True)
+        _echo_resume_hint()
+        return 1
+    if isinstance(e, (BuilderError, SpecFileError)) or _cause_of_type(e, "CueError") is not None:
+        _print_traceback(e, debug)
+        click.echo(f"Error: {e}", err=True)
+        details = getattr(e, "details", "")
+        if debug and details:
+            click.echo(details, err=True)
+        if not debug:
+            click.echo(_DEBUG_HINT, err=True)
+        return 2
+    return None
+
+
+def _print_traceback(e: BaseException, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exception(e, file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ import attrs
 from .exceptions import FlowFailure, TaskFailure
 from .flows import Dependency, Flow
 from .progress import OperationCounts, ProgressCounters
+from .regions import describe_task_region
 from .task_outcome import TaskOutcome
 from .tasks import Task
 
@@ -217,6 +218,7 @@ class Scheduler:
                 error_message=outcome.error_message or "",
                 traceback=outcome.traceback or "",
                 attempts=live.attempts,
+                region=describe_task_region(task),
             )
         )
 
