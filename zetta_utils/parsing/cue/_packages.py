@@ -3,15 +3,15 @@ implements.
 
 ``STDLIB`` lists every function and constant each package of CUE v0.4.0 exports (taken
 from the real CUE). The pure ones are implemented (``_pkg_*`` modules); the others
-(YAML and CSV encoding, Go templates, time parsing and formatting, network addresses,
-UUIDs, the ``tool/*`` packages of ``cue cmd`` and a few special functions of ``math``)
+(YAML encoding, Go templates, time parsing and formatting, network addresses, the
+``tool/*`` packages of ``cue cmd`` and math's float64 transcendental functions)
 are reported as unsupported where used, never evaluated differently. A name a package
 does not have is an evaluation error, as in CUE.
 """
 
 from __future__ import annotations
 
-from . import _pkg_encoding, _pkg_math, _pkg_path, _pkg_text
+from . import _pkg_encoding, _pkg_math, _pkg_misc, _pkg_path, _pkg_text
 from ._errors import Pos, unsupported
 from ._values import error, make_int
 
@@ -116,6 +116,7 @@ IMPLEMENTED: dict[str, dict[str, object]] = {
     **_pkg_text.PACKAGES,
     **_pkg_path.PACKAGES,
     **_pkg_encoding.PACKAGES,
+    **_pkg_misc.PACKAGES,
     "time": _TIME_CONSTS,
     "net": {"IPv4len": make_int(4), "IPv6len": make_int(16)},
 }
