@@ -176,16 +176,17 @@ CONFIGS = {
         (4, 3, 1),
         "chunk_dependent",
     ),
-    # where a level blends, the original sums every voxel from zero, turning -0.0 into 0.0
+    # where a level blends, the original sums every voxel from zero, turning -0.0 into 0.0 (here
+    # the lower level only: the top level's chunks do not overlap)
     "2 levels, negative zeros": (
         {
-            "processing_chunk_sizes": [[12, 12, 1], [8, 8, 1]],
-            "processing_crop_pads": [[1, 0, 0], [1, 2, 0]],
-            "processing_blend_pads": [[1, 2, 0], [2, 3, 0]],
+            "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
+            "processing_crop_pads": [[0, 0, 0], [1, 2, 0]],
+            "processing_blend_pads": [[0, 0, 0], [2, 3, 0]],
             "processing_blend_modes": ["quadratic", "linear"],
         },
         (5, 4, 1),
-        (3, 3, 2),
+        (2, 2, 2),
         "with_negative_zeros",
     ),
 }

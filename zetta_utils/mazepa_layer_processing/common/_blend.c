@@ -305,8 +305,10 @@ done:
 }
 
 /* ---- a chunk's pieces in one call ------------------------------------------------------------
+ * apply(out, data, buffers, plan, weights, add_zero=False)
  * A plan is a C-contiguous int64 array of rows (region, t[3], d[3], n[3], w[3]): the box of n
- * voxels at d in data goes to t in the output (region -1: copied, data of the output's type) or
+ * voxels at d in data goes to t in the output (region -1: copied, data of the output's type, as
+ * value + 0 for floats with add_zero, which turns -0.0 into 0.0 like a sum from zero) or
  * in band buffer ``region`` (summed with weights: w[k] the offset of the dim-k vector in the
  * weights array, -1 for ones). Every box is checked against its arrays before anything is done. */
 
@@ -377,10 +379,19 @@ static int get_plan(PyObject *obj, Py_buffer *view, Py_ssize_t width, Py_ssize_t
     return 0;
 }
 
+static void add_zero_f32(float *restrict o, const float *restrict d, int64_t n) {
+    for (int64_t x = 0; x < n; x++) o[x] = d[x] + 0.0f;
+}
+
+static void add_zero_f64(double *restrict o, const double *restrict d, int64_t n) {
+    for (int64_t x = 0; x < n; x++) o[x] = d[x] + 0.0;
+}
+
 static PyObject *apply(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *out_obj, *data_obj, *buffers_obj, *plan_obj, *weights_obj;
-    if (!PyArg_ParseTuple(args, "OOOOO", &out_obj, &data_obj, &buffers_obj, &plan_obj, &weights_obj)) return NULL;
+    int add_zero = 0;
+    if (!PyArg_ParseTuple(args, "OOOOO|p", &out_obj, &data_obj, &buffers_obj, &plan_obj, &weights_obj, &add_zero)) return NULL;
     Py_buffer out, data, plan, weights;
     weights.obj = NULL;
     buffers_t bufs;
@@ -455,7 +466,17 @@ static PyObject *apply(PyObject *self, PyObject *args) {
                     for (int64_t y = 0; y < n[1]; y++) {
                         char *po = os + y * out.strides[2] + z * out.strides[3];
                         const char *pd = ds + y * data.strides[2] + z * data.strides[3];
-                        if (contiguous) {
+                        if (add_zero && ok == T_F32 && contiguous) {
+                            add_zero_f32((float *)po, (const float *)pd, n[0]);
+                        } else if (add_zero && ok == T_F32) {
+                            for (int64_t x = 0; x < n[0]; x++)
+                                *(float *)(po + x * out.strides[1]) = *(const float *)(pd + x * data.strides[1]) + 0.0f;
+                        } else if (add_zero && ok == T_F64 && contiguous) {
+                            add_zero_f64((double *)po, (const double *)pd, n[0]);
+                        } else if (add_zero && ok == T_F64) {
+                            for (int64_t x = 0; x < n[0]; x++)
+                                *(double *)(po + x * out.strides[1]) = *(const double *)(pd + x * data.strides[1]) + 0.0;
+                        } else if (contiguous) {
                             memcpy(po, pd, (size_t)(n[0] * out.itemsize));
                         } else {
                             for (int64_t x = 0; x < n[0]; x++)

@@ -327,18 +327,18 @@ class LevelSchedule:
         in the order of ``starts``. Interior pieces are copied; band pieces are summed with their
         weights (or maxed) into compact float buffers, one per band region, rounded into the
         output at the end."""
-        self._run(out, outputs, what)
-        if self.sums_all:
+        if not self._run(out, outputs, what) and self.sums_all:
             add_zero(out)
 
-    def _run(self, out: Array, outputs: Any, what: str) -> None:
+    def _run(self, out: Array, outputs: Any, what: str) -> bool:
+        """:meth:`run`; True if the compiled loops added zero to every copied voxel already."""
         dtype = out.dtype
         if not self.regions:
             for ops, data in zip(self.region_ops, outputs, strict=True):
                 data = self._as_output(data, dtype, what)
                 for _region, out_slices, data_slices, _weight, _coverage in ops:
                     np.copyto(out[out_slices], data[data_slices], casting="unsafe")
-            return
+            return False
         is_max = self.mode == "max"
         if is_max:
             fill: Any = np.iinfo(dtype).min if dtype.kind in "iu" else (False if dtype.kind == "b" else -np.inf)
@@ -350,12 +350,14 @@ class LevelSchedule:
         buffers = _take_band_buffers(key)
         round_values = dtype.kind in "iub"
         compiled = not is_max and _kernel_ok(out)
+        zero_added = compiled
         # On an error the buffers are dropped (left dirty); otherwise handed back filled again.
         for ops, plan, data in zip(self.region_ops, self.plans, outputs, strict=True):
             data = self._as_output(data, dtype, what)
             if compiled and data.dtype == dtype:
-                KERNELS.apply(out, data, buffers, plan, self.plan_weights)
+                KERNELS.apply(out, data, buffers, plan, self.plan_weights, self.sums_all)
                 continue
+            zero_added = False
             for region, target_slices, data_slices, weight, _coverage in ops:
                 src = data[data_slices]
                 if region < 0:
@@ -375,6 +377,7 @@ class LevelSchedule:
                 else:
                     store_accumulated(out[slices], buffer, round_values, clear=True)
         _give_back_band_buffers(key, buffers)
+        return zero_added
 
     @staticmethod
     def _as_output(data: Array, dtype: np.dtype, what: str) -> Array:
