@@ -380,7 +380,6 @@ def make_subchunkable_plan(
                 f"StackableVolumetricOpProtocol); {type(level_op).__name__} has no "
                 f"{', '.join(m + '()' for m in missing)}. Use `fn`, or task_stack_size 1"
             )
-    check_fn_arguments(fn, op, op_kwargs, stacked=stack > 1)  # before anything runs
     get_input_res = getattr(level_op, "get_input_resolution", None)
     input_res = Vec3D(*get_input_res(res)) if callable(get_input_res) else res
     op_name = task_name or op_name_of(level_op)
@@ -621,6 +620,9 @@ def make_subchunkable_plan(
                         f"dim ({'xyz'[d]} is {bound[d]})"
                     )
         reduction_chunk = tuple((b // dc) * dc for b, dc in zip(bound, dst_chunk, strict=True))  # type: ignore[assignment]
+
+    # after the checks of sizes and layers (their errors first), before anything runs
+    check_fn_arguments(fn, op, op_kwargs, stacked=stack > 1)
 
     # --- caching of inputs ---------------------------------------------------------------------------
     prefetch_level: int | None = levels - 1 - cache_level
