@@ -4,7 +4,8 @@
   ``expand_bbox_backend``, regions and dst chunk grids not aligned to anything): the chunk files
   written are those that the region (as the options expand it) meets, minus those wholly inside
   ``processing_gap`` s; every other file keeps its inode, mtime and bytes, and the voxels outside
-  the region in the files written keep theirs; the summary's bytes to write are the bytes written;
+  the region in the files written keep theirs; the summary's bytes to write are the bytes written,
+  and its count of reduction tasks the tasks made;
 * two flows whose regions share ``dst`` chunks, run at the same time in two processes, both keep
   their data (the shared chunks are merged, not read and written back whole); two processes
   merging halves of the same chunks in a tight loop never undo each other's writes.
@@ -31,7 +32,8 @@ from zetta_utils import mazepa
 from zetta_utils.layer.volumetric import precomputed
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan
-from zetta_utils.mazepa_layer_processing.common.summary import estimate
+from zetta_utils.mazepa_layer_processing.common.summary import estimate, reduction_count
+from zetta_utils.mazepa_layer_processing.common.volumetric_apply_flow import plan_reducer
 
 from .helpers import RES, example_dir, make_volume_at, random_array, read_array, write_array
 from .test_subchunkable_properties import level_configs
@@ -158,6 +160,9 @@ def test_a_flow_writes_exactly_the_dst_chunks_of_its_region(tmp_path: Path, data
     assert written == expected, (sorted(written - expected), sorted(expected - written))
     assert all(new[name][1] != OLD_NS for name in written)
     assert estimate(plan)["write"] == sum(len(new[name][2]) for name in written)
+    reducer = plan_reducer(plan)
+    if reducer is not None and plan.reduction_chunk is not None:
+        assert reduction_count(plan) == sum(1 for _ in reducer.chunks(plan.reduction_chunk))
 
     # voxels: the region's covered part is the source, everything else as it was
     out = read_array(dst, offset, [o + s for o, s in zip(offset, VOLUME, strict=True)])

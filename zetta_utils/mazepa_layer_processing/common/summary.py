@@ -113,7 +113,8 @@ def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
 
 
 def reduction_count(plan: SubchunkablePlan) -> int:
-    """How many reduction tasks the run has."""
+    """How many reduction tasks the run has: those of the reduction chunks (on dst's chunk grid)
+    that the region's processed part meets (none lying wholly in ``processing_gap`` s)."""
     assert plan.dst is not None and plan.dst_bounds is not None and plan.reduction_chunk is not None
     target = plan.region.intersection(plan.dst_bounds)
     if target.is_empty():
@@ -121,9 +122,10 @@ def reduction_count(plan: SubchunkablePlan) -> int:
     offset = plan.dst.backend.get_voxel_offset(plan.dst_resolution)
     dchunk = plan.dst.backend.get_chunk_size(plan.dst_resolution)
     total = 1
-    for d in range(3):
+    for d, ax in enumerate(plan.top_grid.axes):
         start = offset[d] + ((target.start[d] - offset[d]) // dchunk[d]) * dchunk[d]
-        total *= math.ceil((target.stop[d] - start) / plan.reduction_chunk[d])
+        spans = core_spans(ax, target.start[d], target.stop[d])
+        total *= len(grid_spans(spans, start, plan.reduction_chunk[d], start, target.stop[d]))
     return total
 
 
