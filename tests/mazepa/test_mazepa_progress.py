@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,7 @@ def test_bars_continue_in_place_after_no_at_the_cancel_prompt() -> None:
 def test_a_subchunkable_run_shows_its_plans_totals_from_the_first_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """(The totals equal the tasks yielded in the end: the last line shows n/n, not n/m.)"""
     from zetta_utils.geometry import BBox3D
     from zetta_utils.mazepa_layer_processing.common import build_subchunkable_apply_flow
 
@@ -289,3 +291,58 @@ def test_a_subchunkable_run_shows_its_plans_totals_from_the_first_line(
     assert counts[0] != ("32/32", "8/8") and counts[-1] == ("32/32", "8/8")
     assert summary.voxels_processed == 64 * 64 * 2
     assert summary.bytes_written == 64 * 64 * 2  # uint8, the whole dst
+
+
+def test_a_stopped_run_shows_no_eta_and_keeps_the_plus_of_unknown_totals() -> None:
+    clock = FakeClock()
+    counters = progress.ProgressCounters(clock)
+    counters.expect("copy", 10)
+    counters.get("copy").yielded = 4
+    counters.get("noop").yielded = 3
+    clock.now += 1
+    counters.get("copy").done = 2
+    counters.get("noop").done = 1
+    assert _log_line(counters).endswith("copy 2/10 (2.0/s, ETA 0:00:04) | noop 1/3+ (1.0/s)")
+    assert _log_line(counters, final="cancelled") == "mazepa cancelled [0:00:01]: copy 2/10 (2.0/s) | noop 1/3+ (1.0/s)"
+
+
+@pytest.mark.parametrize(
+    ("x_range", "options"),
+    [
+        # top-level chunks at x 8-24 and 56-72: the reduction chunk x 32-48 lies in the gap, no task
+        ((8, 72), {"processing_gap": [32, 0, 0], "processing_blend_pads": [[0, 0, 0]], "max_reduction_chunk_size": [16, 64, 1]}),
+        ((0, 64), {"task_stack_size": 3, "processing_blend_pads": [[4, 4, 0]], "max_reduction_chunk_size": [32, 32, 1]}),
+    ],
+    ids=["gap", "stacks"],
+)
+def test_declared_totals_are_the_tasks_the_flow_yields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], x_range: tuple[int, int], options: dict[str, Any]
+) -> None:
+    from zetta_utils.geometry import BBox3D
+    from zetta_utils.mazepa_layer_processing.common import build_subchunkable_apply_flow
+
+    from ..mazepa_layer_processing.helpers import RES, make_volume_at
+
+    src = make_volume_at(str(tmp_path / "src"), size=(80, 64, 2))
+    dst = make_volume_at(str(tmp_path / "dst"), size=(80, 64, 2))
+    flow = build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((x_range[0], 0, 0), (x_range[1], 64, 2), RES),
+        fn=lambda src: src,
+        op_kwargs={"src": src},
+        processing_chunk_sizes=[[16, 16, 1]],
+        level_intermediaries_dirs=[f"file://{tmp_path}/tmp"],
+        verbose=False,
+        **options,
+    )
+    plain = Console(file=io.StringIO(), force_terminal=False)
+    mazepa.execute(flow, progress_console=plain, progress_log_interval_sec=0)
+    lines = capsys.readouterr().err.strip().splitlines()
+    first, last = lines[0], lines[-1]
+    assert last.startswith("mazepa done")
+    finals = re.findall(r"(lambda(?: reduction)?) (\d+)/(\d+)", last)
+    assert {name for name, _, _ in finals} == {"lambda", "lambda reduction"}
+    assert all(done == total for _, done, total in finals), last
+    # and the first line already had those totals
+    assert re.findall(r"(lambda(?: reduction)?) \d+/(\d+)", first) == [(n, t) for n, _, t in finals if n in first]

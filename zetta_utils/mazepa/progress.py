@@ -231,13 +231,14 @@ def _extras(c: OperationCounts, markup: bool = False) -> list[str]:
     return extras
 
 
-def _describe(name: str, c: OperationCounts, now: float, final: bool = False) -> str:
+def _describe(name: str, c: OperationCounts, now: float, final: bool = False, ended: bool = False) -> str:
+    """``final``: the run completed (what was yielded is all); ``ended``: it stopped (no ETA)."""
     text = f"{name} {_count_text(c, final)}"
     rate = c.rate(now)
     if rate > 0:
         text += f" ({rate:.1f}/s"
         eta = c.eta(now)
-        if eta is not None and eta > 0 and not final:
+        if eta is not None and eta > 0 and not (final or ended):
             text += f", ETA {format_duration(eta)}"
         text += ")"
     extras = _extras(c)
@@ -255,10 +256,12 @@ class LogProgressDisplay:
         self.interval_sec = interval_sec
         self._last = 0.0
 
-    def _write(self, label: str, final: bool = False) -> None:
+    def _write(self, label: str, final: bool = False, ended: bool = False) -> None:
         now = self.counters.clock()
         elapsed = now - self.counters.start_time
-        parts = [_describe(n, c, now, final) for n, c in self.counters.by_name.items() if c.yielded or c.expected]
+        parts = [
+            _describe(n, c, now, final, ended) for n, c in self.counters.by_name.items() if c.yielded or c.expected
+        ]
         line = f"mazepa {label} [{format_duration(elapsed)}]: " + (" | ".join(parts) or "no tasks")
         stream = self.stream or sys.stderr
         print(line, file=stream, flush=True)
@@ -279,7 +282,7 @@ class LogProgressDisplay:
         pass
 
     def stop(self, status: str = "done") -> None:
-        self._write(status, final=True)
+        self._write(status, final=status == "done", ended=True)
 
 
 # What ``ask_cancel_confirmation`` leaves on the screen below the (erased) bars: a blank line,
@@ -320,7 +323,7 @@ class RichProgressDisplay:
         self._progress.start()
         self._running = True
 
-    def refresh(self, force: bool = False, final: bool = False) -> None:
+    def refresh(self, force: bool = False, final: bool = False, ended: bool = False) -> None:
         now = self.counters.clock()
         if not force and self._last is not None and now - self._last < self._min_interval:
             return
@@ -343,7 +346,7 @@ class RichProgressDisplay:
                 count=_count_text(c, final),
                 rate=f"{c.rate(now):.1f}/s",
                 elapsed=format_duration(now - c.started) if c.started is not None else "",
-                eta=("ETA " + format_duration(eta)) if eta is not None and eta > 0 and not final else "",
+                eta=("ETA " + format_duration(eta)) if eta is not None and eta > 0 and not (final or ended) else "",
                 extra=", ".join(_extras(c, markup=True)),
             )
         if force and self._running:
@@ -375,7 +378,7 @@ class RichProgressDisplay:
         self._running = True
 
     def stop(self, status: str = "done") -> None:
-        self.refresh(force=True, final=status == "done")
+        self.refresh(force=True, final=status == "done", ended=True)
         if self._running:
             self._progress.stop()
             self._running = False

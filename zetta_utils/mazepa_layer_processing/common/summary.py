@@ -253,10 +253,9 @@ def expected_tasks(plan: SubchunkablePlan) -> list[tuple[str, int, float, float]
     name = plan.task_name or plan.op_name
     top = math.ceil(plan.top_grid.num_chunks / plan.task_stack_size)
     written = float(dst_writes(plan)[1] * _voxel_bytes(plan.dst)) if plan.dst is not None else 0.0
-    reducer = plan_reducer(plan)
-    if reducer is None or plan.reduction_chunk is None:
+    if plan_reducer(plan) is None or plan.reduction_chunk is None:
         return [(name, top, float(plan.region.size()), written)]
-    reductions = sum(1 for _ in reducer.chunks(plan.reduction_chunk))
+    reductions = reduction_count(plan)
     return [(name, top, float(plan.region.size()), 0.0), (f"{name} reduction", reductions, 0.0, written)]
 
 
