@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 import re
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +353,89 @@ def test_declared_totals_are_the_tasks_the_flow_yields(
     assert all(done == total for _, done, total in finals), last
     # and the first line already had those totals
     assert re.findall(r"(lambda(?: reduction)?) \d+/(\d+)", first) == [(n, t) for n, _, t in finals if n in first]
+
+
+# ---- end to end: a real run on a pseudo-terminal, Ctrl-C, "n" ----------------------------------
+
+_CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from zetta_utils import mazepa
+    from zetta_utils.mazepa import progress
+
+    @mazepa.taskable_operation
+    def wait_for(folder: str, i: int) -> int:
+        Path(folder, f"pid-{os.getpid()}").write_text("")
+        while not Path(folder, "go").exists():
+            time.sleep(0.02)
+        return i
+
+    @mazepa.flow_schema
+    def flow(folder: str):
+        progress.expect_tasks("wait_for", 4)
+        yield [wait_for.make_task(folder, i) for i in range(4)]
+
+    if __name__ == "__main__":
+        print("before the run")
+        mazepa.execute(flow(sys.argv[1]), num_procs=2)
+        Path(sys.argv[1], "finished").write_text("")
+    """
+)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout  # a safety net, not a speed assumption
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux pseudo-terminal")
+def test_on_a_terminal_the_bars_go_on_in_place_after_no(
+    tmp_path: Path, default_sigint: Callable[[list[str]], list[str]]
+) -> None:
+    import pty
+
+    (tmp_path / "child.py").write_text(_CHILD)
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "LINES": "30"}
+    child = subprocess.Popen(
+        default_sigint([sys.executable, str(tmp_path / "child.py"), str(tmp_path)]),
+        stdin=slave, stdout=slave, stderr=slave, env=env,
+    )
+    os.close(slave)
+    output = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            output.extend(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: len(list(tmp_path.glob("pid-*"))) == 2, "both workers to run a task")
+        child.send_signal(signal.SIGINT)
+        _wait_for(lambda: b"Cancel the run? [y/N]" in output, "the confirmation prompt")
+        os.write(master, b"n\n")
+        (tmp_path / "go").write_text("")
+        assert child.wait(timeout=300) == 0
+        assert (tmp_path / "finished").exists()
+    finally:
+        if child.poll() is None:
+            child.kill()
+    reader.join(timeout=30)
+    os.close(master)
+    shown = _screen(output.decode("utf-8", errors="replace").replace("\r\n", "\n"), columns=100, lines=30)
+    assert shown[0] == "before the run"
+    bars = [line for line in shown if line.startswith("wait_for")]
+    assert len(bars) == 1 and "4/4" in bars[0], shown  # one bar, continued in place
+    assert not any("Cancel" in line for line in shown), shown
