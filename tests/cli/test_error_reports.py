@@ -162,3 +162,17 @@ def test_frames_are_told_apart_by_their_file_names_from_any_machine() -> None:
         '      raise RuntimeError("shape")\n'
         "  (2 frame(s) of zetta_utils and libraries hidden: --debug shows them)"
     )
+
+
+def test_a_spec_lambda_run_by_a_worker_still_shows_its_text_and_line() -> None:
+    from zetta_utils import builder, mazepa
+    from zetta_utils.mazepa.serialization import deserialize_task, serialize_task
+
+    fn = builder.build({"@type": "lambda", "lambda_str": "lambda x: x[5]"})
+    task = mazepa.taskable_operation(fn).make_task([1, 2])
+    outcome = deserialize_task(serialize_task(task))()  # as a worker process runs it
+    assert outcome.exception_type == "IndexError"
+    assert outcome.traceback is not None
+    assert shorten_traceback(outcome.traceback).frames == (
+        'File "<lambda_str: lambda x: x[5]>", line 1, in <lambda>\n  lambda x: x[5]\n            ~^^^',
+    )

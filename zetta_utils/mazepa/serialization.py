@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import types
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,13 +38,38 @@ __all__ = [
 _PROTOCOL = 5
 
 
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle, except that a spec's lambda (``lambda_str``) travels as its text and is
+    compiled again where it lands: cloudpickle would name its file ``<dynamic-code>``, and a
+    worker's traceback would neither say which lambda failed nor show its line."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.FunctionType):
+            text = obj.__dict__.get("__zetta_lambda_str__")
+            if isinstance(text, str):
+                return (_lambda_from_text, (text, obj.__name__))
+        return super().reducer_override(obj)
+
+
+def _lambda_from_text(text: str, name: str) -> Any:
+    from zetta_utils.builder.built_in import efficient_parse_lambda_str
+
+    return efficient_parse_lambda_str(text, None if name == "<lambda>" else name)
+
+
+def _dumps(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
 def serialize_task(task: Task[Any]) -> bytes:
     """``task`` as bytes (without its outcome)."""
     if not isinstance(task, Task):
         raise TypeError(f"serialize_task: expected a Task, got {type(task).__name__}")
     if task.outcome is not None:
         task = attrs.evolve(task, outcome=None)
-    return cloudpickle.dumps(task, protocol=_PROTOCOL)
+    return _dumps(task)
 
 
 def deserialize_task(data: bytes) -> Task[Any]:
@@ -90,7 +116,7 @@ class SentOperations:
             if held is not None and held[1] is task.fn:
                 refs[key] = held[0]
                 continue
-            new.append((number, cloudpickle.dumps(task.fn, protocol=_PROTOCOL)))
+            new.append((number, _dumps(task.fn)))
             refs[key] = number
             number += 1
         return new, list(self._forget), refs
@@ -140,7 +166,7 @@ class _Unloadable:
     error: str
 
 
-class _TaskPickler(cloudpickle.Pickler):
+class _TaskPickler(_Pickler):
     def __init__(self, file: io.BytesIO, refs: dict[int, int]):
         super().__init__(file, protocol=_PROTOCOL)
         self._refs = refs
@@ -166,7 +192,7 @@ def serialize_task_batch(items: Sequence[tuple[int, Task[Any]]], sent: SentOpera
     ids = [(seq, task.id) for seq, task in items]
     tasks = [task if task.outcome is None else attrs.evolve(task, outcome=None) for _, task in items]
     if sent is None:
-        return pickle.dumps((ids, [], [], cloudpickle.dumps(tasks, protocol=_PROTOCOL)), protocol=_PROTOCOL)
+        return pickle.dumps((ids, [], [], _dumps(tasks)), protocol=_PROTOCOL)
     new, forget, refs = sent._encode(tasks)
     buffer = io.BytesIO()
     _TaskPickler(buffer, refs).dump(tasks)
