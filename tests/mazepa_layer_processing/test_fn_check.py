@@ -180,3 +180,19 @@ def test_builder_refuses_a_mismatched_lambda_before_anything_runs(tmp_path: Path
             "src": {"@type": "build_ts_layer", "path": str(tmp_path / "src")}, "scale": 2}))
     assert info.value.spec_path == "op_kwargs.scale"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+class ReadWithoutSemaphore(StackableOp):
+    def read(self, idx: Any, src: Any, mask: Any) -> dict[str, Any]:  # type: ignore[override]
+        return {}
+
+    def write(self, idx: Any, dst: Any, data: Any, **kwargs: Any) -> None: ...
+
+
+def test_what_the_flow_itself_passes_is_named_as_such() -> None:
+    with pytest.raises(ArgumentError) as info:
+        check_fn_arguments(None, ReadWithoutSemaphore(), KW, stacked=True)
+    assert str(info.value).endswith(
+        "ReadWithoutSemaphore.read' cannot be called as op.read(idx, **op_kwargs): the flow passes "
+        "'use_semaphore', which it does not take; its parameters: idx, src, mask"
+    )

@@ -117,7 +117,8 @@ def _check_call(
         # one name given that it does not take, one it needs and lacks: surely that one
         close = unmet if len(extra) == 1 and len(unmet) == 1 else difflib.get_close_matches(key, unmet or list(sig.parameters), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        parts.append(f"op_kwargs gives '{key}', which it does not take{hint}")
+        giver = "op_kwargs gives" if key in op_kwargs else "the flow passes"
+        parts.append(f"{giver} '{key}', which it does not take{hint}")
     if missing:
         parts.append(f"it needs {_quoted(missing)}, which op_kwargs does not give")
     parts.extend(problems)
