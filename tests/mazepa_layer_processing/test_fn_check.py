@@ -186,7 +186,7 @@ class ReadWithoutSemaphore(StackableOp):
     def read(self, idx: Any, src: Any, mask: Any) -> dict[str, Any]:  # type: ignore[override]
         return {}
 
-    def write(self, idx: Any, dst: Any, data: Any, **kwargs: Any) -> None: ...
+    def write(self, idx: Any, dst: Any, data: Any, **kwargs: Any) -> None: ...  # type: ignore[override]
 
 
 def test_what_the_flow_itself_passes_is_named_as_such() -> None:
