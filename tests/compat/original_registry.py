@@ -106,7 +106,6 @@ _SUBCHUNKABLE_PARAMS = (
     "dst_tighten_bounds",
 )
 
-_REMOTE = "remote execution's arguments (mazepa_addons/execution.py)"
 
 ORIGINAL_REGISTRY: tuple[Original, ...] = (
     # --- builder built-ins -------------------------------------------------------------------
@@ -268,7 +267,6 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
             "checkpoint_interval_sec",
             "raise_on_failed_checkpoint",
         ),
-        pending=_REMOTE,
         label="replicas",
     ),
     Original(
@@ -298,7 +296,6 @@ ORIGINAL_REGISTRY: tuple[Original, ...] = (
             "suppress_worker_logs",
             "resource_monitor_interval",
         ),
-        pending=_REMOTE,
         label="worker_groups",
     ),
     # --- mazepa_layer_processing.common ------------------------------------------------------

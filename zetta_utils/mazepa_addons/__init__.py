@@ -17,6 +17,7 @@ from .local_workers import LocalWorkerPool
 from .queue_executor import QueueExecutor, QueueExecutorStats, Rejection
 from .run_ids import check_run_id, generate_run_id
 from .worker import WorkerStats, run_worker
+from .worker_groups import WorkerGroup, parse_worker_groups
 
 __all__ = [
     "LocalWorkerPool",
@@ -24,11 +25,13 @@ __all__ = [
     "QueueExecutorStats",
     "Rejection",
     "RemoteExecutionSummary",
+    "WorkerGroup",
     "WorkerStats",
     "check_run_id",
     "execute_on_gcp_with_sqs",
     "execute_with_queues",
     "generate_run_id",
+    "parse_worker_groups",
     "queue_names",
     "run_worker",
 ]

@@ -8,7 +8,9 @@ whatever workers read the queues.
 its SQS work and outcome queues, writes a run record with a heartbeat, starts workers (local
 processes with ``local_test``, otherwise a Kubernetes Deployment), runs the flow, and deletes all
 of it at the end, on error and after a confirmed Ctrl-C. Failed tasks end in a dead-letter report
-(with tracebacks) next to the run records, and the run raises ``ExecutionError``.
+(with tracebacks) next to the run records, and the run raises ``ExecutionError``. With
+``worker_groups`` there is a work queue and a Deployment (or local pool) per group, and each task
+is sent to the group its ``worker_type`` names (see :mod:`.worker_groups`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,9 +33,11 @@ import attrs
 from zetta_utils import builder
 from zetta_utils.cloud_management.kubernetes_workers import (
     WorkerDeploymentSpec,
-    create_worker_deployment,
+    check_labels,
+    create_worker_deployments,
     delete_worker_deployment,
     gke_context_name,
+    write_group_manifests,
     write_manifests,
 )
 from zetta_utils.cloud_management.run_records import (
@@ -48,12 +52,24 @@ from zetta_utils.mazepa.exceptions import TaskFailure
 from zetta_utils.mazepa.interrupts import mark_raised_while_running
 from zetta_utils.message_queues.base import MessageQueue
 from zetta_utils.message_queues.signing import RUN_KEY_ENV, MessageSigner, encode_key, new_run_key
-from zetta_utils.message_queues.sqs import create_sqs_queue, resolve_endpoint, resolve_region
+from zetta_utils.message_queues.sqs import (
+    SQSQueue,
+    create_sqs_queue,
+    resolve_endpoint,
+    resolve_region,
+)
 
-from .join import JoinInfo, worker_command, write_join_file
+from .join import JoinInfo, default_join_path, worker_command, write_join_file
 from .local_workers import LocalWorkerPool
 from .queue_executor import QueueExecutor, QueueExecutorStats
 from .run_ids import check_run_id, generate_run_id
+from .worker_groups import (
+    NUM_PROCS_REFUSED,
+    WorkerGroup,
+    check_semaphores_spec,
+    parse_worker_groups,
+    worker_type_router,
+)
 
 __all__ = ["RemoteExecutionSummary", "execute_on_gcp_with_sqs", "execute_with_queues", "queue_names"]
 
@@ -93,6 +109,7 @@ def execute_with_queues(
     large_payload_location: str | None = None,
     tick: Callable[[], None] | None = None,
     progress_console: Any = None,
+    route: Callable[[Any], MessageQueue] | None = None,
 ) -> RemoteExecutionSummary:
     """Run ``target`` on the workers serving ``work_queue``; outcomes come back on
     ``outcome_queue``. Queue-agnostic: any :class:`~zetta_utils.message_queues.MessageQueue`.
@@ -104,6 +121,8 @@ def execute_with_queues(
     :param large_payload_location: a folder or bucket URL (readable by the workers) for tasks and
         outcomes too large for a queue message; None makes such tasks fail with a clear error.
     :param tick: called on every poll for outcomes (e.g. ``LocalWorkerPool.check``).
+    :param route: the work queue of each task (worker groups; see ``QueueExecutor``); default:
+        ``work_queue`` for all.
     Other arguments: as ``mazepa.execute``. Raises ``ExecutionError`` on permanent failures.
     """
     if not isinstance(signer, MessageSigner):
@@ -119,6 +138,7 @@ def execute_with_queues(
         max_deliveries=max_task_deliveries,
         payload_location=large_payload_location,
         tick=tick,
+        route=route,
     )
     try:
         summary = execute(
@@ -197,6 +217,39 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
+_NO_EFFECT_DEFAULTS: dict[str, Any] = {
+    "max_batch_len": 10000,
+    "batch_gap_sleep_sec": 0.5,
+    "do_dryrun_estimation": True,
+    "raise_on_failed_checkpoint": True,
+    "write_progress_summary": False,
+    "require_interrupt_confirm": True,
+    "suppress_worker_logs": True,
+    "resource_monitor_interval": None,
+    "local_test_queues_dir": None,
+    "sqs_based_scaling": True,
+    "idle_worker_timeout": 300,
+}
+"""The original's arguments that tuned machinery this design does differently; accepted, and
+without effect (see ``execute_on_gcp_with_sqs``)."""
+
+_PER_GROUP = {
+    "worker_replicas": "replicas",
+    "worker_resources": "resource_limits",
+    "worker_resource_requests": "resource_requests",
+    "worker_labels": "labels",
+    "provisioning_model": "provisioning_model",
+}
+
+
+@attrs.frozen
+class _GroupPlan:
+    group: WorkerGroup
+    queue_name: str
+    deployment_name: str
+    spec: WorkerDeploymentSpec | None = None
+
+
 @builder.register("mazepa.execute_on_gcp_with_sqs")
 def execute_on_gcp_with_sqs(
     target: Any,
@@ -205,9 +258,28 @@ def execute_on_gcp_with_sqs(
     worker_cluster_region: str | None = None,
     worker_cluster_project: str | None = None,
     worker_resources: Mapping[str, Any] | None = None,
-    worker_replicas: int = 1,
+    worker_replicas: int | None = None,
     local_test: bool = False,
     *,
+    worker_groups: Mapping[str, Mapping[str, Any]] | None = None,
+    worker_labels: Mapping[str, str] | None = None,
+    worker_resource_requests: Mapping[str, Any] | None = None,
+    provisioning_model: str | None = None,
+    num_procs: int | None = None,
+    semaphores_spec: Mapping[str, int] | None = None,
+    extra_ctx_managers: Iterable[contextlib.AbstractContextManager[Any]] = (),
+    debug: bool = False,
+    max_batch_len: int = 10000,
+    batch_gap_sleep_sec: float = 0.5,
+    do_dryrun_estimation: bool = True,
+    raise_on_failed_checkpoint: bool = True,
+    write_progress_summary: bool = False,
+    require_interrupt_confirm: bool = True,
+    suppress_worker_logs: bool = True,
+    resource_monitor_interval: float | None = None,
+    local_test_queues_dir: str | None = None,
+    sqs_based_scaling: bool = True,
+    idle_worker_timeout: int = 300,
     sqs_region: str | None = None,
     sqs_endpoint: str | None = None,
     worker_namespace: str = "default",
@@ -235,30 +307,53 @@ def execute_on_gcp_with_sqs(
     local_workers: int | None = None,
     start_workers: bool = True,
     worker_join_file: str | None = None,
-) -> RemoteExecutionSummary | None:
-    """Run ``target`` on workers fed through SQS queues: a Kubernetes Deployment on GKE, or
+) -> ExecutionSummary | None:
+    """Run ``target`` on workers fed through SQS queues: Kubernetes Deployments on GKE, or
     local processes with ``local_test``.
+
+    Workers come in one of two forms, as in the original's two releases of this function:
+
+    - ``worker_replicas`` (with ``worker_resources``, ``worker_resource_requests``,
+      ``worker_labels``, ``provisioning_model``): one group of workers, which runs every task.
+    - ``worker_groups``: several groups, ``{name: {replicas, resource_limits, resource_requests,
+      labels, provisioning_model, gpu_accelerator_type, required_zones, preferred_zones,
+      termination_grace_seconds, ...}}``, each with its own work queue and Deployment. A task goes
+      to the group its ``worker_type`` names (``op_worker_type`` / ``reduction_worker_type`` of
+      the flows; ``_`` and ``-`` are the same), a task without one to the first group; a task whose
+      worker type no group serves fails with an error naming the groups.
 
     :param worker_image: the workers' container image (its entry point must provide ``zetta``).
     :param worker_cluster_name, worker_cluster_region, worker_cluster_project: the GKE cluster;
         they select the kubeconfig context ``gke_PROJECT_REGION_NAME`` (created by ``gcloud
         container clusters get-credentials``) unless ``kube_context`` names another.
-    :param worker_resources: requests and limits of each worker, e.g.
-        ``{"memory": "18560Mi", "nvidia.com/gpu": "1"}``.
-    :param worker_replicas: number of workers (local processes with ``local_test``).
-    :param local_test: run the workers as local processes instead of on the cluster.
+    :param worker_resources: limits (and requests, unless ``worker_resource_requests`` says
+        otherwise) of each worker, e.g. ``{"memory": "18560Mi", "nvidia.com/gpu": "1"}``.
+    :param worker_replicas: number of workers (local processes with ``local_test``; default 1).
+    :param worker_labels: extra labels of the worker Deployment and its pods.
+    :param provisioning_model: ``"spot"`` (GKE Spot VMs), ``"standard"`` (no Spot VMs), or unset
+        (any node; the original's default was ``"spot"``).
+    :param local_test: run the workers as local processes instead of on the cluster (one pool
+        per worker group, on real queues, so that routing is tested too).
+    :param num_procs: with ``local_test``, the number of local workers (per group) unless
+        ``local_workers`` is given. Each worker here is one process, so more than one process per
+        Kubernetes pod is refused (use more replicas).
+    :param semaphores_spec: limits of ``mazepa.semaphore`` types; they take effect with ``debug``
+        (one process runs many tasks); queue workers run one task at a time.
+    :param extra_ctx_managers: context managers entered around the whole run.
+    :param debug: with ``local_test`` only: run every task in this process (no queues, no
+        workers), so breakpoints work.
     :param sqs_region, sqs_endpoint: where the queues live (default: ``$AWS_DEFAULT_REGION`` and
         ``$ZETTA_SQS_ENDPOINT``/``$AWS_ENDPOINT_URL_SQS``/``$AWS_ENDPOINT_URL``, else AWS).
     :param worker_env: extra environment variables of the workers.
     :param worker_aws_credentials: copy ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
         ``AWS_SESSION_TOKEN`` from this environment into the workers' Secret.
-    :param dry_run_manifest_dir: write the Deployment and Secret as YAML here (secret values
+    :param dry_run_manifest_dir: write the Deployments and the Secret as YAML here (secret values
         redacted). Without ``local_test`` nothing else happens (no queues, nothing runs; returns
         None); with it, the run goes on with local workers.
     :param visibility_timeout_s: a worker's lease on a task message; renewed while the task runs.
         A dead worker's task is handed out again this long after the worker died.
     :param max_task_deliveries: a task that killed this many workers fails for good.
-    :param max_outstanding_tasks: most tasks in the queue at once (default 10 per worker and
+    :param max_outstanding_tasks: most tasks in the queues at once (default 10 per worker and
         at least 100).
     :param run_id: the run's id (default: a fresh memorable one).
     :param records_location: where run records go (default ``$ZETTA_RUN_RECORDS`` or
@@ -267,27 +362,270 @@ def execute_on_gcp_with_sqs(
     :param large_payload_location: folder/bucket for tasks and outcomes too large for a message
         (default with ``local_test``: a folder next to the run records; otherwise none).
     :param local_worker_log_dir: where local workers write their logs (default: next to the run
-        records, ``<records>/logs/<run_id>``).
-    :param local_workers: local worker processes with ``local_test`` (default: ``worker_replicas``
-        but at most the number of CPUs, so a spec written for 10 remote workers can be tried on a
-        laptop).
+        records, ``<records>/logs/<run_id>``; a subfolder per worker group).
+    :param local_workers: local worker processes (per group) with ``local_test`` (default:
+        ``num_procs`` if given, else the replicas but at most the number of CPUs, so a spec
+        written for 10 remote workers can be tried on a laptop).
     :param start_workers: false: start no workers at all (neither local nor on a cluster); the
         run creates its queues and waits for workers started elsewhere with
         ``zetta worker --join FILE`` (see ``worker_join_file``).
     :param worker_join_file: where the run writes its join file once the queues exist (default
-        ``$ZETTA_JOIN_DIR/<run_id>.json``, else ``~/.zetta_utils/join/<run_id>.json``; readable by
-        the owner only, deleted when the run ends): the queues, the run id and the run's message
-        key, all that ``zetta worker --join FILE`` needs to serve the run from any machine that
-        reaches the queues. It holds a secret: hand it over privately.
+        ``$ZETTA_JOIN_DIR/<run_id>.json``, else ``~/.zetta_utils/join/<run_id>.json``; with worker
+        groups one file per group, ``<run_id>.<group>.json``; readable by the owner only, deleted
+        when the run ends): the queues, the run id and the run's message key, all that
+        ``zetta worker --join FILE`` needs to serve the run from any machine that reaches the
+        queues. It holds a secret: hand it over privately.
+
+    ``max_batch_len``, ``batch_gap_sleep_sec``, ``do_dryrun_estimation``,
+    ``raise_on_failed_checkpoint``, ``write_progress_summary``, ``require_interrupt_confirm``,
+    ``suppress_worker_logs``, ``resource_monitor_interval``, ``local_test_queues_dir``,
+    ``sqs_based_scaling`` and ``idle_worker_timeout`` (and the groups' ``sqs_based_scaling``,
+    ``idle_worker_timeout``, ``nudge_node_pools``, ``semaphores_spec``) tuned the original's
+    batching, file queues, autoscaler and worker processes; they are accepted and have no effect:
+    tasks are sent as the scheduler readies them (at most ``max_outstanding_tasks`` in flight),
+    local tests use the SQS-compatible server, a group is a fixed Deployment of ``replicas``
+    workers, and a failing checkpoint always stops the run.
     Other arguments: as ``mazepa.execute``.
     """
-    _check_bool("local_test", local_test)
-    _check_bool("worker_aws_credentials", worker_aws_credentials)
-    _check_bool("start_workers", start_workers)
+    for name, flag in (
+        ("local_test", local_test),
+        ("worker_aws_credentials", worker_aws_credentials),
+        ("start_workers", start_workers),
+        ("debug", debug),
+    ):
+        _check_bool(name, flag)
+    if debug and not local_test:
+        raise ValueError("`debug` can only be set to `True` when `local_test` is also `True`.")
+    groups = _worker_groups(
+        worker_groups, worker_replicas, worker_resources, worker_resource_requests, worker_labels, provisioning_model
+    )
+    semaphores = check_semaphores_spec(semaphores_spec)
+    contexts = _check_context_managers(extra_ctx_managers)
+    if num_procs is not None:
+        if isinstance(num_procs, bool) or not isinstance(num_procs, int) or num_procs < 1:
+            raise ValueError(f"`num_procs` must be a positive integer, got {num_procs!r}")
+        if num_procs > 1 and worker_groups is None and not local_test:
+            raise ValueError(f"`num_procs` = {num_procs}: {NUM_PROCS_REFUSED}")
+    _log_no_effect(locals())
+    with contextlib.ExitStack() as stack:
+        for manager in contexts:
+            stack.enter_context(manager)
+        if debug:
+            if num_procs not in (None, 1):
+                raise ValueError(f"`debug` runs in this process: `num_procs` must be 1 or unset, got {num_procs!r}")
+            return execute(
+                target,
+                num_procs=1,
+                max_retry=max_retry,
+                max_retry_non_transient=max_retry_non_transient,
+                checkpoint=checkpoint,
+                checkpoint_interval_sec=checkpoint_interval_sec,
+                show_progress=show_progress,
+                semaphores_spec=semaphores,
+                raise_on_failure=raise_on_failure,
+                max_pending_tasks=max_pending_tasks,
+            )
+        return _execute_on_queues(
+            target,
+            groups,
+            grouped=worker_groups is not None,
+            worker_image=worker_image,
+            worker_cluster_name=worker_cluster_name,
+            worker_cluster_region=worker_cluster_region,
+            worker_cluster_project=worker_cluster_project,
+            local_test=local_test,
+            local_workers=local_workers if local_workers is not None else (num_procs if local_test else None),
+            sqs_region=sqs_region,
+            sqs_endpoint=sqs_endpoint,
+            worker_namespace=worker_namespace,
+            worker_env=worker_env,
+            worker_aws_credentials=worker_aws_credentials,
+            worker_prefetch=worker_prefetch,
+            kube_context=kube_context,
+            kube_config_path=kube_config_path,
+            dry_run_manifest_dir=dry_run_manifest_dir,
+            visibility_timeout_s=visibility_timeout_s,
+            max_retry=max_retry,
+            max_retry_non_transient=max_retry_non_transient,
+            max_task_deliveries=max_task_deliveries,
+            max_outstanding_tasks=max_outstanding_tasks,
+            checkpoint=checkpoint,
+            checkpoint_interval_sec=checkpoint_interval_sec,
+            show_progress=show_progress,
+            raise_on_failure=raise_on_failure,
+            max_pending_tasks=max_pending_tasks,
+            run_id=run_id,
+            records_location=records_location,
+            heartbeat_interval_s=heartbeat_interval_s,
+            large_payload_location=large_payload_location,
+            local_worker_log_dir=local_worker_log_dir,
+            start_workers=start_workers,
+            worker_join_file=worker_join_file,
+        )
+
+
+def _worker_groups(
+    worker_groups: Any,
+    worker_replicas: Any,
+    worker_resources: Any,
+    worker_resource_requests: Any,
+    worker_labels: Any,
+    provisioning_model: Any,
+) -> list[WorkerGroup]:
+    """The run's worker groups: those of ``worker_groups``, or the one group the ``worker_*``
+    arguments describe (with the empty key: the run's original queue and Deployment names)."""
+    if worker_groups is not None:
+        given = {
+            "worker_replicas": worker_replicas,
+            "worker_resources": worker_resources,
+            "worker_resource_requests": worker_resource_requests,
+            "worker_labels": worker_labels,
+            "provisioning_model": provisioning_model,
+        }
+        clash = [name for name, value in given.items() if value is not None]
+        if clash:
+            raise ValueError(
+                f"{', '.join('`' + c + '`' for c in clash)} cannot be combined with `worker_groups`: give each group "
+                f"its own {', '.join('`' + _PER_GROUP[c] + '`' for c in clash)} instead"
+            )
+        return parse_worker_groups(worker_groups)
+    replicas = 1 if worker_replicas is None else worker_replicas
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ValueError(f"`worker_replicas` must be a positive integer, got {worker_replicas!r}")
+    for name, value in (("worker_resource_requests", worker_resource_requests), ("worker_labels", worker_labels)):
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"`{name}` must be a mapping, got {value!r}")
+    return [
+        WorkerGroup(
+            name="",
+            key="",
+            replicas=replicas,
+            resource_limits=worker_resources,
+            resource_requests=worker_resource_requests,
+            labels=dict(worker_labels or {}),
+            provisioning_model=provisioning_model,
+        )
+    ]
+
+
+def _check_context_managers(managers: Any) -> list[contextlib.AbstractContextManager[Any]]:
+    if isinstance(managers, (str, bytes, Mapping)) or not isinstance(managers, Iterable):
+        raise TypeError(f"`extra_ctx_managers` must be a list of context managers, got {managers!r}")
+    managers = list(managers)
+    for m in managers:
+        if not (hasattr(m, "__enter__") and hasattr(m, "__exit__")):
+            raise TypeError(f"`extra_ctx_managers`: {m!r} is not a context manager (no __enter__/__exit__)")
+    return managers
+
+
+def _log_no_effect(arguments: Mapping[str, Any]) -> None:
+    changed = sorted(name for name, default in _NO_EFFECT_DEFAULTS.items() if arguments[name] != default)
+    if changed:
+        logger.info("execute_on_gcp_with_sqs: %s have no effect here", ", ".join(changed))
+
+
+def _plan_groups(run_id: str, groups: list[WorkerGroup]) -> list[_GroupPlan]:
+    plans = []
+    for g in groups:
+        infix = f"-{g.key}" if g.key else ""
+        queue, deployment = f"zetta-{run_id}{infix}-work", f"zetta-{run_id}{infix}-workers"
+        if len(deployment) > 63 or len(queue) > 80:
+            raise ValueError(
+                f"`worker_groups`: group name {g.name!r} is too long for run {run_id}: its Deployment name {deployment!r} "
+                "must have at most 63 characters; use a shorter group name (or run id)"
+            )
+        plans.append(_GroupPlan(g, queue, deployment))
+    return plans
+
+
+def _deployment_spec(
+    plan: _GroupPlan,
+    *,
+    run_id: str,
+    image: str,
+    outcome_name: str,
+    worker_args: list[str],
+    env: dict[str, str],
+    secret_env: dict[str, str],
+    namespace: str,
+    secret_name: str,
+) -> WorkerDeploymentSpec:
+    g = plan.group
+    where = f"worker_groups[{g.name!r}]" if g.key else "worker"
+    if g.resource_limits is None:
+        raise ValueError(
+            f"`{where + '.resource_limits' if g.key else 'worker_resources'}` is required for Kubernetes workers, "
+            'e.g. {memory: "18560Mi"}'
+        )
+    group_labels = {"worker_group": g.key} if g.key else {}
+    return WorkerDeploymentSpec(
+        name=plan.deployment_name,
+        image=image,
+        replicas=g.replicas,
+        command=(
+            "zetta", "worker", "--queue", plan.queue_name, "--outcome-queue", outcome_name, "--run-id", run_id,
+            *worker_args,
+        ),
+        env={**env, **_group_env(plan)},
+        secret_env=secret_env,
+        resources=dict(g.resource_limits),
+        resource_requests=dict(g.resource_requests) if g.resource_requests is not None else None,
+        namespace=namespace,
+        labels={
+            **check_labels(g.labels, f"{where}.labels" if g.key else "worker_labels"),
+            **group_labels,
+            "zetta-run-id": run_id,
+            "app.kubernetes.io/managed-by": "zetta-utils",
+        },
+        secret_name=secret_name,
+        provisioning_model=g.provisioning_model,
+        gpu_accelerator_type=g.gpu_accelerator_type,
+        required_zones=g.required_zones,
+        preferred_zones=g.preferred_zones,
+        **({"termination_grace_s": g.termination_grace_seconds} if g.termination_grace_seconds is not None else {}),
+    )
+
+
+def _execute_on_queues(
+    target: Any,
+    groups: list[WorkerGroup],
+    *,
+    grouped: bool,
+    worker_image: str | None,
+    worker_cluster_name: str | None,
+    worker_cluster_region: str | None,
+    worker_cluster_project: str | None,
+    local_test: bool,
+    local_workers: int | None,
+    sqs_region: str | None,
+    sqs_endpoint: str | None,
+    worker_namespace: str,
+    worker_env: Mapping[str, str] | None,
+    worker_aws_credentials: bool,
+    worker_prefetch: int,
+    kube_context: str | None,
+    kube_config_path: str | None,
+    dry_run_manifest_dir: str | None,
+    visibility_timeout_s: int,
+    max_retry: int | None,
+    max_retry_non_transient: int,
+    max_task_deliveries: int,
+    max_outstanding_tasks: int | None,
+    checkpoint: str | None,
+    checkpoint_interval_sec: float,
+    show_progress: bool | None,
+    raise_on_failure: bool,
+    max_pending_tasks: int,
+    run_id: str | None,
+    records_location: str | None,
+    heartbeat_interval_s: float,
+    large_payload_location: str | None,
+    local_worker_log_dir: str | None,
+    start_workers: bool,
+    worker_join_file: str | None,
+) -> RemoteExecutionSummary | None:
     if worker_join_file is not None and (not isinstance(worker_join_file, str) or not worker_join_file):
         raise ValueError(f"`worker_join_file` must be a file path, got {worker_join_file!r}")
-    if isinstance(worker_replicas, bool) or not isinstance(worker_replicas, int) or worker_replicas < 1:
-        raise ValueError(f"`worker_replicas` must be a positive integer, got {worker_replicas!r}")
     if isinstance(visibility_timeout_s, bool) or not isinstance(visibility_timeout_s, int) or not 2 <= visibility_timeout_s <= 43_200:
         raise ValueError(f"`visibility_timeout_s` must be an integer from 2 to 43200, got {visibility_timeout_s!r}")
     if isinstance(worker_prefetch, bool) or not isinstance(worker_prefetch, int) or not 1 <= worker_prefetch <= 10:
@@ -317,12 +655,11 @@ def execute_on_gcp_with_sqs(
                 "strings to run workers on Kubernetes (or set `local_test: true`, or `start_workers: false` "
                 "for workers started elsewhere)"
             )
-        if worker_resources is None:
-            raise ValueError("`worker_resources` is required for Kubernetes workers, e.g. {memory: \"18560Mi\"}")
     run_id = check_run_id(run_id) if run_id is not None else generate_run_id()
+    plans = _plan_groups(run_id, groups)
     region = resolve_region(sqs_region)
     endpoint = resolve_endpoint(sqs_endpoint)
-    work_name, outcome_name = queue_names(run_id)
+    _, outcome_name = queue_names(run_id)
     key = new_run_key()
     signer = MessageSigner(key, run_id)
     context = kube_context or (
@@ -330,12 +667,11 @@ def execute_on_gcp_with_sqs(
         if worker_cluster_name
         else None
     )
-    deployment_name, secret_name = f"zetta-{run_id}-workers", f"zetta-{run_id}-key"
+    secret_name = f"zetta-{run_id}-key"
 
     worker_args = ["--visibility-timeout", str(visibility_timeout_s), "--prefetch", str(worker_prefetch)]
     plain_env = {
         "ZETTA_RUN_ID": run_id,
-        "ZETTA_WORK_QUEUE": work_name,
         "ZETTA_OUTCOME_QUEUE": outcome_name,
         "AWS_DEFAULT_REGION": region,
         **({"ZETTA_SQS_ENDPOINT": endpoint} if endpoint else {}),
@@ -345,27 +681,33 @@ def execute_on_gcp_with_sqs(
     if worker_aws_credentials:
         secret_env.update({v: os.environ[v] for v in _AWS_CREDENTIAL_VARS if os.environ.get(v)})
 
-    spec: WorkerDeploymentSpec | None = None
     if needs_cluster_spec:
         pod_env = _pod_env(plain_env, run_id, refuse=cluster_workers and dry_run_manifest_dir is None)
-        spec = WorkerDeploymentSpec(
-            name=deployment_name,
-            image=str(worker_image),
-            replicas=worker_replicas,
-            command=(
-                "zetta", "worker", "--queue", work_name, "--outcome-queue", outcome_name, "--run-id", run_id, *worker_args,
-            ),
-            env=pod_env,
-            secret_env=secret_env,
-            resources=dict(worker_resources or {}),
-            namespace=worker_namespace,
-            labels={"zetta-run-id": run_id, "app.kubernetes.io/managed-by": "zetta-utils"},
-            secret_name=secret_name,
-        )
+        plans = [
+            attrs.evolve(
+                p,
+                spec=_deployment_spec(
+                    p,
+                    run_id=run_id,
+                    image=str(worker_image),
+                    outcome_name=outcome_name,
+                    worker_args=worker_args,
+                    env=pod_env,
+                    secret_env=secret_env,
+                    namespace=worker_namespace,
+                    secret_name=secret_name,
+                ),
+            )
+            for p in plans
+        ]
+    specs = [p.spec for p in plans if p.spec is not None]
     if dry_run_manifest_dir is not None:
-        assert spec is not None
-        path = write_manifests(spec, dry_run_manifest_dir)
-        logger.info("run %s: worker manifests written to %s (dry run: nothing created in a cluster)", run_id, path)
+        paths = write_group_manifests(specs, dry_run_manifest_dir) if grouped else [write_manifests(specs[0], dry_run_manifest_dir)]
+        logger.info(
+            "run %s: worker manifests written to %s (dry run: nothing created in a cluster)",
+            run_id,
+            ", ".join(map(str, paths)),
+        )
         if not local_test:
             return None
 
@@ -374,84 +716,103 @@ def execute_on_gcp_with_sqs(
     if large_payload_location is None and local_test and start_workers:
         large_payload_location = _sibling(records, f"payloads/{run_id}")
     now = time.time()
+    deployments = tuple(
+        DeploymentRef(s.name, worker_namespace, context, secret_name if i == len(specs) - 1 else None)
+        for i, s in enumerate(specs)
+    )
     record = RunRecord(
         run_id=run_id,
         created=now,
         heartbeat=now,
-        queues=(QueueRef(work_name, None, region, endpoint), QueueRef(outcome_name, None, region, endpoint)),
-        deployments=(DeploymentRef(deployment_name, worker_namespace, context, secret_name),) if cluster_workers else (),
+        queues=tuple(QueueRef(n, None, region, endpoint) for n in (*(p.queue_name for p in plans), outcome_name)),
+        deployments=deployments if cluster_workers else (),
         payload_location=large_payload_location,
     )
     logger.info(
-        "run %s: starting (%s)",
+        "run %s: starting (%s%s)",
         run_id,
         "no workers of its own" if not start_workers else "local test workers" if local_test else f"cluster context {context}",
+        f"; worker groups {', '.join(p.group.key for p in plans)}" if grouped else "",
     )
     heartbeat = RunHeartbeat(records, record, heartbeat_interval_s).start()
-    pool: LocalWorkerPool | None = None
-    deployment_created = False
+    pools: list[LocalWorkerPool] = []
+    created: list[str] = []  # the Secret and Deployments created so far
     created_queues: list[QueueRef] = []
-    join_path: Path | None = None
+    join_paths: list[Path] = []
     summary: RemoteExecutionSummary | None = None
     failures: list[TaskFailure] = []
     with _sigterm_exits():
         try:
             tags = {"zetta-run-id": run_id}
-            work_queue = create_sqs_queue(
-                work_name, visibility_timeout_s=visibility_timeout_s, region_name=region, endpoint_url=endpoint, tags=tags
-            )
-            created_queues.append(QueueRef(work_name, work_queue.url, region, endpoint))
+            work_queues: dict[str, SQSQueue] = {}
+            for p in plans:
+                queue = create_sqs_queue(
+                    p.queue_name, visibility_timeout_s=visibility_timeout_s, region_name=region, endpoint_url=endpoint, tags=tags
+                )
+                created_queues.append(QueueRef(p.queue_name, queue.url, region, endpoint))
+                work_queues[p.group.key] = queue
             outcome_queue = create_sqs_queue(
                 outcome_name, visibility_timeout_s=60, region_name=region, endpoint_url=endpoint, tags=tags
             )
             created_queues.append(QueueRef(outcome_name, outcome_queue.url, region, endpoint))
             heartbeat.update(queues=tuple(created_queues))
-            join_path = write_join_file(
-                JoinInfo(
-                    run_id=run_id,
-                    work_queue=work_name,
-                    outcome_queue=outcome_name,
-                    region=region,
-                    endpoint=endpoint,
-                    key=encode_key(key),
-                    visibility_timeout_s=visibility_timeout_s,
-                    prefetch=worker_prefetch,
-                ),
-                worker_join_file,
-            )
-            logger.log(
-                logging.INFO if start_workers else logging.WARNING,
-                "run %s: %s workers join it from any machine that reaches the queues with: %s   (%s holds "
-                "the run's key: hand it over privately)",
-                run_id,
-                "more" if start_workers else "waiting for workers (start_workers: false):",
-                worker_command(join_path),
-                join_path,
-            )
+            for p in plans:
+                join_path = write_join_file(
+                    JoinInfo(
+                        run_id=run_id,
+                        work_queue=p.queue_name,
+                        outcome_queue=outcome_name,
+                        region=region,
+                        endpoint=endpoint,
+                        key=encode_key(key),
+                        visibility_timeout_s=visibility_timeout_s,
+                        prefetch=worker_prefetch,
+                    ),
+                    _join_path(worker_join_file, run_id, p.group.key),
+                )
+                join_paths.append(join_path)
+                logger.log(
+                    logging.INFO if start_workers else logging.WARNING,
+                    "run %s: %s workers%s join it from any machine that reaches the queues with: %s   (%s holds "
+                    "the run's key: hand it over privately)",
+                    run_id,
+                    "more" if start_workers else "waiting for workers (start_workers: false):",
+                    f" of group {p.group.key}" if p.group.key else "",
+                    worker_command(join_path),
+                    join_path,
+                )
             tick = None
             if start_workers and local_test:
-                log_dir = local_worker_log_dir or _sibling(records, f"logs/{run_id}")
-                n_local = local_workers or min(worker_replicas, os.cpu_count() or 1)
-                if n_local != worker_replicas:
-                    logger.info("run %s: %d local worker(s) stand in for %d replicas", run_id, n_local, worker_replicas)
-                pool = LocalWorkerPool(
-                    n_local,
-                    work_queue=work_queue.url,
-                    outcome_queue=outcome_queue.url,
-                    run_id=run_id,
-                    env={**plain_env, **secret_env},
-                    log_dir=log_dir,
-                    worker_args=worker_args,
-                ).start()
-                tick = pool.check
+                log_dir = Path(local_worker_log_dir or _sibling(records, f"logs/{run_id}"))
+                for p in plans:
+                    n_local = local_workers or min(p.group.replicas, os.cpu_count() or 1)
+                    if n_local != p.group.replicas:
+                        logger.info(
+                            "run %s: %d local worker(s) stand in for %d replicas%s",
+                            run_id,
+                            n_local,
+                            p.group.replicas,
+                            f" of group {p.group.key}" if p.group.key else "",
+                        )
+                    pool = LocalWorkerPool(
+                        n_local,
+                        work_queue=work_queues[p.group.key].url,
+                        outcome_queue=outcome_queue.url,
+                        run_id=run_id,
+                        env={**plain_env, **_group_env(p), **secret_env},
+                        log_dir=log_dir / p.group.key if p.group.key else log_dir,
+                        worker_args=worker_args,
+                    )
+                    pools.append(pool)
+                    pool.start()
+                tick = _all_ticks(pools)
             elif cluster_workers:
-                assert spec is not None
-                create_worker_deployment(spec, kube_context=context, kube_config_path=kube_config_path)
-                deployment_created = True
+                create_worker_deployments(specs, kube_context=context, kube_config_path=kube_config_path, created=created)
+            total_replicas = sum(g.replicas for g in groups)
             try:
                 summary = execute_with_queues(
                     target,
-                    work_queue,
+                    work_queues[plans[0].group.key],
                     outcome_queue,
                     signer,
                     max_retry=max_retry,
@@ -461,10 +822,11 @@ def execute_on_gcp_with_sqs(
                     show_progress=show_progress,
                     raise_on_failure=raise_on_failure,
                     max_pending_tasks=max_pending_tasks,
-                    max_outstanding_tasks=max_outstanding_tasks or max(100, 10 * worker_replicas * worker_prefetch),
+                    max_outstanding_tasks=max_outstanding_tasks or max(100, 10 * total_replicas * worker_prefetch),
                     max_task_deliveries=max_task_deliveries,
                     large_payload_location=large_payload_location,
                     tick=tick,
+                    route=worker_type_router(work_queues) if grouped else None,
                 )
                 failures = list(summary.task_failures)
             except ExecutionError as e:
@@ -478,20 +840,43 @@ def execute_on_gcp_with_sqs(
             raise
         finally:
             with _deferring_cleanup(run_id):
-                if join_path is not None:
-                    join_path.unlink(missing_ok=True)
+                for path in join_paths:
+                    path.unlink(missing_ok=True)
                 if failures and summary is not None:
                     _write_dead_letters(records, run_id, failures)
                 _cleanup(
                     run_id,
                     records,
                     heartbeat,
-                    pool,
-                    spec if deployment_created else None,
+                    pools,
+                    specs,
+                    created,
                     context,
                     kube_config_path,
                     created_queues,
                 )
+
+
+def _group_env(plan: _GroupPlan) -> dict[str, str]:
+    """The environment naming a worker's queue (and group, ``$ZETTA_WORKER_GROUP``, if any)."""
+    return {"ZETTA_WORK_QUEUE": plan.queue_name, **({"ZETTA_WORKER_GROUP": plan.group.key} if plan.group.key else {})}
+
+
+def _join_path(worker_join_file: str | None, run_id: str, group: str) -> Path | None:
+    """Where a group's join file goes: the given or default path, with ``.<group>`` before the
+    suffix when the run has worker groups."""
+    if not group:
+        return Path(worker_join_file) if worker_join_file is not None else None
+    base = Path(worker_join_file).expanduser() if worker_join_file is not None else default_join_path(run_id)
+    return base.with_name(f"{base.stem}.{group}{base.suffix}")
+
+
+def _all_ticks(pools: list[LocalWorkerPool]) -> Callable[[], None]:
+    def tick() -> None:
+        for pool in pools:
+            pool.check()
+
+    return tick
 
 
 _ENDPOINT_VARS = ("ZETTA_SQS_ENDPOINT", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL")
@@ -567,8 +952,9 @@ def _cleanup(
     run_id: str,
     records: RunRecordStore,
     heartbeat: RunHeartbeat,
-    pool: LocalWorkerPool | None,
-    spec: WorkerDeploymentSpec | None,
+    pools: list[LocalWorkerPool],
+    specs: list[WorkerDeploymentSpec],
+    created: list[str],
     context: str | None,
     kube_config_path: str | None,
     created_queues: list[QueueRef],
@@ -577,14 +963,19 @@ def _cleanup(
     from zetta_utils.cloud_management.gc import delete_run_resources
 
     errors: list[str] = []
-    if pool is not None:
+    for pool in pools:
         try:
             pool.stop()
         except Exception as e:
             errors.append(f"stopping local workers: {e}")
-    if spec is not None:
+    doomed = [s for s in specs if s.name in created]
+    secret = specs[0].effective_secret_name if specs and specs[0].effective_secret_name in created else None
+    if secret and not doomed:  # the Secret alone was created (a missing Deployment is no error)
+        doomed = specs[:1]
+    for i, spec in enumerate(doomed):
+        last = i == len(doomed) - 1
         try:
-            delete_worker_deployment(spec.name, spec.namespace, spec.secret_name, context, kube_config_path)
+            delete_worker_deployment(spec.name, spec.namespace, secret if last else None, context, kube_config_path)
         except Exception as e:
             errors.append(f"deleting deployment {spec.name}: {e}")
     heartbeat.stop()
@@ -601,7 +992,7 @@ def _cleanup(
         )
         return
     records.delete(run_id)
-    if pool is not None and pool.restarts:
-        logger.info("run %s: %d local worker restart(s)", run_id, pool.restarts)
-    if pool is not None:
+    for pool in pools:
+        if pool.restarts:
+            logger.info("run %s: %d local worker restart(s)", run_id, pool.restarts)
         logger.info("run %s: local worker logs kept in %s", run_id, pool.log_dir)

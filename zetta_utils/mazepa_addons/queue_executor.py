@@ -85,6 +85,9 @@ class QueueExecutor:
         with a clear error).
     :param poll_wait_s: long-poll wait for outcomes when none are there yet.
     :param tick: called on every poll (e.g. to look after local worker processes).
+    :param route: the work queue of a task (worker groups: one queue per group, chosen by the
+        task's ``worker_type``); it raises ``ValueError`` for a task no queue serves, which then
+        fails without being sent. Default: every task goes to ``work_queue``.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class QueueExecutor:
         payload_location: str | None = None,
         poll_wait_s: float = 1.0,
         tick: Callable[[], None] | None = None,
+        route: Callable[[Task[Any]], MessageQueue] | None = None,
     ):
         for name, value in (("max_outstanding", max_outstanding), ("max_deliveries", max_deliveries)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -110,6 +114,7 @@ class QueueExecutor:
         self.payload_location = payload_location
         self.poll_wait_s = poll_wait_s
         self.tick = tick
+        self.route = route
         self.stats = QueueExecutorStats()
         self._in_flight: dict[str, int] = {}  # task id -> attempt expected
         self._tasks: dict[str, Task[Any]] = {}  # task id -> task, while in flight
@@ -126,7 +131,7 @@ class QueueExecutor:
         return max(0, self.max_outstanding - self.num_in_flight)
 
     def submit(self, tasks: Sequence[Task[Any]]) -> None:
-        bodies: list[str] = []
+        bodies: dict[int, tuple[MessageQueue, list[str]]] = {}
         for task in tasks:
             attempt = self._attempts.get(task.id, 0) + 1
             self._attempts[task.id] = attempt
@@ -137,6 +142,11 @@ class QueueExecutor:
                 "max_deliveries": self.max_deliveries,
                 "payloads": self.payload_location,
             }
+            try:
+                queue = self.route(task) if self.route is not None else self.work_queue
+            except ValueError as e:
+                self._fail_locally(task.id, attempt, TaskOutcome.from_exception(task.id, e, retryable=False))
+                continue
             try:
                 data = serialize_task(task)
             except Exception as e:
@@ -149,7 +159,7 @@ class QueueExecutor:
                     KIND_TASK,
                     data,
                     meta,
-                    self.work_queue.max_message_bytes,
+                    queue.max_message_bytes,
                     self.payload_location,
                     what=f"task {task.id} ({task.operation_name})",
                 )
@@ -159,15 +169,15 @@ class QueueExecutor:
             except Exception as e:  # the payload store failed: transient or not, as classified
                 self._fail_locally(task.id, attempt, TaskOutcome.from_exception(task.id, e))
                 continue
-            bodies.append(body)
+            bodies.setdefault(id(queue), (queue, []))[1].append(body)
             self._in_flight[task.id] = attempt
             self._tasks[task.id] = task
         if tasks:
             self._submitted_since_poll = True
-        if bodies:
-            self.work_queue.send(bodies)
-            self.stats.tasks_sent += len(bodies)
-            self.stats.messages_sent += len(bodies)
+        for queue, queue_bodies in bodies.values():
+            queue.send(queue_bodies)
+            self.stats.tasks_sent += len(queue_bodies)
+            self.stats.messages_sent += len(queue_bodies)
 
     def _fail_locally(self, task_id: str, attempt: int, outcome: TaskOutcome[Any]) -> None:
         # A task that cannot be sent fails like a task that raised, so the run reports it by name.
