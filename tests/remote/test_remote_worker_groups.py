@@ -48,7 +48,7 @@ def note_pid(folder: str, i: int) -> None:
 
 
 def _noted(folder: Path) -> dict[str, str]:
-    return dict(p.name.split(".", 1) for p in folder.iterdir())  # type: ignore[misc]
+    return dict(p.name.split(".", 1) for p in folder.iterdir())
 
 
 def _dry_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -174,6 +174,30 @@ def test_the_replicas_form_takes_labels_requests_and_provisioning(tmp_path: Path
     pod = dep["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"] == {"limits": {"memory": "18560Mi"}, "requests": {"memory": "9Gi"}}
     assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
+
+
+def test_the_early_forms_of_cluster_and_lease_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _dry_env(monkeypatch, tmp_path)
+    execute_on_gcp_with_sqs(
+        [note_pid.make_task(str(tmp_path), 0)],
+        worker_image=CLUSTER["worker_image"],
+        worker_cluster={"name": "zutils-cns", "region": "us-east1", "project": "zetta-lee-fly-vnc-001"},
+        worker_lease_sec=45,
+        worker_replicas=2,
+        worker_resources={"memory": "1Gi"},
+        run_id="early-form-0001",
+        dry_run_manifest_dir=str(tmp_path),
+    )
+    docs = {d["kind"]: d for d in yaml.safe_load_all((tmp_path / "zetta-early-form-0001-workers.yaml").read_text())}
+    cmd = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--visibility-timeout") + 1] == "45"
+    with pytest.raises(ValueError, match=r"worker_cluster.*`project`"):
+        execute_on_gcp_with_sqs(
+            [], **{**CLUSTER, "worker_cluster_name": None, "worker_cluster_region": None, "worker_cluster_project": None},
+            worker_cluster={"name": "c", "region": "r"}, worker_replicas=1, dry_run_manifest_dir=str(tmp_path),
+        )
+    with pytest.raises(ValueError, match="either `worker_cluster`"):
+        execute_on_gcp_with_sqs([], **CLUSTER, worker_cluster={"name": "c"}, dry_run_manifest_dir=str(tmp_path))
 
 
 def test_bad_arguments_are_refused_naming_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,6 +262,8 @@ def execute_on_gcp_with_sqs(
     local_test: bool = False,
     *,
     worker_groups: Mapping[str, Mapping[str, Any]] | None = None,
+    worker_cluster: Any = None,
+    worker_lease_sec: int | None = None,
     worker_labels: Mapping[str, str] | None = None,
     worker_resource_requests: Mapping[str, Any] | None = None,
     provisioning_model: str | None = None,
@@ -326,6 +328,8 @@ def execute_on_gcp_with_sqs(
     :param worker_cluster_name, worker_cluster_region, worker_cluster_project: the GKE cluster;
         they select the kubeconfig context ``gke_PROJECT_REGION_NAME`` (created by ``gcloud
         container clusters get-credentials``) unless ``kube_context`` names another.
+    :param worker_cluster: the cluster as one value (the original's early releases): a mapping
+        or object with ``name``, ``region`` and ``project``, instead of the three arguments above.
     :param worker_resources: limits (and requests, unless ``worker_resource_requests`` says
         otherwise) of each worker, e.g. ``{"memory": "18560Mi", "nvidia.com/gpu": "1"}``.
     :param worker_replicas: number of workers (local processes with ``local_test``; default 1).
@@ -352,6 +356,7 @@ def execute_on_gcp_with_sqs(
         None); with it, the run goes on with local workers.
     :param visibility_timeout_s: a worker's lease on a task message; renewed while the task runs.
         A dead worker's task is handed out again this long after the worker died.
+        ``worker_lease_sec`` (the original's first name for it) is accepted instead.
     :param max_task_deliveries: a task that killed this many workers fails for good.
     :param max_outstanding_tasks: most tasks in the queues at once (default 10 per worker and
         at least 100).
@@ -396,6 +401,14 @@ def execute_on_gcp_with_sqs(
         _check_bool(name, flag)
     if debug and not local_test:
         raise ValueError("`debug` can only be set to `True` when `local_test` is also `True`.")
+    if worker_cluster is not None:
+        worker_cluster_name, worker_cluster_region, worker_cluster_project = _cluster_fields(
+            worker_cluster, worker_cluster_name, worker_cluster_region, worker_cluster_project
+        )
+    if worker_lease_sec is not None:
+        if visibility_timeout_s != 60:
+            raise ValueError("`worker_lease_sec` and `visibility_timeout_s` are the same setting: give one of them")
+        visibility_timeout_s = worker_lease_sec
     groups = _worker_groups(
         worker_groups, worker_replicas, worker_resources, worker_resource_requests, worker_labels, provisioning_model
     )
@@ -506,6 +519,20 @@ def _worker_groups(
             provisioning_model=provisioning_model,
         )
     ]
+
+
+def _cluster_fields(cluster: Any, name: Any, region: Any, project: Any) -> tuple[str, str, str]:
+    """``worker_cluster`` (``{name, region, project}`` or an object with those attributes) as the
+    three ``worker_cluster_*`` arguments."""
+    if name is not None or region is not None or project is not None:
+        raise ValueError("give either `worker_cluster` or `worker_cluster_name`/`_region`/`_project`, not both")
+    fields = []
+    for field in ("name", "region", "project"):
+        value = cluster.get(field) if isinstance(cluster, Mapping) else getattr(cluster, field, None)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"`worker_cluster` must have a non-empty `{field}` (with `name`, `region`, `project`), got {cluster!r}")
+        fields.append(value)
+    return fields[0], fields[1], fields[2]
 
 
 def _check_context_managers(managers: Any) -> list[contextlib.AbstractContextManager[Any]]:
