@@ -248,7 +248,10 @@ MERGE_SCRIPT = textwrap.dedent(
     from zetta_utils.mazepa_layer_processing.common.edge_writes import merge_into
     from tests.mazepa_layer_processing.helpers import RES, make_volume_at, read_array
 
-    root, side, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    root, side, rounds, way = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    if way == "locked":  # as for volumes TensorStore cannot write
+        from zetta_utils.mazepa_layer_processing.common import edge_writes
+        edge_writes._tensorstore = lambda backend, resolution: None
     dst = make_volume_at(root + "/dst", size=(32, 16, 2), dtype="uint8", chunk=(32, 16, 1))
     mine = Box((16 * side, 0, 0), (16 * side + 16, 16, 2))  # one half of each of the two chunks
     Path(root, f"ready{side}").touch()
@@ -266,16 +269,18 @@ MERGE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_merges_into_shared_chunks_from_two_processes_never_undo_each_other(tmp_path: Path) -> None:
+@pytest.mark.parametrize("way", ["tensorstore", "locked"])
+def test_merges_into_shared_chunks_from_two_processes_never_undo_each_other(tmp_path: Path, way: str) -> None:
     """Two processes merge their halves of the same chunks in a tight loop; each checks before
-    every write that its half still holds what it wrote last (a read-modify-write of the whole
-    chunk by the other would put back an older value)."""
+    every write that its half still holds what it wrote last (an unguarded read-modify-write of
+    the whole chunk by the other would put back an older value). Both ways of merging: through
+    TensorStore's conditional writes, and read-modify-write under the scale folder's lock."""
     make_volume_at(str(tmp_path / "dst"), size=(32, 16, 2), dtype="uint8", chunk=(32, 16, 1))
     script = tmp_path / "merge.py"
     script.write_text(MERGE_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(tmp_path), str(side), "300"], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, str(script), str(tmp_path), str(side), "300", way], env=env, stderr=subprocess.PIPE, text=True)
         for side in (0, 1)
     ]
     deadline = time.monotonic() + 120

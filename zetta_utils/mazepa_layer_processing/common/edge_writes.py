@@ -65,13 +65,13 @@ def merge_into(backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box
             future.result()
         precomputed.notify(backend.path, "data")
         return
+    aligned = _chunks_around(backend, resolution, parts)
+    index = aligned.to_index(resolution)
     with _local_lock(backend, resolution):
-        for aligned, inside in _by_chunk_box(backend, resolution, parts):
-            index = aligned.to_index(resolution)
-            raw = copy_xfast(as_array(backend.read(index)))
-            for box, data in inside:
-                raw[box.slices_in(aligned)] = data
-            backend.write(index, torch.from_numpy(raw))
+        raw = copy_xfast(as_array(backend.read(index)))
+        for box, data in parts:
+            raw[box.slices_in(aligned)] = data
+        backend.write(index, torch.from_numpy(raw))
 
 
 def _scale(backend: Any, resolution: Vec3D[float]) -> dict[str, Any] | None:
@@ -95,20 +95,26 @@ def _tensorstore(backend: Any, resolution: Vec3D[float]) -> Any:
         if _handles_pid != os.getpid():  # handles do not survive a fork
             _handles.clear()
             _handles_pid = os.getpid()
-        store = _handles.get(key)
-        if store is None:
-            import tensorstore as ts
+        if key not in _handles:
+            _handles[key] = _open(backend.path, scale["key"], sync)
+        return _handles[key]
 
-            spec = {
-                "driver": "neuroglancer_precomputed",
-                "kvstore": precomputed.tensorstore_kvstore_spec(precomputed.parse_path(backend.path)),
-                "scale_metadata": {"key": scale["key"]},
-                "recheck_cached_data": True,
-                "store_data_equal_to_fill_value": True,
-            }
-            context = ts.Context({"cache_pool": {"total_bytes_limit": 0}, "file_io_sync": sync})
-            store = _handles[key] = ts.open(spec, context=context, open=True, read=True, write=True).result()
-    return store
+
+def _open(path: str, scale_key: str, sync: bool) -> Any:
+    import tensorstore as ts
+
+    spec = {
+        "driver": "neuroglancer_precomputed",
+        "kvstore": precomputed.tensorstore_kvstore_spec(precomputed.parse_path(path)),
+        "scale_metadata": {"key": scale_key},
+        "recheck_cached_data": True,
+        "store_data_equal_to_fill_value": True,
+    }
+    context = ts.Context({"cache_pool": {"total_bytes_limit": 0}, "file_io_sync": sync})
+    try:
+        return ts.open(spec, context=context, open=True, read=True, write=True).result()
+    except ValueError:  # a volume TensorStore does not take (e.g. float64): merged under the lock
+        return None
 
 
 @contextlib.contextmanager
@@ -129,10 +135,8 @@ def _local_lock(backend: Any, resolution: Vec3D[float]) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _by_chunk_box(
-    backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box, Array]]
-) -> Iterator[tuple[Box, list[tuple[Box, Array]]]]:
-    """The box of whole chunks (clipped to the bounds) around all ``parts``, with the parts."""
+def _chunks_around(backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box, Array]]) -> Box:
+    """The box of whole chunks (clipped to the bounds) around all ``parts``."""
     offset = backend.get_voxel_offset(resolution)
     chunk = backend.get_chunk_size(resolution)
     bounds = Box.from_index(backend.get_bounds(resolution))
@@ -140,4 +144,4 @@ def _by_chunk_box(
     stop = [max(box.stop[d] for box, _ in parts) for d in range(3)]
     lo = [offset[d] + (start[d] - offset[d]) // chunk[d] * chunk[d] for d in range(3)]
     hi = [offset[d] - (offset[d] - stop[d]) // chunk[d] * chunk[d] for d in range(3)]
-    yield Box.of(lo, hi).intersection(bounds), list(parts)
+    return Box.of(lo, hi).intersection(bounds)
