@@ -9,8 +9,12 @@ the Kubernetes side is checked as the manifests a dry run writes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,7 +90,8 @@ GROUPS: dict[str, Any] = {
         "preferred_zones": ["us-east1-d"],
         "idle_worker_timeout": 600,
         "nudge_node_pools": True,
-        "semaphores_spec": {"cuda": 1},
+        "num_procs": 3,
+        "semaphores_spec": {"cuda": 1, "read": 2},
     },
 }
 
@@ -144,6 +149,9 @@ def test_dry_run_writes_one_deployment_per_group(tmp_path: Path, monkeypatch: py
     assert pod["terminationGracePeriodSeconds"] == 30
     cmd = container["command"]
     assert cmd[cmd.index("--queue") + 1] == "zetta-amber-heron-0417-gpu-big-work"
+    # three worker processes in each pod, sharing the semaphores
+    assert cmd[:6] == ["python", "-m", "zetta_utils.mazepa_addons.pod_workers", "--procs", "3", "--semaphores"]
+    assert json.loads(cmd[6]) == {"cuda": 1, "read": 2} and cmd[7] == "--"
 
 
 def test_the_replicas_form_takes_labels_requests_and_provisioning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,7 +222,7 @@ def test_bad_arguments_are_refused_naming_them(tmp_path: Path, monkeypatch: pyte
     refused(r"`worker_labels`.*`labels`", worker_groups={"a": group}, worker_labels={"x": "y"})
     refused(r"worker_groups\['a'\]`: unknown key\(s\) replica;", worker_groups={"a": {"replica": 2}})
     refused(r"worker_groups\['a'\].replicas` is required", worker_groups={"a": {}})
-    refused(r"worker_groups\['a'\].num_procs` = 4: .*more replicas", worker_groups={"a": {**group, "num_procs": 4}})
+    refused(r"worker_groups\['a'\].num_procs` must be a positive integer", worker_groups={"a": {**group, "num_procs": 0}})
     refused(r"'mem_agg' and 'mem-agg' name the same group", worker_groups={"mem_agg": group, "mem-agg": group})
     refused(r"group name 'GPU'", worker_groups={"GPU": group})
     refused(r"worker_groups\['a'\].resource_limits` is required", worker_groups={"a": {"replicas": 1}})
@@ -222,7 +230,7 @@ def test_bad_arguments_are_refused_naming_them(tmp_path: Path, monkeypatch: pyte
     refused(r"worker_groups\['a'\].labels.*'bad value!'", worker_groups={"a": {**group, "labels": {"k": "bad value!"}}})
     refused(r"semaphores_spec.*unknown semaphore type 'gpu'", worker_groups={"a": group}, semaphores_spec={"gpu": 1})
     refused(r"too long", worker_groups={"g" * 50: group}, run_id="amber-heron-0417")
-    refused(r"`num_procs` = 2: .*more replicas", worker_replicas=2, worker_resources={"memory": "1Gi"}, num_procs=2)
+    refused(r"`num_procs` must be a positive integer", worker_replicas=2, worker_resources={"memory": "1Gi"}, num_procs=-1)
     refused(r"`debug` can only be set to `True` when `local_test` is also `True`", debug=True, worker_replicas=1)
     refused(r"extra_ctx_managers.*not a context manager", TypeError, worker_replicas=1, extra_ctx_managers=[42])
     assert not (tmp_path / "k8s").exists()
@@ -383,3 +391,85 @@ def test_subchunkable_flow_on_worker_groups_gives_the_serial_bytes(
         }
     assert outputs["remote"] == outputs["serial"] and len(outputs["remote"]) > 1
     assert {p.name.split(".")[1] for p in marks.iterdir()} == {"gpu-x"}
+
+
+# ---- num_procs: several workers in one pod ------------------------------------------------------
+
+
+@mazepa.taskable_operation
+def check_shared_cuda(folder: str, role: int) -> None:
+    """Role 0 holds the ``cuda`` semaphore while role 1, in another process, tries to take it."""
+    from zetta_utils.mazepa.semaphores import active_semaphores
+
+    here = Path(folder)
+    Path(here, f"pid{role}.{os.getpid()}").touch()
+    semaphores = active_semaphores()
+    if semaphores is None:
+        Path(here, f"result{role}").write_text("no semaphores")
+        Path(here, "held" if role == 0 else "checked").touch()
+        return
+    deadline = time.monotonic() + 120  # a safety net, not a speed assumption
+
+    def wait_for(name: str) -> None:
+        while not Path(here, name).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} never appeared")
+            time.sleep(0.05)
+
+    if role == 0:
+        semaphores["cuda"].acquire()
+        Path(here, "held").touch()
+        wait_for("checked")
+        semaphores["cuda"].release()
+        Path(here, "result0").write_text("held")
+    else:
+        wait_for("held")
+        got = semaphores["cuda"].acquire(block=False)
+        if got:
+            semaphores["cuda"].release()
+        Path(here, "result1").write_text("free" if got else "busy")
+        Path(here, "checked").touch()
+
+
+@pytest.mark.slow
+def test_pod_workers_run_num_procs_workers_sharing_semaphores(
+    sqs_env: str, tmp_path: Path, list_queues: ListQueues
+) -> None:
+    """What a pod of a group with ``num_procs: 2`` runs (the dry-run test checks the command),
+    run here for real: two workers take the run's two tasks side by side, share the ``cuda``
+    semaphore, and the supervisor exits 0 when the run deletes its queues."""
+    from zetta_utils.mazepa_addons.pod_workers import pod_worker_command
+
+    out = tmp_path / "out"
+    out.mkdir()
+    join = tmp_path / "join.json"
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start_pod() -> None:
+        deadline = time.monotonic() + 120
+        while not join.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        command = pod_worker_command(2, ["--join", str(join)], {"cuda": 1})
+        assert command[0] == "python"
+        started.append(subprocess.Popen([sys.executable, *command[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    thread = threading.Thread(target=start_pod)
+    thread.start()
+    try:
+        summary = execute_on_gcp_with_sqs(
+            [check_shared_cuda.make_task(str(out), role) for role in (0, 1)],
+            local_test=True,
+            start_workers=False,
+            worker_join_file=str(join),
+            run_id="pod-pair-0001",
+            show_progress=False,
+        )
+    finally:
+        thread.join()
+    assert summary is not None and summary.tasks_done == 2
+    (pod,) = started
+    assert pod.wait(120) == 0
+    assert Path(out, "result0").read_text() == "held" and Path(out, "result1").read_text() == "busy"
+    pids = {p.name.split(".")[0]: p.name.split(".")[1] for p in out.glob("pid*")}
+    assert pids["pid0"] != pids["pid1"]
+    assert list_queues("zetta-pod-pair-0001") == []

@@ -61,10 +61,10 @@ from zetta_utils.message_queues.sqs import (
 
 from .join import JoinInfo, default_join_path, worker_command, write_join_file
 from .local_workers import LocalWorkerPool
+from .pod_workers import pod_worker_command
 from .queue_executor import QueueExecutor, QueueExecutorStats
 from .run_ids import check_run_id, generate_run_id
 from .worker_groups import (
-    NUM_PROCS_REFUSED,
     WorkerGroup,
     check_semaphores_spec,
     parse_worker_groups,
@@ -338,11 +338,12 @@ def execute_on_gcp_with_sqs(
         (any node; the original's default was ``"spot"``).
     :param local_test: run the workers as local processes instead of on the cluster (one pool
         per worker group, on real queues, so that routing is tested too).
-    :param num_procs: with ``local_test``, the number of local workers (per group) unless
-        ``local_workers`` is given. Each worker here is one process, so more than one process per
-        Kubernetes pod is refused (use more replicas).
-    :param semaphores_spec: limits of ``mazepa.semaphore`` types; they take effect with ``debug``
-        (one process runs many tasks); queue workers run one task at a time.
+    :param num_procs: with ``worker_replicas``: worker processes in each pod (sharing the
+        ``semaphores_spec`` limits; a worker group sets its own ``num_procs`` and
+        ``semaphores_spec``). With ``local_test``: the number of local workers (per group) unless
+        ``local_workers`` is given.
+    :param semaphores_spec: limits of ``mazepa.semaphore`` types shared by the processes of a pod
+        (default ``cuda`` 1), and by the tasks of a ``debug`` run.
     :param extra_ctx_managers: context managers entered around the whole run.
     :param debug: with ``local_test`` only: run every task in this process (no queues, no
         workers), so breakpoints work.
@@ -385,8 +386,8 @@ def execute_on_gcp_with_sqs(
     ``raise_on_failed_checkpoint``, ``write_progress_summary``, ``require_interrupt_confirm``,
     ``suppress_worker_logs``, ``resource_monitor_interval``, ``local_test_queues_dir``,
     ``sqs_based_scaling`` and ``idle_worker_timeout`` (and the groups' ``sqs_based_scaling``,
-    ``idle_worker_timeout``, ``nudge_node_pools``, ``semaphores_spec``) tuned the original's
-    batching, file queues, autoscaler and worker processes; they are accepted and have no effect:
+    ``idle_worker_timeout``, ``nudge_node_pools``) tuned the original's batching, file queues,
+    autoscaler and monitoring; they are accepted and have no effect:
     tasks are sent as the scheduler readies them (at most ``max_outstanding_tasks`` in flight),
     local tests use the SQS-compatible server, a group is a fixed Deployment of ``replicas``
     workers, and a failing checkpoint always stops the run.
@@ -409,16 +410,15 @@ def execute_on_gcp_with_sqs(
         if visibility_timeout_s != 60:
             raise ValueError("`worker_lease_sec` and `visibility_timeout_s` are the same setting: give one of them")
         visibility_timeout_s = worker_lease_sec
+    semaphores = check_semaphores_spec(semaphores_spec)
     groups = _worker_groups(
         worker_groups, worker_replicas, worker_resources, worker_resource_requests, worker_labels, provisioning_model
     )
-    semaphores = check_semaphores_spec(semaphores_spec)
+    if num_procs is not None and (isinstance(num_procs, bool) or not isinstance(num_procs, int) or num_procs < 1):
+        raise ValueError(f"`num_procs` must be a positive integer, got {num_procs!r}")
+    if worker_groups is None and num_procs is not None:
+        groups = [attrs.evolve(groups[0], num_procs=num_procs, semaphores_spec=semaphores)]
     contexts = _check_context_managers(extra_ctx_managers)
-    if num_procs is not None:
-        if isinstance(num_procs, bool) or not isinstance(num_procs, int) or num_procs < 1:
-            raise ValueError(f"`num_procs` must be a positive integer, got {num_procs!r}")
-        if num_procs > 1 and worker_groups is None and not local_test:
-            raise ValueError(f"`num_procs` = {num_procs}: {NUM_PROCS_REFUSED}")
     _log_no_effect(locals())
     with contextlib.ExitStack() as stack:
         for manager in contexts:
@@ -585,13 +585,13 @@ def _deployment_spec(
             'e.g. {memory: "18560Mi"}'
         )
     group_labels = {"worker_group": g.key} if g.key else {}
+    options = ["--queue", plan.queue_name, "--outcome-queue", outcome_name, "--run-id", run_id, *worker_args]
     return WorkerDeploymentSpec(
         name=plan.deployment_name,
         image=image,
         replicas=g.replicas,
-        command=(
-            "zetta", "worker", "--queue", plan.queue_name, "--outcome-queue", outcome_name, "--run-id", run_id,
-            *worker_args,
+        command=tuple(
+            pod_worker_command(g.num_procs, options, g.semaphores_spec) if g.num_procs > 1 else ["zetta", "worker", *options]
         ),
         env={**env, **_group_env(plan)},
         secret_env=secret_env,

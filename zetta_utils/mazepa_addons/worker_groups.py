@@ -6,7 +6,8 @@ resources, labels, node placement); all groups share the run's outcome queue and
 goes to the group named by its ``worker_type`` (flows set it from ``op_worker_type`` /
 ``reduction_worker_type``); a task without one goes to the first group. As in the original,
 ``_`` and ``-`` are the same in group names and worker types (``mem_agg`` is served by group
-``mem-agg``), since Kubernetes names cannot hold ``_``.
+``mem-agg``), since Kubernetes names cannot hold ``_``. A group's ``num_procs`` workers per pod
+share its ``semaphores_spec`` limits (:mod:`.pod_workers`).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ logger = logging.getLogger(__name__)
 
 _GROUP_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
-NO_EFFECT_GROUP_KEYS = ("sqs_based_scaling", "idle_worker_timeout", "nudge_node_pools", "semaphores_spec")
-"""Keys of the original's worker groups that tuned its autoscaler and in-pod processes; here a
-group is a Deployment of ``replicas`` single-process workers, so they are checked and ignored."""
+NO_EFFECT_GROUP_KEYS = ("sqs_based_scaling", "idle_worker_timeout", "nudge_node_pools")
+"""Keys of the original's worker groups that tuned its autoscaler; here a group is a Deployment of
+a fixed number of ``replicas``, so they are checked and ignored."""
 
 GROUP_KEYS = (
     "replicas",
@@ -50,13 +51,8 @@ GROUP_KEYS = (
     "required_zones",
     "preferred_zones",
     "termination_grace_seconds",
+    "semaphores_spec",
     *NO_EFFECT_GROUP_KEYS,
-)
-
-NUM_PROCS_REFUSED = (
-    "each worker here is one process running one task at a time, so a pod cannot hold several "
-    "worker processes; use more replicas with the resources divided among them instead (e.g. "
-    "`replicas: 40` with 4 CPUs each rather than `replicas: 10, num_procs: 4` with 16)"
 )
 
 
@@ -80,6 +76,9 @@ class WorkerGroup:
     required_zones: tuple[str, ...] = ()
     preferred_zones: tuple[str, ...] = ()
     termination_grace_seconds: int | None = None
+    num_procs: int = 1
+    """Worker processes per pod (sharing ``semaphores_spec``; see :mod:`.pod_workers`)."""
+    semaphores_spec: Mapping[str, int] | None = None
 
 
 def check_semaphores_spec(spec: Any, what: str = "semaphores_spec") -> dict[str, int] | None:
@@ -116,11 +115,8 @@ def _parse_group(name: Any, options: Any) -> WorkerGroup:
     if "replicas" not in options:
         raise ValueError(f"`{where}.replicas` is required (the group's number of workers)")
     replicas = _positive_int(f"{where}.replicas", options["replicas"])
-    num_procs = options.get("num_procs", 1)
-    _positive_int(f"{where}.num_procs", num_procs)
-    if num_procs != 1:
-        raise ValueError(f"`{where}.num_procs` = {num_procs}: {NUM_PROCS_REFUSED}")
-    check_semaphores_spec(options.get("semaphores_spec"), f"{where}.semaphores_spec")
+    num_procs = _positive_int(f"{where}.num_procs", options.get("num_procs", 1))
+    semaphores = check_semaphores_spec(options.get("semaphores_spec"), f"{where}.semaphores_spec")
     for flag in ("sqs_based_scaling", "nudge_node_pools"):
         if flag in options and not isinstance(options[flag], bool):
             raise TypeError(f"`{where}.{flag}` must be true or false, got {options[flag]!r}")
@@ -155,6 +151,8 @@ def _parse_group(name: Any, options: Any) -> WorkerGroup:
         required_zones=zones["required_zones"],
         preferred_zones=zones["preferred_zones"],
         termination_grace_seconds=grace,
+        num_procs=num_procs,
+        semaphores_spec=semaphores,
     )
 
 
