@@ -15,6 +15,11 @@ settings.register_profile(
 )
 settings.load_profile("default")
 
+# Tests of `num_procs` > 1 test the workers, with runs short enough that mazepa would keep them
+# serial (see mazepa.local_pool.SerialUnlessWorthIt): start the workers always, here and in the
+# `zetta` commands tests start. Tests of that choice pass `worker_start_cost_s` themselves.
+os.environ["ZETTA_WORKER_START_COST_S"] = "0"
+
 
 # The demo volume, written once per test session and shared by xdist workers, and a fresh HOME
 # per test whose ~/.zetta_utils/demo/fafb_v15 is that volume (used by tests/demo, docs, specs).

@@ -21,7 +21,7 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -140,6 +140,7 @@ def execute(
     executor: ExecutorBackend | None = None,
     progress_console: Any = None,
     progress_log_interval_sec: float = 5.0,
+    worker_start_cost_s: float | None = None,
 ) -> ExecutionSummary:
     """Run ``target`` (a Flow, a Task, or a list of them) to completion.
 
@@ -161,6 +162,11 @@ def execute(
     :param progress_console: the rich ``Console`` to show progress on (default: stdout); when it
         is not a terminal, log lines go to stderr instead.
     :param progress_log_interval_sec: seconds between progress log lines.
+    :param worker_start_cost_s: with ``num_procs`` > 1, what starting the workers costs, in
+        seconds (default: an estimate, larger while the fork server has not started). The first
+        task runs in this process; the workers start only if the tasks the flows declared and
+        that are left, at that task's duration, take longer than that split over the workers
+        plus the start (else the run stays serial, and logs why). 0: always start them.
     :returns: an :class:`ExecutionSummary`. Each task's outcome is also in ``task.outcome``.
     :raises ExecutionError: tasks or flows failed for good (with ``raise_on_failure``), or the
         flows wait on each other (a dependency deadlock).
@@ -232,7 +238,11 @@ def execute(
 
             ctx = multiprocessing.get_context(default_start_method())
             semaphores = stack.enter_context(configure_semaphores(semaphores_spec, num_procs, ctx))
-            backend = LocalProcessExecutor(num_procs, semaphores=semaphores, max_batch_size=batch_size or 32)
+
+            def make_pool() -> LocalProcessExecutor:
+                return LocalProcessExecutor(num_procs, semaphores=semaphores, max_batch_size=batch_size or 32)
+
+            backend = _local_backend(num_procs, make_pool, counters, worker_start_cost_s, batch_size)
         display.start()
         status = "cancelled"
         try:
@@ -267,6 +277,46 @@ def execute(
     if scheduler.has_failures and raise_on_failure:
         raise ExecutionError(scheduler.task_failures, scheduler.flow_failures)
     return summary
+
+
+def _local_backend(
+    num_procs: int,
+    make_pool: Callable[[], ExecutorBackend],
+    counters: ProgressCounters,
+    start_cost_s: float | None,
+    batch_size: int | None,
+) -> ExecutorBackend:
+    """Workers at once (``start_cost_s`` 0), else the first task here and workers only if the
+    run's declared work left is worth their start."""
+    from .local_pool import SerialUnlessWorthIt, estimated_start_cost_s
+
+    if start_cost_s is None:
+        start_cost_s = estimated_start_cost_s()
+    if start_cost_s < 0:
+        raise ValueError(f"`worker_start_cost_s` must be >= 0, got {start_cost_s!r}")
+    if start_cost_s == 0:
+        return make_pool()
+    return SerialUnlessWorthIt(
+        num_procs,
+        make_pool=make_pool,
+        tasks_left=lambda: _declared_tasks_left(counters),
+        start_cost_s=start_cost_s,
+        serial_batch_size=batch_size or 64,
+    )
+
+
+def _declared_tasks_left(counters: ProgressCounters) -> int | None:
+    """Tasks the flows declared and that have not finished yet; None when a kind of task was
+    yielded that no flow declared (how much is left is then unknown)."""
+    left = 0
+    for counts in counters.by_name.values():
+        total = counts.total
+        if total is None:
+            if counts.yielded:
+                return None
+            continue
+        left += max(0, total - counts.finished - counts.failed)
+    return left
 
 
 def _expect_listed_tasks(counters: ProgressCounters, target: Any) -> None:

@@ -135,6 +135,17 @@ class SerialExecutor:
         self._finished = []
         return outcomes
 
+    @property
+    def num_queued(self) -> int:
+        """Tasks submitted and not run yet."""
+        return len(self._queue)
+
+    def take_queued(self) -> list[Task[Any]]:
+        """Remove and return the tasks submitted and not run yet."""
+        queued = list(self._queue)
+        self._queue.clear()
+        return queued
+
     def collect_finished(self) -> list[TaskOutcome[Any]]:
         """Outcomes already produced and not yet returned; runs nothing."""
         outcomes, self._finished = self._finished, []

@@ -14,6 +14,7 @@ tasks it held go back to the queue.
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import signal
@@ -22,11 +23,11 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
-from .executors import DurationOf, TaskDurations, measured_duration
+from .executors import DurationOf, ExecutorBackend, SerialExecutor, TaskDurations, measured_duration
 from .interrupts import interruptible
 from .serialization import SentOperations, deserialize_outcomes, serialize_task_batch
 from .task_outcome import TaskOutcome
@@ -34,7 +35,15 @@ from .tasks import Task
 from .transient_errors import WorkerCrashedError
 from .worker_process import worker_main
 
-__all__ = ["LocalProcessExecutor", "default_start_method", "start_fork_server"]
+__all__ = [
+    "LocalProcessExecutor",
+    "SerialUnlessWorthIt",
+    "default_start_method",
+    "estimated_start_cost_s",
+    "start_fork_server",
+]
+
+logger = logging.getLogger(__name__)
 
 _LONG_TASK_SEC = 0.05  # tasks this long go one at a time, no prefetch
 _MAX_UNATTRIBUTED_DEATHS = 5
@@ -87,6 +96,38 @@ def start_fork_server(preload: Sequence[str] = _PRELOAD_IF_LOADED) -> None:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD + [name for name in preload if name not in _PRELOAD])
     forkserver.ensure_running()
+
+
+# What starting workers costs a run, as measured on a busy 2-core machine (bench/bench_matrix.py
+# --short): starting 2 workers from a running fork server, opening the layers again in each and
+# stopping them, 0.05-0.4 s; starting the fork server itself (torch, TensorStore, zetta_utils
+# imported in it) 2.5-4 s.
+_WORKER_START_SEC = 0.3
+_FORK_SERVER_START_SEC = 3.0
+
+
+def _fork_server_running() -> bool:
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    return getattr(server, "_forkserver_pid", None) is not None
+
+
+def estimated_start_cost_s() -> float:
+    """Seconds that starting local workers is estimated to cost a run (more while the fork
+    server has not started yet); ``$ZETTA_WORKER_START_COST_S`` overrides the estimate (0:
+    always start the workers, as the test suite does to test them with short runs)."""
+    import os
+
+    given = os.environ.get("ZETTA_WORKER_START_COST_S")
+    if given:
+        try:
+            return float(given)
+        except ValueError:
+            raise ValueError(f"$ZETTA_WORKER_START_COST_S must be a number of seconds, got {given!r}") from None
+    if default_start_method() == "forkserver" and _fork_server_running():
+        return _WORKER_START_SEC
+    return _WORKER_START_SEC + _FORK_SERVER_START_SEC
 
 
 def default_start_method() -> str:
@@ -439,6 +480,96 @@ class LocalProcessExecutor:
                 pass
         replacement = self._start_worker(w.index)
         self._workers[self._workers.index(w)] = replacement
+
+
+class SerialUnlessWorthIt:
+    """The backend of ``execute(num_procs=N)``: runs the first task in this process, then starts
+    the ``N`` workers only if they save more time than starting them costs, by the run's own plan:
+    the tasks its flows declared and that are left (``tasks_left()``) times the first task's
+    duration, spread over ``N`` processes, against ``start_cost_s``. A run that would be
+    slower with workers stays serial (and says so in the log). When ``tasks_left()`` is None
+    (a flow yields tasks it did not declare) the workers start after the first task.
+
+    :param make_pool: starts the workers (a :class:`LocalProcessExecutor`).
+    :param duration_of: reads a finished task's duration (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        num_procs: int,
+        *,
+        make_pool: Callable[[], ExecutorBackend],
+        tasks_left: Callable[[], int | None],
+        start_cost_s: float,
+        serial_batch_size: int = 64,
+        duration_of: DurationOf = measured_duration,
+    ):
+        self.num_procs = num_procs
+        self.start_cost_s = start_cost_s
+        self._make_pool = make_pool
+        self._tasks_left = tasks_left
+        self._serial = SerialExecutor(serial_batch_size, duration_of=duration_of)
+        self._duration_of = duration_of
+        self.pool: ExecutorBackend | None = None
+        self.decided = False
+        """True once the first task has run and the run is either serial for good or has workers."""
+
+    @property
+    def _current(self) -> ExecutorBackend:
+        return self.pool if self.pool is not None else self._serial
+
+    def free_slots(self) -> int:
+        if not self.decided:
+            return 0 if self._serial.num_queued else 1
+        return self._current.free_slots()
+
+    def submit(self, tasks: Sequence[Task[Any]]) -> None:
+        self._current.submit(tasks)
+
+    def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
+        outcomes = self._current.poll_outcomes(timeout)
+        if not self.decided and outcomes:
+            self._decide(outcomes)
+        return outcomes
+
+    def collect_finished(self) -> list[TaskOutcome[Any]]:
+        outcomes = self._serial.collect_finished()
+        collect = getattr(self.pool, "collect_finished", None)
+        if collect is not None:
+            outcomes.extend(collect())
+        return outcomes
+
+    def shutdown(self, cancel: bool = False) -> None:
+        self._serial.shutdown(cancel)
+        if self.pool is not None:
+            self.pool.shutdown(cancel)
+
+    def _decide(self, outcomes: Sequence[TaskOutcome[Any]]) -> None:
+        self.decided = True
+        left = self._tasks_left()
+        if left is not None:
+            left = max(0, left - len(outcomes))  # the scheduler has not counted these yet
+            mean = sum(self._duration_of(o) for o in outcomes) / len(outcomes)
+            work = left * mean
+            saved = work * (1 - 1 / self.num_procs)
+            if saved <= self.start_cost_s:
+                logger.info(
+                    "running serially, not in %d processes: the %d task(s) left take about %.2f s "
+                    "(%.3f s each), and %d processes would save %.2f s of it, less than the "
+                    "%.2f s starting them costs",
+                    self.num_procs,
+                    left,
+                    work,
+                    mean,
+                    self.num_procs,
+                    saved,
+                    self.start_cost_s,
+                )
+                return
+        self.pool = self._make_pool()
+        queued = self._serial.take_queued()
+        if queued:
+            self.pool.submit(queued)
 
 
 def _reap(processes: list[Any], conns: list[Any], keep_alive: object, grace_sec: float = 5.0) -> None:
