@@ -8,9 +8,11 @@ the Kubernetes side is checked as the manifests a dry run writes.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -396,6 +398,42 @@ def test_subchunkable_flow_on_worker_groups_gives_the_serial_bytes(
 # ---- num_procs: several workers in one pod ------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _pod_joining(join: Path, num_procs: int, semaphores: dict[str, int] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Starts what a pod with ``num_procs`` runs once the run's join file exists. Should the pod
+    exit while the run goes on (the run would wait for workers forever), the run is interrupted."""
+    from zetta_utils.mazepa_addons.pod_workers import pod_worker_command
+
+    started: list[subprocess.Popen[bytes]] = []
+    run_over = threading.Event()
+
+    def pod() -> None:
+        while not join.exists() and not run_over.wait(0.05):
+            pass
+        if run_over.is_set():
+            return
+        command = pod_worker_command(num_procs, ["--join", str(join)], semaphores)
+        assert command[0] == "python"
+        proc = subprocess.Popen([sys.executable, *command[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+        while not run_over.wait(0.1):
+            if proc.poll() is not None:
+                _thread.interrupt_main()
+                return
+
+    thread = threading.Thread(target=pod)
+    thread.start()
+    try:
+        yield started
+    except KeyboardInterrupt:
+        if started and started[0].poll() is not None:
+            pytest.fail(f"the pod's supervisor exited (status {started[0].returncode}) while the run went on")
+        raise
+    finally:
+        run_over.set()
+        thread.join()
+
+
 @mazepa.taskable_operation
 def check_shared_cuda(folder: str, role: int) -> None:
     """Role 0 holds the ``cuda`` semaphore while role 1, in another process, tries to take it."""
@@ -438,24 +476,10 @@ def test_pod_workers_run_num_procs_workers_sharing_semaphores(
     """What a pod of a group with ``num_procs: 2`` runs (the dry-run test checks the command),
     run here for real: two workers take the run's two tasks side by side, share the ``cuda``
     semaphore, and the supervisor exits 0 when the run deletes its queues."""
-    from zetta_utils.mazepa_addons.pod_workers import pod_worker_command
-
     out = tmp_path / "out"
     out.mkdir()
     join = tmp_path / "join.json"
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start_pod() -> None:
-        deadline = time.monotonic() + 120
-        while not join.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        command = pod_worker_command(2, ["--join", str(join)], {"cuda": 1})
-        assert command[0] == "python"
-        started.append(subprocess.Popen([sys.executable, *command[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-    thread = threading.Thread(target=start_pod)
-    thread.start()
-    try:
+    with _pod_joining(join, 2, {"cuda": 1}) as started:
         summary = execute_on_gcp_with_sqs(
             [check_shared_cuda.make_task(str(out), role) for role in (0, 1)],
             local_test=True,
@@ -464,8 +488,6 @@ def test_pod_workers_run_num_procs_workers_sharing_semaphores(
             run_id="pod-pair-0001",
             show_progress=False,
         )
-    finally:
-        thread.join()
     assert summary is not None and summary.tasks_done == 2
     (pod,) = started
     assert pod.wait(120) == 0
@@ -473,3 +495,37 @@ def test_pod_workers_run_num_procs_workers_sharing_semaphores(
     pids = {p.name.split(".")[0]: p.name.split(".")[1] for p in out.glob("pid*")}
     assert pids["pid0"] != pids["pid1"]
     assert list_queues("zetta-pod-pair-0001") == []
+
+
+@mazepa.taskable_operation
+def dies_the_first_time(folder: str) -> None:
+    first = not any(Path(folder).glob("attempt.*"))
+    Path(folder, f"attempt.{os.getpid()}").touch()
+    if first:
+        os.kill(os.getpid(), signal.SIGKILL)
+    Path(folder, "done").touch()
+
+
+@pytest.mark.slow
+def test_pod_workers_start_a_dead_worker_again(sqs_env: str, tmp_path: Path, list_queues: ListQueues) -> None:
+    """A worker of a pod killed by its task is started again; the task, handed out again when
+    its lease runs out, completes; the supervisor exits 0 at the end of the run."""
+    out = tmp_path / "out"
+    out.mkdir()
+    join = tmp_path / "join.json"
+    with _pod_joining(join, 1) as started:
+        summary = execute_on_gcp_with_sqs(
+            [dies_the_first_time.make_task(str(out))],
+            local_test=True,
+            start_workers=False,
+            worker_join_file=str(join),
+            visibility_timeout_s=2,
+            run_id="pod-phoenix-0001",
+            show_progress=False,
+        )
+    assert summary is not None and summary.tasks_done == 1
+    (pod,) = started
+    assert pod.wait(120) == 0
+    assert Path(out, "done").exists()
+    assert len({p.name for p in out.glob("attempt.*")}) == 2  # two worker processes, one after the other
+    assert list_queues("zetta-pod-phoenix-0001") == []
