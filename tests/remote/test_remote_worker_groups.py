@@ -241,6 +241,7 @@ def test_bad_arguments_are_refused_naming_them(tmp_path: Path, monkeypatch: pyte
 # ---- runs: local test workers on real queues ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tasks_go_to_the_group_their_worker_type_names(
     sqs_env: str, tmp_path: Path, list_queues: ListQueues, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,6 +282,7 @@ def test_tasks_go_to_the_group_their_worker_type_names(
     assert sorted(p.name for p in logs.iterdir()) == ["cpu", "mem", "mem-agg"]
 
 
+@pytest.mark.slow
 def test_a_worker_type_no_group_serves_fails_naming_the_groups(
     sqs_env: str, tmp_path: Path, list_queues: ListQueues, monkeypatch: pytest.MonkeyPatch
 ) -> None:
