@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -69,7 +70,54 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     top_out = Box.of((0, 0, 0), plan.chunk_sizes[0]).padded(plan.blend_pads[0]).size() * plan.num_channels
     if plan.store is not None:
         inter = counts[0] * top_out / plan.num_channels * dst_bpv
-    return {"read": reads, "write": writes, "intermediaries": inter, "memory": worker_memory(plan, read_box.size() * input_bpv)}
+    memory = worker_memory(plan, read_box.size() * input_bpv + _storage_chunks_bytes(plan, read_box.shape))
+    reduction = reduction_memory(plan)
+    return {
+        "read": reads,
+        "write": writes,
+        "intermediaries": inter,
+        "memory": memory,
+        "reduction_memory": reduction,
+        "peak_memory": max(memory, reduction),
+    }
+
+
+def _most_chunks_met(length: int, chunk: int) -> int:
+    """The most chunks of a grid of pitch ``chunk`` that an interval of ``length`` meets."""
+    return 0 if length <= 0 else -(-(length - 1) // chunk) + 1
+
+
+def _storage_chunks_bytes(plan: SubchunkablePlan, read_shape: Sequence[int]) -> float:
+    """Bytes of the whole storage chunks of the input layers that a read of ``read_shape``
+    meets: the backends read whole chunks before cutting the region out of them."""
+    total = 0.0
+    for value in plan.op_kwargs.values():
+        if not is_layer(value):
+            continue
+        try:
+            chunk = value.backend.get_chunk_size(plan.dst_resolution)
+        except Exception:
+            continue
+        count = math.prod(_most_chunks_met(int(n), int(c)) for n, c in zip(read_shape, chunk, strict=True))
+        total += count * math.prod(int(c) for c in chunk) * _voxel_bytes(value)
+    return total
+
+
+def reduction_memory(plan: SubchunkablePlan) -> float:
+    """Bound on the bytes a reduction task holds: its output box, every top-level chunk's
+    padded output that meets the box (read at once), and a float buffer of one such output
+    for the cells it sums. 0 when the run has no reduction."""
+    if plan.reduction_chunk is None or plan.top_mode != "pieces" or plan.deferred or plan.dst is None:
+        return 0.0
+    import torch
+
+    out_bpv = torch.empty(0, dtype=plan.dtype).element_size() * plan.num_channels
+    acc_bpv = (4 if out_bpv // plan.num_channels <= 2 else 8) * plan.num_channels
+    chunk, blend = plan.chunk_sizes[0], plan.blend_pads[0]
+    box = [min(int(r), int(n)) for r, n in zip(plan.reduction_chunk, plan.region.shape, strict=True)]
+    pieces = math.prod(_most_chunks_met(b + 2 * p, c) for b, p, c in zip(box, blend, chunk, strict=True))
+    padded = math.prod(c + 2 * p for c, p in zip(chunk, blend, strict=True))
+    return float(math.prod(box) * out_bpv + pieces * padded * out_bpv + padded * acc_bpv)
 
 
 def dst_writes(plan: SubchunkablePlan) -> tuple[int, int]:
@@ -193,7 +241,10 @@ def print_plan_summary(
     info.add_row("to write", _bytes(est["write"]) + f" to dst ({_count(dst_writes(plan)[0], 'chunk file')})")
     if plan.store is not None:
         info.add_row("intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)")
-    info.add_row("worker memory", "about " + _bytes(est["memory"]) + " per task running (input, outputs, blend buffers)")
+    memory = "about " + _bytes(est["memory"]) + " per task running (input and its storage chunks, outputs, blend buffers)"
+    if est["reduction_memory"]:
+        memory += f", at most {_bytes(est['reduction_memory'])} per reduction task"
+    info.add_row("worker memory", memory)
     if generate_ng_link:
         link = ng_link(plan)
         if link:
