@@ -208,7 +208,7 @@ class PieceStore:
                     pass
             return
         kvstore = self._kvstore()
-        for future in [kvstore.delete(self._chunk_key(key)) for key in keys]:
+        for future in [kvstore.write(self._chunk_key(key), None) for key in keys]:  # None deletes
             future.result()
 
     def _linear(self, key: Int3) -> int:
