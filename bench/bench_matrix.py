@@ -1,0 +1,436 @@
+"""The benchmark matrix of issue 24: storage kinds x flows x process counts, each against a plain
+library copy of the same volume measured in the same round.
+
+Storage (uint8, chunks of 1024 x 1024 x 1, one scale):
+
+- ``raw``: local raw, layers of ``build_ts_layer``;
+- ``gzip``: local chunk files gzipped by CloudVolume (``*.gz``), read with ``build_cv_layer``;
+  written raw (``build_cv_layer`` refuses gzip on local paths: TensorStore would read zeros);
+- ``jpeg``: local jpeg, ``build_ts_layer`` (lossy: outputs are compared with a tolerance);
+- ``sharded``: a local sharded raw source, read with ``build_ts_layer``, written to an unsharded
+  raw dst (a shard is one file: chunkwise writes from several tasks would race on it);
+- ``s3-raw``, ``s3-gzip``: raw, and gzip (``Content-Encoding``, written by CloudVolume), on an
+  S3-compatible server (``moto_server``) this benchmark starts on 127.0.0.1; the flows'
+  intermediaries live there too.
+
+Flows (from ``bench_subchunkable.py``): (a) one level 1024 x 1024 x 1 with skip_intermediaries;
+(c) the guide's crop + blend on two levels. Processes: 1 and 2.
+
+Baseline, in every round: TensorStore copying the volume chunk by chunk (``order='F'``, no
+fsync) in the same number of processes; CloudVolume (``parallel=1``) for the gzip kinds, which
+TensorStore cannot read locally nor write. Rounds: the baseline, then each flow, ``--repeat``
+times; printed: the best throughput of each, the ratio of the bests, the median and range of
+the per-round ratios (each run against its own round's baseline).
+
+Volumes are sized per storage kind so that one baseline copy lasts about ``--seconds`` (default
+5 s): one z section is copied first to measure, then the volume gets as many sections as that
+takes (``--max-z`` at most). ``--quick`` (1024 x 1024 sections, 0.1 s, one round, one kind per
+group unless --kinds says more) is a smoke run for the test suite.
+
+Usage:
+  .venv/bin/python bench/bench_matrix.py [--kinds raw,gzip,jpeg,sharded,s3-raw,s3-gzip]
+      [--procs 1,2] [--seconds 5] [--repeat 2] [--size 4096] [--max-z 64] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_subchunkable as bs
+
+CHUNK = 1024
+RES = bs.RES
+KINDS = ("raw", "gzip", "jpeg", "sharded", "s3-raw", "s3-gzip")
+FLOWS = {
+    "(a) one level": bs.CASES["(a) 1 level, skip_intermediaries"],
+    "(c) crop + blend": bs.CASES["(c) crop + blend on both levels"],
+}
+SHARDING = {
+    "@type": "neuroglancer_uint64_sharded_v1",
+    "preshift_bits": 0,
+    "hash": "identity",
+    "minishard_bits": 2,
+    "shard_bits": 2,
+    "minishard_index_encoding": "gzip",
+    "data_encoding": "raw",
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    encoding: str
+    gzip: bool  # chunks stored gzipped (CloudVolume's compress="gzip")
+    sharded: bool
+    s3: bool
+
+    @property
+    def library(self) -> str:
+        """What the layers and the baseline use: "ts" or "cv"."""
+        return "cv" if self.gzip else "ts"
+
+
+def kind_of(name: str) -> Kind:
+    if name not in KINDS:
+        raise ValueError(f"--kinds: unknown storage kind {name!r}; expected some of {', '.join(KINDS)}")
+    return Kind(
+        name,
+        encoding="jpeg" if name == "jpeg" else "raw",
+        gzip=name.endswith("gzip"),
+        sharded=name == "sharded",
+        s3=name.startswith("s3"),
+    )
+
+
+# ---- storage ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 and the environment both libraries need to reach it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    if not os.path.exists(exe):
+        exe = shutil.which("moto_server") or ""
+    if not exe:
+        raise SystemExit("moto_server not found (pip install 'moto[server]'): needed by the s3 kinds")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(endpoint, timeout=1).read()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        os.environ.update(
+            {
+                "ZETTA_S3_ENDPOINT": endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+        )
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench")
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+class Storage:
+    """Where one kind's volumes live: a local directory or a prefix of the S3 bucket."""
+
+    def __init__(self, kind: Kind, root: str):
+        self.kind = kind
+        self.base = f"s3://bench/{kind.name}" if kind.s3 else "file://" + os.path.join(root, kind.name)
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+    def clear(self, name: str) -> None:
+        url = self.url(name)
+        if url.startswith("file://"):
+            shutil.rmtree(url[len("file://") :], ignore_errors=True)
+            return
+        import boto3
+
+        s3 = boto3.resource("s3", endpoint_url=os.environ["ZETTA_S3_ENDPOINT"], region_name="us-east-1")
+        s3.Bucket("bench").objects.filter(Prefix=url[len("s3://bench/") :] + "/").delete()
+
+    def write_info(self, name: str, size: int, z: int, sharded: bool) -> None:
+        from zetta_utils.layer.volumetric import precomputed
+
+        scale: dict[str, Any] = {
+            "key": "_".join(str(r) for r in RES),
+            "resolution": list(RES),
+            "voxel_offset": [0, 0, 0],
+            "size": [size, size, z],
+            "chunk_sizes": [[CHUNK, CHUNK, 1]],
+            "encoding": self.kind.encoding,
+        }
+        if sharded:
+            scale["sharding"] = SHARDING
+        info = {"type": "image", "data_type": "uint8", "num_channels": 1, "scales": [scale]}
+        precomputed.write_file(precomputed.parse_path(self.url(name)), "info", json.dumps(info).encode())
+
+    def fresh(self, name: str, size: int, z: int, sharded: bool = False) -> str:
+        self.clear(name)
+        self.write_info(name, size, z, sharded)
+        return self.url(name)
+
+
+def ts_open(url: str) -> Any:
+    import tensorstore as ts
+
+    from zetta_utils.layer.volumetric import precomputed
+
+    kvstore = precomputed.tensorstore_kvstore_spec(precomputed.parse_path(url))
+    spec = {"driver": "neuroglancer_precomputed", "kvstore": kvstore}
+    return ts.open(spec, context=ts.Context({"file_io_sync": False})).result()
+
+
+def cv_open(url: str, gzip: bool) -> Any:
+    from cloudvolume import CloudVolume
+
+    from zetta_utils.layer.volumetric import precomputed
+    from zetta_utils.layer.volumetric.cloudvol.backend import cloudvolume_path
+
+    path = cloudvolume_path(precomputed.parse_path(url))
+    return CloudVolume(path, compress="gzip" if gzip else False, progress=False, parallel=1, fill_missing=True, cdn_cache=False)
+
+
+def make_source(storage: Storage, size: int, z: int) -> str:
+    kind = storage.kind
+    url = storage.fresh("src", size, z, sharded=kind.sharded)
+    rng = np.random.default_rng(0)
+    # smooth-ish data, so that jpeg's error stays small, with noise, so that gzip has work to do
+    ramp = (np.add.outer(np.arange(size), np.arange(size)) // 64 % 256).astype(np.uint8)
+    if kind.library == "cv":
+        cv = cv_open(url, gzip=True)
+        for zi in range(z):
+            noise = rng.integers(0, 16, (size, size), dtype=np.uint8)
+            cv[:, :, zi : zi + 1] = (ramp + noise)[:, :, None, None]
+        return url
+    vol = ts_open(url)
+    for zi in range(z):
+        noise = rng.integers(0, 16, (size, size), dtype=np.uint8)
+        vol[:, :, zi : zi + 1, 0].write((ramp + noise)[:, :, None]).result()
+    return url
+
+
+# ---- the baseline ----------------------------------------------------------------------------
+
+
+def _copy_part(kind_name: str, src: str, dst: str, size: int, z: int, part: int, parts: int) -> None:
+    kind = kind_of(kind_name)
+    if kind.library == "cv":
+        s, d = cv_open(src, gzip=True), cv_open(dst, gzip=kind.s3)
+    else:
+        s, d = ts_open(src), ts_open(dst)
+    k = 0
+    for zi in range(z):
+        for y in range(0, size, CHUNK):
+            for x in range(0, size, CHUNK):
+                if k % parts == part:
+                    if kind.library == "cv":
+                        d[x : x + CHUNK, y : y + CHUNK, zi : zi + 1] = s[x : x + CHUNK, y : y + CHUNK, zi : zi + 1]
+                    else:
+                        a = s[x : x + CHUNK, y : y + CHUNK, zi : zi + 1].read(order="F").result()
+                        d[x : x + CHUNK, y : y + CHUNK, zi : zi + 1].write(a).result()
+                k += 1
+
+
+def baseline_copy(storage: Storage, src: str, size: int, z: int, procs: int) -> float:
+    dst = storage.fresh("base", size, z)
+    start = time.perf_counter()
+    args = [(storage.kind.name, src, dst, size, z, i, procs) for i in range(procs)]
+    if procs == 1:
+        _copy_part(*args[0])
+    else:
+        from zetta_utils.mazepa.worker_process import tune_malloc
+
+        with multiprocessing.get_context("forkserver").Pool(procs, initializer=tune_malloc) as pool:
+            pool.starmap(_copy_part, args)
+    return time.perf_counter() - start
+
+
+# ---- the flows -------------------------------------------------------------------------------
+
+
+def build_layer(kind: Kind, url: str) -> Any:
+    if kind.library == "cv":
+        from zetta_utils.layer.volumetric.cloudvol import build_cv_layer
+
+        return build_cv_layer(url, cv_kwargs={"compress": "gzip"} if kind.s3 and not url.endswith("/src") else None)
+    from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+
+    return build_ts_layer(url)
+
+
+def run_flow(storage: Storage, src_url: str, size: int, z: int, case: dict[str, Any], procs: int) -> float:
+    from zetta_utils import mazepa
+    from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
+
+    kind = storage.kind
+    dst_url = storage.fresh("dst", size, z)
+    storage.clear("tmp")
+    kwargs = dict(case)
+    if not kwargs.get("skip_intermediaries"):
+        kwargs["level_intermediaries_dirs"] = [storage.url("tmp")] * len(kwargs["processing_chunk_sizes"])
+    flow = build_subchunkable_apply_flow(
+        dst=build_layer(kind, dst_url),
+        dst_resolution=RES,
+        start_coord=(0, 0, 0),
+        end_coord=(size, size, z),
+        coord_resolution=RES,
+        fn=bs.identity,
+        op_kwargs={"src": build_layer(kind, src_url)},
+        verbose=False,
+        **kwargs,
+    )
+    start = time.perf_counter()
+    # worker_start_cost_s=0: the matrix measures the workers themselves, as sized to need them
+    mazepa.execute(flow, num_procs=procs, show_progress=False, worker_start_cost_s=0)
+    return time.perf_counter() - start
+
+
+def check_output(kind: Kind, src_url: str, dst_url: str) -> str:
+    """'== source', or for jpeg the mean absolute difference (lossy re-encoding)."""
+    src = _read_all(kind, src_url)
+    dst = _read_all(kind, dst_url)
+    if kind.encoding == "jpeg":
+        diff = float(np.abs(src.astype(np.int16) - dst.astype(np.int16)).mean())
+        return f"jpeg: mean |dst - src| {diff:.2f}" + ("" if diff < 4 else " (TOO LARGE)")
+    return "== source" if np.array_equal(src, dst) else "DIFFERS from source"
+
+
+def _read_all(kind: Kind, url: str) -> Any:
+    if kind.library == "cv":
+        return np.asarray(cv_open(url, gzip=kind.s3)[:, :, :])
+    return ts_open(url).read(order="F").result()
+
+
+# ---- the matrix ------------------------------------------------------------------------------
+
+
+def size_volume(storage: Storage, size: int, seconds: float, max_z: int) -> int:
+    """Sections giving a serial baseline copy of about ``seconds``."""
+    src = make_source(storage, size, 1)
+    one = baseline_copy(storage, src, size, 1, 1)
+    return max(1, min(max_z, math.ceil(seconds / max(one, 1e-3))))
+
+
+def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
+    storage = Storage(kind, root)
+    size = args.size
+    z = size_volume(storage, size, args.seconds, args.max_z)
+    src = make_source(storage, size, z)
+    mvox = size * size * z / 1e6
+    lines = [f"\n{kind.name}: {size} x {size} x {z} uint8 ({mvox:.0f} Mvox), baseline {'CloudVolume' if kind.library == 'cv' else 'TensorStore'}"]
+    print(lines[0], flush=True)
+    for procs in args.procs:
+        base_times: list[float] = []
+        times: dict[str, list[float]] = {name: [] for name in FLOWS}
+        checks: dict[str, str] = {}
+        for _ in range(args.repeat):
+            base_times.append(baseline_copy(storage, src, size, z, procs))
+            for name, case in FLOWS.items():
+                times[name].append(run_flow(storage, src, size, z, case, procs))
+                if name not in checks:
+                    checks[name] = check_output(kind, src, storage.url("dst"))
+        base = mvox / min(base_times)
+        lines.append(
+            f"  {procs} process(es): baseline {base:7.1f} Mvox/s (best of {args.repeat}, "
+            f"{min(base_times):.2f}-{max(base_times):.2f} s)"
+        )
+        RESULTS[(kind.name, procs, "baseline")] = base
+        for name in FLOWS:
+            rate = mvox / min(times[name])
+            RESULTS[(kind.name, procs, name)] = rate
+            per_round = sorted(b / t for b, t in zip(base_times, times[name], strict=True))
+            lines.append(
+                f"    {name:18s} {rate:7.1f} Mvox/s  ratio {rate / base:5.2f}  (per round: median "
+                f"{statistics.median(per_round):.2f}, {per_round[0]:.2f}-{per_round[-1]:.2f}; "
+                f"{min(times[name]):.2f}-{max(times[name]):.2f} s)  output {checks[name]}"
+            )
+        print("\n".join(lines[-1 - len(FLOWS) :]), flush=True)
+    return lines
+
+
+RESULTS: dict[tuple[str, int, str], float] = {}
+
+
+def goals(kinds: list[Kind], procs: list[int]) -> list[str]:
+    """The issue's goals, per kind: (a) >= 0.9x, (c) >= 0.5x of the baseline; 2 processes >=
+    1.6x one process where the baseline itself gains that much."""
+    out = []
+    for kind in kinds:
+        for p in procs:
+            base = RESULTS[(kind.name, p, "baseline")]
+            for name, goal in zip(FLOWS, (0.9, 0.5), strict=True):
+                ratio = RESULTS[(kind.name, p, name)] / base
+                if ratio < goal:
+                    out.append(f"{kind.name} {p}p {name}: {ratio:.2f}x of the baseline, goal {goal}x")
+        if 1 in procs and 2 in procs:
+            gain = RESULTS[(kind.name, 2, "baseline")] / RESULTS[(kind.name, 1, "baseline")]
+            for name in FLOWS:
+                flow_gain = RESULTS[(kind.name, 2, name)] / RESULTS[(kind.name, 1, name)]
+                if gain >= 1.6 and flow_gain < 1.6:
+                    out.append(f"{kind.name} {name}: 2 processes {flow_gain:.2f}x of one, the baseline {gain:.2f}x")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kinds", default=",".join(KINDS), help="storage kinds, comma-separated")
+    parser.add_argument("--procs", default="1,2", help="process counts, comma-separated")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of a serial baseline copy")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds per process count")
+    parser.add_argument("--size", type=int, default=4096, help="x and y size (a multiple of 2048)")
+    parser.add_argument("--max-z", type=int, default=64, help="most z sections")
+    parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2048 x 2048, 1 section, 1 round")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.seconds, args.repeat, args.max_z = 2048, 0.0, 1, 1
+    if args.size % 2048:
+        parser.error(f"--size must be a multiple of 2048 (flow (c)'s reduction chunk), got {args.size}")
+    kinds = [kind_of(k.strip()) for k in args.kinds.split(",") if k.strip()]
+    try:
+        args.procs = [int(p) for p in args.procs.split(",")]
+    except ValueError:
+        parser.error(f"--procs must be comma-separated integers, got {args.procs!r}")
+    from zetta_utils.mazepa.worker_process import tune_malloc
+
+    tune_malloc()
+    root = tempfile.mkdtemp(prefix="bench_matrix_", dir=args.dir)
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, {os.cpu_count()} CPUs", flush=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            if any(k.s3 for k in kinds):
+                endpoint = stack.enter_context(s3_server())
+                print(f"moto S3 server at {endpoint}", flush=True)
+            if 2 in args.procs:
+                print(f"fork server start (once): {bs.fork_server_start(2):.2f} s", flush=True)
+            for kind in kinds:
+                run_kind(kind, root, args)
+            missed = goals(kinds, args.procs)
+        print(f"\nload average at the end {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+        print("goals missed:" if missed else "all goals met")
+        for line in missed:
+            print("  " + line)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
