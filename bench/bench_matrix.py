@@ -24,8 +24,11 @@ the per-round ratios (each run against its own round's baseline).
 
 Volumes are sized per storage kind so that one baseline copy lasts about ``--seconds`` (default
 5 s): one z section is copied first to measure, then the volume gets as many sections as that
-takes (``--max-z`` at most). ``--quick`` (1024 x 1024 sections, 0.1 s, one round, one kind per
-group unless --kinds says more) is a smoke run for the test suite.
+takes (``--max-z`` at most). ``--quick`` (one 2048 x 2048 section, one round) is a smoke run for
+the test suite: its timings mean nothing.
+
+The flows run with ``worker_start_cost_s=0``: their 2-process figures are those of the workers,
+never of a run that mazepa kept serial.
 
 Usage:
   .venv/bin/python bench/bench_matrix.py [--kinds raw,gzip,jpeg,sharded,s3-raw,s3-gzip]

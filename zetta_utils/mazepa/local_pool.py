@@ -98,10 +98,10 @@ def start_fork_server(preload: Sequence[str] = _PRELOAD_IF_LOADED) -> None:
     forkserver.ensure_running()
 
 
-# What starting workers costs a run, as measured on a busy 2-core machine (bench/bench_matrix.py
-# --short): starting 2 workers from a running fork server, opening the layers again in each and
-# stopping them, 0.05-0.4 s; starting the fork server itself (torch, TensorStore, zetta_utils
-# imported in it) 2.5-4 s.
+# What starting workers costs a run, as measured on a busy 2-core machine (bench/bench_short_runs.py,
+# "workers forced" against "serial"): starting 2 workers from a running fork server, opening the
+# layers again in each and stopping them, 0.05-0.4 s; starting the fork server itself (torch,
+# TensorStore, zetta_utils imported in it) 2.5-4 s.
 _WORKER_START_SEC = 0.3
 _FORK_SERVER_START_SEC = 3.0
 
