@@ -18,6 +18,7 @@ from ._errors import CueError, Pos, unsupported
 from ._values import (
     BOOL,
     BYTES,
+    EXACT,
     FLOAT,
     INT,
     NULLV,
@@ -273,13 +274,19 @@ def dec_result(d: Decimal) -> Num:
 
 
 def float_result(f: float) -> Num:
-    """A float64 result: its shortest decimal text, an int if it has no fraction."""
+    """A float64 result as CUE v0.4 converts it: a float with the decimal digits Go's
+    ``strconv.FormatFloat(f, 'g', -1, 64)`` writes (shortest digits; exponent form below
+    1e-4 and from 1e6 on), so 1000 is 1000 and 1048576 is 1048576, but 1e6 is 1E+6 and
+    2**60 is 1.152921504606847E+18. Even a whole number is a float
+    (``math.Sqrt(4) & int`` is a conflict)."""
     if math.isnan(f) or math.isinf(f):
         raise ValueError("not finite")
-    text = repr(f)
-    if text.endswith(".0"):
-        text = text[:-2]
-    return dec_result(Decimal(text))
+    if f == 0:
+        return Num(FLOAT, Decimal(0).copy_sign(Decimal(f)))
+    d = Decimal(repr(f)).normalize(context=EXACT)
+    if -4 <= d.adjusted() < 6 and d.as_tuple().exponent > 0:  # type: ignore[operator]
+        d = d.quantize(Decimal(1), context=EXACT)  # written without an exponent
+    return Num(FLOAT, d)
 
 
 # ------------------------------------------------------------------ predeclared

@@ -3,10 +3,10 @@
 Functions CUE computes with apd decimals (rounding, ``Pow``, ``Exp``, logarithms) use
 Python decimals at CUE's 24 digits; the float64 ones whose result is exact (``Sqrt``,
 ``Mod``, ``Ldexp``, ...) go through float64 as in Go, including v0.4's refusal of a zero
-float64 argument. The float64 transcendental functions (``Sin``, ``Atan``, ``Gamma``,
-...) are not implemented: Go computes them with its own algorithms, whose last digit
-differs from the C library's for some arguments, and a silently different value is
-worse than a clear "unsupported".
+float64 argument. The float64 transcendental functions (``Sin``, ``Atan2``, ``Gamma``,
+``Erfinv``, ...) use Go's own algorithms, re-implemented in ``_gomath``, because the C
+library's last digit differs from Go's for some arguments; only the Bessel functions
+(``J0`` ... ``Yn``) are still unsupported.
 """
 
 from __future__ import annotations
@@ -18,12 +18,19 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from . import _gomath
 from ._builtins import Builtin, Call, dec_result, float_result, functions
 from ._errors import unsupported
 from ._values import CTX, EXACT, FLOAT, Num, compare_nums, data_equal, make_int
 
-
 # ------------------------------------------------------------------------ math
+# float64 functions computed with Go's own algorithms (``_gomath``).
+_GO_FLOAT_FUNCS = (
+    "Sin Cos Tan Asin Acos Atan Sinh Cosh Tanh Asinh Acosh Atanh Expm1 Log1p "
+    "Erf Erfc Erfinv Erfcinv Gamma"
+).split()
+
+
 def _ln(d: Decimal) -> Decimal:
     if d <= 0:
         raise ValueError("log of non-positive number")
@@ -111,7 +118,8 @@ def _math_funcs() -> dict[str, Builtin]:
         one("Cbrt", lambda d: CTX.power(d, CTX.divide(Decimal(1), Decimal(3)))),
         flt("Sqrt", math.sqrt),
         Builtin("math.MultipleOf", 2, multiple_of, validator=True),
-        flt2("Copysign", math.copysign),
+        # A decimal operation in CUE v0.4: x keeps its digits and kind, zero included.
+        Builtin("math.Copysign", 2, lambda c: Num(c.num(0).kind, c.num(0).d.copy_sign(c.num(1).d))),
         flt2("Dim", lambda x, y: max(x - y, 0.0)),
         Builtin("math.Ilogb", 1, lambda c: make_int(frexp_exp(c.float64(0)))),
         Builtin("math.Ldexp", 2, lambda c: float_result(math.ldexp(c.float64(0), c.integer(1)))),
@@ -121,6 +129,9 @@ def _math_funcs() -> dict[str, Builtin]:
         flt2("Remainder", math.remainder),
         Builtin("math.Signbit", 1, lambda c: math.copysign(1.0, c.float64(0)) < 0),
         Builtin("math.Jacobi", 2, _jacobi),
+        *(flt(n, getattr(_gomath, n.lower())) for n in _GO_FLOAT_FUNCS),
+        flt2("Atan2", _gomath.atan2),
+        flt2("Hypot", _gomath.hypot),
     ]
     return functions("math", fs)
 
