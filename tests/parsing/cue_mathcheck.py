@@ -26,9 +26,10 @@ sys.path.insert(0, str(HERE))
 
 ONE_ARG = (
     "Sin Cos Tan Asin Acos Atan Sinh Cosh Tanh Asinh Acosh Atanh Expm1 Log1p "
-    "Erf Erfc Erfinv Erfcinv Gamma"
+    "Erf Erfc Erfinv Erfcinv Gamma J0 J1 Y0 Y1"
 ).split()
 TWO_ARGS = ["Atan2", "Hypot"]
+ORDER_ARG = ["Jn", "Yn"]  # an int order, then a float64
 DOMAIN: dict[str, Callable[[float], bool]] = {
     "Asin": lambda x: -1 <= x <= 1,
     "Acos": lambda x: -1 <= x <= 1,
@@ -38,6 +39,9 @@ DOMAIN: dict[str, Callable[[float], bool]] = {
     "Erfinv": lambda x: -1 < x < 1,
     "Erfcinv": lambda x: 0 < x < 2,
     "Gamma": lambda x: -180 < x < 180,
+    "Y0": lambda x: x > 0,
+    "Y1": lambda x: x > 0,
+    "Yn": lambda x: x > 0,
 }
 EDGES = [
     1,
@@ -128,26 +132,48 @@ def _lit(x: float) -> str:
     return repr(x)
 
 
-def programs(seed: int, count: int) -> dict[str, str]:
+def _random_call(name: str, rng: random.Random, x: float | None = None) -> str:
+    """A call of ``math.<name>`` with random arguments (``x`` as its float argument if given),
+    mostly inside the function's domain."""
+    if x is None:
+        x = _random_arg(rng)
+    if name in DOMAIN and not DOMAIN[name](x):
+        x = {
+            "Acosh": 1 + abs(x),
+            "Erfcinv": rng.uniform(0, 2),
+            "Gamma": rng.uniform(-180, 180),
+        }.get(name, rng.uniform(-1, 1))
+        if math.isinf(x):
+            x = 1.5
+    texts = [_lit(x)]
+    if name in TWO_ARGS:
+        texts.append(_lit(_random_arg(rng)))
+    if name in ORDER_ARG:
+        order = rng.choice((rng.randrange(-5, 6), rng.randrange(-60, 61), rng.randrange(-400, 401)))
+        texts.insert(0, str(order))
+    return f"math.{name}({', '.join(texts)})"
+
+
+def _edge_call(name: str, i: int, x: float) -> str:
+    texts = [_lit(x)]
+    if name in TWO_ARGS:
+        texts.append(_lit(EDGES[(i * 7) % len(EDGES)]))
+    if name in ORDER_ARG:
+        texts.insert(0, str((2, -3, 5, 40, -1, 0, 1, 33, 34, -60)[i % 10]))
+    return f"math.{name}({', '.join(texts)})"
+
+
+def programs(seed: int, count: int, only: list[str] | None = None) -> dict[str, str]:
     """name -> CUE text: one big file of in-domain calls per function, one file per edge."""
     from zetta_utils.parsing.cue import CueError, load
 
     rng = random.Random(seed)
     out: dict[str, str] = {}
-    for name in ONE_ARG + TWO_ARGS:
+    for name in only or ONE_ARG + TWO_ARGS + ORDER_ARG:
         lines = ['import "math"']
         k = 0
         while k < count:
-            args = [_random_arg(rng) for _ in range(2 if name in TWO_ARGS else 1)]
-            if name in DOMAIN and not DOMAIN[name](args[0]):
-                args[0] = {
-                    "Acosh": 1 + abs(args[0]),
-                    "Erfcinv": rng.uniform(0, 2),
-                    "Gamma": rng.uniform(-180, 180),
-                }.get(name, rng.uniform(-1, 1))
-                if name == "Acosh" and math.isinf(args[0]):
-                    continue
-            call = f"math.{name}({', '.join(_lit(a) for a in args)})"
+            call = _random_call(name, rng)
             try:  # keep the calls whose result is finite (ours); errors go to edge files
                 load(f'import "math"\nv: {call}\n', engine="builtin")
             except CueError:
@@ -159,12 +185,8 @@ def programs(seed: int, count: int) -> dict[str, str]:
         out[name] = "\n".join(lines) + "\n"
         for i, e in enumerate(EDGES):
             for sgn in (1, -1):
-                texts = [_lit(sgn * e)]
-                if name in TWO_ARGS:
-                    texts.append(_lit(EDGES[(i * 7) % len(EDGES)]))
-                out[f"{name}_edge{i}_{sgn}"] = (
-                    f'import "math"\nv: math.{name}({", ".join(texts)})\n'
-                )
+                call = _edge_call(name, i, sgn * e)
+                out[f"{name}_edge{i}_{sgn}"] = f'import "math"\nv: {call}\n'
     return out
 
 
@@ -183,13 +205,12 @@ def case_text(seed: int = 7, per_function: int = 8) -> str:
         'import "math"',
         "",
     ]
-    for name in ONE_ARG + TWO_ARGS:
+    for name in ONE_ARG + TWO_ARGS + ORDER_ARG:
         n = 0
         picks = [float(e) for e in EDGES] + [_random_arg(rng) for _ in range(200)]
         rng.shuffle(picks)
         for x in picks:
-            args = [x] + ([_random_arg(rng)] if name in TWO_ARGS else [])
-            call = f"math.{name}({', '.join(_lit(a) for a in args)})"
+            call = _random_call(name, rng, x)
             try:
                 load(f'import "math"\nv: {call}\n', engine="builtin")
             except CueError:
@@ -233,15 +254,23 @@ FIXED = [
     "math.Cosh(-0.6)",
     "math.Sinh(-0.9685801988936764)",
     "math.Cosh(-0.40194727086754845)",
+    "math.J0(1e300)",
+    "math.Y1(1e-300)",
+    "math.Jn(5, 1e303)",
+    "math.Yn(-3, 1e303)",
+    "math.Jn(-7, -3.5)",
+    "math.Jn(200, 3.5)",
+    "math.Yn(30, 0.5)",
+    "math.Jn(3, 1e-10)",
     "math.Atanh(-0.5)",
 ]
 
 
-def compare(seed: int, count: int) -> int:
+def compare(seed: int, count: int, only: list[str] | None = None) -> int:
     from cue_real import ensure_installed, run_real_cue
     from test_cue import builtin_result, strict_diff
 
-    progs = programs(seed, count)
+    progs = programs(seed, count, only)
     mod = ensure_installed()
     bad = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,13 +312,14 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--functions", nargs="*", help="only these (e.g. J0 Jn); default: all")
     ap.add_argument("--write-case", action="store_true", help=f"(re)write {CASE.name}")
     a = ap.parse_args(argv)
     if a.write_case:
         CASE.write_text(case_text(), encoding="utf-8")
         print(f"wrote {CASE}")
         return 0
-    return compare(a.seed, a.count)
+    return compare(a.seed, a.count, a.functions)
 
 
 if __name__ == "__main__":

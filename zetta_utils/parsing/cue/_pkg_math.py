@@ -4,9 +4,8 @@ Functions CUE computes with apd decimals (rounding, ``Pow``, ``Exp``, logarithms
 Python decimals at CUE's 24 digits; the float64 ones whose result is exact (``Sqrt``,
 ``Mod``, ``Ldexp``, ...) go through float64 as in Go, including v0.4's refusal of a zero
 float64 argument. The float64 transcendental functions (``Sin``, ``Atan2``, ``Gamma``,
-``Erfinv``, ...) use Go's own algorithms, re-implemented in ``_gomath``, because the C
-library's last digit differs from Go's for some arguments; only the Bessel functions
-(``J0`` ... ``Yn``) are still unsupported.
+``Erfinv``, the Bessel functions, ...) use Go's own algorithms, re-implemented in
+``_gomath``, because the C library's last digit differs from Go's for some arguments.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from ._values import CTX, EXACT, FLOAT, Num, compare_nums, data_equal, make_int
 # float64 functions computed with Go's own algorithms (``_gomath``).
 _GO_FLOAT_FUNCS = (
     "Sin Cos Tan Asin Acos Atan Sinh Cosh Tanh Asinh Acosh Atanh Expm1 Log1p "
-    "Erf Erfc Erfinv Erfcinv Gamma"
+    "Erf Erfc Erfinv Erfcinv Gamma J0 J1 Y0 Y1"
 ).split()
 
 
@@ -98,6 +97,12 @@ def _math_funcs() -> dict[str, Builtin]:
             raise ValueError("no exponent")
         return math.frexp(x)[1] - 1
 
+    def bessel_n(c: Call, f: Callable[[int, float], float]) -> object:
+        n = c.integer(0)
+        if abs(n) > 1_000_000:  # Go would loop |n| times; refuse instead of hanging
+            raise unsupported(c.pos, f"{c.fn.name} of an order beyond one million")
+        return float_result(f(n, c.float64(1)))
+
     def pow10(c: Call) -> object:
         # An exact decimal in CUE v0.4: Pow10(1) is 1E+1, Pow10(-2) is 0.01.
         return dec_result(Decimal((0, (1,), c.integer(0))))
@@ -132,6 +137,8 @@ def _math_funcs() -> dict[str, Builtin]:
         *(flt(n, getattr(_gomath, n.lower())) for n in _GO_FLOAT_FUNCS),
         flt2("Atan2", _gomath.atan2),
         flt2("Hypot", _gomath.hypot),
+        Builtin("math.Jn", 2, lambda c: bessel_n(c, _gomath.jn)),
+        Builtin("math.Yn", 2, lambda c: bessel_n(c, _gomath.yn)),
     ]
     return functions("math", fs)
 
