@@ -164,10 +164,15 @@ def programs(seed: int, count: int) -> dict[str, str]:
 
 
 def compare(seed: int, count: int) -> int:
+    return compare_programs(programs(seed, count), "net.")
+
+
+def compare_programs(progs: dict[str, str], prefix: str) -> int:
+    """Run each program with both evaluators; print the disagreements, count the calls
+    (occurrences of ``prefix``)."""
     from cue_real import ensure_installed, run_real_cue
     from test_cue import builtin_result, strict_diff
 
-    progs = programs(seed, count)
     mod = ensure_installed()
     bad = calls = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,7 +185,7 @@ def compare(seed: int, count: int) -> int:
         for name, p in paths.items():
             r = real[p]
             ours = builtin_result(p)
-            calls += progs[name].count("net.")
+            calls += progs[name].count(prefix)
             if r["code"] == 0:
                 if not ours["ok"]:
                     bad += 1
