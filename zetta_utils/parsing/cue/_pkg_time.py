@@ -7,6 +7,7 @@ not implemented.
 from __future__ import annotations
 
 from ._builtins import Builtin, Call, functions
+from ._errors import unsupported
 from ._values import make_int
 
 _UNITS = {
@@ -151,7 +152,7 @@ def _time_funcs() -> dict[str, Builtin]:
             if not -(1 << 63) <= v <= _MAX:
                 raise c.fail(f"argument {i} out of range for int64")
         if abs(sec) > 1 << 60:  # Go's internal seconds would wrap around
-            raise c.fail("argument 0: seconds beyond what the built-in evaluator supports")
+            raise unsupported(c.pos, "time.Unix of more than 2**60 seconds")
         return unix_rfc3339(sec, nsec)
 
     fs = [
