@@ -3,14 +3,24 @@ implements.
 
 ``STDLIB`` lists every function and constant each package of CUE v0.4.0 exports (taken
 from the real CUE). The pure ones are implemented (``_pkg_*`` modules); the others
-(YAML encoding, Go templates, tab-aligned text, time layouts (``time.Parse``, ``Format``,
-``Time``), ``net.FQDN``, the ``tool/*`` packages of ``cue cmd``) are reported as
-unsupported where used, never evaluated differently. A name a package does not have is an evaluation error, as in CUE.
+(YAML encoding, Go templates, time layouts (``time.Parse``, ``Format``, ``Time``),
+``net.FQDN``, the ``tool/*`` packages of ``cue cmd``) are reported as unsupported where
+used, never evaluated differently. A name a package does not have is an evaluation error,
+as in CUE.
 """
 
 from __future__ import annotations
 
-from . import _pkg_encoding, _pkg_math, _pkg_misc, _pkg_net, _pkg_path, _pkg_text, _pkg_time
+from . import (
+    _pkg_encoding,
+    _pkg_math,
+    _pkg_misc,
+    _pkg_net,
+    _pkg_path,
+    _pkg_tabwriter,
+    _pkg_text,
+    _pkg_time,
+)
 from ._errors import Pos, unsupported
 from ._values import error, make_int
 
@@ -116,6 +126,7 @@ IMPLEMENTED: dict[str, dict[str, object]] = {
     **_pkg_path.PACKAGES,
     **_pkg_encoding.PACKAGES,
     **_pkg_misc.PACKAGES,
+    **_pkg_tabwriter.PACKAGES,
     "time": {**_pkg_time.TIME_FUNCS, **_TIME_CONSTS},
     "net": {**_pkg_net.NET_FUNCS, "IPv4len": make_int(4), "IPv6len": make_int(16)},
 }
