@@ -72,8 +72,11 @@ SHARDING = {
     "@type": "neuroglancer_uint64_sharded_v1",
     "preshift_bits": 0,
     "hash": "identity",
+    # chunk ids are the compressed Morton codes of the chunk grid: with x and y 4 chunks wide,
+    # their two lowest bits pick a chunk within a 2 x 2 square of one section, the next 10 the
+    # shard, so that writing one section rewrites no shard of another
     "minishard_bits": 2,
-    "shard_bits": 2,
+    "shard_bits": 10,
     "minishard_index_encoding": "gzip",
     "data_encoding": "raw",
 }
