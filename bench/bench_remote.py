@@ -77,7 +77,7 @@ def report(
 def bench_noop(n: int, workers: int, prefetch: int, max_outstanding: int | None) -> None:
     local_s, _ = timed(
         lambda: mazepa.execute(
-            [noop.make_task(i) for i in range(n)], num_procs=workers, show_progress=False
+            [noop.make_task(i) for i in range(n)], num_procs=workers, show_progress=False, worker_start_cost_s=0
         )
     )
     queue_s, summary = timed(
@@ -180,7 +180,7 @@ def bench_copy(workers: int, size: int, depth: int) -> None:
         for case_name, case in COPY_CASES.items():
             local_flow, queue_flow = make("local", case), make("queue", case)
             local_s, _ = timed(
-                lambda f=local_flow: mazepa.execute(f, num_procs=workers, show_progress=False)
+                lambda f=local_flow: mazepa.execute(f, num_procs=workers, show_progress=False, worker_start_cost_s=0)
             )
             queue_s, summary = timed(
                 lambda f=queue_flow: execute_on_gcp_with_sqs(
