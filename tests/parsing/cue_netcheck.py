@@ -130,7 +130,19 @@ def _rand_hostport(rng: random.Random) -> str:
     return json.dumps(text)
 
 
+def _rand_name(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return "".join(rng.choice("abcXYZ019-._ !*/:=~") for _ in range(rng.randrange(0, 14)))
+    labels = [
+        "".join(rng.choice("ab-1Z") for _ in range(rng.choice((0, 1, 3, 5, 62, 63, 64))))
+        for _ in range(rng.randrange(1, 6))
+    ]
+    return ".".join(labels) + rng.choice(("", "", ".", ".."))
+
+
 def _rand_call(name: str, rng: random.Random) -> str:
+    if name == "FQDN":
+        return f"net.FQDN({json.dumps(_rand_name(rng))})"
     if name in ADDRESS_FUNCS:
         return f"net.{name}({_rand_address(rng)})"
     if name == "ParseIP":
@@ -147,7 +159,7 @@ def programs(seed: int, count: int) -> dict[str, str]:
 
     rng = random.Random(seed)
     out: dict[str, str] = {}
-    for name in [*ADDRESS_FUNCS, "ParseIP", "SplitHostPort", "JoinHostPort"]:
+    for name in [*ADDRESS_FUNCS, "ParseIP", "SplitHostPort", "JoinHostPort", "FQDN"]:
         lines = ['import "net"']
         for k in range(count):
             call = _rand_call(name, rng)

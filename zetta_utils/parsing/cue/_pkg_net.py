@@ -2,8 +2,8 @@
 
 An address argument is a string (parsed as Go's ``net.ParseIP`` does: dotted IPv4 with
 leading zeros allowed, or IPv6 with ``::`` and an embedded IPv4 tail, no zone), bytes (the same
-text) or a list of byte values; anything else is no address. ``FQDN`` (IDNA rules) is not
-implemented.
+text) or a list of byte values; anything else is no address. ``FQDN`` follows x/net/idna's
+checks for ASCII names; a punycode label (``xn--``) is unsupported.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._builtins import Builtin, Call, functions
+from ._errors import unsupported
 from ._values import INT, Num
 
 Ip = bytes | None
@@ -242,6 +243,46 @@ def join_host_port(host: str, port: str) -> str:
     return f"{host}:{port}"
 
 
+def _labels(s: str) -> list[str]:
+    """The labels x/net/idna iterates over: a last empty label is skipped, and so is an
+    empty label just before a final dot ("a.." has the one label "a")."""
+    out: list[str] = []
+    start = 0
+    while start < len(s):
+        end = s.find(".", start)
+        if end < 0:
+            end = len(s)
+        out.append(s[start:end])
+        start = end + 1
+        if start == len(s) - 1 and s[start] == ".":
+            start = len(s)
+    return out
+
+
+def fqdn(s: str) -> bool | None:
+    """CUE v0.4's net.FQDN: ASCII only, then x/net/idna's ToASCII with label validation
+    and DNS lengths (no STD3 character rule). None where a label is punycode ("xn--")."""
+    if any(ord(ch) >= 0x80 for ch in s) or s == "":
+        return False
+    puny = False
+    for label in _labels(s):
+        if label == "":
+            return False
+        if label.startswith("xn--"):
+            puny = True
+            continue
+        if len(label) > 4 and label[2:4] == "--":
+            return False
+        if label[0] == "-" or label[-1] == "-":
+            return False
+        if len(label) > 63:
+            return False
+    n = len(s) - 1 if s.endswith(".") else len(s)
+    if n > 253:
+        return False
+    return None if puny else True
+
+
 def _get_ip(c: Call, i: int) -> Ip:
     """CUE v0.4's netGetIP: a string, bytes or a list of byte values; None otherwise."""
     v = c.raw(i)
@@ -301,6 +342,12 @@ def _net_funcs() -> dict[str, Builtin]:
             raise c.fail(f"address {c.string(0)}: {r}")
         return list(r)
 
+    def fqdn_(c: Call) -> object:
+        r = fqdn(c.string(0))
+        if r is None:
+            raise unsupported(c.pos, "net.FQDN of a punycode (xn--) label")
+        return r
+
     def join(c: Call) -> object:
         h = c.raw(0)
         if isinstance(h, str):
@@ -323,6 +370,7 @@ def _net_funcs() -> dict[str, Builtin]:
 
     fs = [
         Builtin("net.ParseIP", 1, parse),
+        Builtin("net.FQDN", 1, fqdn_),
         pred("IPv4", lambda ip: _to4(ip) is not None),
         pred("IP", lambda ip: ip is not None),
         pred("LoopbackIP", is_loopback),
