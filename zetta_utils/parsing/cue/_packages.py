@@ -18,6 +18,7 @@ from . import (
     _pkg_net,
     _pkg_path,
     _pkg_tabwriter,
+    _pkg_template,
     _pkg_text,
     _pkg_time,
 )
@@ -127,6 +128,7 @@ IMPLEMENTED: dict[str, dict[str, object]] = {
     **_pkg_encoding.PACKAGES,
     **_pkg_misc.PACKAGES,
     **_pkg_tabwriter.PACKAGES,
+    **_pkg_template.PACKAGES,
     "time": {**_pkg_time.TIME_FUNCS, **_TIME_CONSTS},
     "net": {**_pkg_net.NET_FUNCS, "IPv4len": make_int(4), "IPv6len": make_int(16)},
 }
