@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 # Modules whose import registers builder types, in dependency order.
 _REGISTERING_MODULES: tuple[str, ...] = (
     "zetta_utils.geometry",
+    "zetta_utils.parsing",
     "zetta_utils.builder.built_in",
     "zetta_utils.tensor_ops",
     "zetta_utils.layer",

@@ -9,7 +9,13 @@
 """
 
 from . import built_in
-from .building import BuilderError, BuilderPartial, build
+from .building import (
+    BuilderError,
+    BuilderPartial,
+    build,
+    register_coercion,
+    register_spec_file_loader,
+)
 from .registry import (
     DEFAULT_VERSION,
     REGISTRY,
@@ -32,6 +38,8 @@ __all__ = [
     "built_in",
     "get_matching_entry",
     "register",
+    "register_coercion",
+    "register_spec_file_loader",
     "register_unsupported",
     "unregister",
 ]

@@ -127,15 +127,30 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+_SPEC_FILE_LOADERS: list[Callable[[str], Any]] = []
+
+
+def register_spec_file_loader(load: Callable[[str], Any]) -> None:
+    """What ``build(path=...)`` reads spec files with: ``zetta_utils.parsing`` registers its
+    ``load_spec_file`` on import (the builder, at the bottom of the package, imports none of it)."""
+    _SPEC_FILE_LOADERS[:] = [load]
+
+
+def _load_spec_file(path: str) -> Any:
+    if not _SPEC_FILE_LOADERS:
+        import zetta_utils  # its load_all_modules imports zetta_utils.parsing, which registers
+
+        zetta_utils.load_all_modules()
+    return _SPEC_FILE_LOADERS[0](path)
+
+
 def build(spec: Any = None, path: str | None = None) -> Any:
     """Build ``spec`` (a dict, or a list of them), or the spec in the file at ``path``
     (CUE, JSON or YAML). Exactly one of the two must be given."""
     if (spec is None) == (path is None):
         raise ValueError("builder.build: give exactly one of `spec` and `path`")
     if path is not None:
-        from zetta_utils.parsing import load_spec_file
-
-        spec = load_spec_file(path)
+        spec = _load_spec_file(path)
     if not isinstance(spec, (dict, list, tuple)):
         raise BuilderError(
             "",
@@ -323,30 +338,43 @@ def _annotation(fn: Callable[..., Any], name: str) -> Any:
     return _HINTS[fn].get(name)
 
 
-def _is_number_triple(value: Any) -> bool:
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 3
-        and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in value)
-    )
+_COERCIONS: list[tuple[type, Callable[[Any], Any]]] = []
+
+
+def register_coercion(cls: type, convert: Callable[[Any], Any]) -> None:
+    """Have ``build`` pass a spec value through ``convert`` where a parameter's annotation asks
+    for ``cls`` (also inside unions and sequences); ``convert`` returns the value itself when it
+    does not apply. The module defining ``cls`` registers it (geometry: ``[x, y, z]`` to
+    ``Vec3D``), so the builder imports none of them."""
+    _COERCIONS.append((cls, convert))
+
+
+def _coercion_for(annotation: Any) -> Callable[[Any], Any] | None:
+    origin = typing.get_origin(annotation)
+    for cls, convert in _COERCIONS:
+        if annotation is cls or origin is cls:
+            return convert
+    return None
 
 
 def coerce_to_annotation(value: Any, annotation: Any) -> Any:
-    """Turn ``[x, y, z]`` into ``Vec3D(x, y, z)`` where ``annotation`` asks for a ``Vec3D``
-    (also inside unions and sequences); everything else is returned unchanged."""
+    """Turn a spec value into what ``annotation`` asks for, by the coercions registered with
+    :func:`register_coercion` (e.g. ``[x, y, z]`` into ``Vec3D(x, y, z)``), also inside unions and
+    sequences; everything else is returned unchanged."""
     if annotation is None:
         return value
-    from zetta_utils.geometry import Vec3D
-
+    convert = _coercion_for(annotation)
+    if convert is not None:
+        return convert(value)
     origin = typing.get_origin(annotation)
-    if annotation is Vec3D or origin is Vec3D:
-        return Vec3D(*value) if _is_number_triple(value) else value
     if origin in (Union, types.UnionType):
         arms = typing.get_args(annotation)
-        if _is_number_triple(value) and any(
-            a is Vec3D or typing.get_origin(a) is Vec3D for a in arms
-        ):
-            return Vec3D(*value)
+        for arm in arms:
+            arm_convert = _coercion_for(arm)
+            if arm_convert is not None:
+                coerced = arm_convert(value)
+                if coerced is not value:
+                    return coerced
         for arm in arms:
             coerced = coerce_to_annotation(value, arm)
             if coerced is not value:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-__all__ = ["gc", "remote_cli", "worker"]
+__all__ = ["gc", "pod_worker_main", "remote_cli", "worker"]
 
 
 @click.command("worker")
@@ -164,6 +165,16 @@ def remote_cli() -> None:
 
 remote_cli.add_command(worker)
 remote_cli.add_command(gc)
+
+
+def pod_worker_main(worker_args: list[str], semaphores: dict[str, Any]) -> None:
+    """One worker process of ``python -m zetta_utils.mazepa_addons.pod_workers``: ``zetta worker
+    ARGS`` under the pod's shared semaphores."""
+    from zetta_utils.mazepa.semaphores import install_semaphores
+
+    install_semaphores(semaphores)
+    remote_cli.main(args=["worker", *worker_args], prog_name="zetta")
+
 
 if __name__ == "__main__":  # pragma: no cover
     remote_cli()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from zetta_utils import builder
 
@@ -10,6 +11,21 @@ from .bbox import BBox3D
 from .vec import Vec3D, to_vec3d
 
 __all__ = ["bbox_from_points"]
+
+
+
+def _triple_to_vec3d(value: Any) -> Any:
+    """``[x, y, z]`` (numbers) in a spec where a ``Vec3D`` is asked for: ``Vec3D(x, y, z)``."""
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in value)
+    ):
+        return Vec3D(*value)
+    return value
+
+
+builder.register_coercion(Vec3D, _triple_to_vec3d)
 
 POINTS_EPSILON = 1e-4
 """nm added to the upper bounds by ``BBox3D.from_points`` (bounds are half-open), as the

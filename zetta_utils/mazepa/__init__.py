@@ -101,11 +101,29 @@ __all__ = [
 
 
 
-def __getattr__(name: str) -> object:
-    # Remote execution lives in mazepa_addons (boto3, kubernetes) and is imported on first use;
-    # the guide calls it mazepa.execute_on_gcp_with_sqs.
-    if name in ("execute_on_gcp_with_sqs", "execute_with_queues"):
-        from zetta_utils import mazepa_addons
+# Remote execution lives in mazepa_addons (boto3, kubernetes), a layer above this one, which
+# this package never imports: on import, mazepa_addons hands its entry points to
+# ``provide_remote_entry_points`` (registration goes from the upper module down, as with the
+# builder). The guide calls them ``mazepa.execute_on_gcp_with_sqs``: on first use they are
+# loaded the way the builder loads unknown types, by ``zetta_utils.load_all_modules``.
+_REMOTE_ENTRY_POINTS = ("execute_on_gcp_with_sqs", "execute_with_queues")
+_PROVIDED: dict[str, object] = {}
 
-        return getattr(mazepa_addons, name)
+
+def provide_remote_entry_points(**entry_points: object) -> None:
+    """Called by ``zetta_utils.mazepa_addons`` on import: what ``mazepa.<name>`` resolves to."""
+    unknown = set(entry_points) - set(_REMOTE_ENTRY_POINTS)
+    if unknown:
+        raise TypeError(f"provide_remote_entry_points: unknown name(s) {sorted(unknown)}")
+    _PROVIDED.update(entry_points)
+
+
+def __getattr__(name: str) -> object:
+    if name in _REMOTE_ENTRY_POINTS:
+        if name not in _PROVIDED:
+            import zetta_utils
+
+            zetta_utils.load_all_modules()
+        if name in _PROVIDED:
+            return _PROVIDED[name]
     raise AttributeError(f"module 'zetta_utils.mazepa' has no attribute {name!r}")

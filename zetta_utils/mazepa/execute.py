@@ -32,6 +32,7 @@ from .checkpoint import CheckpointStore
 from .exceptions import ExecutionError, FlowFailure, TaskFailure
 from .executors import ExecutorBackend, SerialExecutor
 from .interrupts import InterruptGuard, ask_cancel_confirmation
+from .nesting import NESTING, mark_worker_process  # noqa: F401  (re-exported)
 from .progress import ProgressCounters, collecting, make_progress_display, summary_sentence
 from .scheduler import Scheduler
 from .semaphores import active_semaphores, configure_semaphores
@@ -46,15 +47,7 @@ _DEFAULTS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVa
 )
 _DEFAULTABLE = ("num_procs", "show_progress", "checkpoint", "max_retry")
 
-# How many runs enclose the current one: a task may run a flow itself (e.g. the lower levels of
-# a chunk); worker processes start at 1. A nested run shows no progress, keeps the enclosing
-# run's semaphores, and leaves Ctrl-C to the outermost run.
-_NESTING: contextvars.ContextVar[int] = contextvars.ContextVar("mazepa_nesting", default=0)
-
-
-def mark_worker_process() -> None:
-    """Called by worker processes: runs started in their tasks count as nested."""
-    _NESTING.set(1)
+_NESTING = NESTING
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from .execute import mark_worker_process
+from .nesting import mark_worker_process
 from .semaphores import install_semaphores
 from .serialization import ReceivedOperations, deserialize_task_batch, serialize_outcomes
 from .task_outcome import TaskOutcome

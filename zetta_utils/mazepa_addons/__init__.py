@@ -7,6 +7,8 @@
 - :func:`run_worker`: the worker loop behind ``zetta worker``.
 """
 
+from zetta_utils import mazepa as _mazepa
+
 from .execution import (
     RemoteExecutionSummary,
     execute_on_gcp_with_sqs,
@@ -18,6 +20,12 @@ from .queue_executor import QueueExecutor, QueueExecutorStats, Rejection
 from .run_ids import check_run_id, generate_run_id
 from .worker import WorkerStats, run_worker
 from .worker_groups import WorkerGroup, parse_worker_groups
+
+# ``mazepa.execute_on_gcp_with_sqs`` (the guide's path) resolves to these: mazepa is below this
+# package and never imports it.
+_mazepa.provide_remote_entry_points(
+    execute_on_gcp_with_sqs=execute_on_gcp_with_sqs, execute_with_queues=execute_with_queues
+)
 
 __all__ = [
     "LocalWorkerPool",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
-from zetta_utils.mazepa.semaphores import create_semaphores, install_semaphores
+from zetta_utils.mazepa.semaphores import create_semaphores
 
 __all__ = ["main", "pod_worker_command", "run_pod_workers"]
 
@@ -41,13 +41,6 @@ def pod_worker_command(
     return [*command, "--", *worker_args]
 
 
-def _worker_main(worker_args: list[str], semaphores: dict[str, Any]) -> None:
-    install_semaphores(semaphores)
-    from zetta_utils.cli.remote import remote_cli
-
-    remote_cli.main(args=["worker", *worker_args], prog_name="zetta")
-
-
 def run_pod_workers(
     num_procs: int,
     worker_args: Sequence[str],
@@ -56,7 +49,7 @@ def run_pod_workers(
     grace_s: float = 30.0,
     restart_backoff_s: float = 1.0,
     max_restart_backoff_s: float = 30.0,
-    target: Callable[[list[str], dict[str, Any]], None] = _worker_main,
+    target: Callable[[list[str], dict[str, Any]], None],
 ) -> int:
     """Run ``num_procs`` workers until they all exit by themselves (0) or SIGTERM/SIGINT stops
     them (0 as well: the pod was asked to stop). Returns the exit status."""
@@ -112,7 +105,12 @@ def run_pod_workers(
             signal.signal(sig, old)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, target: Callable[[list[str], dict[str, Any]], None]
+) -> int:
+    """The supervisor program; ``target(worker_args, semaphores)`` is what each worker process
+    runs (``zetta worker``: :func:`zetta_utils.cli.remote.pod_worker_main`, passed in by the
+    ``__main__`` block, since this package is below the CLI and never imports it)."""
     parser = argparse.ArgumentParser(
         prog="python -m zetta_utils.mazepa_addons.pod_workers",
         description="Run several `zetta worker` processes sharing semaphore limits (a worker group's num_procs).",
@@ -124,8 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker_args = ns.worker_args[1:] if ns.worker_args[:1] == ["--"] else ns.worker_args
     semaphores = json.loads(ns.semaphores) if ns.semaphores else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_pod_workers(ns.procs, worker_args, semaphores)
+    return run_pod_workers(ns.procs, worker_args, semaphores, target=target)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # A program entry point, run as `python -m`, never on import: it may use the CLI above.
+    from zetta_utils.cli.remote import pod_worker_main
+
+    sys.exit(main(target=pod_worker_main))

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from zetta_utils import builder
+
 
 class SpecFileError(ValueError):
     """A spec file could not be read or parsed; the message names the file (and position)."""
@@ -42,6 +44,10 @@ def load_spec_file(path: str | os.PathLike[str]) -> Any:
 
 
 __all__ = ["SpecFileError", "cue", "load_spec_file"]
+
+# ``builder.build(path=...)`` reads files with it (registration goes up-to-down: the builder is
+# below this package and never imports it).
+builder.register_spec_file_loader(load_spec_file)
 
 
 def __getattr__(name: str) -> Any:

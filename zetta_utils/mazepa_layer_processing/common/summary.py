@@ -11,9 +11,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .chunk_grid import Box, core_spans, grid_spans
+from .chunk_grid import Box
 from .reduction import level_schedule
-from .volumetric_apply_flow import SubchunkablePlan
+from .volumetric_apply_flow import (
+    SubchunkablePlan,
+    _voxel_bytes,
+    dst_writes,
+    reduction_count,
+)
+from .volumetric_apply_flow import (
+    declare_expected_tasks as declare_expected_tasks,
+)
+from .volumetric_apply_flow import (
+    expected_tasks as expected_tasks,
+)
 from .volumetric_callable_operation import is_layer
 
 NG_URL = "https://neuroglancer-demo.appspot.com/#!"
@@ -29,18 +40,6 @@ def _bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} PiB"  # pragma: no cover
-
-
-def _voxel_bytes(layer: Any) -> int:
-    backend = getattr(layer, "backend", None)
-    try:
-        dtype = backend.dtype  # type: ignore[union-attr]
-        channels = backend.num_channels  # type: ignore[union-attr]
-        import torch
-
-        return int(torch.empty(0, dtype=dtype).element_size()) * int(channels)
-    except Exception:
-        return 0
 
 
 def level_counts(plan: SubchunkablePlan) -> list[int]:
@@ -120,25 +119,6 @@ def reduction_memory(plan: SubchunkablePlan) -> float:
     return float(math.prod(box) * out_bpv + pieces * padded * out_bpv + padded * acc_bpv)
 
 
-def dst_writes(plan: SubchunkablePlan) -> tuple[int, int]:
-    """How many ``dst`` chunks the run writes, and their voxels: every chunk (clipped to dst's
-    bounds) that the region's processed part (all of it but ``processing_gap`` s) meets, whole."""
-    if plan.dst is None or plan.dst_bounds is None or plan.deferred:
-        return 0, 0
-    target = plan.region.intersection(plan.dst_bounds)
-    if target.is_empty():
-        return 0, 0
-    offset = plan.dst.backend.get_voxel_offset(plan.dst_resolution)
-    dchunk = plan.dst.backend.get_chunk_size(plan.dst_resolution)
-    chunks, voxels = 1, 1
-    for d, ax in enumerate(plan.top_grid.axes):
-        spans = core_spans(ax, target.start[d], target.stop[d])
-        cells = grid_spans(spans, int(offset[d]), int(dchunk[d]), plan.dst_bounds.start[d], plan.dst_bounds.stop[d])
-        chunks *= len(cells)
-        voxels *= sum(b - a for a, b in cells)
-    return chunks, voxels
-
-
 def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
     """Rough peak bytes a worker holds for one top-level task: the prefetched input, the padded
     output of each level's current chunk, and the band buffers of each level that blends the one
@@ -157,23 +137,6 @@ def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
                 padded.shape, plan.crop_pads[level], plan.chunk_sizes[level + 1], plan.blend_pads[level + 1], mode, plan.dtype
             )
             total += sum(math.prod(shape) for _, shape in schedule.regions) * (out_bpv if mode == "max" else acc_bpv)
-    return total
-
-
-def reduction_count(plan: SubchunkablePlan) -> int:
-    """How many reduction tasks the run has: those of the reduction chunks (on dst's chunk grid)
-    that the region's processed part meets (none lying wholly in ``processing_gap`` s)."""
-    assert plan.dst is not None and plan.dst_bounds is not None and plan.reduction_chunk is not None
-    target = plan.region.intersection(plan.dst_bounds)
-    if target.is_empty():
-        return 0
-    offset = plan.dst.backend.get_voxel_offset(plan.dst_resolution)
-    dchunk = plan.dst.backend.get_chunk_size(plan.dst_resolution)
-    total = 1
-    for d, ax in enumerate(plan.top_grid.axes):
-        start = offset[d] + ((target.start[d] - offset[d]) // dchunk[d]) * dchunk[d]
-        spans = core_spans(ax, target.start[d], target.stop[d])
-        total *= len(grid_spans(spans, start, plan.reduction_chunk[d], start, target.stop[d]))
     return total
 
 
@@ -294,25 +257,3 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def expected_tasks(plan: SubchunkablePlan) -> list[tuple[str, int, float, float]]:
-    """``(operation name, tasks, voxels, bytes written)`` of each kind of task the run yields,
-    for the progress bars' totals and the final summary: the top-level tasks process the
-    region; the bytes written to dst are those of the tasks that write it (the reduction's, when
-    there is one)."""
-    from .volumetric_apply_flow import plan_reducer
-
-    name = plan.task_name or plan.op_name
-    top = math.ceil(plan.top_grid.num_chunks / plan.task_stack_size)
-    written = float(dst_writes(plan)[1] * _voxel_bytes(plan.dst)) if plan.dst is not None else 0.0
-    if plan_reducer(plan) is None or plan.reduction_chunk is None:
-        return [(name, top, float(plan.region.size()), written)]
-    reductions = reduction_count(plan)
-    return [(name, top, float(plan.region.size()), 0.0), (f"{name} reduction", reductions, 0.0, written)]
-
-
-def declare_expected_tasks(plan: SubchunkablePlan) -> None:
-    """Tell the running ``mazepa.execute`` the run's task counts (see :func:`expected_tasks`)."""
-    from zetta_utils.mazepa.progress import expect_tasks
-
-    for name, tasks, voxels, written in expected_tasks(plan):
-        expect_tasks(name, tasks, voxels=voxels, bytes_written=written)

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -770,8 +771,6 @@ def plan_reducer(plan: SubchunkablePlan) -> Reducer | None:
 
 def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     """The flow of a run (see the module docstring)."""
-    from .summary import declare_expected_tasks  # (imports rich)
-
     declare_expected_tasks(plan)  # the progress bars' totals, known before any task runs
     if plan.store is not None:
         plan.store.create()
@@ -792,3 +791,79 @@ def deferred_reduction_flow(
     yield mazepa.Dependency()
     if not keep_intermediaries:
         reducer.store.delete()
+
+
+# The run's task counts, for the progress bars' totals (the summary printed before a run, in
+# .summary, uses them too).
+
+
+def _voxel_bytes(layer: Any) -> int:
+    backend = getattr(layer, "backend", None)
+    try:
+        dtype = backend.dtype  # type: ignore[union-attr]
+        channels = backend.num_channels  # type: ignore[union-attr]
+        import torch
+
+        return int(torch.empty(0, dtype=dtype).element_size()) * int(channels)
+    except Exception:
+        return 0
+
+
+def dst_writes(plan: SubchunkablePlan) -> tuple[int, int]:
+    """How many ``dst`` chunks the run writes, and their voxels: every chunk (clipped to dst's
+    bounds) that the region's processed part (all of it but ``processing_gap`` s) meets, whole."""
+    if plan.dst is None or plan.dst_bounds is None or plan.deferred:
+        return 0, 0
+    target = plan.region.intersection(plan.dst_bounds)
+    if target.is_empty():
+        return 0, 0
+    offset = plan.dst.backend.get_voxel_offset(plan.dst_resolution)
+    dchunk = plan.dst.backend.get_chunk_size(plan.dst_resolution)
+    chunks, voxels = 1, 1
+    for d, ax in enumerate(plan.top_grid.axes):
+        spans = core_spans(ax, target.start[d], target.stop[d])
+        cells = grid_spans(spans, int(offset[d]), int(dchunk[d]), plan.dst_bounds.start[d], plan.dst_bounds.stop[d])
+        chunks *= len(cells)
+        voxels *= sum(b - a for a, b in cells)
+    return chunks, voxels
+
+
+def reduction_count(plan: SubchunkablePlan) -> int:
+    """How many reduction tasks the run has: those of the reduction chunks (on dst's chunk grid)
+    that the region's processed part meets (none lying wholly in ``processing_gap`` s)."""
+    assert plan.dst is not None and plan.dst_bounds is not None and plan.reduction_chunk is not None
+    target = plan.region.intersection(plan.dst_bounds)
+    if target.is_empty():
+        return 0
+    offset = plan.dst.backend.get_voxel_offset(plan.dst_resolution)
+    dchunk = plan.dst.backend.get_chunk_size(plan.dst_resolution)
+    total = 1
+    for d, ax in enumerate(plan.top_grid.axes):
+        start = offset[d] + ((target.start[d] - offset[d]) // dchunk[d]) * dchunk[d]
+        spans = core_spans(ax, target.start[d], target.stop[d])
+        total *= len(grid_spans(spans, start, plan.reduction_chunk[d], start, target.stop[d]))
+    return total
+
+
+def expected_tasks(plan: SubchunkablePlan) -> list[tuple[str, int, float, float]]:
+    """``(operation name, tasks, voxels, bytes written)`` of each kind of task the run yields,
+    for the progress bars' totals and the final summary: the top-level tasks process the
+    region; the bytes written to dst are those of the tasks that write it (the reduction's, when
+    there is one)."""
+    from .volumetric_apply_flow import plan_reducer
+
+    name = plan.task_name or plan.op_name
+    top = math.ceil(plan.top_grid.num_chunks / plan.task_stack_size)
+    written = float(dst_writes(plan)[1] * _voxel_bytes(plan.dst)) if plan.dst is not None else 0.0
+    if plan_reducer(plan) is None or plan.reduction_chunk is None:
+        return [(name, top, float(plan.region.size()), written)]
+    reductions = reduction_count(plan)
+    return [(name, top, float(plan.region.size()), 0.0), (f"{name} reduction", reductions, 0.0, written)]
+
+
+def declare_expected_tasks(plan: SubchunkablePlan) -> None:
+    """Tell the running ``mazepa.execute`` the run's task counts (see :func:`expected_tasks`)."""
+    from zetta_utils.mazepa.progress import expect_tasks
+
+    for name, tasks, voxels, written in expected_tasks(plan):
+        expect_tasks(name, tasks, voxels=voxels, bytes_written=written)

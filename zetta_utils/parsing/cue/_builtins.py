@@ -12,7 +12,7 @@ import decimal
 import math
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._errors import CueError, Pos, unsupported
 from ._values import (
@@ -36,8 +36,16 @@ from ._values import (
     make_int,
 )
 
-if TYPE_CHECKING:
-    from ._eval import Evaluator
+
+class Evaluator(Protocol):
+    """What builtins use of the evaluator (``_eval.Evaluator``, which imports this module: the
+    protocol keeps the dependency one way)."""
+
+    def length_of(self, v: object) -> int | None: ...
+
+    def defaulted_elements(self, v: object) -> list[tuple[int, str]]: ...
+
+    def to_data_value(self, val: object, pos: Pos) -> object: ...
 
 
 class Builtin:
