@@ -3,9 +3,9 @@ implements.
 
 ``STDLIB`` lists every function and constant each package of CUE v0.4.0 exports (taken
 from the real CUE). The pure ones are implemented (``_pkg_*`` modules); the others
-(YAML encoding, Go templates, time layouts (``time.Parse``, ``Format``, ``Time``), the
-``tool/*`` packages of ``cue cmd``) are reported as unsupported where used, never
-evaluated differently. A name a package does not have is an evaluation error,
+(YAML encoding, Go's template language (``template.Execute``), ``list.Comparer``,
+``json.Validate``, the ``tool/*`` packages of ``cue cmd``) are reported as unsupported where
+used, never evaluated differently. A name a package does not have is an evaluation error,
 as in CUE.
 """
 

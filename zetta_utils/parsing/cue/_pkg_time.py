@@ -1,13 +1,14 @@
-"""The pure functions of CUE v0.4's ``time`` package that need no layouts: ``ParseDuration``
-and ``Duration`` (Go's duration syntax, nanoseconds in an int64) and ``Unix`` (an instant
-written as RFC 3339 in UTC). ``Parse``, ``Format`` and ``Time`` (Go's layout language) are
-not implemented.
+"""The functions of CUE v0.4's ``time`` package: ``ParseDuration`` and ``Duration`` (Go's
+duration syntax, nanoseconds in an int64), ``Unix`` (an instant written as RFC 3339 in UTC),
+``Parse`` (Go's time.Parse with a reference-time layout, the instant as RFC 3339 in UTC) and
+the validators ``Format`` and ``Time`` (the value parses with the layout, resp. RFC 3339).
 """
 
 from __future__ import annotations
 
 from ._builtins import Builtin, Call, functions
 from ._errors import unsupported
+from ._gotime import TimeParseError, go_parse
 from ._values import make_int
 
 _UNITS = {
@@ -155,7 +156,31 @@ def _time_funcs() -> dict[str, Builtin]:
             raise unsupported(c.pos, "time.Unix of more than 2**60 seconds")
         return unix_rfc3339(sec, nsec)
 
+    def parse_layout(c: Call) -> object:
+        try:
+            sec, nsec = go_parse(c.string(0), c.string(1))
+        except TimeParseError as e:
+            raise c.fail(str(e)) from None
+        return unix_rfc3339(sec, nsec)
+
+    def layout_check(c: Call, value: str, layout: str) -> object:
+        try:
+            go_parse(layout, value)
+        except TimeParseError:
+            raise c.fail(f"invalid time {_quote(value)}") from None
+        return True
+
     fs = [
+        Builtin("time.Parse", 2, parse_layout),
+        Builtin(
+            "time.Format", 2, lambda c: layout_check(c, c.string(0), c.string(1)), validator=True
+        ),
+        Builtin(
+            "time.Time",
+            1,
+            lambda c: layout_check(c, c.string(0), "2006-01-02T15:04:05.999999999Z07:00"),
+            validator=True,
+        ),
         Builtin("time.ParseDuration", 1, parse),
         Builtin("time.Duration", 1, duration, validator=True),
         Builtin("time.Unix", 2, unix),
