@@ -21,6 +21,7 @@ from . import (
     _pkg_template,
     _pkg_text,
     _pkg_time,
+    _pkg_yaml,
 )
 from ._errors import Pos, unsupported
 from ._values import error, make_int
@@ -129,6 +130,7 @@ IMPLEMENTED: dict[str, dict[str, object]] = {
     **_pkg_misc.PACKAGES,
     **_pkg_tabwriter.PACKAGES,
     **_pkg_template.PACKAGES,
+    **_pkg_yaml.PACKAGES,
     "time": {**_pkg_time.TIME_FUNCS, **_TIME_CONSTS},
     "net": {**_pkg_net.NET_FUNCS, "IPv4len": make_int(4), "IPv6len": make_int(16)},
 }
