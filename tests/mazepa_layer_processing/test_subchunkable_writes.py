@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -292,3 +293,22 @@ def test_merges_into_shared_chunks_from_two_processes_never_undo_each_other(tmp_
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
+
+
+def test_a_merge_into_a_volume_made_again_with_another_type_writes_the_new_type(tmp_path: Path) -> None:
+    """A volume made again at the same path with another data type (same grid) gets the new
+    type's bytes: the process's TensorStore handle on the old volume is not reused (it was, and
+    the merge of uint16 voxels into it failed, as the flow sweep found)."""
+    from zetta_utils.geometry import Vec3D
+    from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box
+    from zetta_utils.mazepa_layer_processing.common.edge_writes import merge_into
+
+    path = str(tmp_path / "dst")
+    box = Box((0, 0, 0), (8, 16, 1))  # half of the one chunk in x: a merge
+    first = make_volume_at(path, size=(16, 16, 1), dtype="uint8", chunk=(16, 16, 1))
+    merge_into(first.backend, Vec3D(*RES), [(box, np.full((1, 8, 16, 1), 7, np.uint8))])
+    shutil.rmtree(path)
+    again = make_volume_at(path, size=(16, 16, 1), dtype="uint16", chunk=(16, 16, 1))
+    merge_into(again.backend, Vec3D(*RES), [(box, np.full((1, 8, 16, 1), 1000, np.uint16))])
+    out = read_array(again, (0, 0, 0), (16, 16, 1))
+    assert (out[:, :8] == 1000).all() and (out[:, 8:] == 0).all()

@@ -88,8 +88,11 @@ def _tensorstore(backend: Any, resolution: Vec3D[float]) -> Any:
     if scale is None or scale.get("encoding") not in TS_WRITABLE_ENCODINGS:
         return None
     sync = bool(getattr(backend, "file_io_sync", False))
-    # the scale's whole entry: a volume made again with another grid at the same path reopens
-    key = (backend.path, json.dumps(scale, sort_keys=True), sync)
+    # the data type, channels and the scale's whole entry: a volume made again at the same path
+    # with another type or grid reopens (a stale handle would write the old type's bytes)
+    info = backend.info
+    described = {"data_type": info.get("data_type"), "num_channels": info.get("num_channels"), "scale": scale}
+    key = (backend.path, json.dumps(described, sort_keys=True), sync)
     global _handles_pid
     with _lock:
         if _handles_pid != os.getpid():  # handles do not survive a fork
