@@ -8,14 +8,11 @@ failures are compared too, all in one file.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import cue_checkkit as checkkit
 
 MONTHS = "January February March April May June July August September October November December"
 DAYS = "Sunday Monday Tuesday Wednesday Thursday Friday Saturday"
@@ -293,13 +290,7 @@ def programs(seed: int, count: int) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    from cue_netcheck import compare_programs
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--count", type=int, default=300)
-    a = ap.parse_args(argv)
-    return compare_programs(programs(a.seed, a.count), "time.")
+    return checkkit.main(__doc__, argv, programs, "time.")
 
 
 if __name__ == "__main__":

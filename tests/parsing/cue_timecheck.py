@@ -6,14 +6,11 @@ evaluated by the built-in evaluator and by the real CUE v0.4, and compared.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import cue_checkkit as checkkit
 
 UNITS = ["ns", "us", "\u00b5s", "\u03bcs", "ms", "s", "m", "h", "", "x", "H", "sec"]
 EDGE_DURATIONS = [
@@ -56,13 +53,10 @@ def _rand_duration(rng: random.Random) -> str:
     return out
 
 
-def programs(seed: int, count: int) -> dict[str, str]:
-    from zetta_utils.parsing.cue import CueError, load
-
+def programs(seed: int, count: int) -> checkkit.Batch:
     rng = random.Random(seed)
-    out: dict[str, str] = {}
+    batch = checkkit.Batch('import "time"')
     for name in ("ParseDuration", "Duration", "Unix"):
-        lines = ['import "time"']
         for k in range(count):
             if name == "Unix":
                 sec = rng.choice(
@@ -80,24 +74,12 @@ def programs(seed: int, count: int) -> dict[str, str]:
                 call = f"time.Unix({sec}, {nsec})"
             else:
                 call = f"time.{name}({json.dumps(_rand_duration(rng), ensure_ascii=False)})"
-            try:
-                load(f'import "time"\nv: {call}\n', engine="builtin")
-            except CueError:
-                out[f"{name}_e{k}"] = f'import "time"\nv: {call}\n'
-                continue
-            lines.append(f"v{k}: {call}")
-        out[name] = "\n".join(lines) + "\n"
-    return out
+            batch.add(name, f"v{k}", call)
+    return batch
 
 
 def main(argv: list[str]) -> int:
-    from cue_netcheck import compare_programs
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--count", type=int, default=300)
-    a = ap.parse_args(argv)
-    return compare_programs(programs(a.seed, a.count), "time.")
+    return checkkit.main(__doc__, argv, programs, "time.")
 
 
 if __name__ == "__main__":
