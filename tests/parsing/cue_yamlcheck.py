@@ -24,7 +24,8 @@ STRINGS = [
     "`x", "?", "|", ">", "1a", "v1.2.3", "_hidden", "/abs/path", "a/b-c_d.e", "NaN", ".inf",
     "-.inf", ".NaN", "Infinity", "<<", "=", "yes", "Yes", "OFF", "0", "00", "007", "1.", "1e",
     "12:30", "2021-01-01", "word " * 12 + "end", "w" * 90, "a b " * 20 + "c",
-    "long_key_like_value_with_no_spaces_at_all/but/many/slashes/" * 2, "precomputed://gs://b/c", "4 4 40", "A_B", "x-", "--", "x,y",
+    "long_key_like_value_with_no_spaces_at_all/but/many/slashes/" * 2, "precomputed://gs://b/c",
+    "4 4 40", "A_B", "x-", "--", "x,y",
 ]  # fmt: skip
 KEYS = [
     "a",

@@ -188,7 +188,10 @@ def test_number_kinds_follow_cue() -> None:
 
 
 def test_key_order_follows_cue() -> None:
-    src = "#T: {a: int, ...}\nx: #T & {b: 1, a: 2}\ny: {z: 1} & {a: 2}\nw: #U & {b: 1, a: 2}\n#U: {a: int, b: int}\n"
+    src = (
+        "#T: {a: int, ...}\nx: #T & {b: 1, a: 2}\ny: {z: 1} & {a: 2}\n"
+        "w: #U & {b: 1, a: 2}\n#U: {a: int, b: int}\n"
+    )
     out = load(src, engine="builtin")
     assert list(out["x"]) == ["b", "a"]
     assert list(out["y"]) == ["z", "a"]

@@ -16,7 +16,8 @@ class SpecFileError(ValueError):
 
 
 def load_spec_file(path: str | os.PathLike[str]) -> Any:
-    """Parse the spec file at ``path`` by its extension (``.cue``, ``.json``, ``.yaml``/``.yml``)."""
+    """Parse the spec file at ``path`` by its extension (``.cue``, ``.json``,
+    ``.yaml``/``.yml``)."""
     p = Path(os.path.expanduser(str(path)))
     if not p.is_file():
         raise SpecFileError(f"spec file not found: {path}")
@@ -40,7 +41,9 @@ def load_spec_file(path: str | os.PathLike[str]) -> Any:
             mark = getattr(e, "problem_mark", None)
             where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
             raise SpecFileError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
-    raise SpecFileError(f"unknown spec file type {suffix!r} for {path}: expected .cue, .json, .yaml or .yml")
+    raise SpecFileError(
+        f"unknown spec file type {suffix!r} for {path}: expected .cue, .json, .yaml or .yml"
+    )
 
 
 __all__ = ["SpecFileError", "cue", "load_spec_file"]

@@ -1442,7 +1442,8 @@ class NodeCtx:
             what = _what_str(what)
             self.add_err(
                 error(
-                    f"conflicting values {what} and {prev} (mismatched types {kind_name(k)} and {kind_name(self.kind)})",
+                    f"conflicting values {what} and {prev} "
+                    f"(mismatched types {kind_name(k)} and {kind_name(self.kind)})",
                     pos,
                 )
             )

@@ -82,8 +82,9 @@ STDLIB: dict[str, str] = {
     "time": (
         "Duration Format Parse ParseDuration Time Unix Nanosecond Microsecond Millisecond "
         "Second Minute Hour ANSIC UnixDate RubyDate RFC822 RFC822Z RFC850 RFC1123 RFC1123Z "
-        "RFC3339 RFC3339Nano RFC3339Date Kitchen Kitchen24 January February March April May June July August September October "
-        "November December Sunday Monday Tuesday Wednesday Thursday Friday Saturday"
+        "RFC3339 RFC3339Nano RFC3339Date Kitchen Kitchen24 January February March April May "
+        "June July August September October November December Sunday Monday Tuesday "
+        "Wednesday Thursday Friday Saturday"
     ),
     "uuid": "FromInt MD5 Parse SHA1 ToInt URN Valid Variant Version ToString ns",
     # The packages of `cue cmd` (commands have effects: nothing for export).
