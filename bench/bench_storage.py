@@ -132,7 +132,12 @@ def region_reads(root: str) -> dict[str, tuple[float, float]]:
 
     size, chunk, pad, planes, res = 4096, CHUNK, 128, SIZE_Z, RES
     path = make_source(os.path.join(root, "regions"), size)  # the volume bench_subchunkable copies
-    starts = [(x - pad, y - pad, z) for z in range(planes) for y in range(0, size, chunk) for x in range(0, size, chunk)]
+    starts = [
+        (x - pad, y - pad, z)
+        for z in range(planes)
+        for y in range(0, size, chunk)
+        for x in range(0, size, chunk)
+    ]
     side = chunk + 2 * pad
     out = np.empty((1, 1, side, side), dtype=np.uint8).transpose(0, 3, 2, 1)  # CXYZ, x fastest
     ways = {
@@ -149,7 +154,10 @@ def region_reads(root: str) -> dict[str, tuple[float, float]]:
             wall, cpu = time.perf_counter(), time.process_time()
             for x, y, z in starts:
                 backend.read_voxels_into(res, (x, y, z), (x + side, y + side, z + 1), out)
-            times[name] = ((time.perf_counter() - wall) / len(starts), (time.process_time() - cpu) / len(starts))
+            times[name] = (
+                (time.perf_counter() - wall) / len(starts),
+                (time.process_time() - cpu) / len(starts),
+            )
             backend.clear_cache()
     finally:
         if previous is None:
@@ -196,14 +204,18 @@ def main() -> None:
     print(f"1 MB files x {FILES}, in {args.dir or tempfile.gettempdir()}, best of {args.repeat}")
     for name, secs in best.items():
         print(
-            f"  {name:26s} {secs * 1e3:7.3f} ms/MB  {MB / secs / 1e9:6.2f} GB/s  {secs / base:6.1f} x memcpy"
+            f"  {name:26s} {secs * 1e3:7.3f} ms/MB  {MB / secs / 1e9:6.2f} GB/s  "
+            f"{secs / base:6.1f} x memcpy"
         )
     print(f"1280 x 1280 regions of 1024 x 1024 raw chunks, x 256, best of {args.repeat}")
     cached_cpu = min(r["array interface, cached"][1] for r in region_rounds)
     for name in region_rounds[0]:
         wall = min(r[name][0] for r in region_rounds)
         cpu = min(r[name][1] for r in region_rounds)
-        print(f"  {name:26s} {wall * 1e3:7.3f} ms wall  {cpu * 1e3:7.3f} ms CPU  {cpu / cached_cpu:5.2f} x the CPU of the cached")
+        print(
+            f"  {name:26s} {wall * 1e3:7.3f} ms wall  {cpu * 1e3:7.3f} ms CPU  "
+            f"{cpu / cached_cpu:5.2f} x the CPU of the cached"
+        )
 
 
 if __name__ == "__main__":

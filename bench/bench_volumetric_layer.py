@@ -62,7 +62,8 @@ def main() -> None:
     coarse = idx.with_resolution((8, 8, 40))
     r = rate(lambda: layer[coarse], max(repeat // 10, 10))
     print(
-        f"{'layer[idx at 2x coarser] (img)':35s} {r:10.0f} reads/s  ratio to baseline {r / base:.3f}"
+        f"{'layer[idx at 2x coarser] (img)':35s} {r:10.0f} reads/s  "
+        f"ratio to baseline {r / base:.3f}"
     )
 
     # Per-call cost of the layer itself: a backend whose read returns a ready tensor.

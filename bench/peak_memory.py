@@ -40,12 +40,16 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _flow(root: str, src_path: str, end: tuple[int, int, int], start: tuple[int, int, int] = (0, 0, 0)) -> Any:
+def _flow(
+    root: str, src_path: str, end: tuple[int, int, int], start: tuple[int, int, int] = (0, 0, 0)
+) -> Any:
     from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
     from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 
     src = build_ts_layer("file://" + src_path)
-    dst = build_ts_layer("file://" + os.path.join(root, "dst"), info_reference_path="file://" + src_path)
+    dst = build_ts_layer(
+        "file://" + os.path.join(root, "dst"), info_reference_path="file://" + src_path
+    )
     return build_subchunkable_apply_flow(
         dst=dst,
         dst_resolution=bs.RES,
@@ -86,7 +90,9 @@ def child(root: str, src_path: str, size: int, z: int, warm_up: bool) -> dict[st
     }
 
 
-def measure(size: int = 2048, z: int = 2, root: str | None = None, per_task: bool = True) -> dict[str, float]:
+def measure(
+    size: int = 2048, z: int = 2, root: str | None = None, per_task: bool = True
+) -> dict[str, float]:
     """Measured peak bytes of one worker on flow (c) over a ``size`` x ``size`` x ``z`` uint8
     volume, and the plan's estimate. ``size`` is a multiple of 2048.
 
@@ -104,12 +110,28 @@ def measure(size: int = 2048, z: int = 2, root: str | None = None, per_task: boo
             bs.SIZE_Z = saved
         code = (
             "import json, sys; sys.path.insert(0, sys.argv[1]); import peak_memory as p; "
-            "print(json.dumps(p.child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == '1')))"
+            "print(json.dumps(p.child(sys.argv[2], sys.argv[3], int(sys.argv[4]), "
+            "int(sys.argv[5]), sys.argv[6] == '1')))"
         )
         here = os.path.dirname(os.path.abspath(__file__))
         out = subprocess.run(
-            [sys.executable, "-c", code, here, tmp, src_path, str(size), str(z), "1" if per_task else "0"],
-            env={**os.environ, "ZETTA_MALLOC_TUNING": "0" if per_task else os.environ.get("ZETTA_MALLOC_TUNING", "1")},
+            [
+                sys.executable,
+                "-c",
+                code,
+                here,
+                tmp,
+                src_path,
+                str(size),
+                str(z),
+                "1" if per_task else "0",
+            ],
+            env={
+                **os.environ,
+                "ZETTA_MALLOC_TUNING": "0"
+                if per_task
+                else os.environ.get("ZETTA_MALLOC_TUNING", "1"),
+            },
             check=True,
             capture_output=True,
             text=True,
@@ -119,21 +141,28 @@ def measure(size: int = 2048, z: int = 2, root: str | None = None, per_task: boo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=2048, help="x and y size of the volume (multiple of 2048)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--size", type=int, default=2048, help="x and y size of the volume (multiple of 2048)"
+    )
     parser.add_argument("--z", type=int, default=2, help="z sections measured")
     args = parser.parse_args()
     got = measure(args.size, args.z)
     whole = measure(args.size, args.z, per_task=False)
     mib = 1024.0 * 1024.0
     print(
-        f"flow (c), {args.size} x {args.size} x {args.z} uint8, one worker: peak of its tasks {got['measured'] / mib:.1f} MiB "
+        f"flow (c), {args.size} x {args.size} x {args.z} uint8, one worker: "
+        f"peak of its tasks {got['measured'] / mib:.1f} MiB "
         f"measured, {got['estimate'] / mib:.1f} MiB estimated by the plan "
-        f"(top-level task {got['top_task_estimate'] / mib:.1f}, reduction task {got['reduction_estimate'] / mib:.1f}): "
+        f"(top-level task {got['top_task_estimate'] / mib:.1f}, "
+        f"reduction task {got['reduction_estimate'] / mib:.1f}): "
         f"{'bounded' if got['measured'] <= got['estimate'] else 'NOT bounded'}"
     )
     print(
-        f"  the worker's whole growth over the run (no warm-up, freed memory kept for reuse as workers do): "
+        "  the worker's whole growth over the run "
+        "(no warm-up, freed memory kept for reuse as workers do): "
         f"{whole['measured'] / mib:.1f} MiB"
     )
 

@@ -31,7 +31,9 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _private_run_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _private_run_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`zetta run` records unfinished runs per spec (to resume them) and writes join files: per
     test, so that a run one test stopped is never resumed by another test running the same spec."""
     state = tmp_path_factory.mktemp("run_state")

@@ -156,9 +156,7 @@ def _package_of(module: str) -> str | None:
     return parts[1] if len(parts) > 1 else None
 
 
-def upward_imports(
-    modules: dict[str, Path], graph: dict[str, list[tuple[int, str]]]
-) -> list[str]:
+def upward_imports(modules: dict[str, Path], graph: dict[str, list[tuple[int, str]]]) -> list[str]:
     problems = []
     for module, edges in graph.items():
         src = _package_of(module)
@@ -261,7 +259,9 @@ def test_the_checks_catch_a_planted_upward_import_and_cycle(tmp_path: Path) -> N
     (pkg / "builder" / "a.py").write_text(
         "def f():\n    from zetta_utils.geometry import bbox\n\nfrom . import b\nx = 1\n"
     )
-    (pkg / "builder" / "b.py").write_text("import importlib\nimportlib.import_module('zetta_utils.builder.a')\n")
+    (pkg / "builder" / "b.py").write_text(
+        "import importlib\nimportlib.import_module('zetta_utils.builder.a')\n"
+    )
     (pkg / "geometry" / "__init__.py").write_text("from zetta_utils import builder\n")
     (pkg / "geometry" / "bbox.py").write_text("")
     modules, graph = import_graph(pkg)

@@ -22,7 +22,9 @@ def add(x: int, y: int = 1) -> int:
 
 
 @builder.register("tests.takes_vec")
-def takes_vec(v: Vec3D[int], vs: Sequence[Vec3D[int]] = (), maybe: Vec3D[float] | None = None) -> Any:
+def takes_vec(
+    v: Vec3D[int], vs: Sequence[Vec3D[int]] = (), maybe: Vec3D[float] | None = None
+) -> Any:
     return v, list(vs), maybe
 
 
@@ -66,10 +68,22 @@ def test_recursive_build_through_dicts_and_lists() -> None:
 
 def test_method_registration_and_vec_coercion() -> None:
     bbox = builder.build(
-        {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": [5, 7, 11], "resolution": [4, 4, 30]}
+        {
+            "@type": "BBox3D.from_coords",
+            "start_coord": [0, 0, 0],
+            "end_coord": [5, 7, 11],
+            "resolution": [4, 4, 30],
+        }
     )
     assert bbox == BBox3D.from_coords((0, 0, 0), (5, 7, 11), (4, 4, 30))
-    v, vs, maybe = builder.build({"@type": "tests.takes_vec", "v": [1, 2, 3], "vs": [[1, 1, 1], [2, 2, 2]], "maybe": [0.5, 1, 1]})
+    v, vs, maybe = builder.build(
+        {
+            "@type": "tests.takes_vec",
+            "v": [1, 2, 3],
+            "vs": [[1, 1, 1], [2, 2, 2]],
+            "maybe": [0.5, 1, 1],
+        }
+    )
     assert isinstance(v, Vec3D) and v == Vec3D(1, 2, 3)
     assert all(isinstance(e, Vec3D) for e in vs)
     assert isinstance(maybe, Vec3D)
@@ -83,7 +97,9 @@ def test_partial_mode_builds_nested_once_and_merges_call_args() -> None:
         calls.append(n)
         return n
 
-    p = builder.build({"@type": "tests.add", "@mode": "partial", "x": {"@type": "tests.count_build", "n": 5}})
+    p = builder.build(
+        {"@type": "tests.add", "@mode": "partial", "x": {"@type": "tests.count_build", "n": 5}}
+    )
     assert isinstance(p, BuilderPartial)
     assert calls == []
     assert p() == 6

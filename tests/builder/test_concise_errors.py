@@ -26,17 +26,27 @@ def test_a_misspelled_argument_of_a_long_signature_is_one_short_line() -> None:
 
 def test_two_unknown_names_are_both_named_at_the_spec() -> None:
     with pytest.raises(BuilderError) as info:
-        builder.build({"@type": "BBox3D.from_coords", "start_cord": [0, 0, 0], "end_cord": [1, 1, 1]})
+        builder.build(
+            {"@type": "BBox3D.from_coords", "start_cord": [0, 0, 0], "end_cord": [1, 1, 1]}
+        )
     assert str(info.value) == (
-        "at `<root>`: 'BBox3D.from_coords' has no arguments 'start_cord' (did you mean 'start_coord'?) "
-        "and 'end_cord' (did you mean 'end_coord'?) (`zetta show-registry BBox3D.from_coords` lists all "
-        "its arguments)"
+        "at `<root>`: 'BBox3D.from_coords' has no arguments "
+        "'start_cord' (did you mean 'start_coord'?) "
+        "and 'end_cord' (did you mean 'end_coord'?) "
+        "(`zetta show-registry BBox3D.from_coords` lists all its arguments)"
     )
 
 
 def test_a_name_close_to_nothing_gets_no_suggestion() -> None:
     with pytest.raises(BuilderError) as info:
-        builder.build({"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": [1, 1, 1], "zzz": 1})
+        builder.build(
+            {
+                "@type": "BBox3D.from_coords",
+                "start_coord": [0, 0, 0],
+                "end_coord": [1, 1, 1],
+                "zzz": 1,
+            }
+        )
     assert str(info.value) == (
         "at `zzz`: 'BBox3D.from_coords' has no argument 'zzz' "
         "(`zetta show-registry BBox3D.from_coords` lists all its arguments)"

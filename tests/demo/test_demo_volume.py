@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 GUIDE_BOUNDS = (
     "VolumetricIndex(resolution=Vec3D(4, 4, 40), bbox=BBox3D(bounds=((0, 1048576), (0, 524288), "
-    "(0, 282560)), unit='nm', pprint_px_resolution=(1, 1, 1)), chunk_id=0, allow_slice_rounding=False)"
+    "(0, 282560)), unit='nm', pprint_px_resolution=(1, 1, 1)), chunk_id=0, "
+    "allow_slice_rounding=False)"
 )
 
 

@@ -59,7 +59,9 @@ def volume(tmp_path: Path) -> Path:
     return vol
 
 
-def _get(port: int, path: str, host: str = "127.0.0.1", origin: str | None = None) -> tuple[int, bytes, dict[str, str]]:
+def _get(
+    port: int, path: str, host: str = "127.0.0.1", origin: str | None = None
+) -> tuple[int, bytes, dict[str, str]]:
     """A GET with ``path`` sent exactly as written (no client-side normalisation)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -84,7 +86,9 @@ def server(volume: Path) -> Iterator[VolumeServer]:
     srv.server_close()
 
 
-def test_the_links_volume_url_serves_its_info_and_chunks(volume: Path, server: VolumeServer) -> None:
+def test_the_links_volume_url_serves_its_info_and_chunks(
+    volume: Path, server: VolumeServer
+) -> None:
     port = server.server_port
     link = show_mod.neuroglancer_link(f"file://{volume}", serve_url=f"http://127.0.0.1:{port}")
     state = json.loads(urllib.parse.unquote(link.split("#!", 1)[1]))
@@ -141,16 +145,32 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_the_command_zetta_show_prints_serves_its_link(volume: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_zetta_show_prints_serves_its_link(
+    volume: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As the README goes: `zetta show file://~/zetta_utils_temp`, then the serve command it
     prints, then the link's volume URL."""
     home = volume.parent
     monkeypatch.setenv("HOME", str(home))
     port = _free_port()
-    result = CliRunner().invoke(show, ["file://~/zetta_utils_temp", "--z", "0", "--out", str(home / "t.png"), "--port", str(port)])
+    result = CliRunner().invoke(
+        show,
+        [
+            "file://~/zetta_utils_temp",
+            "--z",
+            "0",
+            "--out",
+            str(home / "t.png"),
+            "--port",
+            str(port),
+        ],
+    )
     assert result.exit_code == 0, result.output
     command = re.search(r"python -m zetta_utils\.demo\.serve [^)]*", result.output)
-    assert command is not None and command.group(0) == f"python -m zetta_utils.demo.serve ~/zetta_utils_temp --port {port}"
+    assert (
+        command is not None
+        and command.group(0) == f"python -m zetta_utils.demo.serve ~/zetta_utils_temp --port {port}"
+    )
     link = next(line for line in result.output.splitlines() if line.startswith("Neuroglancer: "))
     source = json.loads(urllib.parse.unquote(link.split("#!", 1)[1]))["layers"][0]["source"]
     argv = [sys.executable, *command.group(0).split()[1:]]

@@ -54,10 +54,14 @@ def _scaled(section: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.floor(values * 255 + 0.5).astype(np.uint8).T
 
 
-def test_both_halves_show_their_layer_with_one_contrast(pair: tuple[str, str, np.ndarray, np.ndarray], tmp_path: Path) -> None:
+def test_both_halves_show_their_layer_with_one_contrast(
+    pair: tuple[str, str, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
     src, out, left, right = pair
     png = tmp_path / "cmp.png"
-    result = show_mod.write_comparison(src, out, 1, str(png), resolution="8,8,40", bbox="0,0,96,64", gap=4)
+    result = show_mod.write_comparison(
+        src, out, 1, str(png), resolution="8,8,40", bbox="0,0,96,64", gap=4
+    )
     image = np.asarray(Image.open(png))
     assert image.shape == (64, 2 * 96 + 4) and image.dtype == np.uint8
     assert result.image_size == (196, 64) and result.panel_size == (96, 64)
@@ -81,26 +85,43 @@ def test_uint8_layers_are_shown_as_they_are_and_the_width_is_bounded(tmp_path: P
     b = np.zeros_like(a)
     png = tmp_path / "u8.png"
     result = show_mod.write_comparison(
-        _volume(tmp_path / "a", a), _volume(tmp_path / "b", b), 0, str(png), resolution="8,8,40", bbox="0,0,96,64"
+        _volume(tmp_path / "a", a),
+        _volume(tmp_path / "b", b),
+        0,
+        str(png),
+        resolution="8,8,40",
+        bbox="0,0,96,64",
     )
     image = np.asarray(Image.open(png))
     np.testing.assert_array_equal(image[:, :96], a[0, :, :, 0].T)
     np.testing.assert_array_equal(image[:, 104:], 0)
     assert result.empty == (False, True) and result.value_range == (0.0, 255.0)
     small = show_mod.write_comparison(
-        _volume(tmp_path / "a", a), _volume(tmp_path / "b", b), 0, str(png), resolution="8,8,40", bbox="0,0,96,64", max_size=104
+        _volume(tmp_path / "a", a),
+        _volume(tmp_path / "b", b),
+        0,
+        str(png),
+        resolution="8,8,40",
+        bbox="0,0,96,64",
+        max_size=104,
     )
     assert small.image_size[0] <= 104 and Image.open(png).size == small.image_size
 
 
-def test_the_show_command_writes_the_comparison(pair: tuple[str, str, np.ndarray, np.ndarray], tmp_path: Path) -> None:
+def test_the_show_command_writes_the_comparison(
+    pair: tuple[str, str, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
     src, out, _, _ = pair
     png = tmp_path / "c.png"
-    r = CliRunner().invoke(show, [src, "--compare", out, "--z", "0", "--resolution", "8,8,40", "--out", str(png)])
+    r = CliRunner().invoke(
+        show, [src, "--compare", out, "--z", "0", "--resolution", "8,8,40", "--out", str(png)]
+    )
     assert r.exit_code == 0, r.output
     assert r.output.startswith(f"Wrote {png} (200x64 px): section 0, voxels ")
     assert f"of {src} (left) and {out} (right)" in r.output and "black .. white in both" in r.output
     image = np.asarray(Image.open(png))
     assert image.shape == (64, 200)
-    r = CliRunner().invoke(show, [src, "--compare", str(tmp_path / "missing"), "--z", "0", "--out", str(png)])
+    r = CliRunner().invoke(
+        show, [src, "--compare", str(tmp_path / "missing"), "--z", "0", "--out", str(png)]
+    )
     assert r.exit_code != 0 and "Traceback" not in r.output

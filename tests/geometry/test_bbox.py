@@ -11,11 +11,15 @@ RES = Vec3D(4, 4, 30)
 
 def test_guide_repr_and_pformat() -> None:
     b = BBox3D.from_coords(Vec3D(0, 0, 0), Vec3D(5, 7, 11), RES)
-    assert repr(b) == "BBox3D(bounds=((0, 20), (0, 28), (0, 330)), unit='nm', pprint_px_resolution=(1, 1, 1))"
+    assert (
+        repr(b)
+        == "BBox3D(bounds=((0, 20), (0, 28), (0, 330)), unit='nm', pprint_px_resolution=(1, 1, 1))"
+    )
     assert b.pformat(RES) == "(0.0, 0.0, 0.0) - (5.0, 7.0, 11.0)"
     c = b.cropped(Vec3D(1, 2, 3), RES)
     assert repr(c) == (
-        "BBox3D(bounds=((4.0, 16.0), (8.0, 20.0), (90.0, 240.0)), unit='nm', pprint_px_resolution=(1, 1, 1))"
+        "BBox3D(bounds=((4.0, 16.0), (8.0, 20.0), (90.0, 240.0)), unit='nm', "
+        "pprint_px_resolution=(1, 1, 1))"
     )
     p = b.padded(Vec3D(1, 2, 3), RES)
     assert p.pformat(RES) == "(-1.0, -2.0, -3.0) - (6.0, 9.0, 14.0)"
@@ -51,7 +55,11 @@ def test_to_slices_requires_alignment() -> None:
     b = BBox3D.from_coords((0, 0, 0), (10, 10, 1), (1, 1, 1))
     with pytest.raises(ValueError, match="not aligned"):
         b.to_slices((4, 4, 1))
-    assert b.to_slices((4, 4, 1), allow_slice_rounding=True) == (slice(0, 2), slice(0, 2), slice(0, 1))
+    assert b.to_slices((4, 4, 1), allow_slice_rounding=True) == (
+        slice(0, 2),
+        slice(0, 2),
+        slice(0, 1),
+    )
 
 
 def test_asymmetric_pad_and_translate() -> None:
@@ -117,13 +125,19 @@ def boxes(draw: st.DrawFn) -> tuple[BBox3D, tuple[int, int, int]]:
 
 
 @given(boxes(), st.tuples(*[st.integers(0, 50)] * 3))
-def test_pad_then_crop_is_identity(box_res: tuple[BBox3D, tuple[int, int, int]], pad: tuple[int, int, int]) -> None:
+def test_pad_then_crop_is_identity(
+    box_res: tuple[BBox3D, tuple[int, int, int]], pad: tuple[int, int, int]
+) -> None:
     box, res = box_res
     assert box.padded(pad, res).cropped(pad, res) == box
 
 
-@given(boxes(), st.tuples(*[st.integers(-20, 20)] * 3), st.tuples(*[st.integers(1, 30)] * 3),
-       st.sampled_from(["shrink", "expand", "round"]))
+@given(
+    boxes(),
+    st.tuples(*[st.integers(-20, 20)] * 3),
+    st.tuples(*[st.integers(1, 30)] * 3),
+    st.sampled_from(["shrink", "expand", "round"]),
+)
 def test_snapping_is_idempotent(box_res, offset, grid, mode) -> None:  # type: ignore[no-untyped-def]
     box, res = box_res
     off = [o * r for o, r in zip(offset, res)]

@@ -95,7 +95,8 @@ def prefill_neighbours(home: Path) -> dict[str, FileState]:
     """~/zetta_utils_temp as the examples make it (the demo's info), with noise in the chunks
     next to the region (their files aged), as left by another run; returns their states."""
     dst = build_ts_layer(
-        path="file://~/zetta_utils_temp/", info_reference_path="file://~/.zetta_utils/demo/fafb_v15/img_norm"
+        path="file://~/zetta_utils_temp/",
+        info_reference_path="file://~/.zetta_utils/demo/fafb_v15/img_norm",
     )
     rng = np.random.default_rng(0)
     for start in NEIGHBOURS:
@@ -145,7 +146,9 @@ def with_reduction_chunks(spec: Path, tmp_path: Path) -> Path:
     anchor = "   level_intermediaries_dirs:"
     assert anchor in text and "max_reduction_chunk_sizes" not in text
     out = tmp_path / f"{spec.stem}_reduction_2048.cue"
-    out.write_text(text.replace(anchor, "   max_reduction_chunk_sizes: [2048, 2048, 1]\n" + anchor, 1))
+    out.write_text(
+        text.replace(anchor, "   max_reduction_chunk_sizes: [2048, 2048, 1]\n" + anchor, 1)
+    )
     return out
 
 
@@ -222,7 +225,9 @@ def test_readme_quick_start(home: Path, tmp_path: Path) -> None:
     result = zetta_run(EXAMPLES / "subchunkable_copy.cue", home)
     assert result.returncode == 0, result.stdout + result.stderr
     check_copy(home)
-    check_only_region_written(home, {}, result.stdout + result.stderr)  # a new volume: no other file
+    check_only_region_written(
+        home, {}, result.stdout + result.stderr
+    )  # a new volume: no other file
     shown = zetta("show", "file://~/zetta_utils_temp", "--z", "2000", "--out", "copy.png")
     assert shown.returncode == 0, shown.stderr
     assert "Wrote copy.png (1024x1024 px)" in shown.stdout and "at (16,16,40) nm" in shown.stdout

@@ -295,13 +295,18 @@ def _bad_arguments(
                 f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
                 for key, close in zip(unknown, suggestions, strict=True)
             ]
-            message = f"'{entry.name}' has no arguments {', '.join(named[:-1])} and {named[-1]} ({show_all})"
+            message = (
+                f"'{entry.name}' has no arguments {', '.join(named[:-1])} "
+                f"and {named[-1]} ({show_all})"
+            )
         where = _join(path, unknown[0]) if len(unknown) == 1 else path
     else:
         missing = [
             n
             for n, p in params.items()
-            if p.default is P.empty and p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) and n not in kwargs
+            if p.default is P.empty
+            and p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)
+            and n not in kwargs
         ]
         where = path
         if missing and not any(p.kind is P.POSITIONAL_ONLY for p in params.values()):
@@ -418,7 +423,9 @@ def partial_signature(sig: inspect.Signature, given: Iterable[str]) -> inspect.S
     moved: list[inspect.Parameter] = []
     tail: list[inspect.Parameter] = []
     for i, p in enumerate(params):
-        default = "<from the spec>" if p.name in bound and p.kind is not P.POSITIONAL_ONLY else p.default
+        default = (
+            "<from the spec>" if p.name in bound and p.kind is not P.POSITIONAL_ONLY else p.default
+        )
         if p.kind is P.POSITIONAL_OR_KEYWORD and first is not None and i >= first:
             moved.append(p.replace(kind=P.KEYWORD_ONLY, default=default))
         elif p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD, P.VAR_POSITIONAL):
@@ -432,7 +439,9 @@ class _PartialSignature:
     """``BuilderPartial.__signature__``: ``inspect.signature(partial)`` is the registered
     callable's, less what the spec gives (None where it cannot be told)."""
 
-    def __get__(self, obj: BuilderPartial | None, owner: type | None = None) -> inspect.Signature | None:
+    def __get__(
+        self, obj: BuilderPartial | None, owner: type | None = None
+    ) -> inspect.Signature | None:
         if obj is None:
             return None
         try:

@@ -37,7 +37,12 @@ def efficient_parse_lambda_str(lambda_str: str, name: str | None = None) -> Call
     # The file name carries the text, so a traceback from any process shows which lambda it was;
     # in this process linecache also has it, so tracebacks show the line itself.
     filename = "<lambda_str" + (f" {name}" if name else "") + ": " + _one_line(source) + ">"
-    linecache.cache[filename] = (len(source), None, [line + "\n" for line in source.split("\n")], filename)
+    linecache.cache[filename] = (
+        len(source),
+        None,
+        [line + "\n" for line in source.split("\n")],
+        filename,
+    )
     try:
         code = compile(source, filename, "eval")
     except SyntaxError as e:

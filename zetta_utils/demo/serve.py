@@ -66,7 +66,9 @@ class VolumeRequestHandler(http.server.BaseHTTPRequestHandler):
 
     def end_headers(self) -> None:
         origin = self.headers.get("Origin")
-        if origin is not None and ("*" in self.server.allowed_origins or origin in self.server.allowed_origins):
+        if origin is not None and (
+            "*" in self.server.allowed_origins or origin in self.server.allowed_origins
+        ):
             self.send_header("Access-Control-Allow-Origin", origin)
             self.send_header("Vary", "Origin")
         self.send_header("Cache-Control", "no-store")
@@ -112,7 +114,9 @@ class VolumeRequestHandler(http.server.BaseHTTPRequestHandler):
         with f:
             size = os.fstat(f.fileno()).st_size
             self.send_response(200)
-            self.send_header("Content-Type", mimetypes.guess_type(path)[0] or "application/octet-stream")
+            self.send_header(
+                "Content-Type", mimetypes.guess_type(path)[0] or "application/octet-stream"
+            )
             self.send_header("Content-Length", str(size))
             self.end_headers()
             if with_body:
@@ -132,7 +136,9 @@ class VolumeServer(http.server.ThreadingHTTPServer):
 
 
 def make_server(
-    volumes: str | Sequence[str], port: int = 8000, allowed_origins: Sequence[str] = DEFAULT_ALLOWED_ORIGINS
+    volumes: str | Sequence[str],
+    port: int = 8000,
+    allowed_origins: Sequence[str] = DEFAULT_ALLOWED_ORIGINS,
 ) -> VolumeServer:
     """A server of the volume directories ``volumes`` on 127.0.0.1 (not started: call
     ``serve_forever``). ``port=0`` picks a free port."""
@@ -161,16 +167,23 @@ def main(argv: list[str] | None = None) -> None:
     from .volume import DEFAULT_DEMO_DIR, LAYER_NAMES
 
     parser = argparse.ArgumentParser(
-        prog="python -m zetta_utils.demo.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m zetta_utils.demo.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("volumes", nargs="*", metavar="VOLUME", help="precomputed volume directories")
+    parser.add_argument(
+        "volumes", nargs="*", metavar="VOLUME", help="precomputed volume directories"
+    )
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
         "--allow-origin",
         action="append",
         default=[],
         metavar="ORIGIN",
-        help=f"also let pages of ORIGIN read the volumes (always: {', '.join(DEFAULT_ALLOWED_ORIGINS)})",
+        help=(
+            "also let pages of ORIGIN read the volumes "
+            f"(always: {', '.join(DEFAULT_ALLOWED_ORIGINS)})"
+        ),
     )
     args = parser.parse_args(argv)
     volumes = args.volumes or [posixpath.join(DEFAULT_DEMO_DIR, name) for name in LAYER_NAMES]

@@ -240,8 +240,11 @@ def _joint_range(sections: Sequence[npt.NDArray[Any]]) -> tuple[float, float] | 
     return to_uint8(joined)[1]
 
 
-def _to_image(section: npt.NDArray[Any], value_range: tuple[float, float] | None) -> npt.NDArray[np.uint8]:
+def _to_image(
+    section: npt.NDArray[Any], value_range: tuple[float, float] | None
+) -> npt.NDArray[np.uint8]:
     """CXY data -> an (rows = y, columns = x) uint8 image, gray or RGB (3 channels)."""
+
     def scaled(plane: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
         if value_range is None:  # all uint8
             return plane.astype(np.uint8)
@@ -307,7 +310,9 @@ def write_comparison(
         images = [im.resize(size, Image.Resampling.BOX) for im in images]
         width, height = size
     mode = images[0].mode
-    combined = Image.new(mode, (2 * width + gap, height), color=255 if mode == "L" else (255, 255, 255))
+    combined = Image.new(
+        mode, (2 * width + gap, height), color=255 if mode == "L" else (255, 255, 255)
+    )
     combined.paste(images[0], (0, 0))
     combined.paste(images[1], (width + gap, 0))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

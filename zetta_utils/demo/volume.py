@@ -126,7 +126,9 @@ DEMO_REGIONS: tuple[DemoRegion, ...] = (
         (29696, 16384, 2000),
         (30720, 17408, 2010),
         pyramid=((32, 32, 40), (64, 64, 40)),
-        purpose="the SubchunkableApplyFlow examples: [29696:30720, 16384:17408, 2000:2010] at 16 nm",
+        purpose=(
+            "the SubchunkableApplyFlow examples: [29696:30720, 16384:17408, 2000:2010] at 16 nm"
+        ),
     ),
     DemoRegion(
         "layer_set",
@@ -206,7 +208,7 @@ def _info_kwargs(data_type: str) -> dict[str, Any]:
     }
 
 
-# --- planning --------------------------------------------------------------------------------------
+# --- planning ------------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -237,7 +239,8 @@ def _check_tile(tile: _Tile) -> None:
             )
         if any(tile.start[d] % step[d] or tile.shape[d] % step[d] for d in range(2)):
             raise ValueError(
-                f"demo region {region.name}: tile {tile.start} + {tile.shape} is not whole chunks at {res}"
+                f"demo region {region.name}: tile {tile.start} + {tile.shape} "
+                f"is not whole chunks at {res}"
             )
 
 
@@ -272,7 +275,7 @@ def _check_disjoint(regions: Sequence[DemoRegion]) -> None:
             boxes.append((region.name, res, start, stop))
 
 
-# --- writing ---------------------------------------------------------------------------------------
+# --- writing -------------------------------------------------------------------------------
 
 
 @attrs.frozen

@@ -45,7 +45,9 @@ def _pad_pairs(pad: Any, name: str) -> tuple[tuple[float, float], ...]:
     try:
         items = list(pad)
     except TypeError:
-        raise ValueError(f"`{name}` must be three numbers or three (before, after) pairs, got {pad!r}") from None
+        raise ValueError(
+            f"`{name}` must be three numbers or three (before, after) pairs, got {pad!r}"
+        ) from None
     if len(items) != 3:
         raise ValueError(f"`{name}` must have three elements, got {pad!r}")
     if all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in items):
@@ -53,10 +55,14 @@ def _pad_pairs(pad: Any, name: str) -> tuple[tuple[float, float], ...]:
     try:
         return tuple((_normalise(a), _normalise(b)) for a, b in items)
     except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be three numbers or three (before, after) pairs, got {pad!r}") from None
+        raise ValueError(
+            f"`{name}` must be three numbers or three (before, after) pairs, got {pad!r}"
+        ) from None
 
 
-def _snap(value: float, offset: float, size: float, how: Literal["floor", "ceil", "round"]) -> float:
+def _snap(
+    value: float, offset: float, size: float, how: Literal["floor", "ceil", "round"]
+) -> float:
     q = (value - offset) / size
     nearest = round(q)
     if abs(q - nearest) <= _EPS:
@@ -68,7 +74,11 @@ def _snap(value: float, offset: float, size: float, how: Literal["floor", "ceil"
     else:
         q_int = math.floor(q + 0.5)
     result = offset + q_int * size
-    return int(result) if isinstance(result, float) and result.is_integer() and isinstance(value, int) else result
+    return (
+        int(result)
+        if isinstance(result, float) and result.is_integer() and isinstance(value, int)
+        else result
+    )
 
 
 @attrs.frozen
@@ -79,9 +89,13 @@ class BBox3D:
     ``pprint_px_resolution`` is only used to print the box in voxels.
     """
 
-    bounds: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] = attrs.field(converter=_to_bounds)
+    bounds: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] = attrs.field(
+        converter=_to_bounds
+    )
     unit: str = DEFAULT_UNIT
-    pprint_px_resolution: tuple[float, float, float] = attrs.field(default=(1, 1, 1), converter=_to_tuple3)
+    pprint_px_resolution: tuple[float, float, float] = attrs.field(
+        default=(1, 1, 1), converter=_to_tuple3
+    )
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -99,7 +113,9 @@ class BBox3D:
         _check_resolution(res)
         for dim, s, e in zip("xyz", start, end, strict=True):
             if e < s:
-                raise ValueError(f"end_coord must not precede start_coord; {dim}: start {s}, end {e}")
+                raise ValueError(
+                    f"end_coord must not precede start_coord; {dim}: start {s}, end {e}"
+                )
         return cls(bounds=tuple(zip(start * res, end * res, strict=True)), unit=unit)
 
     @classmethod
@@ -122,7 +138,9 @@ class BBox3D:
         )
 
     @classmethod
-    def from_points(cls, points: Sequence[Sequence[float]], resolution: Sequence[float] = (1, 1, 1)) -> BBox3D:
+    def from_points(
+        cls, points: Sequence[Sequence[float]], resolution: Sequence[float] = (1, 1, 1)
+    ) -> BBox3D:
         """The smallest box containing every point (voxel coordinates at ``resolution``)."""
         if not points:
             raise ValueError("from_points needs at least one point")
@@ -173,7 +191,8 @@ class BBox3D:
             for name, v in (("start", start), ("end", end)):
                 if not v.is_integral():
                     raise ValueError(
-                        f"{self.pformat(res)} is not aligned to the voxel grid at resolution {tuple(res)} "
+                        f"{self.pformat(res)} is not aligned to the voxel grid "
+                        f"at resolution {tuple(res)} "
                         f"({name} {tuple(v)} in voxels); pass allow_slice_rounding=True to round it"
                     )
         s, e = start.round(), end.round()
@@ -182,7 +201,9 @@ class BBox3D:
     def pformat(self, resolution: Sequence[float] | Vec3D[float] | None = None) -> str:
         """``(x0, y0, z0) - (x1, y1, z1)`` in voxels at ``resolution`` (default
         ``pprint_px_resolution``)."""
-        res = to_vec3d(self.pprint_px_resolution if resolution is None else resolution, "resolution")
+        res = to_vec3d(
+            self.pprint_px_resolution if resolution is None else resolution, "resolution"
+        )
         s = tuple(round(e, 6) for e in self.start / res)
         e = tuple(round(e, 6) for e in self.end / res)
         return f"{s} - {e}"
@@ -202,12 +223,18 @@ class BBox3D:
     def cropped(self, crop: Any, resolution: Sequence[float] | Vec3D[float]) -> BBox3D:
         """Shrink by ``crop`` voxels at ``resolution`` (same forms as ``padded``)."""
         pairs = _pad_pairs(crop, "crop")
-        for dim, (lo, hi), (c0, c1), r in zip("xyz", self.bounds, pairs, to_vec3d(resolution), strict=True):
+        for dim, (lo, hi), (c0, c1), r in zip(
+            "xyz", self.bounds, pairs, to_vec3d(resolution), strict=True
+        ):
             if (c0 + c1) * r > hi - lo + 1e-9:
-                raise ValueError(f"crop {(c0, c1)} voxels in {dim} exceeds the box size {(hi - lo) / r} voxels")
+                raise ValueError(
+                    f"crop {(c0, c1)} voxels in {dim} exceeds the box size {(hi - lo) / r} voxels"
+                )
         return self.padded(tuple((-a, -b) for a, b in pairs), resolution)
 
-    def translated(self, offset: Sequence[float] | Vec3D[float], resolution: Sequence[float] | Vec3D[float]) -> BBox3D:
+    def translated(
+        self, offset: Sequence[float] | Vec3D[float], resolution: Sequence[float] | Vec3D[float]
+    ) -> BBox3D:
         """Move by ``offset`` voxels at ``resolution``."""
         shift = to_vec3d(offset, "offset") * to_vec3d(resolution, "resolution")
         bounds = tuple((lo + d, hi + d) for (lo, hi), d in zip(self.bounds, shift, strict=True))
@@ -216,12 +243,16 @@ class BBox3D:
     def translated_start(self, offset: Sequence[float], resolution: Sequence[float]) -> BBox3D:
         """Move only the start by ``offset`` voxels at ``resolution``."""
         shift = to_vec3d(offset, "offset") * to_vec3d(resolution, "resolution")
-        return attrs.evolve(self, bounds=tuple((lo + d, hi) for (lo, hi), d in zip(self.bounds, shift, strict=True)))
+        return attrs.evolve(
+            self, bounds=tuple((lo + d, hi) for (lo, hi), d in zip(self.bounds, shift, strict=True))
+        )
 
     def translated_end(self, offset: Sequence[float], resolution: Sequence[float]) -> BBox3D:
         """Move only the end by ``offset`` voxels at ``resolution``."""
         shift = to_vec3d(offset, "offset") * to_vec3d(resolution, "resolution")
-        return attrs.evolve(self, bounds=tuple((lo, hi + d) for (lo, hi), d in zip(self.bounds, shift, strict=True)))
+        return attrs.evolve(
+            self, bounds=tuple((lo, hi + d) for (lo, hi), d in zip(self.bounds, shift, strict=True))
+        )
 
     def intersection(self, other: BBox3D) -> BBox3D:
         """The common part; an empty box (start == end) at the nearest point when disjoint."""
@@ -233,12 +264,16 @@ class BBox3D:
         return attrs.evolve(self, bounds=tuple(bounds))
 
     def intersects(self, other: BBox3D) -> bool:
-        return all(max(a0, b0) < min(a1, b1) for (a0, a1), (b0, b1) in zip(self.bounds, other.bounds, strict=True))
+        return all(
+            max(a0, b0) < min(a1, b1)
+            for (a0, a1), (b0, b1) in zip(self.bounds, other.bounds, strict=True)
+        )
 
     def supremum(self, other: BBox3D) -> BBox3D:
         """The smallest box containing both."""
         bounds = tuple(
-            (min(a0, b0), max(a1, b1)) for (a0, a1), (b0, b1) in zip(self.bounds, other.bounds, strict=True)
+            (min(a0, b0), max(a1, b1))
+            for (a0, a1), (b0, b1) in zip(self.bounds, other.bounds, strict=True)
         )
         return attrs.evolve(self, bounds=bounds)
 
@@ -246,7 +281,8 @@ class BBox3D:
         """Whether ``other`` (a box, or a point in ``unit``) lies inside this box."""
         if isinstance(other, BBox3D):
             return all(
-                a0 <= b0 and b1 <= a1 for (a0, a1), (b0, b1) in zip(self.bounds, other.bounds, strict=True)
+                a0 <= b0 and b1 <= a1
+                for (a0, a1), (b0, b1) in zip(self.bounds, other.bounds, strict=True)
             )
         p = to_vec3d(other, "point")
         return all(lo <= v < hi for (lo, hi), v in zip(self.bounds, p, strict=True))

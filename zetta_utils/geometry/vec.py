@@ -58,14 +58,21 @@ class Vec3D(Sequence[T_co]):
     @overload
     def __init__(self, xyz: Sequence[T_co] | Vec3D[T_co], /) -> None: ...
     def __init__(self, *args: Any) -> None:
-        if len(args) == 3 and type(args[0]) in _PLAIN and type(args[1]) in _PLAIN and type(args[2]) in _PLAIN:
+        if (
+            len(args) == 3
+            and type(args[0]) in _PLAIN
+            and type(args[1]) in _PLAIN
+            and type(args[2]) in _PLAIN
+        ):
             object.__setattr__(self, "_vec", args)  # the common case, already plain numbers
             return
         if len(args) == 1 and not isinstance(args[0], (int, float, numbers.Number)):
             try:
                 args = tuple(args[0])
             except TypeError:
-                raise TypeError(f"Vec3D needs three numbers or a sequence of three, got {args[0]!r}") from None
+                raise TypeError(
+                    f"Vec3D needs three numbers or a sequence of three, got {args[0]!r}"
+                ) from None
         if len(args) != 3:
             raise ValueError(f"Vec3D needs exactly three elements, got {len(args)}: {args!r}")
         object.__setattr__(self, "_vec", tuple(_normalise(a) for a in args))
@@ -287,15 +294,23 @@ class Vec3D(Sequence[T_co]):
         """Whether every element is within ``abs_tol`` of an integer."""
         return all(abs(e - round(e)) <= abs_tol for e in self._vec)
 
-    def int_checked(self, what: builtins.str = "value", abs_tol: builtins.float = 1e-6) -> Vec3D[builtins.int]:
+    def int_checked(
+        self, what: builtins.str = "value", abs_tol: builtins.float = 1e-6
+    ) -> Vec3D[builtins.int]:
         """Round to integers, raising ``ValueError`` if an element is not (nearly) integral."""
         if not self.is_integral(abs_tol):
             raise ValueError(f"{what} must be whole numbers, got {self!r}")
         return self.round()
 
-    def allclose(self, other: Vec3D[builtins.float] | Sequence[builtins.float], rel_tol: builtins.float = 1e-9, abs_tol: builtins.float = 1e-9) -> builtins.bool:
+    def allclose(
+        self,
+        other: Vec3D[builtins.float] | Sequence[builtins.float],
+        rel_tol: builtins.float = 1e-9,
+        abs_tol: builtins.float = 1e-9,
+    ) -> builtins.bool:
         return all(
-            math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol) for a, b in zip(self._vec, other, strict=True)
+            math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
+            for a, b in zip(self._vec, other, strict=True)
         )
 
     def prod(self) -> T_co:

@@ -27,7 +27,8 @@ class LayerDataset(torch.utils.data.Dataset[Any]):
     def __init__(self, layer: Any, sample_indexer: SampleIndexer[Any]):
         if not hasattr(layer, "__getitem__"):
             raise TypeError(
-                f"layer: expected a layer (something indexable), got {type(layer).__name__}: {layer!r}"
+                "layer: expected a layer (something indexable), "
+                f"got {type(layer).__name__}: {layer!r}"
             )
         if not callable(sample_indexer) or not hasattr(sample_indexer, "__len__"):
             raise TypeError(
@@ -44,4 +45,7 @@ class LayerDataset(torch.utils.data.Dataset[Any]):
         return self.layer[self.sample_indexer(idx)]
 
     def __repr__(self) -> str:
-        return f"LayerDataset(layer={self.layer!r}, sample_indexer={self.sample_indexer!r}, samples={len(self)})"
+        return (
+            f"LayerDataset(layer={self.layer!r}, sample_indexer={self.sample_indexer!r}, "
+            f"samples={len(self)})"
+        )
