@@ -169,6 +169,11 @@ def test_invalid_specs_are_reported() -> None:
         builder.build({"@type": "tests.add", "@mode": "lazy", "x": 1})
     with pytest.raises(BuilderError, match="unknown special key '@tpye'"):
         builder.build({"@tpye": "tests.add"})
+    with pytest.raises(BuilderError) as typed:
+        builder.build({"a": {"@type": "tests.add", "@mdoe": "partial", "x": 1}})
+    assert str(typed.value) == (
+        "at `a`: unknown special key '@mdoe' (known: @type, @mode, @version)"
+    )
     cyclic: dict[str, Any] = {"@type": "tests.Pair"}
     cyclic["a"] = cyclic
     with pytest.raises(BuilderError, match="cycle"):

@@ -72,6 +72,25 @@ def test_asymmetric_pad_and_translate() -> None:
         b.cropped((6, 0, 0), (1, 1, 1))
 
 
+@pytest.mark.parametrize(
+    "pad, message",
+    [
+        (None, "`pad` must be three numbers or three (before, after) pairs, got None"),
+        (
+            ((1, 2), (3,), (0, 0)),
+            "`pad` must be three numbers or three (before, after) pairs, "
+            "got ((1, 2), (3,), (0, 0))",
+        ),
+        ((1, 2), "`pad` must have three elements, got (1, 2)"),
+    ],
+)
+def test_bad_pads_are_named(pad: object, message: str) -> None:
+    b = BBox3D.from_coords((0, 0, 0), (10, 10, 10))
+    with pytest.raises(ValueError) as e:
+        b.padded(pad, (1, 1, 1))
+    assert str(e.value) == message
+
+
 def test_intersection_contains_supremum() -> None:
     a = BBox3D.from_coords((0, 0, 0), (10, 10, 10))
     b = BBox3D.from_coords((5, 5, 5), (15, 15, 15))

@@ -172,11 +172,7 @@ def _build(obj: Any, path: str, version: Any, stack: tuple[int, ...]) -> Any:
         version = obj.get(VERSION_KEY, version)
         if TYPE_KEY in obj:
             return _build_typed(obj, path, version, stack)
-        for key in obj:
-            if key.startswith("@") and key not in SPECIAL_KEYS:
-                raise BuilderError(
-                    path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})"
-                )
+        _check_special_keys(obj, path)
         if MODE_KEY in obj:
             raise BuilderError(path, f"'{MODE_KEY}' given without '{TYPE_KEY}'")
         return {
@@ -187,6 +183,14 @@ def _build(obj: Any, path: str, version: Any, stack: tuple[int, ...]) -> Any:
     if isinstance(obj, tuple):
         return tuple(_build(v, _join(path, i), version, stack) for i, v in enumerate(obj))
     return obj
+
+
+def _check_special_keys(spec: dict[str, Any], path: str) -> None:
+    for key in spec:
+        if key.startswith("@") and key not in SPECIAL_KEYS:
+            raise BuilderError(
+                path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})"
+            )
 
 
 def _lookup(name: Any, path: str, version: Any) -> RegistryEntry:
@@ -223,11 +227,7 @@ def _build_typed(spec: dict[str, Any], path: str, version: Any, stack: tuple[int
         raise BuilderError(
             path, f"'{MODE_KEY}' must be one of {', '.join(map(repr, MODES))}, got {mode!r}"
         )
-    for key in spec:
-        if key.startswith("@") and key not in SPECIAL_KEYS:
-            raise BuilderError(
-                path, f"unknown special key '{key}' (known: {', '.join(SPECIAL_KEYS)})"
-            )
+    _check_special_keys(spec, path)
     if mode == "partial":
         if not entry.allow_partial:
             raise BuilderError(path, f"'{entry.name}' cannot be built in partial mode")

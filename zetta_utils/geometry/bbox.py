@@ -37,6 +37,10 @@ def _to_tuple3(value: Any) -> tuple[float, float, float]:
     return to_vec3d(value, "pprint_px_resolution").tuple()
 
 
+def _not_pad(name: str, pad: Any) -> ValueError:
+    return ValueError(f"`{name}` must be three numbers or three (before, after) pairs, got {pad!r}")
+
+
 def _pad_pairs(pad: Any, name: str) -> tuple[tuple[float, float], ...]:
     """``(x, y, z)`` (same on both sides) or ``((x0, x1), (y0, y1), (z0, z1))``."""
     if isinstance(pad, (Vec3D, int, float)):
@@ -45,9 +49,7 @@ def _pad_pairs(pad: Any, name: str) -> tuple[tuple[float, float], ...]:
     try:
         items = list(pad)
     except TypeError:
-        raise ValueError(
-            f"`{name}` must be three numbers or three (before, after) pairs, got {pad!r}"
-        ) from None
+        raise _not_pad(name, pad) from None
     if len(items) != 3:
         raise ValueError(f"`{name}` must have three elements, got {pad!r}")
     if all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in items):
@@ -55,9 +57,7 @@ def _pad_pairs(pad: Any, name: str) -> tuple[tuple[float, float], ...]:
     try:
         return tuple((_normalise(a), _normalise(b)) for a, b in items)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"`{name}` must be three numbers or three (before, after) pairs, got {pad!r}"
-        ) from None
+        raise _not_pad(name, pad) from None
 
 
 def _snap(
