@@ -28,7 +28,9 @@ import bench_subchunkable as bs
 SIZE = 4096
 
 
-def timed_run(root: str, src: str, case: dict[str, Any], z: int, procs: int, start_cost: float | None) -> float:
+def timed_run(
+    root: str, src: str, case: dict[str, Any], z: int, procs: int, start_cost: float | None
+) -> float:
     from zetta_utils import mazepa
     from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
     from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
@@ -38,7 +40,9 @@ def timed_run(root: str, src: str, case: dict[str, Any], z: int, procs: int, sta
     if not kwargs.get("skip_intermediaries"):
         kwargs["level_intermediaries_dirs"] = ["file://" + os.path.join(root, "tmp")] * 2
     flow = build_subchunkable_apply_flow(
-        dst=build_ts_layer("file://" + os.path.join(root, "dst"), info_reference_path="file://" + src),
+        dst=build_ts_layer(
+            "file://" + os.path.join(root, "dst"), info_reference_path="file://" + src
+        ),
         dst_resolution=bs.RES,
         start_coord=(0, 0, 0),
         end_coord=(SIZE, SIZE, z),
@@ -54,7 +58,9 @@ def timed_run(root: str, src: str, case: dict[str, Any], z: int, procs: int, sta
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--z", type=int, default=2, help="z sections (16 chunks each)")
     args = parser.parse_args()
@@ -69,7 +75,11 @@ def main() -> None:
         bs.SIZE_Z = saved
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {16 * args.z} chunks")
         print(f"fork server start (once): {bs.fork_server_start(2):.2f} s")
-        setups = {"serial": (1, None), "2 processes (default)": (2, None), "2 processes, workers forced": (2, 0.0)}
+        setups = {
+            "serial": (1, None),
+            "2 processes (default)": (2, None),
+            "2 processes, workers forced": (2, 0.0),
+        }
         for name in ("(a) 1 level, skip_intermediaries", "(c) crop + blend on both levels"):
             times: dict[str, list[float]] = {s: [] for s in setups}
             for _ in range(args.repeat):  # rounds, so that all setups see the same drift
@@ -77,7 +87,10 @@ def main() -> None:
                     times[setup].append(timed_run(root, src, bs.CASES[name], args.z, procs, cost))
             print(name)
             for setup, ts in times.items():
-                print(f"  {setup:28s} median {statistics.median(ts):.3f} s ({min(ts):.3f}-{max(ts):.3f})")
+                print(
+                    f"  {setup:28s} median {statistics.median(ts):.3f} s "
+                    f"({min(ts):.3f}-{max(ts):.3f})"
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
