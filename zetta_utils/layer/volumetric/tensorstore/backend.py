@@ -19,6 +19,10 @@ Settings, and why:
   each write must be on disk when it returns.
 * ``cache_bytes_limit``: size of the in-memory cache of decoded chunks (TensorStore's
   ``cache_pool``), per volume and process; off (0) by default.
+* ``revalidate_cache=False`` turns ``recheck_cached_data`` off: cached chunks are served without
+  asking storage again. Only for a volume nothing writes while the backend reads it: the readers
+  of :mod:`..read_cache` use it for a flow's inputs that the flow does not write. Writes by this
+  process to the volume still drop such a backend's cache.
 
 Raw, unsharded scales hold one plain file per chunk: the chunk's XYZC array in Fortran order,
 little-endian (chunks clipped at the dataset end). The backend moves those bytes itself where
@@ -102,10 +106,12 @@ class _Registry:
             self.handles.clear()
             self.pid = os.getpid()
 
-    def drop(self, url: str) -> None:
+    def drop(self, url: str, unrevalidated_only: bool = False) -> None:
+        """Forget the volume's contexts and handles (with ``unrevalidated_only``, those of
+        backends with ``revalidate_cache=False``: the last item of their keys)."""
         with self.lock:
             for table in (self.contexts, self.handles):
-                for key in [k for k in table if k[0] == url]:
+                for key in [k for k in table if k[0] == url and not (unrevalidated_only and k[-1])]:
                     del table[key]
 
 
@@ -113,10 +119,12 @@ _REGISTRY = _Registry()
 
 
 def _on_event(url: str, event: precomputed.Event) -> None:
-    # Data writes need nothing: cached chunks are revalidated on read. A new info means a new
-    # chunk grid or bounds: reopen.
+    # Data writes need nothing where cached chunks are revalidated on read; caches that are not
+    # (revalidate_cache=False) are dropped. A new info means a new chunk grid or bounds: reopen.
     if event == "info":
         _REGISTRY.drop(url)
+    else:
+        _REGISTRY.drop(url, unrevalidated_only=True)
 
 
 precomputed.add_listener(_on_event)
@@ -152,6 +160,8 @@ class TSBackend(PrecomputedBackend):
     :param info: the volume's info if already known (else read from ``path``).
     :param cache_bytes_limit: bytes of decoded chunks to cache in memory; None/0: no cache.
     :param file_io_sync: fsync each chunk written to local files; None: ``ZETTA_FILE_IO_SYNC``.
+    :param revalidate_cache: check cached chunks against storage on each read (default); False
+        only for a volume nothing writes while this backend reads it (see the module docstring).
     """
 
     def __init__(
@@ -160,6 +170,7 @@ class TSBackend(PrecomputedBackend):
         info: Mapping[str, Any] | None = None,
         cache_bytes_limit: int | None = None,
         file_io_sync: bool | None = None,
+        revalidate_cache: bool = True,
     ):
         super().__init__(path, info)
         self._check_decodable()
@@ -173,8 +184,11 @@ class TSBackend(PrecomputedBackend):
             )
         if file_io_sync is not None and not isinstance(file_io_sync, bool):
             raise ValueError(f"file_io_sync: expected True, False or None, got {file_io_sync!r}")
+        if not isinstance(revalidate_cache, bool):
+            raise ValueError(f"revalidate_cache: expected True or False, got {revalidate_cache!r}")
         self.cache_bytes_limit = int(cache_bytes_limit or 0)
         self.file_io_sync = file_io_sync_default() if file_io_sync is None else file_io_sync
+        self.revalidate_cache = revalidate_cache
 
     def _check_decodable(self) -> None:
         """Refuse, before any I/O, a volume TensorStore cannot decode (CloudVolume can)."""
@@ -200,6 +214,7 @@ class TSBackend(PrecomputedBackend):
             and other.path == self.path
             and other.cache_bytes_limit == self.cache_bytes_limit
             and other.file_io_sync == self.file_io_sync
+            and other.revalidate_cache == self.revalidate_cache
             and other._info == self._info
         )
 
@@ -210,7 +225,7 @@ class TSBackend(PrecomputedBackend):
     def _context(self) -> Any:
         import tensorstore as ts
 
-        key = (self.path, self.cache_bytes_limit, self.file_io_sync)
+        key = (self.path, self.cache_bytes_limit, self.file_io_sync, self.revalidate_cache)
         ctx = _REGISTRY.contexts.get(key)
         if ctx is None:
             ctx = ts.Context(
@@ -224,7 +239,7 @@ class TSBackend(PrecomputedBackend):
 
     def _handle(self, what: str, opener: Callable[[], Any]) -> Any:
         """This process's handle ``what`` (a scale key, or ``#kvstore``), opened on first use."""
-        key = (self.path, what, self.cache_bytes_limit, self.file_io_sync)
+        key = (self.path, what, self.cache_bytes_limit, self.file_io_sync, self.revalidate_cache)
         with _REGISTRY.lock:
             _REGISTRY.check_pid()
             handle = _REGISTRY.handles.get(key)
@@ -244,7 +259,7 @@ class TSBackend(PrecomputedBackend):
             "driver": "neuroglancer_precomputed",
             "kvstore": precomputed.tensorstore_kvstore_spec(self._vpath),
             "scale_metadata": {"key": scale["key"]},
-            "recheck_cached_data": True,
+            "recheck_cached_data": self.revalidate_cache,
             "fill_missing_data_reads": True,
             "store_data_equal_to_fill_value": True,
         }
