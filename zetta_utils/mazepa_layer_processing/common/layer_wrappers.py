@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import torch
 
 from zetta_utils.geometry import BBox3D, Vec3D
-from zetta_utils.layer.volumetric import VolumetricIndex
+from zetta_utils.layer.volumetric import VolumetricIndex, read_cache
 from zetta_utils.layer.volumetric.backend import VolumetricBackend
 from zetta_utils.layer.volumetric.layer import VolumetricLayer, build_volumetric_layer
 from zetta_utils.layer.volumetric.precomputed import PrecomputedBackend
@@ -27,9 +27,6 @@ from zetta_utils.tensor_ops.convert import to_np_dtype
 
 from .chunk_grid import Box, Int3
 from .reduction import Array, as_array, copy_xfast, empty_xfast
-
-if TYPE_CHECKING:
-    from zetta_utils.layer.volumetric.tensorstore import TSBackend
 
 
 class _DelegatingBackend(VolumetricBackend):
@@ -191,27 +188,17 @@ prefetches may hold: neighbouring chunks' padded regions share storage chunks, a
 each be read once."""
 _CACHE_STEP = 8 * 2**20
 
-_CACHED_READERS: dict[tuple[str, bool], list[TSBackend]] = {}
+_CACHED_READERS = read_cache._READERS  # the readers of this process (tests look at them)
 
 
-def chunk_cached(backend: VolumetricBackend, cache_bytes: int = PREFETCH_CACHE_BYTES) -> VolumetricBackend:
-    """``backend``, reading through a cache of ``cache_bytes`` of decoded storage chunks when it
-    is a TensorStore backend without one (the cache revalidates against storage on every read).
-    One such reader per volume, info and size per process, so consecutive tasks share the cache."""
-    from zetta_utils.layer.volumetric.tensorstore import TSBackend
-
-    if not isinstance(backend, TSBackend) or backend.cache_bytes_limit:
-        return backend
-    readers = _CACHED_READERS.setdefault((backend.path, backend.file_io_sync), [])
-    for reader in readers:
-        if reader.cache_bytes_limit == cache_bytes and reader.has_same_info(backend):
-            return reader
-    if sum(len(r) for r in _CACHED_READERS.values()) >= 16:
-        _CACHED_READERS.clear()
-        readers = _CACHED_READERS.setdefault((backend.path, backend.file_io_sync), [])
-    reader = TSBackend(backend.path, info=backend.info, cache_bytes_limit=cache_bytes, file_io_sync=backend.file_io_sync)
-    readers.append(reader)
-    return reader
+def chunk_cached(
+    backend: VolumetricBackend, cache_bytes: int = PREFETCH_CACHE_BYTES, scope: str | None = None
+) -> VolumetricBackend:
+    """``backend``, reading through a cache of ``cache_bytes`` of decoded storage chunks shared by
+    consecutive tasks in this process: revalidated against storage on every read (TensorStore
+    only), or, with ``scope`` (the run's token, given only for a volume the run does not write),
+    not revalidated (TensorStore and CloudVolume). See :mod:`zetta_utils.layer.volumetric.read_cache`."""
+    return read_cache.cached_reader(backend, cache_bytes, scope)
 
 
 def _storage_chunks(box: Box, offset: Sequence[int], chunk: Sequence[int]) -> int:
@@ -308,7 +295,11 @@ def _reads_chunk_files(backend: VolumetricBackend, resolution: Vec3D[float]) -> 
 
 
 def prefetch_layer(
-    layer: VolumetricLayer, resolution: Vec3D[float], bbox: BBox3D, reuse_bbox: BBox3D | None = None
+    layer: VolumetricLayer,
+    resolution: Vec3D[float],
+    bbox: BBox3D,
+    reuse_bbox: BBox3D | None = None,
+    scope: str | None = None,
 ) -> VolumetricLayer:
     """``layer`` with the region ``bbox`` (snapped outward to voxels at ``resolution``) read once
     and served from memory; ``layer`` itself when its reads would not go straight to the stored
@@ -316,16 +307,22 @@ def prefetch_layer(
 
     ``reuse_bbox``: the region whose storage chunks the next prefetches come back to (e.g. the row
     of chunks ``bbox`` belongs to); the cache of shared storage chunks is sized to hold it and
-    ``bbox`` (default: :data:`PREFETCH_CACHE_BYTES`)."""
+    ``bbox`` (default: :data:`PREFETCH_CACHE_BYTES`). ``scope``: see :func:`chunk_cached`."""
     source = _prefetchable(layer, resolution)
     if source is None:
         return layer
     box = _voxel_box(bbox, source.stored)
     reuse = None if reuse_bbox is None else _voxel_box(reuse_bbox, source.stored)
-    return _prefetch(layer, source, box, reuse)
+    return _prefetch(layer, source, box, reuse, scope)
 
 
-def prefetch_layer_voxels(layer: VolumetricLayer, resolution: Vec3D[float], box: Box, reuse: Box | None = None) -> VolumetricLayer:
+def prefetch_layer_voxels(
+    layer: VolumetricLayer,
+    resolution: Vec3D[float],
+    box: Box,
+    reuse: Box | None = None,
+    scope: str | None = None,
+) -> VolumetricLayer:
     """:func:`prefetch_layer` of the voxels ``box`` (and ``reuse``) at ``resolution``."""
     source = _prefetchable(layer, resolution)
     if source is None:
@@ -333,7 +330,7 @@ def prefetch_layer_voxels(layer: VolumetricLayer, resolution: Vec3D[float], box:
     if source.stored != resolution:  # stored at a resolution equal up to float noise
         box = _voxel_box(box.to_index(resolution).bbox, source.stored)
         reuse = None if reuse is None else _voxel_box(reuse.to_index(resolution).bbox, source.stored)
-    return _prefetch(layer, source, box, reuse)
+    return _prefetch(layer, source, box, reuse, scope)
 
 
 def _prefetchable(layer: VolumetricLayer, resolution: Vec3D[float]) -> _Source | None:
@@ -346,7 +343,9 @@ def _prefetchable(layer: VolumetricLayer, resolution: Vec3D[float]) -> _Source |
     return _source(backend, resolution)
 
 
-def _prefetch(layer: VolumetricLayer, source: _Source, box: Box, reuse: Box | None) -> VolumetricLayer:
+def _prefetch(
+    layer: VolumetricLayer, source: _Source, box: Box, reuse: Box | None, scope: str | None = None
+) -> VolumetricLayer:
     backend = layer.backend
     inside = box.intersection(source.bounds)
     # A region on the storage chunk grid shares no storage chunk with its neighbours' regions,
@@ -355,10 +354,11 @@ def _prefetch(layer: VolumetricLayer, source: _Source, box: Box, reuse: Box | No
     if inside.is_empty() or source.reads_chunk_files or _is_chunk_aligned(inside, source.offset, source.chunk, source.bounds):
         reader = backend
     elif reuse is None:
-        reader = chunk_cached(backend)
+        reader = chunk_cached(backend, scope=scope)
     else:
         reuse = reuse.intersection(source.bounds)
-        reader = chunk_cached(backend, prefetch_cache_bytes([reuse, inside], source.offset, source.chunk, source.chunk_bytes))
+        size = prefetch_cache_bytes([reuse, inside], source.offset, source.chunk, source.chunk_bytes)
+        reader = chunk_cached(backend, size, scope)
     if source.into_buffer and isinstance(reader, PrecomputedBackend):
         # Straight into one buffer, zeros outside the dataset (no second array, no copy).
         array = empty_xfast(source.num_channels, box.shape, source.dtype)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -134,6 +135,9 @@ class SubchunkablePlan:
     task_name: str | None = None
     processing_box: Box | None = None
     bottom_stack: int = 1
+    read_scope: str | None = None
+    """A token naming one execution of the flow (:func:`with_read_scope`): its inputs that it
+    does not write are read through caches valid for that execution only."""
 
     @property
     def num_levels(self) -> int:
@@ -199,16 +203,33 @@ class SubchunkablePlan:
         result = PrefetchedKwargs()
         for k, v in kwargs.items():
             if isinstance(v, VolumetricLayer):
+                scope = self.input_read_scope(v)
                 if same_resolution:
-                    v = prefetch_layer_voxels(v, self.input_resolution, read_box, row)
+                    v = prefetch_layer_voxels(v, self.input_resolution, read_box, row, scope)
                 else:
                     bbox = read_box.to_index(self.dst_resolution).bbox
-                    v = prefetch_layer(v, self.input_resolution, bbox, row.to_index(self.dst_resolution).bbox)
+                    reuse = row.to_index(self.dst_resolution).bbox
+                    v = prefetch_layer(v, self.input_resolution, bbox, reuse, scope)
                 fast = fast_source(v, self.dst_resolution)
                 if fast is not None:
                     result.fast[k] = fast
             result[k] = v
         return result
+
+    def input_read_scope(self, layer: VolumetricLayer) -> str | None:
+        """:attr:`read_scope` for an input ``layer`` this run only reads: the operation is a
+        function of its inputs (the run does every write) and ``layer`` is neither ``dst`` nor
+        in the intermediaries. None otherwise (its cached chunks are revalidated on each read)."""
+        if self.read_scope is None or not isinstance(self.op, VolumetricCallableOperation):
+            return None
+        path = getattr(layer.backend, "path", None)
+        if not isinstance(path, str):
+            return None
+        written: list[Any] = [self.store.path] if self.store is not None else []
+        if self.dst is not None:
+            written.append(getattr(self.dst.backend, "path", None))
+        inside = [w for w in written if isinstance(w, str) and (path + "/").startswith(w.rstrip("/") + "/")]
+        return None if inside else self.read_scope
 
     def _kwargs_for(self, kwargs: Mapping[str, Any], out_box: Box, level: int) -> Mapping[str, Any]:
         if self.prefetch_level == level:
@@ -769,8 +790,15 @@ def plan_reducer(plan: SubchunkablePlan) -> Reducer | None:
     )
 
 
+def with_read_scope(plan: SubchunkablePlan) -> SubchunkablePlan:
+    """``plan`` for one execution: a fresh :attr:`~SubchunkablePlan.read_scope` (task ids do not
+    depend on it)."""
+    return attrs.evolve(plan, read_scope=secrets.token_hex(8))
+
+
 def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     """The flow of a run (see the module docstring)."""
+    plan = with_read_scope(plan)
     declare_expected_tasks(plan)  # the progress bars' totals, known before any task runs
     if plan.store is not None:
         plan.store.create()
