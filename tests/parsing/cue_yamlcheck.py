@@ -1,20 +1,27 @@
-"""Random spec-like values given to ``yaml.Marshal`` and ``yaml.MarshalStream``, evaluated by
-the built-in evaluator and by the real CUE v0.4, and compared. Calls the built-in evaluator
-reports as unsupported (strings outside the supported subset) are counted, not compared.
+"""Random values and YAML documents given to CUE's ``encoding/yaml`` (and ``json.Validate``),
+evaluated by the built-in evaluator and by the real CUE v0.4, and compared:
+
+- ``yaml.Marshal``/``MarshalStream`` of random spec-like values;
+- ``yaml.Unmarshal`` of random documents: block and flow collections, plain, quoted and
+  block scalars of tricky text (numbers in every YAML/Go spelling, booleans, nulls, times),
+  keys of every kind, anchors, aliases, merge keys, tags, several documents, comments, and
+  documents mangled at random (syntax errors);
+- ``yaml.Validate``/``ValidatePartial`` and ``json.Validate`` of documents against random
+  schemas (open, closed, with defaults, optional and missing fields);
+- ``yaml.Unmarshal(yaml.Marshal(v))``.
+
+Calls the built-in evaluator reports as unsupported are counted, not compared.
 
     python tests/parsing/cue_yamlcheck.py --seed 1 --count 500   # needs Node and npm
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import cue_checkkit as checkkit
 
 STRINGS = [
     "x", "abc", "gs://bucket/path/to/layer", "file:///tmp/x", "true", "False", "NULL", "null",
@@ -28,30 +35,39 @@ STRINGS = [
     "4 4 40", "A_B", "x-", "--", "x,y",
 ]  # fmt: skip
 KEYS = [
-    "a",
-    "b",
-    "@type",
-    "a:b",
-    "#x",
-    "? q",
-    "- x",
-    "x'y",
-    "[k]",
-    "--- x",
-    "...",
-    "name",
-    "@type",
-    "src_path",
-    "1",
-    "true",
-    "key with space",
-    "x-y",
-    "_x",
-    "é",
-]
+    "a", "b", "@type", "a:b", "#x", "? q", "- x", "x'y", "[k]", "--- x", "...", "name", "@type",
+    "src_path", "1", "true", "key with space", "x-y", "_x", "é",
+]  # fmt: skip
 NUMBERS = ["0", "1", "-7", "1.5", "10.50", "1e-7", "1e100", "-0.0", "2.0", "123456789012345678901"]
 
+# Plain scalars whose resolution differs between YAML versions, Go and CUE.
+SCALARS = [
+    "0", "1", "-1", "+1", "-0", "00", "017", "-017", "08", "09", "0o17", "0O17", "-0o17", "0x1f",
+    "0X1F", "-0x1F", "0x_1f", "0b101", "0B101", "-0b11", "1_000", "1__0", "1_", "_1", "0_1",
+    "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616",
+    "-9223372036854775808", "-9223372036854775809", "123456789012345678901234567890",
+    "1.5", "-1.5", "+1.5", "1.", ".5", "-.5", "+.5", "1.0", "3.0", "-0.0", "0.0", "1e3", "1e+3",
+    "1E-3", "1.5e3", "1.5e+3", "1.5E-3", ".5e+3", ".5e3", "1e+400", "1e-400", "1_0.5", "0.1_0",
+    "012.5", "1.2.3", ".inf", "-.inf", "+.inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN", "inf",
+    "nan", "Infinity", "true", "True", "TRUE", "tRUE", "false", "False", "FALSE", "yes", "Yes",
+    "YES", "no", "No", "on", "On", "off", "OFF", "y", "Y", "n", "N", "null", "Null", "NULL", "nULL",
+    "~", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10", "2001-13-01",
+    "2001-1-2", "12:30", "190:20:30", "1:2", "<<", "=", "x", "abc", "a b", "é", "日本", "_", "__x",
+    "a1", "1a", "x-y", "gs://b/c", "@x", "`x", "%x", "!", "a#b", "a:b", "a,b", "a]", "a}",
+]  # fmt: skip
+QUOTED = [
+    "", "1", "true", "null", "a\\nb", "a\\tb", "\\u00e9", "\\x01", "\\x41", "a\\\\b", "\\e",
+    "x\\ny\\n", "\\r\\n", "\\a\\n", "\\x1f\\nz", "it''s", "\\\"", "\\u2028", "\\0",
+]  # fmt: skip
+TAGS = ["!!str", "!!int", "!!float", "!!bool", "!!null", "!!binary", "!!timestamp", "!!map",
+        "!!seq", "!foo", "!", "!!merge", "!<tag:yaml.org,2002:str>"]  # fmt: skip
+YKEYS = [
+    "a", "b", "c", "_h", "__h", "_", "x1", "1", "1.5", "true", "null", "~", "'q k'", '"d"',
+    "a b", "é", "#k", "<<", "'<<'", "-k", "k-", "for", "if", "\"\"", "''", "0x1f", "y",
+]  # fmt: skip
 
+
+# ------------------------------------------------------------------- Marshal
 def _value(rng: random.Random, depth: int) -> str:
     k = rng.randrange(8 if depth < 3 else 4)
     if k == 0:
@@ -75,41 +91,190 @@ def _value(rng: random.Random, depth: int) -> str:
     return "[" + ", ".join(_value(rng, depth + 1) for _ in range(rng.randrange(0, 4))) + "]"
 
 
-def programs(seed: int, count: int) -> tuple[dict[str, str], int]:
-    from zetta_utils.parsing.cue import CueError, evaluate
+# ------------------------------------------------------------------ YAML text
+class _Doc:
+    """A random YAML document (block style with flow parts), with anchors to refer to."""
 
-    rng = random.Random(seed)
-    lines = ['import "encoding/yaml"']
-    out: dict[str, str] = {}
-    skipped = 0
-    for k in range(count):
-        if rng.random() < 0.2:
-            call = f"yaml.MarshalStream([{_value(rng, 1)}, {_value(rng, 1)}])"
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.anchors: list[str] = []
+        self.maps: list[str] = []  # anchors of mappings (for merge keys)
+
+    def scalar(self) -> str:
+        rng = self.rng
+        k = rng.randrange(10)
+        if k < 5:
+            s = rng.choice(SCALARS)
+        elif k == 5:
+            s = "'" + rng.choice(QUOTED).replace("\\", "") + "'"
+        elif k == 6:
+            s = '"' + rng.choice(QUOTED).replace("''", "'") + '"'
+        elif k == 7 and self.anchors:
+            return "*" + rng.choice(self.anchors)
+        elif k == 8:
+            s = rng.choice(TAGS) + " " + rng.choice(SCALARS)
         else:
+            s = rng.choice(SCALARS[:40]) + rng.choice(("", "_", "0", ".", "e+1", " x"))
+        if rng.random() < 0.1:
+            s = self.anchor(s, False)
+        return s
+
+    def anchor(self, text: str, is_map: bool) -> str:
+        name = f"a{len(self.anchors)}"
+        self.anchors.append(name)
+        if is_map:
+            self.maps.append(name)
+        return f"&{name} {text}"
+
+    def flow(self, depth: int) -> str:
+        rng = self.rng
+        if depth > 2 or rng.random() < 0.4:
+            return self.scalar()
+        if rng.random() < 0.5:
+            return "[" + ", ".join(self.flow(depth + 1) for _ in range(rng.randrange(4))) + "]"
+        items = [f"{rng.choice(YKEYS)}: {self.flow(depth + 1)}" for _ in range(rng.randrange(4))]
+        text = "{" + ", ".join(items) + "}"
+        return self.anchor(text, True) if rng.random() < 0.2 else text
+
+    def block(self, indent: int, depth: int) -> list[str]:
+        rng = self.rng
+        pad = " " * indent
+        out: list[str] = []
+        if rng.random() < 0.5:
+            for _ in range(rng.randrange(1, 4)):
+                out += self.entry(pad + "- ", indent + 2, depth)
+            return out
+        for _ in range(rng.randrange(1, 5)):
+            if self.maps and rng.random() < 0.1:
+                target = rng.choice(self.maps)
+                many = rng.random() < 0.3
+                out.append(f"{pad}<<: " + (f"[*{target}]" if many else f"*{target}"))
+                continue
+            key = rng.choice(YKEYS)
+            if rng.random() < 0.05:
+                key = rng.choice(TAGS[:5]) + " " + key
+            out += self.entry(f"{pad}{key}:" + " ", indent + 2, depth)
+        return out
+
+    def entry(self, head: str, indent: int, depth: int) -> list[str]:
+        rng = self.rng
+        k = rng.randrange(10)
+        if depth < 3 and k < 3:
+            name = f"a{len(self.anchors)}" if rng.random() < 0.15 else ""
+            lines = self.block(indent, depth + 1)
+            if name:  # known only after its own lines: a map merging itself crashes CUE
+                self.anchors.append(name)
+                if not lines[0].lstrip().startswith("- "):
+                    self.maps.append(name)
+            return [head.rstrip() + (f" &{name}" if name else "")] + lines
+        if k == 3:
+            style = rng.choice(("|", ">", "|-", ">-", "|+", ">+", "|2"))
+            body = [" " * indent + rng.choice(("a", "b c", "", "  d", "#e", "f: g")) for _ in
+                    range(rng.randrange(1, 4))]  # fmt: skip
+            return [head + style] + body
+        if k == 4:
+            return [head + self.flow(0)]
+        if k == 5 and rng.random() < 0.5:
+            return [head + self.scalar() + " # note"]
+        return [head + self.scalar()]
+
+    def text(self) -> str:
+        rng = self.rng
+        lines = self.block(0, 0) if rng.random() < 0.85 else [self.flow(0)]
+        if rng.random() < 0.15:
+            lines = ["---"] + lines
+        if rng.random() < 0.1:
+            lines = ["# comment", *lines]
+        if rng.random() < 0.1:
+            lines += ["---"] + _Doc(rng).block(0, 1)
+        if rng.random() < 0.05:
+            lines = ["%YAML 1.1" if rng.random() < 0.5 else "%YAML 1.2", "---", *lines]
+        text = "\n".join(lines) + "\n"
+        if rng.random() < 0.15:  # mangle: syntax errors and odd corners
+            i = rng.randrange(len(text))
+            text = text[:i] + rng.choice(MANGLE) + text[i + 1 :]
+        return text
+
+
+MANGLE = ["", ":", "-", "[", "]", "{", "\t", "'", '"', "&", "*", "!", "|", "?", " ", "\n", "#"]
+
+
+def yaml_doc(rng: random.Random) -> str:
+    return _Doc(rng).text()
+
+
+SCHEMAS = [
+    "{a: int}", "{a: int, b: int}", "{a: int, b?: int}", "{a: *1 | int}", "{...}", "{}",
+    "#S", "#S & {b?: _}", "{a: string}", "{a: number, b: [...int]}", "{a: >0}",
+    "[...]", "[int, int]", "[1, ...int]", "1", "*1 | int", "1 | 2", "int", "\"x\"",
+    "{a: _, b: a}", "{[string]: int}", "null", "{_h: int}", "{a: {b: int}}", "{c: {d: null}}",
+]  # fmt: skip
+
+
+def _json_doc(rng: random.Random) -> str:
+    def val(depth: int) -> str:
+        k = rng.randrange(7 if depth < 3 else 4)
+        if k == 0:
+            return rng.choice(("1", "-0", "1.0", "1e3", "1e400", "0.5", "12345678901234567890"))
+        if k == 1:
+            return rng.choice(('"x"', '"_h"', '""', "true", "null"))
+        if k in (2, 3):
+            return rng.choice(("1", '"s"', "false"))
+        if k in (4, 5):
+            keys = [rng.choice(("a", "b", "c", "_h", "#k", "d")) for _ in range(rng.randrange(4))]
+            return "{" + ", ".join(f'"{key}": {val(depth + 1)}' for key in keys) + "}"
+        return "[" + ", ".join(val(depth + 1) for _ in range(rng.randrange(3))) + "]"
+
+    text = val(0)
+    if rng.random() < 0.1:
+        i = rng.randrange(len(text))
+        text = text[:i] + rng.choice(("", "}", ",", " 1")) + text[i + 1 :]
+    return text
+
+
+# ------------------------------------------------------------------- programs
+def programs(seed: int, count: int) -> checkkit.Batch:
+    rng = random.Random(seed)
+    batch = checkkit.Batch('import "encoding/yaml"\nimport "encoding/json"\n#S: {a: int}')
+    for k in range(count):
+        kind = rng.randrange(10)
+        if kind == 0:
+            call = f"yaml.MarshalStream([{_value(rng, 1)}, {_value(rng, 1)}])"
+            group = "Marshal"
+        elif kind == 1:
             call = f"yaml.Marshal({_value(rng, 0)})"
-        try:
-            evaluate(f'import "encoding/yaml"\nv: {call}\n')
-        except CueError as e:
-            if "unsupported CUE construct" in str(e):
-                skipped += 1
-            else:  # an error (e.g. conflicting fields): compared in a file of its own
-                out[f"e{k}"] = f'import "encoding/yaml"\nv: {call}\n'
-            continue
-        lines.append(f"v{k}: {call}")
-    out["Marshal"] = "\n".join(lines) + "\n"
-    return out, skipped
+            group = "Marshal"
+        elif kind == 2:
+            call = f"yaml.Unmarshal(yaml.Marshal({_value(rng, 0)}))"
+            group = "RoundTrip"
+        elif kind in (3, 4, 5, 6):
+            call = f"yaml.Unmarshal({json.dumps(yaml_doc(rng), ensure_ascii=False)})"
+            group = "Unmarshal"
+        elif kind in (7, 8):
+            fn = rng.choice(("Validate", "ValidatePartial"))
+            doc = json.dumps(yaml_doc(rng) if rng.random() < 0.5 else _small_yaml(rng))
+            call = f"yaml.{fn}({doc}, {rng.choice(SCHEMAS)})"
+            group = "Validate"
+        else:
+            call = f"json.Validate({json.dumps(_json_doc(rng))}, {rng.choice(SCHEMAS)})"
+            group = "JSONValidate"
+        batch.add(group, f"v{k}", call)
+    return batch
+
+
+def _small_yaml(rng: random.Random) -> str:
+    """Documents near the schemas' fields."""
+    parts = []
+    for key in rng.sample(["a", "b", "c", "_h", "d"], rng.randrange(0, 4)):
+        parts.append(f"{key}: {rng.choice(('1', '2', 'x', '~', '[1, 2]', '{b: 1}', '{d: ~}'))}")
+    text = "\n".join(parts) + "\n"
+    if rng.random() < 0.2:
+        text += "---\n" + rng.choice(("a: 1\n", "a: x\n", "", "b: 2\n"))
+    return text
 
 
 def main(argv: list[str]) -> int:
-    from cue_netcheck import compare_programs
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--count", type=int, default=300)
-    a = ap.parse_args(argv)
-    progs, skipped = programs(a.seed, a.count)
-    print(f"{skipped} calls unsupported by the built-in evaluator (not compared)")
-    return compare_programs(progs, "yaml.")
+    return checkkit.main(__doc__, argv, programs, "\nv")
 
 
 if __name__ == "__main__":

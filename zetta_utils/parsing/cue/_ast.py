@@ -323,6 +323,18 @@ class DataLit(Node):
         self.value = value
 
 
+class ValueLit(Node):
+    """A value (a builtin's argument, such as the schema of ``yaml.Validate``) unified as
+    it is: ``is_def`` when it is a definition's value, which closes it."""
+
+    __slots__ = ("is_def", "value")
+
+    def __init__(self, pos: Pos, value: object, is_def: bool) -> None:
+        super().__init__(pos)
+        self.value = value
+        self.is_def = is_def
+
+
 class File(Node):
     __slots__ = ("imports", "struct")
 

@@ -47,6 +47,7 @@ from ._ast import (
     Selector,
     StructLit,
     Unary,
+    ValueLit,
     label_is_definition,
     label_is_regular,
     label_str,
@@ -1005,6 +1006,47 @@ class Evaluator:
             ]
         return []
 
+    def expr_value(self, expr: Node) -> object:
+        """The value of a syntax tree a builtin made (``yaml.Unmarshal``'s document):
+        evaluated like source, so repeated fields unify and ``_x`` fields are hidden."""
+        return self.value_of(temp_vertex(expr, None), expr.pos)
+
+    def unify_error(self, expr: Node, schema: object, pos: Pos, concrete: bool) -> Bottom | None:
+        """The error of ``expr`` alone, else of ``expr`` unified with ``schema`` (with
+        incomplete values an error only if ``concrete``), or None (``yaml.Validate``)."""
+        err = self.tree_error(temp_vertex(expr, None), pos, False)
+        if err is not None:
+            return err
+        is_def = isinstance(schema, Vertex) and in_definition(schema)
+        w = temp_vertex(expr, None)
+        w.conjuncts.append((ValueLit(pos, schema, is_def), None, None, False))
+        return self.tree_error(w, pos, concrete)
+
+    def argument_error(self, val: object, i: int, name: str, pos: Pos) -> Bottom | None:
+        """CUE v0.4 refuses an open list or an unresolved disjunction as a value argument."""
+        if isinstance(val, Vertex):
+            self.evaluate(val)
+            if val.ambiguous is not None:
+                return incomplete(
+                    "unresolved disjunction " + " | ".join(short_str(a) for a in val.ambiguous),
+                    pos,
+                )
+            if val.is_list and val.list_open:
+                return incomplete(f"non-concrete argument {i} to {name}", pos)
+        return None
+
+    def tree_error(self, w: Vertex, pos: Pos, concrete: bool) -> Bottom | None:
+        self.finalize(w)
+        if w.err is not None and (concrete or w.err.fatal):
+            return w.err
+        if w.child_err is not None:
+            return w.child_err
+        if concrete:
+            d = self.to_data(w, pos)
+            if isinstance(d, Bottom):
+                return d
+        return None
+
     def to_data_value(self, val: object, pos: Pos) -> object:
         """Python data (lists, dicts of atoms) of a concrete value, or an error value."""
         if isinstance(val, DataVal):
@@ -1320,6 +1362,11 @@ class NodeCtx:
                 self.add_value(d, expr.pos, ci, env)
         elif isinstance(expr, BottomLit):
             self.add_err(error("explicit error (_|_ literal) in source", expr.pos))
+        elif isinstance(expr, ValueLit):
+            if isinstance(expr.value, Vertex):
+                self.add_vertex(expr.value, ci, expr.is_def, expr.pos, env)
+            else:
+                self.add_value(expr.value, expr.pos, ci, env)
         else:
             val = self.ev.eval_expr(expr, env)
             if isinstance(val, Bottom) and val.code in (INCOMPLETE, CYCLE):
@@ -1779,8 +1826,8 @@ class NodeCtx:
             if is_open:
                 continue
             for k, arc in self.v.arcs.items():
-                if isinstance(k, int) or not label_is_regular(k):
-                    continue
+                if isinstance(k, int) or not label_is_regular(k) or arc.optional:
+                    continue  # an optional field a definition does not declare is no error
                 if k not in allowed:
                     pos = None
                     for r in self.records:

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ._builtins import Builtin, Call, functions
+from ._ast import BasicLit, Field, Label, ListLit, Node, StructLit
+from ._builtins import ArgError, Builtin, Call, functions
+from ._errors import Pos
 from ._values import FLOAT, NULLV, Num, data_equal, make_int, num_str
+from ._yaml_decode import number_node
 
 
 # ------------------------------------------------------------------------ json
@@ -101,6 +104,37 @@ def unmarshal(text: str) -> object:
     )
 
 
+def json_syntax(text: str, pos: Pos) -> Node:
+    """JSON text as the CUE syntax CUE compiles it to (``json.Validate``): repeated keys
+    stay repeated fields (they unify), numbers keep their text's kind."""
+
+    def convert(x: Any) -> Node:
+        if isinstance(x, Node):
+            return x
+        if isinstance(x, list):
+            return ListLit(pos, [convert(v) for v in x], None)
+        if x is None:
+            return BasicLit(pos, "null", None)
+        if isinstance(x, bool):
+            return BasicLit(pos, "bool", x)
+        return BasicLit(pos, "string", x)
+
+    def pairs(items: list[tuple[str, Any]]) -> Node:
+        return StructLit(
+            pos, [Field(pos, Label(pos, "string", k), convert(v), False) for k, v in items]
+        )
+
+    return convert(
+        json.loads(
+            text,
+            parse_float=lambda s: number_node(s, pos),
+            parse_int=lambda s: number_node(s, pos),
+            parse_constant=_reject_constant,
+            object_pairs_hook=pairs,
+        )
+    )
+
+
 _TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[ \t\r\n]+|[{}\[\],:]|[^ \t\r\n{}\[\],:"]+')
 
 
@@ -171,6 +205,21 @@ def _json_funcs() -> dict[str, Builtin]:
     def marshal_stream(c: Call) -> object:
         return "".join(marshal(v) + "\n" for v in c.items(0))
 
+    def validate(c: Call) -> object:
+        data = text(c, 0)
+        schema = c.raw(1)
+        bad = c.ev.argument_error(schema, 1, c.fn.name, c.pos)
+        if bad is not None:
+            raise ArgError(bad)
+        try:
+            doc = json_syntax(data, c.pos)
+        except (ValueError, RecursionError):
+            raise c.fail("json: invalid JSON") from None
+        err = c.ev.unify_error(doc, schema, c.pos, False)
+        if err is not None:
+            raise c.fail(err.msg)
+        return True
+
     fs = [
         Builtin("json.Marshal", 1, guarded(lambda c: marshal(c.data(0)))),
         Builtin("json.MarshalStream", 1, guarded(marshal_stream)),
@@ -179,6 +228,7 @@ def _json_funcs() -> dict[str, Builtin]:
         Builtin("json.Compact", 1, guarded(lambda c: "".join(_tokens(text(c, 0))))),
         Builtin("json.Indent", 3, guarded(lambda c: indent(text(c, 0), c.string(1), c.string(2)))),
         Builtin("json.HTMLEscape", 1, lambda c: _html_escape(text(c, 0))),
+        Builtin("json.Validate", 2, validate, validator=True),
     ]
     return functions("encoding/json", fs)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-from ._builtins import Builtin, Call, functions
+from ._builtins import ArgError, Builtin, Call, functions
 from ._errors import unsupported
 from ._values import NULLV, Num, num_str
+from ._yaml_decode import YamlError, documents, unmarshal
 
 _NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+")
 _WORDS = frozenset(
@@ -127,9 +128,37 @@ def _yaml_funcs() -> dict[str, Builtin]:
         except Unsupported as e:
             raise unsupported(c.pos, f"yaml.MarshalStream of {e}") from None
 
+    def unmarshal_(c: Call) -> object:
+        try:
+            return c.ev.expr_value(unmarshal(c.bytes_(0), c.pos))
+        except YamlError as e:
+            raise c.fail(str(e)) from None
+
+    def validator(name: str, concrete: bool) -> Builtin:
+        def validate(c: Call) -> object:
+            data = c.bytes_(0)
+            schema = c.raw(1)
+            bad = c.ev.argument_error(schema, 1, c.fn.name, c.pos)
+            if bad is not None:
+                raise ArgError(bad)
+            try:
+                docs = documents(data, name, c.pos)
+            except YamlError as e:
+                raise c.fail(str(e)) from None
+            for doc in docs:
+                err = c.ev.unify_error(doc, schema, c.pos, concrete)
+                if err is not None:
+                    raise c.fail(err.msg)
+            return True
+
+        return Builtin(name, 2, validate, validator=True)
+
     fs = [
         Builtin("yaml.Marshal", 1, marshal),
         Builtin("yaml.MarshalStream", 1, marshal_stream),
+        Builtin("yaml.Unmarshal", 1, unmarshal_),
+        validator("yaml.Validate", True),
+        validator("yaml.ValidatePartial", False),
     ]
     return functions("encoding/yaml", fs)
 
