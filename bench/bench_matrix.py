@@ -98,7 +98,9 @@ class Kind:
 
 def kind_of(name: str) -> Kind:
     if name not in KINDS:
-        raise ValueError(f"--kinds: unknown storage kind {name!r}; expected some of {', '.join(KINDS)}")
+        raise ValueError(
+            f"--kinds: unknown storage kind {name!r}; expected some of {', '.join(KINDS)}"
+        )
     return Kind(
         name,
         encoding="jpeg" if name == "jpeg" else "raw",
@@ -118,11 +120,17 @@ def s3_server() -> Iterator[str]:
     if not os.path.exists(exe):
         exe = shutil.which("moto_server") or ""
     if not exe:
-        raise SystemExit("moto_server not found (pip install 'moto[server]'): needed by the s3 kinds")
+        raise SystemExit(
+            "moto_server not found (pip install 'moto[server]'): needed by the s3 kinds"
+        )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -145,7 +153,9 @@ def s3_server() -> Iterator[str]:
         )
         import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket="bench"
+        )
         yield endpoint
     finally:
         proc.terminate()
@@ -157,7 +167,9 @@ class Storage:
 
     def __init__(self, kind: Kind, root: str):
         self.kind = kind
-        self.base = f"s3://bench/{kind.name}" if kind.s3 else "file://" + os.path.join(root, kind.name)
+        self.base = (
+            f"s3://bench/{kind.name}" if kind.s3 else "file://" + os.path.join(root, kind.name)
+        )
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}"
@@ -169,7 +181,9 @@ class Storage:
             return
         import boto3
 
-        s3 = boto3.resource("s3", endpoint_url=os.environ["ZETTA_S3_ENDPOINT"], region_name="us-east-1")
+        s3 = boto3.resource(
+            "s3", endpoint_url=os.environ["ZETTA_S3_ENDPOINT"], region_name="us-east-1"
+        )
         s3.Bucket("bench").objects.filter(Prefix=url[len("s3://bench/") :] + "/").delete()
 
     def write_info(self, name: str, size: int, z: int, sharded: bool) -> None:
@@ -186,7 +200,9 @@ class Storage:
         if sharded:
             scale["sharding"] = SHARDING
         info = {"type": "image", "data_type": "uint8", "num_channels": 1, "scales": [scale]}
-        precomputed.write_file(precomputed.parse_path(self.url(name)), "info", json.dumps(info).encode())
+        precomputed.write_file(
+            precomputed.parse_path(self.url(name)), "info", json.dumps(info).encode()
+        )
 
     def fresh(self, name: str, size: int, z: int, sharded: bool = False) -> str:
         self.clear(name)
@@ -211,7 +227,14 @@ def cv_open(url: str, gzip: bool) -> Any:
     from zetta_utils.layer.volumetric.cloudvol.backend import cloudvolume_path
 
     path = cloudvolume_path(precomputed.parse_path(url))
-    return CloudVolume(path, compress="gzip" if gzip else False, progress=False, parallel=1, fill_missing=True, cdn_cache=False)
+    return CloudVolume(
+        path,
+        compress="gzip" if gzip else False,
+        progress=False,
+        parallel=1,
+        fill_missing=True,
+        cdn_cache=False,
+    )
 
 
 def make_source(storage: Storage, size: int, z: int) -> str:
@@ -236,7 +259,9 @@ def make_source(storage: Storage, size: int, z: int) -> str:
 # ---- the baseline ----------------------------------------------------------------------------
 
 
-def _copy_part(kind_name: str, src: str, dst: str, size: int, z: int, part: int, parts: int) -> None:
+def _copy_part(
+    kind_name: str, src: str, dst: str, size: int, z: int, part: int, parts: int
+) -> None:
     kind = kind_of(kind_name)
     if kind.library == "cv":
         s, d = cv_open(src, gzip=True), cv_open(dst, gzip=kind.s3)
@@ -248,7 +273,9 @@ def _copy_part(kind_name: str, src: str, dst: str, size: int, z: int, part: int,
             for x in range(0, size, CHUNK):
                 if k % parts == part:
                     if kind.library == "cv":
-                        d[x : x + CHUNK, y : y + CHUNK, zi : zi + 1] = s[x : x + CHUNK, y : y + CHUNK, zi : zi + 1]
+                        d[x : x + CHUNK, y : y + CHUNK, zi : zi + 1] = s[
+                            x : x + CHUNK, y : y + CHUNK, zi : zi + 1
+                        ]
                     else:
                         a = s[x : x + CHUNK, y : y + CHUNK, zi : zi + 1].read(order="F").result()
                         d[x : x + CHUNK, y : y + CHUNK, zi : zi + 1].write(a).result()
@@ -276,13 +303,17 @@ def build_layer(kind: Kind, url: str) -> Any:
     if kind.library == "cv":
         from zetta_utils.layer.volumetric.cloudvol import build_cv_layer
 
-        return build_cv_layer(url, cv_kwargs={"compress": "gzip"} if kind.s3 and not url.endswith("/src") else None)
+        return build_cv_layer(
+            url, cv_kwargs={"compress": "gzip"} if kind.s3 and not url.endswith("/src") else None
+        )
     from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
 
     return build_ts_layer(url)
 
 
-def run_flow(storage: Storage, src_url: str, size: int, z: int, case: dict[str, Any], procs: int) -> float:
+def run_flow(
+    storage: Storage, src_url: str, size: int, z: int, case: dict[str, Any], procs: int
+) -> float:
     from zetta_utils import mazepa
     from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 
@@ -291,7 +322,9 @@ def run_flow(storage: Storage, src_url: str, size: int, z: int, case: dict[str, 
     storage.clear("tmp")
     kwargs = dict(case)
     if not kwargs.get("skip_intermediaries"):
-        kwargs["level_intermediaries_dirs"] = [storage.url("tmp")] * len(kwargs["processing_chunk_sizes"])
+        kwargs["level_intermediaries_dirs"] = [storage.url("tmp")] * len(
+            kwargs["processing_chunk_sizes"]
+        )
     flow = build_subchunkable_apply_flow(
         dst=build_layer(kind, dst_url),
         dst_resolution=RES,
@@ -341,7 +374,10 @@ def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
     z = size_volume(storage, size, args.seconds, args.max_z)
     src = make_source(storage, size, z)
     mvox = size * size * z / 1e6
-    lines = [f"\n{kind.name}: {size} x {size} x {z} uint8 ({mvox:.0f} Mvox), baseline {'CloudVolume' if kind.library == 'cv' else 'TensorStore'}"]
+    lines = [
+        f"\n{kind.name}: {size} x {size} x {z} uint8 ({mvox:.0f} Mvox), baseline "
+        f"{'CloudVolume' if kind.library == 'cv' else 'TensorStore'}"
+    ]
     print(lines[0], flush=True)
     for procs in args.procs:
         base_times: list[float] = []
@@ -385,31 +421,44 @@ def goals(kinds: list[Kind], procs: list[int]) -> list[str]:
             for name, goal in zip(FLOWS, (0.9, 0.5), strict=True):
                 ratio = RESULTS[(kind.name, p, name)] / base
                 if ratio < goal:
-                    out.append(f"{kind.name} {p}p {name}: {ratio:.2f}x of the baseline, goal {goal}x")
+                    out.append(
+                        f"{kind.name} {p}p {name}: {ratio:.2f}x of the baseline, goal {goal}x"
+                    )
         if 1 in procs and 2 in procs:
             gain = RESULTS[(kind.name, 2, "baseline")] / RESULTS[(kind.name, 1, "baseline")]
             for name in FLOWS:
                 flow_gain = RESULTS[(kind.name, 2, name)] / RESULTS[(kind.name, 1, name)]
                 if gain >= 1.6 and flow_gain < 1.6:
-                    out.append(f"{kind.name} {name}: 2 processes {flow_gain:.2f}x of one, the baseline {gain:.2f}x")
+                    out.append(
+                        f"{kind.name} {name}: 2 processes {flow_gain:.2f}x of one, the baseline "
+                        f"{gain:.2f}x"
+                    )
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kinds", default=",".join(KINDS), help="storage kinds, comma-separated")
     parser.add_argument("--procs", default="1,2", help="process counts, comma-separated")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of a serial baseline copy")
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="length of a serial baseline copy"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="rounds per process count")
     parser.add_argument("--size", type=int, default=4096, help="x and y size (a multiple of 2048)")
     parser.add_argument("--max-z", type=int, default=64, help="most z sections")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2048 x 2048, 1 section, 1 round")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 2048 x 2048, 1 section, 1 round"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.seconds, args.repeat, args.max_z = 2048, 0.0, 1, 1
     if args.size % 2048:
-        parser.error(f"--size must be a multiple of 2048 (flow (c)'s reduction chunk), got {args.size}")
+        parser.error(
+            f"--size must be a multiple of 2048 (flow (c)'s reduction chunk), got {args.size}"
+        )
     kinds = [kind_of(k.strip()) for k in args.kinds.split(",") if k.strip()]
     try:
         args.procs = [int(p) for p in args.procs.split(",")]
@@ -419,7 +468,11 @@ def main(argv: list[str] | None = None) -> None:
 
     tune_malloc()
     root = tempfile.mkdtemp(prefix="bench_matrix_", dir=args.dir)
-    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
+        f"{os.cpu_count()} CPUs",
+        flush=True,
+    )
     try:
         with contextlib.ExitStack() as stack:
             if any(k.s3 for k in kinds):
@@ -430,7 +483,10 @@ def main(argv: list[str] | None = None) -> None:
             for kind in kinds:
                 run_kind(kind, root, args)
             missed = goals(kinds, args.procs)
-        print(f"\nload average at the end {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+        print(
+            f"\nload average at the end {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
+            f"{os.getloadavg()[2]:.2f}"
+        )
         print("goals missed:" if missed else "all goals met")
         for line in missed:
             print("  " + line)

@@ -91,13 +91,20 @@ def main() -> None:
     report(f"baseline: ProcessPoolExecutor({procs}), per call", n, per_call)
     report(f"baseline: ProcessPoolExecutor({procs}), chunks of 64", n, chunked)
 
-    mazepa.execute([noop_op.make_task(-1)], num_procs=procs, show_progress=False, worker_start_cost_s=0)  # fork server up
+    mazepa.execute(
+        [noop_op.make_task(-1)], num_procs=procs, show_progress=False, worker_start_cost_s=0
+    )  # fork server up
     startup = best_of(
         repeat,
-        lambda: mazepa.execute([noop_op.make_task(-2)], num_procs=procs, show_progress=False, worker_start_cost_s=0),
+        lambda: mazepa.execute(
+            [noop_op.make_task(-2)], num_procs=procs, show_progress=False, worker_start_cost_s=0
+        ),
     )
     parallel = best_of(
-        repeat, lambda: mazepa.execute(noop_flow(n), num_procs=procs, show_progress=False, worker_start_cost_s=0)
+        repeat,
+        lambda: mazepa.execute(
+            noop_flow(n), num_procs=procs, show_progress=False, worker_start_cost_s=0
+        ),
     )
     report(f"mazepa {procs} procs: execute(flow), incl. start-up", n, parallel, chunked)
     report(f"mazepa {procs} procs: minus pool start-up", n, parallel - startup, chunked)

@@ -70,14 +70,18 @@ def report(
 ) -> None:
     print(
         f"{name}: local 2-proc {amount / local_s:10.1f} {unit} ({local_s:6.2f} s) | "
-        f"queue {amount / queue_s:10.1f} {unit} ({queue_s:6.2f} s) | ratio {local_s / queue_s:5.3f} {extra}"
+        f"queue {amount / queue_s:10.1f} {unit} ({queue_s:6.2f} s) | ratio "
+        f"{local_s / queue_s:5.3f} {extra}"
     )
 
 
 def bench_noop(n: int, workers: int, prefetch: int, max_outstanding: int | None) -> None:
     local_s, _ = timed(
         lambda: mazepa.execute(
-            [noop.make_task(i) for i in range(n)], num_procs=workers, show_progress=False, worker_start_cost_s=0
+            [noop.make_task(i) for i in range(n)],
+            num_procs=workers,
+            show_progress=False,
+            worker_start_cost_s=0,
         )
     )
     queue_s, summary = timed(
@@ -153,7 +157,8 @@ def bench_copy(workers: int, size: int, depth: int) -> None:
             )
         mvox = size * size * depth / 1e6
         print(
-            f"copy: {size} x {size} x {depth} uint8 ({mvox:.0f} Mvox), 1024 x 1024 x 1 chunks, raw, local disk"
+            f"copy: {size} x {size} x {depth} uint8 ({mvox:.0f} Mvox), 1024 x 1024 x 1 chunks, "
+            "raw, local disk"
         )
 
         def make(name: str, case: dict[str, Any]) -> Any:
@@ -180,7 +185,9 @@ def bench_copy(workers: int, size: int, depth: int) -> None:
         for case_name, case in COPY_CASES.items():
             local_flow, queue_flow = make("local", case), make("queue", case)
             local_s, _ = timed(
-                lambda f=local_flow: mazepa.execute(f, num_procs=workers, show_progress=False, worker_start_cost_s=0)
+                lambda f=local_flow: mazepa.execute(
+                    f, num_procs=workers, show_progress=False, worker_start_cost_s=0
+                )
             )
             queue_s, summary = timed(
                 lambda f=queue_flow: execute_on_gcp_with_sqs(

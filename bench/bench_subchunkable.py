@@ -31,7 +31,8 @@ include starting and stopping their workers, as the baseline includes starting i
 Every process here (this one, mazepa's workers, the baseline's pool) keeps freed memory for
 reuse (``tune_malloc``, which ``zetta`` commands and mazepa's workers apply).
 
-Usage: .venv/bin/python bench/bench_subchunkable.py [--dir DIR] [--repeat N] [--size 4096] [--drop-caches]
+Usage: .venv/bin/python bench/bench_subchunkable.py [--dir DIR] [--repeat N] [--size 4096]
+    [--drop-caches]
 """
 
 from __future__ import annotations
@@ -286,14 +287,16 @@ def main() -> None:
             base = mvox / min(base_times)
             kv_base = mvox / min(kv_times)
             print(
-                f"\n{procs} process(es): plain TensorStore chunk copy {base:8.1f} Mvox/s (best of {args.repeat}); "
+                f"\n{procs} process(es): plain TensorStore chunk copy {base:8.1f} Mvox/s (best of "
+                f"{args.repeat}); "
                 f"copying chunk files {kv_base:.1f} Mvox/s"
             )
             for name in CASES:
                 rate = mvox / min(times[name])
                 per_round = sorted(b / t for b, t in zip(base_times, times[name], strict=True))
                 line = f"  {name:36s} {rate:8.1f} Mvox/s  ratio {rate / base:5.2f}"
-                line += f"  (per round: median {statistics.median(per_round):.2f}, {per_round[0]:.2f}-{per_round[-1]:.2f})"
+                low, median, high = per_round[0], statistics.median(per_round), per_round[-1]
+                line += f"  (per round: median {median:.2f}, {low:.2f}-{high:.2f})"
                 line += f"  to the chunk file copy {rate / kv_base:4.2f}"
                 print(line + f"  output {'== source' if all_ok[name] else 'DIFFERS from source'}")
     finally:

@@ -16,11 +16,15 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_matrix.py"
 
 
 def _has_moto() -> bool:
-    return os.path.exists(os.path.join(os.path.dirname(sys.executable), "moto_server")) or bool(shutil.which("moto_server"))
+    return os.path.exists(os.path.join(os.path.dirname(sys.executable), "moto_server")) or bool(
+        shutil.which("moto_server")
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_moto(), reason="moto_server not installed (pip install 'moto[server]')")
+@pytest.mark.skipif(
+    not _has_moto(), reason="moto_server not installed (pip install 'moto[server]')"
+)
 def test_the_matrix_runs_with_its_tiniest_settings(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--dir", str(tmp_path)],

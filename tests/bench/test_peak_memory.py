@@ -15,7 +15,9 @@ import peak_memory
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-memory counters")
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-memory counters"
+)
 def test_the_plans_memory_estimate_bounds_a_measured_run(tmp_path: Path) -> None:
     got = peak_memory.measure(size=2048, z=1, root=str(tmp_path))
     assert got["measured"] > 1 << 20  # the run did hold its chunks (a 1 MiB storage chunk at least)

@@ -157,7 +157,7 @@ class Layer(Generic[IndexT, DataT]):
                 f"cannot write to {self.name}: the layer is read-only (readonly=True)"
             )
 
-    # --- derived layers ----------------------------------------------------------------------------
+    # --- derived layers ---------------------------------------------------------------------------
     def with_procs(
         self: LayerT,
         index_procs: Iterable[Any] | None = None,

@@ -58,9 +58,7 @@ def _stored(t: torch.Tensor, data_type: str) -> npt.NDArray[Any]:
 def _read(layer: Any, data_type: str) -> npt.NDArray[Any]:
     lo = Vec3D(*OFFSET)
     hi = lo + Vec3D(*SIZE)
-    return _stored(
-        layer[Vec3D(*RES), lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], data_type
-    )
+    return _stored(layer[Vec3D(*RES), lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], data_type)
 
 
 def _cloudvolume(path: str, **kwargs: Any) -> Any:
@@ -161,12 +159,17 @@ SHARDING = {
 @pytest.mark.parametrize(
     ("data_type", "layer_type", "encoding", "sharded"),
     [(*kind, False) for kind in KINDS]
-    + [("uint64", "segmentation", "compressed_segmentation", True), ("uint8", "image", "raw", True)],
+    + [
+        ("uint64", "segmentation", "compressed_segmentation", True),
+        ("uint8", "image", "raw", True),
+    ],
 )
 def test_tensorstore_volumes_read_back_exactly(
     tmp_path: Path, data_type: str, layer_type: str, encoding: str, sharded: bool
 ) -> None:
-    store = _ts_create(tmp_path / "ts", data_type, layer_type, encoding, SHARDING if sharded else None)
+    store = _ts_create(
+        tmp_path / "ts", data_type, layer_type, encoding, SHARDING if sharded else None
+    )
     store.write(_data(data_type, (*SIZE, 1), seed=1)).result()
     expected = store.read().result()
     if sharded:
@@ -174,7 +177,9 @@ def test_tensorstore_volumes_read_back_exactly(
             n.endswith(".shard") for n in os.listdir(tmp_path / "ts" / "8_8_40")
         )
     for build in (build_cv_layer, build_ts_layer):
-        assert np.array_equal(_read(build(str(tmp_path / "ts")), data_type), expected), build.__name__
+        assert np.array_equal(_read(build(str(tmp_path / "ts")), data_type), expected), (
+            build.__name__
+        )
 
 
 def test_sharded_scales_write_through_tensorstore(tmp_path: Path) -> None:
@@ -226,7 +231,9 @@ def test_every_cloudvolume_encoding(tmp_path: Path, encoding: str, data_type: st
     if encoding in TS_ENCODINGS:
         assert np.array_equal(_read(build_ts_layer(path), data_type), expected)
     else:
-        with pytest.raises(ValueError, match=rf"'{encoding}'-encoded.*open this volume with build_cv_layer"):
+        with pytest.raises(
+            ValueError, match=rf"'{encoding}'-encoded.*open this volume with build_cv_layer"
+        ):
             build_ts_layer(path)
     # and build_cv_layer writes it: what plain CloudVolume reads is what was written (or, for
     # the lossy encodings, what our layer reads back too)
@@ -235,7 +242,9 @@ def test_every_cloudvolume_encoding(tmp_path: Path, encoding: str, data_type: st
     lo = Vec3D(*OFFSET)
     hi = lo + Vec3D(*SIZE)
     data = _data(data_type, (*SIZE, 1), seed=3)
-    tensor = torch.from_numpy((data.view(np.int64) if data_type == "uint64" else data).transpose(3, 0, 1, 2).copy())
+    tensor = torch.from_numpy(
+        (data.view(np.int64) if data_type == "uint64" else data).transpose(3, 0, 1, 2).copy()
+    )
     layer[Vec3D(*RES), lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = tensor
     plain = np.asarray(_cloudvolume(dst)[_cloudvolume(dst).bounds])
     assert np.array_equal(_read(build_cv_layer(dst), data_type), plain)
@@ -243,7 +252,9 @@ def test_every_cloudvolume_encoding(tmp_path: Path, encoding: str, data_type: st
         assert np.array_equal(plain, data)
 
 
-def _cv_write_volume_lossy(path: str, data_type: str, layer_type: str, encoding: str) -> npt.NDArray[Any]:
+def _cv_write_volume_lossy(
+    path: str, data_type: str, layer_type: str, encoding: str
+) -> npt.NDArray[Any]:
     """Like ``_cv_write_default_volume`` (uncompressed files), for any encoding: lossy ones read
     back approximately, so the reference is what CloudVolume itself reads."""
     from cloudvolume import CloudVolume
@@ -325,7 +336,11 @@ def test_extra_keys_survive_a_zetta_run_that_adds_a_scale(tmp_path: Path) -> Non
     }
     assert after["scales"][0] == before["scales"][0]  # untouched, its unknown key included
     added = after["scales"][1]
-    assert (added["key"], added["resolution"], added["zz_scale_note"]) == ("16_16_40", [16, 16, 40], "kept")
+    assert (added["key"], added["resolution"], added["zz_scale_note"]) == (
+        "16_16_40",
+        [16, 16, 40],
+        "kept",
+    )
     # the new scale holds the data: what the layer reads downsampled from 8 nm
     src = build_cv_layer(path, data_resolution=RES, interpolation_mode="img")
     written = build_cv_layer(path)
@@ -340,7 +355,9 @@ def test_types_only_cloudvolume_stores(tmp_path: Path, data_type: str) -> None:
     expected = _cv_write_volume_lossy(path, data_type, "image", "raw")
     layer = build_cv_layer(path)
     assert np.array_equal(_read(layer, data_type), expected)
-    with pytest.raises(ValueError, match=rf"data_type '{data_type}'.*open this volume with build_cv_layer"):
+    with pytest.raises(
+        ValueError, match=rf"data_type '{data_type}'.*open this volume with build_cv_layer"
+    ):
         build_ts_layer(path)
     # written back through the layer, read by plain CloudVolume
     lo = Vec3D(*OFFSET)

@@ -80,7 +80,8 @@ def test_allow_slice_rounding_is_carried_into_the_index() -> None:
 def test_slices_without_any_resolution_error() -> None:
     with pytest.raises(
         ValueError,
-        match=r"needs index_resolution \(set it when building the layer\) or a resolution as the first element",
+        match=r"needs index_resolution \(set it when building the layer\) "
+        r"or a resolution as the first element",
     ):
         VolumetricFrontend(default_desired_resolution=R64).convert_idx(
             (slice(0, 1), slice(0, 1), slice(0, 1))

@@ -316,14 +316,15 @@ def test_readonly_layer_refuses_writes_naming_its_path() -> None:
     assert stored(layer, R4).all()
 
 
-# --- errors ------------------------------------------------------------------------------------------
+# --- errors ---------------------------------------------------------------------------------------
 def test_reading_an_unstored_resolution_without_interpolation_mode_fails_clearly() -> None:
     layer = build_mem_layer(
         bbox=BBox3D.from_coords((0, 0, 0), (4, 4, 1), R4), resolutions=[R4], name="mem://x"
     )
     with pytest.raises(
         ValueError,
-        match=r"mem://x at resolution \(8, 8, 40\): it is not stored \(stored: \(4, 4, 40\)\).*interpolation_mode",
+        match=r"mem://x at resolution \(8, 8, 40\): it is not stored "
+        r"\(stored: \(4, 4, 40\)\).*interpolation_mode",
     ):
         layer[R8, 0:2, 0:2, 0:1]
 
@@ -338,7 +339,7 @@ def test_build_errors() -> None:
         build_mem_layer(bbox=bbox, resolutions=[R4], read_procs=[42])
 
 
-# --- processors around resampling ---------------------------------------------------------------------
+# --- processors around resampling -----------------------------------------------------------------
 class ThresholdProcessor:
     """The guide's read processor."""
 
@@ -428,7 +429,7 @@ def test_index_procs_apply_before_resolution_handling() -> None:
     )
 
 
-# --- derived layers, pickling, builder ---------------------------------------------------------------
+# --- derived layers, pickling, builder ------------------------------------------------------------
 def test_with_changes_frontend_settings() -> None:
     layer = build_mem_layer(bbox=BBox3D.from_coords((0, 0, 0), (8, 8, 1), R4), resolutions=[R4])
     changed = layer.with_changes(

@@ -54,15 +54,25 @@ def test_index_translator_overrider_padder(volume: tuple[str, np.ndarray]) -> No
     )(idx)
     assert (translated.start, translated.stop) == (Vec3D(1, 2, 0), Vec3D(9, 10, 1))
     # 2 and 4 voxels at 4 nm are 1 and 2 voxels at 8 nm
-    translator = {"@type": "VolumetricIndexTranslator", "offset": [2, 4, 0], "resolution": [4, 4, 40]}
+    translator = {
+        "@type": "VolumetricIndexTranslator",
+        "offset": [2, 4, 0],
+        "resolution": [4, 4, 40],
+    }
     moved = _layer(path, index_procs=[translator])
     assert np.array_equal(moved[R8, 0:8, 0:8, 0:1][0, :, :, 0].numpy(), data[1:9, 2:10, 0])
     overrider = builder.build(
-        {"@type": "VolumetricIndexOverrider", "override_offset": [10, None, None], "override_size": [None, 4, None]}
+        {
+            "@type": "VolumetricIndexOverrider",
+            "override_offset": [10, None, None],
+            "override_size": [None, 4, None],
+        }
     )
     over = overrider(idx)
     assert (over.start, over.shape, over.resolution) == (Vec3D(10, 0, 0), Vec3D(8, 4, 1), R8)
-    to16 = builder.build({"@type": "VolumetricIndexOverrider", "override_resolution": [16, 16, None]})(idx)
+    to16 = builder.build(
+        {"@type": "VolumetricIndexOverrider", "override_resolution": [16, 16, None]}
+    )(idx)
     assert to16.resolution == R16 and to16.shape == Vec3D(8, 8, 1)
     padded = builder.build({"@type": "VolumetricIndexPadder", "pad": [1, 2, 0]})(idx)
     assert (padded.start, padded.stop) == (Vec3D(-1, -2, 0), Vec3D(9, 10, 1))
@@ -70,7 +80,11 @@ def test_index_translator_overrider_padder(volume: tuple[str, np.ndarray]) -> No
 
 def test_data_resolution_interpolator(volume: tuple[str, np.ndarray]) -> None:
     path, _ = volume
-    proc = {"@type": "DataResolutionInterpolator", "data_resolution": [8, 8, 40], "interpolation_mode": "img"}
+    proc = {
+        "@type": "DataResolutionInterpolator",
+        "data_resolution": [8, 8, 40],
+        "interpolation_mode": "img",
+    }
     layer = _layer(path, read_procs=[proc])
     got = layer[R16, 0:4, 0:4, 0:1]
     direct = build_cv_layer(path, interpolation_mode="img")[R16, 0:4, 0:4, 0:1]
@@ -113,12 +127,16 @@ def test_roi_mask_processor(volume: tuple[str, np.ndarray]) -> None:
 
 
 def test_clahe_is_refused_with_the_replacement() -> None:
-    with pytest.raises(builder.UnsupportedTypeError, match=r"CLAHEProcessor' is not supported here: .*OpenCV"):
+    with pytest.raises(
+        builder.UnsupportedTypeError, match=r"CLAHEProcessor' is not supported here: .*OpenCV"
+    ):
         builder.build({"@type": "CLAHEProcessor"})
 
 
 def test_constant_layer_reads_its_value_at_any_resolution() -> None:
-    layer = builder.build({"@type": "build_constant_volumetric_layer", "value": 2.5, "num_channels": 2})
+    layer = builder.build(
+        {"@type": "build_constant_volumetric_layer", "value": 2.5, "num_channels": 2}
+    )
     for res in (R8, Vec3D(3, 7, 45)):
         got = layer[res, 0:4, 1:3, 0:1]
         assert got.shape == (2, 4, 2, 1) and bool((got == 2.5).all())
@@ -144,5 +162,7 @@ def test_constant_layer_reads_its_value_at_any_resolution() -> None:
     ],
 )
 def test_layers_of_the_original_not_included_say_so(name: str) -> None:
-    with pytest.raises(builder.UnsupportedTypeError, match=rf"'{name}' is not supported here: .{{30,}}"):
+    with pytest.raises(
+        builder.UnsupportedTypeError, match=rf"'{name}' is not supported here: .{{30,}}"
+    ):
         builder.build({"@type": name})

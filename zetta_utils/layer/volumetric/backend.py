@@ -68,9 +68,13 @@ class VolumetricBackend(ABC):
     def get_bounds(self, resolution: Vec3D[float]) -> VolumetricIndex:
         """The dataset's extent at ``resolution`` as a ``VolumetricIndex``."""
         offset = self.get_voxel_offset(resolution)
-        return VolumetricIndex.from_coords(offset, offset + self.get_dataset_size(resolution), resolution)
+        return VolumetricIndex.from_coords(
+            offset, offset + self.get_dataset_size(resolution), resolution
+        )
 
-    def get_chunk_aligned_index(self, idx: VolumetricIndex, mode: str = "expand") -> VolumetricIndex:
+    def get_chunk_aligned_index(
+        self, idx: VolumetricIndex, mode: str = "expand"
+    ) -> VolumetricIndex:
         """``idx`` snapped to the chunk grid of its resolution (``expand``/``shrink``/``round``)."""
         res = idx.resolution
         return idx.snapped(self.get_voxel_offset(res), self.get_chunk_size(res), mode)  # type: ignore[arg-type]

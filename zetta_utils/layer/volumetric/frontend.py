@@ -95,7 +95,8 @@ def data_resolution_converter(value: ResolutionLike | None) -> Vec3D[float] | No
 def _check_interpolation_mode(value: str | None) -> InterpolationMode | None:
     if value is not None and value not in INTERPOLATION_MODES:
         raise ValueError(
-            f"`interpolation_mode` must be one of {', '.join(INTERPOLATION_MODES)} or None, got {value!r}"
+            f"`interpolation_mode` must be one of {', '.join(INTERPOLATION_MODES)} or None, got "
+            f"{value!r}"
         )
     return value  # type: ignore[return-value]
 
@@ -166,18 +167,20 @@ def to_write_tensor(data_user: Any, idx: VolumetricIndex, what: str = "data") ->
         data = data_user
     else:
         raise TypeError(
-            f"{what} written to a volumetric layer must be a torch.Tensor or numpy.ndarray, got {type(data_user).__name__}"
+            f"{what} written to a volumetric layer must be a torch.Tensor or numpy.ndarray, got "
+            f"{type(data_user).__name__}"
         )
     shape = tuple(idx.shape)
     if data.ndim != 4 or tuple(data.shape[1:]) != shape:
         raise ValueError(
-            f"{what} written at {idx.pformat()} (resolution {_fmt(idx.resolution)}) must be CXYZ of "
+            f"{what} written at {idx.pformat()} (resolution {_fmt(idx.resolution)}) must be CXYZ "
+            "of "
             f"shape (C, {shape[0]}, {shape[1]}, {shape[2]}); got shape {tuple(data.shape)}"
         )
     return data
 
 
-# --- resolution choice -----------------------------------------------------------------------------
+# --- resolution choice ----------------------------------------------------------------------------
 def match_resolution(
     resolution: Vec3D[float], stored: Sequence[Vec3D[float]]
 ) -> Vec3D[float] | None:
@@ -246,7 +249,7 @@ def _grid_bounds(
     return [b[0] for b in snapped.bounds], [b[1] for b in snapped.bounds]
 
 
-# --- the frontend ------------------------------------------------------------------------------------
+# --- the frontend ---------------------------------------------------------------------------------
 @attrs.frozen
 class VolumetricFrontend:
     """Index conversion and resolution handling of a ``VolumetricLayer`` (see the module
@@ -271,7 +274,8 @@ class VolumetricFrontend:
     def __attrs_post_init__(self) -> None:
         if self.data_resolution is not None and self.interpolation_mode is None:
             raise ValueError(
-                f"`data_resolution` {_fmt(self.data_resolution)} is set but `interpolation_mode` is not; "
+                f"`data_resolution` {_fmt(self.data_resolution)} is set but `interpolation_mode` "
+                "is not; "
                 f"give one of {', '.join(INTERPOLATION_MODES)} to resample to and from it"
             )
 
@@ -303,7 +307,8 @@ class VolumetricFrontend:
             if self.interpolation_mode is None:
                 raise ValueError(
                     f"cannot read {backend.name} at resolution {_fmt(desired)}: it is not stored "
-                    f"(stored: {', '.join(_fmt(s) for s in stored) or 'none'}) and the layer has no "
+                    f"(stored: {', '.join(_fmt(s) for s in stored) or 'none'}) and the layer has "
+                    "no "
                     f"interpolation_mode to resample with; set interpolation_mode (one of "
                     f"{', '.join(INTERPOLATION_MODES)}) or data_resolution"
                 )
@@ -421,7 +426,8 @@ def _write_resampled(
     shape = tuple(stop - start)
     if data.ndim != 4 or tuple(data.shape[1:]) != shape:
         raise ValueError(
-            f"data written at {idx.pformat()} (resolution {_fmt(desired)}) to {backend.name} must be "
+            f"data written at {idx.pformat()} (resolution {_fmt(desired)}) to {backend.name} must "
+            "be "
             f"CXYZ with spatial shape {shape}, got shape {tuple(data.shape)}"
         )
     resampled = interpolate(

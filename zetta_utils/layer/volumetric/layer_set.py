@@ -73,7 +73,8 @@ class VolumetricSetBackend:
     def write(self, idx: VolumetricIndex, data: SetData) -> None:
         if not isinstance(data, Mapping):
             raise TypeError(
-                f"data written to a layer set must be a dict of layer name -> tensor, got {type(data).__name__}"
+                "data written to a layer set must be a dict of layer name -> tensor, got "
+                f"{type(data).__name__}"
             )
         unknown = sorted(set(data) - set(self.layers))
         if unknown:
@@ -119,7 +120,8 @@ class VolumetricSetFrontend:
         idx = self.convert_idx(idx_user)
         if not isinstance(data_user, Mapping):
             raise TypeError(
-                f"data written to a layer set must be a dict of layer name -> tensor, got {type(data_user).__name__}"
+                "data written to a layer set must be a dict of layer name -> tensor, got "
+                f"{type(data_user).__name__}"
             )
         return idx, {k: to_write_tensor(v, idx, f"data[{k!r}]") for k, v in data_user.items()}
 
@@ -151,7 +153,8 @@ class VolumetricLayerSet(Layer[VolumetricIndex, SetData]):
 
     def with_changes(self, **kwargs: Any) -> VolumetricLayerSet:
         """This set with fields replaced: ``layers``, ``readonly``, processor lists, or frontend
-        settings (``index_resolution``, ``default_desired_resolution``, ``allow_slice_rounding``)."""
+        settings (``index_resolution``, ``default_desired_resolution``,
+        ``allow_slice_rounding``)."""
         layer_fields = set(attrs.fields_dict(type(self))) | {"layers"}
         unknown = sorted(set(kwargs) - layer_fields - _FRONTEND_FIELDS)
         if unknown:

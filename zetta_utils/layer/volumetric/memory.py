@@ -120,7 +120,8 @@ class MemoryBackend(VolumetricBackend):
         expected = (self._num_channels, *(stop - start))
         if tuple(data.shape) != expected:
             raise ValueError(
-                f"data written to {self._name} at {idx.pformat()} must have shape {expected}, got {tuple(data.shape)}"
+                f"data written to {self._name} at {idx.pformat()} must have shape {expected}, got "
+                f"{tuple(data.shape)}"
             )
         if any(s < 0 for s in start) or any(
             e > n for e, n in zip(stop, array.shape[1:], strict=True)

@@ -117,7 +117,15 @@ _REQUIRED_TOP_KEYS = ("data_type", "num_channels", "scales")
 _TOP_KEYS = ("@type", "type", "data_type", "num_channels")
 """The top-level keys taken from a reference without ``info_inherit_all_params``."""
 _REQUIRED_SCALE_KEYS = ("key", "resolution", "voxel_offset", "size", "chunk_sizes", "encoding")
-NON_INHERITABLE_SCALE_KEYS = ("sharding", "encoding", "voxel_offset", "size", "chunk_sizes", "resolution", "key")
+NON_INHERITABLE_SCALE_KEYS = (
+    "sharding",
+    "encoding",
+    "voxel_offset",
+    "size",
+    "chunk_sizes",
+    "resolution",
+    "key",
+)
 """Scale keys ``info_inherit_all_params`` does not copy from the reference's first scale."""
 _DEFAULT_CSEG_BLOCK = [8, 8, 8]
 _TOL = 1e-6
@@ -483,7 +491,9 @@ def _check_map(value: Any, what: str, check: Callable[[Any, str], Any]) -> None:
     if value is None:
         return
     if not isinstance(value, Mapping):
-        raise ValueError(f"{what}: expected a dict from scale key (e.g. '8_8_40') to value, got {value!r}")
+        raise ValueError(
+            f"{what}: expected a dict from scale key (e.g. '8_8_40') to value, got {value!r}"
+        )
     for key, v in value.items():
         if not isinstance(key, str):
             raise ValueError(f"{what}: keys are scale keys such as '8_8_40', got {key!r}")
@@ -513,9 +523,9 @@ def _merge_scales(
 
 def _scale_from_reference(ref: Mapping[str, Any], target: dict[str, Any]) -> dict[str, Any]:
     """A scale at ``target["resolution"]`` derived from the scale ``ref`` as the original's
-    ``info_add_scales`` derives it: the fields ``target`` lacks are ``size`` = ceil(ref size / ratio),
-    ``voxel_offset`` = ref offset / ratio (floored, one voxel added to the size when it is not
-    whole), the conventional ``key``, and every other field of ``ref`` copied."""
+    ``info_add_scales`` derives it: the fields ``target`` lacks are ``size`` = ceil(ref size /
+    ratio), ``voxel_offset`` = ref offset / ratio (floored, one voxel added to the size when it is
+    not whole), the conventional ``key``, and every other field of ``ref`` copied."""
     scale = copy.deepcopy(target)
     res = [float(v) for v in scale["resolution"]]
     ratio = [r / float(rr) for r, rr in zip(res, ref["resolution"], strict=True)]
@@ -592,7 +602,9 @@ class InfoSpec:
     def is_empty(self) -> bool:
         """Whether no argument asks for a particular info (then the existing one is used)."""
         return all(
-            getattr(self, f.name) is None for f in attrs.fields(InfoSpec) if f.name not in self._FLAGS
+            getattr(self, f.name) is None
+            for f in attrs.fields(InfoSpec)
+            if f.name not in self._FLAGS
         )
 
     def validate(self) -> None:
@@ -622,7 +634,9 @@ class InfoSpec:
         _check_map(self.voxel_offset_map, "info_voxel_offset_map", _int_vec)
         if self.dataset_size is not None:
             _int_vec(self.dataset_size, "info_dataset_size", positive=True)
-        _check_map(self.dataset_size_map, "info_dataset_size_map", lambda v, w: _int_vec(v, w, True))
+        _check_map(
+            self.dataset_size_map, "info_dataset_size_map", lambda v, w: _int_vec(v, w, True)
+        )
         if self.bbox is not None and not isinstance(self.bbox, BBox3D):
             raise ValueError(f"info_bbox: expected a BBox3D, got {self.bbox!r}")
         _normalise_scale_list(self.scales, "info_scales")
@@ -633,7 +647,8 @@ class InfoSpec:
             _vec(self.add_scales_ref, "info_add_scales_ref")
         if self.add_scales_mode not in ADD_SCALES_MODES:
             raise ValueError(
-                f"info_add_scales_mode: expected one of {ADD_SCALES_MODES}, got {self.add_scales_mode!r}"
+                f"info_add_scales_mode: expected one of {ADD_SCALES_MODES}, got "
+                f"{self.add_scales_mode!r}"
             )
         if isinstance(self.add_scales_exclude_fields, (str, bytes)) or not all(
             isinstance(f, str) for f in self.add_scales_exclude_fields
@@ -648,14 +663,17 @@ class InfoSpec:
                 raise ValueError(f"info_{name}: expected a dict, got {value!r}")
         for name in ("inherit_all_params", "keep_existing_scales", "extend_if_exists"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"info_{name}: expected True or False, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"info_{name}: expected True or False, got {getattr(self, name)!r}"
+                )
 
     # --- the whole computation -----------------------------------------------------------------
     def make_info(
         self, existing: Mapping[str, Any] | None, reference: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The info these arguments ask for, given the info already at the layer's path
-        (``existing``) and the one at ``info_reference_path`` (``reference``), either may be None."""
+        (``existing``) and the one at ``info_reference_path`` (``reference``), either may be
+        None."""
         self.validate()
         if self.scales is not None:
             info = self._from_scales(existing, reference)
@@ -773,15 +791,20 @@ class InfoSpec:
             same = find_scale(existing, res) if reference is None and existing else None
             inherit_from = same if same is not None else source_scale
             scale: dict[str, Any] = {
-                "chunk_sizes": [list(chunk)] if chunk is not None else _inherited(
-                    inherit_from, "chunk_sizes", "info_chunk_size"
-                ),
+                "chunk_sizes": [list(chunk)]
+                if chunk is not None
+                else _inherited(inherit_from, "chunk_sizes", "info_chunk_size"),
                 "encoding": encoding or (inherit_from or {}).get("encoding", "raw"),
                 "resolution": list(res),
                 "key": scale_key(res),
                 **copy.deepcopy(extra),
             }
-            if same is not None and self.bbox is None and self.voxel_offset is None and self.dataset_size is None:
+            if (
+                same is not None
+                and self.bbox is None
+                and self.voxel_offset is None
+                and self.dataset_size is None
+            ):
                 scale.update({k: same[k] for k in ("voxel_offset", "size")})
             else:
                 scale.update(_scale_from_bounds(res, start, end))
@@ -866,7 +889,9 @@ class InfoSpec:
         if self.dataset_size is not None:
             size = [float(v) for v in self.dataset_size]
         elif start is not None and end is not None:
-            size = [float(_ceil_tol((e - s) / r)) for s, e, r in zip(start, end, finest, strict=True)]
+            size = [
+                float(_ceil_tol((e - s) / r)) for s, e, r in zip(start, end, finest, strict=True)
+            ]
         else:
             raise ValueError("info_voxel_offset was given for a new info without info_dataset_size")
         return (
@@ -915,7 +940,10 @@ class InfoSpec:
                 )
 
     def _retained(self, scales: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        keep = [e["resolution"] for e in _normalise_scale_list(self.only_retain_scales, "info_only_retain_scales") or []]
+        keep = [
+            e["resolution"]
+            for e in _normalise_scale_list(self.only_retain_scales, "info_only_retain_scales") or []
+        ]
         for res in keep:
             if not any(_same_resolution(s["resolution"], res) for s in scales):
                 raise ValueError(
@@ -930,6 +958,7 @@ def _inherited(scale: Mapping[str, Any] | None, field: str, argument: str) -> An
         raise ValueError(f"{argument} is needed: there is no reference scale to take {field} from")
     return copy.deepcopy(scale[field])
 
+
 def validate_info(info: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first problem that keeps ``info`` from being read or written
     correctly. Only what reading and writing need is checked: ``"@type"``, ``type`` and keys this
@@ -939,7 +968,9 @@ def validate_info(info: Mapping[str, Any]) -> None:
             raise ValueError(f"info: missing {key!r}")
     data_type = info["data_type"]
     if data_type not in READABLE_DATA_TYPES:
-        raise ValueError(f"info.data_type: expected one of {READABLE_DATA_TYPES}, got {data_type!r}")
+        raise ValueError(
+            f"info.data_type: expected one of {READABLE_DATA_TYPES}, got {data_type!r}"
+        )
     nc = info["num_channels"]
     if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
         raise ValueError(f"info.num_channels: expected a positive integer, got {nc!r}")
@@ -991,6 +1022,7 @@ def _validate_encoding(scale: Mapping[str, Any], where: str, data_type: str, nc:
             f"{where}.compressed_segmentation_block_size",
             positive=True,
         )
+
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
@@ -1100,7 +1132,9 @@ def ensure_info(
         # Two processes creating different infos at once: the loser must not go on silently.
         final = read_info(vpath.url, io)
         if final is not None and final != requested:
-            raise InfoMismatchError(_mismatch_message(vpath.url, diff_infos(final, requested), on_info_exists))
+            raise InfoMismatchError(
+                _mismatch_message(vpath.url, diff_infos(final, requested), on_info_exists)
+            )
     return requested
 
 
@@ -1124,6 +1158,7 @@ def _mismatch_message(url: str, lines: list[str], mode: str) -> str:
         + "\npass on_info_exists='overwrite' (or info_overwrite=True) to replace it, or change the "
         "info_* arguments"
     )
+
 
 # --- what both backends share --------------------------------------------------------------------
 
@@ -1157,7 +1192,9 @@ def to_stored(data: torch.Tensor, data_type: str, what: str) -> npt.NDArray[Any]
     return array.astype(target, order="K")
 
 
-def _clipped(scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> tuple[Vec3D[int], ...]:
+def _clipped(
+    scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
+) -> tuple[Vec3D[int], ...]:
     """The scale's bounds ``lo``, ``hi`` and the region ``[start, stop)`` clipped to them (empty
     where it lies outside)."""
     lo = Vec3D(*scale["voxel_offset"])
@@ -1278,7 +1315,11 @@ class PrecomputedBackend(VolumetricBackend):
         self.read_voxels_into(idx.resolution, idx.start, idx.stop, out)
 
     def read_voxels_into(
-        self, resolution: Vec3D[float], start: Sequence[int], stop: Sequence[int], out: npt.NDArray[Any]
+        self,
+        resolution: Vec3D[float],
+        start: Sequence[int],
+        stop: Sequence[int],
+        out: npt.NDArray[Any],
     ) -> None:
         """:meth:`read_into` for the voxels ``[start, stop)`` at ``resolution`` (a stored one),
         without building an index (the per-chunk reads of a flow)."""
@@ -1355,7 +1396,8 @@ class PrecomputedBackend(VolumetricBackend):
             raise ValueError(
                 f"write to {self._vpath.url} at {_format_res(idx.resolution)} is not chunk-aligned "
                 f"in {', '.join(bad)}: region {start.tuple()} - {stop.tuple()} (inside the dataset "
-                f"bounds {lo.tuple()} - {hi.tuple()}); chunks are {chunk.tuple()} voxels starting at "
+                f"bounds {lo.tuple()} - {hi.tuple()}); chunks are {chunk.tuple()} voxels starting "
+                "at "
                 f"{lo.tuple()}, and a region must start on that grid and end on it or at the "
                 "dataset end. Partial chunks are refused because updating them is a "
                 "read-modify-write that concurrent writers would corrupt; snap the region with "

@@ -39,7 +39,9 @@ _READERS: dict[tuple[Any, ...], list[VolumetricBackend]] = {}
 _SCOPE: list[str | None] = [None]
 
 
-def cached_reader(backend: VolumetricBackend, cache_bytes: int, scope: str | None = None) -> VolumetricBackend:
+def cached_reader(
+    backend: VolumetricBackend, cache_bytes: int, scope: str | None = None
+) -> VolumetricBackend:
     """``backend``'s volume read through a cache of ``cache_bytes`` of decoded storage chunks
     (see the module docstring); ``backend`` itself when it has a cache of its own or is of a kind
     that cannot be cached so (``scope=None`` and not TensorStore, or neither TensorStore nor
@@ -100,11 +102,19 @@ def _reader_key(backend: VolumetricBackend, scope: str | None) -> tuple[Any, ...
     if isinstance(backend, CVBackend) and scope is not None:
         if backend.cache_bytes_limit:
             return None
-        return ("cv", backend.path, backend.compress, repr(sorted(backend.cv_kwargs.items())), scope)
+        return (
+            "cv",
+            backend.path,
+            backend.compress,
+            repr(sorted(backend.cv_kwargs.items())),
+            scope,
+        )
     return None
 
 
-def _make_reader(backend: VolumetricBackend, cache_bytes: int, scope: str | None) -> VolumetricBackend:
+def _make_reader(
+    backend: VolumetricBackend, cache_bytes: int, scope: str | None
+) -> VolumetricBackend:
     from .cloudvol import CVBackend
     from .tensorstore import TSBackend
 

@@ -24,7 +24,11 @@ from .index import VolumetricIndex
 
 
 def _xyz(value: Any, what: str) -> Vec3D[float]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, Vec3D)) or len(value) != 3:
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, (Sequence, Vec3D))
+        or len(value) != 3
+    ):
         raise ValueError(f"{what}: expected three numbers, got {value!r}")
     return Vec3D(*value)
 
@@ -116,7 +120,9 @@ class DataResolutionInterpolator:
 
     def process_data(self, data: torch.Tensor, mode: ProcessorMode) -> torch.Tensor:
         if self._scale_factor is None:
-            raise RuntimeError("DataResolutionInterpolator: process_data called before process_index")
+            raise RuntimeError(
+                "DataResolutionInterpolator: process_data called before process_index"
+            )
         factor, self._scale_factor = self._scale_factor, None
         return interpolate(
             data,
@@ -180,7 +186,9 @@ class ROIMaskProcessor:
         slices, self._slices = self._slices, None
         for target in self.targets:
             if target not in data:
-                raise KeyError(f"ROIMaskProcessor: no layer {target!r} in the data ({sorted(data)})")
+                raise KeyError(
+                    f"ROIMaskProcessor: no layer {target!r} in the data ({sorted(data)})"
+                )
             if f"{target}_mask" in data:
                 continue
             mask = torch.zeros_like(data[target])

@@ -119,19 +119,31 @@ def test_outside_bounds_and_missing_chunks_read_as_zeros(make: MakeBackend, kind
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("data_type", ["uint8", "int16", "float32"])
-def test_read_into_fills_a_given_buffer_like_read(make: MakeBackend, kind: str, data_type: str) -> None:
+def test_read_into_fills_a_given_buffer_like_read(
+    make: MakeBackend, kind: str, data_type: str
+) -> None:
     backend = make(kind, data_type=data_type, num_channels=2)
     data = random_data(data_type, (2, 96, 80, 6))
     backend.write(FULL, data)
     np_type = np.dtype(data_type)
-    for region in (idx((20, 30, 4), (74, 84, 7)), idx((0, 5, 1), (60, 60, 12)), idx((-40, -40, 0), (-1, -1, 2))):
+    for region in (
+        idx((20, 30, 4), (74, 84, 7)),
+        idx((0, 5, 1), (60, 60, 12)),
+        idx((-40, -40, 0), (-1, -1, 2)),
+    ):
         shape = (2, *region.shape)
         # a strided view of a larger x-fastest buffer, dirty: every voxel must be written
-        buffer = np.full((shape[3] + 1, shape[2], shape[1] + 3, 2), 99, dtype=np_type).transpose(3, 2, 1, 0)
+        buffer = np.full((shape[3] + 1, shape[2], shape[1] + 3, 2), 99, dtype=np_type).transpose(
+            3, 2, 1, 0
+        )
         out = buffer[:, 1 : shape[1] + 1, :, 1:]
         backend.read_into(region, out)
         assert np.array_equal(out, backend.read(region).numpy())
-        assert (buffer[:, 0] == 99).all() and (buffer[:, shape[1] + 1 :] == 99).all() and (buffer[..., 0] == 99).all()
+        assert (
+            (buffer[:, 0] == 99).all()
+            and (buffer[:, shape[1] + 1 :] == 99).all()
+            and (buffer[..., 0] == 99).all()
+        )
     with pytest.raises(ValueError, match=r"out: expected a .* array of shape \(2, 8, 8, 1\)"):
         backend.read_into(idx((10, 20, 3), (18, 28, 4)), np.zeros((2, 8, 8, 2), np_type))
 
@@ -390,7 +402,9 @@ def test_info_reference_over_http(http_root: tuple[str, Path], kind: str, tmp_pa
     from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
 
     url, root = http_root
-    write_info(str(root / "ref"), small_info(data_type="float32", resolutions=((4, 4, 40), (8, 8, 40))))
+    write_info(
+        str(root / "ref"), small_info(data_type="float32", resolutions=((4, 4, 40), (8, 8, 40)))
+    )
     build = build_ts_layer if kind == "ts" else build_cv_layer
     layer = build(
         str(tmp_path / "new"),

@@ -26,7 +26,9 @@ def _info(path: Path) -> dict[str, Any]:
     return json.loads((path / "info").read_text())
 
 
-def _cv_volume(path: Path, resolutions: tuple[tuple[int, int, int], ...] = ((8, 8, 40), (16, 16, 40))) -> None:
+def _cv_volume(
+    path: Path, resolutions: tuple[tuple[int, int, int], ...] = ((8, 8, 40), (16, 16, 40))
+) -> None:
     """A two-scale uint8 volume as plain CloudVolume makes one (no "@type"), data in each scale."""
     from cloudvolume import CloudVolume
 
@@ -79,7 +81,10 @@ def test_info_scales_with_info_bbox_from_scratch(kind: str, tmp_path: Path) -> N
     scales = {s["key"]: s for s in _info(path)["scales"]}
     assert (scales["8_8_40"]["voxel_offset"], scales["8_8_40"]["size"]) == ([1, 2, 1], [8, 8, 4])
     # x [8, 72) nm at 16 nm: [0.5, 4.5) -> voxels 0 .. 5, covering the box
-    assert (scales["16_16_40"]["voxel_offset"], scales["16_16_40"]["size"]) == ([0, 1, 1], [5, 4, 4])
+    assert (scales["16_16_40"]["voxel_offset"], scales["16_16_40"]["size"]) == (
+        [0, 1, 1],
+        [5, 4, 4],
+    )
     _write_all(layer, (16, 16, 40), 7)
     assert (_plain_read(path, (16, 16, 40)) == 7).all()
 
@@ -95,7 +100,9 @@ def test_info_overwrite_and_keep_existing_scales(kind: str, tmp_path: Path) -> N
     after = _info(tmp_path / "v")
     assert [s["key"] for s in after["scales"]] == ["8_8_40", "16_16_40", "32_32_40"]
     assert after["scales"][:2] == before["scales"] and "@type" not in after
-    with pytest.raises(InfoMismatchError, match=r"scales\[16_16_40\]\.chunk_sizes: existing \[\[16,16,4\]\]"):
+    with pytest.raises(
+        InfoMismatchError, match=r"scales\[16_16_40\]\.chunk_sizes: existing \[\[16,16,4\]\]"
+    ):
         build(path, info_scales=[[16, 16, 40]], info_chunk_size=[8, 8, 4])
     build(path, info_scales=[[16, 16, 40]], info_chunk_size=[8, 8, 4], info_overwrite=True)
     assert _info(tmp_path / "v")["scales"][1]["chunk_sizes"] == [[8, 8, 4]]
@@ -127,7 +134,11 @@ def test_field_overrides_and_per_scale_maps(kind: str, tmp_path: Path) -> None:
     assert (info["type"], info["data_type"], info["mesh"]) == ("segmentation", "uint32", "mesh")
     s8, s16 = info["scales"]
     assert s8["chunk_sizes"] == [[32, 32, 4]] and s8["size"] == [64, 48, 8]
-    assert (s16["chunk_sizes"], s16["voxel_offset"], s16["size"]) == ([[8, 8, 2]], [0, 0, 0], [40, 32, 10])
+    assert (s16["chunk_sizes"], s16["voxel_offset"], s16["size"]) == (
+        [[8, 8, 2]],
+        [0, 0, 0],
+        [40, 32, 10],
+    )
     assert {s["encoding"] for s in (s8, s16)} == {"compressed_segmentation"}
     _write_all(layer, (16, 16, 40), 12345)
     assert (_plain_read(dst, (16, 16, 40)) == 12345).all()
@@ -180,19 +191,30 @@ def test_add_scales_ref_mode_and_exclude_fields(kind: str, tmp_path: Path) -> No
         on_info_exists="overwrite",
     )
     (scale,) = _info(tmp_path / "a")["scales"]
-    assert (scale["key"], scale["size"], scale["chunk_sizes"]) == ("16_16_40", [32, 32, 8], [[16, 16, 2]])
+    assert (scale["key"], scale["size"], scale["chunk_sizes"]) == (
+        "16_16_40",
+        [32, 32, 8],
+        [[16, 16, 2]],
+    )
     assert "sharding" not in scale
     _write_all(layer, (16, 16, 40), 5)  # CloudVolume can write it: it is not sharded
     assert (_plain_read(tmp_path / "a", (16, 16, 40)) == 5).all()
     # merge (the default) keeps the reference's scales; the new one copies the sharding too
-    build(str(tmp_path / "b"), info_reference_path=ref, info_add_scales=[{"resolution": [16, 16, 40]}])
+    build(
+        str(tmp_path / "b"), info_reference_path=ref, info_add_scales=[{"resolution": [16, 16, 40]}]
+    )
     scales = _info(tmp_path / "b")["scales"]
     assert [s["key"] for s in scales] == ["8_8_40", "16_16_40"]
     assert scales[1]["sharding"] == scales[0]["sharding"]
     # a whole scale dict as the reference scale
     ref_scale = {**_info(tmp_path / "ref")["scales"][0], "chunk_sizes": [[8, 8, 8]]}
     ref_scale.pop("sharding")
-    build(str(tmp_path / "c"), info_reference_path=ref, info_add_scales=[[32, 32, 40]], info_add_scales_ref=ref_scale)
+    build(
+        str(tmp_path / "c"),
+        info_reference_path=ref,
+        info_add_scales=[[32, 32, 40]],
+        info_add_scales_ref=ref_scale,
+    )
     assert _info(tmp_path / "c")["scales"][1]["chunk_sizes"] == [[8, 8, 8]]
 
 
@@ -201,7 +223,9 @@ def test_only_retain_scales_and_extend_if_exists(kind: str, tmp_path: Path) -> N
     _cv_volume(tmp_path / "ref")
     dst = tmp_path / "dst"
     build = BUILDERS[kind]
-    build(str(dst), info_reference_path=str(tmp_path / "ref"), info_only_retain_scales=[[16, 16, 40]])
+    build(
+        str(dst), info_reference_path=str(tmp_path / "ref"), info_only_retain_scales=[[16, 16, 40]]
+    )
     assert [s["key"] for s in _info(dst)["scales"]] == ["16_16_40"]
     # the existing info is the base (info_extend_if_exists): the reference's 8 nm does not return
     build(str(dst), info_reference_path=str(tmp_path / "ref"))
@@ -241,7 +265,9 @@ def test_extra_scale_data_and_inherit_all_params(kind: str, tmp_path: Path) -> N
 def test_on_info_exists_modes(kind: str, tmp_path: Path) -> None:
     _cv_volume(tmp_path / "v")
     path = str(tmp_path / "v")
-    with pytest.raises(InfoMismatchError, match=r"on_info_exists='expect_same'.*\n  scales\[32_32_40\]"):
+    with pytest.raises(
+        InfoMismatchError, match=r"on_info_exists='expect_same'.*\n  scales\[32_32_40\]"
+    ):
         BUILDERS[kind](path, info_add_scales=[[32, 32, 40]], on_info_exists="expect_same")
     BUILDERS[kind](path, info_add_scales=[[32, 32, 40]])  # "extend", the default
     assert len(_info(tmp_path / "v")["scales"]) == 3
@@ -290,7 +316,9 @@ def test_a_guide_era_spec_builds(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_new_scale_from_a_reference_keeps_the_existing_top_level(kind: str, tmp_path: Path) -> None:
+def test_a_new_scale_from_a_reference_keeps_the_existing_top_level(
+    kind: str, tmp_path: Path
+) -> None:
     # dst made by CloudVolume (no "@type", extra keys), reference made by TensorStore ("@type")
     _cv_volume(tmp_path / "dst", resolutions=((8, 8, 40),))
     info = _info(tmp_path / "dst")

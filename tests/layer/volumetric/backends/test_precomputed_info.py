@@ -227,7 +227,10 @@ def test_from_scratch_needs_the_essentials(tmp_path: Path) -> None:
         (InfoSpec(add_scales_mode="extend"), "info_add_scales_mode: expected one of"),
         (InfoSpec(chunk_size_map={"8_8_40": (1, 2)}), r"info_chunk_size_map\['8_8_40'\]: expected"),
         (InfoSpec(field_overrides=[1]), "info_field_overrides: expected a dict"),  # type: ignore[arg-type]
-        (InfoSpec(only_retain_scales=[(2, 2, 2)]), r"info_only_retain_scales: no scale \(2, 2, 2\)"),
+        (
+            InfoSpec(only_retain_scales=[(2, 2, 2)]),
+            r"info_only_retain_scales: no scale \(2, 2, 2\)",
+        ),
     ],
 )
 def test_bad_arguments_are_named(spec: InfoSpec, message: str) -> None:
@@ -267,7 +270,8 @@ def test_diff_lists_every_difference() -> None:
     assert lines == [
         'data_type: existing "uint8" vs requested "float32"',
         "scales[8_8_40].size: existing [96,80,6] vs requested [1,2,3]",
-        'scales[32_32_40]: existing (absent) vs requested {"chunk_sizes":[[32,32,2]],"encoding":"raw",'
+        'scales[32_32_40]: existing (absent) vs requested '
+        '{"chunk_sizes":[[32,32,2]],"encoding":"raw",'
         '"key":"32_32_40","resolution":[32,32,40],"size":[96,80,6],"voxel_offset":[10,20,3]}',
         'scales[16_16_40]: existing {"chunk_sizes":[[32,32,2]],"encoding":"raw","key":"16_16_40",'
         '"resolution":[16,16,40],"size":[96,80,6],"voxel_offset":[10,20,3]} vs requested (absent)',
@@ -303,7 +307,8 @@ def test_readonly_never_writes(tmp_path: Path) -> None:
 
 def test_bad_on_info_exists(tmp_path: Path) -> None:
     with pytest.raises(
-        ValueError, match="on_info_exists: expected one of 'expect_same', 'extend', 'overwrite', got 'replace'"
+        ValueError,
+        match="on_info_exists: expected one of 'expect_same', 'extend', 'overwrite', got 'replace'",
     ):
         ensure_info(str(tmp_path), InfoSpec(), on_info_exists="replace")  # type: ignore[arg-type]
 
@@ -375,8 +380,10 @@ def test_guide_get_bounds_output(tmp_path: Path) -> None:
 
     backend = TSBackend(write_info_file(str(tmp_path / "fafb"), fafb_like_info()))
     assert repr(backend.get_bounds(Vec3D(4, 4, 40))) == (
-        "VolumetricIndex(resolution=Vec3D(4, 4, 40), bbox=BBox3D(bounds=((0, 1048576), (0, 524288), "
-        "(0, 282560)), unit='nm', pprint_px_resolution=(1, 1, 1)), chunk_id=0, allow_slice_rounding=False)"
+        "VolumetricIndex(resolution=Vec3D(4, 4, 40), bbox=BBox3D(bounds=((0, 1048576), (0, "
+        "524288), "
+        "(0, 282560)), unit='nm', pprint_px_resolution=(1, 1, 1)), chunk_id=0, "
+        "allow_slice_rounding=False)"
     )
     assert repr(backend.get_chunk_size(Vec3D(4, 4, 40))) == "Vec3D(1024, 1024, 1)"
     assert repr(backend.get_voxel_offset(Vec3D(4, 4, 40))) == "Vec3D(0, 0, 0)"

@@ -70,7 +70,8 @@ def test_s3_write_with_one_read_with_the_other(
     np.testing.assert_array_equal(plain, data.numpy().view(np.uint64).transpose(1, 2, 3, 0))
     with pytest.raises(
         InfoMismatchError,
-        match=r"scales\[8_8_40\].chunk_sizes: existing \[\[32,32,2\]\] vs requested \[\[64,64,2\]\]",
+        match=r"scales\[8_8_40\].chunk_sizes: existing \[\[32,32,2\]\] "
+        r"vs requested \[\[64,64,2\]\]",
     ):
         BUILDERS[reader](path, **{**info_args, "info_chunk_size": (64, 64, 2)})
 
@@ -123,7 +124,9 @@ def test_cloud_files_session_token_quirk_gets_a_clear_error(
     gc.collect()
 
 
-def test_cloudvolume_default_gzip_objects_read_through_both(s3_server: dict[str, Any], s3_bucket: str) -> None:
+def test_cloudvolume_default_gzip_objects_read_through_both(
+    s3_server: dict[str, Any], s3_bucket: str
+) -> None:
     # plain CloudVolume with its defaults on an object store: no "@type", gzip Content-Encoding
     from cloudvolume import CloudVolume
 

@@ -34,7 +34,11 @@ REGIONS = [
 
 def plain_tensorstore(path: str) -> np.ndarray:
     """The whole dataset as TensorStore's array interface reads it (missing chunks: zeros)."""
-    spec = {"driver": "neuroglancer_precomputed", "kvstore": f"file://{path}/", "fill_missing_data_reads": True}
+    spec = {
+        "driver": "neuroglancer_precomputed",
+        "kvstore": f"file://{path}/",
+        "fill_missing_data_reads": True,
+    }
     return np.asarray(ts.open(spec).result().read().result())
 
 
@@ -45,21 +49,40 @@ def expected_region(whole: np.ndarray, start: tuple[int, ...], stop: tuple[int, 
     a = [max(s, o) for s, o in zip(start, lo)]
     b = [min(e, o + n) for e, o, n in zip(stop, lo, SHAPE)]
     if all(x < y for x, y in zip(a, b)):
-        part = whole[a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1], a[2] - lo[2] : b[2] - lo[2]]
-        out[:, a[0] - start[0] : b[0] - start[0], a[1] - start[1] : b[1] - start[1], a[2] - start[2] : b[2] - start[2]] = part.transpose(3, 0, 1, 2)
+        part = whole[
+            a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1], a[2] - lo[2] : b[2] - lo[2]
+        ]
+        out[
+            :,
+            a[0] - start[0] : b[0] - start[0],
+            a[1] - start[1] : b[1] - start[1],
+            a[2] - start[2] : b[2] - start[2],
+        ] = part.transpose(3, 0, 1, 2)
     return out
 
 
 @pytest.mark.parametrize(
     ("data_type", "num_channels", "chunk"),
-    [("uint8", 1, (32, 32, 2)), ("int16", 1, (32, 32, 2)), ("uint64", 1, (16, 32, 4)), ("float32", 3, (32, 16, 2)), ("float32", 2, (32, 32, 1))],
+    [
+        ("uint8", 1, (32, 32, 2)),
+        ("int16", 1, (32, 32, 2)),
+        ("uint64", 1, (16, 32, 4)),
+        ("float32", 3, (32, 16, 2)),
+        ("float32", 2, (32, 32, 1)),
+    ],
 )
 def test_raw_chunk_reads_equal_tensorstore_array_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_type: str, num_channels: int, chunk: tuple[int, int, int]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    data_type: str,
+    num_channels: int,
+    chunk: tuple[int, int, int],
 ) -> None:
     path = str(tmp_path / "v")
     write_info(path, small_info(data_type=data_type, num_channels=num_channels, chunk=chunk))
-    monkeypatch.setenv("ZETTA_RAW_CHUNK_WRITES", "0")  # files written by TensorStore's array interface
+    monkeypatch.setenv(
+        "ZETTA_RAW_CHUNK_WRITES", "0"
+    )  # files written by TensorStore's array interface
     TSBackend(path).write(FULL, random_data(data_type, (num_channels, *SHAPE), seed=5))
     # one chunk never written: it reads as zeros either way
     first = os.path.join(path, "8_8_40", sorted(os.listdir(os.path.join(path, "8_8_40")))[0])
@@ -74,11 +97,15 @@ def test_raw_chunk_reads_equal_tensorstore_array_reads(
             idx = VolumetricIndex.from_coords(start, stop, RES)
             expected = expected_region(whole, start, stop)
             got = stored_array(backend.read(idx), data_type).transpose(3, 0, 1, 2)
-            np.testing.assert_array_equal(got, expected, err_msg=f"read {start}-{stop}, raw reads {mode}")
+            np.testing.assert_array_equal(
+                got, expected, err_msg=f"read {start}-{stop}, raw reads {mode}"
+            )
             # into a buffer with other strides (x slowest), as the flows' prefetch does
             out = np.full(expected.shape[::-1], 7, dtype=expected.dtype).transpose(3, 2, 1, 0)
             backend.read_into(idx, out)
-            np.testing.assert_array_equal(out, expected, err_msg=f"read_into {start}-{stop}, raw reads {mode}")
+            np.testing.assert_array_equal(
+                out, expected, err_msg=f"read_into {start}-{stop}, raw reads {mode}"
+            )
 
 
 def test_raw_chunk_reads_see_every_write(tmp_path: Path) -> None:
@@ -100,7 +127,16 @@ def test_a_raw_chunk_file_of_the_wrong_size_is_an_error(tmp_path: Path) -> None:
     name = os.path.join(path, "8_8_40", "42-74_52-84_5-7")
     with open(name, "r+b") as f:
         f.truncate(100)
-    with pytest.raises(ValueError, match=r"raw chunk file .*42-74_52-84_5-7 holds 100 bytes; a chunk of 32 x 32 x 2 voxels and 1 channel\(s\) of uint8 holds 2048"):
+    with pytest.raises(
+        ValueError,
+        match=r"raw chunk file .*42-74_52-84_5-7 holds 100 bytes; a chunk of 32 x 32 x 2 voxels "
+        r"and 1 channel\(s\) of uint8 holds 2048",
+    ):
         backend.read(VolumetricIndex.from_coords((40, 50, 5), (50, 60, 6), RES))
     # a region that does not touch it still reads
-    assert backend.read(VolumetricIndex.from_coords((10, 20, 3), (42, 52, 5), RES)).shape == (1, 32, 32, 2)
+    assert backend.read(VolumetricIndex.from_coords((10, 20, 3), (42, 52, 5), RES)).shape == (
+        1,
+        32,
+        32,
+        2,
+    )

@@ -51,7 +51,12 @@ def test_raw_chunk_files_are_those_of_tensorstore_arrays(
         backend.write(FULL, data)
         for start, stop in (((42, 52, 5), (74, 84, 7)), ((74, 84, 7), (106, 100, 9))):
             idx = VolumetricIndex.from_coords(start, stop, RES)
-            part = data[:, start[0] - 10 : stop[0] - 10, start[1] - 20 : stop[1] - 20, start[2] - 3 : stop[2] - 3]
+            part = data[
+                :,
+                start[0] - 10 : stop[0] - 10,
+                start[1] - 20 : stop[1] - 20,
+                start[2] - 3 : stop[2] - 3,
+            ]
             backend.write(idx, part.flip(1).contiguous())
     written, reference = chunk_files(paths["1"]), chunk_files(paths["0"])
     assert list(written) == list(reference)
@@ -60,13 +65,19 @@ def test_raw_chunk_files_are_those_of_tensorstore_arrays(
         assert written[name] == content, name
     # and what it wrote reads back through plain TensorStore
     monkeypatch.setenv("ZETTA_RAW_CHUNK_WRITES", "1")
-    spec = {"driver": "neuroglancer_precomputed", "kvstore": f"file://{paths['1']}/", "fill_missing_data_reads": False}
+    spec = {
+        "driver": "neuroglancer_precomputed",
+        "kvstore": f"file://{paths['1']}/",
+        "fill_missing_data_reads": False,
+    }
     stored = np.asarray(ts.open(spec).result().read().result())
     expected = TSBackend(paths["0"]).read(FULL)
     np.testing.assert_array_equal(stored, stored_array(expected, data_type))
 
 
-def test_cached_reader_sees_raw_chunk_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_reader_sees_raw_chunk_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZETTA_RAW_CHUNK_READS", "0")  # through TensorStore's cache
     path = str(tmp_path / "v")
     write_info(path, small_info(data_type="uint8"))
@@ -98,6 +109,10 @@ def test_raw_chunk_writes_refuse_a_scale_changed_on_storage(tmp_path: Path) -> N
     # another writer re-created the volume with other chunks and the same bounds
     with open(os.path.join(path, "info"), "w") as f:
         json.dump(small_info(data_type="uint8", chunk=(16, 16, 2)), f)
-    with pytest.raises(ValueError, match=r"changed since this layer was built.*\[32, 32, 2\].*\[16, 16, 2\]"):
+    with pytest.raises(
+        ValueError, match=r"changed since this layer was built.*\[32, 32, 2\].*\[16, 16, 2\]"
+    ):
         backend.write(FULL, random_data("uint8", (1, *SHAPE)))
-    assert not os.path.exists(os.path.join(path, "8_8_40")) or not os.listdir(os.path.join(path, "8_8_40"))
+    assert not os.path.exists(os.path.join(path, "8_8_40")) or not os.listdir(
+        os.path.join(path, "8_8_40")
+    )

@@ -202,7 +202,8 @@ class CVBackend(PrecomputedBackend):
             or cache_bytes_limit < 0
         ):
             raise ValueError(
-                f"cache_bytes_limit: expected a non-negative integer or None, got {cache_bytes_limit!r}"
+                "cache_bytes_limit: expected a non-negative integer or None, got "
+                f"{cache_bytes_limit!r}"
             )
         if compress not in (False, "gzip"):
             raise ValueError(f"compress: expected False or 'gzip', got {compress!r}")
@@ -232,7 +233,8 @@ class CVBackend(PrecomputedBackend):
             if bad:
                 raise ValueError(
                     f"{self.path}: scale {scale['key']} is {enc} with {nc} channel(s) of "
-                    f"{self.data_type}, which cloud-volume decodes wrongly (it handles single-channel "
+                    f"{self.data_type}, which cloud-volume decodes wrongly (it handles "
+                    "single-channel "
                     "uint8 jpeg/png only); use build_ts_layer for this volume"
                 )
 
@@ -245,7 +247,8 @@ class CVBackend(PrecomputedBackend):
         if scale["encoding"] == "compressed_segmentation" and self.num_channels > 1:
             raise ValueError(
                 f"{self.path}: cloud-volume cannot write compressed_segmentation with "
-                f"{self.num_channels} channels (scale {scale['key']}); use build_ts_layer to write it"
+                f"{self.num_channels} channels (scale {scale['key']}); use build_ts_layer to write "
+                "it"
             )
 
     def mazepa_id_components(self) -> tuple[Any, ...]:
@@ -266,7 +269,13 @@ class CVBackend(PrecomputedBackend):
 
     # --- handles -------------------------------------------------------------------------------
     def _volume(self, scale: Mapping[str, Any]) -> Any:
-        key = (self.path, scale["key"], self.cache_bytes_limit, self.compress, repr(sorted(self.cv_kwargs.items())))
+        key = (
+            self.path,
+            scale["key"],
+            self.cache_bytes_limit,
+            self.compress,
+            repr(sorted(self.cv_kwargs.items())),
+        )
         with _REGISTRY.lock:
             _REGISTRY.check_pid()
             cv = _REGISTRY.handles.get(key)

@@ -74,12 +74,22 @@ _GZIP_PROBE_ENTRIES = 64
 
 def raw_chunk_writes_enabled() -> bool:
     """False when ``ZETTA_RAW_CHUNK_WRITES`` is ``0``/``false``/``no``/``off``."""
-    return os.environ.get("ZETTA_RAW_CHUNK_WRITES", "").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("ZETTA_RAW_CHUNK_WRITES", "").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 def raw_chunk_reads_enabled() -> bool:
     """False when ``ZETTA_RAW_CHUNK_READS`` is ``0``/``false``/``no``/``off``."""
-    return os.environ.get("ZETTA_RAW_CHUNK_READS", "").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("ZETTA_RAW_CHUNK_READS", "").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 _RAW_WRITE_MAX_PENDING_BYTES = 64 * 2**20
@@ -138,7 +148,8 @@ def _check_no_compressed_chunks(vpath: VolumePath, scale_key: str) -> None:
                 if entry.name.endswith(_GZIP_SUFFIXES):
                     raise ValueError(
                         f"{vpath.url}: scale {scale_key} holds compressed chunk files such as "
-                        f"{entry.name!r} (written by CloudVolume with compress on), which TensorStore "
+                        f"{entry.name!r} (written by CloudVolume with compress on), which "
+                        "TensorStore "
                         "cannot read and would return as zeros; read it with build_cv_layer, or "
                         "rewrite it uncompressed"
                     )
@@ -180,7 +191,8 @@ class TSBackend(PrecomputedBackend):
             or cache_bytes_limit < 0
         ):
             raise ValueError(
-                f"cache_bytes_limit: expected a non-negative integer or None, got {cache_bytes_limit!r}"
+                "cache_bytes_limit: expected a non-negative integer or None, got "
+                f"{cache_bytes_limit!r}"
             )
         if file_io_sync is not None and not isinstance(file_io_sync, bool):
             raise ValueError(f"file_io_sync: expected True, False or None, got {file_io_sync!r}")
@@ -289,11 +301,17 @@ class TSBackend(PrecomputedBackend):
         stored_chunk = [int(n or 0) for n in (store.chunk_layout.read_chunk.shape or ())[:3]]
         codec = store.schema.codec.to_json() if store.schema.codec is not None else {}
         sharded = "shard_data_encoding" in codec
-        if stored_chunk != chunk or codec.get("encoding") != scale.get("encoding") or sharded != bool(scale.get("sharding")):
+        if (
+            stored_chunk != chunk
+            or codec.get("encoding") != scale.get("encoding")
+            or sharded != bool(scale.get("sharding"))
+        ):
             raise ValueError(
                 f"the info of {self.path} changed since this layer was built: scale {scale['key']} "
-                f"has {scale.get('encoding')} chunks of {chunk}{' in shards' if scale.get('sharding') else ''} "
-                f"here but {codec.get('encoding')} chunks of {stored_chunk}{' in shards' if sharded else ''} "
+                f"has {scale.get('encoding')} chunks of "
+                f"{chunk}{' in shards' if scale.get('sharding') else ''} "
+                f"here but {codec.get('encoding')} chunks of "
+                f"{stored_chunk}{' in shards' if sharded else ''} "
                 "on storage; rebuild the layer"
             )
         return store
@@ -351,7 +369,9 @@ class TSBackend(PrecomputedBackend):
         import tensorstore as ts
 
         spec = precomputed.tensorstore_kvstore_spec(self._vpath)
-        return self._handle("#kvstore", lambda: ts.KvStore.open(spec, context=self._context()).result())
+        return self._handle(
+            "#kvstore", lambda: ts.KvStore.open(spec, context=self._context()).result()
+        )
 
     def _write_raw_chunks(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
@@ -378,7 +398,9 @@ class TSBackend(PrecomputedBackend):
                     name = precomputed.chunk_name((x, y, z), (xe, ye, ze))
                     # a raw chunk is its XYZC array in Fortran order: its transpose in C order
                     if kvstore is None:
-                        _write_chunk_file(directory, name, np.ascontiguousarray(part.T), self.file_io_sync)
+                        _write_chunk_file(
+                            directory, name, np.ascontiguousarray(part.T), self.file_io_sync
+                        )
                         continue
                     value = part.tobytes(order="F")
                     pending.append(kvstore.write(f"{scale['key']}/{name}", value))
@@ -407,13 +429,22 @@ class TSBackend(PrecomputedBackend):
         for d in range(3):
             first = lo[d] + (start[d] - lo[d]) // chunk[d] * chunk[d]
             spans.append(
-                [(g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d])) for g in range(first, stop[d], chunk[d])]
+                [
+                    (g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d]))
+                    for g in range(first, stop[d], chunk[d])
+                ]
             )
         for gz, ez, za, zb in spans[2]:
             for gy, ey, ya, yb in spans[1]:
                 for gx, ex, xa, xb in spans[0]:
-                    target = out[xa - start[0] : xb - start[0], ya - start[1] : yb - start[1], za - start[2] : zb - start[2]]
-                    path = os.path.join(directory, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez)))
+                    target = out[
+                        xa - start[0] : xb - start[0],
+                        ya - start[1] : yb - start[1],
+                        za - start[2] : zb - start[2],
+                    ]
+                    path = os.path.join(
+                        directory, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez))
+                    )
                     try:
                         fd = os.open(path, os.O_RDONLY)
                     except FileNotFoundError:
@@ -421,7 +452,15 @@ class TSBackend(PrecomputedBackend):
                         continue
                     try:
                         _read_raw_chunk(
-                            fd, path, stored, channels, (ex - gx, ey - gy, ez - gz), (xa - gx, xb - gx), (ya - gy, yb - gy), (za - gz, zb - gz), target
+                            fd,
+                            path,
+                            stored,
+                            channels,
+                            (ex - gx, ey - gy, ez - gz),
+                            (xa - gx, xb - gx),
+                            (ya - gy, yb - gy),
+                            (za - gz, zb - gz),
+                            target,
                         )
                     finally:
                         os.close(fd)
