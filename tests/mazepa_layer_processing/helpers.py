@@ -27,10 +27,14 @@ def example_dir(tmp_path: Path) -> Path:
     return root
 
 
-def write_array(layer: VolumetricLayer, array: np.ndarray, offset: Sequence[int] = (0, 0, 0)) -> None:
+def write_array(
+    layer: VolumetricLayer, array: np.ndarray, offset: Sequence[int] = (0, 0, 0)
+) -> None:
     """Write CXYZ ``array`` with its first voxel at ``offset`` (voxels at RES)."""
     stop = [o + s for o, s in zip(offset, array.shape[1:], strict=True)]
-    layer[VolumetricIndex.from_coords(offset, stop, RES)] = torch.from_numpy(np.ascontiguousarray(array))
+    layer[VolumetricIndex.from_coords(offset, stop, RES)] = torch.from_numpy(
+        np.ascontiguousarray(array)
+    )
 
 
 def read_array(layer: VolumetricLayer, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:

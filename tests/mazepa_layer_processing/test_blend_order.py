@@ -55,10 +55,15 @@ def chunk_dependent_np(read: np.ndarray) -> np.ndarray:
 
 
 def with_negative_zeros_np(read: np.ndarray) -> np.ndarray:
-    return np.where(np.floor(read) % 2 == 0, np.float32(-0.0), chunk_dependent_np(read)).astype(np.float32)
+    return np.where(np.floor(read) % 2 == 0, np.float32(-0.0), chunk_dependent_np(read)).astype(
+        np.float32
+    )
 
 
-FUNCTIONS = {"chunk_dependent": (chunk_dependent, chunk_dependent_np), "with_negative_zeros": (with_negative_zeros, with_negative_zeros_np)}
+FUNCTIONS = {
+    "chunk_dependent": (chunk_dependent, chunk_dependent_np),
+    "with_negative_zeros": (with_negative_zeros, with_negative_zeros_np),
+}
 
 
 def original_ramp(pad: int, mode: str) -> np.ndarray:
@@ -91,9 +96,11 @@ class OriginalOrder:
         lo = [max(a, o) for a, o in zip(box[0], OFFSET)]
         hi = [min(b, o + s) for b, o, s in zip(box[1], OFFSET, VOLUME)]
         if all(h > low for low, h in zip(lo, hi)):
-            out[(slice(None), *(slice(a - s, b - s) for a, b, s in zip(lo, hi, box[0])))] = self.source[
-                (slice(None), *(slice(a - o, b - o) for a, b, o in zip(lo, hi, OFFSET)))
-            ]
+            out[(slice(None), *(slice(a - s, b - s) for a, b, s in zip(lo, hi, box[0])))] = (
+                self.source[
+                    (slice(None), *(slice(a - o, b - o) for a, b, o in zip(lo, hi, OFFSET)))
+                ]
+            )
         return out
 
     def template(self, level: int, key: tuple[int, ...], counts: list[int]) -> np.ndarray:
@@ -136,16 +143,27 @@ class OriginalOrder:
                 continue
             value = self.output(level, (lo, hi))
             src = tuple(slice(inter_lo[d] - lo[d], inter_hi[d] - lo[d]) for d in range(3))
-            dst = (slice(None), *(slice(inter_lo[d] - out_box[0][d], inter_hi[d] - out_box[0][d]) for d in range(3)))
+            dst = (
+                slice(None),
+                *(
+                    slice(inter_lo[d] - out_box[0][d], inter_hi[d] - out_box[0][d])
+                    for d in range(3)
+                ),
+            )
             if any(pad):
-                res[dst] = res[dst] + value[(slice(None), *src)] * self.template(level, key, counts)[src]
+                res[dst] = (
+                    res[dst] + value[(slice(None), *src)] * self.template(level, key, counts)[src]
+                )
             else:
                 res[dst] = value[(slice(None), *src)]
         return res
 
     def output(self, level: int, box: Box) -> np.ndarray:
         crop = self.crops[level]
-        grown = (tuple(a - c for a, c in zip(box[0], crop)), tuple(b + c for b, c in zip(box[1], crop)))
+        grown = (
+            tuple(a - c for a, c in zip(box[0], crop)),
+            tuple(b + c for b, c in zip(box[1], crop)),
+        )
         if level == len(self.chunks) - 1:
             read = self.read(grown)
             result = self.fn(read)
@@ -192,13 +210,19 @@ CONFIGS = {
 }
 
 
-def run_flow(tmp_path: Path, cfg: dict[str, Any], start: tuple[int, ...], counts: tuple[int, ...], fn: Any) -> tuple[np.ndarray, np.ndarray, Box]:
+def run_flow(
+    tmp_path: Path, cfg: dict[str, Any], start: tuple[int, ...], counts: tuple[int, ...], fn: Any
+) -> tuple[np.ndarray, np.ndarray, Box]:
     top = cfg["processing_chunk_sizes"][0]
     stop = tuple(s + n * c for s, n, c in zip(start, counts, top))
     grid = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in VOLUME), indexing="ij")
     source = ((1 + grid[0] + 64 * grid[1] + 4096 * grid[2]) / 7)[None].astype(np.float32)
-    src = make_volume_at(str(tmp_path / "src"), size=VOLUME, dtype="float32", chunk=(8, 8, 1), offset=OFFSET)
-    dst = make_volume_at(str(tmp_path / "dst"), size=VOLUME, dtype="float32", chunk=(4, 4, 1), offset=OFFSET)
+    src = make_volume_at(
+        str(tmp_path / "src"), size=VOLUME, dtype="float32", chunk=(8, 8, 1), offset=OFFSET
+    )
+    dst = make_volume_at(
+        str(tmp_path / "dst"), size=VOLUME, dtype="float32", chunk=(4, 4, 1), offset=OFFSET
+    )
     write_array(src, source, OFFSET)
     flow = build_subchunkable_apply_flow(
         dst=dst,
@@ -216,7 +240,9 @@ def run_flow(tmp_path: Path, cfg: dict[str, Any], start: tuple[int, ...], counts
 
 @pytest.mark.parametrize("loops", ["compiled loops", "NumPy"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_float32_blends_sum_in_the_original_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, loops: str) -> None:
+def test_float32_blends_sum_in_the_original_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, loops: str
+) -> None:
     if loops == "NumPy":
         monkeypatch.setattr(reduction, "KERNELS", None)
     elif reduction.KERNELS is None:
@@ -227,7 +253,9 @@ def test_float32_blends_sum_in_the_original_order(tmp_path: Path, monkeypatch: p
     expected = OriginalOrder(cfg, source, fn_np).blend(0, region, region)
     assert out.dtype == expected.dtype == np.float32
     differ = out.view(np.uint32) != expected.view(np.uint32)
-    assert not differ.any(), f"{differ.sum()} of {differ.size} voxels differ, e.g. at {np.argwhere(differ)[:3].tolist()}"
+    assert not differ.any(), (
+        f"{differ.sum()} of {differ.size} voxels differ, e.g. at {np.argwhere(differ)[:3].tolist()}"
+    )
     # the test tells the orders apart: summed chunk by chunk, many voxels get other bits
     old = OriginalOrder(cfg, source, fn_np, order="chunk").blend(0, region, region)
     changed = (old.view(np.uint32) != expected.view(np.uint32)).sum()

@@ -100,14 +100,18 @@ def test_weights_sum_to_one_over_the_region(ax: AxisGrid, mode: str) -> None:
         assert covered.all()
 
 
-def reference_blend(grid: ChunkGrid, outputs: dict[Any, np.ndarray], mode: str) -> tuple[Box, np.ndarray]:
+def reference_blend(
+    grid: ChunkGrid, outputs: dict[Any, np.ndarray], mode: str
+) -> tuple[Box, np.ndarray]:
     """The combination of padded chunk outputs over the whole padded region, in plain NumPy:
     each output times the product of per-dim weights (the reference ramp on a side shared with a
     neighbour, ones elsewhere), summed; or the maximum for ``max``."""
     lo = [ax.padded(0)[0] for ax in grid.axes]
     hi = [ax.padded(ax.count - 1)[1] for ax in grid.axes]
     channels = next(iter(outputs.values())).shape[0]
-    total = np.full((channels, *[h - lo_ for lo_, h in zip(lo, hi)]), -np.inf if mode == "max" else 0.0)
+    total = np.full(
+        (channels, *[h - lo_ for lo_, h in zip(lo, hi)]), -np.inf if mode == "max" else 0.0
+    )
     for key, data in outputs.items():
         weight = np.ones(data.shape[1:])
         for d, ax in enumerate(grid.axes):
@@ -136,11 +140,20 @@ def small_grids(draw: st.DrawFn) -> ChunkGrid:
     for d in range(3):
         chunk = draw(st.integers(1, 6 if d < 2 else 2))
         blend = draw(st.integers(0, chunk // 2))
-        axes_.append(AxisGrid(origin=draw(st.integers(-3, 3)), chunk=chunk, blend=blend, count=draw(st.integers(1, 3))))
+        axes_.append(
+            AxisGrid(
+                origin=draw(st.integers(-3, 3)),
+                chunk=chunk,
+                blend=blend,
+                count=draw(st.integers(1, 3)),
+            )
+        )
     return ChunkGrid((axes_[0], axes_[1], axes_[2]))
 
 
-def stored_pieces(path: Path, grid: ChunkGrid, outputs: dict[Any, np.ndarray], data_type: str) -> PieceStore:
+def stored_pieces(
+    path: Path, grid: ChunkGrid, outputs: dict[Any, np.ndarray], data_type: str
+) -> PieceStore:
     channels = next(iter(outputs.values())).shape[0]
     store = PieceStore(f"file://{path}", Vec3D(4, 4, 40), grid, data_type, channels)
     store.create()
@@ -155,7 +168,9 @@ def test_stored_pieces_reduce_over_any_box_like_a_numpy_blend(
     tmp_path: Path, loops: str, grid: ChunkGrid, mode: str, data: st.DataObject
 ) -> None:
     rng = np.random.default_rng(sum(grid.counts))
-    outputs = {key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()}
+    outputs = {
+        key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()
+    }
     store = stored_pieces(example_dir(tmp_path), grid, outputs, "float32")
     region, expected = reference_blend(grid, outputs, mode)
     lo = [data.draw(st.integers(region.start[d], region.stop[d] - 1)) for d in range(3)]
@@ -163,15 +178,22 @@ def test_stored_pieces_reduce_over_any_box_like_a_numpy_blend(
     box = Box.of(lo, hi)
     out = store.reduce_box(box, np.float32, mode)
     assert out.shape == (2, *box.shape)
-    assert np.allclose(out, expected[(slice(None), *box.slices_in(region)[1:])], rtol=1e-5, atol=1e-5)
+    assert np.allclose(
+        out, expected[(slice(None), *box.slices_in(region)[1:])], rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(
-    "dtype, value", [(np.uint8, 255), (np.int32, 2**31 - 7), (np.uint64, 2**62 + 12345), (np.float32, 0.1)]
+    "dtype, value",
+    [(np.uint8, 255), (np.int32, 2**31 - 7), (np.uint64, 2**62 + 12345), (np.float32, 0.1)],
 )
-def test_reduction_reproduces_agreeing_values_exactly(tmp_path: Path, loops: str, dtype: Any, value: Any) -> None:
+def test_reduction_reproduces_agreeing_values_exactly(
+    tmp_path: Path, loops: str, dtype: Any, value: Any
+) -> None:
     grid = ChunkGrid.over(Box((0, 0, 0), (12, 12, 2)), (4, 4, 1), (2, 2, 0))
-    outputs = {key: np.full((1, *grid.padded(key).shape), value, dtype=dtype) for key in grid.keys()}
+    outputs = {
+        key: np.full((1, *grid.padded(key).shape), value, dtype=dtype) for key in grid.keys()
+    }
     store = stored_pieces(tmp_path, grid, outputs, np.dtype(dtype).name)
     out = store.reduce_box(Box((-2, -2, 0), (14, 14, 2)), dtype, "quadratic")
     if np.dtype(dtype).kind == "f":
@@ -185,7 +207,16 @@ def test_max_mode_takes_the_maximum_of_overlapping_pieces(tmp_path: Path) -> Non
     values = {(0, 0, 0): 3, (1, 0, 0): 9}
     outputs = {key: np.full((1, 6, 1, 1), values[key], dtype=np.uint8) for key in grid.keys()}
     store = stored_pieces(tmp_path, grid, outputs, "uint8")
-    assert store.reduce_box(Box((0, 0, 0), (8, 1, 1)), np.uint8, "max")[0, :, 0, 0].tolist() == [3, 3, 3, 9, 9, 9, 9, 9]
+    assert store.reduce_box(Box((0, 0, 0), (8, 1, 1)), np.uint8, "max")[0, :, 0, 0].tolist() == [
+        3,
+        3,
+        3,
+        9,
+        9,
+        9,
+        9,
+        9,
+    ]
 
 
 def test_float_outputs_must_fit_an_integer_destination() -> None:
@@ -220,7 +251,11 @@ def test_level_schedule_agrees_with_piece_by_piece_accumulation(
     counts: tuple[int, int, int],
     mode: str,
 ) -> None:
-    blend = (min(blend_frac[0], chunk[0] // 2), min(blend_frac[1], chunk[1] // 2), min(blend_frac[2], chunk[2] // 2))
+    blend = (
+        min(blend_frac[0], chunk[0] // 2),
+        min(blend_frac[1], chunk[1] // 2),
+        min(blend_frac[2], chunk[2] // 2),
+    )
     region = (counts[0] * chunk[0], counts[1] * chunk[1], counts[2] * chunk[2])
     out_shape = (region[0] - 2 * crop[0], region[1] - 2 * crop[1], region[2] - 2 * crop[2])
     if min(out_shape) <= 0:
@@ -229,8 +264,12 @@ def test_level_schedule_agrees_with_piece_by_piece_accumulation(
     grid = ChunkGrid.over(Box((0, 0, 0), region), chunk, blend)
     out_box = Box(crop, (crop[0] + out_shape[0], crop[1] + out_shape[1], crop[2] + out_shape[2]))
     rng = np.random.default_rng(sum(chunk) + 7 * sum(counts))
-    by_key = {key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()}
-    outputs = {tuple(p - c for p, c in zip(grid.padded(key).start, crop)): v for key, v in by_key.items()}
+    by_key = {
+        key: rng.normal(size=(2, *grid.padded(key).shape)).astype(np.float32) for key in grid.keys()
+    }
+    outputs = {
+        tuple(p - c for p, c in zip(grid.padded(key).start, crop)): v for key, v in by_key.items()
+    }
     whole, blended = reference_blend(grid, by_key, mode)
     expected = blended[(slice(None), *out_box.slices_in(whole)[1:])]
     out = np.zeros((2, *out_shape), dtype=np.float32)
@@ -257,16 +296,34 @@ def test_level_schedule_agrees_with_piece_by_piece_accumulation(
     assert ((in_regions == 1) == blended_voxels).all()
 
 
-@pytest.mark.parametrize("dtype, value", [(np.uint8, 201), (np.int32, 2**31 - 3), (np.float32, 0.3)])
+@pytest.mark.parametrize(
+    "dtype, value", [(np.uint8, 201), (np.int32, 2**31 - 3), (np.float32, 0.3)]
+)
 def test_level_schedule_reproduces_agreeing_values(loops: str, dtype: Any, value: Any) -> None:
     schedule = LevelSchedule((24, 14, 4), (3, 1, 1), (5, 4, 2), (2, 1, 1), "quadratic", dtype)
     out = np.zeros((1, 24, 14, 4), dtype=dtype)
     chunk = np.full((1, *schedule.padded), value, dtype=dtype)
     schedule.run(out, (chunk for _ in schedule.starts), "test")
-    assert np.allclose(out, value, rtol=1e-6, atol=0) if np.dtype(dtype).kind == "f" else (out == value).all()
+    assert (
+        np.allclose(out, value, rtol=1e-6, atol=0)
+        if np.dtype(dtype).kind == "f"
+        else (out == value).all()
+    )
 
 
-KERNEL_TYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64, np.float32, np.float64]
+KERNEL_TYPES = [
+    np.bool_,
+    np.int8,
+    np.uint8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.uint32,
+    np.int64,
+    np.uint64,
+    np.float32,
+    np.float64,
+]
 
 
 @pytest.mark.parametrize("dtype", KERNEL_TYPES, ids=lambda t: np.dtype(t).name)
@@ -278,8 +335,12 @@ def test_compiled_loops_agree_with_numpy(dtype: Any) -> None:
     rng = np.random.default_rng(np_type.num)
     # strided views (z fastest, a slice in y) as well as x-fastest arrays
     acc = rng.normal(scale=50, size=(2, 9, 8, 3)).astype(acc_type)[:, :, 1:7]
-    src = (rng.integers(0, 2, acc.shape) if np_type.kind == "b" else rng.integers(0, 100, acc.shape)).astype(np_type)
-    weights = reduction.Weights.of([rng.random(9), None, rng.random(3)], (0, 0, 0), acc.shape[1:], acc_type)
+    src = (
+        rng.integers(0, 2, acc.shape) if np_type.kind == "b" else rng.integers(0, 100, acc.shape)
+    ).astype(np_type)
+    weights = reduction.Weights.of(
+        [rng.random(9), None, rng.random(3)], (0, 0, 0), acc.shape[1:], acc_type
+    )
     for w in (weights, None):
         compiled, plain = acc.copy(), acc.copy()
         reduction.accumulate(compiled, src, w)
@@ -323,12 +384,20 @@ def test_compiled_apply_checks_its_plan_before_writing() -> None:
     with pytest.raises(ValueError, match="names a buffer that is not given"):
         reduction.KERNELS.apply(out, data, [buffer], plan([1, *good[1:]]), weights)
     with pytest.raises(ValueError, match="weights missing, short"):
-        reduction.KERNELS.apply(out, data, [buffer], plan([0, 0, 0, 0, 0, 0, 0, 4, 4, 1, 1, -1, -1]), weights)
+        reduction.KERNELS.apply(
+            out, data, [buffer], plan([0, 0, 0, 0, 0, 0, 0, 4, 4, 1, 1, -1, -1]), weights
+        )
     with pytest.raises(ValueError, match="int64 rows of 13"):
         reduction.KERNELS.apply(out, data, [buffer], np.zeros(12, np.int64), weights)
-    reduction.KERNELS.apply(out, data, [buffer], plan(good, [0, 0, 2, 0, 0, 0, 0, 4, 4, 1, 0, -1, -1]), weights * 0.5)
+    reduction.KERNELS.apply(
+        out, data, [buffer], plan(good, [0, 0, 2, 0, 0, 0, 0, 4, 4, 1, 0, -1, -1]), weights * 0.5
+    )
     assert out[:, :4, :4].all() and not out[:, 4:].any() and not out[:, :, 4:].any()
-    assert (buffer[:, :, 2:6] == 0.5).all() and not buffer[:, :, :2].any() and not buffer[:, :, 6:].any()
+    assert (
+        (buffer[:, :, 2:6] == 0.5).all()
+        and not buffer[:, :, :2].any()
+        and not buffer[:, :, 6:].any()
+    )
 
 
 def test_compiled_store_all_rounds_clears_and_checks_its_boxes_first() -> None:
@@ -357,7 +426,10 @@ def test_intermediaries_are_a_precomputed_volume_tensorstore_reads(tmp_path: Pat
     # written as files directly, or through TensorStore's key-value store as remote ones are
     grid = ChunkGrid.over(Box((0, 0, 0), (12, 8, 2)), (4, 4, 1), (1, 1, 0))
     rng = np.random.default_rng(5)
-    outputs = {key: rng.integers(0, 60000, (2, *grid.padded(key).shape)).astype(np.uint16) for key in grid.keys()}
+    outputs = {
+        key: rng.integers(0, 60000, (2, *grid.padded(key).shape)).astype(np.uint16)
+        for key in grid.keys()
+    }
     store = PieceStore(f"file://{tmp_path}", Vec3D(4, 4, 40), grid, "uint16", 2)
     if io == "kvstore":
         store._is_local = False
@@ -366,7 +438,9 @@ def test_intermediaries_are_a_precomputed_volume_tensorstore_reads(tmp_path: Pat
         store.write_chunk(key, data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "pieces"]
     pieces = ts.open({"driver": "neuroglancer_precomputed", "kvstore": f"file://{tmp_path}/pieces"}).result()
-    assert store.interior is not None and next(iter(store.offsets)) == store.interior  # the interior first
+    assert (
+        store.interior is not None and next(iter(store.offsets)) == store.interior
+    )  # the interior first
     for key, data in outputs.items():
         k = store._linear(key)
         row = pieces[:, 0:1, k : k + 1].read().result()  # (P, 1, 1, C)
@@ -374,11 +448,17 @@ def test_intermediaries_are_a_precomputed_volume_tensorstore_reads(tmp_path: Pat
             piece = store._unpack(row[:, 0, 0, :].T, 0, label)
             lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label)]
             n = grid.tile_shape(label)
-            assert np.array_equal(piece, data[:, lo[0] : lo[0] + n[0], lo[1] : lo[1] + n[1], lo[2] : lo[2] + n[2]])
+            assert np.array_equal(
+                piece, data[:, lo[0] : lo[0] + n[0], lo[1] : lo[1] + n[1], lo[2] : lo[2] + n[2]]
+            )
     # and reductions read them back by byte range, whichever way
-    region, expected = reference_blend(grid, {k: v.astype(np.float32) for k, v in outputs.items()}, "linear")
+    region, expected = reference_blend(
+        grid, {k: v.astype(np.float32) for k, v in outputs.items()}, "linear"
+    )
     out = store.reduce_box(region, np.uint16, "linear")
-    assert np.abs(out.astype(np.int64) - np.rint(expected)).max() <= 1  # float32 sums vs the reference
+    assert (
+        np.abs(out.astype(np.int64) - np.rint(expected)).max() <= 1
+    )  # float32 sums vs the reference
 
 
 @pytest.mark.parametrize("io", ["files", "kvstore"])
@@ -389,7 +469,9 @@ def test_a_missing_intermediary_chunk_is_a_clear_error(tmp_path: Path, io: str) 
     if io == "kvstore":
         store._is_local = False
     Path(store._local_file((1, 0, 0))).unlink()
-    with pytest.raises(FileNotFoundError, match=r"intermediary chunk .*pieces/4_4_40/0-\d+_0-1_1-2 is missing"):
+    with pytest.raises(
+        FileNotFoundError, match=r"intermediary chunk .*pieces/4_4_40/0-\d+_0-1_1-2 is missing"
+    ):
         store.reduce_box(Box((0, 0, 0), (8, 4, 1)), np.uint8, "linear")
 
 
@@ -397,21 +479,39 @@ def test_intermediaries_of_another_layout_are_refused(tmp_path: Path) -> None:
     import json
 
     grid = ChunkGrid.over(Box((0, 0, 0), (8, 4, 1)), (4, 4, 1), (1, 0, 0))
-    store = stored_pieces(tmp_path, grid, {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()}, "uint8")
+    store = stored_pieces(
+        tmp_path,
+        grid,
+        {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()},
+        "uint8",
+    )
     assert PieceStore.from_manifest(store.path).row_size == store.row_size
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     del manifest["layout"]  # as written before the layout had a version: two volumes
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="have layout 1, this version of zetta_utils reads layout 2"):
+    with pytest.raises(
+        ValueError, match="have layout 1, this version of zetta_utils reads layout 2"
+    ):
         PieceStore.from_manifest(store.path)
 
 
 def test_a_truncated_intermediary_chunk_is_a_clear_error(tmp_path: Path) -> None:
     grid = ChunkGrid.over(Box((0, 0, 0), (8, 4, 1)), (4, 4, 1), (1, 0, 0))
-    store = stored_pieces(tmp_path, grid, {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()}, "uint8")
+    store = stored_pieces(
+        tmp_path,
+        grid,
+        {key: np.ones((1, *grid.padded(key).shape), np.uint8) for key in grid.keys()},
+        "uint8",
+    )
     path = Path(store._local_file((1, 0, 0)))
     path.write_bytes(path.read_bytes()[:-3])
-    with pytest.raises(ValueError, match=rf"intermediary chunk .*0-\d+_0-1_1-2 holds {store.row_size - 3} bytes, expected {store.row_size}"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            rf"intermediary chunk .*0-\d+_0-1_1-2 holds {store.row_size - 3} bytes, "
+            rf"expected {store.row_size}"
+        ),
+    ):
         store.reduce_box(Box((0, 0, 0), (8, 4, 1)), np.uint8, "linear")
 
 
@@ -423,7 +523,9 @@ def test_released_rows_leave_their_files_to_later_rows(tmp_path: Path) -> None:
     grid = ChunkGrid.over(Box((0, 0, 0), (12, 8, 1)), (4, 4, 1), (1, 1, 0))
     keys = list(grid.keys())
     rng = np.random.default_rng(7)
-    outputs = {key: rng.integers(0, 250, (2, *grid.padded(key).shape)).astype(np.uint8) for key in keys}
+    outputs = {
+        key: rng.integers(0, 250, (2, *grid.padded(key).shape)).astype(np.uint8) for key in keys
+    }
     store = stored_pieces(tmp_path, grid, {key: outputs[key] for key in keys[:4]}, "uint8")
     expected = {key: row for key, row in zip(keys[:4], _rows(store, keys[:4]), strict=True)}
     released = keys[:2]
@@ -438,9 +540,13 @@ def test_released_rows_leave_their_files_to_later_rows(tmp_path: Path) -> None:
     for key in keys[4:]:
         store.write_chunk(key, outputs[key])
     assert not list(pool.iterdir())  # both pooled files were taken ...
-    assert {os.stat(store._local_file(key)).st_ino for key in keys[4:]} == inodes  # ... by the new rows
+    assert {
+        os.stat(store._local_file(key)).st_ino for key in keys[4:]
+    } == inodes  # ... by the new rows
     # which read back right, as do the rows kept
-    fresh = stored_pieces(tmp_path / "fresh", grid, {key: outputs[key] for key in keys[4:]}, "uint8")
+    fresh = stored_pieces(
+        tmp_path / "fresh", grid, {key: outputs[key] for key in keys[4:]}, "uint8"
+    )
     for key, row in zip(keys[4:], _rows(store, keys[4:]), strict=True):
         assert np.array_equal(row, _rows(fresh, [key])[0])
     for key, row in zip(keys[2:4], _rows(store, keys[2:4]), strict=True):
@@ -465,12 +571,17 @@ def test_concurrent_writers_each_take_their_own_pooled_file(tmp_path: Path) -> N
 
     grid = ChunkGrid.over(Box((0, 0, 0), (64, 8, 1)), (4, 4, 1), (1, 1, 0))
     keys = list(grid.keys())
-    outputs = {key: np.full((1, *grid.padded(key).shape), k % 251, np.uint8) for k, key in enumerate(keys)}
+    outputs = {
+        key: np.full((1, *grid.padded(key).shape), k % 251, np.uint8) for k, key in enumerate(keys)
+    }
     half = len(keys) // 2
     store = stored_pieces(tmp_path, grid, {key: outputs[key] for key in keys[:half]}, "uint8")
     store.delete_pieces(keys[: half - 4])
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda key: store.write_chunk(key, outputs[key]), keys[half:]))
-    assert len({os.stat(store._local_file(key)).st_ino for key in keys[half - 4 :]}) == len(keys) - half + 4
+    assert (
+        len({os.stat(store._local_file(key)).st_ino for key in keys[half - 4 :]})
+        == len(keys) - half + 4
+    )
     for key, row in zip(keys[half:], _rows(store, keys[half:]), strict=True):
         assert (row == outputs[key].flat[0]).all()

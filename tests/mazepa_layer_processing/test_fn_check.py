@@ -64,7 +64,9 @@ class StackableOp:
 
     def processing_fn(self, **kwargs: Any) -> Any: ...
 
-    def write(self, idx: Any, dst: Any, data: Any, src: Any, use_semaphore: bool = True) -> None: ...
+    def write(
+        self, idx: Any, dst: Any, data: Any, src: Any, use_semaphore: bool = True
+    ) -> None: ...
 
 
 @pytest.mark.parametrize(
@@ -100,7 +102,8 @@ def test_missing_and_extra_names_with_a_suggestion() -> None:
     assert info.value.argument == "op_kwargs"
     assert str(info.value).endswith(
         "cannot be called as fn(**op_kwargs): op_kwargs gives 'msk', which it does not take "
-        "(did you mean 'mask'?); it needs 'mask', which op_kwargs does not give; its parameters: src, mask"
+        "(did you mean 'mask'?); it needs 'mask', which op_kwargs does not give; its parameters: "
+        "src, mask"
     )
 
 
@@ -111,15 +114,18 @@ def test_positional_only_parameters_cannot_come_from_op_kwargs() -> None:
 
 def test_a_partial_spec_is_checked_without_what_its_spec_gives() -> None:
     partial = builder.build({"@type": "tests_fn_check.scaled", "@mode": "partial", "factor": 2})
-    assert str(inspect.signature(partial)) == "(src: 'Any', *, factor: 'float' = '<from the spec>', offset: 'float' = 0.0) -> 'Any'"
+    assert (
+        str(inspect.signature(partial))
+        == "(src: 'Any', *, factor: 'float' = '<from the spec>', offset: 'float' = 0.0) -> 'Any'"
+    )
     check_fn_arguments(partial, None, {"src": 1})
     check_fn_arguments(partial, None, {"src": 1, "factor": 3})  # call-time arguments override
     with pytest.raises(ArgumentError) as info:
         check_fn_arguments(partial, None, {"img": 1})
     assert str(info.value) == (
-        "`fn` 'tests_fn_check.scaled' (partial) cannot be called as fn(**op_kwargs): op_kwargs gives "
-        "'img', which it does not take (did you mean 'src'?); it needs 'src', which op_kwargs does not "
-        "give; its parameters: src, factor, offset"
+        "`fn` 'tests_fn_check.scaled' (partial) cannot be called as fn(**op_kwargs): op_kwargs "
+        "gives 'img', which it does not take (did you mean 'src'?); it needs 'src', which "
+        "op_kwargs does not give; its parameters: src, factor, offset"
     )
 
 
@@ -129,7 +135,8 @@ def test_ops_are_called_with_idx_and_dst_first() -> None:
         check_fn_arguments(None, OpWithoutDst(), KW)
     assert str(info.value) == (
         "`op` a OpWithoutDst object cannot be called as op(idx, dst, **op_kwargs): "
-        "'src' is already its positional argument; op_kwargs gives it again; its parameters: idx, src, mask"
+        "'src' is already its positional argument; op_kwargs gives it again; its parameters: idx, "
+        "src, mask"
     )
 
 
@@ -143,14 +150,21 @@ def test_stacked_ops_have_read_and_write_checked() -> None:
     check_fn_arguments(None, StackableOp(), KW)  # one chunk a call: only __call__
     with pytest.raises(ArgumentError) as info:
         check_fn_arguments(None, StackableOp(), KW, stacked=True)
-    assert "StackableOp.write' cannot be called as op.write(idx, dst, data, **op_kwargs)" in str(info.value)
+    assert "StackableOp.write' cannot be called as op.write(idx, dst, data, **op_kwargs)" in str(
+        info.value
+    )
     assert "op_kwargs gives 'mask', which it does not take" in str(info.value)
 
 
 def _spec(tmp_path: Path, lambda_str: str, **changes: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "@type": "build_subchunkable_apply_flow",
-        "bbox": {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": [32, 32, 2], "resolution": list(RES)},
+        "bbox": {
+            "@type": "BBox3D.from_coords",
+            "start_coord": [0, 0, 0],
+            "end_coord": [32, 32, 2],
+            "resolution": list(RES),
+        },
         "dst_resolution": list(RES),
         "processing_chunk_sizes": [[16, 16, 1]],
         "skip_intermediaries": True,
@@ -162,7 +176,9 @@ def _spec(tmp_path: Path, lambda_str: str, **changes: Any) -> dict[str, Any]:
     return spec
 
 
-def test_builder_refuses_a_mismatched_lambda_before_anything_runs(tmp_path: Path, make_volume: MakeVolume) -> None:
+def test_builder_refuses_a_mismatched_lambda_before_anything_runs(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
     make_volume("src", size=(32, 32, 2), chunk=(16, 16, 1))
     make_volume("dst", size=(32, 32, 2), chunk=(16, 16, 1))
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
@@ -171,9 +187,9 @@ def test_builder_refuses_a_mismatched_lambda_before_anything_runs(tmp_path: Path
         builder.build({"target": _spec(tmp_path, "lambda img: img")})
     assert isinstance(info.value, TypeError)
     assert str(info.value) == (
-        "at `target.op_kwargs`: `fn` 'lambda img: img' cannot be called as fn(**op_kwargs): op_kwargs gives "
-        "'src', which it does not take (did you mean 'img'?); it needs 'img', which op_kwargs does not give; "
-        "its parameters: img"
+        "at `target.op_kwargs`: `fn` 'lambda img: img' cannot be called as fn(**op_kwargs): "
+        "op_kwargs gives 'src', which it does not take (did you mean 'img'?); it needs 'img', "
+        "which op_kwargs does not give; its parameters: img"
     )
     with pytest.raises(BuilderError) as info:
         builder.build(_spec(tmp_path, "lambda src: src", op_kwargs={

@@ -29,8 +29,8 @@ from .helpers import RES, random_array, read_array, write_array
 
 # The original's signatures (zetta_utils/mazepa_layer_processing/common/subchunkable_apply_flow.py
 # of github ZettaAI/zetta_utils), argument by argument with their defaults: the union of two
-# versions, the newer adding ``exact_bbox_output``, ``task_stack_size`` and ``verbose`` (the new name
-# of ``print_summary``).
+# versions, the newer adding ``exact_bbox_output``, ``task_stack_size`` and ``verbose`` (the new
+# name of ``print_summary``).
 ORIGINAL_ARGS: dict[str, dict[str, Any]] = {
     "build_subchunkable_apply_flow": {
         "dst": inspect.Parameter.empty,
@@ -129,7 +129,9 @@ def _sources(make_volume: MakeVolume) -> tuple[Any, Any, np.ndarray]:
     return src, dst, data
 
 
-def test_a_spec_naming_every_argument_of_the_original_builds_and_runs(tmp_path: Path, make_volume: MakeVolume) -> None:
+def test_a_spec_naming_every_argument_of_the_original_builds_and_runs(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
     """Every argument by name through the builder (as a user's spec gives them), each at a value
     that works, the region given as coordinates."""
     _sources(make_volume)
@@ -180,9 +182,15 @@ def test_a_spec_naming_every_argument_of_the_original_builds_and_runs(tmp_path: 
 
 
 @pytest.mark.parametrize("name", sorted(ORIGINAL_ARGS))
-def test_dst_tighten_bounds_is_refused_with_what_replaces_it(tmp_path: Path, make_volume: MakeVolume, name: str) -> None:
+def test_dst_tighten_bounds_is_refused_with_what_replaces_it(
+    tmp_path: Path, make_volume: MakeVolume, name: str
+) -> None:
     src, dst, _ = _sources(make_volume)
-    sizes = {"processing_chunk_sizes": [[16, 16, 1]]} if name == "build_subchunkable_apply_flow" else {"processing_input_sizes": [[16, 16, 1]]}
+    sizes = (
+        {"processing_chunk_sizes": [[16, 16, 1]]}
+        if name == "build_subchunkable_apply_flow"
+        else {"processing_input_sizes": [[16, 16, 1]]}
+    )
     spec = {
         "@type": name,
         "dst": dst,
@@ -194,7 +202,9 @@ def test_dst_tighten_bounds_is_refused_with_what_replaces_it(tmp_path: Path, mak
         "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"],
         "dst_tighten_bounds": True,
     }
-    with pytest.raises(ValueError, match=r"`dst_tighten_bounds` is no longer supported.*`info_bbox: #BBOX`"):
+    with pytest.raises(
+        ValueError, match=r"`dst_tighten_bounds` is no longer supported.*`info_bbox: #BBOX`"
+    ):
         builder.build(spec)
     spec["dst_tighten_bounds"] = False
     builder.build(spec)  # False is accepted, as in the original
@@ -219,7 +229,9 @@ def test_allow_cache_up_to_level_past_either_end_means_the_nearest_level(
     assert facts["allow_cache_up_to_level"] == min(max(cache_level, 0), 1)
 
 
-def _plans(tmp_path: Path, src: Any, dst: Any, shared: dict[str, Any]) -> tuple[SubchunkablePlan, SubchunkablePlan]:
+def _plans(
+    tmp_path: Path, src: Any, dst: Any, shared: dict[str, Any]
+) -> tuple[SubchunkablePlan, SubchunkablePlan]:
     postpad = build_postpad_subchunkable_apply_flow(
         dst=dst,
         dst_resolution=RES,
@@ -313,15 +325,27 @@ def test_postpad_runs_with_an_op(tmp_path: Path, make_volume: MakeVolume) -> Non
         ({"skip_intermediaries": True}, r"skip_intermediaries"),
         ({"processing_gap": [2, 2, 0]}, r"processing_gap"),
         ({"processing_chunk_sizes": [[16, 16, 1]]}, r"processing_chunk_sizes"),
-        ({"processing_blend_mode": ["linear", "linear"]}, r"`processing_blend_mode` must be one blend mode for all levels"),
+        (
+            {"processing_blend_mode": ["linear", "linear"]},
+            r"`processing_blend_mode` must be one blend mode for all levels",
+        ),
         (
             {"processing_input_sizes": [[24, 24, 1], [8, 8, 1]], "expand_bbox_processing": False},
-            r"build_postpad_subchunkable_apply_flow rounds the upper `processing_input_sizes` down .* needs expand_bbox_processing=True",
+            r"build_postpad_subchunkable_apply_flow rounds the upper `processing_input_sizes` "
+            r"down .* needs expand_bbox_processing=True",
         ),
     ],
-    ids=["skip_intermediaries", "processing_gap", "processing_chunk_sizes", "mode list", "no expansion"],
+    ids=[
+        "skip_intermediaries",
+        "processing_gap",
+        "processing_chunk_sizes",
+        "mode list",
+        "no expansion",
+    ],
 )
-def test_postpad_refuses_what_it_sets_itself(tmp_path: Path, make_volume: MakeVolume, changes: dict[str, Any], message: str) -> None:
+def test_postpad_refuses_what_it_sets_itself(
+    tmp_path: Path, make_volume: MakeVolume, changes: dict[str, Any], message: str
+) -> None:
     src, dst, _ = _sources(make_volume)
     spec: dict[str, Any] = {
         "@type": "build_postpad_subchunkable_apply_flow",
@@ -339,7 +363,7 @@ def test_postpad_refuses_what_it_sets_itself(tmp_path: Path, make_volume: MakeVo
         builder.build(spec)
 
 
-# --- VolumetricCallableOperation's res_change_mult ---------------------------------------------------
+# --- VolumetricCallableOperation's res_change_mult -----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -354,7 +378,9 @@ def test_postpad_refuses_what_it_sets_itself(tmp_path: Path, make_volume: MakeVo
     ],
     ids=["straight to dst", "cropped and blended"],
 )
-def test_res_change_mult_reads_inputs_at_dst_resolution_over_it(tmp_path: Path, make_volume: MakeVolume, sizes: dict[str, Any]) -> None:
+def test_res_change_mult_reads_inputs_at_dst_resolution_over_it(
+    tmp_path: Path, make_volume: MakeVolume, sizes: dict[str, Any]
+) -> None:
     """An op ``{"@type": "VolumetricCallableOperation", res_change_mult: [2, 2, 1]}``: ``fn``
     gets ``src`` at (4, 4, 40) over each chunk (and its crop) of a (8, 8, 40) ``dst``."""
     from zetta_utils import mazepa
@@ -380,13 +406,19 @@ def test_res_change_mult_reads_inputs_at_dst_resolution_over_it(tmp_path: Path, 
         "dst": dst,
         "dst_resolution": list(coarse),
         "bbox": BBox3D.from_coords((0, 0, 0), SIZE, RES),
-        "op": {"@type": "VolumetricCallableOperation", "fn": lambda src: src[:, ::2, ::2, :], "res_change_mult": [2, 2, 1]},
+        "op": {
+            "@type": "VolumetricCallableOperation",
+            "fn": lambda src: src[:, ::2, ::2, :],
+            "res_change_mult": [2, 2, 1],
+        },
         "op_kwargs": {"src": src},
         "print_summary": False,
         **sizes,
     }
     if not sizes.get("skip_intermediaries"):
-        spec["level_intermediaries_dirs"] = [f"file://{tmp_path}/tmp"] * len(sizes["processing_chunk_sizes"])
+        spec["level_intermediaries_dirs"] = [f"file://{tmp_path}/tmp"] * len(
+            sizes["processing_chunk_sizes"]
+        )
     mazepa.execute(builder.build(spec), show_progress=False)
     out = dst[VolumetricIndex.from_coords((0, 0, 0), (16, 16, 2), coarse)].numpy()
     assert np.array_equal(out, data[:, ::2, ::2, :])
@@ -396,27 +428,49 @@ def test_res_change_mult_must_keep_the_crop_whole() -> None:
     from zetta_utils.mazepa_layer_processing import VolumetricCallableOperation
 
     with pytest.raises(ValueError, match=r"res_change_mult: expected three positive numbers"):
-        builder.build({"@type": "VolumetricCallableOperation", "fn": identity, "res_change_mult": [0, 1, 1]})
-    op = builder.build({"@type": "VolumetricCallableOperation", "fn": identity, "res_change_mult": [0.5, 0.5, 1]})
+        builder.build(
+            {"@type": "VolumetricCallableOperation", "fn": identity, "res_change_mult": [0, 1, 1]}
+        )
+    op = builder.build(
+        {"@type": "VolumetricCallableOperation", "fn": identity, "res_change_mult": [0.5, 0.5, 1]}
+    )
     assert isinstance(op, VolumetricCallableOperation)
-    with pytest.raises(ValueError, match=r"crop_pad \(1, 1, 0\) with res_change_mult \(0.5, 0.5, 1\) is \(0.5, 0.5, 0\) voxels of input"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"crop_pad \(1, 1, 0\) with res_change_mult \(0.5, 0.5, 1\) is \(0.5, 0.5, 0\) "
+            r"voxels of input"
+        ),
+    ):
         op.with_added_crop_pad([1, 1, 0])
 
 
-# --- exact_bbox_output -------------------------------------------------------------------------------
+# --- exact_bbox_output ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "sizes, region",
     [
         ({"processing_chunk_sizes": [[16, 16, 1]]}, ((5, 3, 0), (13, 11, 1))),
-        ({"processing_chunk_sizes": [[16, 16, 1], [4, 4, 1]], "processing_crop_pads": [[2, 2, 0], [1, 1, 0]]}, ((5, 3, 0), (13, 11, 2))),
-        ({"processing_chunk_sizes": [[16, 16, 1]]}, ((0, 0, 0), (12, 12, 1))),  # chunk starts on dst's grid, the end not
+        (
+            {
+                "processing_chunk_sizes": [[16, 16, 1], [4, 4, 1]],
+                "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
+            },
+            ((5, 3, 0), (13, 11, 2)),
+        ),
+        (
+            {"processing_chunk_sizes": [[16, 16, 1]]},
+            ((0, 0, 0), (12, 12, 1)),
+        ),  # chunk starts on dst's grid, the end not
     ],
     ids=["one level", "two levels, cropped", "aligned start"],
 )
 def test_exact_bbox_output_writes_only_the_region(
-    tmp_path: Path, make_volume: MakeVolume, sizes: dict[str, Any], region: tuple[tuple[int, ...], tuple[int, ...]]
+    tmp_path: Path,
+    make_volume: MakeVolume,
+    sizes: dict[str, Any],
+    region: tuple[tuple[int, ...], tuple[int, ...]],
 ) -> None:
     """The region is processed grown to whole chunks, but only the region is written: dst keeps
     what it held around it, within the dst chunks on the region's edge too; without
@@ -436,7 +490,8 @@ def test_exact_bbox_output_writes_only_the_region(
                 "bbox": BBox3D.from_coords(region[0], region[1], RES),
                 "fn": identity,
                 "op_kwargs": {"src": src},
-                "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"] * len(sizes["processing_chunk_sizes"]),
+                "level_intermediaries_dirs": [f"file://{tmp_path}/tmp"]
+                * len(sizes["processing_chunk_sizes"]),
                 "exact_bbox_output": exact,
                 "verbose": False,
                 **sizes,
@@ -454,9 +509,19 @@ def test_exact_bbox_output_writes_only_the_region(
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"processing_blend_pads": [2, 2, 0]}, r"`exact_bbox_output` is not supported with blending .* processing_blend_pads\[0\] = \(2, 2, 0\)"),
-        ({"skip_intermediaries": True, "level_intermediaries_dirs": None}, r"`exact_bbox_output` .* cannot be used with skip_intermediaries=True"),
-        ({"dst": None, "skip_intermediaries": True, "level_intermediaries_dirs": None}, r"`exact_bbox_output`"),
+        (
+            {"processing_blend_pads": [2, 2, 0]},
+            r"`exact_bbox_output` is not supported with blending .* processing_blend_pads\[0\] = "
+            r"\(2, 2, 0\)",
+        ),
+        (
+            {"skip_intermediaries": True, "level_intermediaries_dirs": None},
+            r"`exact_bbox_output` .* cannot be used with skip_intermediaries=True",
+        ),
+        (
+            {"dst": None, "skip_intermediaries": True, "level_intermediaries_dirs": None},
+            r"`exact_bbox_output`",
+        ),
     ],
     ids=["blend", "skip_intermediaries", "no dst"],
 )
@@ -481,7 +546,7 @@ def test_exact_bbox_output_is_refused_where_the_original_refuses_it(
         builder.build(spec)
 
 
-# --- task_stack_size: stacked bottom-level chunks --------------------------------------------------
+# --- task_stack_size: stacked bottom-level chunks ------------------------------------------------
 
 
 def chunk_dependent(src: torch.Tensor) -> torch.Tensor:
@@ -491,9 +556,15 @@ def chunk_dependent(src: torch.Tensor) -> torch.Tensor:
 
 
 STACK_CONFIGS: dict[str, dict[str, Any]] = {
-    "one level, blended": {"processing_chunk_sizes": [[16, 16, 1]], "processing_blend_pads": [2, 2, 0]},
+    "one level, blended": {
+        "processing_chunk_sizes": [[16, 16, 1]],
+        "processing_blend_pads": [2, 2, 0],
+    },
     "one level, straight to dst": {"processing_chunk_sizes": [[16, 16, 1]]},
-    "one level, skip_intermediaries": {"processing_chunk_sizes": [[16, 16, 1]], "skip_intermediaries": True},
+    "one level, skip_intermediaries": {
+        "processing_chunk_sizes": [[16, 16, 1]],
+        "skip_intermediaries": True,
+    },
     "two levels, cropped and blended": {
         "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
         "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
@@ -508,7 +579,9 @@ STACK_CONFIGS: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("config", list(STACK_CONFIGS))
-def test_task_stack_size_runs_fn_on_stacked_bottom_chunks(tmp_path: Path, make_volume: MakeVolume, config: str) -> None:
+def test_task_stack_size_runs_fn_on_stacked_bottom_chunks(
+    tmp_path: Path, make_volume: MakeVolume, config: str
+) -> None:
     """As the original's stacked operations: fn gets N chunks' inputs stacked (N, C, X, Y, Z) and
     returns their outputs likewise; the output is the same bytes as one chunk at a time."""
     from zetta_utils import mazepa
@@ -539,7 +612,13 @@ def test_task_stack_size_runs_fn_on_stacked_bottom_chunks(tmp_path: Path, make_v
             verbose=False,
             **kwargs,
         )
-        tasks = [t for item in flow.iter_items() if isinstance(item, list) for t in item if t.operation_name == "fn"]
+        tasks = [
+            t
+            for item in flow.iter_items()
+            if isinstance(item, list)
+            for t in item
+            if t.operation_name == "fn"
+        ]
         mazepa.execute(flow, show_progress=False)
         outputs[stack] = read_array(dst, (0, 0, 0), SIZE)
         if stack == 1:
@@ -549,15 +628,23 @@ def test_task_stack_size_runs_fn_on_stacked_bottom_chunks(tmp_path: Path, make_v
             assert {len(s) for s in shapes} == {5}
             assert sum(s[0] for s in shapes) == chunks  # every bottom chunk once
             top = kwargs["processing_chunk_sizes"][0]
-            per_parent = chunks // math.prod(n // c for n, c in zip(SIZE, top, strict=True)) if levels == 2 else chunks
+            per_parent = (
+                chunks // math.prod(n // c for n, c in zip(SIZE, top, strict=True))
+                if levels == 2
+                else chunks
+            )
             full, rest = divmod(per_parent, 3)
-            assert sorted(s[0] for s in shapes) == sorted(([3] * full + ([rest] if rest else [])) * (chunks // per_parent))
+            assert sorted(s[0] for s in shapes) == sorted(
+                ([3] * full + ([rest] if rest else [])) * (chunks // per_parent)
+            )
             # one level: a task holds 3 chunks; two: one top-level chunk, as in the original
             assert [len(t.args[0]) for t in tasks][:2] == ([3, 3] if levels == 1 else [1, 1])
     assert outputs[1].tobytes() == outputs[3].tobytes()
 
 
-def test_task_stack_size_with_dst_none(tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]) -> None:
+def test_task_stack_size_with_dst_none(
+    tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zetta_utils import mazepa
 
     src, _, _ = _sources(make_volume)
@@ -583,24 +670,41 @@ class StackableAddOne:
     crop_pad: tuple[int, int, int] = (0, 0, 0)
 
     def with_added_crop_pad(self, crop_pad: Any) -> StackableAddOne:
-        return StackableAddOne(tuple(a + int(b) for a, b in zip(self.crop_pad, crop_pad, strict=True)))  # type: ignore[arg-type]
+        return StackableAddOne(
+            tuple(a + int(b) for a, b in zip(self.crop_pad, crop_pad, strict=True))
+        )  # type: ignore[arg-type]
 
-    def read(self, idx: VolumetricIndex, src: Any, use_semaphore: bool = True) -> dict[str, torch.Tensor]:
+    def read(
+        self, idx: VolumetricIndex, src: Any, use_semaphore: bool = True
+    ) -> dict[str, torch.Tensor]:
         return {"src": src[idx.padded(self.crop_pad)]}
 
     def processing_fn(self, src: torch.Tensor) -> torch.Tensor:
         return src + 1
 
-    def write(self, idx: VolumetricIndex, dst: Any, tensor: torch.Tensor, src: Any, use_semaphore: bool = True) -> None:
+    def write(
+        self,
+        idx: VolumetricIndex,
+        dst: Any,
+        tensor: torch.Tensor,
+        src: Any,
+        use_semaphore: bool = True,
+    ) -> None:
         cx, cy, cz = self.crop_pad
-        dst[idx] = tensor[:, cx : tensor.shape[1] - cx, cy : tensor.shape[2] - cy, cz : tensor.shape[3] - cz]
+        dst[idx] = tensor[
+            :, cx : tensor.shape[1] - cx, cy : tensor.shape[2] - cy, cz : tensor.shape[3] - cz
+        ]
 
     def __call__(self, idx: VolumetricIndex, dst: Any, src: Any) -> None:
         self.write(idx, dst, self.processing_fn(**self.read(idx, src)), src)
 
 
-@pytest.mark.parametrize("skip", [False, True], ids=["through intermediaries", "skip_intermediaries"])
-def test_task_stack_size_with_a_stackable_op(tmp_path: Path, make_volume: MakeVolume, skip: bool) -> None:
+@pytest.mark.parametrize(
+    "skip", [False, True], ids=["through intermediaries", "skip_intermediaries"]
+)
+def test_task_stack_size_with_a_stackable_op(
+    tmp_path: Path, make_volume: MakeVolume, skip: bool
+) -> None:
     from zetta_utils import mazepa
 
     src, dst, data = _sources(make_volume)
@@ -614,7 +718,11 @@ def test_task_stack_size_with_a_stackable_op(tmp_path: Path, make_volume: MakeVo
         processing_crop_pads=[[0, 0, 0], [1, 1, 0]],
         task_stack_size=4,
         verbose=False,
-        **({"skip_intermediaries": True} if skip else {"level_intermediaries_dirs": [f"file://{tmp_path}/tmp"] * 2}),
+        **(
+            {"skip_intermediaries": True}
+            if skip
+            else {"level_intermediaries_dirs": [f"file://{tmp_path}/tmp"] * 2}
+        ),
     )
     mazepa.execute(flow, show_progress=False)
     assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data + 1)
@@ -622,7 +730,10 @@ def test_task_stack_size_with_a_stackable_op(tmp_path: Path, make_volume: MakeVo
 
 def test_task_stack_size_needs_a_stackable_op(tmp_path: Path, make_volume: MakeVolume) -> None:
     src, dst, _ = _sources(make_volume)
-    with pytest.raises(TypeError, match=r"`task_stack_size` = 2 runs .* has no read\(\), processing_fn\(\), write\(\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"`task_stack_size` = 2 runs .* has no read\(\), processing_fn\(\), write\(\)",
+    ):
         build_subchunkable_apply_flow(
             dst=dst,
             dst_resolution=RES,

@@ -46,7 +46,9 @@ class RecordIds:
     crop_pad: tuple[int, int, int] = (0, 0, 0)
 
     def with_added_crop_pad(self, crop_pad: Sequence[int]) -> RecordIds:
-        return attrs.evolve(self, crop_pad=tuple(a + int(b) for a, b in zip(self.crop_pad, crop_pad, strict=True)))  # type: ignore[arg-type]
+        return attrs.evolve(
+            self, crop_pad=tuple(a + int(b) for a, b in zip(self.crop_pad, crop_pad, strict=True))
+        )  # type: ignore[arg-type]
 
     def __call__(self, idx: VolumetricIndex, dst: Any, src: Any = None) -> None:
         box = [[int(v) for v in idx.start], [int(v) for v in idx.stop]]
@@ -54,7 +56,9 @@ class RecordIds:
         if dst is not None:
             data = src[idx.padded(self.crop_pad)]
             cx, cy, cz = self.crop_pad
-            dst[idx] = data[:, cx : data.shape[1] - cx, cy : data.shape[2] - cy, cz : data.shape[3] - cz]
+            dst[idx] = data[
+                :, cx : data.shape[1] - cx, cy : data.shape[2] - cy, cz : data.shape[3] - cz
+            ]
 
 
 def recorded(folder: Path) -> dict[int, Box3]:
@@ -87,12 +91,20 @@ def originals_numbering(
         if i == 0:
             size, g = [b - a for a, b in zip(start, stop, strict=True)], list(gap)
         else:
-            size, g = [c + 2 * r + 2 * b for c, r, b in zip(chunks[i - 1], crops[i - 1], blends[i - 1], strict=True)], [0, 0, 0]
+            size, g = (
+                [
+                    c + 2 * r + 2 * b
+                    for c, r, b in zip(chunks[i - 1], crops[i - 1], blends[i - 1], strict=True)
+                ],
+                [0, 0, 0],
+            )
         per_chunk.append(math.prod((size[d] + g[d]) // (chunks[i][d] + g[d]) for d in range(3)))
     bottom_per = [math.prod(per_chunk[i + 1 :]) for i in range(levels)]
     result: dict[int, Box3] = {}
 
-    def stride_boxes(lo: Sequence[int], hi: Sequence[int], size: Sequence[int], stride: Sequence[int]) -> list[Box3]:
+    def stride_boxes(
+        lo: Sequence[int], hi: Sequence[int], size: Sequence[int], stride: Sequence[int]
+    ) -> list[Box3]:
         ranges = [range(lo[d], hi[d] - size[d] + 1, stride[d]) for d in range(3)]
         return [
             ((x, y, z), (x + size[0], y + size[1], z + size[2]))
@@ -127,7 +139,9 @@ def originals_numbering(
                 next_id += len(boxes) * bottom_per[i]
         else:
             g = gap if i == 0 else (0, 0, 0)
-            for m, sub in enumerate(stride_boxes(box[0], box[1], chunk, [c + s for c, s in zip(chunk, g, strict=True)])):
+            for m, sub in enumerate(
+                stride_boxes(box[0], box[1], chunk, [c + s for c, s in zip(chunk, g, strict=True)])
+            ):
                 visit(i, sub, first_id + m * bottom_per[i])
 
     level(0, (tuple(start), tuple(stop)), 0)
@@ -164,7 +178,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("num_procs", [pytest.param(1, id="serial"), pytest.param(2, id="2 processes", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "num_procs",
+    [pytest.param(1, id="serial"), pytest.param(2, id="2 processes", marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_operations_see_the_originals_chunk_ids_each_once(
     tmp_path: Path, make_volume: MakeVolume, config: str, num_procs: int
@@ -177,7 +194,9 @@ def test_operations_see_the_originals_chunk_ids_each_once(
     folder = tmp_path / "ids"
     folder.mkdir()
     if not kwargs.get("skip_intermediaries"):
-        kwargs["level_intermediaries_dirs"] = [f"file://{tmp_path}/tmp"] * len(kwargs["processing_chunk_sizes"])
+        kwargs["level_intermediaries_dirs"] = [f"file://{tmp_path}/tmp"] * len(
+            kwargs["processing_chunk_sizes"]
+        )
     flow = build_subchunkable_apply_flow(
         dst=dst,
         dst_resolution=RES,
@@ -191,11 +210,17 @@ def test_operations_see_the_originals_chunk_ids_each_once(
 
     seen = recorded(folder)
     expected = originals_numbering(
-        (0, 0, 0), SIZE, kwargs["processing_chunk_sizes"], kwargs["processing_crop_pads"], kwargs["processing_blend_pads"]
+        (0, 0, 0),
+        SIZE,
+        kwargs["processing_chunk_sizes"],
+        kwargs["processing_crop_pads"],
+        kwargs["processing_blend_pads"],
     )
     assert sorted(seen) == list(range(len(expected)))
     assert seen == expected
-    assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)  # the ids did not disturb the output
+    assert np.array_equal(
+        read_array(dst, (0, 0, 0), SIZE), data
+    )  # the ids did not disturb the output
 
 
 def test_chunks_lying_in_the_crop_above_are_not_computed_and_the_rest_keep_their_ids(
@@ -247,22 +272,50 @@ def test_the_originals_own_chunk_id_case(tmp_path: Path) -> None:
     mazepa.execute(flow, show_progress=False)
     seen = recorded(tmp_path)
     assert sorted(seen) == list(range(64))
-    assert seen == originals_numbering((0, 0, 100), (32, 32, 101), [[32, 32, 1], [16, 16, 1], [4, 4, 1]], [[0, 0, 0]] * 3, [[0, 0, 0]] * 3)
+    assert seen == originals_numbering(
+        (0, 0, 100),
+        (32, 32, 101),
+        [[32, 32, 1], [16, 16, 1], [4, 4, 1]],
+        [[0, 0, 0]] * 3,
+        [[0, 0, 0]] * 3,
+    )
 
 
 def test_numbering_with_odd_counts_gaps_and_three_levels() -> None:
     """Phases of unequal sizes (odd counts), a processing_gap and three levels, against the
     original's way, without running anything."""
     # (top-level chunks per dim, chunk sizes, crop pads, blend pads, processing_gap)
-    cases: list[tuple[tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]]] = [
+    cases: list[
+        tuple[tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]]
+    ] = [
         ((3, 5, 3), [[10, 6, 2]], [[0, 0, 0]], [[2, 1, 1]], [0, 0, 0]),
-        ((3, 2, 1), [[8, 8, 1], [4, 4, 1]], [[0, 0, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]], [2, 4, 0]),
-        ((3, 1, 2), [[12, 12, 1], [6, 6, 1], [2, 3, 1]], [[3, 3, 0], [0, 0, 0], [1, 0, 0]], [[0, 0, 0], [3, 3, 0], [0, 0, 0]], [0, 0, 0]),
-        ((1, 3, 2), [[6, 6, 2], [4, 4, 2], [2, 2, 1]], [[1, 1, 0], [0, 0, 1], [0, 0, 0]], [[0, 0, 0], [1, 1, 0], [1, 1, 0]], [0, 0, 0]),
+        (
+            (3, 2, 1),
+            [[8, 8, 1], [4, 4, 1]],
+            [[0, 0, 0], [0, 0, 0]],
+            [[0, 0, 0], [0, 0, 0]],
+            [2, 4, 0],
+        ),
+        (
+            (3, 1, 2),
+            [[12, 12, 1], [6, 6, 1], [2, 3, 1]],
+            [[3, 3, 0], [0, 0, 0], [1, 0, 0]],
+            [[0, 0, 0], [3, 3, 0], [0, 0, 0]],
+            [0, 0, 0],
+        ),
+        (
+            (1, 3, 2),
+            [[6, 6, 2], [4, 4, 2], [2, 2, 1]],
+            [[1, 1, 0], [0, 0, 1], [0, 0, 0]],
+            [[0, 0, 0], [1, 1, 0], [1, 1, 0]],
+            [0, 0, 0],
+        ),
     ]
     for top, chunks, crops, blends, gap in cases:
         stop = [n * c + (n - 1) * g for n, c, g in zip(top, chunks[0], gap, strict=True)]
-        numbering = ChunkNumbering.of(top, [tuple(c) for c in chunks], [tuple(c) for c in crops], [tuple(b) for b in blends])  # type: ignore[misc]
+        numbering = ChunkNumbering.of(
+            top, [tuple(c) for c in chunks], [tuple(c) for c in crops], [tuple(b) for b in blends]
+        )  # type: ignore[misc]
         expected = originals_numbering((0, 0, 0), stop, chunks, crops, blends, gap)
         assert numbering.num_chunks == len(expected)
         ours = _walk(numbering, stop, chunks, crops, blends, gap)
@@ -270,7 +323,9 @@ def test_numbering_with_odd_counts_gaps_and_three_levels() -> None:
 
 
 @st.composite
-def level_configs(draw: st.DrawFn) -> tuple[tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]]:
+def level_configs(
+    draw: st.DrawFn,
+) -> tuple[tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]]:
     """Sizes that pass the flow's checks, made bottom-up: each level's padded chunk is a whole
     number of chunks of the level below."""
     levels = draw(st.integers(1, 3))
@@ -299,11 +354,15 @@ def level_configs(draw: st.DrawFn) -> tuple[tuple[int, int, int], list[list[int]
 @settings(max_examples=150, deadline=None)
 @given(level_configs())
 def test_numbering_is_the_originals_for_any_sizes(
-    config: tuple[tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]],
+    config: tuple[
+        tuple[int, int, int], list[list[int]], list[list[int]], list[list[int]], list[int]
+    ],
 ) -> None:
     top, chunks, crops, blends, gap = config
     stop = [n * c + (n - 1) * g for n, c, g in zip(top, chunks[0], gap, strict=True)]
-    numbering = ChunkNumbering.of(top, [tuple(c) for c in chunks], [tuple(c) for c in crops], [tuple(b) for b in blends])  # type: ignore[misc]
+    numbering = ChunkNumbering.of(
+        top, [tuple(c) for c in chunks], [tuple(c) for c in crops], [tuple(b) for b in blends]
+    )  # type: ignore[misc]
     expected = originals_numbering((0, 0, 0), stop, chunks, crops, blends, gap)
     assert sorted(expected) == list(range(numbering.num_chunks))
     assert _walk(numbering, stop, chunks, crops, blends, gap) == expected
@@ -320,7 +379,9 @@ def _walk(
     """Every bottom chunk's box by ``numbering``'s ids, walking the levels by chunk position."""
     out: dict[int, Box3] = {}
 
-    def walk(i: int, lo: Sequence[int], n: Sequence[int], stride: Sequence[int], parent: int) -> None:
+    def walk(
+        i: int, lo: Sequence[int], n: Sequence[int], stride: Sequence[int], parent: int
+    ) -> None:
         for jz in range(n[2]):
             for jy in range(n[1]):
                 for jx in range(n[0]):
@@ -333,14 +394,17 @@ def _walk(
                         out[cid] = (tuple(box_lo), tuple(box_hi))
                         continue
                     sub_lo = [a - r for a, r in zip(box_lo, crops[i], strict=True)]
-                    sub_n = [(h - a + 2 * r) // c for a, h, r, c in zip(box_lo, box_hi, crops[i], chunks[i + 1], strict=True)]
+                    sub_n = [
+                        (h - a + 2 * r) // c
+                        for a, h, r, c in zip(box_lo, box_hi, crops[i], chunks[i + 1], strict=True)
+                    ]
                     walk(i + 1, sub_lo, sub_n, chunks[i + 1], cid)
 
     walk(0, (0, 0, 0), numbering.counts[0], [c + g for c, g in zip(chunks[0], gap, strict=True)], 0)
     return out
 
 
-# --- dst None: fn may return anything --------------------------------------------------------------
+# --- dst None: fn may return anything ------------------------------------------------------------
 
 
 def test_with_dst_none_fn_may_return_anything_and_nothing_is_written(
@@ -350,7 +414,11 @@ def test_with_dst_none_fn_may_return_anything_and_nothing_is_written(
     write_array(src, random_array((1, *SIZE), "uint8", seed=1))
     before = sorted(tmp_path.rglob("*"))
     calls = []
-    for fn in (lambda src: print(tuple(src.shape)), lambda src: "not a tensor", lambda src: torch.zeros(1, 1, 1, 1)):
+    for fn in (
+        lambda src: print(tuple(src.shape)),
+        lambda src: "not a tensor",
+        lambda src: torch.zeros(1, 1, 1, 1),
+    ):
         flow = build_subchunkable_apply_flow(
             dst=None,
             dst_resolution=RES,
@@ -402,7 +470,9 @@ target:  #FLOW
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["json", "cue"])
-def test_a_spec_with_dst_null_runs_through_zetta_run(tmp_path: Path, make_volume: MakeVolume, kind: str) -> None:
+def test_a_spec_with_dst_null_runs_through_zetta_run(
+    tmp_path: Path, make_volume: MakeVolume, kind: str
+) -> None:
     """As the original's test_uint8_no_dst spec: ``fn`` prints, returns None, nothing is written."""
     src = make_volume("src", size=SIZE, chunk=(8, 8, 1))
     write_array(src, random_array((1, *SIZE), "uint8", seed=1))
@@ -415,8 +485,16 @@ def test_a_spec_with_dst_null_runs_through_zetta_run(tmp_path: Path, make_volume
                 "@type": "build_subchunkable_apply_flow",
                 "dst": None,
                 "dst_resolution": list(RES),
-                "bbox": {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": list(SIZE), "resolution": list(RES)},
-                "fn": {"@type": "lambda", "lambda_str": "lambda src: print('chunk', tuple(src.shape))"},
+                "bbox": {
+                    "@type": "BBox3D.from_coords",
+                    "start_coord": [0, 0, 0],
+                    "end_coord": list(SIZE),
+                    "resolution": list(RES),
+                },
+                "fn": {
+                    "@type": "lambda",
+                    "lambda_str": "lambda src: print('chunk', tuple(src.shape))",
+                },
                 "op_kwargs": {"src": {"@type": "build_ts_layer", "path": f"file://{tmp_path}/src"}},
                 "processing_chunk_sizes": [[16, 16, 1]],
                 "skip_intermediaries": True,

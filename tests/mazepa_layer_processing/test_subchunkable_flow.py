@@ -60,7 +60,9 @@ def zeros_like(src: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(src)
 
 
-def source_volume(make_volume: MakeVolume, dtype: str = "uint8", name: str = "src", **kwargs: Any) -> tuple[VolumetricLayer, np.ndarray]:
+def source_volume(
+    make_volume: MakeVolume, dtype: str = "uint8", name: str = "src", **kwargs: Any
+) -> tuple[VolumetricLayer, np.ndarray]:
     src = make_volume(name, size=SIZE, dtype=dtype, **kwargs)
     data = random_array((src.backend.num_channels, *SIZE), dtype, seed=3)
     write_array(src, data)
@@ -79,7 +81,9 @@ def run(flow: mazepa.Flow, **kwargs: Any) -> None:
     mazepa.execute(flow, show_progress=False, **kwargs)
 
 
-def make_flow(src: VolumetricLayer, dst: VolumetricLayer, tmp: Path, fn: Any = identity, **kwargs: Any) -> mazepa.Flow:
+def make_flow(
+    src: VolumetricLayer, dst: VolumetricLayer, tmp: Path, fn: Any = identity, **kwargs: Any
+) -> mazepa.Flow:
     args: dict[str, Any] = {
         "dst": dst,
         "dst_resolution": RES,
@@ -94,7 +98,7 @@ def make_flow(src: VolumetricLayer, dst: VolumetricLayer, tmp: Path, fn: Any = i
     return build_subchunkable_apply_flow(**args)
 
 
-# --- the guide's three examples, built from specs --------------------------------------------------
+# --- the guide's three examples, built from specs ------------------------------------------------
 
 
 def guide_spec(src: str, dst: str, tmp: Path, example: int) -> dict[str, Any]:
@@ -145,7 +149,9 @@ def guide_spec(src: str, dst: str, tmp: Path, example: int) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("example", [1, 2, 3])
-def test_the_guides_examples_copy_the_region_exactly(tmp_path: Path, make_volume: MakeVolume, example: int) -> None:
+def test_the_guides_examples_copy_the_region_exactly(
+    tmp_path: Path, make_volume: MakeVolume, example: int
+) -> None:
     res = RES
     src = make_volume("src", size=(192, 128, 3), chunk=(64, 64, 1), offset=(0, 0, 0))
     data = random_array((1, 192, 128, 3), "uint8", seed=example)
@@ -160,10 +166,12 @@ def test_the_guides_examples_copy_the_region_exactly(tmp_path: Path, make_volume
     assert not (tmp_path / "tmp").exists() or list((tmp_path / "tmp").iterdir()) == []
 
 
-# --- executors, idempotency, stale data ---------------------------------------------------------------
+# --- executors, idempotency, stale data ----------------------------------------------------------
 
 
-def test_serial_and_two_processes_write_the_same_bytes(tmp_path: Path, make_volume: MakeVolume) -> None:
+def test_serial_and_two_processes_write_the_same_bytes(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
     src, _ = source_volume(make_volume, dtype="float32")
     outputs = []
     for procs in (1, 2):
@@ -178,12 +186,25 @@ def test_serial_and_two_processes_write_the_same_bytes(tmp_path: Path, make_volu
     "kwargs",
     [
         {},  # blended, through intermediaries
-        {"processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]], "processing_crop_pads": 0, "processing_blend_pads": 0},
-        {"processing_chunk_sizes": [[16, 16, 1]], "processing_crop_pads": 0, "processing_blend_pads": 0, "processing_blend_modes": "linear", "skip_intermediaries": True, "level_intermediaries_dirs": None},
+        {
+            "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
+            "processing_crop_pads": 0,
+            "processing_blend_pads": 0,
+        },
+        {
+            "processing_chunk_sizes": [[16, 16, 1]],
+            "processing_crop_pads": 0,
+            "processing_blend_pads": 0,
+            "processing_blend_modes": "linear",
+            "skip_intermediaries": True,
+            "level_intermediaries_dirs": None,
+        },
     ],
     ids=["reduction", "direct", "skip_intermediaries"],
 )
-def test_all_zero_results_overwrite_stale_data(tmp_path: Path, make_volume: MakeVolume, kwargs: dict[str, Any]) -> None:
+def test_all_zero_results_overwrite_stale_data(
+    tmp_path: Path, make_volume: MakeVolume, kwargs: dict[str, Any]
+) -> None:
     src, _ = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     write_array(dst, np.full((1, *SIZE), 9, dtype=np.uint8))
@@ -234,13 +255,17 @@ def test_intermediaries_are_deleted_or_kept(tmp_path: Path, make_volume: MakeVol
     assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
 
 
-def test_defer_leaves_the_reduction_to_a_later_flow(tmp_path: Path, make_volume: MakeVolume) -> None:
+def test_defer_leaves_the_reduction_to_a_later_flow(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
     src, _ = source_volume(make_volume, dtype="float32")
     reference = make_volume("reference", size=SIZE, dtype="float32", chunk=(8, 8, 1))
     run(make_flow(src, reference, tmp_path / "tmp", fn=shifted))
     dst = make_volume("dst", size=SIZE, dtype="float32", chunk=(8, 8, 1))
     write_array(dst, np.full((1, *SIZE), 5, dtype=np.float32))
-    deferred = make_flow(src, dst, tmp_path / "deferred", fn=shifted, processing_blend_modes=["defer", "quadratic"])
+    deferred = make_flow(
+        src, dst, tmp_path / "deferred", fn=shifted, processing_blend_modes=["defer", "quadratic"]
+    )
     run(deferred)
     assert (read_array(dst, (0, 0, 0), SIZE) == 5).all()
     (run_dir,) = list((tmp_path / "deferred").iterdir())
@@ -249,9 +274,13 @@ def test_defer_leaves_the_reduction_to_a_later_flow(tmp_path: Path, make_volume:
     assert not run_dir.exists()
 
 
-def test_max_mode_takes_the_largest_overlapping_output(tmp_path: Path, make_volume: MakeVolume) -> None:
+def test_max_mode_takes_the_largest_overlapping_output(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
     src = make_volume("src", size=(32, 8, 1), dtype="float32", chunk=(8, 8, 1))
-    ramp = np.arange(32, dtype=np.float32)[None, :, None, None] * np.ones((1, 32, 8, 1), dtype=np.float32)
+    ramp = np.arange(32, dtype=np.float32)[None, :, None, None] * np.ones(
+        (1, 32, 8, 1), dtype=np.float32
+    )
     write_array(src, ramp)
     dst = make_volume("dst", size=(32, 8, 1), dtype="float32", chunk=(8, 8, 1))
     flow = build_subchunkable_apply_flow(
@@ -273,7 +302,7 @@ def test_max_mode_takes_the_largest_overlapping_output(tmp_path: Path, make_volu
     assert out.tolist() == expected
 
 
-# --- operations -----------------------------------------------------------------------------------------
+# --- operations ----------------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -294,10 +323,14 @@ class AddOne:
     def __call__(self, idx: VolumetricIndex, dst: Any, src: VolumetricLayer) -> None:
         data = src[idx.padded(self.crop_pad)] + 1
         c = self.crop_pad
-        dst[idx] = data[:, c[0] : data.shape[1] - c[0], c[1] : data.shape[2] - c[1], c[2] : data.shape[3] - c[2]]
+        dst[idx] = data[
+            :, c[0] : data.shape[1] - c[0], c[1] : data.shape[2] - c[1], c[2] : data.shape[3] - c[2]
+        ]
 
 
-def test_an_operation_object_gives_what_the_equivalent_function_gives(tmp_path: Path, make_volume: MakeVolume) -> None:
+def test_an_operation_object_gives_what_the_equivalent_function_gives(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
     src, _ = source_volume(make_volume, dtype="float32")
     by_op = make_volume("by_op", size=SIZE, dtype="float32", chunk=(8, 8, 1))
     by_fn = make_volume("by_fn", size=SIZE, dtype="float32", chunk=(8, 8, 1))
@@ -328,10 +361,14 @@ def test_dst_may_be_none_for_an_op_that_writes_by_itself(tmp_path: Path) -> None
         verbose=False,
     )
     run(flow)
-    assert sorted(os.listdir(tmp_path)) == sorted(f"{x}_{y}_0" for x in range(0, 32, 8) for y in (0, 8))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        f"{x}_{y}_0" for x in range(0, 32, 8) for y in (0, 8)
+    )
 
 
-def test_skip_intermediaries_with_a_bottom_crop_writes_chunks_directly(tmp_path: Path, make_volume: MakeVolume) -> None:
+def test_skip_intermediaries_with_a_bottom_crop_writes_chunks_directly(
+    tmp_path: Path, make_volume: MakeVolume
+) -> None:
     src, data = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     flow = make_flow(
@@ -350,7 +387,9 @@ def test_skip_intermediaries_with_a_bottom_crop_writes_chunks_directly(tmp_path:
 
 def test_multichannel_int_data_through_blending(tmp_path: Path, make_volume: MakeVolume) -> None:
     src, data = source_volume(make_volume, dtype="uint16", channels=3)
-    dst = make_volume("dst", size=SIZE, dtype="uint16", chunk=(8, 8, 2), channels=3, offset=(0, 0, 0))
+    dst = make_volume(
+        "dst", size=SIZE, dtype="uint16", chunk=(8, 8, 2), channels=3, offset=(0, 0, 0)
+    )
     run(make_flow(src, dst, tmp_path / "tmp"))
     assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
 
@@ -383,7 +422,7 @@ def test_nested_levels_with_equal_padded_shapes_blend_exactly(
     assert np.array_equal(read_array(dst, (0, 0, 0), (8, 8, 2)), data[:, :8, :8, :2])
 
 
-# --- routing, caching, summary ---------------------------------------------------------------------------
+# --- routing, caching, summary -------------------------------------------------------------------
 
 
 def all_tasks(flow: mazepa.Flow) -> list[mazepa.Task[Any]]:
@@ -402,19 +441,29 @@ def test_worker_types_names_and_task_stacks(tmp_path: Path, make_volume: MakeVol
     src, _ = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     flow = make_flow(
-        src, dst, tmp_path / "tmp", op_worker_type="gpu", reduction_worker_type="cpu", task_stack_size=3, task_name="copy"
+        src,
+        dst,
+        tmp_path / "tmp",
+        op_worker_type="gpu",
+        reduction_worker_type="cpu",
+        task_stack_size=3,
+        task_name="copy",
     )
     tasks = all_tasks(flow)
     top = [t for t in tasks if t.operation_name == "copy"]
     reductions = [t for t in tasks if t.operation_name == "copy reduction"]
-    assert {t.worker_type for t in top} == {"gpu"} and {t.worker_type for t in reductions} == {"cpu"}
+    assert {t.worker_type for t in top} == {"gpu"} and {t.worker_type for t in reductions} == {
+        "cpu"
+    }
     # two levels: as in the original, a task holds one top-level chunk; task_stack_size stacks
     # the bottom-level chunks inside it (see test_subchunkable_arguments)
     assert [len(t.args[0]) for t in top] == [1] * 8
     assert len(reductions) == 8 and len({t.id for t in tasks}) == len(tasks)
 
 
-def test_a_serial_run_keeps_few_intermediaries(tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_serial_run_keeps_few_intermediaries(
+    tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Each slice of top-level chunks is reduced, and its pieces recycled, while the next slices
     # are computed: the pieces on disk stay within about two slices (16 chunks each) however many
     # slices the region has, instead of the executor's and scheduler's look-ahead.
@@ -450,7 +499,9 @@ def test_a_serial_run_keeps_few_intermediaries(tmp_path: Path, make_volume: Make
 
 
 @pytest.mark.parametrize("depth", [2, 1], ids=["waves along z", "waves along y, blended across"])
-def test_reductions_start_as_soon_as_what_they_read_is_computed(tmp_path: Path, make_volume: MakeVolume, depth: int) -> None:
+def test_reductions_start_as_soon_as_what_they_read_is_computed(
+    tmp_path: Path, make_volume: MakeVolume, depth: int
+) -> None:
     src, _ = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     region = BBox3D.from_coords((0, 0, 0), (32, 32, depth), RES)
@@ -490,7 +541,10 @@ def test_reductions_start_as_soon_as_what_they_read_is_computed(tmp_path: Path, 
             reduced.append(write)
             # every top-level task computing a chunk whose padded output meets the box is waited for
             for t in top:
-                if any(not grid.padded(tuple(k)).intersection(Box.of(*write)).is_empty() for k in t.args[0]):
+                if any(
+                    not grid.padded(tuple(k)).intersection(Box.of(*write)).is_empty()
+                    for k in t.args[0]
+                ):
                     assert t.id in after
             for key in grid.keys():
                 if not grid.padded(key).intersection(Box.of(*write)).is_empty():
@@ -548,12 +602,23 @@ def test_allow_cache_up_to_level_reads_inputs_once_per_chunk_of_that_level(
     assert np.array_equal(read_array(dst, (0, 0, 0), (32, 32, 1)), data[:, :, :, :1])
 
 
-def test_summary_table_and_neuroglancer_link(tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]) -> None:
+def test_summary_table_and_neuroglancer_link(
+    tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]
+) -> None:
     src, _ = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     make_flow(src, dst, tmp_path / "tmp", verbose=None, print_summary=True, generate_ng_link=True)
     out = capsys.readouterr().out
-    for text in ("SubchunkableApplyFlow", "levels", "(16, 16, 1)", "(8, 8, 1)", "linear", "quadratic", "intermediaries", "neuroglancer-demo"):
+    for text in (
+        "SubchunkableApplyFlow",
+        "levels",
+        "(16, 16, 1)",
+        "(8, 8, 1)",
+        "linear",
+        "quadratic",
+        "intermediaries",
+        "neuroglancer-demo",
+    ):
         assert text in out
     assert not (tmp_path / "tmp").exists()  # building creates nothing
 
@@ -581,17 +646,40 @@ def test_postpad_sizes(tmp_path: Path, make_volume: MakeVolume) -> None:
     "kwargs, region",
     [
         ({"expand_bbox_backend": True}, ((0, 0, 0), (16, 16, 1))),
-        ({"shrink_processing_chunk": True, "expand_bbox_processing": False, "processing_chunk_sizes": [[64, 64, 1], [8, 8, 1]], "processing_blend_pads": 0, "processing_crop_pads": 0}, ((5, 3, 0), (13, 11, 1))),
-        ({"auto_divisibility": True, "processing_chunk_sizes": [[30, 30, 1], [8, 8, 1]]}, ((5, 3, 0), (29, 27, 1))),
         (
-            {"expand_bbox_resolution": True, "bbox": BBox3D.from_coords((5.5, 3, 0), (12.5, 11, 1), RES)},
+            {
+                "shrink_processing_chunk": True,
+                "expand_bbox_processing": False,
+                "processing_chunk_sizes": [[64, 64, 1], [8, 8, 1]],
+                "processing_blend_pads": 0,
+                "processing_crop_pads": 0,
+            },
+            ((5, 3, 0), (13, 11, 1)),
+        ),
+        (
+            {"auto_divisibility": True, "processing_chunk_sizes": [[30, 30, 1], [8, 8, 1]]},
+            ((5, 3, 0), (29, 27, 1)),
+        ),
+        (
+            {
+                "expand_bbox_resolution": True,
+                "bbox": BBox3D.from_coords((5.5, 3, 0), (12.5, 11, 1), RES),
+            },
             ((5, 3, 0), (21, 19, 1)),
         ),
         ({"auto_bbox": True}, ((0, 0, 0), SIZE)),
     ],
-    ids=["expand_bbox_backend", "shrink_processing_chunk", "auto_divisibility", "expand_bbox_resolution", "auto_bbox"],
+    ids=[
+        "expand_bbox_backend",
+        "shrink_processing_chunk",
+        "auto_divisibility",
+        "expand_bbox_resolution",
+        "auto_bbox",
+    ],
 )
-def test_region_options(tmp_path: Path, make_volume: MakeVolume, kwargs: dict[str, Any], region: tuple[Any, Any]) -> None:
+def test_region_options(
+    tmp_path: Path, make_volume: MakeVolume, kwargs: dict[str, Any], region: tuple[Any, Any]
+) -> None:
     src, data = source_volume(make_volume)
     dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
     start, stop = region
@@ -605,7 +693,9 @@ def test_region_options(tmp_path: Path, make_volume: MakeVolume, kwargs: dict[st
     assert np.array_equal(out, expected)
 
 
-def test_summary_estimates_a_workers_memory(tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]) -> None:
+def test_summary_estimates_a_workers_memory(
+    tmp_path: Path, make_volume: MakeVolume, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zetta_utils.mazepa_layer_processing.common.summary import estimate
 
     src, _ = source_volume(make_volume)
@@ -623,7 +713,9 @@ def test_summary_estimates_a_workers_memory(tmp_path: Path, make_volume: MakeVol
     # 20 x 20 with float32 buffers for the bands the level below blends in it (the 400 voxels but
     # the 3 x 3 interiors of 4 x 4), one bottom output 12 x 12, and the 3 x 3 storage chunks of
     # 16 x 16 that the input meets (read whole)
-    assert estimate(plan)["memory"] == 30 * 30 + 20 * 20 + (400 - 9 * 16) * 4 + 12 * 12 + 9 * 16 * 16
+    assert (
+        estimate(plan)["memory"] == 30 * 30 + 20 * 20 + (400 - 9 * 16) * 4 + 12 * 12 + 9 * 16 * 16
+    )
     make_flow(src, dst, tmp_path / "tmp", verbose=True)
     assert "worker memory" in capsys.readouterr().out
 

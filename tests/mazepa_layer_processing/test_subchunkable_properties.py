@@ -36,15 +36,35 @@ SENTINEL = 77
 def level_configs(draw: st.DrawFn, max_levels: int = 3, allow_z: bool = True) -> dict[str, Any]:
     """Valid chunk / crop / blend lists, largest level first."""
     levels = draw(st.integers(1, max_levels))
-    bottom = (draw(st.integers(2, 10)), draw(st.integers(2, 10)), draw(st.integers(1, 2)) if allow_z else 1)
+    bottom = (
+        draw(st.integers(2, 10)),
+        draw(st.integers(2, 10)),
+        draw(st.integers(1, 2)) if allow_z else 1,
+    )
     chunks = [bottom]
-    crops = [(draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(st.integers(0, 1)) if allow_z else 0)]
-    bottom_blend = [draw(st.integers(0, c // 2)) if d < 2 or allow_z else 0 for d, c in enumerate(bottom)]
+    crops = [
+        (
+            draw(st.integers(0, 3)),
+            draw(st.integers(0, 3)),
+            draw(st.integers(0, 1)) if allow_z else 0,
+        )
+    ]
+    bottom_blend = [
+        draw(st.integers(0, c // 2)) if d < 2 or allow_z else 0 for d, c in enumerate(bottom)
+    ]
     blends: list[tuple[int, int, int]] = [(bottom_blend[0], bottom_blend[1], bottom_blend[2])]
     for _ in range(levels - 1):
         below = chunks[0]
-        crop = (draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(st.integers(0, 1)) if allow_z else 0)
-        blend_max = (draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(st.integers(0, 1)) if allow_z else 0)
+        crop = (
+            draw(st.integers(0, 3)),
+            draw(st.integers(0, 3)),
+            draw(st.integers(0, 1)) if allow_z else 0,
+        )
+        blend_max = (
+            draw(st.integers(0, 3)),
+            draw(st.integers(0, 3)),
+            draw(st.integers(0, 1)) if allow_z else 0,
+        )
         chunk = []
         blend = []
         for d in range(3):
@@ -70,7 +90,9 @@ def level_configs(draw: st.DrawFn, max_levels: int = 3, allow_z: bool = True) ->
 
 
 @st.composite
-def regions(draw: st.DrawFn, offset: tuple[int, int, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def regions(
+    draw: st.DrawFn, offset: tuple[int, int, int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     start = tuple(offset[d] + draw(st.integers(0, 8 if d < 2 else 1)) for d in range(3))
     size = (draw(st.integers(1, 30)), draw(st.integers(1, 26)), draw(st.integers(1, 2)))
     return start, tuple(s + n for s, n in zip(start, size))
@@ -80,14 +102,24 @@ def identity(src: torch.Tensor) -> torch.Tensor:
     return src
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_identity_is_exact_for_any_valid_chunking(tmp_path: Path, data: st.DataObject) -> None:
     cfg = data.draw(level_configs(), label="levels")
-    offset = data.draw(st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 1)), label="dst offset")
-    dst_chunk = data.draw(st.tuples(st.sampled_from([4, 5, 8, 16]), st.sampled_from([3, 8]), st.sampled_from([1, 2])), label="dst chunk")
+    offset = data.draw(
+        st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 1)), label="dst offset"
+    )
+    dst_chunk = data.draw(
+        st.tuples(st.sampled_from([4, 5, 8, 16]), st.sampled_from([3, 8]), st.sampled_from([1, 2])),
+        label="dst chunk",
+    )
     start, stop = data.draw(regions(offset), label="region")
-    roi_crop = data.draw(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 1)), label="roi_crop_pad")
+    roi_crop = data.draw(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 1)), label="roi_crop_pad"
+    )
     top_blend = cfg["processing_blend_pads"][0]
     gap = (0, 0, 0)
     if not any(top_blend) and data.draw(st.booleans(), label="use gap"):
@@ -96,8 +128,12 @@ def test_identity_is_exact_for_any_valid_chunking(tmp_path: Path, data: st.DataO
     max_red = data.draw(st.sampled_from([None, 2, 3]), label="reduction chunks")
 
     root = example_dir(tmp_path)
-    src = make_volume_at(str(root / "src"), size=VOLUME, dtype=dtype, chunk=(8, 8, 1), offset=offset)
-    dst = make_volume_at(str(root / "dst"), size=VOLUME, dtype=dtype, chunk=dst_chunk, offset=offset)
+    src = make_volume_at(
+        str(root / "src"), size=VOLUME, dtype=dtype, chunk=(8, 8, 1), offset=offset
+    )
+    dst = make_volume_at(
+        str(root / "dst"), size=VOLUME, dtype=dtype, chunk=dst_chunk, offset=offset
+    )
     source = random_array((1, *VOLUME), dtype, seed=1)
     write_array(src, source, offset)
     write_array(dst, np.full((1, *VOLUME), SENTINEL, dtype=dtype), offset)
@@ -150,7 +186,15 @@ def test_identity_is_exact_for_any_valid_chunking(tmp_path: Path, data: st.DataO
                     index[d + 1] = slice(lo, hi)
                     expected[tuple(index)] = SENTINEL
     if dtype == "float32":  # blending sums floats: exact up to rounding
-        assert np.allclose(out, expected, rtol=1e-6, atol=1e-6), (cfg, offset, dst_chunk, start, stop, roi_crop, gap)
+        assert np.allclose(out, expected, rtol=1e-6, atol=1e-6), (
+            cfg,
+            offset,
+            dst_chunk,
+            start,
+            stop,
+            roi_crop,
+            gap,
+        )
     else:
         assert np.array_equal(out, expected), (cfg, offset, dst_chunk, start, stop, roi_crop, gap)
     # intermediaries deleted (a run whose top level writes dst directly never makes the folder)
@@ -203,12 +247,22 @@ class Reference:
         src_lo = [max(a, o) for a, o in zip(start, self.offset)]
         src_hi = [min(b, o + s) for b, o, s in zip(stop, self.offset, self.source.shape[1:])]
         if all(h > lo for lo, h in zip(src_lo, src_hi)):
-            out[(slice(None), *(slice(lo - a, h - a) for lo, h, a in zip(src_lo, src_hi, start)))] = self.source[
-                (slice(None), *(slice(lo - o, h - o) for lo, h, o in zip(src_lo, src_hi, self.offset)))
+            out[
+                (slice(None), *(slice(lo - a, h - a) for lo, h, a in zip(src_lo, src_hi, start)))
+            ] = self.source[
+                (
+                    slice(None),
+                    *(slice(lo - o, h - o) for lo, h, o in zip(src_lo, src_hi, self.offset)),
+                )
             ]
         return out
 
-    def blend(self, level: int, region: tuple[tuple[int, ...], tuple[int, ...]], out_box: tuple[tuple[int, ...], tuple[int, ...]]) -> np.ndarray:
+    def blend(
+        self,
+        level: int,
+        region: tuple[tuple[int, ...], tuple[int, ...]],
+        out_box: tuple[tuple[int, ...], tuple[int, ...]],
+    ) -> np.ndarray:
         """Blend the chunks of ``level`` tiling ``region`` over ``out_box``."""
         chunk, pad, mode = self.chunks[level], self.blends[level], self.modes[level]
         counts = [(region[1][d] - region[0][d]) // chunk[d] for d in range(3)]
@@ -229,7 +283,9 @@ class Reference:
                 *(weights_1d(counts[d], key[d], chunk[d], pad[d], mode) for d in range(3)),
             )
             src_sl = tuple(slice(inter_lo[d] - lo[d], inter_hi[d] - lo[d]) for d in range(3))
-            dst_sl = tuple(slice(inter_lo[d] - out_box[0][d], inter_hi[d] - out_box[0][d]) for d in range(3))
+            dst_sl = tuple(
+                slice(inter_lo[d] - out_box[0][d], inter_hi[d] - out_box[0][d]) for d in range(3)
+            )
             total[(slice(None), *dst_sl)] += value[(slice(None), *src_sl)] * w[src_sl]
             weight_sum[dst_sl] += w[src_sl]
         assert np.allclose(weight_sum, 1.0)
@@ -242,7 +298,9 @@ class Reference:
             hi = tuple(box[1][d] + crop[d] for d in range(3))
             read = self.read(lo, hi)
             result = read * 0.5 + read[:, :1, :1, :1]
-            return result[(slice(None), *(slice(crop[d], result.shape[d + 1] - crop[d]) for d in range(3)))]
+            return result[
+                (slice(None), *(slice(crop[d], result.shape[d + 1] - crop[d]) for d in range(3)))
+            ]
         region = (
             tuple(box[0][d] - crop[d] for d in range(3)),
             tuple(box[1][d] + crop[d] for d in range(3)),
@@ -250,20 +308,33 @@ class Reference:
         return self.blend(level + 1, region, box)
 
 
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
-def test_chunk_dependent_function_matches_an_independent_blend(tmp_path: Path, data: st.DataObject) -> None:
+def test_chunk_dependent_function_matches_an_independent_blend(
+    tmp_path: Path, data: st.DataObject
+) -> None:
     cfg = data.draw(level_configs(max_levels=3), label="levels")
     offset = (2, 3, 0)
     start = (offset[0] + data.draw(st.integers(0, 6)), offset[1] + data.draw(st.integers(0, 6)), 0)
     top = cfg["processing_chunk_sizes"][0]
-    counts = [data.draw(st.integers(1, max(1, 24 // top[0]))), data.draw(st.integers(1, max(1, 24 // top[1]))), 1]
+    counts = [
+        data.draw(st.integers(1, max(1, 24 // top[0]))),
+        data.draw(st.integers(1, max(1, 24 // top[1]))),
+        1,
+    ]
     stop = tuple(start[d] + counts[d] * top[d] for d in range(3))
     if stop[2] > VOLUME[2]:
         return
     root = example_dir(tmp_path)
-    src = make_volume_at(str(root / "src"), size=VOLUME, dtype="float32", chunk=(8, 8, 1), offset=offset)
-    dst = make_volume_at(str(root / "dst"), size=(64, 64, 4), dtype="float32", chunk=(4, 4, 1), offset=offset)
+    src = make_volume_at(
+        str(root / "src"), size=VOLUME, dtype="float32", chunk=(8, 8, 1), offset=offset
+    )
+    dst = make_volume_at(
+        str(root / "dst"), size=(64, 64, 4), dtype="float32", chunk=(4, 4, 1), offset=offset
+    )
     grid = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in VOLUME), indexing="ij")
     source = (1 + grid[0] + 64 * grid[1] + 4096 * grid[2])[None]
     write_array(src, source, offset)

@@ -73,7 +73,12 @@ def covered_voxels(lo: int, hi: int, first: int, chunk: int, gap: int) -> np.nda
 
 
 def expected_files(
-    region: tuple[list[int], list[int]], first: list[int], top: Any, gap: Any, offset: Any, dchunk: Any
+    region: tuple[list[int], list[int]],
+    first: list[int],
+    top: Any,
+    gap: Any,
+    offset: Any,
+    dchunk: Any,
 ) -> set[str]:
     """The names of the dst chunk files (clipped to the volume) that the covered part of
     ``region`` meets: computed voxel by voxel, independently of the flow's code."""
@@ -92,16 +97,32 @@ def expected_files(
     return names
 
 
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
-def test_a_flow_writes_exactly_the_dst_chunks_of_its_region(tmp_path: Path, data: st.DataObject) -> None:
+def test_a_flow_writes_exactly_the_dst_chunks_of_its_region(
+    tmp_path: Path, data: st.DataObject
+) -> None:
     cfg = data.draw(level_configs(), label="levels")
-    offset = data.draw(st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 1)), label="dst offset")
-    dchunk = data.draw(st.tuples(st.sampled_from([3, 4, 5, 8]), st.sampled_from([3, 8]), st.sampled_from([1, 2])), label="dst chunk")
+    offset = data.draw(
+        st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 1)), label="dst offset"
+    )
+    dchunk = data.draw(
+        st.tuples(st.sampled_from([3, 4, 5, 8]), st.sampled_from([3, 8]), st.sampled_from([1, 2])),
+        label="dst chunk",
+    )
     start = tuple(offset[d] + data.draw(st.integers(0, 9 if d < 2 else 1)) for d in range(3))
-    size = (data.draw(st.integers(1, 24)), data.draw(st.integers(1, 20)), data.draw(st.integers(1, 2)))
+    size = (
+        data.draw(st.integers(1, 24)),
+        data.draw(st.integers(1, 20)),
+        data.draw(st.integers(1, 2)),
+    )
     stop = tuple(s + n for s, n in zip(start, size, strict=True))
-    roi_crop = data.draw(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 1)), label="roi_crop_pad")
+    roi_crop = data.draw(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 1)), label="roi_crop_pad"
+    )
     top = cfg["processing_chunk_sizes"][0]
     gap = (0, 0, 0)
     if not any(cfg["processing_blend_pads"][0]) and data.draw(st.booleans(), label="use gap"):
@@ -112,7 +133,9 @@ def test_a_flow_writes_exactly_the_dst_chunks_of_its_region(tmp_path: Path, data
     max_red = data.draw(st.sampled_from([None, 2, 3]), label="reduction chunks")
 
     root = example_dir(tmp_path)
-    src = make_volume_at(str(root / "src"), size=VOLUME, dtype=dtype, chunk=(8, 8, 1), offset=offset)
+    src = make_volume_at(
+        str(root / "src"), size=VOLUME, dtype=dtype, chunk=(8, 8, 1), offset=offset
+    )
     dst = make_volume_at(str(root / "dst"), size=VOLUME, dtype=dtype, chunk=dchunk, offset=offset)
     source = random_array((1, *VOLUME), dtype, seed=1)
     before = random_array((1, *VOLUME), dtype, seed=2)
@@ -137,7 +160,9 @@ def test_a_flow_writes_exactly_the_dst_chunks_of_its_region(tmp_path: Path, data
         **cfg,
     )
     if max_red is not None:
-        kwargs["max_reduction_chunk_size"] = [max(max_red * c, dc) for c, dc in zip(top, dchunk, strict=True)]
+        kwargs["max_reduction_chunk_size"] = [
+            max(max_red * c, dc) for c, dc in zip(top, dchunk, strict=True)
+        ]
     plan, _ = make_subchunkable_plan(**kwargs)
     mazepa.execute(build_subchunkable_apply_flow(verbose=False, **kwargs), show_progress=False)
 
@@ -146,7 +171,10 @@ def test_a_flow_writes_exactly_the_dst_chunks_of_its_region(tmp_path: Path, data
     lo, hi = list(start), list(stop)
     if snap:
         lo = [offset[d] + (lo[d] - offset[d]) // dchunk[d] * dchunk[d] for d in range(3)]
-        hi = [min(offset[d] - (offset[d] - hi[d]) // dchunk[d] * dchunk[d], offset[d] + VOLUME[d]) for d in range(3)]
+        hi = [
+            min(offset[d] - (offset[d] - hi[d]) // dchunk[d] * dchunk[d], offset[d] + VOLUME[d])
+            for d in range(3)
+        ]
     for d in range(3):
         padded = hi[d] - lo[d] + 2 * roi_crop[d]
         stride = top[d] + gap[d]
@@ -208,7 +236,9 @@ NEIGHBOUR_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_flows_on_neighbouring_regions_at_the_same_time_both_keep_their_data(tmp_path: Path) -> None:
+def test_flows_on_neighbouring_regions_at_the_same_time_both_keep_their_data(
+    tmp_path: Path,
+) -> None:
     """Regions x in [0, 24) and [24, 64) share the column of dst chunks x in [16, 32) (32 files):
     both flows merge their voxels into each of them at the same time, twice. (Whether two merges
     really overlap in time is up to the scheduler; the next test makes them collide for sure.)"""
@@ -222,7 +252,12 @@ def test_flows_on_neighbouring_regions_at_the_same_time_both_keep_their_data(tmp
         for name in ("go", f"ready{a}", f"ready{b}"):
             (tmp_path / name).unlink(missing_ok=True)
         procs = [
-            subprocess.Popen([sys.executable, str(script), str(tmp_path), x0, x1, str(v)], env=env, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, str(script), str(tmp_path), x0, x1, str(v)],
+                env=env,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for x0, x1, v in (("0", "24", a), ("24", "64", b))
         ]
         deadline = time.monotonic() + 120
@@ -235,8 +270,12 @@ def test_flows_on_neighbouring_regions_at_the_same_time_both_keep_their_data(tmp
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
         out = read_array(dst, (0, 0, 0), (64, 64, 8))
-        assert (out[:, :24] == a).all(), f"round {round_}: the left flow lost {(out[:, :24] != a).sum()} voxels"
-        assert (out[:, 24:] == b).all(), f"round {round_}: the right flow lost {(out[:, 24:] != b).sum()} voxels"
+        assert (out[:, :24] == a).all(), (
+            f"round {round_}: the left flow lost {(out[:, :24] != a).sum()} voxels"
+        )
+        assert (out[:, 24:] == b).all(), (
+            f"round {round_}: the right flow lost {(out[:, 24:] != b).sum()} voxels"
+        )
 
 
 MERGE_SCRIPT = textwrap.dedent(
@@ -263,7 +302,10 @@ MERGE_SCRIPT = textwrap.dedent(
         # nobody else writes these voxels: they hold what this process wrote last
         seen = read_array(dst, mine.start, mine.stop)
         if not (seen == last).all():
-            sys.exit(f"side {side}, round {i}: my voxels hold {np.unique(seen).tolist()}, I wrote {last}")
+            sys.exit(
+                f"side {side}, round {i}: my voxels hold {np.unique(seen).tolist()}, "
+                f"I wrote {last}"
+            )
         last = i % 200 + 1
         merge_into(dst.backend, Vec3D(*RES), [(mine, np.full((1, 16, 16, 2), last, np.uint8))])
     """
@@ -271,7 +313,9 @@ MERGE_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("way", ["tensorstore", "locked"])
-def test_merges_into_shared_chunks_from_two_processes_never_undo_each_other(tmp_path: Path, way: str) -> None:
+def test_merges_into_shared_chunks_from_two_processes_never_undo_each_other(
+    tmp_path: Path, way: str
+) -> None:
     """Two processes merge their halves of the same chunks in a tight loop; each checks before
     every write that its half still holds what it wrote last (an unguarded read-modify-write of
     the whole chunk by the other would put back an older value). Both ways of merging: through
@@ -281,7 +325,12 @@ def test_merges_into_shared_chunks_from_two_processes_never_undo_each_other(tmp_
     script.write_text(MERGE_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(tmp_path), str(side), "300", way], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), str(side), "300", way],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for side in (0, 1)
     ]
     deadline = time.monotonic() + 120
@@ -295,7 +344,9 @@ def test_merges_into_shared_chunks_from_two_processes_never_undo_each_other(tmp_
         assert p.returncode == 0, err
 
 
-def test_a_merge_into_a_volume_made_again_with_another_type_writes_the_new_type(tmp_path: Path) -> None:
+def test_a_merge_into_a_volume_made_again_with_another_type_writes_the_new_type(
+    tmp_path: Path,
+) -> None:
     """A volume made again at the same path with another data type (same grid) gets the new
     type's bytes: the process's TensorStore handle on the old volume is not reused (it was, and
     the merge of uint16 voxels into it failed, as the flow sweep found)."""

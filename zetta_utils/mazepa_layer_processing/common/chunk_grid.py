@@ -46,7 +46,8 @@ class Box(NamedTuple):
     @classmethod
     def of(cls, start: Sequence[int], stop: Sequence[int]) -> Box:
         return cls(
-            (int(start[0]), int(start[1]), int(start[2])), (int(stop[0]), int(stop[1]), int(stop[2]))
+            (int(start[0]), int(start[1]), int(start[2])),
+            (int(stop[0]), int(stop[1]), int(stop[2])),
         )
 
     @classmethod
@@ -67,7 +68,9 @@ class Box(NamedTuple):
 
     def intersection(self, other: Box) -> Box:
         start = tuple(max(a, b) for a, b in zip(self.start, other.start, strict=True))
-        stop = tuple(max(lo, min(a, b)) for lo, a, b in zip(start, self.stop, other.stop, strict=True))
+        stop = tuple(
+            max(lo, min(a, b)) for lo, a, b in zip(start, self.stop, other.stop, strict=True)
+        )
         return Box.of(start, stop)
 
     def contains(self, other: Box) -> bool:
@@ -167,7 +170,9 @@ class AxisGrid:
 
     def chunks_overlapping(self, lo: int, hi: int) -> range:
         """The chunks whose padded box intersects ``[lo, hi)``."""
-        js = [j for j in self._candidates(lo, hi) if self.padded(j)[0] < hi and lo < self.padded(j)[1]]
+        js = [
+            j for j in self._candidates(lo, hi) if self.padded(j)[0] < hi and lo < self.padded(j)[1]
+        ]
         return range(js[0], js[-1] + 1) if js else range(0)
 
     def _candidates(self, lo: int, hi: int) -> range:
@@ -260,7 +265,9 @@ class ChunkGrid:
 
     def keys_overlapping(self, box: Box) -> Iterator[Int3]:
         """Keys of the chunks whose padded box intersects ``box``, x fastest."""
-        ranges = [ax.chunks_overlapping(box.start[d], box.stop[d]) for d, ax in enumerate(self.axes)]
+        ranges = [
+            ax.chunks_overlapping(box.start[d], box.stop[d]) for d, ax in enumerate(self.axes)
+        ]
         for jz, jy, jx in itertools.product(ranges[2], ranges[1], ranges[0]):
             yield (jx, jy, jz)
 
@@ -303,10 +310,14 @@ def merge_spans(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 def core_spans(ax: AxisGrid, lo: int, hi: int) -> list[tuple[int, int]]:
     """The parts of ``[lo, hi)`` that the chunk cores of ``ax`` cover (all of it but the gaps
     between chunks and what lies outside the grid), merged."""
-    return merge_spans([(max(ax.core(j)[0], lo), min(ax.core(j)[1], hi)) for j in ax._candidates(lo, hi)])
+    return merge_spans(
+        [(max(ax.core(j)[0], lo), min(ax.core(j)[1], hi)) for j in ax._candidates(lo, hi)]
+    )
 
 
-def grid_spans(spans: Sequence[tuple[int, int]], offset: int, chunk: int, lo: int, hi: int) -> list[tuple[int, int]]:
+def grid_spans(
+    spans: Sequence[tuple[int, int]], offset: int, chunk: int, lo: int, hi: int
+) -> list[tuple[int, int]]:
     """The cells of the grid ``offset + k*chunk`` (clipped to ``[lo, hi)``, a dataset's bounds)
     that intersect any of ``spans``, in order."""
     cells: list[tuple[int, int]] = []

@@ -48,7 +48,9 @@ class ChunkNumbering:
     counts: tuple[Int3, ...]
     checkerboard: tuple[bool, ...]
     bottom_per_chunk: tuple[int, ...] = attrs.field(init=False)
-    _sub_offsets: dict[int, tuple[int, ...]] = attrs.field(init=False, factory=dict, eq=False, repr=False)
+    _sub_offsets: dict[int, tuple[int, ...]] = attrs.field(
+        init=False, factory=dict, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         per = [1]
@@ -71,8 +73,12 @@ class ChunkNumbering:
         counts = [top_counts]
         checkerboard = [any(blends[0]) or any(roi_crop_pad)]
         for i in range(1, len(chunks)):
-            region = [chunks[i - 1][d] + 2 * crops[i - 1][d] + 2 * blends[i - 1][d] for d in range(3)]
-            counts.append((region[0] // chunks[i][0], region[1] // chunks[i][1], region[2] // chunks[i][2]))
+            region = [
+                chunks[i - 1][d] + 2 * crops[i - 1][d] + 2 * blends[i - 1][d] for d in range(3)
+            ]
+            counts.append(
+                (region[0] // chunks[i][0], region[1] // chunks[i][1], region[2] // chunks[i][2])
+            )
             checkerboard.append(any(blends[i]) or any(crops[i - 1]))
         return cls(tuple(counts), tuple(checkerboard))
 
@@ -97,10 +103,13 @@ class ChunkNumbering:
         return before + key[0] // 2 + cx * (key[1] // 2 + cy * (key[2] // 2))
 
     def chunk_id(self, level: int, key: Sequence[int], parent_id: int = 0) -> int:
-        """The id of chunk ``key`` of ``level`` inside the chunk ``parent_id`` of the level above."""
+        """The id of chunk ``key`` of ``level`` inside the chunk ``parent_id`` of the level
+        above."""
         return parent_id + self.bottom_per_chunk[level] * self.rank(level, key)
 
-    def sub_offsets(self, level: int, starts: Sequence[Int3], crop_above: Int3, chunk: Int3, blend: Int3) -> tuple[int, ...]:
+    def sub_offsets(
+        self, level: int, starts: Sequence[Int3], crop_above: Int3, chunk: Int3, blend: Int3
+    ) -> tuple[int, ...]:
         """Id offsets (from the parent's id) of the chunks of ``level`` (>= 1) whose padded boxes
         start at ``starts`` relative to the parent's output box, which the level above crops by
         ``crop_above``; worked out once per level (every parent chunk of a level has the same
@@ -108,7 +117,9 @@ class ChunkNumbering:
         offsets = self._sub_offsets.get(level)
         if offsets is None or len(offsets) != len(starts):
             offsets = tuple(
-                self.chunk_id(level, [(s[d] + crop_above[d] + blend[d]) // chunk[d] for d in range(3)])
+                self.chunk_id(
+                    level, [(s[d] + crop_above[d] + blend[d]) // chunk[d] for d in range(3)]
+                )
                 for s in starts
             )
             self._sub_offsets[level] = offsets

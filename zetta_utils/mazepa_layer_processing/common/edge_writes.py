@@ -59,7 +59,9 @@ def merge_into(backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box
         futures = []
         for box, data in parts:
             (x0, y0, z0), (x1, y1, z1) = box
-            stored = precomputed.to_stored(torch.from_numpy(np.asarray(data)), backend.data_type, "dst")
+            stored = precomputed.to_stored(
+                torch.from_numpy(np.asarray(data)), backend.data_type, "dst"
+            )
             futures.append(store[x0:x1, y0:y1, z0:z1].write(stored.transpose(1, 2, 3, 0)))
         for future in futures:
             future.result()
@@ -91,7 +93,11 @@ def _tensorstore(backend: Any, resolution: Vec3D[float]) -> Any:
     # the data type, channels and the scale's whole entry: a volume made again at the same path
     # with another type or grid reopens (a stale handle would write the old type's bytes)
     info = backend.info
-    described = {"data_type": info.get("data_type"), "num_channels": info.get("num_channels"), "scale": scale}
+    described = {
+        "data_type": info.get("data_type"),
+        "num_channels": info.get("num_channels"),
+        "scale": scale,
+    }
     key = (backend.path, json.dumps(described, sort_keys=True), sync)
     global _handles_pid
     with _lock:
@@ -138,7 +144,9 @@ def _local_lock(backend: Any, resolution: Vec3D[float]) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _chunks_around(backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box, Array]]) -> Box:
+def _chunks_around(
+    backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box, Array]]
+) -> Box:
     """The box of whole chunks (clipped to the bounds) around all ``parts``."""
     offset = backend.get_voxel_offset(resolution)
     chunk = backend.get_chunk_size(resolution)

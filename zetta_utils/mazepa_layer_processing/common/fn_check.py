@@ -45,9 +45,15 @@ def describe_callable(fn: Any) -> str:
     if isinstance(spec, dict) and "@type" in spec:  # a BuilderPartial
         return f"'{spec['@type']}' (partial)"
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    if isinstance(name, str) and (inspect.isfunction(fn) or inspect.isclass(fn) or inspect.ismethod(fn)):
+    if isinstance(name, str) and (
+        inspect.isfunction(fn) or inspect.isclass(fn) or inspect.ismethod(fn)
+    ):
         module = getattr(fn, "__module__", None)
-        return f"'{module}.{name}'" if module and module not in ("builtins", "__main__") else f"'{name}'"
+        return (
+            f"'{module}.{name}'"
+            if module and module not in ("builtins", "__main__")
+            else f"'{name}'"
+        )
     return f"a {type(fn).__name__} object"
 
 
@@ -70,7 +76,9 @@ def signature_mismatch(
     parameters, other problems as sentences). All empty: the call binds."""
     params = list(sig.parameters.values())
     accepts_any_keyword = any(p.kind is _P.VAR_KEYWORD for p in params)
-    positional_slots = [p for p in params if p.kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)]
+    positional_slots = [
+        p for p in params if p.kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)
+    ]
     takes_var_positional = any(p.kind is _P.VAR_POSITIONAL for p in params)
     problems: list[str] = []
     if len(positional) > len(positional_slots) and not takes_var_positional:
@@ -79,7 +87,9 @@ def signature_mismatch(
             f"but takes {len(positional_slots)}"
         )
     filled = {p.name for p in positional_slots[: len(positional)]}
-    keyword_names = {p.name for p in params if p.kind in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY)}
+    keyword_names = {
+        p.name for p in params if p.kind in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY)
+    }
     given = list(keywords)
     extra: list[str] = []
     for key in given:
@@ -95,14 +105,24 @@ def signature_mismatch(
         and p.name not in filled
         and (p.kind is _P.POSITIONAL_ONLY or p.name not in given)
     ]
-    positional_only_given = [p.name for p in params if p.kind is _P.POSITIONAL_ONLY and p.name in given and p.name not in filled]
+    positional_only_given = [
+        p.name
+        for p in params
+        if p.kind is _P.POSITIONAL_ONLY and p.name in given and p.name not in filled
+    ]
     if positional_only_given:
-        problems.append(f"it takes {_quoted(positional_only_given)} only by position, never by name")
+        problems.append(
+            f"it takes {_quoted(positional_only_given)} only by position, never by name"
+        )
     return extra, missing, problems
 
 
 def _check_call(
-    fn: Any, what: str, positional: Sequence[str], op_kwargs: Mapping[str, Any], extra_keywords: Sequence[str] = ()
+    fn: Any,
+    what: str,
+    positional: Sequence[str],
+    op_kwargs: Mapping[str, Any],
+    extra_keywords: Sequence[str] = (),
 ) -> None:
     sig = _signature(fn)
     if sig is None:
@@ -115,16 +135,28 @@ def _check_call(
     for key in extra:
         unmet = [m for m in missing if m not in op_kwargs]
         # one name given that it does not take, one it needs and lacks: surely that one
-        close = unmet if len(extra) == 1 and len(unmet) == 1 else difflib.get_close_matches(key, unmet or list(sig.parameters), n=1)
+        close = (
+            unmet
+            if len(extra) == 1 and len(unmet) == 1
+            else difflib.get_close_matches(key, unmet or list(sig.parameters), n=1)
+        )
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         giver = "op_kwargs gives" if key in op_kwargs else "the flow passes"
         parts.append(f"{giver} '{key}', which it does not take{hint}")
     if missing:
         parts.append(f"it needs {_quoted(missing)}, which op_kwargs does not give")
     parts.extend(problems)
-    accepted = [p.name for p in sig.parameters.values() if p.kind in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY)]
+    accepted = [
+        p.name
+        for p in sig.parameters.values()
+        if p.kind in (_P.POSITIONAL_OR_KEYWORD, _P.KEYWORD_ONLY)
+    ]
     parts.append(f"its parameters: {', '.join(accepted) or 'none by name'}")
-    blamed = f"op_kwargs.{extra[0]}" if len(extra) == 1 and not missing and not problems and extra[0] in op_kwargs else "op_kwargs"
+    blamed = (
+        f"op_kwargs.{extra[0]}"
+        if len(extra) == 1 and not missing and not problems and extra[0] in op_kwargs
+        else "op_kwargs"
+    )
     head = f"`{what}` {describe_callable(fn)} cannot be called as {call}"
     raise ArgumentError(blamed, f"{head}: {'; '.join(parts)}")
 

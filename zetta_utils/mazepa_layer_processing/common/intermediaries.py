@@ -88,7 +88,9 @@ class PieceStore:
         for label in ([interior] if self.interior is not None else []) + self.frame_labels:
             self.offsets[label] = offset
             offset += math.prod(grid.tile_shape(label))
-        self.interior_size = math.prod(grid.tile_shape(interior)) if self.interior is not None else 0
+        self.interior_size = (
+            math.prod(grid.tile_shape(interior)) if self.interior is not None else 0
+        )
         self.row_size = offset
 
     def __getstate__(self) -> dict[str, Any]:
@@ -116,7 +118,9 @@ class PieceStore:
             "scales": [
                 {
                     "key": self._scale_key,
-                    "resolution": [int(r) if float(r).is_integer() else float(r) for r in self.resolution],
+                    "resolution": [
+                        int(r) if float(r).is_integer() else float(r) for r in self.resolution
+                    ],
                     "voxel_offset": [0, 0, 0],
                     "size": [self.row_size, 1, counts[0] * counts[1] * counts[2]],
                     "chunk_sizes": [[self.row_size, 1, 1]],
@@ -131,9 +135,17 @@ class PieceStore:
             "resolution": list(self.resolution),
             "data_type": self.data_type,
             "num_channels": self.num_channels,
-            "region": None if self.region is None else [list(self.region.start), list(self.region.stop)],
+            "region": None
+            if self.region is None
+            else [list(self.region.start), list(self.region.stop)],
             "axes": [
-                {"origin": ax.origin, "chunk": ax.chunk, "blend": ax.blend, "count": ax.count, "gap": ax.gap}
+                {
+                    "origin": ax.origin,
+                    "chunk": ax.chunk,
+                    "blend": ax.blend,
+                    "count": ax.count,
+                    "gap": ax.gap,
+                }
                 for ax in self.grid.axes
             ],
         }
@@ -149,8 +161,9 @@ class PieceStore:
         m = json.loads(raw)
         if m.get("layout", 1) != LAYOUT:
             raise ValueError(
-                f"the intermediaries at {vpath.url} have layout {m.get('layout', 1)}, this version of "
-                f"zetta_utils reads layout {LAYOUT}: reduce them with the version that wrote them"
+                f"the intermediaries at {vpath.url} have layout {m.get('layout', 1)}, this "
+                f"version of zetta_utils reads layout {LAYOUT}: reduce them with the version that "
+                "wrote them"
             )
         axes = [AxisGrid(**a) for a in m["axes"]]
         region = None if m.get("region") is None else Box.of(*m["region"])
@@ -163,7 +176,7 @@ class PieceStore:
             region=region,
         )
 
-    # --- lifecycle ---------------------------------------------------------------------------------
+    # --- lifecycle -------------------------------------------------------------------------------
     def create(self) -> None:
         """Write the infos and the manifest (idempotent). Local files are not fsynced: the
         intermediaries live only as long as the run."""
@@ -215,11 +228,11 @@ class PieceStore:
         nx, ny, _ = self.grid.counts
         return key[0] + nx * (key[1] + ny * key[2])
 
-    # --- I/O -----------------------------------------------------------------------------------------
-    # A chunk's row is one file: channel slowest, then its pieces (a raw chunk is its array's bytes in
-    # (C, z, y, x) C-order). Local rows are written to a temporary file and renamed (a reader never
-    # sees half a row) and read by byte range with plain file I/O; remote ones through TensorStore's
-    # key-value store, by byte range too.
+    # --- I/O -------------------------------------------------------------------------------------
+    # A chunk's row is one file: channel slowest, then its pieces (a raw chunk is its array's
+    # bytes in (C, z, y, x) C-order). Local rows are written to a temporary file and renamed (a
+    # reader never sees half a row) and read by byte range with plain file I/O; remote ones
+    # through TensorStore's key-value store, by byte range too.
     def _chunk_key(self, key: Int3) -> str:
         k = self._linear(key)
         return f"{self._scale_key}/{precomputed.chunk_name((0, 0, k), (self.row_size, 1, k + 1))}"
@@ -244,7 +257,9 @@ class PieceStore:
         if kvstore is None:
             import tensorstore as ts
 
-            spec = precomputed.tensorstore_kvstore_spec(precomputed.parse_path(self.volume_path(PIECES)))
+            spec = precomputed.tensorstore_kvstore_spec(
+                precomputed.parse_path(self.volume_path(PIECES))
+            )
             kvstore = self._stores[PIECES] = ts.KvStore.open(spec).result()
         return kvstore
 
@@ -297,18 +312,28 @@ class PieceStore:
                     with open(path, "rb", buffering=0) as f:
                         stored = os.fstat(f.fileno()).st_size
                         if stored != c * p * size:
-                            raise ValueError(f"intermediary chunk {path} holds {stored} bytes, expected {c * p * size}")
+                            raise ValueError(
+                                f"intermediary chunk {path} holds {stored} bytes, "
+                                f"expected {c * p * size}"
+                            )
                         for ch in range(c):
                             f.seek((ch * p + a) * size)
                             if f.readinto(memoryview(out[ch]).cast("B")) != (b - a) * size:
                                 raise OSError(f"intermediary chunk {path}: short read")
                 except FileNotFoundError:
-                    raise FileNotFoundError(f"intermediary chunk {path} is missing: its task did not complete") from None
+                    raise FileNotFoundError(
+                        f"intermediary chunk {path} is missing: its task did not complete"
+                    ) from None
                 result.append(out)
             return result
         kvstore = self._kvstore()
         futures = [
-            [kvstore.read(self._chunk_key(key), byte_range=slice((ch * p + a) * size, (ch * p + b) * size)) for ch in range(c)]
+            [
+                kvstore.read(
+                    self._chunk_key(key), byte_range=slice((ch * p + a) * size, (ch * p + b) * size)
+                )
+                for ch in range(c)
+            ]
             for key, a, b in wanted
         ]
         for (key, a, b), parts in zip(wanted, futures, strict=True):
@@ -317,8 +342,8 @@ class PieceStore:
                 read = future.result()
                 if read.state != "value" or len(read.value) != (b - a) * size:
                     raise FileNotFoundError(
-                        f"intermediary chunk {self.volume_path(PIECES)}/{self._chunk_key(key)} is missing or short: "
-                        "its task did not complete"
+                        f"intermediary chunk {self.volume_path(PIECES)}/{self._chunk_key(key)} "
+                        "is missing or short: its task did not complete"
                     )
                 out[ch] = np.frombuffer(read.value, dtype=np_type)
             result.append(out)
@@ -336,7 +361,9 @@ class PieceStore:
             lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label, strict=True)]
             piece = output[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
             # x-fastest per channel: (C, z, y, x) flattened, copied once
-            target = row[:, start : start + math.prod(t)].reshape(self.num_channels, t[2], t[1], t[0])
+            target = row[:, start : start + math.prod(t)].reshape(
+                self.num_channels, t[2], t[1], t[0]
+            )
             np.copyto(target, piece.transpose(0, 3, 2, 1))
         self._write_row(key, row)
 
@@ -369,23 +396,37 @@ class PieceStore:
                     if a2 >= b2:
                         continue
                     # the weight along this dim: None (ones) or (falling, offset, length)
-                    weight = (label == LABEL_C, a2 - a, b2 - a2) if mode != "max" and ax.shared(j, label) else None
+                    weight = (
+                        (label == LABEL_C, a2 - a, b2 - a2)
+                        if mode != "max" and ax.shared(j, label)
+                        else None
+                    )
                     cells.setdefault((a2, b2), []).append((j, label, a2 - a, weight))
             ordered = sorted(cells.items())
             covered = covered and sum(b - a for (a, b), _ in ordered) == hi - lo
             axis_cells.append(ordered)
-        # what to read: per chunk, its interior, its frame, or both (a prefix, suffix or all of its row)
+        # what to read: per chunk, its interior, its frame, or both (a prefix, suffix or all of
+        # its row)
         needs: dict[Int3, tuple[bool, bool]] = {}
         for cx, cy, cz in itertools.product(*axis_cells):
-            for (jx, lx, _, _), (jy, ly, _, _), (jz, lz, _, _) in itertools.product(cx[1], cy[1], cz[1]):
+            for (jx, lx, _, _), (jy, ly, _, _), (jz, lz, _, _) in itertools.product(
+                cx[1], cy[1], cz[1]
+            ):
                 inner, outer = needs.get((jx, jy, jz), (False, False))
                 is_interior = (lx, ly, lz) == interior
                 needs[jx, jy, jz] = (inner or is_interior, outer or not is_interior)
         wanted = [
-            (key, 0 if inner else self.interior_size, self.row_size if outer else self.interior_size)
+            (
+                key,
+                0 if inner else self.interior_size,
+                self.row_size if outer else self.interior_size,
+            )
             for key, (inner, outer) in sorted(needs.items())
         ]
-        rows = {key: (a, values) for (key, a, _), values in zip(wanted, self._read_rows(wanted), strict=True)}
+        rows = {
+            key: (a, values)
+            for (key, a, _), values in zip(wanted, self._read_rows(wanted), strict=True)
+        }
 
         pieces: dict[tuple[Int3, Int3], Array] = {}
 
@@ -405,10 +446,16 @@ class PieceStore:
             subs = []
             weights = []
             # summed in the original's order (see reduction.phase_order)
-            for (jx, lx, ox, wx), (jy, ly, oy, wy), (jz, lz, oz, wz) in sorted(itertools.product(xs, ys, zs), key=_phase):
+            for (jx, lx, ox, wx), (jy, ly, oy, wy), (jz, lz, oz, wz) in sorted(
+                itertools.product(xs, ys, zs), key=_phase
+            ):
                 data = piece_data((jx, jy, jz), (lx, ly, lz))
                 subs.append(data[:, ox : ox + nx, oy : oy + ny, oz : oz + nz])
-                weights.append(None if wx is wy is wz is None else weight_product(mode, pads, (wx, wy, wz), acc_dtype))
+                weights.append(
+                    None
+                    if wx is wy is wz is None
+                    else weight_product(mode, pads, (wx, wy, wz), acc_dtype)
+                )
             dst = out[:, ax0 - x0 : ax1 - x0, ay0 - y0 : ay1 - y0, az0 - z0 : az1 - z0]
             combine_pieces(dst, subs, weights, mode, what)
         if mode != "max" and any(pads):
@@ -431,7 +478,9 @@ def weight_product(mode: str, pads: Int3, specs: tuple[Any, Any, Any], dtype: np
     """The weights over a piece's part: per dim ``None`` (ones) or ``(falling, offset, length)``
     of the dim's ramp (of half-width ``pads[d]``)."""
     ramps = ramp_cache(mode)
-    per_dim = [None if spec is None else ramps.ramp(pads[d], spec[0]) for d, spec in enumerate(specs)]
+    per_dim = [
+        None if spec is None else ramps.ramp(pads[d], spec[0]) for d, spec in enumerate(specs)
+    ]
     offsets = [0 if spec is None else spec[1] for spec in specs]
     lengths = [0 if spec is None else spec[2] for spec in specs]
     return Weights.of(per_dim, offsets, lengths, dtype)

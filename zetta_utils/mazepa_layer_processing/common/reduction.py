@@ -50,7 +50,9 @@ def empty_xfast(num_channels: int, shape: Sequence[int], dtype: Any, zero: bool 
     """A CXYZ array laid out x-fastest, channel slowest (like TensorStore's ``order='F'`` reads
     of precomputed chunks), so copies between it and storage stay sequential."""
     make = np.zeros if zero else np.empty
-    return make((num_channels, shape[2], shape[1], shape[0]), dtype=to_np_dtype(dtype)).transpose(0, 3, 2, 1)
+    return make((num_channels, shape[2], shape[1], shape[0]), dtype=to_np_dtype(dtype)).transpose(
+        0, 3, 2, 1
+    )
 
 
 def as_array(data: torch.Tensor | Array) -> Array:
@@ -68,7 +70,11 @@ def copy_xfast(data: Array) -> Array:
 def accumulator_dtype(dtype: Any) -> np.dtype:
     """The float type that blends ``dtype`` exactly enough (see the module docstring)."""
     np_dtype = to_np_dtype(dtype)
-    if np_dtype.itemsize >= 4 and np_dtype.kind in "iuf" and not (np_dtype.kind == "f" and np_dtype.itemsize == 4):
+    if (
+        np_dtype.itemsize >= 4
+        and np_dtype.kind in "iuf"
+        and not (np_dtype.kind == "f" and np_dtype.itemsize == 4)
+    ):
         return np.dtype(np.float64)
     return np.dtype(np.float32)
 
@@ -112,7 +118,13 @@ class Weights:
         self._product: Array | None = None
 
     @classmethod
-    def of(cls, per_dim: Sequence[torch.Tensor | Array | None], offset: Sequence[int], shape: Sequence[int], dtype: Any) -> Weights:
+    def of(
+        cls,
+        per_dim: Sequence[torch.Tensor | Array | None],
+        offset: Sequence[int],
+        shape: Sequence[int],
+        dtype: Any,
+    ) -> Weights:
         """The weights over ``shape`` voxels from ``offset`` of per-dim weights (None: ones)."""
         parts = [
             None if w is None else np.ascontiguousarray(np.asarray(w)[o : o + n], dtype=dtype)
@@ -150,7 +162,9 @@ _KERNEL_TYPES = frozenset("?bBhHiIlLqQfd")
 
 
 def _kernel_ok(*arrays: Array) -> bool:
-    return KERNELS is not None and all(a.dtype.char in _KERNEL_TYPES and a.dtype.isnative for a in arrays)
+    return KERNELS is not None and all(
+        a.dtype.char in _KERNEL_TYPES and a.dtype.isnative for a in arrays
+    )
 
 
 def accumulate(acc: Array, src: Array, weights: Weights | None) -> None:
@@ -209,11 +223,14 @@ class CellCombiner:
         if self._pending:
             cell, (subs, _) = next(iter(self._pending.items()))
             raise RuntimeError(
-                f"internal: {self.what}: blended cell {cell} received only {len(subs)} of its pieces"
+                f"internal: {self.what}: blended cell {cell} received only {len(subs)} of its "
+                "pieces"
             )
 
 
-def combine_pieces(dst: Array, subs: Sequence[Array], weights: Sequence[Weights | None], mode: str, what: str) -> None:
+def combine_pieces(
+    dst: Array, subs: Sequence[Array], weights: Sequence[Weights | None], mode: str, what: str
+) -> None:
     """Write into ``dst`` the combination of all the pieces ``subs`` covering it (see the module
     docstring): a copy of a single piece, else their weighted sum (``weights[i]`` those of
     ``subs[i]``; None: ones) or, for ``max``, their maximum."""
@@ -229,7 +246,9 @@ def combine_pieces(dst: Array, subs: Sequence[Array], weights: Sequence[Weights 
         return
     is_int = dtype.kind in "iub"
     if is_int:
-        values = [to_output_dtype(sub, dtype, what) if sub.dtype.kind == "f" else sub for sub in subs]  # range checks
+        values = [
+            to_output_dtype(sub, dtype, what) if sub.dtype.kind == "f" else sub for sub in subs
+        ]  # range checks
         if dtype.itemsize == 8 and all(np.array_equal(values[0], v) for v in values[1:]):
             # float64 cannot hold every 64-bit integer: agreeing pieces are copied exactly
             np.copyto(dst, values[0], casting="unsafe")
@@ -286,19 +305,28 @@ class LevelSchedule:
     chunk is computed, so memory holds one chunk output and the unfinished bands.
     """
 
-    def __init__(self, out_shape: Int3, crop: Int3, chunk: Int3, blend: Int3, mode: str, dtype: Any):
+    def __init__(
+        self, out_shape: Int3, crop: Int3, chunk: Int3, blend: Int3, mode: str, dtype: Any
+    ):
         out_box = Box((0, 0, 0), out_shape)
         grid = ChunkGrid.over(out_box.padded(crop), chunk, blend)
         self.mode = mode
         self.sums_all = mode != "max" and any(blend)
         """Whether the original sums every voxel (see :func:`add_zero`)."""
-        self.padded: Int3 = (chunk[0] + 2 * blend[0], chunk[1] + 2 * blend[1], chunk[2] + 2 * blend[2])
+        self.padded: Int3 = (
+            chunk[0] + 2 * blend[0],
+            chunk[1] + 2 * blend[1],
+            chunk[2] + 2 * blend[2],
+        )
         self.starts: list[Int3] = []
         self.ops: list[list[Op]] = []
         # A piece is the product of one piece per dim: work those out once per dim.
         acc_dtype = accumulator_dtype(dtype)
         ramps = RampCache(mode)
-        per_dim = [_axis_pieces(ax, out_shape[d], ramps, mode != "max", acc_dtype) for d, ax in enumerate(grid.axes)]
+        per_dim = [
+            _axis_pieces(ax, out_shape[d], ramps, mode != "max", acc_dtype)
+            for d, ax in enumerate(grid.axes)
+        ]
         cells: dict[tuple[Any, ...], int] = {}
         for jx, jy, jz in sorted(grid.keys_overlapping(out_box), key=phase_order):
             ops: list[Op] = []
@@ -319,7 +347,9 @@ class LevelSchedule:
         # the same, with each blended piece's region and its slices in that region's buffer
         self.regions, self.region_ops = _band_regions(out_shape, grid, self.ops)
         self.region_shapes = tuple(shape for _slices, shape in self.regions)
-        self.region_starts = np.array([[sl.start for sl in slices[1:]] for slices, _shape in self.regions], dtype=np.int64).reshape(-1, 3)
+        self.region_starts = np.array(
+            [[sl.start for sl in slices[1:]] for slices, _shape in self.regions], dtype=np.int64
+        ).reshape(-1, 3)
         self.plans, self.plan_weights = _kernel_plans(self.region_ops, acc_dtype)
 
     def run(self, out: Array, outputs: Any, what: str) -> None:
@@ -341,7 +371,11 @@ class LevelSchedule:
             return False
         is_max = self.mode == "max"
         if is_max:
-            fill: Any = np.iinfo(dtype).min if dtype.kind in "iu" else (False if dtype.kind == "b" else -np.inf)
+            fill: Any = (
+                np.iinfo(dtype).min
+                if dtype.kind in "iu"
+                else (False if dtype.kind == "b" else -np.inf)
+            )
             buffer_dtype = dtype
         else:
             fill = 0
@@ -420,12 +454,18 @@ def _axis_pieces(
             if shared and weighted:
                 ramp = ramps.ramp(ax.blend, falling=label == LABEL_C)
                 weight = np.ascontiguousarray(ramp[lo - a : hi - a], dtype=acc_dtype)
-            pieces.append(_AxisPiece((a, b), slice(lo, hi), slice(lo - start, hi - start), int(shared), weight))
+            pieces.append(
+                _AxisPiece(
+                    (a, b), slice(lo, hi), slice(lo - start, hi - start), int(shared), weight
+                )
+            )
         result[j] = (start, pieces)
     return result
 
 
-def _band_regions(out_shape: Int3, grid: ChunkGrid, ops: list[list[Op]]) -> tuple[list[Region], list[list[Op]]]:
+def _band_regions(
+    out_shape: Int3, grid: ChunkGrid, ops: list[list[Op]]
+) -> tuple[list[Region], list[list[Op]]]:
     """The blended voxels of a parent's output cut into boxes (*regions*), each summed in its
     own compact buffer, and ``ops`` with each blended piece's first field set to its region and
     its output slices made relative to that region (copied pieces get -1).
@@ -488,7 +528,10 @@ def _band_regions(out_shape: Int3, grid: ChunkGrid, ops: list[list[Op]]) -> tupl
                 r = index[tuple(key)] = len(regions)
                 shape = (box[0][1] - box[0][0], box[1][1] - box[1][0], box[2][1] - box[2][0])
                 regions.append(((slice(None), *(slice(a, b) for a, b in box)), shape))
-            relative = (slice(None), *(slice(a - b[0], z - b[0]) for (a, z), b in zip(span, box, strict=True)))
+            relative = (
+                slice(None),
+                *(slice(a - b[0], z - b[0]) for (a, z), b in zip(span, box, strict=True)),
+            )
             new_ops.append((r, relative, data_slices, weight, coverage))
         placed.append(new_ops)
     return regions, placed
@@ -515,7 +558,11 @@ def _kernel_plans(region_ops: list[list[Op]], acc_dtype: Any) -> tuple[list[Arra
             t = [sl.start for sl in target_slices[1:]]
             d = [sl.start for sl in data_slices[1:]]
             n = [sl.stop - sl.start for sl in data_slices[1:]]
-            w = [-1, -1, -1] if weight is None else [place(weight.x), place(weight.y), place(weight.z)]
+            w = (
+                [-1, -1, -1]
+                if weight is None
+                else [place(weight.x), place(weight.y), place(weight.z)]
+            )
             rows.append([region, *t, *d, *n, *w])
         plans.append(np.array(rows, dtype=np.int64).reshape(-1, 13))
     weights = np.concatenate(vectors).astype(acc_dtype) if vectors else np.zeros(0, acc_dtype)
@@ -555,5 +602,7 @@ def _give_back_band_buffers(key: BandKey, buffers: list[Array]) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def level_schedule(out_shape: Int3, crop: Int3, chunk: Int3, blend: Int3, mode: str, dtype: Any) -> LevelSchedule:
+def level_schedule(
+    out_shape: Int3, crop: Int3, chunk: Int3, blend: Int3, mode: str, dtype: Any
+) -> LevelSchedule:
     return LevelSchedule(out_shape, crop, chunk, blend, mode, dtype)

@@ -151,7 +151,7 @@ def _summary_wanted(args: SubchunkableArgs) -> bool:
     verbose, old = args.verbose, args.print_summary
     if verbose is not None and old is not None and verbose != old:
         raise ValueError("`verbose` and its old name `print_summary` disagree; give one of them")
-    show = True if verbose is None and old is None else bool(verbose if verbose is not None else old)
+    show = bool(verbose if verbose is not None else old if old is not None else True)
     if args.generate_ng_link and not show:
         raise ValueError("`generate_ng_link` puts the link in the summary; it needs verbose=True")
     return show

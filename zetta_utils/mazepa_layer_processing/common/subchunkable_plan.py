@@ -718,16 +718,8 @@ def the_plan(
     store = None
     if top_mode == "pieces":
         assert dirs is not None and dirs[0] is not None and args.dst is not None
-        store = PieceStore(
-            join_url(dirs[0], f"subchunkable-{plan_id[:20]}"),
-            Vec3D(*stored_resolution(args.dst, levels.res)),
-            ChunkGrid.over(
-                region.box.padded(levels.roi_crop), levels.chunks[0], levels.blends[0], levels.gap
-            ),
-            stored_data_type(args.dst.backend),
-            1 if grid is None else grid.num_channels,
-            region=output,
-        )
+        path = join_url(dirs[0], f"subchunkable-{plan_id[:20]}")
+        store = _piece_store(args.dst, levels, path, region.box, output)
     return SubchunkablePlan(
         op=work.op,
         op_args=work.op_args,
@@ -746,7 +738,7 @@ def the_plan(
         top_mode=top_mode,
         dst_bounds=None if grid is None else grid.bounds,
         num_channels=1 if grid is None else grid.num_channels,
-        dtype=_default_dtype() if grid is None else grid.dtype,
+        dtype=grid.dtype if grid is not None and grid.dtype is not None else _default_dtype(),
         store=store,
         reduction_chunk=reduction_chunk,
         prefetch_level=prefetch_level,
@@ -760,6 +752,23 @@ def the_plan(
         task_name=args.task_name,
         processing_box=processing_box,
         bottom_stack=levels.stack,
+    )
+
+
+def _piece_store(
+    dst: VolumetricLayer, levels: Levels, path: str, region: Box, output: Box
+) -> PieceStore:
+    """Where the top-level outputs of the (fitted) ``region`` are kept until reduced into
+    ``output``."""
+    return PieceStore(
+        path,
+        Vec3D(*stored_resolution(dst, levels.res)),
+        ChunkGrid.over(
+            region.padded(levels.roi_crop), levels.chunks[0], levels.blends[0], levels.gap
+        ),
+        stored_data_type(dst.backend),
+        dst.backend.num_channels,
+        region=output,
     )
 
 

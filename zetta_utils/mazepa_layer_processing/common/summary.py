@@ -66,10 +66,14 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     dst_bpv = _voxel_bytes(plan.dst) if plan.dst is not None else 0
     writes = dst_writes(plan)[1] * dst_bpv
     inter = 0.0
-    top_out = Box.of((0, 0, 0), plan.chunk_sizes[0]).padded(plan.blend_pads[0]).size() * plan.num_channels
+    top_out = (
+        Box.of((0, 0, 0), plan.chunk_sizes[0]).padded(plan.blend_pads[0]).size() * plan.num_channels
+    )
     if plan.store is not None:
         inter = counts[0] * top_out / plan.num_channels * dst_bpv
-    memory = worker_memory(plan, read_box.size() * input_bpv + _storage_chunks_bytes(plan, read_box.shape))
+    memory = worker_memory(
+        plan, read_box.size() * input_bpv + _storage_chunks_bytes(plan, read_box.shape)
+    )
     reduction = reduction_memory(plan)
     return {
         "read": reads,
@@ -97,7 +101,9 @@ def _storage_chunks_bytes(plan: SubchunkablePlan, read_shape: Sequence[int]) -> 
             chunk = value.backend.get_chunk_size(plan.dst_resolution)
         except Exception:
             continue
-        count = math.prod(_most_chunks_met(int(n), int(c)) for n, c in zip(read_shape, chunk, strict=True))
+        count = math.prod(
+            _most_chunks_met(int(n), int(c)) for n, c in zip(read_shape, chunk, strict=True)
+        )
         total += count * math.prod(int(c) for c in chunk) * _voxel_bytes(value)
     return total
 
@@ -106,15 +112,24 @@ def reduction_memory(plan: SubchunkablePlan) -> float:
     """Bound on the bytes a reduction task holds: its output box, every top-level chunk's
     padded output that meets the box (read at once), and a float buffer of one such output
     for the cells it sums. 0 when the run has no reduction."""
-    if plan.reduction_chunk is None or plan.top_mode != "pieces" or plan.deferred or plan.dst is None:
+    if (
+        plan.reduction_chunk is None
+        or plan.top_mode != "pieces"
+        or plan.deferred
+        or plan.dst is None
+    ):
         return 0.0
     import torch
 
     out_bpv = torch.empty(0, dtype=plan.dtype).element_size() * plan.num_channels
     acc_bpv = (4 if out_bpv // plan.num_channels <= 2 else 8) * plan.num_channels
     chunk, blend = plan.chunk_sizes[0], plan.blend_pads[0]
-    box = [min(int(r), int(n)) for r, n in zip(plan.reduction_chunk, plan.region.shape, strict=True)]
-    pieces = math.prod(_most_chunks_met(b + 2 * p, c) for b, p, c in zip(box, blend, chunk, strict=True))
+    box = [
+        min(int(r), int(n)) for r, n in zip(plan.reduction_chunk, plan.region.shape, strict=True)
+    ]
+    pieces = math.prod(
+        _most_chunks_met(b + 2 * p, c) for b, p, c in zip(box, blend, chunk, strict=True)
+    )
     padded = math.prod(c + 2 * p for c, p in zip(chunk, blend, strict=True))
     return float(math.prod(box) * out_bpv + pieces * padded * out_bpv + padded * acc_bpv)
 
@@ -134,9 +149,16 @@ def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
         if level + 1 < plan.num_levels and any(plan.blend_pads[level + 1]):
             mode = plan.blend_modes[level + 1]
             schedule = level_schedule(
-                padded.shape, plan.crop_pads[level], plan.chunk_sizes[level + 1], plan.blend_pads[level + 1], mode, plan.dtype
+                padded.shape,
+                plan.crop_pads[level],
+                plan.chunk_sizes[level + 1],
+                plan.blend_pads[level + 1],
+                mode,
+                plan.dtype,
             )
-            total += sum(math.prod(shape) for _, shape in schedule.regions) * (out_bpv if mode == "max" else acc_bpv)
+            total += sum(math.prod(shape) for _, shape in schedule.regions) * (
+                out_bpv if mode == "max" else acc_bpv
+            )
     return total
 
 
@@ -172,7 +194,9 @@ def print_plan_summary(
     info.add_column()
     original: Box = facts["original_region"]
     if original != region:
-        info.add_row("requested region", f"{original.pformat()} voxels, shape {_fmt(original.shape)}")
+        info.add_row(
+            "requested region", f"{original.pformat()} voxels, shape {_fmt(original.shape)}"
+        )
     info.add_row(
         "region",
         f"{region.pformat()} voxels at {_fmt(res)} nm, shape {_fmt(region.shape)} "
@@ -201,10 +225,18 @@ def print_plan_summary(
         )
     est = estimate(plan)
     info.add_row("to read", _bytes(est["read"]) + " from op_kwargs layers")
-    info.add_row("to write", _bytes(est["write"]) + f" to dst ({_count(dst_writes(plan)[0], 'chunk file')})")
+    info.add_row(
+        "to write", _bytes(est["write"]) + f" to dst ({_count(dst_writes(plan)[0], 'chunk file')})"
+    )
     if plan.store is not None:
-        info.add_row("intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)")
-    memory = "about " + _bytes(est["memory"]) + " per task running (input and its storage chunks, outputs, blend buffers)"
+        info.add_row(
+            "intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)"
+        )
+    memory = (
+        "about "
+        + _bytes(est["memory"])
+        + " per task running (input and its storage chunks, outputs, blend buffers)"
+    )
     if est["reduction_memory"]:
         memory += f", at most {_bytes(est['reduction_memory'])} per reduction task"
     info.add_row("worker memory", memory)
@@ -216,7 +248,16 @@ def print_plan_summary(
 
     counts = level_counts(plan)
     table = Table(title="levels (largest first)")
-    for col in ("level", "chunk", "crop pad", "blend pad", "blend mode", "chunks", "tasks", "reads inputs"):
+    for col in (
+        "level",
+        "chunk",
+        "crop pad",
+        "blend pad",
+        "blend mode",
+        "chunks",
+        "tasks",
+        "reads inputs",
+    ):
         table.add_column(col, justify="right" if col in ("chunks", "tasks") else "left")
     cache = facts.get("allow_cache_up_to_level")
     for i in range(plan.num_levels):

@@ -108,7 +108,9 @@ class VolumetricCallableOperation(mazepa.OperationBase):
 
     fn: Callable[..., Any]
     crop_pad: Vec3D[int] = attrs.field(default=Vec3D(0, 0, 0), converter=_to_crop_pad)
-    res_change_mult: Vec3D[float] = attrs.field(default=Vec3D(1, 1, 1), converter=_to_res_change_mult)
+    res_change_mult: Vec3D[float] = attrs.field(
+        default=Vec3D(1, 1, 1), converter=_to_res_change_mult
+    )
     fn_semaphores: tuple[str, ...] | None = attrs.field(default=None, converter=_to_semaphores)
     operation_name: str | None = None
 
@@ -122,8 +124,9 @@ class VolumetricCallableOperation(mazepa.OperationBase):
         input_pad = self.crop_pad * self.res_change_mult
         if not all(float(p).is_integer() for p in input_pad):
             raise ValueError(
-                f"crop_pad {tuple(self.crop_pad)} with res_change_mult {tuple(self.res_change_mult)} "
-                f"is {tuple(input_pad)} voxels of input, not a whole number"
+                f"crop_pad {tuple(self.crop_pad)} with res_change_mult "
+                f"{tuple(self.res_change_mult)} is {tuple(input_pad)} voxels of input, not a "
+                "whole number"
             )
 
     @property
@@ -145,13 +148,19 @@ class VolumetricCallableOperation(mazepa.OperationBase):
                 stack.enter_context(mazepa.semaphore(name))
             return self.fn(*args, **inputs)
 
-    def compute_padded(self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
+    def compute_padded(
+        self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]
+    ) -> torch.Tensor:
         """``fn``'s output for inputs already read at the chunk padded by ``crop_pad`` (spatial
         shape ``expected``), not yet cropped."""
         result = self.call_fn(args, inputs)
         if isinstance(result, np.ndarray):
             result = to_torch(result)
-        if not isinstance(result, torch.Tensor) or result.ndim != 4 or tuple(result.shape[1:]) != tuple(expected):
+        if (
+            not isinstance(result, torch.Tensor)
+            or result.ndim != 4
+            or tuple(result.shape[1:]) != tuple(expected)
+        ):
             chunk = tuple(e - 2 * c for e, c in zip(expected, self.crop_pad, strict=True))
             raise ValueError(
                 f"{self.get_operation_name()}: expected a CXYZ tensor of spatial shape "
@@ -160,7 +169,9 @@ class VolumetricCallableOperation(mazepa.OperationBase):
             )
         return result
 
-    def compute_stacked(self, expected: Sequence[int], count: int, args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
+    def compute_stacked(
+        self, expected: Sequence[int], count: int, args: Sequence[Any], inputs: Mapping[str, Any]
+    ) -> torch.Tensor:
         """``fn``'s output for ``count`` chunks at once (``task_stack_size``, as the original's
         stacked operations): the layers in ``inputs`` hold the chunks' data stacked along a new
         first dim (N, C, X, Y, Z), and so must the output; not yet cropped."""
@@ -174,13 +185,16 @@ class VolumetricCallableOperation(mazepa.OperationBase):
             or tuple(result.shape[2:]) != tuple(expected)
         ):
             raise ValueError(
-                f"{self.get_operation_name()}: with task_stack_size, the function gets {count} chunks "
-                f"stacked (N, C, X, Y, Z) and must return them stacked: expected a tensor of shape "
+                f"{self.get_operation_name()}: with task_stack_size, the function gets {count} "
+                f"chunks stacked (N, C, X, Y, Z) and must return them stacked: expected a tensor "
+                f"of shape "
                 f"({count}, C, {', '.join(str(e) for e in expected)}), got {describe(result)}"
             )
         return result
 
-    def compute(self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]) -> torch.Tensor:
+    def compute(
+        self, expected: Sequence[int], args: Sequence[Any], inputs: Mapping[str, Any]
+    ) -> torch.Tensor:
         """:meth:`compute_padded`, cropped by ``crop_pad``."""
         result = self.compute_padded(expected, args, inputs)
         return crop_output(result, self.crop_pad) if any(self.crop_pad) else result
@@ -190,7 +204,11 @@ class VolumetricCallableOperation(mazepa.OperationBase):
         for what it does (printing, writing by itself) and may return anything: nothing is
         written."""
         padded = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
-        read_idx = padded.with_resolution(self.get_input_resolution(idx.resolution)) if self.changes_resolution else padded
+        read_idx = (
+            padded.with_resolution(self.get_input_resolution(idx.resolution))
+            if self.changes_resolution
+            else padded
+        )
         inputs = {k: (v[read_idx] if is_layer(v) else v) for k, v in kwargs.items()}
         if dst is None:
             self.call_fn(args, inputs)
