@@ -77,7 +77,9 @@ class _DelegatingBackend(VolumetricBackend):
 class CaptureBackend(VolumetricBackend):
     """Keeps what an operation writes inside ``box`` (at ``resolution``) in memory."""
 
-    def __init__(self, box: Box, resolution: Vec3D[float], num_channels: int, dtype: torch.dtype, what: str):
+    def __init__(
+        self, box: Box, resolution: Vec3D[float], num_channels: int, dtype: torch.dtype, what: str
+    ):
         self.box = box
         self.resolution = resolution
         self._num_channels = num_channels
@@ -125,7 +127,8 @@ class CaptureBackend(VolumetricBackend):
         if not self.box.contains(box):
             raise ValueError(
                 f"{self.what} wrote {box.pformat()} but its chunk is {self.box.pformat()} (voxels "
-                f"at {tuple(self.resolution)}); an operation must write inside the index it is given"
+                f"at {tuple(self.resolution)}); an operation must write inside the index it is "
+                f"given"
             )
         if tuple(data.shape[1:]) != box.shape or data.ndim != 4:
             raise ValueError(
@@ -134,7 +137,8 @@ class CaptureBackend(VolumetricBackend):
             )
         if data.shape[0] != self._num_channels:
             raise ValueError(
-                f"{self.what} wrote {data.shape[0]} channels; the destination has {self._num_channels}"
+                f"{self.what} wrote {data.shape[0]} channels; the destination has "
+                f"{self._num_channels}"
             )
         if box == self.box and self.data is None:
             self.data = data
@@ -142,7 +146,9 @@ class CaptureBackend(VolumetricBackend):
             return
         if self.data is None or self._whole:
             previous = self.data
-            self.data = torch.from_numpy(empty_xfast(self._num_channels, self.box.shape, data.dtype, zero=True))
+            self.data = torch.from_numpy(
+                empty_xfast(self._num_channels, self.box.shape, data.dtype, zero=True)
+            )
             if previous is not None:
                 self.data.copy_(previous)
             self._whole = False
@@ -150,7 +156,9 @@ class CaptureBackend(VolumetricBackend):
 
     def result(self) -> torch.Tensor:
         if self.data is None:
-            return torch.from_numpy(empty_xfast(self._num_channels, self.box.shape, self._dtype, zero=True))
+            return torch.from_numpy(
+                empty_xfast(self._num_channels, self.box.shape, self._dtype, zero=True)
+            )
         return self.data
 
 
@@ -161,7 +169,9 @@ def capture_layer(backend: CaptureBackend) -> VolumetricLayer:
 class PrefetchedBackend(_DelegatingBackend):
     """Serves reads inside ``bbox`` at ``resolution`` from ``data`` (read once)."""
 
-    def __init__(self, inner: VolumetricBackend, resolution: Vec3D[float], box: Box, data: torch.Tensor):
+    def __init__(
+        self, inner: VolumetricBackend, resolution: Vec3D[float], box: Box, data: torch.Tensor
+    ):
         super().__init__(inner)
         self.resolution = resolution
         self.box = box
@@ -174,7 +184,9 @@ class PrefetchedBackend(_DelegatingBackend):
             if bbox_voxels_start.is_integral() and bbox_voxels_stop.is_integral():
                 box = Box.of(bbox_voxels_start.round(), bbox_voxels_stop.round())
                 if self.box.contains(box):
-                    return torch.from_numpy(copy_xfast(as_array(self.data[box.slices_in(self.box)])))
+                    return torch.from_numpy(
+                        copy_xfast(as_array(self.data[box.slices_in(self.box)]))
+                    )
         return self.inner.read(idx)
 
     def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
@@ -197,7 +209,8 @@ def chunk_cached(
     """``backend``, reading through a cache of ``cache_bytes`` of decoded storage chunks shared by
     consecutive tasks in this process: revalidated against storage on every read (TensorStore
     only), or, with ``scope`` (the run's token, given only for a volume the run does not write),
-    not revalidated (TensorStore and CloudVolume). See :mod:`zetta_utils.layer.volumetric.read_cache`."""
+    not revalidated (TensorStore and CloudVolume). See
+    :mod:`zetta_utils.layer.volumetric.read_cache`."""
     return read_cache.cached_reader(backend, cache_bytes, scope)
 
 
@@ -206,12 +219,15 @@ def _storage_chunks(box: Box, offset: Sequence[int], chunk: Sequence[int]) -> in
     if box.is_empty():
         return 0
     return math.prod(
-        (box.stop[d] - offset[d] + chunk[d] - 1) // chunk[d] - (box.start[d] - offset[d]) // chunk[d]
+        (box.stop[d] - offset[d] + chunk[d] - 1) // chunk[d]
+        - (box.start[d] - offset[d]) // chunk[d]
         for d in range(3)
     )
 
 
-def prefetch_cache_bytes(boxes: Sequence[Box], offset: Sequence[int], chunk: Sequence[int], chunk_bytes: int) -> int:
+def prefetch_cache_bytes(
+    boxes: Sequence[Box], offset: Sequence[int], chunk: Sequence[int], chunk_bytes: int
+) -> int:
     """The size of the prefetch cache that holds the storage chunks under ``boxes`` (the regions
     later prefetches come back to), in steps of 8 MiB, at most :data:`PREFETCH_CACHE_BYTES`. A
     cache larger than what is reused costs memory pages that every new worker process must first
@@ -279,7 +295,8 @@ def _source(backend: VolumetricBackend, resolution: Vec3D[float]) -> _Source | N
             chunk_bytes=math.prod(chunk) * backend.num_channels * to_np_dtype(dtype).itemsize,
             num_channels=backend.num_channels,
             dtype=dtype,
-            into_buffer=isinstance(backend, PrecomputedBackend) and backend.data_type == str(to_np_dtype(dtype)),
+            into_buffer=isinstance(backend, PrecomputedBackend)
+            and backend.data_type == str(to_np_dtype(dtype)),
             reads_chunk_files=_reads_chunk_files(backend, stored),
         )
     if len(_SOURCES) >= 64:
@@ -329,7 +346,9 @@ def prefetch_layer_voxels(
         return layer
     if source.stored != resolution:  # stored at a resolution equal up to float noise
         box = _voxel_box(box.to_index(resolution).bbox, source.stored)
-        reuse = None if reuse is None else _voxel_box(reuse.to_index(resolution).bbox, source.stored)
+        reuse = (
+            None if reuse is None else _voxel_box(reuse.to_index(resolution).bbox, source.stored)
+        )
     return _prefetch(layer, source, box, reuse, scope)
 
 
@@ -351,13 +370,19 @@ def _prefetch(
     # A region on the storage chunk grid shares no storage chunk with its neighbours' regions,
     # and reads of chunk files take only the part of each chunk a region covers: read directly.
     # Otherwise neighbours re-read the chunks they share: keep them cached.
-    if inside.is_empty() or source.reads_chunk_files or _is_chunk_aligned(inside, source.offset, source.chunk, source.bounds):
+    if (
+        inside.is_empty()
+        or source.reads_chunk_files
+        or _is_chunk_aligned(inside, source.offset, source.chunk, source.bounds)
+    ):
         reader = backend
     elif reuse is None:
         reader = chunk_cached(backend, scope=scope)
     else:
         reuse = reuse.intersection(source.bounds)
-        size = prefetch_cache_bytes([reuse, inside], source.offset, source.chunk, source.chunk_bytes)
+        size = prefetch_cache_bytes(
+            [reuse, inside], source.offset, source.chunk, source.chunk_bytes
+        )
         reader = chunk_cached(backend, size, scope)
     if source.into_buffer and isinstance(reader, PrecomputedBackend):
         # Straight into one buffer, zeros outside the dataset (no second array, no copy).
@@ -433,7 +458,10 @@ def fast_source(layer: VolumetricLayer, resolution: Vec3D[float]) -> tuple[Array
         and not layer.read_procs
         and not layer.index_procs
         and backend.resolution.allclose(resolution)
-        and (layer.frontend.data_resolution is None or layer.frontend.data_resolution.allclose(resolution))
+        and (
+            layer.frontend.data_resolution is None
+            or layer.frontend.data_resolution.allclose(resolution)
+        )
     ):
         return as_array(backend.data), backend.box
     return None

@@ -34,8 +34,8 @@ finished, so that the run recycles their pages instead of growing by the size of
 (local files are not even deleted: later pieces overwrite them, see
 :meth:`.intermediaries.PieceStore.delete_pieces`); the rest of the intermediaries goes at the end
 (all of it is kept with ``keep_intermediaries``). Every task is idempotent: running it twice writes
-the same bytes, and a task's bytes do not depend on the executor. (A reduction delivered again after its pieces are gone fails before writing anything; its
-first run has completed it.)
+the same bytes, and a task's bytes do not depend on the executor. (A reduction delivered again
+after its pieces are gone fails before writing anything; its first run has completed it.)
 
 Memory of a worker: the top-level chunk's prefetched input, its padded output, one lower-level
 chunk output at a time and, when a lower level blends, float buffers for its blended bands.
@@ -153,7 +153,9 @@ class SubchunkablePlan:
 
     @property
     def top_grid(self) -> ChunkGrid:
-        return ChunkGrid.over(self.processing_region, self.chunk_sizes[0], self.blend_pads[0], self.gap)
+        return ChunkGrid.over(
+            self.processing_region, self.chunk_sizes[0], self.blend_pads[0], self.gap
+        )
 
     @functools.cached_property
     def op_crop_pad(self) -> Int3:
@@ -164,7 +166,13 @@ class SubchunkablePlan:
     @functools.cached_property
     def numbering(self) -> ChunkNumbering:
         """The ``chunk_id`` of each chunk (see :mod:`.chunk_numbering`)."""
-        return ChunkNumbering.of(self.top_grid.counts, self.chunk_sizes, self.crop_pads, self.blend_pads, self.roi_crop_pad)
+        return ChunkNumbering.of(
+            self.top_grid.counts,
+            self.chunk_sizes,
+            self.crop_pads,
+            self.blend_pads,
+            self.roi_crop_pad,
+        )
 
     def _index(self, box: Box, chunk_id: int) -> VolumetricIndex:
         return attrs.evolve(box.to_index(self.dst_resolution), chunk_id=chunk_id)
@@ -228,7 +236,11 @@ class SubchunkablePlan:
         written: list[Any] = [self.store.path] if self.store is not None else []
         if self.dst is not None:
             written.append(getattr(self.dst.backend, "path", None))
-        inside = [w for w in written if isinstance(w, str) and (path + "/").startswith(w.rstrip("/") + "/")]
+        inside = [
+            w
+            for w in written
+            if isinstance(w, str) and (path + "/").startswith(w.rstrip("/") + "/")
+        ]
         return None if inside else self.read_scope
 
     def _kwargs_for(self, kwargs: Mapping[str, Any], out_box: Box, level: int) -> Mapping[str, Any]:
@@ -244,7 +256,9 @@ class SubchunkablePlan:
             return read_fast(layer, read_box, self.dst_resolution)
         return layer[read_box.to_index(self.dst_resolution).with_resolution(self.input_resolution)]
 
-    def _op_inputs(self, out_box: Box, kwargs: Mapping[str, Any]) -> tuple[Box, dict[str, Any], set[str]]:
+    def _op_inputs(
+        self, out_box: Box, kwargs: Mapping[str, Any]
+    ) -> tuple[Box, dict[str, Any], set[str]]:
         """What a :class:`VolumetricCallableOperation` reads for the padded bottom chunk
         ``out_box``: the box read (``out_box`` grown by its crop pad), its arguments, and the
         names of those read from layers."""
@@ -261,7 +275,9 @@ class SubchunkablePlan:
                 array, ((a, b, c), (d, e, f)) = source
                 if a <= x0 and b <= y0 and c <= z0 and x1 <= d and y1 <= e and z1 <= f:
                     # a copy: the function may change its input in place
-                    inputs[k] = torch.from_numpy(copy_xfast(array[:, x0 - a : x1 - a, y0 - b : y1 - b, z0 - c : z1 - c]))
+                    inputs[k] = torch.from_numpy(
+                        copy_xfast(array[:, x0 - a : x1 - a, y0 - b : y1 - b, z0 - c : z1 - c])
+                    )
                     read.add(k)
                     continue
             if is_layer(v):
@@ -274,7 +290,9 @@ class SubchunkablePlan:
     def _cropped(self, result: Array) -> Array:
         cx, cy, cz = self.op_crop_pad
         if cx or cy or cz:
-            return result[:, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz]
+            return result[
+                :, cx : result.shape[1] - cx, cy : result.shape[2] - cy, cz : result.shape[3] - cz
+            ]
         return result
 
     def run_op(self, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0) -> Array:
@@ -284,12 +302,16 @@ class SubchunkablePlan:
         if isinstance(op, VolumetricCallableOperation):
             read_box, inputs, _ = self._op_inputs(out_box, kwargs)
             return self._cropped(as_array(op.compute_padded(read_box.shape, self.op_args, inputs)))
-        capture = CaptureBackend(out_box, self.dst_resolution, self.num_channels, self.dtype, self.op_name)
+        capture = CaptureBackend(
+            out_box, self.dst_resolution, self.num_channels, self.dtype, self.op_name
+        )
         op(self._index(out_box, chunk_id), capture_layer(capture), *self.op_args, **kwargs)
         return as_array(capture.result())
 
     # --- task_stack_size: the bottom level's chunks through one call of the function -------------
-    def _stacked_inputs(self, boxes: Sequence[Box], kwargs: Mapping[str, Any]) -> tuple[Box, dict[str, Any]]:
+    def _stacked_inputs(
+        self, boxes: Sequence[Box], kwargs: Mapping[str, Any]
+    ) -> tuple[Box, dict[str, Any]]:
         """The inputs of ``fn`` for the padded bottom chunks ``boxes`` (all of one shape), those
         read from layers stacked along a new first dim."""
         per_chunk = [self._op_inputs(box, kwargs) for box in boxes]
@@ -299,7 +321,9 @@ class SubchunkablePlan:
             stacked[k] = torch.stack([torch.as_tensor(inputs[k]) for _, inputs, _ in per_chunk])
         return read_box, stacked
 
-    def _stackable_outputs(self, boxes: Sequence[Box], kwargs: Mapping[str, Any], chunk_ids: Sequence[int], dst: Any) -> list[Array] | None:
+    def _stackable_outputs(
+        self, boxes: Sequence[Box], kwargs: Mapping[str, Any], chunk_ids: Sequence[int], dst: Any
+    ) -> list[Array] | None:
         """An ``op`` with the original's stackable methods: ``read`` each chunk, one
         ``processing_fn`` call on the stacked data, ``write`` each chunk (into ``dst``, or
         captured when ``dst`` is "capture": the outputs are returned)."""
@@ -311,14 +335,25 @@ class SubchunkablePlan:
         outputs: list[Array] = []
         for i, (box, idx) in enumerate(zip(boxes, indices, strict=True)):
             if dst == "capture":
-                capture = CaptureBackend(box, self.dst_resolution, self.num_channels, self.dtype, self.op_name)
-                op.write(idx, capture_layer(capture), result[i], *self.op_args, use_semaphore=False, **kwargs)
+                capture = CaptureBackend(
+                    box, self.dst_resolution, self.num_channels, self.dtype, self.op_name
+                )
+                op.write(
+                    idx,
+                    capture_layer(capture),
+                    result[i],
+                    *self.op_args,
+                    use_semaphore=False,
+                    **kwargs,
+                )
                 outputs.append(as_array(capture.result()))
             else:
                 op.write(idx, dst, result[i], *self.op_args, use_semaphore=False, **kwargs)
         return outputs if dst == "capture" else None
 
-    def run_ops(self, boxes: Sequence[Box], kwargs: Mapping[str, Any], chunk_ids: Sequence[int]) -> list[Array]:
+    def run_ops(
+        self, boxes: Sequence[Box], kwargs: Mapping[str, Any], chunk_ids: Sequence[int]
+    ) -> list[Array]:
         """:meth:`run_op` for several padded bottom chunks, computed by one call of the function
         on their stacked inputs (``task_stack_size``)."""
         if len(boxes) == 1:
@@ -332,7 +367,9 @@ class SubchunkablePlan:
         assert outputs is not None
         return outputs
 
-    def run_direct_stacked(self, cores: Sequence[Box], kwargs: Mapping[str, Any], dst: Any, chunk_ids: Sequence[int]) -> None:
+    def run_direct_stacked(
+        self, cores: Sequence[Box], kwargs: Mapping[str, Any], dst: Any, chunk_ids: Sequence[int]
+    ) -> None:
         """``skip_intermediaries``: bottom chunks ``cores`` computed by one call of the function
         and written by the operation (``task_stack_size``)."""
         op = self.op
@@ -345,11 +382,15 @@ class SubchunkablePlan:
                 return
             result = op.compute_stacked(read_box.shape, len(cores), self.op_args, inputs)
             for i, core in enumerate(cores):
-                dst[core.to_index(self.dst_resolution)] = torch.from_numpy(self._cropped(as_array(result[i])))
+                dst[core.to_index(self.dst_resolution)] = torch.from_numpy(
+                    self._cropped(as_array(result[i]))
+                )
         else:
             self._stackable_outputs(cores, kwargs, chunk_ids, dst)
 
-    def chunk_output(self, level: int, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0) -> Array:
+    def chunk_output(
+        self, level: int, out_box: Box, kwargs: Mapping[str, Any], chunk_id: int = 0
+    ) -> Array:
         """The output of the ``level`` chunk whose padded box is ``out_box`` (the chunk
         ``chunk_id``)."""
         kwargs = self._kwargs_for(kwargs, out_box, level)
@@ -358,7 +399,12 @@ class SubchunkablePlan:
         sub = level + 1
         mode = self.blend_modes[sub]
         schedule = level_schedule(
-            out_box.shape, self.crop_pads[level], self.chunk_sizes[sub], self.blend_pads[sub], mode, self.dtype
+            out_box.shape,
+            self.crop_pads[level],
+            self.chunk_sizes[sub],
+            self.blend_pads[sub],
+            mode,
+            self.dtype,
         )
         out = empty_xfast(self.num_channels, out_box.shape, self.dtype)
         what = f"{self.op_name} (level {sub})"
@@ -366,25 +412,43 @@ class SubchunkablePlan:
         sx, sy, sz = schedule.padded
 
         # the bottom level's chunks (reading nothing ahead) straight from the operation
-        compute = self.run_op if sub == self.num_levels - 1 and self.prefetch_level != sub else functools.partial(self.chunk_output, sub)
+        compute = (
+            self.run_op
+            if sub == self.num_levels - 1 and self.prefetch_level != sub
+            else functools.partial(self.chunk_output, sub)
+        )
         num_channels = self.num_channels
-        ids = self.numbering.sub_offsets(sub, schedule.starts, self.crop_pads[level], self.chunk_sizes[sub], self.blend_pads[sub])
+        ids = self.numbering.sub_offsets(
+            sub, schedule.starts, self.crop_pads[level], self.chunk_sizes[sub], self.blend_pads[sub]
+        )
 
         def outputs() -> Iterator[Array]:
             for (ox, oy, oz), offset in zip(schedule.starts, ids, strict=True):
                 start = (x0 + ox, y0 + oy, z0 + oz)
-                data = compute(Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)), kwargs, chunk_id + offset)
+                data = compute(
+                    Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)),
+                    kwargs,
+                    chunk_id + offset,
+                )
                 if data.shape[0] != num_channels:
-                    raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}")
+                    raise ValueError(
+                        f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}"
+                    )
                 yield data
 
         def stacked_outputs() -> Iterator[Array]:
             chunks = zip(schedule.starts, ids, strict=True)
             for batch in _batched(iter(chunks), self.bottom_stack):
-                boxes = [Box((x0 + ox, y0 + oy, z0 + oz), (x0 + ox + sx, y0 + oy + sy, z0 + oz + sz)) for (ox, oy, oz), _ in batch]
+                boxes = [
+                    Box((x0 + ox, y0 + oy, z0 + oz), (x0 + ox + sx, y0 + oy + sy, z0 + oz + sz))
+                    for (ox, oy, oz), _ in batch
+                ]
                 for data in self.run_ops(boxes, kwargs, [chunk_id + offset for _, offset in batch]):
                     if data.shape[0] != num_channels:
-                        raise ValueError(f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}")
+                        raise ValueError(
+                            f"{what}: its output has {data.shape[0]} channels, dst has "
+                            f"{num_channels}"
+                        )
                     yield data
 
         if self.bottom_stack > 1 and sub == self.num_levels - 1:
@@ -401,7 +465,9 @@ class SubchunkablePlan:
             schedule.run(out, outputs(), what)
         return out
 
-    def run_direct(self, level: int, core: Box, kwargs: Mapping[str, Any], dst: Any, chunk_id: int = 0) -> None:
+    def run_direct(
+        self, level: int, core: Box, kwargs: Mapping[str, Any], dst: Any, chunk_id: int = 0
+    ) -> None:
         """``skip_intermediaries``: the bottom chunks under ``core`` (the chunk ``chunk_id`` of
         ``level``) written by the operation."""
         kwargs = self._kwargs_for(kwargs, core, level)
@@ -415,7 +481,13 @@ class SubchunkablePlan:
                 self.run_direct_stacked([grid.core(key) for key in keys], kwargs, dst, ids)
             return
         for key in grid.keys():
-            self.run_direct(level + 1, grid.core(key), kwargs, dst, self.numbering.chunk_id(level + 1, key, chunk_id))
+            self.run_direct(
+                level + 1,
+                grid.core(key),
+                kwargs,
+                dst,
+                self.numbering.chunk_id(level + 1, key, chunk_id),
+            )
 
     def clipped_dst(self) -> Any:
         if self.dst is None or self.dst_bounds is None:
@@ -430,7 +502,9 @@ class SubchunkablePlan:
             self.run_direct(0, grid.core(key), self.op_kwargs, self.clipped_dst(), chunk_id)
             return
         out_box = grid.padded(key)
-        data = to_output_dtype(self.chunk_output(0, out_box, self.op_kwargs, chunk_id), self.dtype, self.op_name)
+        data = to_output_dtype(
+            self.chunk_output(0, out_box, self.op_kwargs, chunk_id), self.dtype, self.op_name
+        )
         self._write_top(key, out_box, data)
 
     def process_top_chunks(self, keys: Sequence[Int3]) -> None:
@@ -443,10 +517,14 @@ class SubchunkablePlan:
         grid = self.top_grid
         ids = [self.numbering.chunk_id(0, key) for key in keys]
         if self.top_mode == "skip":
-            self.run_direct_stacked([grid.core(key) for key in keys], self.op_kwargs, self.clipped_dst(), ids)
+            self.run_direct_stacked(
+                [grid.core(key) for key in keys], self.op_kwargs, self.clipped_dst(), ids
+            )
             return
         boxes = [grid.padded(key) for key in keys]
-        for key, box, data in zip(keys, boxes, self.run_ops(boxes, self.op_kwargs, ids), strict=True):
+        for key, box, data in zip(
+            keys, boxes, self.run_ops(boxes, self.op_kwargs, ids), strict=True
+        ):
             self._write_top(key, box, to_output_dtype(data, self.dtype, self.op_name))
 
     def _write_top(self, key: Int3, out_box: Box, data: Array) -> None:
@@ -455,7 +533,9 @@ class SubchunkablePlan:
             assert self.dst is not None and self.dst_bounds is not None
             target = out_box.intersection(self.region).intersection(self.dst_bounds)
             if not target.is_empty():
-                self.dst[target.to_index(self.dst_resolution)] = torch.from_numpy(data[target.slices_in(out_box)])
+                self.dst[target.to_index(self.dst_resolution)] = torch.from_numpy(
+                    data[target.slices_in(out_box)]
+                )
         else:
             assert self.store is not None
             self.store.write_chunk(key, data)
@@ -503,7 +583,11 @@ class Reducer:
         return self.plan_id
 
     def _mode(self) -> str:
-        return self.blend_mode if self.blend_mode in ("linear", "quadratic", "bump", "max") else "quadratic"
+        return (
+            self.blend_mode
+            if self.blend_mode in ("linear", "quadratic", "bump", "max")
+            else "quadratic"
+        )
 
     def _blend(self, box: Box) -> Array:
         return self.store.reduce_box(box, self.dtype, self._mode())
@@ -521,21 +605,36 @@ class Reducer:
         spans = [core_spans(ax, write.start[d], write.stop[d]) for d, ax in enumerate(grid.axes)]
         cells = self._dst_cells(spans)
         # per dim, the dst chunks that lie inside one covered span (whole in that dim)
-        whole = [[any(a <= c0 and c1 <= b for a, b in spans[d]) for c0, c1 in cells[d]] for d in range(3)]
+        whole = [
+            [any(a <= c0 and c1 <= b for a, b in spans[d]) for c0, c1 in cells[d]] for d in range(3)
+        ]
         for runs in itertools.product(*(_runs(cells[d], whole[d]) for d in range(3))):
             box = Box.of([r[0] for r in runs], [r[1] for r in runs])
-            self.dst[box.to_index(self.dst_resolution)] = torch.from_numpy(data[box.slices_in(write)])
+            self.dst[box.to_index(self.dst_resolution)] = torch.from_numpy(
+                data[box.slices_in(write)]
+            )
         parts = []
         for picks in itertools.product(*(range(len(cells[d])) for d in range(3))):
             if all(whole[d][k] for d, k in enumerate(picks)):
                 continue
             per_dim = [
-                [(max(a, cells[d][k][0]), min(b, cells[d][k][1])) for a, b in spans[d] if a < cells[d][k][1] and cells[d][k][0] < b]
+                [
+                    (max(a, cells[d][k][0]), min(b, cells[d][k][1]))
+                    for a, b in spans[d]
+                    if a < cells[d][k][1] and cells[d][k][0] < b
+                ]
                 for d, k in enumerate(picks)
             ]
             for sx, sy, sz in itertools.product(*per_dim):
                 box = Box.of((sx[0], sy[0], sz[0]), (sx[1], sy[1], sz[1]))
-                parts.append((box, to_output_dtype(self._processed(box, data[box.slices_in(write)]), self.dtype, "dst")))
+                parts.append(
+                    (
+                        box,
+                        to_output_dtype(
+                            self._processed(box, data[box.slices_in(write)]), self.dtype, "dst"
+                        ),
+                    )
+                )
         merge_into(self.dst.backend, self.dst_resolution, parts)
 
     def _dst_cells(self, spans: Sequence[Sequence[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
@@ -543,14 +642,21 @@ class Reducer:
         offset = self.dst.backend.get_voxel_offset(self.dst_resolution)
         dchunk = self.dst.backend.get_chunk_size(self.dst_resolution)
         b = self.dst_bounds
-        return [grid_spans(spans[d], int(offset[d]), int(dchunk[d]), b.start[d], b.stop[d]) for d in range(3)]
+        return [
+            grid_spans(spans[d], int(offset[d]), int(dchunk[d]), b.start[d], b.stop[d])
+            for d in range(3)
+        ]
 
     def _processed(self, box: Box, data: Array) -> Array:
         """``data`` as ``dst``'s write processors would store it."""
         if not self.dst.write_procs:
             return data
-        capture = CaptureBackend(box, self.dst_resolution, self.num_channels, self.dtype, "dst write_procs")
-        attrs.evolve(self.dst, backend=capture)[box.to_index(self.dst_resolution)] = torch.from_numpy(data)
+        capture = CaptureBackend(
+            box, self.dst_resolution, self.num_channels, self.dtype, "dst write_procs"
+        )
+        attrs.evolve(self.dst, backend=capture)[box.to_index(self.dst_resolution)] = (
+            torch.from_numpy(data)
+        )
         return as_array(capture.result())
 
     def chunks(self, reduction_chunk: Int3, outer: int = 2) -> Iterator[tuple[Box, Box]]:
@@ -564,7 +670,9 @@ class Reducer:
             return
         offset = self.dst.backend.get_voxel_offset(self.dst_resolution)
         dchunk = self.dst.backend.get_chunk_size(self.dst_resolution)
-        start = [o + ((s - o) // c) * c for s, o, c in zip(target.start, offset, dchunk, strict=True)]
+        start = [
+            o + ((s - o) // c) * c for s, o, c in zip(target.start, offset, dchunk, strict=True)
+        ]
         ranges = [range(start[d], target.stop[d], reduction_chunk[d]) for d in range(3)]
         dims = [outer] + [d for d in (2, 1, 0) if d != outer]
         axes = self.store.grid.axes
@@ -576,7 +684,9 @@ class Reducer:
             write = box.intersection(target)
             if write.is_empty():
                 continue
-            cells = self._dst_cells([core_spans(ax, write.start[d], write.stop[d]) for d, ax in enumerate(axes)])
+            cells = self._dst_cells(
+                [core_spans(ax, write.start[d], write.stop[d]) for d, ax in enumerate(axes)]
+            )
             if all(cells):  # else it lies in processing_gaps only: nothing to write
                 yield Box.of([c[0][0] for c in cells], [c[-1][1] for c in cells]), write
 
@@ -614,7 +724,9 @@ class ReduceChunks(mazepa.OperationBase):
 
     def describe_region(self, boxes: Sequence[tuple[Box, Box]]) -> str:
         """The region written, for error reports."""
-        return "reduction into dst, " + _describe_boxes([Box.of(*write) for _, write in boxes], self.reducer.dst_resolution)
+        return "reduction into dst, " + _describe_boxes(
+            [Box.of(*write) for _, write in boxes], self.reducer.dst_resolution
+        )
 
 
 def _describe_boxes(boxes: Sequence[Box], resolution: Vec3D[float]) -> str:
@@ -631,7 +743,10 @@ def _stack(values: Sequence[Any], name: str, what: str) -> Any:
         return torch.stack(list(values))
     if isinstance(values[0], np.ndarray):
         return np.stack(list(values))
-    raise TypeError(f"{what}: with task_stack_size, read() must return tensors or arrays; {name!r} is {type(values[0]).__name__}")
+    raise TypeError(
+        f"{what}: with task_stack_size, read() must return tensors or arrays; {name!r} is "
+        f"{type(values[0]).__name__}"
+    )
 
 
 def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -661,7 +776,9 @@ def reduction_tasks(
     yield from _reduction_batches(reducer, reducer.chunks(reduction_chunk), name, worker_type)
 
 
-def _reduction_task(op: ReduceChunks, chunk: tuple[Box, Box], worker_type: str | None) -> mazepa.Task[Any]:
+def _reduction_task(
+    op: ReduceChunks, chunk: tuple[Box, Box], worker_type: str | None
+) -> mazepa.Task[Any]:
     task = op.make_task((chunk,))
     if worker_type is not None:
         task = task.with_options(worker_type=worker_type)
@@ -731,7 +848,11 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
         for wave in sorted({key[w_axis] for key in keys}):
             wave_tasks.setdefault(wave, []).append(task.id)
         last = keys[-1]
-        complete = last[w_axis] if all(last[d] == counts[d] - 1 for d in range(w_axis)) else last[w_axis] - 1
+        complete = (
+            last[w_axis]
+            if all(last[d] == counts[d] - 1 for d in range(w_axis))
+            else last[w_axis] - 1
+        )
         if complete > done_wave or len(batch) >= _TASK_BATCH:
             yield batch
             batch = []
@@ -746,8 +867,12 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
                 first_wave = min(first_wave, upcoming[1].start)
             upcoming = next(pending, None)
         if ready:
-            after = [tid for wave in range(first_wave, done_wave + 1) for tid in wave_tasks.get(wave, [])]
-            tasks = [_reduction_task(reduce_op, chunk, plan.reduction_worker_type) for chunk, _ in ready]
+            after = [
+                tid for wave in range(first_wave, done_wave + 1) for tid in wave_tasks.get(wave, [])
+            ]
+            tasks = [
+                _reduction_task(reduce_op, chunk, plan.reduction_worker_type) for chunk, _ in ready
+            ]
             sub = reduction_wave(tasks, after)
             for wave in sorted({w for _, waves in ready for w in waves}):
                 readers.setdefault(wave, []).append(sub)
@@ -850,7 +975,9 @@ def dst_writes(plan: SubchunkablePlan) -> tuple[int, int]:
     chunks, voxels = 1, 1
     for d, ax in enumerate(plan.top_grid.axes):
         spans = core_spans(ax, target.start[d], target.stop[d])
-        cells = grid_spans(spans, int(offset[d]), int(dchunk[d]), plan.dst_bounds.start[d], plan.dst_bounds.stop[d])
+        cells = grid_spans(
+            spans, int(offset[d]), int(dchunk[d]), plan.dst_bounds.start[d], plan.dst_bounds.stop[d]
+        )
         chunks *= len(cells)
         voxels *= sum(b - a for a, b in cells)
     return chunks, voxels
@@ -886,7 +1013,10 @@ def expected_tasks(plan: SubchunkablePlan) -> list[tuple[str, int, float, float]
     if plan_reducer(plan) is None or plan.reduction_chunk is None:
         return [(name, top, float(plan.region.size()), written)]
     reductions = reduction_count(plan)
-    return [(name, top, float(plan.region.size()), 0.0), (f"{name} reduction", reductions, 0.0, written)]
+    return [
+        (name, top, float(plan.region.size()), 0.0),
+        (f"{name} reduction", reductions, 0.0, written),
+    ]
 
 
 def declare_expected_tasks(plan: SubchunkablePlan) -> None:
