@@ -129,7 +129,35 @@ def _rand_hostport(rng: random.Random) -> str:
     return json.dumps(text)
 
 
+PUNY_CHARS = (
+    "abz09-_A\u00e9\u00df\u03c2\u00fc\u0301\u0300\u4e2d\u6587\u0627\u05d0\u0915\u094d"
+    "\u200c\u200d\u00a0\u2260\u1e9e\u212b\u0041\u0308\u3002\uff21\U0001f600\U0001fae0"
+    "\ue000\u0378\u2028\u00c5\u0430\u0456\u10d0\u0e01\u0e48"
+)
+
+
+def _puny_label(rng: random.Random) -> str:
+    k = rng.randrange(6)
+    if k == 0:  # a mangled or odd punycode text
+        body = "".join(rng.choice("abc019-_XYZ") for _ in range(rng.randrange(0, 12)))
+        return rng.choice(("xn--", "xn--", "XN--", "xn-")) + body
+    text = "".join(rng.choice(PUNY_CHARS) for _ in range(rng.randrange(1, 8)))
+    if k == 1:
+        text = "".join(rng.choice("\u00e9\u4e2d\u0430abc") for _ in range(rng.choice((20, 40, 60))))
+    label = "xn--" + text.encode("punycode").decode()
+    if k == 2 and len(label) > 5:
+        i = rng.randrange(4, len(label))
+        label = label[:i] + rng.choice("a9-Z") + label[i + 1 :]
+    return label
+
+
 def _rand_name(rng: random.Random) -> str:
+    if rng.random() < 0.4:
+        labels = [
+            _puny_label(rng) if rng.random() < 0.6 else rng.choice(("a", "com", "b-c", "x1"))
+            for _ in range(rng.randrange(1, 4))
+        ]
+        return ".".join(labels) + rng.choice(("", "", "."))
     if rng.random() < 0.5:
         return "".join(rng.choice("abcXYZ019-._ !*/:=~") for _ in range(rng.randrange(0, 14)))
     labels = [

@@ -3,15 +3,18 @@
 An address argument is a string (parsed as Go's ``net.ParseIP`` does: dotted IPv4 with
 leading zeros allowed, or IPv6 with ``::`` and an embedded IPv4 tail, no zone), bytes (the same
 text) or a list of byte values; anything else is no address. ``FQDN`` follows x/net/idna's
-checks for ASCII names; a punycode label (``xn--``) is unsupported.
+ToASCII as CUE v0.4 calls it, punycode labels (``xn--``) included.
 """
 
 from __future__ import annotations
 
+import bisect
+import unicodedata
 from collections.abc import Callable
 
 from ._builtins import Builtin, Call, functions
 from ._errors import unsupported
+from ._idna12 import VALID_RANGES
 from ._values import INT, Num
 
 Ip = bytes | None
@@ -259,28 +262,123 @@ def _labels(s: str) -> list[str]:
     return out
 
 
+_LDH = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _idna_valid(ch: str) -> bool:
+    """Whether x/net/idna's Unicode 12.0 table gives ``ch`` the category valid or
+    deviation (ASCII: lower-case letters, digits and the hyphen)."""
+    o = ord(ch)
+    if o < 0x80:
+        return ch in _LDH
+    if o in (0x200C, 0x200D):  # deviations (the measured table has them fail in context)
+        return True
+    i = bisect.bisect_right(_VALID_STARTS, o) - 1
+    return i >= 0 and o <= VALID_RANGES[2 * i + 1]
+
+
+_VALID_STARTS = VALID_RANGES[::2]
+
+
+def _puny_decode(enc: str) -> str | None:
+    """x/net/idna's punycode decoding of a label after its ``xn--`` (None: an error).
+    As there, a text ending in ``-`` decodes to itself without that ``-``."""
+    if enc == "":
+        return ""
+    pos = enc.rfind("-") + 1
+    if pos == 1:
+        return None
+    if pos == len(enc):
+        return enc[:-1]
+    out = [ord(ch) for ch in enc[: max(pos - 1, 0)]]
+    i, n, bias = 0, 128, 72
+    limit = 2**31 - 1
+    while pos < len(enc):
+        old_i, w = i, 1
+        k = 36
+        while True:
+            if pos == len(enc):
+                return None
+            ch = enc[pos]
+            if "0" <= ch <= "9":
+                digit = ord(ch) - ord("0") + 26
+            elif "A" <= ch <= "Z":
+                digit = ord(ch) - ord("A")
+            elif "a" <= ch <= "z":
+                digit = ord(ch) - ord("a")
+            else:
+                return None
+            pos += 1
+            if digit * w > limit - i:
+                return None
+            i += digit * w
+            t = 1 if k <= bias else 26 if k >= bias + 26 else k - bias
+            if digit < t:
+                break
+            if w * (36 - t) > limit:
+                return None
+            w *= 36 - t
+            k += 36
+        if len(out) >= 1024:
+            return None
+        x = len(out) + 1
+        delta = i - old_i
+        delta = delta // 700 if old_i == 0 else delta // 2
+        delta += delta // x
+        kk = 0
+        while delta > (35 * 26) // 2:
+            delta //= 35
+            kk += 36
+        bias = kk + (36 * delta) // (delta + 38)
+        n += i // x
+        i %= x
+        if n > 0x10FFFF:
+            return None
+        out.insert(i, n)
+        i += 1
+    return "".join(chr(c) if not 0xD800 <= c <= 0xDFFF else "\ufffd" for c in out)
+
+
+def _check_label(u: str) -> bool:
+    """x/net/idna's validateLabel (with label validation): no ``--`` at bytes 2 and 3,
+    no hyphen at either end, no combining mark first."""
+    b = u.encode()
+    if len(b) > 4 and b[2:4] == b"--":
+        return False
+    if u[0] == "-" or u[-1] == "-":
+        return False
+    return not unicodedata.category(u[0]).startswith("M")
+
+
 def fqdn(s: str) -> bool | None:
     """CUE v0.4's net.FQDN: ASCII only, then x/net/idna's ToASCII with label validation
-    and DNS lengths (no STD3 character rule). None where a label is punycode ("xn--")."""
+    and DNS lengths (no STD3 character rule). A punycode label (``xn--``) is decoded
+    and its code points checked against the IDNA table of Unicode 12.0. None where the
+    answer depends on the joining rules of U+200C/U+200D (not implemented)."""
     if any(ord(ch) >= 0x80 for ch in s) or s == "":
         return False
-    puny = False
+    unknown = False
+    length = len(s)
     for label in _labels(s):
         if label == "":
             return False
+        out = label
         if label.startswith("xn--"):
-            puny = True
-            continue
-        if len(label) > 4 and label[2:4] == "--":
+            u = _puny_decode(label[4:])
+            if u is None or not unicodedata.is_normalized("NFC", u):
+                return False
+            if not all(_idna_valid(ch) for ch in u) or u == "" or not _check_label(u):
+                return False
+            unknown = unknown or "\u200c" in u or "\u200d" in u
+            out = u if u.isascii() else "xn--" + u.encode("punycode").decode()
+        elif not _check_label(label):
             return False
-        if label[0] == "-" or label[-1] == "-":
+        if len(out) > 63:
             return False
-        if len(label) > 63:
-            return False
-    n = len(s) - 1 if s.endswith(".") else len(s)
-    if n > 253:
+        length += len(out) - len(label)
+    if length - s.endswith(".") > 253:
         return False
-    return None if puny else True
+    return None if unknown else True
 
 
 def _get_ip(c: Call, i: int) -> Ip:
@@ -345,7 +443,9 @@ def _net_funcs() -> dict[str, Builtin]:
     def fqdn_(c: Call) -> object:
         r = fqdn(c.string(0))
         if r is None:
-            raise unsupported(c.pos, "net.FQDN of a punycode (xn--) label")
+            raise unsupported(
+                c.pos, "net.FQDN of a punycode label with a joiner (U+200C or U+200D)"
+            )
         return r
 
     def join(c: Call) -> object:
