@@ -607,7 +607,10 @@ class Evaluator:
         if base[0] == R_VALUE:
             val = base[1]
             if isinstance(val, Package):
-                return (R_VALUE, _packages.member(val.path, expr.name, expr.pos))
+                member = _packages.member(val.path, expr.name, expr.pos)
+                if isinstance(member, Node):  # a struct of CUE (list.Comparer)
+                    return (R_VERTEX, temp_vertex(member, None), False)
+                return (R_VALUE, member)
             if isinstance(val, Bottom):
                 return (R_DEFER if not val.fatal else R_ERROR, val)
             if val is TOP or isinstance(val, BasicType):

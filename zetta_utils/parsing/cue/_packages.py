@@ -132,6 +132,7 @@ IMPLEMENTED: dict[str, dict[str, object]] = {
     **_pkg_tabwriter.PACKAGES,
     **_pkg_template.PACKAGES,
     **_pkg_yaml.PACKAGES,
+    "list": {**_pkg_math.PACKAGES["list"], **_pkg_misc.LIST_MEMBERS},
     "time": {**_pkg_time.TIME_FUNCS, **_TIME_CONSTS},
     "net": {**_pkg_net.NET_FUNCS, "IPv4len": make_int(4), "IPv6len": make_int(16)},
 }

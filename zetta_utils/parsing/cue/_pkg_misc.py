@@ -174,7 +174,21 @@ def _csv_funcs() -> dict[str, Builtin]:
     return functions("encoding/csv", fs)
 
 
+def _comparer() -> object:
+    """``list.Comparer`` as CUE v0.4 defines it: a struct with the regular fields ``T``,
+    ``x``, ``y`` and ``less`` (v0.4 spells ``T`` as a field, so it is exported too)."""
+    from ._parser import parse
+    from ._resolve import resolve
+
+    f = parse("T: _\nx: T\ny: T\nless: bool\n", "<list.Comparer>")
+    resolve(f)
+    return f.struct
+
+
+COMPARER = _comparer()
+
 PACKAGES: dict[str, dict[str, object]] = {
     "uuid": {**_uuid_funcs(), "ns": DataVal(_NAMESPACES)},
     "encoding/csv": dict(_csv_funcs()),
 }
+LIST_MEMBERS: dict[str, object] = {"Comparer": COMPARER}
