@@ -68,8 +68,46 @@ YKEYS = [
 
 
 # ------------------------------------------------------------------- Marshal
+# Pieces of strings for yaml.Marshal: indicators, spaces, breaks (also Unicode's), tabs,
+# characters YAML does not print, non-ASCII, beyond U+FFFF; long runs to fold.
+PIECES = [
+    "a", "b", "x", " ", "  ", "\n", "\n\n", "\t", "\r", ":", "#", "-", "?", "'", '"', "\\",
+    ",", "[", "{", "&", "*", "!", "|", ">", "%", "@", "`", "é", "日本", "\u0085", "\u00a0",
+    "\u2028", "\u2029", "\ufeff", "\x01", "\x7f", "\x1b", "\U0001F600", "\u0378", "1", ".",
+    "word ", "word " * 17, "w" * 40, "---", "...", "true", "0x1F", "1e+3",
+]  # fmt: skip
+
+
+def cue_string(s: str) -> str:
+    """A CUE string literal of ``s`` (escapes for everything but printable ASCII)."""
+    out = []
+    for c in s:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif " " <= c <= "~":
+            out.append(c)
+        elif ord(c) <= 0xFFFF:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _string(rng: random.Random) -> str:
+    text = "".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 7)))
+    if rng.random() < 0.1:
+        text = text * rng.randrange(2, 6)
+    return text
+
+
 def _value(rng: random.Random, depth: int) -> str:
-    k = rng.randrange(8 if depth < 3 else 4)
+    k = rng.randrange(9 if depth < 3 else 5)
+    if k == 8:
+        return rng.choice(("'abc'", "'\\x00\\xff'", "'" + "y" * 70 + "'", "1e10", "1.5e-7",
+                           "4 / 2", "0.1e1", "-1e-7", "2.0 * 1", "1e1 + 1e1", "0x10", "1_000", ".5",
+                           "0o17", "1.50", "1.e3", "X", "Y"))  # fmt: skip
+    if k == 4:
+        return cue_string(_string(rng))
     if k == 0:
         if rng.random() < 0.5:
             chars = "ab:#-?' ,[]{}&*!|>\"%@`/.~=<"
@@ -82,11 +120,11 @@ def _value(rng: random.Random, depth: int) -> str:
         return rng.choice(("true", "false", "null", json.dumps(rng.choice(STRINGS[:20]))))
     if k == 3:
         return json.dumps(rng.choice(STRINGS[:12]))
-    if k in (4, 5):
+    if k in (5, 6):
         keys = rng.sample(KEYS, rng.randrange(0, 4))
-        fields = [
-            f"{json.dumps(key, ensure_ascii=False)}: {_value(rng, depth + 1)}" for key in keys
-        ]
+        if rng.random() < 0.2:
+            keys.append(_string(rng))
+        fields = [f"{cue_string(key)}: {_value(rng, depth + 1)}" for key in keys]
         return "{" + ", ".join(fields) + "}"
     return "[" + ", ".join(_value(rng, depth + 1) for _ in range(rng.randrange(0, 4))) + "]"
 
@@ -233,9 +271,16 @@ def _json_doc(rng: random.Random) -> str:
 
 
 # ------------------------------------------------------------------- programs
+HEADER = """import "encoding/yaml"
+import "encoding/json"
+#S: {a: int}
+X: 1e10
+Y: {a: [0x10, 1e3, "x\\ny"], b: 1.50}"""
+
+
 def programs(seed: int, count: int) -> checkkit.Batch:
     rng = random.Random(seed)
-    batch = checkkit.Batch('import "encoding/yaml"\nimport "encoding/json"\n#S: {a: int}')
+    batch = checkkit.Batch(HEADER)
     for k in range(count):
         kind = rng.randrange(10)
         if kind == 0:

@@ -67,13 +67,14 @@ class BasicLit(Node):
     """null, bool, int, float, string or bytes literal; ``value`` is None, bool, int,
     Decimal, str or bytes. ``atom`` caches the evaluator's value of the literal."""
 
-    __slots__ = ("atom", "kind", "value")
+    __slots__ = ("atom", "kind", "text", "value")
 
-    def __init__(self, pos: Pos, kind: str, value: object) -> None:
+    def __init__(self, pos: Pos, kind: str, value: object, text: str | None = None) -> None:
         super().__init__(pos)
         self.kind = kind
         self.value = value
         self.atom: object = None
+        self.text = text  # a number's source text
 
 
 class BottomLit(Node):

@@ -51,6 +51,8 @@ class Evaluator(Protocol):
 
     def argument_error(self, val: object, i: int, name: str, pos: Pos) -> Bottom | None: ...
 
+    def literal_texts(self, val: object) -> dict[tuple[object, ...], str]: ...
+
     def unify_error(self, expr: Any, schema: object, pos: Pos, concrete: bool) -> Bottom | None: ...
 
 
@@ -96,12 +98,16 @@ class Call:
         args: list[object],
         pos: Pos,
         arg_pos: list[Pos] | None = None,
+        arg_texts: list[str | None] | None = None,
     ) -> None:
         self.ev = ev
         self.fn = fn
         self.args = args
         self.pos = pos
         self.arg_pos = arg_pos
+        # The source text of each argument that is a number literal (or refers to a field
+        # that is one), for the functions that write it (``yaml.Marshal``).
+        self.arg_texts = arg_texts
 
     def fail(self, msg: str, arg: int | None = None) -> ArgError:
         """The call fails, at argument ``arg`` if given."""
@@ -219,7 +225,12 @@ class Call:
 
 
 def call(
-    ev: Evaluator, fn: Builtin, args: list[object], pos: Pos, arg_pos: list[Pos] | None = None
+    ev: Evaluator,
+    fn: Builtin,
+    args: list[object],
+    pos: Pos,
+    arg_pos: list[Pos] | None = None,
+    arg_texts: list[str | None] | None = None,
 ) -> object:
     lo, hi = fn.nargs
     if fn.validator and len(args) == lo - 1:
@@ -227,7 +238,7 @@ def call(
     if not lo <= len(args) <= hi:
         want = str(lo) if lo == hi else f"{lo} to {hi}"
         return error(f"{fn.name}: got {len(args)} arguments, want {want}", pos)
-    c = Call(ev, fn, args, pos, arg_pos)
+    c = Call(ev, fn, args, pos, arg_pos, arg_texts)
     try:
         out = fn.fn(c)
     except ArgError as e:

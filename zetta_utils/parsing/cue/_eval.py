@@ -985,7 +985,44 @@ class Evaluator:
         if not isinstance(fn, self.builtins.Builtin):
             return error(f"cannot call non-function {short_val(fn)}", expr.pos)
         args = [self.eval_expr(a, env) for a in expr.args]
-        return self.builtins.call(self, fn, args, expr.pos, [a.pos for a in expr.args])
+        texts = None
+        if fn.name.startswith("yaml.Marshal"):
+            texts = [self.literal_text(a, env) for a in expr.args]
+        return self.builtins.call(self, fn, args, expr.pos, [a.pos for a in expr.args], texts)
+
+    def literal_text(self, expr: Node, env: Env | None) -> str | None:
+        """The source text of a number literal ``expr``, or of the number literal that is
+        the only conjunct of the field ``expr`` refers to (CUE v0.4's yaml.Marshal writes
+        such a number as it is spelled: ``1e10``, ``0x10``)."""
+        if isinstance(expr, BasicLit):
+            return expr.text
+        r = self.resolve(expr, env)
+        if r is not None and r[0] == R_VERTEX:
+            return _sole_literal_text(r[1])
+        return None
+
+    def literal_texts(self, val: object) -> dict[tuple[object, ...], str]:
+        """The source texts of the numbers in value ``val`` that are list elements given
+        by a literal alone, by path (yaml.Marshal writes them as spelled; struct fields
+        are written as computed)."""
+        out: dict[tuple[object, ...], str] = {}
+
+        def walk(w: Vertex, path: tuple[object, ...]) -> None:
+            for k, arc in w.arcs.items():
+                if isinstance(k, int):
+                    text = _sole_literal_text(arc)
+                    if text is not None:
+                        out[(*path, k)] = text
+                        continue
+                elif not label_is_regular(k) or arc.optional:
+                    continue
+                if arc.is_list or arc.is_struct:
+                    walk(arc, (*path, k))
+
+        if isinstance(val, Vertex):
+            self.finalize(val)
+            walk(val, ())
+        return out
 
     # ------------------------------------------------------------ conversion
     def length_of(self, v: object) -> int | None:
@@ -1116,6 +1153,13 @@ class Evaluator:
 
 def _dec(i: int) -> Decimal:
     return Decimal(i)
+
+
+def _sole_literal_text(w: Vertex) -> str | None:
+    """The text of the one number literal among ``w``'s own conjuncts (not through
+    references: ``[X]`` is written as computed, ``[1e10] & [number]`` as spelled)."""
+    lits = [c[0] for c in w.conjuncts if type(c[0]) is BasicLit and c[0].kind in ("int", "float")]
+    return lits[0].text if len(lits) == 1 else None
 
 
 def _is_list(v: object) -> bool:

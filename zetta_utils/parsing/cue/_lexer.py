@@ -96,7 +96,7 @@ _SIMPLE_ESCAPES = {
 
 
 class Token:
-    __slots__ = ("implicit", "kind", "parts", "pos", "val")
+    __slots__ = ("implicit", "kind", "parts", "pos", "text", "val")
 
     def __init__(self, kind: str, val: object, pos: Pos, parts: list | None = None) -> None:
         self.kind = kind
@@ -104,6 +104,7 @@ class Token:
         self.pos = pos
         self.parts = parts
         self.implicit = False
+        self.text: str | None = None  # a number's source text (yaml.Marshal writes it)
 
     def __repr__(self) -> str:
         return f"Token({self.kind}, {self.val!r}, {self.pos})"
@@ -250,6 +251,11 @@ class Lexer:
         raise syntax_error(self.pos(i), "unterminated attribute")
 
     def _number(self, i: int) -> tuple[Token, int]:
+        tok, end = self._number_value(i)
+        tok.text = self.src[i:end]
+        return tok, end
+
+    def _number_value(self, i: int) -> tuple[Token, int]:
         src = self.src
         pos = self.pos(i)
         m = _NUM_RE.match(src, i)

@@ -478,10 +478,10 @@ class Parser:
         k = t.kind
         if k == INT:
             self.next()
-            return BasicLit(t.pos, "int", t.val)
+            return BasicLit(t.pos, "int", t.val, t.text)
         if k == FLOAT:
             self.next()
-            return BasicLit(t.pos, "float", t.val)
+            return BasicLit(t.pos, "float", t.val, t.text)
         if k == STRING or k == BYTES:
             self.next()
             return self.string_node(t)

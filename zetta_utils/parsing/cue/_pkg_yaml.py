@@ -1,130 +1,40 @@
-"""``yaml.Marshal`` and ``yaml.MarshalStream`` of CUE v0.4 for the values run specs hold:
-structs, lists, numbers (CUE's number text, without exponent), booleans, null and one-line
-strings of printable ASCII, written in block style with two-space indentation as CUE writes
-them: a string that YAML would read as a number, boolean or null is double-quoted, one that
-cannot be plain (libyaml's rules) single-quoted. Other strings (non-ASCII, several lines,
-tabs, starting with a digit, sign or dot but not a number, ...), numbers with an exponent,
-long lines with spaces and bytes are unsupported, as are ``Unmarshal`` and the validators.
+"""The ``encoding/yaml`` package of CUE v0.4: ``Marshal`` and ``MarshalStream`` (yaml.v3's
+emitter as CUE drives it, ``_yaml_encode``), ``Unmarshal``, ``Validate`` and
+``ValidatePartial`` (go-yaml v2's reading as CUE's fork does it, ``_yaml_decode``).
+Unsupported: complex keys (over 128 bytes or with a line break), a merge key merging a map
+into itself, and two corners where libyaml 0.2.5 reads text otherwise than go-yaml v2 (a
+tag followed by ``,``/``[``/``]``, a ``?`` in a plain scalar inside a flow collection).
 """
 
 from __future__ import annotations
 
-import re
-
 from ._builtins import ArgError, Builtin, Call, functions
 from ._errors import unsupported
-from ._values import NULLV, Num, num_str
 from ._yaml_decode import YamlError, documents, unmarshal
-
-_NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+")
-_WORDS = frozenset(
-    "true True TRUE false False FALSE null Null NULL ~".split()
-)  # the YAML 1.2 core schema's booleans and null
-
-
-class Unsupported(ValueError):
-    pass
-
-
-def _plain_allowed(s: str) -> bool:
-    """libyaml's analysis of a one-line printable ASCII scalar in block context."""
-    if s[0] == " " or s[-1] == " ":
-        return False
-    if s.startswith(("---", "...")) and (len(s) == 3 or s[3] in " \t"):
-        return False
-    for i, ch in enumerate(s):
-        followed_by_space = i + 1 >= len(s) or s[i + 1] in " \t"
-        if i == 0:
-            if ch in "#,[]{}&*!|>'\"%@`":
-                return False
-            if ch in "?:-" and followed_by_space:
-                return False
-        elif ch == ":" and followed_by_space:
-            return False
-        elif ch == "#" and s[i - 1] in " \t":
-            return False
-    return True
-
-
-def _string(s: str) -> str:
-    if s == "" or s in _WORDS or _NUMBER.fullmatch(s):
-        return f'"{s}"'
-    if not all(" " <= ch <= "~" for ch in s) or s[0] in "0123456789+-." or s == "<<":
-        raise Unsupported(f"a string such as {s!r}")
-    if _plain_allowed(s):
-        return s
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _scalar(x: object) -> str | None:
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, Num):
-        text = num_str(x)
-        if "e" in text.lower():  # CUE keeps a literal's own exponent form in some places
-            raise Unsupported(f"a number with an exponent ({text})")
-        return text
-    if isinstance(x, str):
-        return _string(x)
-    if x is NULLV:
-        return "null"
-    if isinstance(x, dict) and not x:
-        return "{}"
-    if isinstance(x, list) and not x:
-        return "[]"
-    if isinstance(x, (dict, list)):
-        return None
-    raise Unsupported("bytes")
-
-
-def _line(line: str) -> str:
-    # Go's YAML emitter may fold a long line at a space: not modelled.
-    if len(line) > 70 and " " in line.lstrip(" -"):
-        raise Unsupported(f"a long line with spaces ({line.strip()[:30]}...)")
-    return line
-
-
-def _block(x: object, indent: int) -> list[str]:
-    pad = " " * indent
-    out: list[str] = []
-    if isinstance(x, dict):
-        for k, v in x.items():
-            s = _scalar(v)
-            if s is not None:
-                out.append(_line(f"{pad}{_string(k)}: {s}"))
-            else:
-                out.append(f"{pad}{_string(k)}:")
-                out += _block(v, indent + 2 if isinstance(v, dict) else indent)
-        return out
-    assert isinstance(x, list)
-    for v in x:
-        s = _scalar(v)
-        if s is not None:
-            out.append(_line(f"{pad}- {s}"))
-        else:
-            lines = _block(v, indent + 2)
-            out.append(f"{pad}- {lines[0][indent + 2 :]}")
-            out += lines[1:]
-    return out
-
-
-def yaml_marshal(x: object) -> str:
-    s = _scalar(x)
-    if s is not None:
-        return _line(s) + "\n"
-    return "\n".join(_block(x, 0)) + "\n"
+from ._yaml_encode import Unsupported, yaml_marshal
 
 
 def _yaml_funcs() -> dict[str, Builtin]:
+    def texts(c: Call) -> dict[tuple[object, ...], str]:
+        out = c.ev.literal_texts(c.raw(0))
+        root = c.arg_texts[0] if c.arg_texts else None
+        if root is not None:
+            out[()] = root
+        return out
+
     def marshal(c: Call) -> object:
         try:
-            return yaml_marshal(c.data(0))
+            return yaml_marshal(c.data(0), texts(c))
         except Unsupported as e:
             raise unsupported(c.pos, f"yaml.Marshal of {e}") from None
 
     def marshal_stream(c: Call) -> object:
+        spelled = texts(c)
         try:
-            return "---\n".join(yaml_marshal(v) for v in c.items(0))
+            return "---\n".join(
+                yaml_marshal(v, {p[1:]: t for p, t in spelled.items() if p[:1] == (i,)})
+                for i, v in enumerate(c.items(0))
+            )
         except Unsupported as e:
             raise unsupported(c.pos, f"yaml.MarshalStream of {e}") from None
 

@@ -108,6 +108,45 @@ def _line(ev: Any) -> int:
     return 0 if mark is None else int(mark.line)
 
 
+def check_go_yaml_corners(data: bytes, pos: Pos) -> None:
+    """Refuse, as unsupported, the corners where libyaml 0.2.5 reads text otherwise than the
+    older libyaml that go-yaml v2 ported: a tag followed by ``,``, ``[`` or ``]`` (go-yaml
+    reads them as part of the tag) and a ``?`` in a plain scalar inside a flow collection
+    (go-yaml ends the scalar there)."""
+    if b"!" not in data and b"?" not in data:
+        return
+    text = data.decode("utf-8", errors="replace")
+
+    def refuse(what: str) -> None:
+        raise unsupported(pos, f"YAML with {what} (libyaml and go-yaml v2 read it differently)")
+
+    tokens = _CParser(data or b"\n")
+    level = 0
+    try:
+        while True:
+            tok = tokens.get_token()
+            if isinstance(tok, _pyyaml.StreamEndToken):
+                return
+            if isinstance(tok, (_pyyaml.FlowSequenceStartToken, _pyyaml.FlowMappingStartToken)):
+                level += 1
+            elif isinstance(tok, (_pyyaml.FlowSequenceEndToken, _pyyaml.FlowMappingEndToken)):
+                level -= 1
+            elif isinstance(tok, _pyyaml.TagToken):
+                end = tok.end_mark.index
+                if end < len(text) and text[end] in ",[]":
+                    refuse("a tag followed by ',', '[' or ']'")
+            elif isinstance(tok, _pyyaml.ScalarToken) and tok.plain and level and "?" in tok.value:
+                refuse("a '?' in a plain scalar inside a flow collection")
+    except _pyyaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        if (
+            mark is not None
+            and "whitespace or line break" in (e.problem or "")
+            and text[mark.index : mark.index + 1] in (",", "[", "]")
+        ):
+            refuse("a tag followed by ',', '[' or ']'")
+
+
 class Documents:
     """The documents of a YAML stream, read one at a time as go-yaml's Decoder does (a
     syntax error in a later document does not stop the reading of an earlier one)."""
@@ -115,6 +154,7 @@ class Documents:
     def __init__(self, data: bytes, name: str, pos: Pos) -> None:
         if _CParser is None:  # pragma: no cover
             raise unsupported(pos, "YAML decoding without libyaml (PyYAML built without it)")
+        check_go_yaml_corners(data, pos)
         self.parser = _CParser(data or b"\n")
         self.name = name
         self.started = False
