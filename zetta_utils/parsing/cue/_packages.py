@@ -2,11 +2,11 @@
 implements.
 
 ``STDLIB`` lists every function and constant each package of CUE v0.4.0 exports (taken
-from the real CUE). The pure ones are implemented (``_pkg_*`` modules); the others
-(YAML encoding, Go's template language (``template.Execute``), ``list.Comparer``,
-``json.Validate``, the ``tool/*`` packages of ``cue cmd``) are reported as unsupported where
-used, never evaluated differently. A name a package does not have is an evaluation error,
-as in CUE.
+from the real CUE). The pure ones are implemented (``_pkg_*`` modules; ``encoding/yaml`` in
+``_yaml_decode`` and ``_yaml_encode`` too); the others (the ``tool/*`` packages of ``cue
+cmd``) and the few corners of implemented functions their modules name are reported as
+unsupported where used, never evaluated differently. A name a package does not have is an
+evaluation error, as in CUE.
 """
 
 from __future__ import annotations
