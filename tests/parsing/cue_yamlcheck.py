@@ -17,6 +17,7 @@ Calls the built-in evaluator reports as unsupported are counted, not compared.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -278,10 +279,14 @@ X: 1e10
 Y: {a: [0x10, 1e3, "x\\ny"], b: 1.50}"""
 
 
-def programs(seed: int, count: int) -> checkkit.Batch:
+CASE = "feat_pkg_yaml_random"
+
+
+def calls(seed: int, count: int) -> list[tuple[str, str]]:
+    """``count`` random calls (group, call text) from ``seed``."""
     rng = random.Random(seed)
-    batch = checkkit.Batch(HEADER)
-    for k in range(count):
+    out = []
+    for _ in range(count):
         kind = rng.randrange(10)
         if kind == 0:
             call = f"yaml.MarshalStream([{_value(rng, 1)}, {_value(rng, 1)}])"
@@ -303,8 +308,26 @@ def programs(seed: int, count: int) -> checkkit.Batch:
         else:
             call = f"json.Validate({json.dumps(_json_doc(rng))}, {rng.choice(SCHEMAS)})"
             group = "JSONValidate"
+        out.append((group, call))
+    return out
+
+
+def programs(seed: int, count: int) -> checkkit.Batch:
+    batch = checkkit.Batch(HEADER)
+    for k, (group, call) in enumerate(calls(seed, count)):
         batch.add(group, f"v{k}", call)
     return batch
+
+
+def case_text(seed: int = 1, count: int = 120) -> str:
+    """A conformance case: random calls (fixed seed) the built-in evaluator supports, each
+    as ``*call | "ERR"`` so that the calls that fail are compared too."""
+    lines = [HEADER, ""]
+    for k, (_, call) in enumerate(calls(seed, count)):
+        line = f'v{k}: *{call} | "ERR"'
+        if checkkit.builtin_outcome(f"{HEADER}\n{line}\n") == "ok":
+            lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _small_yaml(rng: random.Random) -> str:
@@ -318,8 +341,23 @@ def _small_yaml(rng: random.Random) -> str:
     return text
 
 
+def _options(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--write-case", action="store_true", help=f"(re)write {CASE}.cue")
+
+
 def main(argv: list[str]) -> int:
-    return checkkit.main(__doc__, argv, programs, "\nv")
+    a = checkkit.parse_args(__doc__, argv, extra=_options)
+    if a.write_case:
+        comment = (
+            "Packages encoding/yaml and encoding/json: random Marshal, Unmarshal, Validate,\n"
+            "ValidatePartial and json.Validate calls (seed 1). Written by\n"
+            "tests/parsing/cue_yamlcheck.py --write-case."
+        )
+        print(f"wrote {checkkit.write_case(CASE, comment, case_text())}")
+        return 0
+    batch = programs(a.seed, a.count)
+    print(f"{batch.unsupported} calls unsupported by the built-in evaluator (not compared)")
+    return checkkit.compare_programs(batch.programs(), "\nv")
 
 
 if __name__ == "__main__":
