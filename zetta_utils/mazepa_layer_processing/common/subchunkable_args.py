@@ -31,7 +31,15 @@ Vec3Like = Sequence[int] | Vec3D[int]
 
 
 # --- the rules: each checks one value and returns its normalised form -------------------------
+_PLAIN_SEQUENCES = (tuple, list)
+_PLAIN_NUMBERS = (int, float)
+
+
 def is_vec3(value: Any) -> bool:
+    # the usual case first, without the ABC checks (building a flow checks a dozen of these)
+    if type(value) in _PLAIN_SEQUENCES and len(value) == 3:
+        if all(type(v) in _PLAIN_NUMBERS for v in value):
+            return True
     if isinstance(value, Vec3D):
         return True
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
@@ -48,9 +56,11 @@ def int3(value: Any, name: str, minimum: int = 0) -> Int3:
         raise ValueError(f"`{name}` must be three integers (x, y, z), got {value!r}")
     out = []
     for v in value:
-        if float(v) != int(v):
-            raise ValueError(f"`{name}` must be three integers (x, y, z), got {value!r}")
-        out.append(int(v))
+        if type(v) is not int:
+            if float(v) != int(v):
+                raise ValueError(f"`{name}` must be three integers (x, y, z), got {value!r}")
+            v = int(v)
+        out.append(v)
     if any(v < minimum for v in out):
         raise ValueError(f"`{name}` must be three integers >= {minimum}, got {tuple(out)}")
     return (out[0], out[1], out[2])
@@ -214,20 +224,18 @@ def _no_tighten_bounds(value: Any, name: str, args: Arguments) -> bool:
 RuleFn = Callable[[Any, str, "Arguments"], Any]
 
 
-@attrs.frozen
-class _Rule:
-    """The attrs validator of a declared argument: runs ``check(value, name, args)`` and keeps
-    what it returns, the argument's normalised form, in ``args.checked``."""
-
-    check: RuleFn
-
-    def __call__(self, inst: Arguments, attribute: attrs.Attribute[Any], value: Any) -> None:
-        inst.checked[attribute.name] = self.check(value, attribute.name, inst)
+Validator = Callable[["Arguments", "attrs.Attribute[Any]", Any], None]
 
 
-def checks(rule: RuleFn) -> _Rule:
-    """The validator of an argument that obeys ``rule``."""
-    return _Rule(rule)
+def checks(rule: RuleFn) -> Validator:
+    """The attrs validator of an argument that obeys ``rule``: runs ``rule(value, name, args)``
+    and keeps what it returns, the argument's normalised form, in ``args.checked``."""
+
+    def validate(inst: Arguments, attribute: attrs.Attribute[Any], value: Any) -> None:
+        inst.checked[attribute.name] = rule(value, attribute.name, inst)
+
+    validate.rule = rule  # type: ignore[attr-defined]
+    return validate
 
 
 class Arguments:

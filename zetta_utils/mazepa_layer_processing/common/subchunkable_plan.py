@@ -485,7 +485,8 @@ def region_in_dst(
         )
     if args.expand_bbox_backend:
         snapped = region.box.to_index(res).snapped(grid.offset, grid.chunk, "expand")
-        region = attrs.evolve(region, box=Box.from_index(snapped).intersection(grid.bounds))
+        box = Box.from_index(snapped).intersection(grid.bounds)
+        region = Region(region.bbox, region.given, box)
     return grid, region
 
 
@@ -513,7 +514,7 @@ def chunks_fitted_to_region(
             n = max(1, math.ceil((shape[d] + gap[d]) / stride))
             grow.append(n * stride - gap[d] - shape[d])
         stop = [e + g for e, g in zip(region.box.stop, grow, strict=True)]
-        region = attrs.evolve(region, box=Box.of(region.box.start, stop))
+        region = Region(region.bbox, region.given, Box.of(region.box.start, stop))
     shape = region.box.padded(roi_crop).shape
     for d in range(3):
         stride = chunks[0][d] + gap[d]
