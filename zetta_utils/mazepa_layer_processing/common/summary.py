@@ -75,6 +75,10 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
         plan, read_box.size() * input_bpv + _storage_chunks_bytes(plan, read_box.shape)
     )
     reduction = reduction_memory(plan)
+    # the caches of decoded input chunks stay in the worker from task to task
+    cache = _input_cache_bytes(plan, level, read_box)
+    memory += cache
+    reduction += cache if reduction else 0.0
     return {
         "read": reads,
         "write": writes,
@@ -105,6 +109,36 @@ def _storage_chunks_bytes(plan: SubchunkablePlan, read_shape: Sequence[int]) -> 
             _most_chunks_met(int(n), int(c)) for n, c in zip(read_shape, chunk, strict=True)
         )
         total += count * math.prod(int(c) for c in chunk) * _voxel_bytes(value)
+    return total
+
+
+def _input_cache_bytes(plan: SubchunkablePlan, level: int, read_box: Box) -> float:
+    """Bytes of the caches of decoded storage chunks that the prefetches of the input layers
+    read through (``layer_wrappers.chunk_cached``: sized for a row of the region's chunks and the
+    read box), for the layers not read straight from their chunk files."""
+    from .layer_wrappers import _CACHE_STEP, PREFETCH_CACHE_BYTES, _reads_chunk_files
+
+    if plan.prefetch_level is None:
+        return 0.0
+    region = plan.processing_region.padded(plan.blend_pads[0]).padded(plan.input_context(level))
+    row = (region.shape[0], read_box.shape[1], read_box.shape[2])
+    total = 0.0
+    for value in plan.op_kwargs.values():
+        if not is_layer(value) or not hasattr(value.backend, "get_chunk_size"):
+            continue
+        try:
+            chunk = value.backend.get_chunk_size(plan.input_resolution)
+            reads_files = _reads_chunk_files(value.backend, plan.input_resolution)
+        except Exception:
+            continue
+        if reads_files:
+            continue
+        count = sum(
+            math.prod(_most_chunks_met(int(n), int(c)) for n, c in zip(shape, chunk, strict=True))
+            for shape in (row, read_box.shape)
+        )
+        need = count * math.prod(int(c) for c in chunk) * _voxel_bytes(value)
+        total += min(PREFETCH_CACHE_BYTES, max(1, math.ceil(need / _CACHE_STEP)) * _CACHE_STEP)
     return total
 
 
