@@ -57,7 +57,10 @@ def execution_defaults(**defaults: Any) -> Iterator[None]:
     given in the spec win. Accepted: num_procs, show_progress, checkpoint, max_retry."""
     unknown = set(defaults) - set(_DEFAULTABLE)
     if unknown:
-        raise TypeError(f"execution_defaults: unknown argument(s) {sorted(unknown)}; accepted: {', '.join(_DEFAULTABLE)}")
+        raise TypeError(
+            f"execution_defaults: unknown argument(s) {sorted(unknown)}; "
+            f"accepted: {', '.join(_DEFAULTABLE)}"
+        )
     merged = {**(_DEFAULTS.get() or {}), **defaults}
     token = _DEFAULTS.set(merged)
     try:
@@ -171,6 +174,67 @@ def execute(
     ``show_progress``, ``checkpoint`` and ``max_retry`` left unset take the values of an
     enclosing ``execution_defaults(...)`` block (``checkpoint`` only in the outermost run).
     """
+    settings = _resolve_settings(
+        num_procs, max_retry, show_progress, checkpoint, batch_size, executor
+    )
+    store, done_ids = _open_checkpoint(settings.checkpoint, checkpoint_interval_sec)
+    counters = ProgressCounters()
+    _expect_listed_tasks(counters, target)
+    scheduler = Scheduler(
+        target,
+        max_retry=settings.max_retry,
+        max_retry_non_transient=max_retry_non_transient,
+        done_ids=done_ids,
+        max_pending=max_pending_tasks,
+        counters=counters,
+        record_completed=store is not None,
+    )
+    display = make_progress_display(
+        counters,
+        settings.show_progress,
+        console=progress_console,
+        log_interval_sec=progress_log_interval_sec,
+    )
+    with contextlib.ExitStack() as stack:
+        guard = stack.enter_context(InterruptGuard()) if not settings.nesting else None
+        stack.callback(_NESTING.reset, _NESTING.set(settings.nesting + 1))
+        stack.enter_context(collecting(counters))  # flows declare their task counts into it
+        backend = _choose_backend(
+            stack, settings, executor, semaphores_spec, batch_size, counters, worker_start_cost_s
+        )
+        _run_to_end(
+            scheduler,
+            backend,
+            _RunControl(guard, store, display, owned=executor is None),
+            raise_on_failure,
+        )
+    summary = _summary(counters, scheduler)
+    if scheduler.has_failures and raise_on_failure:
+        raise ExecutionError(scheduler.task_failures, scheduler.flow_failures)
+    return summary
+
+
+@attrs.frozen
+class _Settings:
+    """The run's arguments after the defaults of an enclosing ``execution_defaults`` block."""
+
+    nesting: int
+    """How many runs enclose this one (0: the outermost run)."""
+    num_procs: int
+    max_retry: int
+    show_progress: bool
+    checkpoint: str | os.PathLike[str] | None
+
+
+def _resolve_settings(
+    num_procs: int | None,
+    max_retry: int | None,
+    show_progress: bool | None,
+    checkpoint: str | os.PathLike[str] | None,
+    batch_size: int | None,
+    executor: Any,
+) -> _Settings:
+    """The arguments left unset, from ``execution_defaults``; bad ones refused."""
     nesting = _NESTING.get()
     num_procs = _positive_int("num_procs", _default("num_procs", num_procs, 1))
     max_retry = _default("max_retry", max_retry, 3)
@@ -182,80 +246,106 @@ def execute(
         _positive_int("batch_size", batch_size)
     if executor is not None and not isinstance(executor, ExecutorBackend):
         raise TypeError(
-            "`executor` must have free_slots(), submit(tasks), poll_outcomes(timeout) and shutdown(cancel); "
-            f"got {type(executor).__name__}"
+            "`executor` must have free_slots(), submit(tasks), poll_outcomes(timeout) and "
+            f"shutdown(cancel); got {type(executor).__name__}"
         )
+    return _Settings(nesting, num_procs, max_retry, show, checkpoint)
 
-    store = CheckpointStore(checkpoint, checkpoint_interval_sec) if checkpoint is not None else None
+
+def _open_checkpoint(
+    checkpoint: str | os.PathLike[str] | None, interval_sec: float
+) -> tuple[CheckpointStore | None, set[str]]:
+    """The checkpoint store (None without one) and the ids it holds from earlier runs."""
+    store = CheckpointStore(checkpoint, interval_sec) if checkpoint is not None else None
     done_ids = store.load() if store is not None else set()
     if done_ids:
         logger.info(
-            "resuming: %d task(s) and flow(s) finished earlier are on record in %s and will be skipped",
+            "resuming: %d task(s) and flow(s) finished earlier are on record in %s and will be "
+            "skipped",
             len(done_ids),
             checkpoint,
         )
-    counters = ProgressCounters()
-    _expect_listed_tasks(counters, target)
-    scheduler = Scheduler(
-        target,
-        max_retry=max_retry,
-        max_retry_non_transient=max_retry_non_transient,
-        done_ids=done_ids,
-        max_pending=max_pending_tasks,
-        counters=counters,
-        record_completed=store is not None,
-    )
-    display = make_progress_display(
-        counters, show, console=progress_console, log_interval_sec=progress_log_interval_sec
-    )
+    return store, done_ids
 
-    with contextlib.ExitStack() as stack:
-        guard = stack.enter_context(InterruptGuard()) if not nesting else None
-        stack.callback(_NESTING.reset, _NESTING.set(nesting + 1))
-        stack.enter_context(collecting(counters))  # flows declare their task counts into it
-        backend: ExecutorBackend
-        owned = executor is None
-        keep_semaphores = semaphores_spec is None and active_semaphores() is not None
-        if executor is not None:
-            backend = executor
-            if not keep_semaphores:
-                stack.enter_context(configure_semaphores(semaphores_spec, num_procs))
-        elif num_procs == 1:
-            if not keep_semaphores:
-                stack.enter_context(configure_semaphores(semaphores_spec, 1))
-            backend = SerialExecutor(batch_size or 64)
-        else:
-            import multiprocessing
 
-            from .local_pool import LocalProcessExecutor, default_start_method
+def _choose_backend(
+    stack: contextlib.ExitStack,
+    settings: _Settings,
+    executor: ExecutorBackend | None,
+    semaphores_spec: Mapping[str, int] | None,
+    batch_size: int | None,
+    counters: ProgressCounters,
+    worker_start_cost_s: float | None,
+) -> ExecutorBackend:
+    """Where the tasks run: the given executor, this process, or local worker processes; the
+    semaphores they share are configured in ``stack`` (a nested run keeps its enclosing run's)."""
+    num_procs = settings.num_procs
+    keep_semaphores = semaphores_spec is None and active_semaphores() is not None
+    if executor is not None:
+        if not keep_semaphores:
+            stack.enter_context(configure_semaphores(semaphores_spec, num_procs))
+        return executor
+    if num_procs == 1:
+        if not keep_semaphores:
+            stack.enter_context(configure_semaphores(semaphores_spec, 1))
+        return SerialExecutor(batch_size or 64)
+    import multiprocessing
 
-            ctx = multiprocessing.get_context(default_start_method())
-            semaphores = stack.enter_context(configure_semaphores(semaphores_spec, num_procs, ctx))
+    from .local_pool import LocalProcessExecutor, default_start_method
 
-            def make_pool() -> LocalProcessExecutor:
-                return LocalProcessExecutor(num_procs, semaphores=semaphores, max_batch_size=batch_size or 32)
+    ctx = multiprocessing.get_context(default_start_method())
+    semaphores = stack.enter_context(configure_semaphores(semaphores_spec, num_procs, ctx))
 
-            backend = _local_backend(num_procs, make_pool, counters, worker_start_cost_s, batch_size)
-        display.start()
-        status = "cancelled"
-        try:
-            _drive(scheduler, backend, guard, store, display, raise_on_failure)
-            status = "failed" if scheduler.has_failures else "done"
-        except Exception:
-            status = "failed"
-            raise
-        finally:
-            if owned:
-                # Anything still running after a failure or Ctrl-C is stopped, not awaited.
-                backend.shutdown(cancel=not scheduler.finished)
-            if store is not None:
-                store.record(scheduler.drain_completed_ids())
-                store.flush()
-            display.stop(status)
+    def make_pool() -> LocalProcessExecutor:
+        return LocalProcessExecutor(
+            num_procs, semaphores=semaphores, max_batch_size=batch_size or 32
+        )
 
+    return _local_backend(num_procs, make_pool, counters, worker_start_cost_s, batch_size)
+
+
+@attrs.frozen
+class _RunControl:
+    """What the driver loop reports to and is interrupted by."""
+
+    guard: InterruptGuard | None
+    """Asks before cancelling on Ctrl-C (None in a nested run: it stops at once)."""
+    store: CheckpointStore | None
+    display: Any
+    owned: bool
+    """The backend was made for this run (and is shut down at its end)."""
+
+
+def _run_to_end(
+    scheduler: Scheduler,
+    backend: ExecutorBackend,
+    control: _RunControl,
+    raise_on_failure: bool,
+) -> None:
+    """Drive the run; then, however it ended, stop an owned backend, record what finished and
+    close the display."""
+    control.display.start()
+    status = "cancelled"
+    try:
+        _drive(scheduler, backend, control, raise_on_failure)
+        status = "failed" if scheduler.has_failures else "done"
+    except Exception:
+        status = "failed"
+        raise
+    finally:
+        if control.owned:
+            # Anything still running after a failure or Ctrl-C is stopped, not awaited.
+            backend.shutdown(cancel=not scheduler.finished)
+        if control.store is not None:
+            control.store.record(scheduler.drain_completed_ids())
+            control.store.flush()
+        control.display.stop(status)
+
+
+def _summary(counters: ProgressCounters, scheduler: Scheduler) -> ExecutionSummary:
     totals = counters.totals()
     voxels, written = counters.work_done()
-    summary = ExecutionSummary(
+    return ExecutionSummary(
         tasks_done=totals.done,
         tasks_skipped=totals.skipped,
         retries=totals.retries,
@@ -267,9 +357,6 @@ def execute(
         voxels_processed=voxels,
         bytes_written=written,
     )
-    if scheduler.has_failures and raise_on_failure:
-        raise ExecutionError(scheduler.task_failures, scheduler.flow_failures)
-    return summary
 
 
 def _local_backend(
@@ -325,11 +412,12 @@ def _expect_listed_tasks(counters: ProgressCounters, target: Any) -> None:
 def _drive(
     scheduler: Scheduler,
     backend: ExecutorBackend,
-    guard: InterruptGuard | None,
-    store: CheckpointStore | None,
-    display: Any,
+    control: _RunControl,
     raise_on_failure: bool,
 ) -> None:
+    """Submit what may run while there are free slots, and hand outcomes to the scheduler,
+    until the run finishes, stops at a failure, deadlocks or is cancelled."""
+    guard, store, display = control.guard, control.store, control.display
     while True:
         try:
             if guard is not None:

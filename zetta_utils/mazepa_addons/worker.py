@@ -71,10 +71,14 @@ class WorkerStats:
 class _LeaseKeeper:
     """Extends the visibility of the messages being worked on, from a daemon thread."""
 
-    def __init__(self, queue: MessageQueue, visibility_timeout_s: int, interval_s: float | None = None):
+    def __init__(
+        self, queue: MessageQueue, visibility_timeout_s: int, interval_s: float | None = None
+    ):
         self.queue = queue
         self.visibility_timeout_s = visibility_timeout_s
-        self.interval_s = interval_s if interval_s is not None else max(0.5, visibility_timeout_s / 3)
+        self.interval_s = (
+            interval_s if interval_s is not None else max(0.5, visibility_timeout_s / 3)
+        )
         self._held: dict[str, ReceivedMessage] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -102,7 +106,9 @@ class _LeaseKeeper:
                     with self._lock:
                         still_held = m.handle in self._held
                     if still_held:  # (not just finished and deleted meanwhile)
-                        logger.warning("could not extend the lease of message %s: %s", m.message_id, e)
+                        logger.warning(
+                            "could not extend the lease of message %s: %s", m.message_id, e
+                        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -134,7 +140,9 @@ class _Worker:
         self.unfinished: list[ReceivedMessage] = []
         """Messages taken and not yet handled, the one being handled first."""
 
-    def _note_running(self, message: ReceivedMessage, task_id: str, attempt: int, max_deliveries: Any) -> None:
+    def _note_running(
+        self, message: ReceivedMessage, task_id: str, attempt: int, max_deliveries: Any
+    ) -> None:
         # For the local pool: if this process dies now, the task it was running is named.
         if self.in_flight is None:
             return
@@ -147,7 +155,11 @@ class _Worker:
             "delivery": message.receive_count,
             "max_deliveries": max_deliveries,
         }
-        rest = [{"handle": m.handle, "message_id": m.message_id} for m in self.unfinished if m.handle != message.handle]
+        rest = [
+            {"handle": m.handle, "message_id": m.message_id}
+            for m in self.unfinished
+            if m.handle != message.handle
+        ]
         self.in_flight.write([running, *rest])
 
     def _note_finished(self) -> None:
@@ -158,9 +170,13 @@ class _Worker:
 
     def reject(self, message: ReceivedMessage, reason: str) -> None:
         self.stats.rejected += 1
-        logger.warning("worker %s refused message %s: %s", self.worker_id, message.message_id, reason)
+        logger.warning(
+            "worker %s refused message %s: %s", self.worker_id, message.message_id, reason
+        )
         body = self.signer.seal(
-            KIND_REJECTED, b"", {"reason": reason, "message_id": message.message_id, "worker": self.worker_id}
+            KIND_REJECTED,
+            b"",
+            {"reason": reason, "message_id": message.message_id, "worker": self.worker_id},
         )
         self.outcome_queue.send([body])
         self.work_queue.delete([message])
@@ -182,7 +198,9 @@ class _Worker:
         self.pending = []
         self.last_flush = time.monotonic()
 
-    def _outcome_bodies(self, items: list[tuple[ReceivedMessage, Any, int, str | None]]) -> list[str]:
+    def _outcome_bodies(
+        self, items: list[tuple[ReceivedMessage, Any, int, str | None]]
+    ) -> list[str]:
         if not items:
             return []
         limit = self.outcome_queue.max_message_bytes
@@ -195,8 +213,9 @@ class _Worker:
             if body is None:
                 _, outcome, attempt, loc = item
                 error = TypeError(
-                    f"the return value of task {outcome.task_id} is too large for the outcome queue "
-                    f"and the run has no payload store: return less, or pass `large_payload_location`"
+                    f"the return value of task {outcome.task_id} is too large for the outcome "
+                    "queue and the run has no payload store: return less, or pass "
+                    "`large_payload_location`"
                 )
                 failed = TaskOutcome.from_exception(outcome.task_id, error, retryable=False)
                 body = self._seal_outcomes([(item[0], failed, attempt, loc)], limit)
@@ -204,13 +223,17 @@ class _Worker:
             bodies.append(body)
         return bodies
 
-    def _seal_outcomes(self, items: list[tuple[ReceivedMessage, Any, int, str | None]], limit: int) -> str | None:
+    def _seal_outcomes(
+        self, items: list[tuple[ReceivedMessage, Any, int, str | None]], limit: int
+    ) -> str | None:
         payload = serialize_outcomes([o for _, o, _, _ in items])
         meta = {"attempts": {o.task_id: a for _, o, a, _ in items}, "worker": self.worker_id}
         # Only a single outcome may go to the payload store; a batch is split first.
         location = items[0][3] if len(items) == 1 else None
         try:
-            return seal_payload(self.signer, KIND_OUTCOMES, payload, meta, limit, location, what="outcome")
+            return seal_payload(
+                self.signer, KIND_OUTCOMES, payload, meta, limit, location, what="outcome"
+            )
         except PayloadTooLargeError:
             return None
 
@@ -237,18 +260,30 @@ class _Worker:
             location = None
         if self.replays.finished(message_digest(message.body), location):
             self.stats.refused_replayed += 1
-            logger.warning("worker %s: message %s (task %s) already ran; not running it again", self.worker_id, message.message_id, task_id)
+            logger.warning(
+                "worker %s: message %s (task %s) already ran; not running it again",
+                self.worker_id,
+                message.message_id,
+                task_id,
+            )
             self.pending.append((message, None, attempt, location))  # just delete it
             return
         if isinstance(max_deliveries, int) and message.receive_count > max_deliveries:
             self.stats.refused_redelivered += 1
             crash = WorkerCrashedError(
-                f"task {task_id} was handed out {message.receive_count} times and no worker finished it "
-                f"(each one died or lost its lease while running it); not running it again (limit "
-                f"{max_deliveries}, `max_task_deliveries`)"
+                f"task {task_id} was handed out {message.receive_count} times and no worker "
+                "finished it (each one died or lost its lease while running it); not running it "
+                f"again (limit {max_deliveries}, `max_task_deliveries`)"
             )
             logger.error("%s", crash)
-            self.pending.append((message, TaskOutcome.from_exception(task_id, crash, retryable=False), attempt, location))
+            self.pending.append(
+                (
+                    message,
+                    TaskOutcome.from_exception(task_id, crash, retryable=False),
+                    attempt,
+                    location,
+                )
+            )
             return
         self._note_running(message, task_id, attempt, max_deliveries)
         try:
@@ -256,14 +291,23 @@ class _Worker:
         finally:
             self._note_finished()
 
-    def _run(self, message: ReceivedMessage, opened: Any, task_id: str, attempt: int, location: str | None) -> None:
+    def _run(
+        self,
+        message: ReceivedMessage,
+        opened: Any,
+        task_id: str,
+        attempt: int,
+        location: str | None,
+    ) -> None:
         try:
             task = deserialize_task(load_payload(opened))
         except SignatureError as e:
             self.reject(message, str(e))
             return
         except Exception as e:
-            error = RuntimeError(f"task {task_id} could not be loaded on the worker: {type(e).__name__}: {e}")
+            error = RuntimeError(
+                f"task {task_id} could not be loaded on the worker: {type(e).__name__}: {e}"
+            )
             outcome: TaskOutcome[Any] = TaskOutcome.from_exception(task_id, error, retryable=False)
             self.pending.append((message, outcome, attempt, location))
             return
@@ -275,7 +319,9 @@ class _Worker:
         self.stats.tasks_run += 1
         if outcome.exception_type is not None:
             self.stats.tasks_failed += 1
-            logger.warning("task %s failed: %s: %s", task_id, outcome.exception_type, outcome.error_message)
+            logger.warning(
+                "task %s failed: %s: %s", task_id, outcome.exception_type, outcome.error_message
+            )
         self.pending.append((message, outcome.without_exception(), attempt, location))
 
 
@@ -306,106 +352,27 @@ def run_worker(
         timeout, or ``$ZETTA_LEASE_RENEWAL_S``; tests make it short, so that a lease never runs
         out on a busy machine).
     """
-    if isinstance(visibility_timeout_s, bool) or not isinstance(visibility_timeout_s, int) or visibility_timeout_s < 2:
-        raise ValueError(f"`visibility_timeout_s` must be an integer of at least 2 seconds, got {visibility_timeout_s!r}")
-    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 10:
-        raise ValueError(f"`prefetch` must be an integer from 1 to 10, got {prefetch!r}")
+    lease_renewal_s = _check_worker_arguments(visibility_timeout_s, prefetch, lease_renewal_s)
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    if lease_renewal_s is None and os.environ.get(LEASE_RENEWAL_ENV):
-        lease_renewal_s = float(os.environ[LEASE_RENEWAL_ENV])
-    if lease_renewal_s is not None and not 0 < lease_renewal_s < visibility_timeout_s:
-        raise ValueError(
-            f"`lease_renewal_s` must be positive and shorter than the visibility timeout "
-            f"({visibility_timeout_s} s), got {lease_renewal_s!r}"
-        )
     w = _Worker(work_queue, outcome_queue, signer, worker_id, visibility_timeout_s, lease_renewal_s)
-    state = {"busy": False, "stop": False}
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        state["stop"] = True
-        if state["busy"]:
-            state["busy"] = False
-            raise WorkerStopping(signal.Signals(signum).name)
-
-    previous: dict[signal.Signals, Any] = {}
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, _on_signal)
-    logger.info("worker %s: working on %s, reporting to %s", worker_id, work_queue.name, outcome_queue.name)
-    idle_since = time.monotonic()
-    errors = 0
-    held: list[ReceivedMessage] = []
-    handled: set[str] = set()
+    flags = _StopFlags()
+    previous = _stop_on_signals(flags) if handle_signals else {}
+    logger.info(
+        "worker %s: working on %s, reporting to %s", worker_id, work_queue.name, outcome_queue.name
+    )
+    limits = _Limits(wait_s, prefetch, max_idle_s, max_tasks, stop_event, visibility_timeout_s)
+    taken = _Taken()
     try:
-        while True:
-            if state["stop"] or (stop_event is not None and stop_event.is_set()):
-                w.stats.exit_reason = "stopped"
-                break
-            if max_tasks is not None and w.stats.messages_received >= max_tasks:
-                w.stats.exit_reason = "max_tasks"
-                break
-            poll = wait_s
-            if max_idle_s is not None:
-                left = max_idle_s - (time.monotonic() - idle_since)
-                if left <= 0:
-                    w.stats.exit_reason = "idle"
-                    break
-                poll = min(poll, max(1.0, left))
-            if stop_event is not None:
-                poll = min(poll, 1.0)
-            want = prefetch if max_tasks is None else max(1, min(prefetch, max_tasks - w.stats.messages_received))
-            try:
-                state["busy"] = True  # a signal during a long poll ends it at once
-                held = work_queue.receive(want, wait_s=poll, visibility_timeout_s=visibility_timeout_s)
-                state["busy"] = False
-                errors = 0
-            except QueueNotFoundError:
-                w.stats.exit_reason = "queue deleted"
-                break
-            except WorkerStopping:
-                raise
-            except Exception as e:
-                state["busy"] = False
-                delay = _ERROR_BACKOFF_S[min(errors, len(_ERROR_BACKOFF_S) - 1)]
-                errors += 1
-                logger.warning("receive failed (%s: %s); retrying in %.1f s", type(e).__name__, e, delay)
-                time.sleep(delay)
-                continue
-            if not held:
-                continue
-            idle_since = time.monotonic()
-            w.stats.messages_received += len(held)
-            w.leases.hold(held)
-            handled.clear()
-            for i, message in enumerate(held):
-                if state["stop"]:
-                    break
-                w.unfinished = held[i:]
-                state["busy"] = True
-                w.handle(message)
-                state["busy"] = False
-                handled.add(message.handle)
-                if i == len(held) - 1 or time.monotonic() - w.last_flush >= _FLUSH_INTERVAL_S:
-                    w.flush()
-            held = [m for m in held if m.handle not in handled]
+        w.stats.exit_reason = _work(w, work_queue, limits, flags, taken)
     except WorkerStopping as e:
         w.stats.exit_reason = f"stopped by {e}"
     except QueueNotFoundError:
         w.stats.exit_reason = "queue deleted"
     finally:
-        state["busy"] = False
+        flags.busy = False
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        try:
-            w.flush()
-        except Exception as e:
-            logger.warning("could not report the last outcomes: %s", e)
-        w.leases.stop()
-        for m in [m for m in held if m.handle not in handled]:  # taken, not finished: give back at once rather than after the lease
-            try:
-                work_queue.change_visibility(m, 0)
-            except Exception:
-                pass
+        _wind_down(w, work_queue, taken)
     logger.info(
         "worker %s: exiting (%s); ran %d task(s), %d failed, %d message(s) refused",
         worker_id,
@@ -415,3 +382,174 @@ def run_worker(
         w.stats.rejected,
     )
     return w.stats
+
+
+def _check_worker_arguments(
+    visibility_timeout_s: Any, prefetch: Any, lease_renewal_s: float | None
+) -> float | None:
+    """Refuse bad arguments; returns the lease renewal interval (from the environment if unset)."""
+    if (
+        isinstance(visibility_timeout_s, bool)
+        or not isinstance(visibility_timeout_s, int)
+        or visibility_timeout_s < 2
+    ):
+        raise ValueError(
+            "`visibility_timeout_s` must be an integer of at least 2 seconds, "
+            f"got {visibility_timeout_s!r}"
+        )
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 10:
+        raise ValueError(f"`prefetch` must be an integer from 1 to 10, got {prefetch!r}")
+    if lease_renewal_s is None and os.environ.get(LEASE_RENEWAL_ENV):
+        lease_renewal_s = float(os.environ[LEASE_RENEWAL_ENV])
+    if lease_renewal_s is not None and not 0 < lease_renewal_s < visibility_timeout_s:
+        raise ValueError(
+            f"`lease_renewal_s` must be positive and shorter than the visibility timeout "
+            f"({visibility_timeout_s} s), got {lease_renewal_s!r}"
+        )
+    return lease_renewal_s
+
+
+class _StopFlags:
+    """Set by SIGTERM/SIGINT; a signal while ``busy`` (running a task, or in a long poll) also
+    interrupts the main thread with :class:`WorkerStopping`."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.stop = False
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop = True
+        if self.busy:
+            self.busy = False
+            raise WorkerStopping(signal.Signals(signum).name)
+
+
+def _stop_on_signals(flags: _StopFlags) -> dict[signal.Signals, Any]:
+    """SIGTERM and SIGINT set ``flags`` (main thread only); returns the handlers replaced."""
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, flags.on_signal)
+    return previous
+
+
+@attrs.frozen
+class _Limits:
+    """How the worker polls, and when it stops on its own."""
+
+    wait_s: float
+    prefetch: int
+    max_idle_s: float | None
+    max_tasks: int | None
+    stop_event: threading.Event | None
+    visibility_timeout_s: int
+
+
+@attrs.define
+class _Taken:
+    """The messages of the last receive, and which of them were handled."""
+
+    held: list[ReceivedMessage] = attrs.field(factory=list)
+    handled: set[str] = attrs.field(factory=set)
+
+    def unhandled(self) -> list[ReceivedMessage]:
+        return [m for m in self.held if m.handle not in self.handled]
+
+
+def _work(
+    w: _Worker, work_queue: MessageQueue, limits: _Limits, flags: _StopFlags, taken: _Taken
+) -> str:
+    """Receive messages and handle them until there is a reason to stop; returns the reason."""
+    idle_since = time.monotonic()
+    errors = 0
+    while True:
+        reason = _stop_reason(w.stats, limits, flags)
+        if reason is not None:
+            return reason
+        poll = _poll_wait(limits, idle_since)
+        if poll is None:
+            return "idle"
+        want = limits.prefetch
+        if limits.max_tasks is not None:
+            want = max(1, min(limits.prefetch, limits.max_tasks - w.stats.messages_received))
+        try:
+            flags.busy = True  # a signal during a long poll ends it at once
+            taken.held = work_queue.receive(
+                want, wait_s=poll, visibility_timeout_s=limits.visibility_timeout_s
+            )
+            flags.busy = False
+            errors = 0
+        except QueueNotFoundError:
+            return "queue deleted"
+        except WorkerStopping:
+            raise
+        except Exception as e:
+            flags.busy = False
+            delay = _ERROR_BACKOFF_S[min(errors, len(_ERROR_BACKOFF_S) - 1)]
+            errors += 1
+            logger.warning(
+                "receive failed (%s: %s); retrying in %.1f s", type(e).__name__, e, delay
+            )
+            time.sleep(delay)
+            continue
+        if not taken.held:
+            continue
+        idle_since = time.monotonic()
+        _handle_taken(w, taken, flags)
+
+
+def _stop_reason(stats: WorkerStats, limits: _Limits, flags: _StopFlags) -> str | None:
+    """Why the worker stops before its next receive (a signal, ``stop_event``, ``max_tasks``)."""
+    if flags.stop or (limits.stop_event is not None and limits.stop_event.is_set()):
+        return "stopped"
+    if limits.max_tasks is not None and stats.messages_received >= limits.max_tasks:
+        return "max_tasks"
+    return None
+
+
+def _poll_wait(limits: _Limits, idle_since: float) -> float | None:
+    """How long the next receive may wait; None once the worker was idle for ``max_idle_s``."""
+    poll = limits.wait_s
+    if limits.max_idle_s is not None:
+        left = limits.max_idle_s - (time.monotonic() - idle_since)
+        if left <= 0:
+            return None
+        poll = min(poll, max(1.0, left))
+    if limits.stop_event is not None:
+        poll = min(poll, 1.0)
+    return poll
+
+
+def _handle_taken(w: _Worker, taken: _Taken, flags: _StopFlags) -> None:
+    """Handle the messages received, in order, reporting outcomes at least every
+    ``_FLUSH_INTERVAL_S`` and after the last; a stop leaves the rest in ``taken.held``."""
+    held = taken.held
+    w.stats.messages_received += len(held)
+    w.leases.hold(held)
+    taken.handled.clear()
+    for i, message in enumerate(held):
+        if flags.stop:
+            break
+        w.unfinished = held[i:]
+        flags.busy = True
+        w.handle(message)
+        flags.busy = False
+        taken.handled.add(message.handle)
+        if i == len(held) - 1 or time.monotonic() - w.last_flush >= _FLUSH_INTERVAL_S:
+            w.flush()
+    taken.held = taken.unhandled()
+
+
+def _wind_down(w: _Worker, work_queue: MessageQueue, taken: _Taken) -> None:
+    """Report the last outcomes, stop renewing leases, and give back what was taken and not
+    handled at once (rather than when its lease runs out)."""
+    try:
+        w.flush()
+    except Exception as e:
+        logger.warning("could not report the last outcomes: %s", e)
+    w.leases.stop()
+    for m in taken.unhandled():
+        try:
+            work_queue.change_visibility(m, 0)
+        except Exception:
+            pass
