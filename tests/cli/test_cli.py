@@ -11,7 +11,11 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
 
 def zetta(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", *args], capture_output=True, text=True, env=ENV, cwd=cwd
+        [sys.executable, "-m", "zetta_utils.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=cwd,
     )
 
 
@@ -41,14 +45,18 @@ def test_run_json_and_yaml_spec(tmp_path: Path) -> None:
     r = zetta("-v", "run", str(tmp_path / "spec.json"))
     assert r.returncode == 0, r.stderr
     assert "spec built: BBox3D(bounds=((0, 1), (0, 1), (0, 1))" in r.stderr
-    (tmp_path / "spec.yaml").write_text("'@type': BBox3D.from_coords\nstart_coord: [0, 0, 0]\nend_coord: [2, 1, 1]\n")
+    (tmp_path / "spec.yaml").write_text(
+        "'@type': BBox3D.from_coords\nstart_coord: [0, 0, 0]\nend_coord: [2, 1, 1]\n"
+    )
     r = zetta("run", str(tmp_path / "spec.yaml"))
     assert r.returncode == 0, r.stderr
     assert "spec built: BBox3D(bounds=((0, 2)" in r.stderr
 
 
 def test_bad_spec_exits_nonzero_without_traceback(tmp_path: Path) -> None:
-    (tmp_path / "bad.json").write_text(json.dumps({"@type": "BBox3D.from_cords", "start_coord": [0, 0, 0]}))
+    (tmp_path / "bad.json").write_text(
+        json.dumps({"@type": "BBox3D.from_cords", "start_coord": [0, 0, 0]})
+    )
     r = zetta("run", str(tmp_path / "bad.json"))
     assert r.returncode == 2
     assert "BBox3D.from_coords" in r.stderr
@@ -72,7 +80,9 @@ def test_missing_file(tmp_path: Path, name: str) -> None:
     assert "does not exist" in r.stderr
 
 
-def test_failing_task_exits_1_with_task_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failing_task_exits_1_with_task_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zetta_utils import builder, mazepa
     from zetta_utils.cli.main import main
 
@@ -85,8 +95,13 @@ def test_failing_task_exits_1_with_task_traceback(tmp_path: Path, capsys: pytest
         return always_fails.make_task(x)
 
     (tmp_path / "spec.json").write_text(
-        json.dumps({"@type": "mazepa.execute", "target": {"@type": "tests.cli.always_fails_task", "x": 7},
-                    "show_progress": False})
+        json.dumps(
+            {
+                "@type": "mazepa.execute",
+                "target": {"@type": "tests.cli.always_fails_task", "x": 7},
+                "show_progress": False,
+            }
+        )
     )
     with pytest.raises(SystemExit) as e:
         main(["run", str(tmp_path / "spec.json")])

@@ -48,7 +48,9 @@ target: {{
 """
 
 
-def _zetta(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, list[str]]:
+def _zetta(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[int, list[str]]:
     monkeypatch.setattr(_State, "debug", False)
     monkeypatch.setattr(_State, "resume_hint", None)
     capsys.readouterr()
@@ -72,15 +74,17 @@ def test_a_lambda_that_does_not_match_op_kwargs_is_refused_before_the_run(
     code, err = _zetta(capsys, monkeypatch, "run", str(spec))
     assert code == 2
     assert err == [
-        "Error: at `target.op_kwargs`: `fn` 'lambda img: img' cannot be called as fn(**op_kwargs): op_kwargs "
-        "gives 'src', which it does not take (did you mean 'img'?); it needs 'img', which op_kwargs does not "
-        "give; its parameters: img",
+        "Error: at `target.op_kwargs`: `fn` 'lambda img: img' cannot be called as fn(**op_kwargs): "
+        "op_kwargs gives 'src', which it does not take (did you mean 'img'?); it needs 'img', "
+        "which op_kwargs does not give; its parameters: img",
         "(run with --debug for the full traceback)",
     ]
     assert _chunk_files(home) == []
     code, err = _zetta(capsys, monkeypatch, "--debug", "run", str(spec))
     assert code == 2
-    assert err[0] == "Traceback (most recent call last):" and err[-1].startswith("Error: at `target.op_kwargs`: ")
+    assert err[0] == "Traceback (most recent call last):" and err[-1].startswith(
+        "Error: at `target.op_kwargs`: "
+    )
 
 
 @pytest.mark.slow
@@ -93,13 +97,16 @@ def test_a_misspelled_argument_is_one_short_line_and_the_signature_only_with_deb
     assert code == 2
     assert err == [
         "Error: at `target.processing_crop_pad`: 'build_subchunkable_apply_flow' has no argument "
-        "'processing_crop_pad'; did you mean 'processing_crop_pads'? (close: processing_crop_pads, roi_crop_pad, "
-        "processing_blend_pads; `zetta show-registry build_subchunkable_apply_flow` lists all its arguments)",
+        "'processing_crop_pad'; did you mean 'processing_crop_pads'? (close: processing_crop_pads, "
+        "roi_crop_pad, processing_blend_pads; `zetta show-registry build_subchunkable_apply_flow` "
+        "lists all its arguments)",
         "(run with --debug for the full traceback)",
     ]
     code, err = _zetta(capsys, monkeypatch, "--debug", "run", str(spec))
     assert code == 2
-    assert err[-1].startswith("signature: build_subchunkable_apply_flow(dst: 'VolumetricLayer | None', ")
+    assert err[-1].startswith(
+        "signature: build_subchunkable_apply_flow(dst: 'VolumetricLayer | None', "
+    )
 
 
 @pytest.mark.slow
@@ -113,7 +120,8 @@ def test_a_failing_task_is_named_by_region_and_level_with_the_users_frame_first(
     start = err.index("Error: the run failed.")
     assert err[start + 2].startswith("task lambda (id lambda-")
     assert err[start + 2].endswith(
-        "failed after 1 attempt(s) with IndexError: index 5 is out of bounds for dimension 3 with size 1"
+        "failed after 1 attempt(s) with IndexError: index 5 is out of bounds for dimension 3 with "
+        "size 1"
     )
     assert err[start + 3 : start + 9] == [
         REGION,
@@ -146,7 +154,9 @@ def test_frames_are_told_apart_by_their_file_names_from_any_machine() -> None:
     assert is_internal_file("/usr/lib/python3.11/concurrent/futures/thread.py")
     assert is_internal_file("/venv/lib/python3.11/site-packages/numpy/core/fromnumeric.py")
     assert is_internal_file("<frozen importlib._bootstrap>")
-    assert not is_internal_file("/home/me/zetta_utils/my_ops.py")  # a user's repository of that name
+    assert not is_internal_file(
+        "/home/me/zetta_utils/my_ops.py"
+    )  # a user's repository of that name
     assert not is_internal_file("<lambda_str: lambda src: src>")
     short = shorten_traceback(REMOTE_TRACEBACK)
     assert short.render() == (
@@ -155,10 +165,13 @@ def test_frames_are_told_apart_by_their_file_names_from_any_machine() -> None:
         "      return torch.nn.functional.conv2d(src, w)\n"
         "  (2 frame(s) of zetta_utils and libraries hidden: --debug shows them)"
     )
-    internal_only = REMOTE_TRACEBACK.replace("/home/me/zetta_utils/my_ops.py", "/app/zetta_utils/layer/layer.py")
+    internal_only = REMOTE_TRACEBACK.replace(
+        "/home/me/zetta_utils/my_ops.py", "/app/zetta_utils/layer/layer.py"
+    )
     assert shorten_traceback(internal_only).render() == (
         "  raised at:\n"
-        '    File "/usr/local/lib/python3.11/site-packages/torch/nn/functional.py", line 9, in conv2d\n'
+        '    File "/usr/local/lib/python3.11/site-packages/torch/nn/functional.py", line 9, in '
+        "conv2d\n"
         '      raise RuntimeError("shape")\n'
         "  (2 frame(s) of zetta_utils and libraries hidden: --debug shows them)"
     )
@@ -174,5 +187,6 @@ def test_a_spec_lambda_run_by_a_worker_still_shows_its_text_and_line() -> None:
     assert outcome.exception_type == "IndexError"
     assert outcome.traceback is not None
     assert shorten_traceback(outcome.traceback).frames == (
-        'File "<lambda_str: lambda x: x[5]>", line 1, in <lambda>\n  lambda x: x[5]\n            ~^^^',
+        'File "<lambda_str: lambda x: x[5]>", line 1, in <lambda>\n  lambda x: x[5]\n            '
+        "~^^^",
     )

@@ -29,7 +29,7 @@ DEFAULT_SIGINT = (
     "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
 )
 
-PROBE = '''
+PROBE = """
 import glob, json, os, signal
 
 def gate(src):
@@ -49,7 +49,7 @@ def gate(src):
                 return src
             os.kill(c["driver"], signal.SIGSTOP)
     return src
-'''
+"""
 
 
 def _spec() -> dict[str, object]:
@@ -70,8 +70,14 @@ def _spec() -> dict[str, object]:
             "processing_blend_pads": [[16, 16, 0], [8, 8, 0]],
             "processing_blend_modes": ["linear", "quadratic"],
             "max_reduction_chunk_sizes": [256, 256, 1],
-            "level_intermediaries_dirs": ["file://~/.zetta_utils/tmp/", "file://~/.zetta_utils/tmp/"],
-            "fn": {"@type": "lambda", "lambda_str": "lambda src: __import__('resume_probe').gate(src) * 2.0"},
+            "level_intermediaries_dirs": [
+                "file://~/.zetta_utils/tmp/",
+                "file://~/.zetta_utils/tmp/",
+            ],
+            "fn": {
+                "@type": "lambda",
+                "lambda_str": "lambda src: __import__('resume_probe').gate(src) * 2.0",
+            },
             "op_kwargs": {"src": {"@type": "build_cv_layer", "path": src}},
             "dst": {
                 "@type": "build_cv_layer",
@@ -117,19 +123,39 @@ class Runner:
         with open(log, "w") as stderr:
             proc = subprocess.Popen(
                 # SIGINT at its default even when the tests run with it ignored (tests/conftest.py)
-                [sys.executable, "-c", DEFAULT_SIGINT, "-m", "zetta_utils.cli.main", "run", str(self.spec_path), *args],
+                [
+                    sys.executable,
+                    "-c",
+                    DEFAULT_SIGINT,
+                    "-m",
+                    "zetta_utils.cli.main",
+                    "run",
+                    str(self.spec_path),
+                    *args,
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 env=self.env,
             )
         tmp = self.ctl.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"resume_dir": str(self.resume_dir), "after": after, "fired": str(fired), "driver": proc.pid}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "resume_dir": str(self.resume_dir),
+                    "after": after,
+                    "fired": str(fired),
+                    "driver": proc.pid,
+                }
+            )
+        )
         os.replace(tmp, self.ctl)
         try:
             deadline = time.monotonic() + 240  # a hang guard only; never reached when all is well
             while not (fired.exists() and _stopped(proc.pid)):
                 if proc.poll() is not None:
-                    raise AssertionError(f"the run ended before {after} ids were on record:\n{log.read_text()}")
+                    raise AssertionError(
+                        f"the run ended before {after} ids were on record:\n{log.read_text()}"
+                    )
                 assert time.monotonic() < deadline, "the probe never stopped the driver"
                 time.sleep(0.02)
             os.kill(proc.pid, signum)
@@ -142,11 +168,15 @@ class Runner:
                 proc.wait(60)
             self.last_stderr = log.read_text()
             self.ctl.unlink(missing_ok=True)
-        return sum(ResumeState(p.parent, None).recorded() for p in self.resume_dir.glob("*/checkpoint"))
+        return sum(
+            ResumeState(p.parent, None).recorded() for p in self.resume_dir.glob("*/checkpoint")
+        )
 
     def output(self) -> dict[str, bytes]:
         out = self.home / "out"
-        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+        }
 
 
 def _stopped(pid: int) -> bool:
@@ -170,7 +200,9 @@ def setup(tmp_path: Path, demo_dir: Path) -> tuple[Path, Path, Path, Path]:
 def _summary_counts(stderr: str) -> tuple[int, int]:
     """Tasks done and skipped, from the summary sentence ("Done in 0:00:03: 40 tasks done (...),
     12 skipped (finished by an earlier run), none failed; ...")."""
-    line = next(line for line in stderr.splitlines() if line.startswith(("Done in ", "Stopped in ")))
+    line = next(
+        line for line in stderr.splitlines() if line.startswith(("Done in ", "Stopped in "))
+    )
     done = int(re.search(r"([\d,]+) tasks? done", line)[1].replace(",", ""))  # type: ignore[index]
     skipped = re.search(r"([\d,]+) skipped", line)
     return done, int(skipped[1].replace(",", "")) if skipped else 0
@@ -197,7 +229,9 @@ def test_a_run_killed_at_several_points_resumes_to_identical_output(
         at_kill = resumed.run_and_kill(max(after, recorded + 1), *procs)
         assert at_kill >= after and at_kill > recorded
         recorded = at_kill
-    assert not (resumed.home / "out").exists() or resumed.output() != expected, "the run was not interrupted"
+    assert not (resumed.home / "out").exists() or resumed.output() != expected, (
+        "the run was not interrupted"
+    )
     r = resumed.run(*procs)
     assert r.returncode == 0, r.stderr
     done, skipped = _summary_counts(r.stderr)
@@ -206,7 +240,9 @@ def test_a_run_killed_at_several_points_resumes_to_identical_output(
     # (tasks of sub-flows finished earlier are skipped with their flow, uncounted)
     assert resumed.output() == expected
     assert not any(resumed.resume_dir.glob("*/checkpoint"))
-    assert not list((resumed.home / ".zetta_utils" / "tmp").glob("*/*")), "intermediaries left behind"
+    assert not list((resumed.home / ".zetta_utils" / "tmp").glob("*/*")), (
+        "intermediaries left behind"
+    )
 
 
 @pytest.mark.slow
@@ -227,7 +263,10 @@ def test_fresh_and_a_changed_spec_start_over_and_the_cancel_message_says_how_to_
     changed.write_text(json.dumps(spec))
     assert spec_key(spec) != spec_key(_spec())
     r = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(changed)], capture_output=True, text=True, env=runner.env
+        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(changed)],
+        capture_output=True,
+        text=True,
+        env=runner.env,
     )
     assert r.returncode == 0, r.stderr
     assert _summary_counts(r.stderr)[1] == 0
@@ -247,7 +286,9 @@ def test_spec_key_ignores_formatting_and_key_order() -> None:
     assert spec_key(a) != spec_key({**a, "b": [2, 1]})
 
 
-def test_resume_state_locks_forgets_and_keeps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_state_locks_forgets_and_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZETTA_RESUME_DIR", str(tmp_path / "resume"))
     spec = {"@type": "mazepa.execute", "target": {"@type": "x"}}
     first = ResumeState.open(spec, "spec.json", fresh=False)

@@ -14,7 +14,12 @@ RES = [4, 4, 40]
 
 
 def _spec(dst: Path) -> dict[str, object]:
-    bbox = {"@type": "BBox3D.from_coords", "start_coord": [0, 0, 0], "end_coord": [128, 128, 2], "resolution": RES}
+    bbox = {
+        "@type": "BBox3D.from_coords",
+        "start_coord": [0, 0, 0],
+        "end_coord": [128, 128, 2],
+        "resolution": RES,
+    }
     return {
         "@type": "mazepa.execute",
         "target": {

@@ -34,7 +34,10 @@ def test_a_pattern_lists_the_types_containing_it() -> None:
     names = [line.split()[0] for line in r.output.splitlines() if line and not line.startswith(" ")]
     assert names[0] == "BBox3D"  # an exact name (any case) is shown in full ...
     assert "Arguments:" in r.output
-    assert "Also matching 'bbox3d': BBox3D.from_coords, BBox3D.from_points, BBox3D.from_slices" in r.output
+    assert (
+        "Also matching 'bbox3d': BBox3D.from_coords, BBox3D.from_points, BBox3D.from_slices"
+        in r.output
+    )
     r = _show("from_")
     names = [line.split()[0] for line in r.output.splitlines() if line and not line.startswith(" ")]
     assert {"BBox3D.from_coords", "VolumetricIndex.from_coords"} <= set(names)
@@ -127,15 +130,24 @@ class Fields:
 
 
 def test_argument_docs_from_every_docstring_style() -> None:
-    assert registry_help.argument_docs(sphinx) == {"a": "the first, on two lines.", "b": "the second."}
+    assert registry_help.argument_docs(sphinx) == {
+        "a": "the first, on two lines.",
+        "b": "the second.",
+    }
     assert registry_help.argument_docs(google) == {
         "a": "the first, on two lines.",
         "args": "more.",
         "b": "the second.",
         "kwargs": "the rest.",
     }
-    assert registry_help.argument_docs(numpy_style) == {"a": "the first, on two lines.", "b": "the second."}
-    assert registry_help.argument_docs(Fields) == {"a": "the first.", "b": "the second, on two lines."}
+    assert registry_help.argument_docs(numpy_style) == {
+        "a": "the first, on two lines.",
+        "b": "the second.",
+    }
+    assert registry_help.argument_docs(Fields) == {
+        "a": "the first.",
+        "b": "the second, on two lines.",
+    }
 
 
 def test_the_description_is_the_first_sentence_on_one_line() -> None:

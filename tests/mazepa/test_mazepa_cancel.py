@@ -18,7 +18,9 @@ import pytest
 
 from zetta_utils import mazepa
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="checks processes through /proc")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="checks processes through /proc"
+)
 
 CHILD = textwrap.dedent(
     """
@@ -43,7 +45,9 @@ CHILD = textwrap.dedent(
     if __name__ == "__main__":
         folder = sys.argv[1]
         try:
-            summary = mazepa.execute(flow(folder), num_procs=2, show_progress=sys.argv[2] == "progress")
+            summary = mazepa.execute(
+                flow(folder), num_procs=2, show_progress=sys.argv[2] == "progress"
+            )
         except KeyboardInterrupt:
             Path(folder, "cancelled").write_text("")
             sys.exit(130)
@@ -96,13 +100,20 @@ def _worker_pids(folder: Path) -> set[int]:
     return {int(p.name[4:]) for p in folder.glob("pid-*")}
 
 
-def _start(folder: Path, progress: bool, wrap: Callable[[list[str]], list[str]], **kwargs: Any) -> subprocess.Popen[bytes]:
+def _start(
+    folder: Path, progress: bool, wrap: Callable[[list[str]], list[str]], **kwargs: Any
+) -> subprocess.Popen[bytes]:
     script = folder / "child.py"
     script.write_text(CHILD)
-    return subprocess.Popen(wrap([sys.executable, str(script), str(folder), "progress" if progress else "quiet"]), **kwargs)
+    return subprocess.Popen(
+        wrap([sys.executable, str(script), str(folder), "progress" if progress else "quiet"]),
+        **kwargs,
+    )
 
 
-def test_sigint_without_a_terminal_cancels_and_ends_all_processes(tmp_path: Path, default_sigint: Callable[[list[str]], list[str]]) -> None:
+def test_sigint_without_a_terminal_cancels_and_ends_all_processes(
+    tmp_path: Path, default_sigint: Callable[[list[str]], list[str]]
+) -> None:
     child = _start(tmp_path, progress=False, wrap=default_sigint, stdin=subprocess.DEVNULL)
     try:
         _wait_until(lambda: len(_worker_pids(tmp_path)) == 2, "both workers to run a task")
@@ -114,12 +125,18 @@ def test_sigint_without_a_terminal_cancels_and_ends_all_processes(tmp_path: Path
         if child.poll() is None:
             child.kill()
     assert (tmp_path / "cancelled").exists()
-    _wait_until(lambda: not any(_alive(pid) for pid in family), "the child's processes to end", timeout=120)
+    _wait_until(
+        lambda: not any(_alive(pid) for pid in family), "the child's processes to end", timeout=120
+    )
 
 
-def test_interactive_confirmation(tmp_path: Path, default_sigint: Callable[[list[str]], list[str]]) -> None:
+def test_interactive_confirmation(
+    tmp_path: Path, default_sigint: Callable[[list[str]], list[str]]
+) -> None:
     master, slave = pty.openpty()
-    child = _start(tmp_path, progress=True, wrap=default_sigint, stdin=slave, stdout=slave, stderr=slave)
+    child = _start(
+        tmp_path, progress=True, wrap=default_sigint, stdin=slave, stdout=slave, stderr=slave
+    )
     os.close(slave)
     output = bytearray()
 
@@ -155,7 +172,9 @@ def test_interactive_confirmation(tmp_path: Path, default_sigint: Callable[[list
             child.kill()
         os.close(master)
     assert not (tmp_path / "finished").exists()
-    _wait_until(lambda: not any(_alive(pid) for pid in family), "the child's processes to end", timeout=120)
+    _wait_until(
+        lambda: not any(_alive(pid) for pid in family), "the child's processes to end", timeout=120
+    )
 
 
 @pytest.mark.usefixtures("sigint_enabled")
@@ -174,7 +193,9 @@ def test_serial_run_is_interrupted_inside_a_task(tmp_path: Path) -> None:
 
     checkpoint = tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
-        mazepa.execute([step.make_task(i) for i in range(10)], checkpoint=checkpoint, show_progress=False)
+        mazepa.execute(
+            [step.make_task(i) for i in range(10)], checkpoint=checkpoint, show_progress=False
+        )
     assert ran == [0, 1, 2, 3]  # interrupted inside task 3, nothing after
     assert len(checkpoint.read_text().split()) == 3  # the finished ones were recorded
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

@@ -45,7 +45,11 @@ def two_stages(folder: str) -> Iterator[Any]:
 
 
 def counts(folder: Path) -> dict[int, int]:
-    return {i: int(Path(folder, f"count{i}").read_text()) for i in range(20) if Path(folder, f"count{i}").exists()}
+    return {
+        i: int(Path(folder, f"count{i}").read_text())
+        for i in range(20)
+        if Path(folder, f"count{i}").exists()
+    }
 
 
 @pytest.mark.parametrize("num_procs", [1, 2], ids=["serial", "2procs"])
@@ -55,7 +59,9 @@ def test_rerun_skips_finished_tasks_and_flows(tmp_path: Path, num_procs: int) ->
     checkpoint = tmp_path / "run.ckpt"
     (work / "fail").write_text("")
     with pytest.raises(mazepa.ExecutionError, match="task 12 fails on purpose"):
-        mazepa.execute(two_stages(str(work)), num_procs=num_procs, checkpoint=checkpoint, show_progress=False)
+        mazepa.execute(
+            two_stages(str(work)), num_procs=num_procs, checkpoint=checkpoint, show_progress=False
+        )
     first = counts(work)
     recorded = CheckpointStore(checkpoint).load()
     assert all(first[i] == 1 for i in range(10))
@@ -67,7 +73,9 @@ def test_rerun_skips_finished_tasks_and_flows(tmp_path: Path, num_procs: int) ->
 
     (work / "fail").unlink()
     (work / "stage0-started").unlink()
-    summary = mazepa.execute(two_stages(str(work)), num_procs=num_procs, checkpoint=checkpoint, show_progress=False)
+    summary = mazepa.execute(
+        two_stages(str(work)), num_procs=num_procs, checkpoint=checkpoint, show_progress=False
+    )
     second = counts(work)
     assert sorted(second) == list(range(20))
     for i in range(20):
@@ -103,7 +111,9 @@ def test_ids_are_written_during_the_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("num_procs", [1, 2], ids=["serial", "2procs"])
-def test_a_local_checkpoint_holds_finished_work_before_the_flows_go_on(tmp_path: Path, num_procs: int) -> None:
+def test_a_local_checkpoint_holds_finished_work_before_the_flows_go_on(
+    tmp_path: Path, num_procs: int
+) -> None:
     """Whatever a flow does after a dependency (e.g. delete the intermediaries its finished tasks
     read) happens with those tasks on record, whatever the flush interval: a run killed right
     after must not redo them without their inputs."""
@@ -117,7 +127,13 @@ def test_a_local_checkpoint_holds_finished_work_before_the_flows_go_on(tmp_path:
         seen.append(CheckpointStore(checkpoint).load())
         yield count_run.make_task(str(tmp_path), 6)
 
-    mazepa.execute(flow(), num_procs=num_procs, checkpoint=checkpoint, checkpoint_interval_sec=3600, show_progress=False)
+    mazepa.execute(
+        flow(),
+        num_procs=num_procs,
+        checkpoint=checkpoint,
+        checkpoint_interval_sec=3600,
+        show_progress=False,
+    )
     assert {count_run.make_task(str(tmp_path), i).id for i in range(5)} <= seen[0]
 
 
@@ -131,7 +147,9 @@ def test_a_default_checkpoint_is_the_outermost_runs_only(tmp_path: Path) -> None
     """``zetta run``'s resume checkpoint comes as a default: a run nested in a task must neither
     skip what an earlier run recorded nor record its own tasks."""
     checkpoint = tmp_path / "outer.ckpt"
-    nested_ids = {count_run.make_task(str(tmp_path), i).id for i in range(100, 103)} | {stage(str(tmp_path), 100, 103).id}
+    nested_ids = {count_run.make_task(str(tmp_path), i).id for i in range(100, 103)} | {
+        stage(str(tmp_path), 100, 103).id
+    }
     checkpoint.write_text("".join(f"{i}\n" for i in nested_ids))
     outer = run_nested.make_task(str(tmp_path))
     with mazepa.execution_defaults(checkpoint=str(checkpoint)):
@@ -143,7 +161,11 @@ def test_a_default_checkpoint_is_the_outermost_runs_only(tmp_path: Path) -> None
 
 
 def counts_from(folder: Path, ids: range) -> dict[int, int]:
-    return {i: int(Path(folder, f"count{i}").read_text()) for i in ids if Path(folder, f"count{i}").exists()}
+    return {
+        i: int(Path(folder, f"count{i}").read_text())
+        for i in ids
+        if Path(folder, f"count{i}").exists()
+    }
 
 
 def test_file_urls_and_fsspec_urls(tmp_path: Path) -> None:
@@ -178,5 +200,7 @@ def test_bad_checkpoints_are_reported(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot open this URL"):
         mazepa.execute([], checkpoint="nosuchscheme://bucket/ckpt", show_progress=False)
     with pytest.raises(ValueError, match="checkpoint_interval_sec"):
-        mazepa.execute([], checkpoint=str(tmp_path / "x"), checkpoint_interval_sec=-1, show_progress=False)
+        mazepa.execute(
+            [], checkpoint=str(tmp_path / "x"), checkpoint_interval_sec=-1, show_progress=False
+        )
     assert not os.path.exists(tmp_path / "x")

@@ -43,7 +43,9 @@ def test_twenty_short_parallel_runs_exit_quietly(tmp_path: Path) -> None:
     script = tmp_path / "short_run.py"
     script.write_text(SHORT_RUN)
     for _ in range(20):
-        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         _assert_quiet(result.stderr)
 
@@ -86,7 +88,11 @@ def _volume_spec(tmp_path: Path, lambda_str: str) -> Path:
             "skip_intermediaries": True,
             "fn": {"@type": "lambda", "lambda_str": lambda_str},
             "op_kwargs": {"src": {"@type": "build_cv_layer", "path": f"file://{src}"}},
-            "dst": {"@type": "build_cv_layer", "path": f"file://{dst}", "info_reference_path": f"file://{src}"},
+            "dst": {
+                "@type": "build_cv_layer",
+                "path": f"file://{dst}",
+                "info_reference_path": f"file://{src}",
+            },
         },
     }
     path = tmp_path / "spec.json"
@@ -102,14 +108,18 @@ def test_zetta_run_p2_exits_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     spec = _volume_spec(tmp_path, "lambda src: src")
     for _ in range(2):
-        result = subprocess.run(_zetta("run", "-p", "2", str(spec)), capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            _zetta("run", "-p", "2", str(spec)), capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         _assert_quiet(result.stderr)
     assert len(list((tmp_path / "dst" / "4_4_40").iterdir())) == 16
 
 
 def test_cancelled_zetta_run_p2_exits_quietly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_sigint: Callable[[list[str]], list[str]]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    default_sigint: Callable[[list[str]], list[str]],
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     marks = tmp_path / "marks"

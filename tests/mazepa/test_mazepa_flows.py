@@ -165,7 +165,9 @@ def test_tasks_of_a_resumed_flow_go_before_tasks_already_waiting() -> None:
 def test_the_serial_executor_queues_about_20_ms_of_work() -> None:
     # The durations are declared, not measured: batch sizes must not depend on the machine.
     declared: dict[str, float] = {}
-    executor = mazepa.SerialExecutor(batch_size=64, duration_of=lambda outcome: declared[outcome.task_id])
+    executor = mazepa.SerialExecutor(
+        batch_size=64, duration_of=lambda outcome: declared[outcome.task_id]
+    )
     assert executor.free_slots() == 1  # durations unknown yet
     first = square.make_task(1)
     declared[first.id] = 0.006

@@ -128,8 +128,12 @@ def test_custom_id_components() -> None:
         def mazepa_id_components(self) -> str:
             return self.path
 
-    assert id_generation.hash_object(Layer("a", object())) == id_generation.hash_object(Layer("a", object()))
-    assert id_generation.hash_object(Layer("a", object())) != id_generation.hash_object(Layer("b", object()))
+    assert id_generation.hash_object(Layer("a", object())) == id_generation.hash_object(
+        Layer("a", object())
+    )
+    assert id_generation.hash_object(Layer("a", object())) != id_generation.hash_object(
+        Layer("b", object())
+    )
 
 
 def test_flow_ids_are_deterministic() -> None:

@@ -155,7 +155,9 @@ def test_semaphores_cap_concurrency_across_workers(tmp_path: Path) -> None:
     # With room for two, two holders do meet: the check above can see concurrency.
     open_ = [hold_cuda_until_peer.make_task(str(tmp_path), i) for i in range(2)]
     # one task per message, so that each worker gets one even when one worker starts late
-    mazepa.execute(open_, num_procs=2, semaphores_spec={"cuda": 2}, batch_size=1, show_progress=False)
+    mazepa.execute(
+        open_, num_procs=2, semaphores_spec={"cuda": 2}, batch_size=1, show_progress=False
+    )
     assert [t.outcome.return_value for t in open_ if t.outcome] == [2, 2]
 
 
@@ -172,7 +174,9 @@ def test_semaphore_outside_a_run_is_a_no_op_and_names_are_checked() -> None:
 
 def test_num_procs_from_spec_and_from_defaults(tmp_path: Path) -> None:
     tasks = [write_square.make_task(str(tmp_path), i) for i in range(20)]
-    builder.build({"@type": "mazepa.execute", "target": tasks, "num_procs": 2, "show_progress": False})
+    builder.build(
+        {"@type": "mazepa.execute", "target": tasks, "num_procs": 2, "show_progress": False}
+    )
     assert {t.outcome.return_value for t in tasks if t.outcome} != {os.getpid()}
 
     tasks = [write_square.make_task(str(tmp_path), i) for i in range(20)]
@@ -234,7 +238,9 @@ def run_nested(folder: str, i: int) -> int:
     return inner.outcome.return_value
 
 
-def test_nested_runs_in_workers_share_the_semaphores(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_nested_runs_in_workers_share_the_semaphores(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     outer = [run_nested.make_task(str(tmp_path), i) for i in range(4)]
     mazepa.execute(outer, num_procs=2, show_progress=False)
     assert [t.outcome.return_value for t in outer if t.outcome] == [1, 1, 1, 1]
@@ -319,7 +325,9 @@ task = loaded.make_task()
 mazepa.execute(task, num_procs=2, show_progress=False)
 print("preloaded:", task.outcome.return_value)
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return "preloaded: True" in result.stdout
 
@@ -332,7 +340,10 @@ def test_workers_start_with_the_zetta_utils_modules_the_parent_loaded() -> None:
 
 def test_start_fork_server_preloads_modules_for_later_workers() -> None:
     """`zetta run -p N` starts the fork server early; workers then find its imports done."""
-    setup = 'from zetta_utils.mazepa.local_pool import start_fork_server\nstart_fork_server(["decimal", "fractions"])'
+    setup = (
+        "from zetta_utils.mazepa.local_pool import start_fork_server\n"
+        'start_fork_server(["decimal", "fractions"])'
+    )
     assert _worker_finds_imported(setup, "fractions")
 
 
@@ -396,7 +407,13 @@ def _run_probe(code: str, env: dict[str, str] | None = None) -> str:
     import sys
 
     full_env = {**os.environ, **(env or {})}
-    result = subprocess.run([sys.executable, "-c", _REUSE_PROBE + code], capture_output=True, text=True, timeout=120, env=full_env)
+    result = subprocess.run(
+        [sys.executable, "-c", _REUSE_PROBE + code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -404,12 +421,15 @@ def _run_probe(code: str, env: dict[str, str] | None = None) -> str:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_tune_malloc_keeps_freed_blocks_for_reuse() -> None:
     tuned = _run_probe(
-        "from zetta_utils.mazepa.worker_process import tune_malloc\n"
-        "print(tune_malloc(), faults_of_a_second_large_block(), faults_of_a_block_freed_by_another_thread())"
+        "from zetta_utils.mazepa.worker_process import tune_malloc\nprint(tune_malloc(), "
+        "faults_of_a_second_large_block(), faults_of_a_block_freed_by_another_thread())"
     )
-    default = _run_probe("print(faults_of_a_second_large_block(), faults_of_a_block_freed_by_another_thread())")
+    default = _run_probe(
+        "print(faults_of_a_second_large_block(), faults_of_a_block_freed_by_another_thread())"
+    )
     switched_off = _run_probe(
-        "from zetta_utils.mazepa.worker_process import tune_malloc\nprint(tune_malloc())", {"ZETTA_MALLOC_TUNING": "0"}
+        "from zetta_utils.mazepa.worker_process import tune_malloc\nprint(tune_malloc())",
+        {"ZETTA_MALLOC_TUNING": "0"},
     )
     applied, faults, across_threads = tuned.split()
     assert applied == "True" and int(faults) < 100  # the freed block is reused as it is ...
@@ -518,7 +538,9 @@ from zetta_utils.mazepa.semaphores import create_semaphores
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("forkserver")
     for _ in range(4):
-        pool = LocalProcessExecutor(2, semaphores=create_semaphores(None, 2, ctx), start_method="forkserver")
+        pool = LocalProcessExecutor(
+            2, semaphores=create_semaphores(None, 2, ctx), start_method="forkserver"
+        )
         pool.shutdown()
         del pool
         gc.collect()
@@ -527,7 +549,9 @@ if __name__ == "__main__":
 """
     script = tmp_path / "probe.py"  # a file: forkserver workers re-import the parent's __main__
     script.write_text(code)
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "done" in result.stdout, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
 

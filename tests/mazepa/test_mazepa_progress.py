@@ -178,9 +178,13 @@ def declared(n: int) -> Iterator[Any]:
         yield noop.make_task(i)
 
 
-def test_execute_shows_a_flows_declared_total_on_every_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_execute_shows_a_flows_declared_total_on_every_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     plain = Console(file=io.StringIO(), force_terminal=False)
-    summary = mazepa.execute(declared(12), progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=2)
+    summary = mazepa.execute(
+        declared(12), progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=2
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) > 3
     counts = [line.split("noop ")[1].split(" ")[0] for line in lines]
@@ -191,7 +195,12 @@ def test_execute_shows_a_flows_declared_total_on_every_line(capsys: pytest.Captu
 
 def test_a_list_of_tasks_is_its_own_total(capsys: pytest.CaptureFixture[str]) -> None:
     plain = Console(file=io.StringIO(), force_terminal=False)
-    mazepa.execute([noop.make_task(i) for i in range(6)], progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=2)
+    mazepa.execute(
+        [noop.make_task(i) for i in range(6)],
+        progress_console=plain,
+        progress_log_interval_sec=0,
+        max_pending_tasks=2,
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert all("/6" in line and "+" not in line for line in lines), lines
 
@@ -203,7 +212,10 @@ def test_a_resumed_run_counts_its_work_from_the_share_of_tasks_it_did(tmp_path: 
     summary = mazepa.execute(declared(4), checkpoint=str(checkpoint), show_progress=False)
     assert (summary.tasks_done, summary.tasks_skipped) == (3, 1)
     assert (summary.voxels_processed, summary.bytes_written) == (3000, 30)
-    assert "3 tasks done" in summary.sentence() and "1 skipped (finished by an earlier run)" in summary.sentence()
+    assert (
+        "3 tasks done" in summary.sentence()
+        and "1 skipped (finished by an earlier run)" in summary.sentence()
+    )
 
 
 # ---- the summary sentence ---------------------------------------------------------------------
@@ -211,13 +223,24 @@ def test_a_resumed_run_counts_its_work_from_the_share_of_tasks_it_did(tmp_path: 
 
 def test_the_summary_is_a_sentence() -> None:
     text = progress.summary_sentence(
-        tasks_done=2400, tasks_skipped=0, tasks_failed=0, elapsed_secs=92, voxels=1.2e9, bytes_written=512 * 2**20
+        tasks_done=2400,
+        tasks_skipped=0,
+        tasks_failed=0,
+        elapsed_secs=92,
+        voxels=1.2e9,
+        bytes_written=512 * 2**20,
     )
-    assert text == "Done in 0:01:32: 2,400 tasks done (26.1/s), none failed; 1.2 Gvoxels processed (13.0 Mvoxels/s), 512.0 MiB written."
+    assert text == (
+        "Done in 0:01:32: 2,400 tasks done (26.1/s), none failed; 1.2 Gvoxels processed "
+        "(13.0 Mvoxels/s), 512.0 MiB written."
+    )
     text = progress.summary_sentence(
         tasks_done=1, tasks_skipped=7, tasks_failed=2, elapsed_secs=3, retries=1, completed=False
     )
-    assert text == "Stopped in 0:00:03: 1 task done (0.3/s), 7 skipped (finished by an earlier run), 2 failed, 1 retry."
+    assert text == (
+        "Stopped in 0:00:03: 1 task done (0.3/s), 7 skipped (finished by an earlier run), "
+        "2 failed, 1 retry."
+    )
 
 
 # ---- the terminal: bars continue in place after "n" at the cancel prompt ---------------------
@@ -289,11 +312,16 @@ def test_a_subchunkable_run_shows_its_plans_totals_from_the_first_line(
         verbose=False,
     )
     plain = Console(file=io.StringIO(), force_terminal=False)
-    summary = mazepa.execute(flow, progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=3)
+    summary = mazepa.execute(
+        flow, progress_console=plain, progress_log_interval_sec=0, max_pending_tasks=3
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     # 4 x 4 x 2 top-level chunks, one task each; reduction chunks of 32 x 32 x 1: 2 x 2 x 2
     assert all("lambda " in line and "lambda reduction " in line for line in lines), lines
-    counts = [(line.split("lambda ")[1].split(" ")[0], line.split("lambda reduction ")[1].split(" ")[0]) for line in lines]
+    counts = [
+        (line.split("lambda ")[1].split(" ")[0], line.split("lambda reduction ")[1].split(" ")[0])
+        for line in lines
+    ]
     assert all(top.endswith("/32") and red.endswith("/8") for top, red in counts), counts
     assert counts[0] != ("32/32", "8/8") and counts[-1] == ("32/32", "8/8")
     assert summary.voxels_processed == 64 * 64 * 2
@@ -310,20 +338,40 @@ def test_a_stopped_run_shows_no_eta_and_keeps_the_plus_of_unknown_totals() -> No
     counters.get("copy").done = 2
     counters.get("noop").done = 1
     assert _log_line(counters).endswith("copy 2/10 (2.0/s, ETA 0:00:04) | noop 1/3+ (1.0/s)")
-    assert _log_line(counters, final="cancelled") == "mazepa cancelled [0:00:01]: copy 2/10 (2.0/s) | noop 1/3+ (1.0/s)"
+    assert (
+        _log_line(counters, final="cancelled")
+        == "mazepa cancelled [0:00:01]: copy 2/10 (2.0/s) | noop 1/3+ (1.0/s)"
+    )
 
 
 @pytest.mark.parametrize(
     ("x_range", "options"),
     [
         # top-level chunks at x 8-24 and 56-72: the reduction chunk x 32-48 lies in the gap, no task
-        ((8, 72), {"processing_gap": [32, 0, 0], "processing_blend_pads": [[0, 0, 0]], "max_reduction_chunk_size": [16, 64, 1]}),
-        ((0, 64), {"task_stack_size": 3, "processing_blend_pads": [[4, 4, 0]], "max_reduction_chunk_size": [32, 32, 1]}),
+        (
+            (8, 72),
+            {
+                "processing_gap": [32, 0, 0],
+                "processing_blend_pads": [[0, 0, 0]],
+                "max_reduction_chunk_size": [16, 64, 1],
+            },
+        ),
+        (
+            (0, 64),
+            {
+                "task_stack_size": 3,
+                "processing_blend_pads": [[4, 4, 0]],
+                "max_reduction_chunk_size": [32, 32, 1],
+            },
+        ),
     ],
     ids=["gap", "stacks"],
 )
 def test_declared_totals_are_the_tasks_the_flow_yields(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], x_range: tuple[int, int], options: dict[str, Any]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    x_range: tuple[int, int],
+    options: dict[str, Any],
 ) -> None:
     from zetta_utils.geometry import BBox3D
     from zetta_utils.mazepa_layer_processing.common import build_subchunkable_apply_flow
@@ -352,7 +400,9 @@ def test_declared_totals_are_the_tasks_the_flow_yields(
     assert {name for name, _, _ in finals} == {"lambda", "lambda reduction"}
     assert all(done == total for _, done, total in finals), last
     # and the first line already had those totals
-    assert re.findall(r"(lambda(?: reduction)?) \d+/(\d+)", first) == [(n, t) for n, _, t in finals if n in first]
+    assert re.findall(r"(lambda(?: reduction)?) \d+/(\d+)", first) == [
+        (n, t) for n, _, t in finals if n in first
+    ]
 
 
 # ---- end to end: a real run on a pseudo-terminal, Ctrl-C, "n" ----------------------------------
@@ -404,7 +454,10 @@ def test_on_a_terminal_the_bars_go_on_in_place_after_no(
     env = {**os.environ, "COLUMNS": "100", "LINES": "30"}
     child = subprocess.Popen(
         default_sigint([sys.executable, str(tmp_path / "child.py"), str(tmp_path)]),
-        stdin=slave, stdout=slave, stderr=slave, env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
     )
     os.close(slave)
     output = bytearray()
@@ -434,7 +487,9 @@ def test_on_a_terminal_the_bars_go_on_in_place_after_no(
             child.kill()
     reader.join(timeout=30)
     os.close(master)
-    shown = _screen(output.decode("utf-8", errors="replace").replace("\r\n", "\n"), columns=100, lines=30)
+    shown = _screen(
+        output.decode("utf-8", errors="replace").replace("\r\n", "\n"), columns=100, lines=30
+    )
     assert shown[0] == "before the run"
     bars = [line for line in shown if line.startswith("wait_for")]
     assert len(bars) == 1 and "4/4" in bars[0], shown  # one bar, continued in place

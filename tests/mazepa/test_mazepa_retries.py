@@ -134,7 +134,9 @@ def test_keep_going_runs_independent_work(tmp_path: Path) -> None:
 
 def test_a_task_that_kills_its_worker_is_retried(tmp_path: Path) -> None:
     task = crash_first.make_task(str(tmp_path / "c"), 1)
-    summary = run([task, *[touch.make_task(str(tmp_path / f"t{i}")) for i in range(10)]], num_procs=2)
+    summary = run(
+        [task, *[touch.make_task(str(tmp_path / f"t{i}")) for i in range(10)]], num_procs=2
+    )
     assert count(tmp_path / "c") == 2
     assert summary.retries == 1 and summary.tasks_done == 11
     assert all((tmp_path / f"t{i}").exists() for i in range(10))
@@ -166,6 +168,8 @@ def uses(obj: Any) -> None:
 
 
 def test_unserializable_tasks_fail_clearly() -> None:
-    with pytest.raises(mazepa.ExecutionError, match="cannot be serialized for a worker process") as info:
+    with pytest.raises(
+        mazepa.ExecutionError, match="cannot be serialized for a worker process"
+    ) as info:
         run([uses.make_task(_StaysHome()), uses.make_task(1)], num_procs=2)
     assert "not picklable on purpose" in str(info.value)

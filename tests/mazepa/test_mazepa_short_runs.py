@@ -76,7 +76,12 @@ def test_undeclared_work_starts_the_workers() -> None:
 @pytest.mark.parametrize(
     ("task_secs", "tasks_left", "start_cost_s", "workers"),
     [
-        (0.03, 32, 0.5, False),  # 31 tasks, 0.93 s of work left, 2 processes save 0.47 s: not worth 0.5 s
+        (
+            0.03,
+            32,
+            0.5,
+            False,
+        ),  # 31 tasks, 0.93 s of work left, 2 processes save 0.47 s: not worth 0.5 s
         (0.04, 32, 0.5, True),  # 1.24 s left, 0.62 s saved
         (10.0, 1, 0.1, False),  # nothing left after the first
         (0.001, None, 100.0, True),  # unknown: start them
@@ -95,7 +100,11 @@ def test_the_choice_follows_the_injected_costs(
         return task_secs
 
     backend = SerialUnlessWorthIt(
-        2, make_pool=make_pool, tasks_left=lambda: tasks_left, start_cost_s=start_cost_s, duration_of=duration_of
+        2,
+        make_pool=make_pool,
+        tasks_left=lambda: tasks_left,
+        start_cost_s=start_cost_s,
+        duration_of=duration_of,
     )
     try:
         assert backend.free_slots() == 1  # one task first, in this process

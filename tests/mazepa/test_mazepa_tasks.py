@@ -212,10 +212,16 @@ def test_serialize_drops_outcome_and_checks_types() -> None:
 def test_outcomes_round_trip_and_unpicklable_values() -> None:
     ok = multiply.make_task(2, 2)()
     bad = fail_with.make_task(ValueError("boom"))()
-    weird = mazepa.TaskOutcome(task_id="t", return_value=(x for x in range(3)))  # generators don't pickle
+    weird = mazepa.TaskOutcome(
+        task_id="t", return_value=(x for x in range(3))
+    )  # generators don't pickle
     back = serialization.deserialize_outcomes(serialization.serialize_outcomes([ok, bad, weird]))
     assert back[0].return_value == 4 and back[0].succeeded
-    assert back[1].exception is None and back[1].exception_type == "ValueError" and back[1].error_message == "boom"
+    assert (
+        back[1].exception is None
+        and back[1].exception_type == "ValueError"
+        and back[1].error_message == "boom"
+    )
     assert not back[2].succeeded and "cannot be pickled" in (back[2].error_message or "")
 
 
@@ -252,8 +258,12 @@ class Lookup:
 def test_a_worker_receives_each_operation_once() -> None:
     sent, received = serialization.SentOperations(), serialization.ReceivedOperations()
     double, triple = Lookup(tuple(range(0, 2000, 2))), Lookup(tuple(range(0, 3000, 3)))
-    first = serialization.serialize_task_batch(_batch([double.make_task(1), double.make_task(2)]), sent)
-    second = serialization.serialize_task_batch(_batch([double.make_task(5), triple.make_task(5)], 2), sent)
+    first = serialization.serialize_task_batch(
+        _batch([double.make_task(1), double.make_task(2)]), sent
+    )
+    second = serialization.serialize_task_batch(
+        _batch([double.make_task(5), triple.make_task(5)], 2), sent
+    )
     third = serialization.serialize_task_batch(_batch([double.make_task(7)], 4), sent)
     ids, load = serialization.deserialize_task_batch(first, received)
     batch1 = load()
@@ -275,7 +285,9 @@ def test_workers_forget_operations_with_the_parent() -> None:
     results = []
     for round_ in range(3):
         for k, op in enumerate(ops):
-            data = serialization.serialize_task_batch(_batch([op.make_task(10)], 5 * round_ + k), sent)
+            data = serialization.serialize_task_batch(
+                _batch([op.make_task(10)], 5 * round_ + k), sent
+            )
             results += [t.run() for t in serialization.deserialize_task_batch(data, received)[1]()]
             # the worker drops what the parent forgot (told with the next batch)
             assert len(sent) == min(2, 5 * round_ + k + 1) and len(received) <= 3
@@ -285,10 +297,17 @@ def test_workers_forget_operations_with_the_parent() -> None:
 def test_operation_that_cannot_be_unpickled_fails_each_batch_that_needs_it() -> None:
     sent, received = serialization.SentOperations(), serialization.ReceivedOperations()
     bad = mazepa.taskable_operation(_UnpicklesBadly(), operation_name="bad")
-    messages = [serialization.serialize_task_batch(_batch([bad.make_task(i)], i), sent) for i in range(2)]
+    messages = [
+        serialization.serialize_task_batch(_batch([bad.make_task(i)], i), sent) for i in range(2)
+    ]
     for data in messages:
         _, load = serialization.deserialize_task_batch(data, received)
-        with pytest.raises(RuntimeError, match="could not be unpickled: ModuleNotFoundError: No module named 'only_on_the_parent'"):
+        with pytest.raises(
+            RuntimeError,
+            match=(
+                "could not be unpickled: ModuleNotFoundError: No module named 'only_on_the_parent'"
+            ),
+        ):
             load()
     good = serialization.serialize_task_batch(_batch([Scale(4).make_task(2)], 2), sent)
     assert serialization.deserialize_task_batch(good, received)[1]()[0].run() == 8
@@ -301,7 +320,9 @@ def test_a_batch_that_cannot_be_pickled_leaves_the_record_of_sent_operations_alo
     sent = serialization.SentOperations()
     op = Scale(3)
     with pytest.raises(TypeError):
-        serialization.serialize_task_batch(_batch([op.make_task(1), op.make_task(threading.Lock())]), sent)
+        serialization.serialize_task_batch(
+            _batch([op.make_task(1), op.make_task(threading.Lock())]), sent
+        )
     assert len(sent) == 0
     data = serialization.serialize_task_batch(_batch([op.make_task(2)]), sent)
     tasks = serialization.deserialize_task_batch(data, serialization.ReceivedOperations())[1]()

@@ -44,7 +44,9 @@ def no_run_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ZETTA_RUN_KEY", raising=False)
 
 
-def test_workers_dying_before_any_task_stop_the_run_with_their_log(tmp_path: Path, no_run_key: None) -> None:
+def test_workers_dying_before_any_task_stop_the_run_with_their_log(
+    tmp_path: Path, no_run_key: None
+) -> None:
     clock = FakeClock()
     pool = _pool(tmp_path, clock, restart_backoff_s=0, max_quick_deaths=3).start()
     try:
@@ -60,9 +62,13 @@ def test_workers_dying_before_any_task_stop_the_run_with_their_log(tmp_path: Pat
         pool.stop()
 
 
-def test_a_dead_worker_is_restarted_after_a_doubling_delay(tmp_path: Path, no_run_key: None) -> None:
+def test_a_dead_worker_is_restarted_after_a_doubling_delay(
+    tmp_path: Path, no_run_key: None
+) -> None:
     clock = FakeClock()
-    pool = _pool(tmp_path, clock, restart_backoff_s=1.0, max_restart_backoff_s=3.0, max_quick_deaths=100).start()
+    pool = _pool(
+        tmp_path, clock, restart_backoff_s=1.0, max_restart_backoff_s=3.0, max_quick_deaths=100
+    ).start()
     try:
         expected_delays = [1.0, 2.0, 3.0, 3.0]
         for delay in expected_delays:

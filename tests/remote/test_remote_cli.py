@@ -18,23 +18,33 @@ def test_commands_are_registered_on_zetta() -> None:
     from zetta_utils.cli.main import cli
 
     if "worker" not in cli.commands:
-        pytest.skip("pending: the lead registers zetta_utils.cli.remote.worker and .gc in zetta_utils/cli/main.py")
+        pytest.skip(
+            "pending: the lead registers zetta_utils.cli.remote.worker and .gc in "
+            "zetta_utils/cli/main.py"
+        )
     assert cli.commands["worker"] is worker and cli.commands["gc"] is gc
 
 
 def test_remote_commands_run_standalone() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.remote", "worker", "--help"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "zetta_utils.cli.remote", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert result.returncode == 0 and "--outcome-queue" in result.stdout and "ZETTA_RUN_KEY" in result.stdout
+    assert (
+        result.returncode == 0
+        and "--outcome-queue" in result.stdout
+        and "ZETTA_RUN_KEY" in result.stdout
+    )
     assert set(remote_cli.commands) == {"worker", "gc"}
 
 
 def test_zetta_run_builds_the_guide_spec(tmp_path: Path) -> None:
     if "zetta_utils.mazepa_addons" not in zetta_utils._REGISTERING_MODULES:
         pytest.skip(
-            "pending: the lead adds 'zetta_utils.mazepa_addons' to zetta_utils._REGISTERING_MODULES, so that "
-            "specs find 'mazepa.execute_on_gcp_with_sqs'"
+            "pending: the lead adds 'zetta_utils.mazepa_addons' to "
+            "zetta_utils._REGISTERING_MODULES, so that specs find 'mazepa.execute_on_gcp_with_sqs'"
         )
     spec = {
         "@type": "mazepa.execute_on_gcp_with_sqs",
@@ -52,7 +62,10 @@ def test_zetta_run_builds_the_guide_spec(tmp_path: Path) -> None:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     result = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "k8s" / "zetta-from-spec-0001-workers.yaml").exists()

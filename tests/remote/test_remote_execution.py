@@ -92,7 +92,11 @@ def echo(data: bytes) -> bytes:
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _run(target: Any, **kwargs: Any) -> Any:
@@ -130,7 +134,9 @@ def test_flow_with_dependencies_gives_the_serial_results(
     assert summary.queue_stats.tasks_sent == n + 1 and not summary.queue_stats.rejections
     _assert_cleaned_up(summary.run_id, list_queues)
     # Each worker wrote a log; both took part.
-    logs = list((Path(os.environ["ZETTA_RUN_RECORDS"]) / "logs" / summary.run_id).glob("worker-*.log"))
+    logs = list(
+        (Path(os.environ["ZETTA_RUN_RECORDS"]) / "logs" / summary.run_id).glob("worker-*.log")
+    )
     assert len(logs) == 2
 
 
@@ -187,7 +193,9 @@ def test_volume_flow_writes_the_same_bytes_as_serial(
     assert outputs["remote"] == outputs["serial"]
 
 
-def test_subchunkable_flow_gives_the_serial_bytes(sqs_env: str, tmp_path: Path, list_queues: ListQueues) -> None:
+def test_subchunkable_flow_gives_the_serial_bytes(
+    sqs_env: str, tmp_path: Path, list_queues: ListQueues
+) -> None:
     try:
         from zetta_utils.mazepa_layer_processing import (
             build_subchunkable_apply_flow,
@@ -224,7 +232,10 @@ def test_subchunkable_flow_gives_the_serial_bytes(sqs_env: str, tmp_path: Path, 
             processing_chunk_sizes=[[32, 32, 1], [16, 16, 1]],
             processing_crop_pads=[[0, 0, 0], [4, 4, 0]],
             processing_blend_pads=[[8, 8, 0], [0, 0, 0]],
-            level_intermediaries_dirs=[f"file://{tmp_path / name}_tmp0", f"file://{tmp_path / name}_tmp1"],
+            level_intermediaries_dirs=[
+                f"file://{tmp_path / name}_tmp0",
+                f"file://{tmp_path / name}_tmp1",
+            ],
             fn=lambda src: src * 2,
             op_kwargs={"src": src},
             dst=dst,
@@ -265,8 +276,14 @@ def test_worker_killed_mid_task_its_task_is_done_by_another(
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        tasks = [slow_square.make_task(str(out), str(markers), i, 0.5) for i in range(8) if i != victim_task]
-        tasks.insert(victim_task, square_slow_first_time.make_task(str(out), str(markers), victim_task))
+        tasks = [
+            slow_square.make_task(str(out), str(markers), i, 0.5)
+            for i in range(8)
+            if i != victim_task
+        ]
+        tasks.insert(
+            victim_task, square_slow_first_time.make_task(str(out), str(markers), victim_task)
+        )
         summary = _run(tasks)
     finally:
         stop.set()
@@ -277,7 +294,9 @@ def test_worker_killed_mid_task_its_task_is_done_by_another(
     runner_pids = [int(m.name.split(".")[1]) for m in markers.glob(f"{victim_task}.*")]
     assert len(runner_pids) == 2 and killed[0] in runner_pids and len(set(runner_pids)) == 2
     assert summary.tasks_done == 8 and summary.tasks_failed == 0
-    assert {p.name: p.read_text() for p in out.iterdir()} == {f"sq{i}": str(i * i) for i in range(8)}
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        f"sq{i}": str(i * i) for i in range(8)
+    }
     _assert_cleaned_up(summary.run_id, list_queues)
 
 
@@ -316,11 +335,18 @@ def test_failing_task_is_retried_then_dead_lettered(
     _assert_cleaned_up(run_id, list_queues)
 
 
-def test_task_that_kills_every_worker_is_given_up(sqs_env: str, tmp_path: Path, list_queues: ListQueues) -> None:
+def test_task_that_kills_every_worker_is_given_up(
+    sqs_env: str, tmp_path: Path, list_queues: ListQueues
+) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
     with pytest.raises(mazepa.ExecutionError, match="handed out 3 times") as info:
-        _run([kills_its_worker.make_task(str(markers))], worker_replicas=1, visibility_timeout_s=2, max_task_deliveries=2)
+        _run(
+            [kills_its_worker.make_task(str(markers))],
+            worker_replicas=1,
+            visibility_timeout_s=2,
+            max_task_deliveries=2,
+        )
     assert info.value.task_failures[0].exception_type.endswith("WorkerCrashedError")
     assert len(list(markers.iterdir())) == 2  # two workers died; the third delivery was refused
 
@@ -334,8 +360,8 @@ from zetta_utils.mazepa_addons import execute_on_gcp_with_sqs
 def broken(i):
     raise ValueError(f"permanently broken input {i}")
 
-execute_on_gcp_with_sqs([broken.make_task(1)], worker_replicas=1, local_test=True, show_progress=False,
-                        run_id=sys.argv[1])
+execute_on_gcp_with_sqs([broken.make_task(1)], worker_replicas=1, local_test=True,
+                        show_progress=False, run_id=sys.argv[1])
 """
 
 
@@ -345,7 +371,10 @@ def test_failed_run_exits_non_zero_with_the_traceback(
     script = tmp_path / "failing.py"
     script.write_text(FAILING_SCRIPT)
     result = subprocess.run(
-        [sys.executable, str(script), "failing-run-0002"], capture_output=True, text=True, timeout=120
+        [sys.executable, str(script), "failing-run-0002"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "permanently broken input 1" in result.stderr
@@ -372,7 +401,11 @@ execute_on_gcp_with_sqs([slow.make_task(sys.argv[2], i) for i in range(4)], work
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_stopped_run_leaves_nothing_behind(
-    how: str, sqs_env: str, tmp_path: Path, list_queues: ListQueues, default_sigint: Callable[[list[str]], list[str]]
+    how: str,
+    sqs_env: str,
+    tmp_path: Path,
+    list_queues: ListQueues,
+    default_sigint: Callable[[list[str]], list[str]],
 ) -> None:
     """Ctrl-C (non-interactive: cancels without asking) and SIGTERM clean up at once; a run
     killed outright leaves its record, and ``zetta gc`` deletes what it left."""
@@ -392,7 +425,9 @@ def test_stopped_run_leaves_nothing_behind(
     )
     try:
         deadline = time.monotonic() + 300
-        while len(list(markers.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        while (
+            len(list(markers.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None
+        ):
             time.sleep(0.05)
         assert len(list(markers.iterdir())) == 2, "both workers should be running a task"
         assert list_queues(f"zetta-{run_id}") == sorted(queue_names(run_id))

@@ -19,7 +19,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _zetta_run(tmp_path: Path, spec: dict[str, Any], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _zetta_run(
+    tmp_path: Path, spec: dict[str, Any], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     return subprocess.run(
@@ -56,7 +58,11 @@ SPEC = {
 
 
 def test_a_bad_argument_is_a_spec_error_exit_2(tmp_path: Path) -> None:
-    result = _zetta_run(tmp_path, {**SPEC, "worker_replicas": 0}, _env(tmp_path, f"http://127.0.0.1:{_closed_port()}"))
+    result = _zetta_run(
+        tmp_path,
+        {**SPEC, "worker_replicas": 0},
+        _env(tmp_path, f"http://127.0.0.1:{_closed_port()}"),
+    )
     assert result.returncode == 2, result.stderr
     assert "worker_replicas" in result.stderr
 

@@ -23,17 +23,23 @@ from zetta_utils.message_queues import create_sqs_queue
 ListQueues = Callable[[str], list[str]]
 
 
-def _record_with_queues(store: RunRecordStore, run_id: str, heartbeat: float, **kwargs: object) -> RunRecord:
+def _record_with_queues(
+    store: RunRecordStore, run_id: str, heartbeat: float, **kwargs: object
+) -> RunRecord:
     refs = []
     for kind in ("work", "outcome"):
         q = create_sqs_queue(f"zetta-{run_id}-{kind}")
         refs.append(QueueRef(q.name, q.url, q.region_name, q.endpoint_url))
-    record = RunRecord(run_id=run_id, created=heartbeat, heartbeat=heartbeat, queues=tuple(refs), **kwargs)  # type: ignore[arg-type]
+    record = RunRecord(
+        run_id=run_id, created=heartbeat, heartbeat=heartbeat, queues=tuple(refs), **kwargs
+    )  # type: ignore[arg-type]
     store.save(record)
     return record
 
 
-def test_gc_collects_runs_whose_heartbeat_stopped(sqs_env: str, tmp_path: Path, list_queues: ListQueues) -> None:
+def test_gc_collects_runs_whose_heartbeat_stopped(
+    sqs_env: str, tmp_path: Path, list_queues: ListQueues
+) -> None:
     location = str(tmp_path / "records")
     store = RunRecordStore(location)
     now = time.time()
@@ -71,14 +77,23 @@ def test_gc_keeps_a_record_whose_deployment_cannot_be_deleted(
 ) -> None:
     location = str(tmp_path / "records")
     store = RunRecordStore(location)
-    deployment = DeploymentRef("zetta-lost-lynx-0003-workers", "default", "gke_proj_us-east1_c1", "zetta-lost-lynx-0003-key")
+    deployment = DeploymentRef(
+        "zetta-lost-lynx-0003-workers",
+        "default",
+        "gke_proj_us-east1_c1",
+        "zetta-lost-lynx-0003-key",
+    )
     _record_with_queues(store, "lost-lynx-0003", time.time() - 3600, deployments=(deployment,))
-    report = collect_garbage(max_age_s=60, location=location, kube_config_path=str(tmp_path / "no-kubeconfig"))
+    report = collect_garbage(
+        max_age_s=60, location=location, kube_config_path=str(tmp_path / "no-kubeconfig")
+    )
     (error,) = report.errors
     assert "zetta-lost-lynx-0003-workers" in error and "get-credentials" in error
     assert list_queues("zetta-lost-lynx-0003") == []  # the queues went anyway
     assert store.load("lost-lynx-0003").status == "running"  # tried again next time
-    cli = CliRunner().invoke(gc, ["--max-age-s", "60", "--records", location, "--kube-config", str(tmp_path / "none")])
+    cli = CliRunner().invoke(
+        gc, ["--max-age-s", "60", "--records", location, "--kube-config", str(tmp_path / "none")]
+    )
     assert cli.exit_code == 1
 
 
@@ -104,12 +119,16 @@ def test_bad_gc_arguments(tmp_path: Path) -> None:
         RunRecordStore("ftp://somewhere/records")
 
 
-def test_records_in_a_bucket(sqs_env: str, monkeypatch: pytest.MonkeyPatch, list_queues: ListQueues) -> None:
+def test_records_in_a_bucket(
+    sqs_env: str, monkeypatch: pytest.MonkeyPatch, list_queues: ListQueues
+) -> None:
     """Run records (and gc) work the same with an ``s3://`` records location (moto's S3)."""
     import boto3
 
     monkeypatch.setenv("ZETTA_S3_ENDPOINT", sqs_env)
-    boto3.client("s3", endpoint_url=sqs_env, region_name="us-east-1").create_bucket(Bucket="zetta-records")
+    boto3.client("s3", endpoint_url=sqs_env, region_name="us-east-1").create_bucket(
+        Bucket="zetta-records"
+    )
     location = "s3://zetta-records/team/runs"
     store = RunRecordStore(location)
     assert store.list_records() == []

@@ -53,12 +53,20 @@ def run_queues(sqs_env: str) -> Any:
 
 
 def _task_message(signer: MessageSigner, task: mazepa.Task[Any], payloads: str | None) -> str:
-    meta = {"task_id": task.id, "attempt": 1, "op": task.operation_name, "max_deliveries": 5, "payloads": payloads}
+    meta = {
+        "task_id": task.id,
+        "attempt": 1,
+        "op": task.operation_name,
+        "max_deliveries": 5,
+        "payloads": payloads,
+    }
     return signer.seal("task", mazepa.serialize_task(task), meta)
 
 
 def _work(work: Any, outcomes: Any, signer: MessageSigner, n: int) -> Any:
-    return run_worker(work, outcomes, signer, visibility_timeout_s=10, wait_s=1, max_tasks=n, handle_signals=False)
+    return run_worker(
+        work, outcomes, signer, visibility_timeout_s=10, wait_s=1, max_tasks=n, handle_signals=False
+    )
 
 
 def test_messages_sealed_for_another_run_are_refused(run_queues: Any, tmp_path: Path) -> None:
@@ -81,7 +89,9 @@ def test_a_message_replayed_after_its_task_finished_does_not_run_again(
     run_id, work, outcomes = run_queues
     signer = MessageSigner(new_run_key(), run_id)
     counter = tmp_path / "count"
-    body = _task_message(signer, count_runs.make_task(str(counter)), str(tmp_path / "payloads") if store else None)
+    body = _task_message(
+        signer, count_runs.make_task(str(counter)), str(tmp_path / "payloads") if store else None
+    )
     work.send([body])
     first = _work(work, outcomes, signer, 1)
     assert first.tasks_run == 1 and counter.read_text() == "1"
@@ -162,7 +172,9 @@ def _subchunkable_target(dst: str) -> dict[str, Any]:
 
 
 def _chunks(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.slow
@@ -183,7 +195,12 @@ def test_a_zetta_run_served_only_by_workers_started_separately(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ZETTA_RESUME_DIR": str(tmp_path / "resume")}
     zetta = [sys.executable, "-m", "zetta_utils.cli.main"]
     run_log = open(tmp_path / "run.log", "w")
-    driver = subprocess.Popen([*zetta, "run", str(tmp_path / "spec.json")], stdout=subprocess.DEVNULL, stderr=run_log, env=env)
+    driver = subprocess.Popen(
+        [*zetta, "run", str(tmp_path / "spec.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=run_log,
+        env=env,
+    )
     workers: list[subprocess.Popen[str]] = []
     try:
         deadline = time.monotonic() + 120  # a hang guard only
@@ -194,7 +211,15 @@ def test_a_zetta_run_served_only_by_workers_started_separately(
         assert sorted(list_queues(f"zetta-{run_id}")) == sorted(queue_names(run_id))
         for i in range(2):
             with open(tmp_path / f"worker{i}.log", "w") as log:
-                workers.append(subprocess.Popen([*zetta, "worker", "--join", str(join)], stdout=log, stderr=log, env=env, text=True))
+                workers.append(
+                    subprocess.Popen(
+                        [*zetta, "worker", "--join", str(join)],
+                        stdout=log,
+                        stderr=log,
+                        env=env,
+                        text=True,
+                    )
+                )
         assert driver.wait(300) == 0, (tmp_path / "run.log").read_text()
         for w in workers:  # the run deleted its queues: its workers exit by themselves
             assert w.wait(120) == 0
@@ -215,7 +240,9 @@ def test_a_zetta_run_served_only_by_workers_started_separately(
 
     reference = {"@type": "mazepa.execute", "target": _subchunkable_target("file://~/ref")}
     (tmp_path / "ref.json").write_text(json.dumps(reference))
-    r = subprocess.run([*zetta, "run", str(tmp_path / "ref.json")], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [*zetta, "run", str(tmp_path / "ref.json")], capture_output=True, text=True, env=env
+    )
     assert r.returncode == 0, r.stderr
     out, ref = _chunks(home / "out"), _chunks(home / "ref")
     assert len(out) > 4 and out == ref

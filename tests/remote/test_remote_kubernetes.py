@@ -39,7 +39,9 @@ def _load(path: Path) -> dict[str, dict[str, Any]]:
     return {d["kind"]: d for d in docs}
 
 
-def test_dry_run_writes_the_deployment_and_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_writes_the_deployment_and_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # No server listens here: a dry run must not touch SQS or a cluster.
     monkeypatch.setenv("ZETTA_SQS_ENDPOINT", "http://sqs.internal.example:9")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
@@ -48,7 +50,10 @@ def test_dry_run_writes_the_deployment_and_secret(tmp_path: Path, monkeypatch: p
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.setenv("ZETTA_RUN_RECORDS", str(tmp_path / "runs"))
     result = execute_on_gcp_with_sqs(
-        [noop.make_task()], **GUIDE_ARGS, run_id="amber-heron-0417", dry_run_manifest_dir=str(tmp_path / "k8s")
+        [noop.make_task()],
+        **GUIDE_ARGS,
+        run_id="amber-heron-0417",
+        dry_run_manifest_dir=str(tmp_path / "k8s"),
     )
     assert result is None
     assert not (tmp_path / "runs").exists()
@@ -57,16 +62,24 @@ def test_dry_run_writes_the_deployment_and_secret(tmp_path: Path, monkeypatch: p
     assert set(objects) == {"Deployment", "Secret"}
 
     dep = objects["Deployment"]
-    assert dep["apiVersion"] == "apps/v1" and dep["metadata"]["name"] == "zetta-amber-heron-0417-workers"
+    assert (
+        dep["apiVersion"] == "apps/v1"
+        and dep["metadata"]["name"] == "zetta-amber-heron-0417-workers"
+    )
     assert dep["metadata"]["labels"]["zetta-run-id"] == "amber-heron-0417"
     assert dep["spec"]["replicas"] == 10
-    assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        dep["spec"]["selector"]["matchLabels"].items()
+        <= dep["spec"]["template"]["metadata"]["labels"].items()
+    )
     pod = dep["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "us.gcr.io/zetta-research/zetta_utils:v1"
     for part in ("requests", "limits"):
         assert container["resources"][part] == {"memory": "18560Mi", "nvidia.com/gpu": "1"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
     cmd = container["command"]
     assert cmd[:2] == ["zetta", "worker"]
     assert cmd[cmd.index("--queue") + 1] == "zetta-amber-heron-0417-work"
@@ -78,7 +91,10 @@ def test_dry_run_writes_the_deployment_and_secret(tmp_path: Path, monkeypatch: p
     assert env["ZETTA_SQS_ENDPOINT"]["value"] == "http://sqs.internal.example:9"
     for name in ("ZETTA_RUN_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert "value" not in env[name]
-        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "zetta-amber-heron-0417-key", "key": name}
+        assert env[name]["valueFrom"]["secretKeyRef"] == {
+            "name": "zetta-amber-heron-0417-key",
+            "key": name,
+        }
 
     secret = objects["Secret"]
     assert secret["metadata"]["name"] == "zetta-amber-heron-0417-key" and secret["type"] == "Opaque"
@@ -92,7 +108,11 @@ def test_cpu_workers_get_no_gpu_toleration(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
     args = {**GUIDE_ARGS, "worker_resources": {"memory": "4Gi", "cpu": 2}, "worker_replicas": 3}
     execute_on_gcp_with_sqs(
-        [noop.make_task()], **args, run_id="calm-yak-0001", dry_run_manifest_dir=str(tmp_path), worker_env={"MY_FLAG": "1"}
+        [noop.make_task()],
+        **args,
+        run_id="calm-yak-0001",
+        dry_run_manifest_dir=str(tmp_path),
+        worker_env={"MY_FLAG": "1"},
     )
     dep = _load(tmp_path / "zetta-calm-yak-0001-workers.yaml")["Deployment"]
     pod = dep["spec"]["template"]["spec"]
@@ -124,11 +144,17 @@ def test_arguments_are_checked_before_anything_is_created(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="worker_replicas"):
         execute_on_gcp_with_sqs(task, **{**GUIDE_ARGS, "worker_replicas": 0})
     with pytest.raises(ValueError, match="worker_resources"):
-        execute_on_gcp_with_sqs(task, **{**GUIDE_ARGS, "worker_resources": {"memory": ""}}, dry_run_manifest_dir=str(tmp_path))
+        execute_on_gcp_with_sqs(
+            task,
+            **{**GUIDE_ARGS, "worker_resources": {"memory": ""}},
+            dry_run_manifest_dir=str(tmp_path),
+        )
     with pytest.raises(TypeError, match="local_test"):
         execute_on_gcp_with_sqs(task, **GUIDE_ARGS, local_test="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="run_id"):
-        execute_on_gcp_with_sqs(task, **GUIDE_ARGS, run_id="Not_Valid", dry_run_manifest_dir=str(tmp_path))
+        execute_on_gcp_with_sqs(
+            task, **GUIDE_ARGS, run_id="Not_Valid", dry_run_manifest_dir=str(tmp_path)
+        )
     assert gke_context_name("zetta-research", "us-east1", "c1") == "gke_zetta-research_us-east1_c1"
 
 
@@ -147,8 +173,18 @@ def test_a_loopback_endpoint_never_reaches_the_pods(
             execute_on_gcp_with_sqs([noop.make_task()], **GUIDE_ARGS, sqs_endpoint=endpoint)
 
     with caplog.at_level("WARNING"):
-        execute_on_gcp_with_sqs([noop.make_task()], **GUIDE_ARGS, run_id="lonely-owl-0002", dry_run_manifest_dir=str(tmp_path))
-    env = {e["name"] for e in _load(tmp_path / "zetta-lonely-owl-0002-workers.yaml")["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        execute_on_gcp_with_sqs(
+            [noop.make_task()],
+            **GUIDE_ARGS,
+            run_id="lonely-owl-0002",
+            dry_run_manifest_dir=str(tmp_path),
+        )
+    env = {
+        e["name"]
+        for e in _load(tmp_path / "zetta-lonely-owl-0002-workers.yaml")["Deployment"]["spec"][
+            "template"
+        ]["spec"]["containers"][0]["env"]
+    }
     assert "ZETTA_SQS_ENDPOINT" not in env and "ZETTA_RUN_ID" in env
     assert "loopback" in caplog.text and sqs_env in caplog.text
 
@@ -173,5 +209,7 @@ def test_unreachable_cluster_fails_clearly(tmp_path: Path) -> None:
     )
     context = gke_context_name("zetta-research", "us-east1", "research-cluster")
     with pytest.raises(RuntimeError, match="get-credentials") as info:
-        create_worker_deployment(spec, kube_context=context, kube_config_path=str(tmp_path / "no-kubeconfig"))
+        create_worker_deployment(
+            spec, kube_context=context, kube_config_path=str(tmp_path / "no-kubeconfig")
+        )
     assert "gke_zetta-research_us-east1_research-cluster" in str(info.value)

@@ -65,7 +65,9 @@ def _drain(executor: QueueExecutor, expect: int, tries: int = 5) -> list[Any]:
     return got
 
 
-def test_forged_task_messages_are_refused_deleted_and_reported(run_queues: Any, tmp_path: Path) -> None:
+def test_forged_task_messages_are_refused_deleted_and_reported(
+    run_queues: Any, tmp_path: Path
+) -> None:
     run_id, work, outcomes = run_queues
     signer = MessageSigner(new_run_key(), run_id)
     evil = pickle.dumps(_TouchOnUnpickle(tmp_path / "pwned"))
@@ -74,15 +76,28 @@ def test_forged_task_messages_are_refused_deleted_and_reported(run_queues: Any, 
 
     meta = {"task_id": "x", "attempt": 1, "max_deliveries": 5, "payloads": None}
     unsigned = json.dumps(
-        {"v": 1, "run": run_id, "kind": "task", "ts": time.time(), "meta": meta,
-         "payload": base64.b64encode(evil).decode(), "sig": "0" * 64}
+        {
+            "v": 1,
+            "run": run_id,
+            "kind": "task",
+            "ts": time.time(),
+            "meta": meta,
+            "payload": base64.b64encode(evil).decode(),
+            "sig": "0" * 64,
+        }
     )
     wrong_key = MessageSigner(new_run_key(), run_id).seal("task", evil, meta)
     bare_pickle = base64.b64encode(evil).decode()
-    good = signer.seal("task", mazepa.serialize_task(add_one.make_task(41)), {**meta, "task_id": add_one.make_task(41).id})
+    good = signer.seal(
+        "task",
+        mazepa.serialize_task(add_one.make_task(41)),
+        {**meta, "task_id": add_one.make_task(41).id},
+    )
     work.send([unsigned, wrong_key, bare_pickle, good])
 
-    stats = run_worker(work, outcomes, signer, visibility_timeout_s=10, wait_s=1, max_tasks=4, handle_signals=False)
+    stats = run_worker(
+        work, outcomes, signer, visibility_timeout_s=10, wait_s=1, max_tasks=4, handle_signals=False
+    )
     assert not (tmp_path / "pwned").exists()
     assert stats.rejected == 3 and stats.tasks_run == 1
     assert work.approximate_counts() == (0, 0)  # refused messages are deleted, not redelivered
@@ -97,7 +112,10 @@ def test_forged_task_messages_are_refused_deleted_and_reported(run_queues: Any, 
     assert [o.return_value for o in results] == [42]
     reasons = sorted(r.reason for r in executor.stats.rejections)
     assert len(reasons) == 3
-    assert sum("bad signature" in r for r in reasons) == 2 and sum("not a sealed message" in r for r in reasons) == 1
+    assert (
+        sum("bad signature" in r for r in reasons) == 2
+        and sum("not a sealed message" in r for r in reasons) == 1
+    )
 
 
 def test_forged_outcomes_are_refused_by_the_producer(run_queues: Any) -> None:
@@ -107,7 +125,13 @@ def test_forged_outcomes_are_refused_by_the_producer(run_queues: Any) -> None:
     task = add_one.make_task(1)
     executor.submit([task])
     forged = mazepa.TaskOutcome(task_id=task.id, return_value=-1)
-    outcomes.send([MessageSigner(new_run_key(), run_id).seal(KIND_OUTCOMES, serialize_outcomes([forged]), {"attempts": {task.id: 1}})])
+    outcomes.send(
+        [
+            MessageSigner(new_run_key(), run_id).seal(
+                KIND_OUTCOMES, serialize_outcomes([forged]), {"attempts": {task.id: 1}}
+            )
+        ]
+    )
     assert _drain(executor, 0, tries=2) == []
     assert executor.stats.forged_outcomes == 1 and executor.num_in_flight == 1
 
@@ -119,7 +143,13 @@ def test_duplicate_and_stale_outcomes_are_dropped(run_queues: Any) -> None:
     task = add_one.make_task(1)
 
     def report(outcome: mazepa.TaskOutcome[Any], attempt: int) -> None:
-        outcomes.send([signer.seal(KIND_OUTCOMES, serialize_outcomes([outcome]), {"attempts": {task.id: attempt}})])
+        outcomes.send(
+            [
+                signer.seal(
+                    KIND_OUTCOMES, serialize_outcomes([outcome]), {"attempts": {task.id: attempt}}
+                )
+            ]
+        )
 
     ok = mazepa.TaskOutcome(task_id=task.id, return_value=2)
     failed = mazepa.TaskOutcome.from_exception(task.id, OSError("flaky"))
@@ -143,7 +173,9 @@ def test_worker_needs_the_run_key(sqs_env: str, monkeypatch: pytest.MonkeyPatch)
     from zetta_utils.cli.remote import worker
 
     monkeypatch.delenv("ZETTA_RUN_KEY", raising=False)
-    result = CliRunner().invoke(worker, ["--queue", "q", "--outcome-queue", "o", "--run-id", "calm-heron-0001"])
+    result = CliRunner().invoke(
+        worker, ["--queue", "q", "--outcome-queue", "o", "--run-id", "calm-heron-0001"]
+    )
     assert result.exit_code != 0 and "ZETTA_RUN_KEY" in result.output
 
 
@@ -154,6 +186,10 @@ def test_worker_exits_when_its_queue_is_deleted(sqs_env: str) -> None:
     work.delete_queue()
     outcomes.delete_queue()
     stats = run_worker(
-        SQSQueue(work_name), SQSQueue(outcome_name), MessageSigner(new_run_key(), run_id), wait_s=1, handle_signals=False
+        SQSQueue(work_name),
+        SQSQueue(outcome_name),
+        MessageSigner(new_run_key(), run_id),
+        wait_s=1,
+        handle_signals=False,
     )
     assert stats.exit_reason == "queue deleted"

@@ -74,7 +74,9 @@ def test_message_size_limit_and_batch_bytes(sqs_env: str) -> None:
         q.delete_queue()
 
 
-def test_missing_queue_is_a_clear_error(sqs_env: str, list_queues: Callable[[str], list[str]]) -> None:
+def test_missing_queue_is_a_clear_error(
+    sqs_env: str, list_queues: Callable[[str], list[str]]
+) -> None:
     q = create_sqs_queue("zt-deleted")
     url = q.url
     assert q.delete_queue() is True
@@ -111,11 +113,21 @@ def test_sealed_messages_open_only_with_the_run_key() -> None:
         other_run.open(body)
 
     doc = json.loads(body)
-    for field, value in (("payload", "AAAA"), ("kind", "outcomes"), ("ts", doc["ts"] + 1), ("meta", {"task_id": "t2", "attempt": 2})):
+    for field, value in (
+        ("payload", "AAAA"),
+        ("kind", "outcomes"),
+        ("ts", doc["ts"] + 1),
+        ("meta", {"task_id": "t2", "attempt": 2}),
+    ):
         tampered = json.dumps({**doc, field: value})
         with pytest.raises(SignatureError, match="bad signature"):
             signer.open(tampered)
-    for junk in ("", "not json", "[1, 2]", json.dumps({k: v for k, v in doc.items() if k != "sig"})):
+    for junk in (
+        "",
+        "not json",
+        "[1, 2]",
+        json.dumps({k: v for k, v in doc.items() if k != "sig"}),
+    ):
         with pytest.raises(SignatureError):
             signer.open(junk)
     assert "key" not in repr(signer).lower().replace("run_id", "")
@@ -134,6 +146,14 @@ def test_run_ids_are_memorable_and_valid_names() -> None:
     for run_id in ids:
         assert re.fullmatch(r"[a-z]+-[a-z]+-\d{4}", run_id)
         assert check_run_id(run_id) == run_id
-    for bad in ("Upper-case-1", "-leading", "trailing-", "a", "x" * 41, "double--dash", "under_score"):
+    for bad in (
+        "Upper-case-1",
+        "-leading",
+        "trailing-",
+        "a",
+        "x" * 41,
+        "double--dash",
+        "under_score",
+    ):
         with pytest.raises(ValueError, match="run_id"):
             check_run_id(bad)

@@ -1,6 +1,6 @@
 """A remote run (``mazepa.execute_on_gcp_with_sqs`` with local test workers, real queues on moto's
-server) resumes like a local one: ``zetta run`` killed with SIGKILL once half of the tasks are on record,
-then run again, gives the bytes of an uninterrupted serial run. The kill machinery is
+server) resumes like a local one: ``zetta run`` killed with SIGKILL once half of the tasks are on
+record, then run again, gives the bytes of an uninterrupted serial run. The kill machinery is
 tests/cli/test_resume.py's."""
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ _spec.loader.exec_module(harness)
 
 
 @pytest.mark.slow
-def test_a_killed_remote_run_resumes_to_the_serial_bytes(sqs_env: str, tmp_path: Path, demo_dir: Path) -> None:
+def test_a_killed_remote_run_resumes_to_the_serial_bytes(
+    sqs_env: str, tmp_path: Path, demo_dir: Path
+) -> None:
     probe_dir = tmp_path / "probe"
     probe_dir.mkdir()
     (probe_dir / "resume_probe.py").write_text(harness.PROBE)

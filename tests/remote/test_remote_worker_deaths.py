@@ -99,7 +99,9 @@ def test_a_task_that_kills_its_worker_is_dead_lettered_and_the_rest_completes(
     report = Path(os.environ["ZETTA_RUN_RECORDS"]) / "dead_letters" / f"{run_id}.json"
     assert any(str(report) in note for note in info.value.__notes__)
     (entry,) = json.loads(report.read_text())
-    assert entry["task_id"] == failure.task_id and "voxels (128, 256, 2000)" in entry["error_message"]
+    assert (
+        entry["task_id"] == failure.task_id and "voxels (128, 256, 2000)" in entry["error_message"]
+    )
     assert list_queues(f"zetta-{run_id}") == []
 
 
@@ -156,20 +158,33 @@ def test_zetta_run_with_a_poison_chunk_exits_1_naming_its_region_and_the_report(
             "dst_resolution": [4, 4, 40],
             "processing_chunk_sizes": [[16, 16, 1]],
             "skip_intermediaries": True,
-            "fn": {"@type": "lambda", "lambda_str": "lambda src: __import__('os')._exit(3) if (src == 77).any() else src"},
+            "fn": {
+                "@type": "lambda",
+                "lambda_str": "lambda src: __import__('os')._exit(3) if (src == 77).any() else src",
+            },
             "op_kwargs": {"src": {"@type": "build_cv_layer", "path": f"file://{src}"}},
-            "dst": {"@type": "build_cv_layer", "path": f"file://{dst}", "info_reference_path": f"file://{src}"},
+            "dst": {
+                "@type": "build_cv_layer",
+                "path": f"file://{dst}",
+                "info_reference_path": f"file://{src}",
+            },
         },
     }
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     result = subprocess.run(
-        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(path)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "zetta_utils.cli.main", "run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     err = result.stderr
     assert "Error: the run failed." in err
-    assert "voxels (16, 32, 0) - (32, 48, 1) at (4, 4, 40) nm, i.e. nm (64, 128, 0) - (128, 192, 40)" in err
+    assert (
+        "voxels (16, 32, 0) - (32, 48, 1) at (4, 4, 40) nm, i.e. nm (64, 128, 0) - (128, 192, 40)"
+        in err
+    )
     report = Path(os.environ["ZETTA_RUN_RECORDS"]) / "dead_letters" / "poison-cli-0001.json"
     assert f"dead-letter report: {report}" in err
     assert len(json.loads(report.read_text())) == 1

@@ -98,7 +98,9 @@ GROUPS: dict[str, Any] = {
 }
 
 
-def test_dry_run_writes_one_deployment_per_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_writes_one_deployment_per_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _dry_env(monkeypatch, tmp_path)
     out = tmp_path / "k8s"
     result = execute_on_gcp_with_sqs(
@@ -116,21 +118,39 @@ def test_dry_run_writes_one_deployment_per_group(tmp_path: Path, monkeypatch: py
         "zetta-amber-heron-0417-key.yaml",
     ]
     secret = _yaml(out / "zetta-amber-heron-0417-key.yaml")
-    assert secret["kind"] == "Secret" and "very-secret-value" not in (out / "zetta-amber-heron-0417-key.yaml").read_text()
+    assert (
+        secret["kind"] == "Secret"
+        and "very-secret-value" not in (out / "zetta-amber-heron-0417-key.yaml").read_text()
+    )
 
     cpu = _yaml(out / "zetta-amber-heron-0417-cpu-workers.yaml")
     assert cpu["kind"] == "Deployment" and cpu["spec"]["replicas"] == 20
     labels = cpu["metadata"]["labels"]
-    assert labels["team"] == "alignment" and labels["worker_group"] == "cpu" and labels["zetta-run-id"] == "amber-heron-0417"
+    assert (
+        labels["team"] == "alignment"
+        and labels["worker_group"] == "cpu"
+        and labels["zetta-run-id"] == "amber-heron-0417"
+    )
     assert cpu["spec"]["template"]["metadata"]["labels"]["team"] == "alignment"
     pod = cpu["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["resources"] == {"limits": {"memory": "16Gi", "cpu": "4"}, "requests": {"memory": "12Gi", "cpu": "3"}}
+    assert container["resources"] == {
+        "limits": {"memory": "16Gi", "cpu": "4"},
+        "requests": {"memory": "12Gi", "cpu": "3"},
+    }
     assert pod["terminationGracePeriodSeconds"] == 120
     assert pod.get("tolerations") is None and pod.get("nodeSelector") is None
-    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert {"key": "cloud.google.com/gke-spot", "operator": "DoesNotExist"} in term["matchExpressions"]
-    assert {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east1-b", "us-east1-c"]} in term["matchExpressions"]
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert {"key": "cloud.google.com/gke-spot", "operator": "DoesNotExist"} in term[
+        "matchExpressions"
+    ]
+    assert {
+        "key": "topology.kubernetes.io/zone",
+        "operator": "In",
+        "values": ["us-east1-b", "us-east1-c"],
+    } in term["matchExpressions"]
     cmd = container["command"]
     assert cmd[cmd.index("--queue") + 1] == "zetta-amber-heron-0417-cpu-work"
     assert cmd[cmd.index("--outcome-queue") + 1] == "zetta-amber-heron-0417-outcome"
@@ -142,21 +162,39 @@ def test_dry_run_writes_one_deployment_per_group(tmp_path: Path, monkeypatch: py
     assert gpu["spec"]["replicas"] == 5 and gpu["metadata"]["labels"]["worker_group"] == "gpu-big"
     pod = gpu["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["resources"]["requests"] == container["resources"]["limits"] == {"memory": "30Gi", "nvidia.com/gpu": "1"}
-    assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true", "cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert (
+        container["resources"]["requests"]
+        == container["resources"]["limits"]
+        == {"memory": "30Gi", "nvidia.com/gpu": "1"}
+    )
+    assert pod["nodeSelector"] == {
+        "cloud.google.com/gke-spot": "true",
+        "cloud.google.com/gke-accelerator": "nvidia-l4",
+    }
     keys = {t["key"] for t in pod["tolerations"]}
     assert keys == {"nvidia.com/gpu", "cloud.google.com/gke-spot"}
-    (preferred,) = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    (preferred,) = pod["affinity"]["nodeAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
     assert preferred["preference"]["matchExpressions"][0]["values"] == ["us-east1-d"]
     assert pod["terminationGracePeriodSeconds"] == 30
     cmd = container["command"]
     assert cmd[cmd.index("--queue") + 1] == "zetta-amber-heron-0417-gpu-big-work"
     # three worker processes in each pod, sharing the semaphores
-    assert cmd[:6] == ["python", "-m", "zetta_utils.mazepa_addons.pod_workers", "--procs", "3", "--semaphores"]
+    assert cmd[:6] == [
+        "python",
+        "-m",
+        "zetta_utils.mazepa_addons.pod_workers",
+        "--procs",
+        "3",
+        "--semaphores",
+    ]
     assert json.loads(cmd[6]) == {"cuda": 1, "read": 2} and cmd[7] == "--"
 
 
-def test_the_replicas_form_takes_labels_requests_and_provisioning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_replicas_form_takes_labels_requests_and_provisioning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _dry_env(monkeypatch, tmp_path)
     spec = {
         "@type": "mazepa.execute_on_gcp_with_sqs",
@@ -177,40 +215,67 @@ def test_the_replicas_form_takes_labels_requests_and_provisioning(tmp_path: Path
         "target": {"@type": "mazepa.seq_flow", "flows": []},
     }
     assert builder.build(spec) is None
-    docs = {d["kind"]: d for d in yaml.safe_load_all((tmp_path / "zetta-spec-built-0002-workers.yaml").read_text())}
+    docs = {
+        d["kind"]: d
+        for d in yaml.safe_load_all((tmp_path / "zetta-spec-built-0002-workers.yaml").read_text())
+    }
     dep = docs["Deployment"]
     assert dep["spec"]["replicas"] == 7 and dep["metadata"]["labels"]["owner"] == "sergiy"
     assert "worker_group" not in dep["metadata"]["labels"]
     pod = dep["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"] == {"limits": {"memory": "18560Mi"}, "requests": {"memory": "9Gi"}}
+    assert pod["containers"][0]["resources"] == {
+        "limits": {"memory": "18560Mi"},
+        "requests": {"memory": "9Gi"},
+    }
     assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
 
 
-def test_the_early_forms_of_cluster_and_lease_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_early_forms_of_cluster_and_lease_are_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _dry_env(monkeypatch, tmp_path)
     execute_on_gcp_with_sqs(
         [note_pid.make_task(str(tmp_path), 0)],
         worker_image=CLUSTER["worker_image"],
-        worker_cluster={"name": "zutils-cns", "region": "us-east1", "project": "zetta-lee-fly-vnc-001"},
+        worker_cluster={
+            "name": "zutils-cns",
+            "region": "us-east1",
+            "project": "zetta-lee-fly-vnc-001",
+        },
         worker_lease_sec=45,
         worker_replicas=2,
         worker_resources={"memory": "1Gi"},
         run_id="early-form-0001",
         dry_run_manifest_dir=str(tmp_path),
     )
-    docs = {d["kind"]: d for d in yaml.safe_load_all((tmp_path / "zetta-early-form-0001-workers.yaml").read_text())}
+    docs = {
+        d["kind"]: d
+        for d in yaml.safe_load_all((tmp_path / "zetta-early-form-0001-workers.yaml").read_text())
+    }
     cmd = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert cmd[cmd.index("--visibility-timeout") + 1] == "45"
     with pytest.raises(ValueError, match=r"worker_cluster.*`project`"):
         execute_on_gcp_with_sqs(
-            [], **{**CLUSTER, "worker_cluster_name": None, "worker_cluster_region": None, "worker_cluster_project": None},
-            worker_cluster={"name": "c", "region": "r"}, worker_replicas=1, dry_run_manifest_dir=str(tmp_path),
+            [],
+            **{
+                **CLUSTER,
+                "worker_cluster_name": None,
+                "worker_cluster_region": None,
+                "worker_cluster_project": None,
+            },
+            worker_cluster={"name": "c", "region": "r"},
+            worker_replicas=1,
+            dry_run_manifest_dir=str(tmp_path),
         )
     with pytest.raises(ValueError, match="either `worker_cluster`"):
-        execute_on_gcp_with_sqs([], **CLUSTER, worker_cluster={"name": "c"}, dry_run_manifest_dir=str(tmp_path))
+        execute_on_gcp_with_sqs(
+            [], **CLUSTER, worker_cluster={"name": "c"}, dry_run_manifest_dir=str(tmp_path)
+        )
 
 
-def test_bad_arguments_are_refused_naming_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_arguments_are_refused_naming_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _dry_env(monkeypatch, tmp_path)
     task = [note_pid.make_task(str(tmp_path), 0)]
     dry = {**CLUSTER, "dry_run_manifest_dir": str(tmp_path / "k8s")}
@@ -220,21 +285,58 @@ def test_bad_arguments_are_refused_naming_them(tmp_path: Path, monkeypatch: pyte
             execute_on_gcp_with_sqs(task, **{**dry, **kwargs})
 
     group = {"replicas": 2, "resource_limits": {"memory": "1Gi"}}
-    refused(r"`worker_replicas`.*cannot be combined with `worker_groups`.*`replicas`", worker_groups={"a": group}, worker_replicas=3)
+    refused(
+        r"`worker_replicas`.*cannot be combined with `worker_groups`.*`replicas`",
+        worker_groups={"a": group},
+        worker_replicas=3,
+    )
     refused(r"`worker_labels`.*`labels`", worker_groups={"a": group}, worker_labels={"x": "y"})
-    refused(r"worker_groups\['a'\]`: unknown key\(s\) replica;", worker_groups={"a": {"replica": 2}})
+    refused(
+        r"worker_groups\['a'\]`: unknown key\(s\) replica;", worker_groups={"a": {"replica": 2}}
+    )
     refused(r"worker_groups\['a'\].replicas` is required", worker_groups={"a": {}})
-    refused(r"worker_groups\['a'\].num_procs` must be a positive integer", worker_groups={"a": {**group, "num_procs": 0}})
-    refused(r"'mem_agg' and 'mem-agg' name the same group", worker_groups={"mem_agg": group, "mem-agg": group})
+    refused(
+        r"worker_groups\['a'\].num_procs` must be a positive integer",
+        worker_groups={"a": {**group, "num_procs": 0}},
+    )
+    refused(
+        r"'mem_agg' and 'mem-agg' name the same group",
+        worker_groups={"mem_agg": group, "mem-agg": group},
+    )
     refused(r"group name 'GPU'", worker_groups={"GPU": group})
-    refused(r"worker_groups\['a'\].resource_limits` is required", worker_groups={"a": {"replicas": 1}})
-    refused(r"provisioning_model", worker_groups={"a": {**group, "provisioning_model": "preemptible"}})
-    refused(r"worker_groups\['a'\].labels.*'bad value!'", worker_groups={"a": {**group, "labels": {"k": "bad value!"}}})
-    refused(r"semaphores_spec.*unknown semaphore type 'gpu'", worker_groups={"a": group}, semaphores_spec={"gpu": 1})
+    refused(
+        r"worker_groups\['a'\].resource_limits` is required", worker_groups={"a": {"replicas": 1}}
+    )
+    refused(
+        r"provisioning_model", worker_groups={"a": {**group, "provisioning_model": "preemptible"}}
+    )
+    refused(
+        r"worker_groups\['a'\].labels.*'bad value!'",
+        worker_groups={"a": {**group, "labels": {"k": "bad value!"}}},
+    )
+    refused(
+        r"semaphores_spec.*unknown semaphore type 'gpu'",
+        worker_groups={"a": group},
+        semaphores_spec={"gpu": 1},
+    )
     refused(r"too long", worker_groups={"g" * 50: group}, run_id="amber-heron-0417")
-    refused(r"`num_procs` must be a positive integer", worker_replicas=2, worker_resources={"memory": "1Gi"}, num_procs=-1)
-    refused(r"`debug` can only be set to `True` when `local_test` is also `True`", debug=True, worker_replicas=1)
-    refused(r"extra_ctx_managers.*not a context manager", TypeError, worker_replicas=1, extra_ctx_managers=[42])
+    refused(
+        r"`num_procs` must be a positive integer",
+        worker_replicas=2,
+        worker_resources={"memory": "1Gi"},
+        num_procs=-1,
+    )
+    refused(
+        r"`debug` can only be set to `True` when `local_test` is also `True`",
+        debug=True,
+        worker_replicas=1,
+    )
+    refused(
+        r"extra_ctx_managers.*not a context manager",
+        TypeError,
+        worker_replicas=1,
+        extra_ctx_managers=[42],
+    )
     assert not (tmp_path / "k8s").exists()
 
 
@@ -272,7 +374,12 @@ def test_tasks_go_to_the_group_their_worker_type_names(
         extra_ctx_managers=[while_running()],
     )
     assert summary is not None and summary.tasks_done == 4
-    assert _noted(out) == {"untyped": "cpu", "mem": "mem", "mem_agg": "mem-agg", "mem-agg": "mem-agg"}
+    assert _noted(out) == {
+        "untyped": "cpu",
+        "mem": "mem",
+        "mem_agg": "mem-agg",
+        "mem-agg": "mem-agg",
+    }
     # the context manager was entered before the run made its queues, and they are all gone now
     assert seen_queues == [[]]
     assert list_queues("zetta-green-finch-0001") == []
@@ -289,7 +396,9 @@ def test_a_worker_type_no_group_serves_fails_naming_the_groups(
     # The task fails before it is sent (had it gone to a group, that group's worker would run it).
     monkeypatch.setenv("ZETTA_JOIN_DIR", str(tmp_path / "join"))
     task = note_group.make_task(str(tmp_path), "x").with_options(worker_type="gpu")
-    with pytest.raises(mazepa.ExecutionError, match=r"worker_type 'gpu'.*no worker group serves.*'cpu', 'mem'"):
+    with pytest.raises(
+        mazepa.ExecutionError, match=r"worker_type 'gpu'.*no worker group serves.*'cpu', 'mem'"
+    ):
         execute_on_gcp_with_sqs(
             [task],
             worker_groups={"cpu": {"replicas": 1}, "mem": {"replicas": 1}},
@@ -391,7 +500,9 @@ def test_subchunkable_flow_on_worker_groups_gives_the_serial_bytes(
             assert summary is not None and summary.completed
             assert list_queues("zetta-blend-owl-0001") == []
         outputs[name] = {
-            p.relative_to(tmp_path / name).as_posix(): p.read_bytes() for p in sorted((tmp_path / name).rglob("*")) if p.is_file()
+            p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
+            for p in sorted((tmp_path / name).rglob("*"))
+            if p.is_file()
         }
     assert outputs["remote"] == outputs["serial"] and len(outputs["remote"]) > 1
     assert {p.name.split(".")[1] for p in marks.iterdir()} == {"gpu-x"}
@@ -401,7 +512,9 @@ def test_subchunkable_flow_on_worker_groups_gives_the_serial_bytes(
 
 
 @contextlib.contextmanager
-def _pod_joining(join: Path, num_procs: int, semaphores: dict[str, int] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+def _pod_joining(
+    join: Path, num_procs: int, semaphores: dict[str, int] | None = None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Starts what a pod with ``num_procs`` runs once the run's join file exists. Should the pod
     exit while the run goes on (the run would wait for workers forever), the run is interrupted."""
     from zetta_utils.mazepa_addons.pod_workers import pod_worker_command
@@ -416,7 +529,9 @@ def _pod_joining(join: Path, num_procs: int, semaphores: dict[str, int] | None =
             return
         command = pod_worker_command(num_procs, ["--join", str(join)], semaphores)
         assert command[0] == "python"
-        proc = subprocess.Popen([sys.executable, *command[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, *command[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         started.append(proc)
         while not run_over.wait(0.1):
             if proc.poll() is not None:
@@ -429,7 +544,10 @@ def _pod_joining(join: Path, num_procs: int, semaphores: dict[str, int] | None =
         yield started
     except KeyboardInterrupt:
         if started and started[0].poll() is not None:
-            pytest.fail(f"the pod's supervisor exited (status {started[0].returncode}) while the run went on")
+            pytest.fail(
+                f"the pod's supervisor exited (status {started[0].returncode}) while the run went "
+                "on"
+            )
         raise
     finally:
         run_over.set()
@@ -509,7 +627,9 @@ def dies_the_first_time(folder: str) -> None:
 
 
 @pytest.mark.slow
-def test_pod_workers_start_a_dead_worker_again(sqs_env: str, tmp_path: Path, list_queues: ListQueues) -> None:
+def test_pod_workers_start_a_dead_worker_again(
+    sqs_env: str, tmp_path: Path, list_queues: ListQueues
+) -> None:
     """A worker of a pod killed by its task is started again; the task, handed out again when
     its lease runs out, completes; the supervisor exits 0 at the end of the run."""
     out = tmp_path / "out"
@@ -529,5 +649,7 @@ def test_pod_workers_start_a_dead_worker_again(sqs_env: str, tmp_path: Path, lis
     (pod,) = started
     assert pod.wait(120) == 0
     assert Path(out, "done").exists()
-    assert len({p.name for p in out.glob("attempt.*")}) == 2  # two worker processes, one after the other
+    assert (
+        len({p.name for p in out.glob("attempt.*")}) == 2
+    )  # two worker processes, one after the other
     assert list_queues("zetta-pod-phoenix-0001") == []

@@ -19,7 +19,15 @@ ROOT = Path(__file__).parents[2]
 SCRIPT = ROOT / "scripts" / "build_image.py"
 
 # pip options that take a value (the value is not a requirement); -e's value is one
-_VALUE_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-c", "--constraint", "-f", "--find-links"}
+_VALUE_OPTIONS = {
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-c",
+    "--constraint",
+    "-f",
+    "--find-links",
+}
 
 
 def _requirements(command: str) -> list[str]:
@@ -68,42 +76,68 @@ def test_the_image_installs_exactly_what_setup_sh_installs() -> None:
         if "pip install" in line and not line.lstrip().startswith("#")
         for req in _requirements(line)
     ]
-    assert "pip" in setup and any(r.startswith("torch==") for r in setup) and any(r.startswith(".[") for r in setup)
+    assert (
+        "pip" in setup
+        and any(r.startswith("torch==") for r in setup)
+        and any(r.startswith(".[") for r in setup)
+    )
     parser = _dockerfile()
     assert _docker_requirements(parser) == setup  # same requirements, same order (torch first)
     run_lines = [i["value"] for i in parser.structure if i["instruction"] == "RUN"]
     torch_line = next(line for line in run_lines if "torch==" in line)
     # the CPU build by default; a build argument picks a CUDA one
     assert "download.pytorch.org/whl/${TORCH_VARIANT}" in torch_line
-    assert "TORCH_VARIANT=cpu" in [i["value"] for i in parser.structure if i["instruction"] == "ARG"]
+    assert "TORCH_VARIANT=cpu" in [
+        i["value"] for i in parser.structure if i["instruction"] == "ARG"
+    ]
 
 
 def test_the_image_is_the_projects_python_with_the_package_and_zetta_worker_as_entrypoint() -> None:
     parser = _dockerfile()
     assert parser.baseimage.startswith("python:") and parser.baseimage.endswith("-slim")
-    python = next(i["value"] for i in parser.structure if i["instruction"] == "ARG" and i["value"].startswith("PYTHON_VERSION="))
+    python = next(
+        i["value"]
+        for i in parser.structure
+        if i["instruction"] == "ARG" and i["value"].startswith("PYTHON_VERSION=")
+    )
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'requires-python = ">={python.split("=")[1]}"' in pyproject
-    copied = [w for i in parser.structure if i["instruction"] == "COPY" for w in i["value"].split()[:-1]]
+    copied = [
+        w for i in parser.structure if i["instruction"] == "COPY" for w in i["value"].split()[:-1]
+    ]
     assert {"pyproject.toml", "setup.py", "README.md", "zetta_utils"} <= set(copied)
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert not ignored & set(copied)
-    entrypoint = json.loads(next(i["value"] for i in parser.structure if i["instruction"] == "ENTRYPOINT"))
+    entrypoint = json.loads(
+        next(i["value"] for i in parser.structure if i["instruction"] == "ENTRYPOINT")
+    )
     assert entrypoint == ["zetta", "worker"]
 
     # the entry point, as installed in a virtualenv by the same pip install
     exe = Path(sys.executable).parent / entrypoint[0]
-    r = subprocess.run([str(exe), *entrypoint[1:], "--help"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [str(exe), *entrypoint[1:], "--help"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "--join" in r.stdout and "--queue" in r.stdout
 
 
 def _script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def _commands(stdout: str) -> list[list[str]]:
-    return [shlex.split(line.split(": ", 1)[1]) for line in stdout.splitlines() if line.startswith(("would run:", "running:"))]
+    return [
+        shlex.split(line.split(": ", 1)[1])
+        for line in stdout.splitlines()
+        if line.startswith(("would run:", "running:"))
+    ]
 
 
 def test_build_image_dry_run_prints_the_guides_build_and_push() -> None:
@@ -121,8 +155,13 @@ def test_build_image_dry_run_prints_the_guides_build_and_push() -> None:
     assert r.returncode == 0, r.stderr
     (build,) = _commands(r.stdout)
     assert "TORCH_VARIANT=cu126" in build and "us.gcr.io/my-proj/zetta_utils:v1-gpu" in build
-    r = _script("--project", "p", "--tag", "t", "--cuda", "cu118", "--registry", "gcr.io", "--dry-run")
-    assert "TORCH_VARIANT=cu118" in _commands(r.stdout)[0] and 'worker_image: "gcr.io/p/zetta_utils:t"' in r.stdout
+    r = _script(
+        "--project", "p", "--tag", "t", "--cuda", "cu118", "--registry", "gcr.io", "--dry-run"
+    )
+    assert (
+        "TORCH_VARIANT=cu118" in _commands(r.stdout)[0]
+        and 'worker_image: "gcr.io/p/zetta_utils:t"' in r.stdout
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,7 +186,9 @@ def test_build_image_runs_docker_and_stops_when_the_build_fails(tmp_path: Path) 
     bin_dir.mkdir()
     calls = tmp_path / "calls"
     docker = bin_dir / "docker"
-    docker.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n[ "$1" != build ] || [ ! -e {tmp_path}/fail ]\n')
+    docker.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\n[ "$1" != build ] || [ ! -e {tmp_path}/fail ]\n'
+    )
     docker.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     r = _script("--project", "p", "--tag", "t", env=env)

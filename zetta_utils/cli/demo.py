@@ -60,7 +60,8 @@ def demo_data(
     unknown = [r for r in regions if r not in volume.REGION_NAMES]
     if unknown:
         raise click.BadParameter(
-            f"unknown region(s) {', '.join(unknown)}; expected some of {', '.join(volume.REGION_NAMES)}",
+            f"unknown region(s) {', '.join(unknown)}; expected some of "
+            f"{', '.join(volume.REGION_NAMES)}",
             param_hint="--region",
         )
     t0 = time.perf_counter()
@@ -212,17 +213,31 @@ def _show_comparison(
     target = out or f"{names[0]}_vs_{names[1]}_z{z}.png"
     try:
         result = show_mod.write_comparison(
-            layer, compare, z, target, resolution=resolution, bbox=bbox, max_size=max_size, backend=backend
+            layer,
+            compare,
+            z,
+            target,
+            resolution=resolution,
+            bbox=bbox,
+            max_size=max_size,
+            backend=backend,
         )
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     idx = result.index
     res = ",".join(f"{r:g}" for r in idx.resolution)
     click.echo(
-        f"Wrote {result.out} ({result.image_size[0]}x{result.image_size[1]} px): section {z}, voxels "
-        f"{idx.pformat()} at ({res}) nm, of {left.url} (left) and {right.url} (right); values "
-        f"{result.value_range[0]:.4g} .. {result.value_range[1]:.4g} shown black .. white in both"
+        f"Wrote {result.out} ({result.image_size[0]}x{result.image_size[1]} px): section {z}, "
+        f"voxels {idx.pformat()} at ({res}) nm, of {left.url} (left) and {right.url} (right); "
+        f"values {result.value_range[0]:.4g} .. {result.value_range[1]:.4g} shown black .. white "
+        "in both"
     )
-    for side, url, empty in (("left", left.url, result.empty[0]), ("right", right.url, result.empty[1])):
+    for side, url, empty in (
+        ("left", left.url, result.empty[0]),
+        ("right", right.url, result.empty[1]),
+    ):
         if empty:
-            click.echo(f"  ({side}: {url} is all zeros there: nothing written at this section and region yet)")
+            click.echo(
+                f"  ({side}: {url} is all zeros there: nothing written at this section and region "
+                "yet)"
+            )

@@ -22,7 +22,9 @@ class _State:
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     for noisy in ("botocore", "urllib3", "google", "tensorstore", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -55,7 +57,9 @@ def cli(debug: bool, verbose: int) -> None:
 )
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option(
-    "--fresh", is_flag=True, help="Start over: forget the tasks an earlier, unfinished run of this spec completed."
+    "--fresh",
+    is_flag=True,
+    help="Start over: forget the tasks an earlier, unfinished run of this spec completed.",
 )
 def run(spec_path: str, num_procs: int | None, debug: bool, fresh: bool) -> None:
     """Build the spec in SPEC_PATH and run it.
@@ -77,10 +81,14 @@ def run(spec_path: str, num_procs: int | None, debug: bool, fresh: bool) -> None
         start_fork_server()
     spec = parsing.load_spec_file(spec_path)
     if not isinstance(spec, dict):
-        raise click.UsageError(f"{spec_path}: the spec's root must be a struct with '@type', got {type(spec).__name__}")
+        raise click.UsageError(
+            f"{spec_path}: the spec's root must be a struct with '@type', got {type(spec).__name__}"
+        )
     state = ResumeState.open(spec, spec_path, fresh=fresh)
     try:
-        completed = _run_spec(spec, builder, num_procs, str(state.checkpoint) if state.active else None)
+        completed = _run_spec(
+            spec, builder, num_procs, str(state.checkpoint) if state.active else None
+        )
     except BaseException:
         _State.resume_hint = state.resume_hint(spec_path) if state.active else None
         state.release()
@@ -88,7 +96,9 @@ def run(spec_path: str, num_procs: int | None, debug: bool, fresh: bool) -> None
     state.finish(completed)
 
 
-def _run_spec(spec: dict[str, Any], builder: Any, num_procs: int | None, checkpoint: str | None) -> bool:
+def _run_spec(
+    spec: dict[str, Any], builder: Any, num_procs: int | None, checkpoint: str | None
+) -> bool:
     """Build and run ``spec``; whether it completed (False: failures left work undone)."""
     from zetta_utils import mazepa
 
@@ -144,7 +154,9 @@ def show_registry(pattern: str | None, signatures: bool) -> None:
         return
     if exact:
         name = exact[0]
-        click.echo("\n\n".join(registry_help.describe_entry(name, e) for e in builder.REGISTRY[name]))
+        click.echo(
+            "\n\n".join(registry_help.describe_entry(name, e) for e in builder.REGISTRY[name])
+        )
         others = [n for n in matching if n != name]
         if others:
             click.echo(f"\nAlso matching {pattern!r}: {', '.join(others)}")

@@ -30,7 +30,10 @@ __all__ = [
 ]
 
 _MAX_SUMMARY = 110
-_KIND_MARKS: dict[Any, str] = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
+_KIND_MARKS: dict[Any, str] = {
+    inspect.Parameter.VAR_POSITIONAL: "*",
+    inspect.Parameter.VAR_KEYWORD: "**",
+}
 
 
 @attrs.frozen
@@ -96,8 +99,18 @@ def _section_params(doc: str) -> dict[str, str]:
     i = 0
     while i < len(lines):
         line = lines[i].strip()
-        google = line in ("Args:", "Arguments:", "Parameters:", "Keyword Args:", "Keyword Arguments:")
-        numpy = line in ("Parameters", "Other Parameters") and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}
+        google = line in (
+            "Args:",
+            "Arguments:",
+            "Parameters:",
+            "Keyword Args:",
+            "Keyword Arguments:",
+        )
+        numpy = (
+            line in ("Parameters", "Other Parameters")
+            and i + 1 < len(lines)
+            and set(lines[i + 1].strip()) == {"-"}
+        )
         if not (google or numpy):
             i += 1
             continue
@@ -108,7 +121,13 @@ def _section_params(doc: str) -> dict[str, str]:
             raw = lines[i]
             if not raw.strip():
                 i += 1
-                if numpy and i < len(lines) and lines[i].strip() and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
+                if (
+                    numpy
+                    and i < len(lines)
+                    and lines[i].strip()
+                    and i + 1 < len(lines)
+                    and set(lines[i + 1].strip()) == {"-"}
+                ):
                     break
                 continue
             indent = len(raw) - len(raw.lstrip())
@@ -151,7 +170,8 @@ def _sphinx_params(doc: str) -> dict[str, str]:
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
-    """Docstrings written under the fields of a class body (``x: int = 0`` then ``\"\"\"...\"\"\"``)."""
+    """Docstrings written under the fields of a class body (``x: int = 0`` then
+    ``\"\"\"...\"\"\"``)."""
     found: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if klass is object:
@@ -196,7 +216,11 @@ def arguments(fn: Callable[..., Any]) -> list[ArgumentHelp] | None:
     for p in sig.parameters.values():
         kind = _KIND_MARKS.get(p.kind, "")
         default = None if p.default is inspect.Parameter.empty else repr(p.default)
-        result.append(ArgumentHelp(p.name, kind, _annotation_text(p.annotation), default, docs.get(p.name, "")))
+        result.append(
+            ArgumentHelp(
+                p.name, kind, _annotation_text(p.annotation), default, docs.get(p.name, "")
+            )
+        )
     return result
 
 
@@ -211,7 +235,10 @@ def list_line(name: str, entry: Any) -> list[str]:
         names = "(arguments unknown)"
     else:
         names = ", ".join(a.kind + a.name for a in args) or "(no arguments)"
-    return [f"{name}{_versions(entry)}  {one_line(entry.fn)}", textwrap.indent(_wrap(names), "    ")]
+    return [
+        f"{name}{_versions(entry)}  {one_line(entry.fn)}",
+        textwrap.indent(_wrap(names), "    "),
+    ]
 
 
 def _wrap(text: str, width: int = 96) -> str:
@@ -246,4 +273,7 @@ def describe_entry(name: str, entry: Any) -> str:
 def close_names(pattern: str, names: Iterable[str], n: int = 5) -> list[str]:
     """Registered names that look like ``pattern`` (for "nothing matches")."""
     by_lower = {name.lower(): name for name in names}
-    return [by_lower[m] for m in difflib.get_close_matches(pattern.lower(), list(by_lower), n=n, cutoff=0.6)]
+    return [
+        by_lower[m]
+        for m in difflib.get_close_matches(pattern.lower(), list(by_lower), n=n, cutoff=0.6)
+    ]

@@ -26,21 +26,40 @@ __all__ = ["gc", "pod_worker_main", "remote_cli", "worker"]
     default=None,
     help="The run's join file, written by `zetta run` (queues, run id, key) [$ZETTA_JOIN_FILE].",
 )
-@click.option("--queue", "queue", envvar="ZETTA_WORK_QUEUE", default=None, help="Work queue name or URL [$ZETTA_WORK_QUEUE].")
 @click.option(
-    "--outcome-queue", envvar="ZETTA_OUTCOME_QUEUE", default=None, help="Outcome queue name or URL [$ZETTA_OUTCOME_QUEUE]."
+    "--queue",
+    "queue",
+    envvar="ZETTA_WORK_QUEUE",
+    default=None,
+    help="Work queue name or URL [$ZETTA_WORK_QUEUE].",
 )
-@click.option("--run-id", envvar="ZETTA_RUN_ID", default=None, help="The run the worker serves [$ZETTA_RUN_ID].")
+@click.option(
+    "--outcome-queue",
+    envvar="ZETTA_OUTCOME_QUEUE",
+    default=None,
+    help="Outcome queue name or URL [$ZETTA_OUTCOME_QUEUE].",
+)
+@click.option(
+    "--run-id",
+    envvar="ZETTA_RUN_ID",
+    default=None,
+    help="The run the worker serves [$ZETTA_RUN_ID].",
+)
 @click.option(
     "--key-file",
     envvar="ZETTA_RUN_KEY_FILE",
     type=click.Path(dir_okay=False),
     default=None,
-    help="A file holding the run's message key [$ZETTA_RUN_KEY_FILE; else the join file's, else $ZETTA_RUN_KEY].",
+    help=(
+        "A file holding the run's message key "
+        "[$ZETTA_RUN_KEY_FILE; else the join file's, else $ZETTA_RUN_KEY]."
+    ),
 )
 @click.option("--region", default=None, help="SQS region [$AWS_DEFAULT_REGION, else us-east-1].")
 @click.option(
-    "--endpoint-url", default=None, help="SQS endpoint [$ZETTA_SQS_ENDPOINT, $AWS_ENDPOINT_URL_SQS, $AWS_ENDPOINT_URL]."
+    "--endpoint-url",
+    default=None,
+    help="SQS endpoint [$ZETTA_SQS_ENDPOINT, $AWS_ENDPOINT_URL_SQS, $AWS_ENDPOINT_URL].",
 )
 @click.option(
     "--visibility-timeout",
@@ -48,11 +67,26 @@ __all__ = ["gc", "pod_worker_main", "remote_cli", "worker"]
     type=click.IntRange(min=2),
     default=None,
     envvar="ZETTA_VISIBILITY_TIMEOUT",
-    help="Lease on a task message in seconds; renewed every third of it while the task runs [default: 60].",
+    help=(
+        "Lease on a task message in seconds; renewed every third of it while the task runs "
+        "[default: 60]."
+    ),
 )
-@click.option("--prefetch", type=click.IntRange(1, 10), default=None, help="Messages taken at once [default: 1].")
-@click.option("--max-idle-s", type=click.FloatRange(min=0), default=None, help="Exit after this long without work.")
-@click.option("--max-tasks", type=click.IntRange(min=1), default=None, help="Exit after this many messages.")
+@click.option(
+    "--prefetch",
+    type=click.IntRange(1, 10),
+    default=None,
+    help="Messages taken at once [default: 1].",
+)
+@click.option(
+    "--max-idle-s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Exit after this long without work.",
+)
+@click.option(
+    "--max-tasks", type=click.IntRange(min=1), default=None, help="Exit after this many messages."
+)
 def worker(
     join_file: str | None,
     queue: str | None,
@@ -88,14 +122,24 @@ def worker(
     try:
         if join_file is not None:
             info = read_join_file(join_file)
-            queue, outcome_queue, run_id = queue or info.work_queue, outcome_queue or info.outcome_queue, run_id or info.run_id
+            queue, outcome_queue, run_id = (
+                queue or info.work_queue,
+                outcome_queue or info.outcome_queue,
+                run_id or info.run_id,
+            )
             region, endpoint_url = region or info.region, endpoint_url or info.endpoint
             visibility_timeout_s = visibility_timeout_s or info.visibility_timeout_s
             prefetch = prefetch or info.prefetch
             key = decode_key(info.key)
-        missing = [f"--{n}" for n, v in (("queue", queue), ("outcome-queue", outcome_queue), ("run-id", run_id)) if not v]
+        missing = [
+            f"--{n}"
+            for n, v in (("queue", queue), ("outcome-queue", outcome_queue), ("run-id", run_id))
+            if not v
+        ]
         if missing:
-            raise click.UsageError(f"{', '.join(missing)} required (or --join FILE, the run's join file)")
+            raise click.UsageError(
+                f"{', '.join(missing)} required (or --join FILE, the run's join file)"
+            )
         if key_file is not None:
             try:
                 key = decode_key(Path(key_file).expanduser().read_text(encoding="utf-8"))
@@ -133,14 +177,24 @@ def worker(
     "location",
     envvar="ZETTA_RUN_RECORDS",
     default=None,
-    help="Run records location (folder, s3://, gs://) [$ZETTA_RUN_RECORDS, else ~/.zetta_utils/runs].",
+    help=(
+        "Run records location (folder, s3://, gs://) "
+        "[$ZETTA_RUN_RECORDS, else ~/.zetta_utils/runs]."
+    ),
 )
-@click.option("--kube-config", "kube_config_path", default=None, help="kubeconfig file (default ~/.kube/config).")
+@click.option(
+    "--kube-config",
+    "kube_config_path",
+    default=None,
+    help="kubeconfig file (default ~/.kube/config).",
+)
 def gc(max_age_s: float, dry_run: bool, location: str | None, kube_config_path: str | None) -> None:
     """Delete queues and worker deployments of runs whose producer stopped beating."""
     from zetta_utils.cloud_management.gc import collect_garbage
 
-    report = collect_garbage(max_age_s=max_age_s, dry_run=dry_run, location=location, kube_config_path=kube_config_path)
+    report = collect_garbage(
+        max_age_s=max_age_s, dry_run=dry_run, location=location, kube_config_path=kube_config_path
+    )
     for line in report.actions:
         click.echo(line)
     click.echo(
@@ -157,7 +211,9 @@ def gc(max_age_s: float, dry_run: bool, location: str | None, kube_config_path: 
 def remote_cli() -> None:
     """Remote execution commands."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
     )
     for noisy in ("botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,4 +1,5 @@
-"""Resuming ``zetta run``: finished work is recorded per spec, and a rerun of the same spec skips it.
+"""Resuming ``zetta run``: finished work is recorded per spec, and a rerun of the same spec skips
+it.
 
 Each spec gets a folder under ``$ZETTA_RESUME_DIR`` (default ``~/.zetta_utils/resume``) named by a
 hash of the *evaluated* spec (after CUE evaluation, so the region, the layers and every option are
@@ -67,7 +68,9 @@ class ResumeState:
             folder.mkdir(parents=True, exist_ok=True)
             lock = open(folder / "lock", "a+", encoding="utf-8")  # held until release
         except OSError as e:
-            logger.warning("cannot record this run's progress in %s (%s): a rerun will start over", folder, e)
+            logger.warning(
+                "cannot record this run's progress in %s (%s): a rerun will start over", folder, e
+            )
             return cls(folder, None)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -114,6 +117,6 @@ class ResumeState:
         if not n:
             return None
         return (
-            f"{n} finished task(s) and flow(s) are on record ({self.checkpoint}): run `zetta run {spec_path}` "
-            "again to resume (they are skipped), or add --fresh to start over."
+            f"{n} finished task(s) and flow(s) are on record ({self.checkpoint}): run `zetta run "
+            f"{spec_path}` again to resume (they are skipped), or add --fresh to start over."
         )

@@ -38,7 +38,9 @@ class BlobStore(Protocol):
 
 def _check_key(key: str) -> str:
     if not isinstance(key, str) or not key or key.startswith("/") or ".." in key.split("/"):
-        raise ValueError(f"blob key must be a relative '/'-separated name without '..', got {key!r}")
+        raise ValueError(
+            f"blob key must be a relative '/'-separated name without '..', got {key!r}"
+        )
     return key
 
 
@@ -104,10 +106,19 @@ class S3BlobStore:
     def __init__(self, url: str, endpoint_url: str | None = None, region_name: str | None = None):
         self.bucket, self.prefix = _split_bucket(url, "s3://")
         self.endpoint_url = endpoint_url or next(
-            (os.environ[v] for v in ("ZETTA_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL") if os.environ.get(v)),
+            (
+                os.environ[v]
+                for v in ("ZETTA_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+                if os.environ.get(v)
+            ),
             None,
         )
-        self.region_name = region_name or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+        self.region_name = (
+            region_name
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or os.environ.get("AWS_REGION")
+            or "us-east-1"
+        )
         self._client: Any = None
 
     @property
@@ -201,10 +212,14 @@ class GCSBlobStore:
         return True
 
     def list(self, prefix: str = "") -> list[str]:
-        return sorted(b.name[len(self.prefix) :] for b in self.bucket.list_blobs(prefix=self.prefix + prefix))
+        return sorted(
+            b.name[len(self.prefix) :] for b in self.bucket.list_blobs(prefix=self.prefix + prefix)
+        )
 
 
-def open_blob_store(location: str | os.PathLike[str]) -> LocalBlobStore | S3BlobStore | GCSBlobStore:
+def open_blob_store(
+    location: str | os.PathLike[str],
+) -> LocalBlobStore | S3BlobStore | GCSBlobStore:
     """The store at ``location`` (see the module docstring for the forms accepted)."""
     if isinstance(location, os.PathLike):
         return LocalBlobStore(location)
@@ -218,6 +233,7 @@ def open_blob_store(location: str | os.PathLike[str]) -> LocalBlobStore | S3Blob
         return GCSBlobStore(location)
     if "://" in location:
         raise ValueError(
-            f"blob store location {location!r}: unsupported scheme; use a local path, file://, s3:// or gs://"
+            f"blob store location {location!r}: unsupported scheme; use a local path, file://, "
+            "s3:// or gs://"
         )
     return LocalBlobStore(location)

@@ -42,13 +42,19 @@ def delete_run_resources(
     errors: list[str] = []
     verb = "would delete" if dry_run else "deleted"
     for d in record.deployments:
-        where = f"deployment {d.namespace}/{d.name}" + (f" (context {d.kube_context})" if d.kube_context else "")
+        where = f"deployment {d.namespace}/{d.name}" + (
+            f" (context {d.kube_context})" if d.kube_context else ""
+        )
         if dry_run:
             actions.append(f"{verb} {where}")
             continue
         try:
             found = delete_worker_deployment(
-                d.name, d.namespace, d.secret_name, kube_context=d.kube_context, kube_config_path=kube_config_path
+                d.name,
+                d.namespace,
+                d.secret_name,
+                kube_context=d.kube_context,
+                kube_config_path=kube_config_path,
             )
             actions.append(f"{verb} {where}" if found else f"{where} was already gone")
         except Exception as e:
@@ -58,8 +64,12 @@ def delete_run_resources(
             actions.append(f"{verb} queue {q.name}")
             continue
         try:
-            found = delete_sqs_queue(q.url or q.name, region_name=q.region_name, endpoint_url=q.endpoint_url)
-            actions.append(f"{verb} queue {q.name}" if found else f"queue {q.name} was already gone")
+            found = delete_sqs_queue(
+                q.url or q.name, region_name=q.region_name, endpoint_url=q.endpoint_url
+            )
+            actions.append(
+                f"{verb} queue {q.name}" if found else f"queue {q.name} was already gone"
+            )
         except Exception as e:
             errors.append(f"{record.run_id}: could not delete queue {q.name}: {e}")
     if record.payload_location:
@@ -72,7 +82,9 @@ def delete_run_resources(
             if keys:
                 actions.append(f"{verb} {len(keys)} stored payload(s) in {record.payload_location}")
         except Exception as e:
-            errors.append(f"{record.run_id}: could not delete payloads in {record.payload_location}: {e}")
+            errors.append(
+                f"{record.run_id}: could not delete payloads in {record.payload_location}: {e}"
+            )
     return actions, errors
 
 
@@ -103,7 +115,9 @@ def collect_garbage(
             report.alive.append(record.run_id)
             continue
         logger.info("run %s: heartbeat stopped %.0f s ago; collecting", record.run_id, age)
-        actions, errors = delete_run_resources(record, dry_run=dry_run, kube_config_path=kube_config_path)
+        actions, errors = delete_run_resources(
+            record, dry_run=dry_run, kube_config_path=kube_config_path
+        )
         report.actions.extend(f"{record.run_id}: {a}" for a in actions)
         report.errors.extend(errors)
         if dry_run or errors:

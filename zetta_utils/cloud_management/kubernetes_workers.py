@@ -60,27 +60,35 @@ PROVISIONING_MODELS = ("spot", "standard")
 
 
 def gke_context_name(project: str, region: str, cluster: str) -> str:
-    """The kubeconfig context ``gcloud container clusters get-credentials`` creates for a cluster."""
+    """The kubeconfig context ``gcloud container clusters get-credentials`` creates for a
+    cluster."""
     return f"gke_{project}_{region}_{cluster}"
 
 
 def _check_name(what: str, value: str) -> str:
     if not isinstance(value, str) or len(value) > 63 or not _DNS1123.match(value):
         raise ValueError(
-            f"`{what}` must be a Kubernetes name (lowercase letters, digits and '-', at most 63 characters), got {value!r}"
+            f"`{what}` must be a Kubernetes name (lowercase letters, digits and '-', at most 63 "
+            f"characters), got {value!r}"
         )
     return value
 
 
-def _check_resources(resources: Mapping[str, Any], what: str = "worker_resources") -> dict[str, str]:
+def _check_resources(
+    resources: Mapping[str, Any], what: str = "worker_resources"
+) -> dict[str, str]:
     if not isinstance(resources, Mapping):
-        raise TypeError(f"`{what}` must be a mapping such as {{'memory': '18560Mi'}}, got {resources!r}")
+        raise TypeError(
+            f"`{what}` must be a mapping such as {{'memory': '18560Mi'}}, got {resources!r}"
+        )
     out: dict[str, str] = {}
     for key, value in resources.items():
         if not isinstance(key, str) or not key:
             raise ValueError(f"`{what}` keys must be resource names, got {key!r}")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value) == "":
-            raise ValueError(f"`{what}[{key!r}]` must be a quantity such as '4' or '16Gi', got {value!r}")
+            raise ValueError(
+                f"`{what}[{key!r}]` must be a quantity such as '4' or '16Gi', got {value!r}"
+            )
         out[key] = str(value)
     return out
 
@@ -96,14 +104,23 @@ def check_labels(labels: Mapping[str, Any], what: str = "worker_labels") -> dict
     out: dict[str, str] = {}
     for key, value in labels.items():
         prefix, _, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
-        if not isinstance(key, str) or not _LABEL_NAME.match(name) or (prefix and not re.match(r"^[a-z0-9.-]{1,253}$", prefix)):
+        if (
+            not isinstance(key, str)
+            or not _LABEL_NAME.match(name)
+            or (prefix and not re.match(r"^[a-z0-9.-]{1,253}$", prefix))
+        ):
             raise ValueError(
-                f"`{what}`: {key!r} is not a Kubernetes label name ([prefix/]name, name of at most 63 letters, "
-                "digits, '-', '_', '.')"
+                f"`{what}`: {key!r} is not a Kubernetes label name ([prefix/]name, name of at most "
+                "63 letters, digits, '-', '_', '.')"
             )
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not _LABEL_VALUE.match(str(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (str, int, float))
+            or not _LABEL_VALUE.match(str(value))
+        ):
             raise ValueError(
-                f"`{what}[{key!r}]` must be a label value (at most 63 letters, digits, '-', '_', '.'), got {value!r}"
+                f"`{what}[{key!r}]` must be a label value (at most 63 letters, digits, '-', '_', "
+                f"'.'), got {value!r}"
             )
         out[key] = str(value)
     return out
@@ -112,8 +129,14 @@ def check_labels(labels: Mapping[str, Any], what: str = "worker_labels") -> dict
 def _check_zones(zones: Any, what: str) -> tuple[str, ...]:
     if zones is None:
         return ()
-    if isinstance(zones, str) or not isinstance(zones, (list, tuple)) or not all(isinstance(z, str) and z for z in zones):
-        raise TypeError(f"`{what}` must be a list of zone names such as ['us-east1-b'], got {zones!r}")
+    if (
+        isinstance(zones, str)
+        or not isinstance(zones, (list, tuple))
+        or not all(isinstance(z, str) and z for z in zones)
+    ):
+        raise TypeError(
+            f"`{what}` must be a list of zone names such as ['us-east1-b'], got {zones!r}"
+        )
     return tuple(zones)
 
 
@@ -148,33 +171,55 @@ class WorkerDeploymentSpec:
         if self.secret_name is not None:
             _check_name("secret name", self.secret_name)
         if not isinstance(self.image, str) or not self.image:
-            raise ValueError(f"`worker_image` must be a container image reference, got {self.image!r}")
-        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) or self.replicas < 0:
-            raise ValueError(f"`worker_replicas` must be a non-negative integer, got {self.replicas!r}")
-        object.__setattr__(self, "resources", _check_resources(self.resources))
-        if self.resource_requests is not None:
-            object.__setattr__(self, "resource_requests", _check_resources(self.resource_requests, "resource_requests"))
-        object.__setattr__(self, "labels", check_labels(self.labels, "labels"))
-        if self.provisioning_model is not None and self.provisioning_model not in PROVISIONING_MODELS:
             raise ValueError(
-                f"`provisioning_model` must be one of {', '.join(map(repr, PROVISIONING_MODELS))} (or unset: any "
-                f"node), got {self.provisioning_model!r}"
+                f"`worker_image` must be a container image reference, got {self.image!r}"
             )
-        if self.gpu_accelerator_type is not None and (
-            not isinstance(self.gpu_accelerator_type, str) or not _DNS1123.match(self.gpu_accelerator_type)
+        if (
+            isinstance(self.replicas, bool)
+            or not isinstance(self.replicas, int)
+            or self.replicas < 0
         ):
             raise ValueError(
-                f"`gpu_accelerator_type` must be a GKE accelerator name such as 'nvidia-l4', got {self.gpu_accelerator_type!r}"
+                f"`worker_replicas` must be a non-negative integer, got {self.replicas!r}"
             )
-        object.__setattr__(self, "required_zones", _check_zones(self.required_zones, "required_zones"))
-        object.__setattr__(self, "preferred_zones", _check_zones(self.preferred_zones, "preferred_zones"))
+        object.__setattr__(self, "resources", _check_resources(self.resources))
+        if self.resource_requests is not None:
+            object.__setattr__(
+                self,
+                "resource_requests",
+                _check_resources(self.resource_requests, "resource_requests"),
+            )
+        object.__setattr__(self, "labels", check_labels(self.labels, "labels"))
+        if (
+            self.provisioning_model is not None
+            and self.provisioning_model not in PROVISIONING_MODELS
+        ):
+            raise ValueError(
+                f"`provisioning_model` must be one of {', '.join(map(repr, PROVISIONING_MODELS))} "
+                f"(or unset: any node), got {self.provisioning_model!r}"
+            )
+        if self.gpu_accelerator_type is not None and (
+            not isinstance(self.gpu_accelerator_type, str)
+            or not _DNS1123.match(self.gpu_accelerator_type)
+        ):
+            raise ValueError(
+                "`gpu_accelerator_type` must be a GKE accelerator name such as 'nvidia-l4', got "
+                f"{self.gpu_accelerator_type!r}"
+            )
+        object.__setattr__(
+            self, "required_zones", _check_zones(self.required_zones, "required_zones")
+        )
+        object.__setattr__(
+            self, "preferred_zones", _check_zones(self.preferred_zones, "preferred_zones")
+        )
         if (
             isinstance(self.termination_grace_s, bool)
             or not isinstance(self.termination_grace_s, int)
             or self.termination_grace_s < 0
         ):
             raise ValueError(
-                f"`termination_grace_seconds` must be a non-negative integer, got {self.termination_grace_s!r}"
+                "`termination_grace_seconds` must be a non-negative integer, got "
+                f"{self.termination_grace_s!r}"
             )
         if self.secret_env and self.secret_name is None:
             raise ValueError("`secret_env` needs a `secret_name`")
@@ -195,7 +240,9 @@ def build_worker_secret(spec: WorkerDeploymentSpec, redact: bool = False) -> Any
     return client.V1Secret(
         api_version="v1",
         kind="Secret",
-        metadata=client.V1ObjectMeta(name=spec.effective_secret_name, namespace=spec.namespace, labels=dict(spec.labels)),
+        metadata=client.V1ObjectMeta(
+            name=spec.effective_secret_name, namespace=spec.namespace, labels=dict(spec.labels)
+        ),
         type="Opaque",
         data=data,
     )
@@ -220,11 +267,15 @@ def build_worker_deployment(spec: WorkerDeploymentSpec) -> Any:
     tolerations = []
     if GPU_RESOURCE in limits or GPU_RESOURCE in requests:
         # GKE taints GPU nodes so that only pods asking for GPUs land there.
-        tolerations.append(client.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"))
+        tolerations.append(
+            client.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")
+        )
     node_selector: dict[str, str] = {}
     if spec.provisioning_model == "spot":
         node_selector[SPOT_LABEL] = "true"
-        tolerations.append(client.V1Toleration(key=SPOT_LABEL, operator="Equal", value="true", effect="NoSchedule"))
+        tolerations.append(
+            client.V1Toleration(key=SPOT_LABEL, operator="Equal", value="true", effect="NoSchedule")
+        )
     if spec.gpu_accelerator_type is not None:
         node_selector[ACCELERATOR_LABEL] = spec.gpu_accelerator_type
     labels = {**spec.labels, "app": spec.name}
@@ -266,7 +317,11 @@ def _node_affinity(spec: WorkerDeploymentSpec) -> Any:
     if spec.provisioning_model == "standard":
         required.append(client.V1NodeSelectorRequirement(key=SPOT_LABEL, operator="DoesNotExist"))
     if spec.required_zones:
-        required.append(client.V1NodeSelectorRequirement(key=ZONE_LABEL, operator="In", values=list(spec.required_zones)))
+        required.append(
+            client.V1NodeSelectorRequirement(
+                key=ZONE_LABEL, operator="In", values=list(spec.required_zones)
+            )
+        )
     preferred = []
     if spec.preferred_zones:
         preferred.append(
@@ -274,7 +329,9 @@ def _node_affinity(spec: WorkerDeploymentSpec) -> Any:
                 weight=100,
                 preference=client.V1NodeSelectorTerm(
                     match_expressions=[
-                        client.V1NodeSelectorRequirement(key=ZONE_LABEL, operator="In", values=list(spec.preferred_zones))
+                        client.V1NodeSelectorRequirement(
+                            key=ZONE_LABEL, operator="In", values=list(spec.preferred_zones)
+                        )
                     ]
                 ),
             )
@@ -306,7 +363,8 @@ def manifest_dicts(spec: WorkerDeploymentSpec, redact_secrets: bool = True) -> l
 
 
 def write_manifests(spec: WorkerDeploymentSpec, directory: str | os.PathLike[str]) -> Path:
-    """Write the manifests to ``directory/<name>.yaml`` (secret values redacted); returns the path."""
+    """Write the manifests to ``directory/<name>.yaml`` (secret values redacted); returns the
+    path."""
     import yaml
 
     folder = Path(directory).expanduser()
@@ -316,7 +374,9 @@ def write_manifests(spec: WorkerDeploymentSpec, directory: str | os.PathLike[str
     return path
 
 
-def write_group_manifests(specs: list[WorkerDeploymentSpec], directory: str | os.PathLike[str]) -> list[Path]:
+def write_group_manifests(
+    specs: list[WorkerDeploymentSpec], directory: str | os.PathLike[str]
+) -> list[Path]:
     """Several worker groups sharing one Secret: the Secret (values redacted) in
     ``directory/<secret name>.yaml`` and each group's Deployment in ``directory/<name>.yaml``."""
     import yaml
@@ -329,12 +389,19 @@ def write_group_manifests(specs: list[WorkerDeploymentSpec], directory: str | os
     if specs and specs[0].secret_env:
         path = folder / f"{specs[0].effective_secret_name}.yaml"
         path.write_text(
-            yaml.safe_dump(api.sanitize_for_serialization(build_worker_secret(specs[0], redact=True)), sort_keys=False)
+            yaml.safe_dump(
+                api.sanitize_for_serialization(build_worker_secret(specs[0], redact=True)),
+                sort_keys=False,
+            )
         )
         paths.append(path)
     for spec in specs:
         path = folder / f"{spec.name}.yaml"
-        path.write_text(yaml.safe_dump(api.sanitize_for_serialization(build_worker_deployment(spec)), sort_keys=False))
+        path.write_text(
+            yaml.safe_dump(
+                api.sanitize_for_serialization(build_worker_deployment(spec)), sort_keys=False
+            )
+        )
         paths.append(path)
     return paths
 
@@ -365,8 +432,16 @@ def create_worker_deployment(
     api = _load_config(kube_context, kube_config_path)
     if spec.secret_env:
         client.CoreV1Api(api).create_namespaced_secret(spec.namespace, build_worker_secret(spec))
-    client.AppsV1Api(api).create_namespaced_deployment(spec.namespace, build_worker_deployment(spec))
-    logger.info("created deployment %s/%s (%d replicas of %s)", spec.namespace, spec.name, spec.replicas, spec.image)
+    client.AppsV1Api(api).create_namespaced_deployment(
+        spec.namespace, build_worker_deployment(spec)
+    )
+    logger.info(
+        "created deployment %s/%s (%d replicas of %s)",
+        spec.namespace,
+        spec.name,
+        spec.replicas,
+        spec.image,
+    )
 
 
 def create_worker_deployments(
@@ -382,14 +457,24 @@ def create_worker_deployments(
 
     api = _load_config(kube_context, kube_config_path)
     if specs and specs[0].secret_env:
-        client.CoreV1Api(api).create_namespaced_secret(specs[0].namespace, build_worker_secret(specs[0]))
+        client.CoreV1Api(api).create_namespaced_secret(
+            specs[0].namespace, build_worker_secret(specs[0])
+        )
         if created is not None:
             created.append(specs[0].effective_secret_name)
     for spec in specs:
-        client.AppsV1Api(api).create_namespaced_deployment(spec.namespace, build_worker_deployment(spec))
+        client.AppsV1Api(api).create_namespaced_deployment(
+            spec.namespace, build_worker_deployment(spec)
+        )
         if created is not None:
             created.append(spec.name)
-        logger.info("created deployment %s/%s (%d replicas of %s)", spec.namespace, spec.name, spec.replicas, spec.image)
+        logger.info(
+            "created deployment %s/%s (%d replicas of %s)",
+            spec.namespace,
+            spec.name,
+            spec.replicas,
+            spec.image,
+        )
 
 
 def delete_worker_deployment(
@@ -421,4 +506,3 @@ def delete_worker_deployment(
             if e.status != 404:
                 raise
     return found
-

@@ -95,7 +95,9 @@ class RunRecordStore:
     """Run records in a blob store."""
 
     def __init__(self, location: str | None = None, store: BlobStore | None = None):
-        self.store: BlobStore = store if store is not None else open_blob_store(records_location(location))
+        self.store: BlobStore = (
+            store if store is not None else open_blob_store(records_location(location))
+        )
 
     def __repr__(self) -> str:
         return f"RunRecordStore({self.store.location!r})"
@@ -150,7 +152,9 @@ class RunHeartbeat:
 
     def start(self) -> RunHeartbeat:
         self.update()
-        self._thread = threading.Thread(target=self._loop, name=f"run-heartbeat-{self.record.run_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"run-heartbeat-{self.record.run_id}", daemon=True
+        )
         self._thread.start()
         return self
 

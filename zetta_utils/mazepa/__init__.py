@@ -100,7 +100,6 @@ __all__ = [
 ]
 
 
-
 # Remote execution lives in mazepa_addons (boto3, kubernetes), a layer above this one, which
 # this package never imports: on import, mazepa_addons hands its entry points to
 # ``provide_remote_entry_points`` (registration goes from the upper module down, as with the

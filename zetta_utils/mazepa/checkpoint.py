@@ -37,12 +37,20 @@ class CheckpointStore:
 
     def __init__(self, path: str | os.PathLike[str], interval_sec: float = 30.0):
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"`checkpoint` must be a path or URL string, got {type(path).__name__}: {path!r}")
+            raise TypeError(
+                f"`checkpoint` must be a path or URL string, got {type(path).__name__}: {path!r}"
+            )
         self.path = os.fspath(path)
         if not self.path:
             raise ValueError("`checkpoint` must not be empty")
-        if isinstance(interval_sec, bool) or not isinstance(interval_sec, (int, float)) or interval_sec < 0:
-            raise ValueError(f"`checkpoint_interval_sec` must be a non-negative number, got {interval_sec!r}")
+        if (
+            isinstance(interval_sec, bool)
+            or not isinstance(interval_sec, (int, float))
+            or interval_sec < 0
+        ):
+            raise ValueError(
+                f"`checkpoint_interval_sec` must be a non-negative number, got {interval_sec!r}"
+            )
         self.interval_sec = float(interval_sec)
         self._buffer: list[str] = []
         self._last_flush = time.monotonic()
@@ -53,8 +61,8 @@ class CheckpointStore:
                 import fsspec
             except ImportError as e:
                 raise ValueError(
-                    f"`checkpoint` {self.path!r}: URLs other than file:// need the `fsspec` package "
-                    "(and its backend for the scheme); install it or use a local path"
+                    f"`checkpoint` {self.path!r}: URLs other than file:// need the `fsspec` "
+                    "package (and its backend for the scheme); install it or use a local path"
                 ) from e
             try:
                 self._fs, self._root = fsspec.core.url_to_fs(self.path)
@@ -116,5 +124,7 @@ def _parse(text: str) -> set[str]:
     return {line for line in lines if line}
 
 
-def open_checkpoint(path: str | os.PathLike[str] | None, interval_sec: float = 30.0) -> CheckpointStore | None:
+def open_checkpoint(
+    path: str | os.PathLike[str] | None, interval_sec: float = 30.0
+) -> CheckpointStore | None:
     return None if path is None else CheckpointStore(path, interval_sec)

@@ -79,9 +79,12 @@ class TaskDurations:
             self.learn(sum(self.duration_of(o) for o in outcomes) / len(outcomes))
 
     def batch(self, most: int) -> int:
-        """How many tasks run in about :attr:`TARGET_BATCH_SEC` (1 while unknown, at most ``most``)."""
+        """How many tasks run in about :attr:`TARGET_BATCH_SEC` (1 while unknown, at most
+        ``most``)."""
         mean = self.mean_secs
-        return 1 if mean is None else max(1, min(most, int(self.TARGET_BATCH_SEC / max(mean, 1e-7))))
+        return (
+            1 if mean is None else max(1, min(most, int(self.TARGET_BATCH_SEC / max(mean, 1e-7))))
+        )
 
 
 class SerialExecutor:

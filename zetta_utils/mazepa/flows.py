@@ -67,12 +67,14 @@ class Dependency:
                 for item in target:
                     if not isinstance(item, (Task, Flow, str)):
                         raise TypeError(
-                            f"Dependency: expected tasks, flows or ids, got {type(item).__name__}: {item!r}"
+                            f"Dependency: expected tasks, flows or ids, got {type(item).__name__}: "
+                            f"{item!r}"
                         )
                     flat.append(item)
             else:
                 raise TypeError(
-                    f"Dependency: expected tasks, flows or ids, got {type(target).__name__}: {target!r}"
+                    f"Dependency: expected tasks, flows or ids, got {type(target).__name__}: "
+                    f"{target!r}"
                 )
         self.targets: tuple[Task[Any] | Flow | str, ...] = tuple(flat)
 
@@ -185,7 +187,9 @@ def flow_schema(fn: Callable[P, Iterable[Any]]) -> FlowSchema[P]: ...
 
 
 @overload
-def flow_schema(fn: None = None, *, name: str | None = None) -> Callable[[Callable[P, Iterable[Any]]], FlowSchema[P]]: ...
+def flow_schema(
+    fn: None = None, *, name: str | None = None
+) -> Callable[[Callable[P, Iterable[Any]]], FlowSchema[P]]: ...
 
 
 def flow_schema(
@@ -204,7 +208,9 @@ def flow_schema(
 def _make_flow_from_instance(self: Any, *args: Any, **kwargs: Any) -> Flow:
     flow_fn = getattr(self, "flow", None)
     if not callable(flow_fn):
-        raise TypeError(f"{type(self).__qualname__} must define a `flow(self, ...)` generator method")
+        raise TypeError(
+            f"{type(self).__qualname__} must define a `flow(self, ...)` generator method"
+        )
     name_fn = getattr(self, "get_flow_name", None)
     name = name_fn() if callable(name_fn) else type(self).__name__
     return Flow(flow_fn, args, kwargs, name=name)
@@ -229,7 +235,9 @@ def flow_schema_cls(cls: C) -> C:
     if not isinstance(cls, type):
         raise TypeError(f"flow_schema_cls decorates classes, got {cls!r}")
     if not callable(getattr(cls, "flow", None)):
-        raise TypeError(f"flow_schema_cls: {cls.__qualname__} must define a `flow(self, ...)` generator method")
+        raise TypeError(
+            f"flow_schema_cls: {cls.__qualname__} must define a `flow(self, ...)` generator method"
+        )
     if not issubclass(cls, FlowSchemaBase):
         if "__call__" in cls.__dict__:
             raise TypeError(
@@ -249,7 +257,10 @@ def _flatten_flow_items(items: Iterable[Any], where: str) -> list[Task[Any] | Fl
         elif isinstance(item, (list, tuple)):
             flat.extend(_flatten_flow_items(item, where))
         else:
-            raise TypeError(f"{where}: expected tasks, flows or lists of them, got {type(item).__name__}: {item!r}")
+            raise TypeError(
+                f"{where}: expected tasks, flows or lists of them, got {type(item).__name__}: "
+                f"{item!r}"
+            )
     return flat
 
 
@@ -297,7 +308,9 @@ def concurrent_flow(
     """A flow that runs ``stages`` (flows, tasks or lists of them) concurrently (``flows`` is an
     alias of ``stages``)."""
     return Flow(
-        _concurrent_flow_fn, (_stages_argument("concurrent_flow", stages, flows),), name="concurrent_flow"
+        _concurrent_flow_fn,
+        (_stages_argument("concurrent_flow", stages, flows),),
+        name="concurrent_flow",
     )
 
 

@@ -320,7 +320,9 @@ class _Feeder:
             except Exception:
                 state = _NoState
             if state is not _NoState:
-                if state is not None and not (isinstance(state, dict) and state is getattr(obj, "__dict__", None)):
+                if state is not None and not (
+                    isinstance(state, dict) and state is getattr(obj, "__dict__", None)
+                ):
                     self._tag(b"g")
                     self.feed(state)
                     return

@@ -98,10 +98,10 @@ def start_fork_server(preload: Sequence[str] = _PRELOAD_IF_LOADED) -> None:
     forkserver.ensure_running()
 
 
-# What starting workers costs a run, as measured on a busy 2-core machine (bench/bench_short_runs.py,
-# "workers forced" against "serial"): starting 2 workers from a running fork server, opening the
-# layers again in each and stopping them, 0.05-0.4 s; starting the fork server itself (torch,
-# TensorStore, zetta_utils imported in it) 2.5-4 s.
+# What starting workers costs a run, as measured on a busy 2-core machine
+# (bench/bench_short_runs.py, "workers forced" against "serial"): starting 2 workers from a running
+# fork server, opening the layers again in each and stopping them, 0.05-0.4 s; starting the fork
+# server itself (torch, TensorStore, zetta_utils imported in it) 2.5-4 s.
 _WORKER_START_SEC = 0.3
 _FORK_SERVER_START_SEC = 3.0
 
@@ -124,7 +124,9 @@ def estimated_start_cost_s() -> float:
         try:
             return float(given)
         except ValueError:
-            raise ValueError(f"$ZETTA_WORKER_START_COST_S must be a number of seconds, got {given!r}") from None
+            raise ValueError(
+                f"$ZETTA_WORKER_START_COST_S must be a number of seconds, got {given!r}"
+            ) from None
     if default_start_method() == "forkserver" and _fork_server_running():
         return _WORKER_START_SEC
     return _WORKER_START_SEC + _FORK_SERVER_START_SEC
@@ -183,11 +185,18 @@ class LocalProcessExecutor:
     ):
         if isinstance(num_procs, bool) or not isinstance(num_procs, int) or num_procs < 1:
             raise ValueError(f"`num_procs` must be a positive integer, got {num_procs!r}")
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+        if (
+            isinstance(max_batch_size, bool)
+            or not isinstance(max_batch_size, int)
+            or max_batch_size < 1
+        ):
             raise ValueError(f"`batch_size` must be a positive integer, got {max_batch_size!r}")
         method = start_method or default_start_method()
         if method == "fork":
-            raise ValueError("start_method 'fork' is unsafe with threaded libraries (torch); use 'forkserver' or 'spawn'")
+            raise ValueError(
+                "start_method 'fork' is unsafe with threaded libraries (torch); use 'forkserver' "
+                "or 'spawn'"
+            )
         self.ctx: Any = multiprocessing.get_context(method)
         if method == "forkserver":
             self.ctx.set_forkserver_preload(_preload_modules())
@@ -400,8 +409,8 @@ class LocalProcessExecutor:
                     TaskOutcome.from_exception(
                         task.id,
                         TypeError(
-                            f"task {task.operation_name} cannot be serialized for a worker process: "
-                            f"{type(e).__name__}: {e}"
+                            f"task {task.operation_name} cannot be serialized for a worker "
+                            f"process: {type(e).__name__}: {e}"
                         ),
                         retryable=False,
                     )
@@ -460,7 +469,8 @@ class LocalProcessExecutor:
                 TaskOutcome.from_exception(
                     culprit,
                     WorkerCrashedError(
-                        f"worker process {w.process.pid} {_describe_exit(exitcode)} while running this task"
+                        f"worker process {w.process.pid} {_describe_exit(exitcode)} while running "
+                        "this task"
                     ),
                     retryable=True,
                     traceback_text="",
@@ -470,8 +480,8 @@ class LocalProcessExecutor:
             self._unattributed_deaths += 1
             if self._unattributed_deaths > _MAX_UNATTRIBUTED_DEATHS:
                 raise RuntimeError(
-                    f"mazepa worker processes keep dying outside of tasks (last: {_describe_exit(exitcode)}); "
-                    "see their output above"
+                    "mazepa worker processes keep dying outside of tasks (last: "
+                    f"{_describe_exit(exitcode)}); see their output above"
                 )
         for conn in (w.task_conn, w.result_conn):
             try:
@@ -572,7 +582,9 @@ class SerialUnlessWorthIt:
             self.pool.submit(queued)
 
 
-def _reap(processes: list[Any], conns: list[Any], keep_alive: object, grace_sec: float = 5.0) -> None:
+def _reap(
+    processes: list[Any], conns: list[Any], keep_alive: object, grace_sec: float = 5.0
+) -> None:
     """Wait for workers told to exit (terminating those that do not within ``grace_sec``), then
     close their pipes and process handles. ``keep_alive`` (what the workers were started with) is
     only held until then."""
@@ -609,4 +621,3 @@ def _describe_exit(exitcode: int | None) -> str:
 
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
-

@@ -164,7 +164,9 @@ def collecting(counters: ProgressCounters) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
-def expect_tasks(operation_name: str, tasks: int, *, voxels: float = 0, bytes_written: float = 0) -> None:
+def expect_tasks(
+    operation_name: str, tasks: int, *, voxels: float = 0, bytes_written: float = 0
+) -> None:
     """Tell the running ``mazepa.execute`` that this flow will yield ``tasks`` tasks named
     ``operation_name`` (including any an earlier run finished: those count as skipped), which
     together process ``voxels`` voxels and write ``bytes_written`` bytes. Called by a flow when
@@ -231,7 +233,9 @@ def _extras(c: OperationCounts, markup: bool = False) -> list[str]:
     return extras
 
 
-def _describe(name: str, c: OperationCounts, now: float, final: bool = False, ended: bool = False) -> str:
+def _describe(
+    name: str, c: OperationCounts, now: float, final: bool = False, ended: bool = False
+) -> str:
     """``final``: the run completed (what was yielded is all); ``ended``: it stopped (no ETA)."""
     text = f"{name} {_count_text(c, final)}"
     rate = c.rate(now)
@@ -250,7 +254,9 @@ def _describe(name: str, c: OperationCounts, now: float, final: bool = False, en
 class LogProgressDisplay:
     """Plain lines every ``interval_sec`` seconds and at the end: for CI logs and pipes."""
 
-    def __init__(self, counters: ProgressCounters, stream: TextIO | None = None, interval_sec: float = 5.0):
+    def __init__(
+        self, counters: ProgressCounters, stream: TextIO | None = None, interval_sec: float = 5.0
+    ):
         self.counters = counters
         self.stream = stream
         self.interval_sec = interval_sec
@@ -260,7 +266,9 @@ class LogProgressDisplay:
         now = self.counters.clock()
         elapsed = now - self.counters.start_time
         parts = [
-            _describe(n, c, now, final, ended) for n, c in self.counters.by_name.items() if c.yielded or c.expected
+            _describe(n, c, now, final, ended)
+            for n, c in self.counters.by_name.items()
+            if c.yielded or c.expected
         ]
         line = f"mazepa {label} [{format_duration(elapsed)}]: " + (" | ".join(parts) or "no tasks")
         stream = self.stream or sys.stderr
@@ -296,7 +304,9 @@ class RichProgressDisplay:
     At the cancel prompt the bars are erased (the question takes their place); answering "no"
     erases the question and draws the bars again where they were."""
 
-    def __init__(self, counters: ProgressCounters, console: Any = None, refresh_per_second: float = 10.0):
+    def __init__(
+        self, counters: ProgressCounters, console: Any = None, refresh_per_second: float = 10.0
+    ):
         from rich.progress import BarColumn, Progress, TextColumn
 
         self.counters = counters
@@ -346,7 +356,9 @@ class RichProgressDisplay:
                 count=_count_text(c, final),
                 rate=f"{c.rate(now):.1f}/s",
                 elapsed=format_duration(now - c.started) if c.started is not None else "",
-                eta=("ETA " + format_duration(eta)) if eta is not None and eta > 0 and not (final or ended) else "",
+                eta=("ETA " + format_duration(eta))
+                if eta is not None and eta > 0 and not (final or ended)
+                else "",
                 extra=", ".join(_extras(c, markup=True)),
             )
         if force and self._running:
@@ -439,7 +451,10 @@ def summary_sentence(
     (finished by an earlier run) are said when there are any."""
     head = "Done" if completed and not tasks_failed else "Stopped"
     rate = tasks_done / elapsed_secs if elapsed_secs > 0 else 0.0
-    parts = [f"{_plural(tasks_done, 'task')} done" + (f" ({rate:.1f}/s)" if tasks_done and rate > 0 else "")]
+    parts = [
+        f"{_plural(tasks_done, 'task')} done"
+        + (f" ({rate:.1f}/s)" if tasks_done and rate > 0 else "")
+    ]
     if tasks_skipped:
         parts.append(f"{tasks_skipped:,} skipped (finished by an earlier run)")
     parts.append(f"{tasks_failed:,} failed" if tasks_failed else "none failed")
@@ -449,7 +464,10 @@ def summary_sentence(
     work = []
     if voxels > 0:
         vrate = voxels / elapsed_secs if elapsed_secs > 0 else 0.0
-        work.append(f"{_si(voxels, 'voxels')} processed" + (f" ({_si(vrate, 'voxels/s')})" if vrate > 0 else ""))
+        work.append(
+            f"{_si(voxels, 'voxels')} processed"
+            + (f" ({_si(vrate, 'voxels/s')})" if vrate > 0 else "")
+        )
     if bytes_written > 0:
         work.append(f"{_bytes(bytes_written)} written")
     if work:

@@ -18,13 +18,15 @@ def _fmt(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
-def describe_voxel_box(start: Sequence[int], stop: Sequence[int], resolution: Sequence[float]) -> str:
+def describe_voxel_box(
+    start: Sequence[int], stop: Sequence[int], resolution: Sequence[float]
+) -> str:
     """``voxels (x0, y0, z0) - (x1, y1, z1) at (rx, ry, rz) nm, i.e. nm (..) - (..)``."""
     nm_start = [float(s) * float(r) for s, r in zip(start, resolution, strict=True)]
     nm_stop = [float(s) * float(r) for s, r in zip(stop, resolution, strict=True)]
     return (
-        f"voxels {_fmt([float(v) for v in start])} - {_fmt([float(v) for v in stop])} at {_fmt(resolution)} nm, "
-        f"i.e. nm {_fmt(nm_start)} - {_fmt(nm_stop)}"
+        f"voxels {_fmt([float(v) for v in start])} - {_fmt([float(v) for v in stop])} at "
+        f"{_fmt(resolution)} nm, i.e. nm {_fmt(nm_start)} - {_fmt(nm_stop)}"
     )
 
 

@@ -67,7 +67,9 @@ class _Walker:
         "waiting_on",
     )
 
-    def __init__(self, flow: Flow | None, parent: _Walker | None, iterator: Iterator[Any] | None = None):
+    def __init__(
+        self, flow: Flow | None, parent: _Walker | None, iterator: Iterator[Any] | None = None
+    ):
         self.flow = flow
         self.parent = parent
         self.iterator = iterator
@@ -100,7 +102,11 @@ class _Live:
 
 def _format_exception(exc: BaseException) -> tuple[str, str, str]:
     klass = type(exc)
-    name = klass.__qualname__ if klass.__module__ == "builtins" else f"{klass.__module__}.{klass.__qualname__}"
+    name = (
+        klass.__qualname__
+        if klass.__module__ == "builtins"
+        else f"{klass.__module__}.{klass.__qualname__}"
+    )
     return name, str(exc), "".join(traceback.format_exception(exc))
 
 
@@ -123,7 +129,10 @@ class Scheduler:
         record_completed: bool = False,
     ):
         _check_target(target)
-        for name, value in (("max_retry", max_retry), ("max_retry_non_transient", max_retry_non_transient)):
+        for name, value in (
+            ("max_retry", max_retry),
+            ("max_retry_non_transient", max_retry_non_transient),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}")
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
@@ -247,7 +256,9 @@ class Scheduler:
 
     def describe_stall(self) -> str:
         waiting = [
-            f"{w.name} ({_STATE_NAMES[w.state]}" + (f": {', '.join(w.waiting_on)}" if w.waiting_on else "") + ")"
+            f"{w.name} ({_STATE_NAMES[w.state]}"
+            + (f": {', '.join(w.waiting_on)}" if w.waiting_on else "")
+            + ")"
             for w in self._live_flows.values()
             if w.state in (_BLOCKED_ALL, _BLOCKED_NAMED, _EXHAUSTED)
         ]
@@ -342,7 +353,9 @@ class Scheduler:
             )
         )
 
-    def _add_many(self, w: _Walker, items: list[Any] | tuple[Any, ...], children: list[_Walker]) -> None:
+    def _add_many(
+        self, w: _Walker, items: list[Any] | tuple[Any, ...], children: list[_Walker]
+    ) -> None:
         for item in items:
             if isinstance(item, Task):
                 self._add_task(w, item)
@@ -355,8 +368,9 @@ class Scheduler:
             else:
                 raise _BadItem(
                     TypeError(
-                        f"flow {w.name!r} yielded a list containing {type(item).__name__} ({item!r:.100}); "
-                        "lists may hold tasks, flows and lists of them (yield a Dependency on its own)"
+                        f"flow {w.name!r} yielded a list containing {type(item).__name__} "
+                        f"({item!r:.100}); lists may hold tasks, flows and lists of them (yield a "
+                        "Dependency on its own)"
                     )
                 )
 
@@ -503,5 +517,6 @@ def _check_target(target: Any, path: str = "target") -> None:
             _check_target(item, f"{path}[{i}]")
         return
     raise TypeError(
-        f"mazepa.execute: `{path}` must be a Task, a Flow, or a list of them, got {type(target).__name__}: {target!r:.200}"
+        f"mazepa.execute: `{path}` must be a Task, a Flow, or a list of them, got "
+        f"{type(target).__name__}: {target!r:.200}"
     )

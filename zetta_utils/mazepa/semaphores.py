@@ -31,7 +31,9 @@ _ACTIVE: dict[str, Any] | None = None
 
 def _check_name(name: str) -> None:
     if name not in SEMAPHORE_TYPES:
-        raise ValueError(f"semaphore: unknown type {name!r}; expected one of {', '.join(SEMAPHORE_TYPES)}")
+        raise ValueError(
+            f"semaphore: unknown type {name!r}; expected one of {', '.join(SEMAPHORE_TYPES)}"
+        )
 
 
 def default_semaphore_counts(num_procs: int) -> dict[str, int]:
@@ -48,10 +50,13 @@ def _validated_counts(spec: Mapping[str, int] | None, num_procs: int) -> dict[st
     for name, count in spec.items():
         if name not in SEMAPHORE_TYPES:
             raise ValueError(
-                f"`semaphores_spec`: unknown semaphore type {name!r}; expected {', '.join(SEMAPHORE_TYPES)}"
+                f"`semaphores_spec`: unknown semaphore type {name!r}; expected "
+                f"{', '.join(SEMAPHORE_TYPES)}"
             )
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"`semaphores_spec[{name!r}]` must be a positive integer, got {count!r}")
+            raise ValueError(
+                f"`semaphores_spec[{name!r}]` must be a positive integer, got {count!r}"
+            )
         counts[name] = count
     return counts
 
@@ -61,7 +66,9 @@ def create_semaphores(
 ) -> dict[str, Any]:
     """One process-shared semaphore per type, sized by ``spec`` over the defaults."""
     ctx = mp_context or multiprocessing.get_context()
-    return {name: ctx.Semaphore(count) for name, count in _validated_counts(spec, num_procs).items()}
+    return {
+        name: ctx.Semaphore(count) for name, count in _validated_counts(spec, num_procs).items()
+    }
 
 
 def install_semaphores(semaphores: dict[str, Any] | None) -> None:

@@ -102,7 +102,9 @@ class SentOperations:
     def __len__(self) -> int:
         return len(self._held)
 
-    def _encode(self, tasks: Sequence[Task[Any]]) -> tuple[list[tuple[int, bytes]], list[int], dict[int, int]]:
+    def _encode(
+        self, tasks: Sequence[Task[Any]]
+    ) -> tuple[list[tuple[int, bytes]], list[int], dict[int, int]]:
         """The operations to send (``(number, pickled)``), the numbers to forget, and the refs
         (``id(operation) -> number``) of all the batch's operations. Updates nothing."""
         new: list[tuple[int, bytes]] = []
@@ -121,7 +123,9 @@ class SentOperations:
             number += 1
         return new, list(self._forget), refs
 
-    def _commit(self, tasks: Sequence[Task[Any]], new: list[tuple[int, bytes]], refs: dict[int, int]) -> None:
+    def _commit(
+        self, tasks: Sequence[Task[Any]], new: list[tuple[int, bytes]], refs: dict[int, int]
+    ) -> None:
         self._next += len(new)
         self._forget = []
         for task in tasks:
@@ -184,13 +188,17 @@ class _TaskUnpickler(pickle.Unpickler):
         return self._ops.get(pid)
 
 
-def serialize_task_batch(items: Sequence[tuple[int, Task[Any]]], sent: SentOperations | None = None) -> bytes:
+def serialize_task_batch(
+    items: Sequence[tuple[int, Task[Any]]], sent: SentOperations | None = None
+) -> bytes:
     """``(seq, task)`` pairs as one message. Pickling them together pickles what they share (the
     operation, often a lambda from a spec) once; with ``sent`` (the receiving worker's), an
     operation that worker already holds is not sent again. ``sent`` is updated only when the
     whole batch could be pickled."""
     ids = [(seq, task.id) for seq, task in items]
-    tasks = [task if task.outcome is None else attrs.evolve(task, outcome=None) for _, task in items]
+    tasks = [
+        task if task.outcome is None else attrs.evolve(task, outcome=None) for _, task in items
+    ]
     if sent is None:
         return pickle.dumps((ids, [], [], _dumps(tasks)), protocol=_PROTOCOL)
     new, forget, refs = sent._encode(tasks)
@@ -230,8 +238,8 @@ def _dump_outcome(outcome: TaskOutcome[Any]) -> bytes:
         failed = TaskOutcome.from_exception(
             outcome.task_id,
             TypeError(
-                f"the task's return value ({type(outcome.return_value).__name__}) cannot be pickled "
-                f"to send it back from the worker: {type(e).__name__}: {e}"
+                f"the task's return value ({type(outcome.return_value).__name__}) cannot be "
+                f"pickled to send it back from the worker: {type(e).__name__}: {e}"
             ),
             execution_secs=outcome.execution_secs,
             retryable=False,
@@ -248,7 +256,9 @@ def deserialize_outcome(data: bytes) -> TaskOutcome[Any]:
     """The outcome ``serialize_outcome`` turned into ``data``."""
     outcome = pickle.loads(data)
     if not isinstance(outcome, TaskOutcome):
-        raise TypeError(f"deserialize_outcome: the bytes hold a {type(outcome).__name__}, not a TaskOutcome")
+        raise TypeError(
+            f"deserialize_outcome: the bytes hold a {type(outcome).__name__}, not a TaskOutcome"
+        )
     return outcome
 
 

@@ -63,13 +63,22 @@ def _validate_options(
         raise TypeError(f"`worker_type` must be a string or None, got {worker_type!r}")
     if resources is not None:
         if not isinstance(resources, Mapping):
-            raise TypeError(f"`resources` must be a mapping such as {{'gpu': 1}}, got {resources!r}")
+            raise TypeError(
+                f"`resources` must be a mapping such as {{'gpu': 1}}, got {resources!r}"
+            )
         for key, value in resources.items():
-            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if (
+                not isinstance(key, str)
+                or isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or value < 0
+            ):
                 raise ValueError(
                     f"`resources` must map names to non-negative numbers, got {key!r}: {value!r}"
                 )
-    if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0):
+    if max_retry is not None and (
+        isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0
+    ):
         raise ValueError(f"`max_retry` must be a non-negative integer or None, got {max_retry!r}")
 
 
@@ -193,7 +202,9 @@ class TaskableOperation(Generic[P, R]):
             raise TypeError(f"taskable_operation needs a callable, got {fn!r}")
         _validate_options(operation_name, worker_type, resources, max_retry)
         self.fn = fn
-        self.operation_name: str = operation_name or getattr(fn, "__name__", None) or type(fn).__name__
+        self.operation_name: str = (
+            operation_name or getattr(fn, "__name__", None) or type(fn).__name__
+        )
         self.worker_type = worker_type
         self.resources: dict[str, float] = dict(resources or {})
         self.max_retry = max_retry
@@ -207,7 +218,9 @@ class TaskableOperation(Generic[P, R]):
 
     def make_task(self, *args: P.args, **kwargs: P.kwargs) -> Task[R]:
         """A task that calls this operation with these arguments."""
-        task_id = id_generation.generate_invocation_id(self.fn, args, kwargs, prefix=self.operation_name)
+        task_id = id_generation.generate_invocation_id(
+            self.fn, args, kwargs, prefix=self.operation_name
+        )
         return Task(
             fn=self,
             args=args,
@@ -273,7 +286,11 @@ def _rebuild_operation(
     max_retry: int | None,
 ) -> TaskableOperation[Any, Any]:
     return TaskableOperation(
-        fn, operation_name=operation_name, worker_type=worker_type, resources=resources, max_retry=max_retry
+        fn,
+        operation_name=operation_name,
+        worker_type=worker_type,
+        resources=resources,
+        max_retry=max_retry,
     )
 
 
@@ -312,7 +329,11 @@ def taskable_operation(
 
     def wrap(f: Callable[P, R]) -> TaskableOperation[P, R]:
         return TaskableOperation(
-            f, operation_name=operation_name, worker_type=worker_type, resources=resources, max_retry=max_retry
+            f,
+            operation_name=operation_name,
+            worker_type=worker_type,
+            resources=resources,
+            max_retry=max_retry,
         )
 
     if fn is not None:
@@ -325,7 +346,9 @@ def _operation_options(obj: Any) -> dict[str, Any]:
     return options
 
 
-def make_task_for_operation(op: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task[R]:
+def make_task_for_operation(
+    op: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Task[R]:
     """A task that calls the operation object ``op`` (an instance of an operation class)."""
     options = _operation_options(op)
     name_fn = getattr(op, "get_operation_name", None)

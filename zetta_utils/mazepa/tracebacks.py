@@ -38,7 +38,9 @@ def is_internal_file(path: str) -> bool:
         return True
     parts = re.split(r"[/\\]", path)
     return any(
-        part == "zetta_utils" and i + 1 < len(parts) and parts[i + 1].removesuffix(".py") in _OUR_MODULES
+        part == "zetta_utils"
+        and i + 1 < len(parts)
+        and parts[i + 1].removesuffix(".py") in _OUR_MODULES
         for i, part in enumerate(parts[:-1])
     )
 
@@ -61,7 +63,10 @@ class ShortTraceback:
         for frame in self.frames:
             lines.extend(f"{indent}  {line}" for line in frame.split("\n"))
         if self.hidden:
-            lines.append(f"{indent}({self.hidden} frame(s) of zetta_utils and libraries hidden: --debug shows them)")
+            lines.append(
+                f"{indent}({self.hidden} frame(s) of zetta_utils and libraries hidden: --debug "
+                "shows them)"
+            )
         return "\n".join(lines)
 
 

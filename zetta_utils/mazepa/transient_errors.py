@@ -33,7 +33,12 @@ _PERMANENT_OS_ERRORS: tuple[type[BaseException], ...] = (
     PermissionError,
 )
 
-_TRANSIENT_TYPES: list[type[BaseException]] = [TransientError, MemoryError, TimeoutError, ConnectionError]
+_TRANSIENT_TYPES: list[type[BaseException]] = [
+    TransientError,
+    MemoryError,
+    TimeoutError,
+    ConnectionError,
+]
 
 # Third-party exceptions named by "module.QualName", so that their libraries need not be imported.
 _TRANSIENT_NAMES: set[str] = {
@@ -60,7 +65,9 @@ def register_transient_error(exc: type[BaseException] | str) -> None:
     elif isinstance(exc, type) and issubclass(exc, BaseException):
         _TRANSIENT_TYPES.append(exc)
     else:
-        raise TypeError(f"register_transient_error: expected an exception class or a name, got {exc!r}")
+        raise TypeError(
+            f"register_transient_error: expected an exception class or a name, got {exc!r}"
+        )
 
 
 def is_transient_error(exc: BaseException) -> bool:

@@ -72,7 +72,11 @@ def tune_malloc() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    settings = ((_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD), (_M_ARENA_MAX, 1))
+    settings = (
+        (_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD),
+        (_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD),
+        (_M_ARENA_MAX, 1),
+    )
     return all([bool(mallopt(option, value)) for option, value in settings])
 
 
@@ -116,7 +120,9 @@ def _no_tqdm_process_lock() -> None:
         lock_class.mp_lock = None  # tqdm's own fallback where multiprocessing locks are missing
 
 
-def worker_main(task_conn: Any, result_conn: Any, current_seq: Any, semaphores: dict[str, Any] | None) -> None:
+def worker_main(
+    task_conn: Any, result_conn: Any, current_seq: Any, semaphores: dict[str, Any] | None
+) -> None:
     """Run tasks from ``task_conn`` until told to stop or the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # SIGTERM (a cancelled run, a parent that died) ends the worker through SystemExit, so that
@@ -128,7 +134,9 @@ def worker_main(task_conn: Any, result_conn: Any, current_seq: Any, semaphores: 
     install_semaphores(semaphores)
     mark_worker_process()
     inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    threading.Thread(target=_reader, args=(task_conn, inbox), daemon=True, name="mazepa-reader").start()
+    threading.Thread(
+        target=_reader, args=(task_conn, inbox), daemon=True, name="mazepa-reader"
+    ).start()
     parent = multiprocessing.parent_process()
     torch_state = {"torch": False}
     received = ReceivedOperations()
@@ -150,10 +158,14 @@ def worker_main(task_conn: Any, result_conn: Any, current_seq: Any, semaphores: 
             tasks: list[Task[Any]] = load()
             _no_tqdm_process_lock()  # (unpickling may have imported it)
         except Exception as e:
-            error = RuntimeError(f"the tasks could not be unpickled on the worker: {type(e).__name__}: {e}")
+            error = RuntimeError(
+                f"the tasks could not be unpickled on the worker: {type(e).__name__}: {e}"
+            )
             current_seq.value = -1
             result_conn.send_bytes(
-                serialize_outcomes([TaskOutcome.from_exception(tid, error, retryable=False) for _, tid in ids])
+                serialize_outcomes(
+                    [TaskOutcome.from_exception(tid, error, retryable=False) for _, tid in ids]
+                )
             )
             continue
         for (seq, _), task in zip(ids, tasks, strict=True):

@@ -20,7 +20,14 @@ import attrs
 
 from zetta_utils.message_queues.signing import decode_key
 
-__all__ = ["JOIN_DIR_ENV", "JoinInfo", "default_join_path", "read_join_file", "worker_command", "write_join_file"]
+__all__ = [
+    "JOIN_DIR_ENV",
+    "JoinInfo",
+    "default_join_path",
+    "read_join_file",
+    "worker_command",
+    "write_join_file",
+]
 
 JOIN_DIR_ENV = "ZETTA_JOIN_DIR"
 _VERSION = 1
@@ -40,7 +47,9 @@ class JoinInfo:
 
 
 def default_join_path(run_id: str) -> Path:
-    return Path(os.environ.get(JOIN_DIR_ENV) or "~/.zetta_utils/join").expanduser() / f"{run_id}.json"
+    return (
+        Path(os.environ.get(JOIN_DIR_ENV) or "~/.zetta_utils/join").expanduser() / f"{run_id}.json"
+    )
 
 
 def write_join_file(info: JoinInfo, path: str | os.PathLike[str] | None = None) -> Path:
@@ -64,7 +73,9 @@ def read_join_file(path: str | os.PathLike[str]) -> JoinInfo:
     except ValueError as e:
         raise ValueError(f"join file {path}: not JSON: {e}") from None
     if not isinstance(doc, dict) or doc.get("version") != _VERSION:
-        raise ValueError(f"join file {path}: not a version-{_VERSION} join file written by `zetta run`")
+        raise ValueError(
+            f"join file {path}: not a version-{_VERSION} join file written by `zetta run`"
+        )
     fields = attrs.fields_dict(JoinInfo)
     values: dict[str, Any] = {}
     for name in fields:

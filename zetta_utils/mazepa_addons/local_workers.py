@@ -123,11 +123,23 @@ class WorkerDeath:
         """The in-flight entries the worker left: ``task_id``, ``attempt``, ``delivery``, ..."""
 
     def __repr__(self) -> str:
-        return f"WorkerDeath(slot={self.slot}, pid={self.pid}, how={self.how!r}, tasks={[t.get('task_id') for t in self.tasks]})"
+        tasks = [t.get("task_id") for t in self.tasks]
+        return f"WorkerDeath(slot={self.slot}, pid={self.pid}, how={self.how!r}, tasks={tasks})"
 
 
 class _Slot:
-    __slots__ = ("deaths", "in_flight", "index", "log", "log_path", "process", "quick_deaths", "restart_at", "started", "streak")
+    __slots__ = (
+        "deaths",
+        "in_flight",
+        "index",
+        "log",
+        "log_path",
+        "process",
+        "quick_deaths",
+        "restart_at",
+        "started",
+        "streak",
+    )
 
     def __init__(self, index: int, in_flight: InFlightFile):
         self.index = index
@@ -179,7 +191,10 @@ class LocalWorkerPool:
         clock: Callable[[], float] = time.monotonic,
     ):
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-            raise ValueError(f"`worker_replicas` must be a positive integer for local workers, got {num_workers!r}")
+            raise ValueError(
+                "`worker_replicas` must be a positive integer for local workers, got "
+                f"{num_workers!r}"
+            )
         for name, value in (
             ("quick_death_s", quick_death_s),
             ("restart_backoff_s", restart_backoff_s),
@@ -210,14 +225,19 @@ class LocalWorkerPool:
         self.max_restart_backoff_s = float(max_restart_backoff_s)
         self.clock = clock
         self._release = release
-        self._slots = [_Slot(i, InFlightFile(self.log_dir / f"worker-{i}.in-flight.json")) for i in range(num_workers)]
+        self._slots = [
+            _Slot(i, InFlightFile(self.log_dir / f"worker-{i}.in-flight.json"))
+            for i in range(num_workers)
+        ]
         self._stopped = False
         self.deaths: list[WorkerDeath] = []
         """Every worker death seen, in order."""
 
     @property
     def pids(self) -> list[int]:
-        return [s.process.pid for s in self._slots if s.process is not None and s.process.poll() is None]
+        return [
+            s.process.pid for s in self._slots if s.process is not None and s.process.poll() is None
+        ]
 
     @property
     def restarts(self) -> int:
@@ -280,8 +300,8 @@ class LocalWorkerPool:
             slot.quick_deaths = 0
             for t in tasks:
                 logger.warning(
-                    "local worker %d (pid %d) %s after %.1f s while running task %s (delivery %s of at most %s); "
-                    "handing it out again",
+                    "local worker %d (pid %d) %s after %.1f s while running task %s (delivery %s "
+                    "of at most %s); handing it out again",
                     slot.index,
                     p.pid,
                     how,
@@ -295,7 +315,13 @@ class LocalWorkerPool:
             # environment; other quick deaths with no task in hand do.
             quick = lived < self.quick_death_s and p.returncode != -signal.SIGKILL
             slot.quick_deaths = slot.quick_deaths + 1 if quick else 0
-            logger.warning("local worker %d (pid %d) %s after %.1f s (no task in hand)", slot.index, p.pid, how, lived)
+            logger.warning(
+                "local worker %d (pid %d) %s after %.1f s (no task in hand)",
+                slot.index,
+                p.pid,
+                how,
+                lived,
+            )
             if slot.quick_deaths >= self.max_quick_deaths:
                 raise RuntimeError(
                     f"local worker {slot.index} died {slot.quick_deaths} times in a row within "
@@ -317,7 +343,9 @@ class LocalWorkerPool:
                 self._release = _queue_releaser(self.work_queue, self.env)
             self._release(handles)
         except Exception as e:  # the visibility timeout releases them anyway
-            logger.warning("could not release the messages of a dead worker (%s: %s)", type(e).__name__, e)
+            logger.warning(
+                "could not release the messages of a dead worker (%s: %s)", type(e).__name__, e
+            )
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM every worker (a running task is released to the queue), then SIGKILL."""
@@ -354,7 +382,9 @@ def _queue_releaser(work_queue: str, env: Mapping[str, str]) -> Callable[[list[s
     from zetta_utils.message_queues.sqs import SQSQueue
 
     queue = SQSQueue(
-        work_queue, region_name=env.get("AWS_DEFAULT_REGION"), endpoint_url=env.get("ZETTA_SQS_ENDPOINT")
+        work_queue,
+        region_name=env.get("AWS_DEFAULT_REGION"),
+        endpoint_url=env.get("ZETTA_SQS_ENDPOINT"),
     )
 
     def release(handles: list[str]) -> None:

@@ -88,7 +88,13 @@ def run_pod_workers(
                     continue
                 streak[i] += 1
                 delay = min(restart_backoff_s * 2 ** (streak[i] - 1), max_restart_backoff_s)
-                logger.warning("worker %d (pid %d) exited with %s; starting it again in %.1f s", i, p.pid, p.exitcode, delay)
+                logger.warning(
+                    "worker %d (pid %d) exited with %s; starting it again in %.1f s",
+                    i,
+                    p.pid,
+                    p.exitcode,
+                    delay,
+                )
                 restart_at[i] = time.monotonic() + delay
         return 0
     finally:
@@ -113,15 +119,24 @@ def main(
     ``__main__`` block, since this package is below the CLI and never imports it)."""
     parser = argparse.ArgumentParser(
         prog="python -m zetta_utils.mazepa_addons.pod_workers",
-        description="Run several `zetta worker` processes sharing semaphore limits (a worker group's num_procs).",
+        description=(
+            "Run several `zetta worker` processes sharing semaphore limits "
+            "(a worker group's num_procs)."
+        ),
     )
     parser.add_argument("--procs", type=int, required=True, help="number of worker processes")
-    parser.add_argument("--semaphores", default=None, help='semaphore limits as JSON, e.g. {"cuda": 1}')
-    parser.add_argument("worker_args", nargs=argparse.REMAINDER, help="-- then the `zetta worker` options")
+    parser.add_argument(
+        "--semaphores", default=None, help='semaphore limits as JSON, e.g. {"cuda": 1}'
+    )
+    parser.add_argument(
+        "worker_args", nargs=argparse.REMAINDER, help="-- then the `zetta worker` options"
+    )
     ns = parser.parse_args(argv)
     worker_args = ns.worker_args[1:] if ns.worker_args[:1] == ["--"] else ns.worker_args
     semaphores = json.loads(ns.semaphores) if ns.semaphores else None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return run_pod_workers(ns.procs, worker_args, semaphores, target=target)
 
 

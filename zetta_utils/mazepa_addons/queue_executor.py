@@ -103,7 +103,10 @@ class QueueExecutor:
         tick: Callable[[], None] | None = None,
         route: Callable[[Task[Any]], MessageQueue] | None = None,
     ):
-        for name, value in (("max_outstanding", max_outstanding), ("max_deliveries", max_deliveries)):
+        for name, value in (
+            ("max_outstanding", max_outstanding),
+            ("max_deliveries", max_deliveries),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
         self.work_queue = work_queue
@@ -145,13 +148,19 @@ class QueueExecutor:
             try:
                 queue = self.route(task) if self.route is not None else self.work_queue
             except ValueError as e:
-                self._fail_locally(task.id, attempt, TaskOutcome.from_exception(task.id, e, retryable=False))
+                self._fail_locally(
+                    task.id, attempt, TaskOutcome.from_exception(task.id, e, retryable=False)
+                )
                 continue
             try:
                 data = serialize_task(task)
             except Exception as e:
-                error = TypeError(f"task {task.id} cannot be serialized for the queue: {type(e).__name__}: {e}")
-                self._fail_locally(task.id, attempt, TaskOutcome.from_exception(task.id, error, retryable=False))
+                error = TypeError(
+                    f"task {task.id} cannot be serialized for the queue: {type(e).__name__}: {e}"
+                )
+                self._fail_locally(
+                    task.id, attempt, TaskOutcome.from_exception(task.id, error, retryable=False)
+                )
                 continue
             try:
                 body = seal_payload(
@@ -164,7 +173,9 @@ class QueueExecutor:
                     what=f"task {task.id} ({task.operation_name})",
                 )
             except PayloadTooLargeError as e:
-                self._fail_locally(task.id, attempt, TaskOutcome.from_exception(task.id, e, retryable=False))
+                self._fail_locally(
+                    task.id, attempt, TaskOutcome.from_exception(task.id, e, retryable=False)
+                )
                 continue
             except Exception as e:  # the payload store failed: transient or not, as classified
                 self._fail_locally(task.id, attempt, TaskOutcome.from_exception(task.id, e))
@@ -223,11 +234,16 @@ class QueueExecutor:
                 )
                 self.stats.rejections.append(rejection)
                 logger.warning(
-                    "worker %s refused message %s: %s", rejection.worker, rejection.message_id, rejection.reason
+                    "worker %s refused message %s: %s",
+                    rejection.worker,
+                    rejection.message_id,
+                    rejection.reason,
                 )
                 return []
             if opened.kind != KIND_OUTCOMES:
-                raise SignatureError(f"unexpected message kind {opened.kind!r} on the outcome queue")
+                raise SignatureError(
+                    f"unexpected message kind {opened.kind!r} on the outcome queue"
+                )
             attempts = opened.meta.get("attempts")
             if not isinstance(attempts, dict):
                 raise SignatureError("outcome message without attempts")
@@ -265,7 +281,9 @@ class QueueExecutor:
         region = describe_task_region(task) if task is not None else None
         name = task.operation_name if task is not None else "?"
         if region:
-            outcome = attrs.evolve(outcome, error_message=f"{outcome.error_message}; region: {region}")
+            outcome = attrs.evolve(
+                outcome, error_message=f"{outcome.error_message}; region: {region}"
+            )
         self.stats.dead_lettered.append(outcome.task_id)
         self._held.append(outcome)
         logger.error(

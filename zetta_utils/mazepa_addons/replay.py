@@ -57,7 +57,9 @@ class ReplayGuard:
             self._store(location).get(self._key(digest))
         except FileNotFoundError:
             return False
-        except Exception as e:  # the store is unreachable: running twice is safe, never running is not
+        except (
+            Exception
+        ) as e:  # the store is unreachable: running twice is safe, never running is not
             logger.warning("could not check whether message %s already ran: %s", digest[:12], e)
             return False
         return True
@@ -72,4 +74,6 @@ class ReplayGuard:
         try:
             self._store(location).put(self._key(digest), b"")
         except Exception as e:
-            logger.warning("could not mark message %s as finished in %s: %s", digest[:12], location, e)
+            logger.warning(
+                "could not mark message %s as finished in %s: %s", digest[:12], location, e
+            )

@@ -39,14 +39,16 @@ _RUN_ID = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 
 def generate_run_id() -> str:
     """A fresh memorable id, ``adjective-animal-NNNN``."""
-    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_ANIMALS)}-{secrets.randbelow(10_000):04d}"
+    return (
+        f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_ANIMALS)}-{secrets.randbelow(10_000):04d}"
+    )
 
 
 def check_run_id(run_id: str) -> str:
     """``run_id`` if it can name queues and Kubernetes objects, else a ``ValueError``."""
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or "--" in run_id:
         raise ValueError(
-            "`run_id` must be 2-40 characters of lowercase letters, digits and single '-', starting "
-            f"with a letter and not ending with '-', got {run_id!r}"
+            "`run_id` must be 2-40 characters of lowercase letters, digits and single '-', "
+            f"starting with a letter and not ending with '-', got {run_id!r}"
         )
     return run_id

@@ -61,10 +61,10 @@ def seal_payload(
         return body
     if payload_location is None:
         raise PayloadTooLargeError(
-            f"{what} is {len(payload):,} bytes serialized ({len(body):,} as a message), more than the "
-            f"queue's {max_message_bytes:,}-byte message limit, and the run has no payload store: pass "
-            "`large_payload_location` (a folder or bucket URL the workers can read), or make the task "
-            "smaller (pass paths or layer specs rather than arrays)"
+            f"{what} is {len(payload):,} bytes serialized ({len(body):,} as a message), more than "
+            f"the queue's {max_message_bytes:,}-byte message limit, and the run has no payload "
+            "store: pass `large_payload_location` (a folder or bucket URL the workers can read), "
+            "or make the task smaller (pass paths or layer specs rather than arrays)"
         )
     digest = hashlib.sha256(payload).hexdigest()
     key = f"{signer.run_id}/{digest}"
@@ -78,9 +78,13 @@ def load_payload(opened: OpenedMessage) -> bytes:
     ref = opened.meta.get("ref")
     if ref is None:
         return opened.payload
-    if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) for k in ("location", "key", "sha256")):
+    if not isinstance(ref, dict) or not all(
+        isinstance(ref.get(k), str) for k in ("location", "key", "sha256")
+    ):
         raise SignatureError("malformed payload reference")
     data = open_blob_store(ref["location"]).get(ref["key"])
     if hashlib.sha256(data).hexdigest() != ref["sha256"]:
-        raise SignatureError(f"stored payload {ref['key']} does not match the hash in the sealed message")
+        raise SignatureError(
+            f"stored payload {ref['key']} does not match the hash in the sealed message"
+        )
     return data

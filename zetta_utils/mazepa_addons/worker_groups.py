@@ -85,10 +85,15 @@ def check_semaphores_spec(spec: Any, what: str = "semaphores_spec") -> dict[str,
     if spec is None:
         return None
     if not isinstance(spec, Mapping):
-        raise TypeError(f"`{what}` must map semaphore types to counts, e.g. {{'cuda': 1}}, got {spec!r}")
+        raise TypeError(
+            f"`{what}` must map semaphore types to counts, e.g. {{'cuda': 1}}, got {spec!r}"
+        )
     for key, value in spec.items():
         if key not in SEMAPHORE_TYPES:
-            raise ValueError(f"`{what}`: unknown semaphore type {key!r}; the types are {', '.join(SEMAPHORE_TYPES)}")
+            raise ValueError(
+                f"`{what}`: unknown semaphore type {key!r}; the types are "
+                f"{', '.join(SEMAPHORE_TYPES)}"
+            )
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{what}[{key!r}]` must be a positive integer, got {value!r}")
     return dict(spec)
@@ -102,16 +107,28 @@ def _positive_int(what: str, value: Any) -> int:
 
 def _parse_group(name: Any, options: Any) -> WorkerGroup:
     where = f"worker_groups[{name!r}]"
-    if not isinstance(name, str) or not name or not set(group_key(name)) <= _GROUP_NAME_CHARS or group_key(name)[0] == "-" or group_key(name)[-1] == "-":
+    if (
+        not isinstance(name, str)
+        or not name
+        or not set(group_key(name)) <= _GROUP_NAME_CHARS
+        or group_key(name)[0] == "-"
+        or group_key(name)[-1] == "-"
+    ):
         raise ValueError(
-            f"`worker_groups`: group name {name!r} must be lowercase letters, digits, '-' and '_' (it names the "
-            "group's queue and Kubernetes Deployment), starting and ending with a letter or digit"
+            f"`worker_groups`: group name {name!r} must be lowercase letters, digits, '-' and '_' "
+            "(it names the group's queue and Kubernetes Deployment), starting and ending with a "
+            "letter or digit"
         )
     if not isinstance(options, Mapping):
-        raise TypeError(f"`{where}` must be a mapping such as {{replicas: 10, resource_limits: {{memory: '16Gi'}}}}, got {options!r}")
+        raise TypeError(
+            f"`{where}` must be a mapping such as {{replicas: 10, resource_limits: {{memory: "
+            f"'16Gi'}}}}, got {options!r}"
+        )
     unknown = sorted(str(k) for k in options if k not in GROUP_KEYS)
     if unknown:
-        raise ValueError(f"`{where}`: unknown key(s) {', '.join(unknown)}; a group takes {', '.join(GROUP_KEYS)}")
+        raise ValueError(
+            f"`{where}`: unknown key(s) {', '.join(unknown)}; a group takes {', '.join(GROUP_KEYS)}"
+        )
     if "replicas" not in options:
         raise ValueError(f"`{where}.replicas` is required (the group's number of workers)")
     replicas = _positive_int(f"{where}.replicas", options["replicas"])
@@ -123,22 +140,37 @@ def _parse_group(name: Any, options: Any) -> WorkerGroup:
     if "idle_worker_timeout" in options:
         value = options["idle_worker_timeout"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"`{where}.idle_worker_timeout` must be a number of seconds, got {value!r}")
+            raise ValueError(
+                f"`{where}.idle_worker_timeout` must be a number of seconds, got {value!r}"
+            )
     for mapping in ("resource_limits", "resource_requests", "labels"):
         if options.get(mapping) is not None and not isinstance(options[mapping], Mapping):
             raise TypeError(f"`{where}.{mapping}` must be a mapping, got {options[mapping]!r}")
     zones = {}
     for z in ("required_zones", "preferred_zones"):
         value = options.get(z)
-        if value is not None and (isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value)):
-            raise TypeError(f"`{where}.{z}` must be a list of zone names such as ['us-east1-b'], got {value!r}")
+        if value is not None and (
+            isinstance(value, str)
+            or not isinstance(value, (list, tuple))
+            or not all(isinstance(v, str) and v for v in value)
+        ):
+            raise TypeError(
+                f"`{where}.{z}` must be a list of zone names such as ['us-east1-b'], got {value!r}"
+            )
         zones[z] = tuple(value or ())
     grace = options.get("termination_grace_seconds")
     if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int) or grace < 0):
-        raise ValueError(f"`{where}.termination_grace_seconds` must be a non-negative integer, got {grace!r}")
+        raise ValueError(
+            f"`{where}.termination_grace_seconds` must be a non-negative integer, got {grace!r}"
+        )
     ignored = sorted(k for k in NO_EFFECT_GROUP_KEYS if k in options)
     if ignored:
-        logger.info("worker group %s: %s have no effect here (a group is a fixed Deployment of single-process workers)", name, ", ".join(ignored))
+        logger.info(
+            "worker group %s: %s have no effect here (a group is a fixed Deployment of "
+            "single-process workers)",
+            name,
+            ", ".join(ignored),
+        )
     return WorkerGroup(
         name=name,
         key=group_key(name),
@@ -161,15 +193,16 @@ def parse_worker_groups(groups: Any) -> list[WorkerGroup]:
     in the order given; a ``ValueError``/``TypeError`` names the offending group and key."""
     if not isinstance(groups, Mapping) or not groups:
         raise TypeError(
-            "`worker_groups` must map group names to their options, e.g. {cpu: {replicas: 10, resource_limits: "
-            f"{{memory: '16Gi'}}}}, got {groups!r}"
+            "`worker_groups` must map group names to their options, e.g. {cpu: {replicas: 10, "
+            f"resource_limits: {{memory: '16Gi'}}}}, got {groups!r}"
         )
     parsed = [_parse_group(name, options) for name, options in groups.items()]
     seen: dict[str, str] = {}
     for g in parsed:
         if g.key in seen:
             raise ValueError(
-                f"`worker_groups`: {seen[g.key]!r} and {g.name!r} name the same group ('_' and '-' are the same in group names)"
+                f"`worker_groups`: {seen[g.key]!r} and {g.name!r} name the same group ('_' and '-' "
+                "are the same in group names)"
             )
         seen[g.key] = g.name
     return parsed
@@ -189,9 +222,10 @@ def worker_type_router(queues: Mapping[str, MessageQueue]) -> Callable[[Task[Any
         queue = queues.get(group_key(task.worker_type))
         if queue is None:
             raise ValueError(
-                f"task {task.id} ({task.operation_name}) has worker_type {task.worker_type!r}, which no worker group "
-                f"serves (the groups are {', '.join(map(repr, queues))}): add a group named {task.worker_type!r} to "
-                "`worker_groups`, or change the flow's `op_worker_type` / `reduction_worker_type`"
+                f"task {task.id} ({task.operation_name}) has worker_type {task.worker_type!r}, "
+                f"which no worker group serves (the groups are {', '.join(map(repr, queues))}): "
+                f"add a group named {task.worker_type!r} to `worker_groups`, or change the flow's "
+                "`op_worker_type` / `reduction_worker_type`"
             )
         return queue
 

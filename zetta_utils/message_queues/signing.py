@@ -58,7 +58,9 @@ def decode_key(text: str) -> bytes:
     except (binascii.Error, ValueError) as e:
         raise ValueError(f"run key: expected url-safe base64 of {KEY_BYTES} bytes: {e}") from None
     if len(key) < 16:
-        raise ValueError(f"run key: expected at least 16 bytes (normally {KEY_BYTES}), got {len(key)}")
+        raise ValueError(
+            f"run key: expected at least 16 bytes (normally {KEY_BYTES}), got {len(key)}"
+        )
     return key
 
 
@@ -80,7 +82,9 @@ class OpenedMessage:
     timestamp: float
 
 
-def _signed_bytes(run_id: str, kind: str, ts: float, meta: dict[str, Any], payload_b64: str) -> bytes:
+def _signed_bytes(
+    run_id: str, kind: str, ts: float, meta: dict[str, Any], payload_b64: str
+) -> bytes:
     return json.dumps(
         [_VERSION, run_id, kind, repr(ts), meta, payload_b64], sort_keys=True, separators=(",", ":")
     ).encode()
@@ -110,7 +114,15 @@ class MessageSigner:
         payload_b64 = base64.b64encode(payload).decode()
         sig = self._mac(_signed_bytes(self.run_id, kind, ts, meta, payload_b64))
         return json.dumps(
-            {"v": _VERSION, "run": self.run_id, "kind": kind, "ts": ts, "meta": meta, "payload": payload_b64, "sig": sig},
+            {
+                "v": _VERSION,
+                "run": self.run_id,
+                "kind": kind,
+                "ts": ts,
+                "meta": meta,
+                "payload": payload_b64,
+                "sig": sig,
+            },
             separators=(",", ":"),
         )
 

@@ -3,7 +3,8 @@
 The endpoint decides which service answers: Amazon SQS by default, or any SQS-compatible server
 (moto, ElasticMQ, LocalStack) when one of these is set, first match wins:
 
-    argument ``endpoint_url`` > ``ZETTA_SQS_ENDPOINT`` > ``AWS_ENDPOINT_URL_SQS`` > ``AWS_ENDPOINT_URL``
+    argument ``endpoint_url`` > ``ZETTA_SQS_ENDPOINT`` > ``AWS_ENDPOINT_URL_SQS``
+    > ``AWS_ENDPOINT_URL``
 
 The region: argument > ``AWS_DEFAULT_REGION`` > ``AWS_REGION`` > ``us-east-1``. Credentials come
 from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``~/.aws``, roles).

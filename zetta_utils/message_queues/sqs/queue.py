@@ -25,7 +25,11 @@ to 1 MiB, but SQS-compatible servers keep 256 KiB; pass ``max_message_bytes`` to
 
 _BATCH = 10
 _MAX_WAIT_S = 20  # SQS caps WaitTimeSeconds at 20
-_MISSING_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+_MISSING_CODES = {
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "NonExistentQueue",
+}
 _SEND_RETRIES = 5
 
 
@@ -63,8 +67,14 @@ class SQSQueue:
     ):
         if not isinstance(name_or_url, str) or not name_or_url:
             raise ValueError(f"`name_or_url` must be a queue name or URL, got {name_or_url!r}")
-        if isinstance(max_message_bytes, bool) or not isinstance(max_message_bytes, int) or max_message_bytes < 1024:
-            raise ValueError(f"`max_message_bytes` must be an integer >= 1024, got {max_message_bytes!r}")
+        if (
+            isinstance(max_message_bytes, bool)
+            or not isinstance(max_message_bytes, int)
+            or max_message_bytes < 1024
+        ):
+            raise ValueError(
+                f"`max_message_bytes` must be an integer >= 1024, got {max_message_bytes!r}"
+            )
         self.region_name = resolve_region(region_name)
         self.endpoint_url = resolve_endpoint(endpoint_url)
         self._max_message_bytes = max_message_bytes
@@ -76,7 +86,10 @@ class SQSQueue:
             self._name = name_or_url
 
     def __repr__(self) -> str:
-        return f"SQSQueue({self._name!r}, region_name={self.region_name!r}, endpoint_url={self.endpoint_url!r})"
+        return (
+            f"SQSQueue({self._name!r}, region_name={self.region_name!r}, "
+            f"endpoint_url={self.endpoint_url!r})"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.url, self.region_name, self.endpoint_url, self._max_message_bytes))
@@ -144,18 +157,27 @@ class SQSQueue:
             for f in failed:
                 if f.get("SenderFault"):
                     raise QueueError(
-                        f"SQS refused a message for queue {self._name!r}: {f.get('Code')}: {f.get('Message')}"
+                        f"SQS refused a message for queue {self._name!r}: {f.get('Code')}: "
+                        f"{f.get('Message')}"
                     )
                 retry[f["Id"]] = pending[f["Id"]]
             pending = retry
             time.sleep(0.1 * 2**attempt)
-        raise QueueError(f"SQS kept failing to accept {len(pending)} message(s) for queue {self._name!r}")
+        raise QueueError(
+            f"SQS kept failing to accept {len(pending)} message(s) for queue {self._name!r}"
+        )
 
     def receive(
         self, max_messages: int = 1, wait_s: float = 0.0, visibility_timeout_s: int | None = None
     ) -> list[ReceivedMessage]:
-        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= _BATCH:
-            raise ValueError(f"`max_messages` must be an integer from 1 to {_BATCH}, got {max_messages!r}")
+        if (
+            isinstance(max_messages, bool)
+            or not isinstance(max_messages, int)
+            or not 1 <= max_messages <= _BATCH
+        ):
+            raise ValueError(
+                f"`max_messages` must be an integer from 1 to {_BATCH}, got {max_messages!r}"
+            )
         kwargs: dict[str, Any] = {
             "MaxNumberOfMessages": max_messages,
             "WaitTimeSeconds": max(0, min(_MAX_WAIT_S, math.ceil(wait_s))),
@@ -182,10 +204,19 @@ class SQSQueue:
             for f in response.get("Failed") or []:
                 # An expired receipt handle: the message went back to the queue and will be
                 # delivered again; receivers tolerate duplicates.
-                logger.warning("could not delete a message from %s: %s: %s", self._name, f.get("Code"), f.get("Message"))
+                logger.warning(
+                    "could not delete a message from %s: %s: %s",
+                    self._name,
+                    f.get("Code"),
+                    f.get("Message"),
+                )
 
     def change_visibility(self, message: ReceivedMessage, timeout_s: int) -> None:
-        self._call("change_message_visibility", ReceiptHandle=message.handle, VisibilityTimeout=int(timeout_s))
+        self._call(
+            "change_message_visibility",
+            ReceiptHandle=message.handle,
+            VisibilityTimeout=int(timeout_s),
+        )
 
     # ---- extras -------------------------------------------------------------------------------
 
@@ -195,7 +226,9 @@ class SQSQueue:
             "get_queue_attributes",
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        return int(attrs["ApproximateNumberOfMessages"]), int(
+            attrs["ApproximateNumberOfMessagesNotVisible"]
+        )
 
     def exists(self) -> bool:
         try:
@@ -213,8 +246,12 @@ class SQSQueue:
         return True
 
 
-def _rebuild(url: str, region_name: str, endpoint_url: str | None, max_message_bytes: int) -> SQSQueue:
-    return SQSQueue(url, region_name=region_name, endpoint_url=endpoint_url, max_message_bytes=max_message_bytes)
+def _rebuild(
+    url: str, region_name: str, endpoint_url: str | None, max_message_bytes: int
+) -> SQSQueue:
+    return SQSQueue(
+        url, region_name=region_name, endpoint_url=endpoint_url, max_message_bytes=max_message_bytes
+    )
 
 
 def create_sqs_queue(
@@ -231,8 +268,15 @@ def create_sqs_queue(
     Messages are kept for the maximum 14 days, so a long run never loses queued work.
     """
     _check_queue_name(name)
-    if isinstance(visibility_timeout_s, bool) or not isinstance(visibility_timeout_s, int) or not 0 <= visibility_timeout_s <= 43_200:
-        raise ValueError(f"`visibility_timeout_s` must be an integer from 0 to 43200, got {visibility_timeout_s!r}")
+    if (
+        isinstance(visibility_timeout_s, bool)
+        or not isinstance(visibility_timeout_s, int)
+        or not 0 <= visibility_timeout_s <= 43_200
+    ):
+        raise ValueError(
+            "`visibility_timeout_s` must be an integer from 0 to 43200, got "
+            f"{visibility_timeout_s!r}"
+        )
     client = sqs_client(region_name, endpoint_url)
     kwargs: dict[str, Any] = {
         "QueueName": name,
@@ -245,10 +289,14 @@ def create_sqs_queue(
     if tags:
         kwargs["tags"] = dict(tags)
     url = client.create_queue(**kwargs)["QueueUrl"]
-    return SQSQueue(url, region_name=region_name, endpoint_url=endpoint_url, max_message_bytes=max_message_bytes)
+    return SQSQueue(
+        url, region_name=region_name, endpoint_url=endpoint_url, max_message_bytes=max_message_bytes
+    )
 
 
-def delete_sqs_queue(name_or_url: str, *, region_name: str | None = None, endpoint_url: str | None = None) -> bool:
+def delete_sqs_queue(
+    name_or_url: str, *, region_name: str | None = None, endpoint_url: str | None = None
+) -> bool:
     """Delete a queue by name or URL; False if it did not exist."""
     return SQSQueue(name_or_url, region_name=region_name, endpoint_url=endpoint_url).delete_queue()
 
