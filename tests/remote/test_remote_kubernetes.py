@@ -4,8 +4,10 @@ here), and the run's behaviour when the cluster cannot be reached."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +158,48 @@ def test_arguments_are_checked_before_anything_is_created(tmp_path: Path) -> Non
             task, **GUIDE_ARGS, run_id="Not_Valid", dry_run_manifest_dir=str(tmp_path)
         )
     assert gke_context_name("zetta-research", "us-east1", "c1") == "gke_zetta-research_us-east1_c1"
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"worker_join_file": ""}, "`worker_join_file` must be a file path, got ''"),
+        (
+            {"visibility_timeout_s": 1},
+            "`visibility_timeout_s` must be an integer from 2 to 43200, got 1",
+        ),
+        (
+            {"worker_lease_sec": 50_000},
+            "`visibility_timeout_s` must be an integer from 2 to 43200, got 50000",
+        ),
+        ({"worker_prefetch": 11}, "`worker_prefetch` must be an integer from 1 to 10, got 11"),
+        ({"local_workers": 0}, "`local_workers` must be a positive integer, got 0"),
+        ({"heartbeat_interval_s": 0}, "`heartbeat_interval_s` must be positive, got 0"),
+        ({"worker_env": {"A": 1}}, "`worker_env` must map names to strings, got {'A': 1}"),
+    ],
+)
+def test_queue_arguments_are_refused_before_the_run_starts(
+    tmp_path: Path, bad: dict[str, Any], message: str
+) -> None:
+    """Before the extra context managers are entered, and before any manifest is written."""
+    entered: list[bool] = []
+
+    @contextlib.contextmanager
+    def note_entry() -> Iterator[None]:
+        entered.append(True)
+        yield
+
+    manifests = tmp_path / "manifests"
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        execute_on_gcp_with_sqs(
+            [noop.make_task()],
+            **GUIDE_ARGS,
+            dry_run_manifest_dir=str(manifests),
+            extra_ctx_managers=[note_entry()],
+            **bad,
+        )
+    assert entered == []
+    assert not manifests.exists()
 
 
 def test_a_loopback_endpoint_never_reaches_the_pods(
