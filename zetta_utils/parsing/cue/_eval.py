@@ -39,6 +39,7 @@ from ._ast import (
     IfClause,
     Index,
     Interp,
+    Label,
     LetClause,
     LetDecl,
     ListLit,
@@ -1061,6 +1062,17 @@ class Evaluator:
         w = temp_vertex(expr, None)
         w.conjuncts.append((ValueLit(pos, schema, is_def), None, None, False))
         return self.tree_error(w, pos, concrete)
+
+    def fill_select(self, base: object, fills: dict[str, object], name: str, pos: Pos) -> object:
+        """Field ``name`` of ``base`` unified with the data values ``fills`` (CUE's
+        ``v.Fill(a, "x").Fill(b, "y").Lookup("less")`` in list.Sort)."""
+        fields: list[Node] = [
+            Field(pos, Label(pos, "ident", k), DataLit(pos, v), False) for k, v in fills.items()
+        ]
+        w = temp_vertex(StructLit(pos, fields), None)
+        w.conjuncts.append((ValueLit(pos, base, False), None, None, False))
+        arc = self.select(w, Label(pos, "ident", name).key, pos)
+        return arc if isinstance(arc, Bottom) else self.value_of(arc, pos)
 
     def argument_error(self, val: object, i: int, name: str, pos: Pos) -> Bottom | None:
         """CUE v0.4 refuses an open list or an unresolved disjunction as a value argument."""

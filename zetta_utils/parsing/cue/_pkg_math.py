@@ -20,6 +20,7 @@ from typing import Any
 from . import _gomath
 from ._builtins import Builtin, Call, dec_result, float_result, functions
 from ._errors import unsupported
+from ._gosort import go_sort, is_struct_comparator
 from ._values import CTX, EXACT, FLOAT, Num, compare_nums, data_equal, make_int
 
 # ------------------------------------------------------------------------ math
@@ -342,6 +343,8 @@ def _list_funcs() -> dict[str, Builtin]:
         return flat(c.items(0), depth)
 
     def sort_(c: Call) -> object:
+        if not isinstance(c.args[1], Comparator) and is_struct_comparator(c, 1):
+            return go_sort(c, c.items(0))
         cmp = _comparator(c, 1)
         items = c.items(0)
         return sorted(items, key=_sort_key(c, items), reverse=cmp is DESCENDING)
