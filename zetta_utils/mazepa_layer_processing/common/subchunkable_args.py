@@ -222,8 +222,6 @@ def _no_tighten_bounds(value: Any, name: str, args: Arguments) -> bool:
 
 # --- the declaration -------------------------------------------------------------------------
 RuleFn = Callable[[Any, str, "Arguments"], Any]
-
-
 Validator = Callable[["Arguments", "attrs.Attribute[Any]", Any], None]
 
 
@@ -234,7 +232,6 @@ def checks(rule: RuleFn) -> Validator:
     def validate(inst: Arguments, attribute: attrs.Attribute[Any], value: Any) -> None:
         inst.checked[attribute.name] = rule(value, attribute.name, inst)
 
-    validate.rule = rule  # type: ignore[attr-defined]
     return validate
 
 
@@ -253,7 +250,8 @@ class Arguments:
 @attrs.frozen
 class SubchunkableArgs(Arguments):
     """The arguments of ``build_subchunkable_apply_flow``, in the order of its signature (their
-    meaning is in its docstring)."""
+    meaning is in its docstring): each one's type (as the signature shows it), default, and the
+    rule it obeys (``checks(rule)``; none: a stage of the plan checks it, said above it)."""
 
     LEVELS_FROM: ClassVar[str] = "processing_chunk_sizes"
     checked: dict[str, Any] = attrs.field(init=False, factory=dict, repr=False, eq=False)
