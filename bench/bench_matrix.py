@@ -22,6 +22,10 @@ TensorStore cannot read locally nor write. Rounds: the baseline, then each flow,
 times; printed: the best throughput of each, the ratio of the bests, the median and range of
 the per-round ratios (each run against its own round's baseline).
 
+With one process, the CPU time of the baseline and of each flow (all threads of this process,
+and the S3 server's) is printed too, with the median and range of their per-round ratio: unlike
+wall time it does not depend on what else a shared machine runs.
+
 Volumes are sized per storage kind so that one baseline copy lasts about ``--seconds`` (default
 5 s): one z section is copied first to measure, then the volume gets as many sections as that
 takes (``--max-z`` at most). ``--quick`` (one 2048 x 2048 section, one round) is a smoke run for
@@ -43,6 +47,7 @@ import json
 import math
 import multiprocessing
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -126,7 +131,7 @@ def s3_server() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
+    proc = _SERVER[0] = subprocess.Popen(
         [exe, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -160,6 +165,23 @@ def s3_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait()
+
+
+_SERVER: list[Any] = [None]
+"""The S3 server's process, while it runs (its CPU time is counted with ours)."""
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of the S3 server: with one process, the
+    work of a run whatever else the machine runs (wall time is not, on a shared machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    server = _SERVER[0]
+    if server is not None and server.poll() is None:
+        with open(f"/proc/{server.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 class Storage:
@@ -382,11 +404,17 @@ def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
     for procs in args.procs:
         base_times: list[float] = []
         times: dict[str, list[float]] = {name: [] for name in FLOWS}
+        base_cpu: list[float] = []
+        cpus: dict[str, list[float]] = {name: [] for name in FLOWS}
         checks: dict[str, str] = {}
         for _ in range(args.repeat):
+            cpu = cpu_seconds()
             base_times.append(baseline_copy(storage, src, size, z, procs))
+            base_cpu.append(cpu_seconds() - cpu)
             for name, case in FLOWS.items():
+                cpu = cpu_seconds()
                 times[name].append(run_flow(storage, src, size, z, case, procs))
+                cpus[name].append(cpu_seconds() - cpu)
                 if name not in checks:
                     checks[name] = check_output(kind, src, storage.url("dst"))
         base = mvox / min(base_times)
@@ -404,8 +432,20 @@ def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
                 f"{statistics.median(per_round):.2f}, {per_round[0]:.2f}-{per_round[-1]:.2f}; "
                 f"{min(times[name]):.2f}-{max(times[name]):.2f} s)  output {checks[name]}"
             )
-        print("\n".join(lines[-1 - len(FLOWS) :]), flush=True)
+            if procs == 1:
+                lines.append(_cpu_line(base_cpu, cpus[name]))
+        print("\n".join(lines[-1 - len(FLOWS) * (2 if procs == 1 else 1) :]), flush=True)
     return lines
+
+
+def _cpu_line(base_cpu: list[float], flow_cpu: list[float]) -> str:
+    """The baseline's CPU time over the flow's, per round (one process: both run here)."""
+    per_round = sorted(b / f for b, f in zip(base_cpu, flow_cpu, strict=True))
+    return (
+        f"      CPU time: ratio median {statistics.median(per_round):.2f} "
+        f"({per_round[0]:.2f}-{per_round[-1]:.2f}); baseline {min(base_cpu):.2f}-"
+        f"{max(base_cpu):.2f} s, flow {min(flow_cpu):.2f}-{max(flow_cpu):.2f} s"
+    )
 
 
 RESULTS: dict[tuple[str, int, str], float] = {}
