@@ -228,14 +228,30 @@ class _Doc:
             lines += ["---"] + _Doc(rng).block(0, 1)
         if rng.random() < 0.05:
             lines = ["%YAML 1.1" if rng.random() < 0.5 else "%YAML 1.2", "---", *lines]
+        if rng.random() < 0.1:
+            lines.append(rng.choice(FLOW_LINES))
         text = "\n".join(lines) + "\n"
-        if rng.random() < 0.15:  # mangle: syntax errors and odd corners
-            i = rng.randrange(len(text))
-            text = text[:i] + rng.choice(MANGLE) + text[i + 1 :]
+        if rng.random() < 0.25:  # mangle: syntax errors and odd corners
+            for _ in range(rng.randrange(1, 4)):
+                i = rng.randrange(len(text))
+                text = text[:i] + rng.choice(MANGLE) + text[i + rng.randrange(2) :]
+        if rng.random() < 0.05:
+            text = text.replace("\n", "\r\n")
+        if rng.random() < 0.03:
+            text = "\ufeff" + text
         return text
 
 
-MANGLE = ["", ":", "-", "[", "]", "{", "\t", "'", '"', "&", "*", "!", "|", "?", " ", "\n", "#"]
+MANGLE = [
+    "", ":", "-", "[", "]", "{", "}", ",", "\t", "'", '"', "&", "*", "!", "|", ">", "?", " ", "\n",
+    "#", "%", "@", "`", "\\", "\r", "  ", "? ", ": ", "- ", "!!", "&x ", "*x", "...", "---", "\n  ",
+]  # fmt: skip
+# Flow collections with the spacing corners of YAML 1.1/1.2 scanners.
+FLOW_LINES = [
+    'f1: {"a":1, b: 2}', "f2: [a:1, ? b, c: d]", "f3: {a: [b, c], ? d : e}", "f4: [ 'x':y ]",
+    'f5: {"a" : 1,"b":[2]}', "f6: [a, b]: c", "f7: {a: b\n  c}", "f8: [a\n  , b]",
+    "f9: {? [x] : y}", "f10: [-1, - 2]", "f11: {a: *x}", "f12: &x {a: 1}",
+]  # fmt: skip
 
 
 def yaml_doc(rng: random.Random) -> str:
@@ -298,11 +314,11 @@ def calls(seed: int, count: int) -> list[tuple[str, str]]:
             call = f"yaml.Unmarshal(yaml.Marshal({_value(rng, 0)}))"
             group = "RoundTrip"
         elif kind in (3, 4, 5, 6):
-            call = f"yaml.Unmarshal({json.dumps(yaml_doc(rng), ensure_ascii=False)})"
+            call = f"yaml.Unmarshal({cue_string(yaml_doc(rng))})"
             group = "Unmarshal"
         elif kind in (7, 8):
             fn = rng.choice(("Validate", "ValidatePartial"))
-            doc = json.dumps(yaml_doc(rng) if rng.random() < 0.5 else _small_yaml(rng))
+            doc = cue_string(yaml_doc(rng) if rng.random() < 0.5 else _small_yaml(rng))
             call = f"yaml.{fn}({doc}, {rng.choice(SCHEMAS)})"
             group = "Validate"
         else:

@@ -136,6 +136,9 @@ class Lexer:
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self) -> list[Token]:
+        bom = self.src.find("\ufeff")
+        if bom >= 0:  # allowed only as the file's first character, as in CUE's scanner
+            raise syntax_error(self.pos(bom), "illegal byte order mark")
         tokens, end = self._scan(0, interp=False)
         assert end == self.n
         return tokens

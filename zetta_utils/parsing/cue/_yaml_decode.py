@@ -569,8 +569,8 @@ def unmarshal(data: bytes, pos: Pos) -> Node:
     """The first document of ``data`` as syntax; YamlError if it cannot be read."""
     docs = Documents(data, "", pos)
     first = docs.next()
-    if first is None:
-        raise YamlError("no YAML document (CUE v0.4 fails with an internal error)")
+    if first is None:  # CUE v0.4 panics ("nil return value"), even inside a disjunction
+        raise unsupported(pos, "yaml.Unmarshal of YAML without a document")
     root, anchors = first
     return Decoder(docs, anchors, pos).decode(root)
 

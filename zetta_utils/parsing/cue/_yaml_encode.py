@@ -353,9 +353,9 @@ def yaml_marshal(x: object, texts: dict[Path, str] | None = None) -> str:
     if s is None:
         _block(x, 0, lines, (), texts)
     text = ""
-    for line in lines:
-        text += line if not text or text.endswith("\n") else "\n" + line
-    return text if text.endswith("\n") else text + "\n"
+    for line in lines:  # a line ending in a break (a literal block's) ends there
+        text += line if not text or text[-1] in _BREAKS else "\n" + line
+    return text if text[-1] in _BREAKS else text + "\n"
 
 
 __all__ = ["Unsupported", "string", "v3_reads_as_string", "yaml_marshal"]
