@@ -85,6 +85,9 @@ def test_template_values_print_as_go_prints_them() -> None:
     )
     assert run('"{{.x}}|{{print .x}}|{{html .x}}"', "{}") == "<no value>|<nil>|&lt;no value&gt;"
     assert run('"{{printf \\"%T %T %v\\" . 2 .}}"', "3.0") == "float64 int 3"
+    # big.Int formats itself: %+v's + reaches it (found by cue_templatecheck.py, seed 3).
+    big = "{a: 9223372036854775808, b: 1}"
+    assert run('"{{printf \\"%+v\\" .}}"', big) == "map[a:+9223372036854775808 b:1]"
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,7 @@ class _Flags:
     sharp: bool = False
     space: bool = False
     zero: bool = False
+    plus_v: bool = False  # %+v (the + flag as a Formatter sees it)
     wid: int | None = None
     prec: int | None = None
 
@@ -209,10 +210,12 @@ class _Printer:
         f.zero = zero
 
     def fmt_big(self, v: BigInt, verb: str) -> None:
+        """big.Int's Format (its own flags: ``+`` is set by ``%+v`` too)."""
         f = self.f
-        if verb not in "vds" or f.sharp or f.plus or f.space or f.zero or f.prec is not None:
+        if verb not in "vds" or f.sharp or f.zero or f.prec is not None:
             raise GoUnsupported(f"printf's %{verb} (with these flags) of a *big.Int")
-        self.pad(str(v.v))
+        sign = "-" if v.v < 0 else "+" if f.plus or f.plus_v else " " if f.space else ""
+        self.pad(sign + str(abs(v.v)))
 
     def fmt_float(self, v: float, verb: str) -> None:
         f = self.f
@@ -449,7 +452,7 @@ def sprintf(fmt: str, args: list[object]) -> str:
             if verb == "v":
                 if f.sharp:
                     raise GoUnsupported("printf's %#v")
-                f.plus = False  # %+v: field names of structs, which decoded values have not
+                f.plus_v, f.plus = f.plus, False  # %+v: struct field names (none here)
             p.print_arg(args[k], verb)
             k += 1
     if k < len(args):
