@@ -117,9 +117,14 @@ def compare_programs(progs: dict[str, str], prefix: str, *, show: int = 1000) ->
                 if not ours["ok"]:
                     report(f"{name}: real exports {r['stdout'][:200]}, ours fails: {ours['error']}")
                     continue
-                d = strict_diff(json.loads(r["stdout"]), ours["value"])
-                if d:
-                    report(f"{name}: {d}  [{_field_line(progs[name], d)}]")
+                want, got = json.loads(r["stdout"]), ours["value"]
+                if isinstance(want, dict) and isinstance(got, dict) and list(want) == list(got):
+                    diffs = [strict_diff(want[k], got[k], f"$.{k}") for k in want]
+                else:
+                    diffs = [strict_diff(want, got)]
+                for d in diffs:  # each field that differs (one call each) is counted
+                    if d:
+                        report(f"{name}: {d}  [{_field_line(progs[name], d)}]")
             elif ours["ok"]:
                 real_err = r["stderr"].strip()[:200]
                 report(f"{name}: real fails ({real_err}), ours gives {ours['value']}")
