@@ -546,12 +546,14 @@ def number_node(s: str, pos: Pos) -> Node:
         num = parse_cue_number(s)
     except _NumError as e:
         return DataLit(pos, error(f"parse error: {e}", pos))
-    if neg:
+    text: str | None = s  # a literal's spelling (yaml.Marshal keeps it in lists)
+    if neg:  # CUE negates the literal: no spelling kept
         d = num.d.copy_negate()
         num = Num(num.kind, d.copy_abs() if d.is_zero() else d)
+        text = None
     if num.kind == INT:
-        return BasicLit(pos, "int", int(num.d))
-    return BasicLit(pos, "float", num.d)
+        return BasicLit(pos, "int", int(num.d), text)
+    return BasicLit(pos, "float", num.d, text)
 
 
 def _identifier(name: str) -> bool:
