@@ -1214,6 +1214,26 @@ def _index(item: object, *indexes: object) -> object:
     return item
 
 
+class _Slice(list):
+    """A ``[]interface {}`` made by ``slice``: its elements, and the array it shares with
+    the slice it was cut from (``backing[off:off + cap]``, nil past the backing list)."""
+
+    backing: list[Any]
+    off: int
+    cap: int
+
+
+def _list_capacity(item: list[Any]) -> tuple[list[Any], int, int] | None:
+    """(backing, offset, capacity) of a slice: a list CUE v0.4 decoded has the capacity
+    Go's append gave it, the next power of two (measured up to 1024 elements)."""
+    if isinstance(item, _Slice):
+        return item.backing, item.off, item.cap
+    n = len(item)
+    if n > 1024:
+        return None
+    return item, 0, 1 << (n - 1).bit_length() if n else 0
+
+
 def _slice(item: object, *indexes: object) -> object:
     item = _dig(item)
     if item is INVALID:
@@ -1227,11 +1247,12 @@ def _slice(item: object, *indexes: object) -> object:
     elif not isinstance(item, (list, bytes)):
         raise _FuncError(f"can't slice item of type {type_name(item)}")
     n = _go_len(item)
-    cap_ = n if isinstance(item, str) else 1 << 62  # a decoded slice's capacity is Go's
-    idx = [0, n, n]
+    info = _list_capacity(item) if isinstance(item, list) else None
+    cap_ = n if isinstance(item, str) else info[2] if info is not None else 1 << 62
+    idx = [0, n, 0]
     for i, index in enumerate(indexes):
         idx[i] = _index_arg(index, cap_)
-        if idx[i] > n:
+        if idx[i] > n and info is None:
             raise GoUnsupported("slice beyond the length of a slice (its capacity is Go's)")
     if idx[0] > idx[1]:
         raise _FuncError(f"invalid slice index: {idx[0]} > {idx[1]}")
@@ -1239,7 +1260,14 @@ def _slice(item: object, *indexes: object) -> object:
         raise _FuncError(f"invalid slice index: {idx[1]} > {idx[2]}")
     if isinstance(item, str):
         return bytes_text(item.encode()[idx[0] : idx[1]])
-    return item[idx[0] : idx[1]]
+    if info is None:
+        return item[idx[0] : idx[1]]
+    backing, off, cap = info
+    start = off + idx[0]
+    out = _Slice(backing[t] if t < len(backing) else None for t in range(start, off + idx[1]))
+    out.backing, out.off = backing, start
+    out.cap = (idx[2] if len(indexes) == 3 else cap) - idx[0]
+    return out
 
 
 def _length(item: object) -> int:
