@@ -86,6 +86,10 @@ def test_template_values_print_as_go_prints_them() -> None:
     assert run('"{{.x}}|{{print .x}}|{{html .x}}"', "{}") == "<no value>|<nil>|&lt;no value&gt;"
     assert run('"{{printf \\"%T %T %v\\" . 2 .}}"', "3.0") == "float64 int 3"
     # big.Int formats itself: %+v's + reaches it (found by cue_templatecheck.py, seed 3).
+    fmt = '"{{printf \\"%g|%U|% x|%# X|%012x\\" . . . . .}}"'
+    assert run(fmt, "'ab'") == "[%!g(uint8=97) %!g(uint8=98)]|[U+0061 U+0062]|61 62|0X61 0X62|" + (
+        "000000006162"
+    )
     # A decoded list's capacity is a power of two (Go's append): slice may reach into it.
     assert run('"{{slice . 1 8}}"', '[1, "a", 2.5, null, {}]') == (
         "[a 2.5 <nil> map[] <nil> <nil> <nil>]"

@@ -264,13 +264,22 @@ class _Printer:
             self.bad_verb(verb, s)
 
     def fmt_hex(self, b: bytes, verb: str) -> None:
+        """Go's fmtSbx: ``#`` adds 0x (before each byte with the space flag, which
+        separates them); the width pads the whole encoding."""
         f = self.f
-        if f.sharp or f.space:
-            raise GoUnsupported("printf's %x with # or space flags")
         if f.prec is not None:
             b = b[: f.prec]
-        text = b.hex()
-        self.pad(text.upper() if verb == "X" else text)
+        x = "X" if verb == "X" else "x"
+        if not b:
+            self.out.append(("0" if f.zero else " ") * (f.wid or 0))
+            return
+        parts = [f"{c:02{x}}" for c in b]
+        if f.space:
+            text = " ".join(("0" + x if f.sharp else "") + p for p in parts)
+        else:
+            text = ("0" + x if f.sharp else "") + "".join(parts)
+        pad = ("0" if f.zero else " ") * max((f.wid or 0) - len(text), 0)
+        self.out.append(text + pad if f.minus else pad + text)
 
     def fmt_bytes(self, b: bytes, verb: str, depth: int) -> None:
         if verb in "vd":
@@ -280,7 +289,7 @@ class _Printer:
             for i, c in enumerate(b):
                 if i:
                     self.out.append(" ")
-                self.fmt_integer(c, verb, True)
+                self.fmt_integer(Uint8(c), verb, True)
             self.out.append("]")
         elif verb == "s":
             self.fmt_s(bytes_text(b))
@@ -288,8 +297,13 @@ class _Printer:
             self.fmt_hex(b, verb)
         elif verb == "q":
             self.fmt_string(bytes_text(b), verb)
-        else:
-            raise GoUnsupported(f"printf's %{verb} of a []uint8")
+        else:  # each byte as a uint8
+            self.out.append("[")
+            for i, c in enumerate(b):
+                if i:
+                    self.out.append(" ")
+                self.fmt_integer(Uint8(c), verb, True)
+            self.out.append("]")
 
 
 def _rune_text(v: int) -> str:
