@@ -133,6 +133,10 @@ def test_error_positions_agree_with_real_cue(path: Path) -> None:
 UNSUPPORTED = [
     ('import "encoding/yaml"\na: yaml.Unmarshal("a: &x {<<: *x}")\n', "merges a map into", 2, 4),
     ('import "encoding/yaml"\na: yaml.Marshal({"a\\nb": 1})\n', "yaml.Marshal of a key", 2, 4),
+    ('import "encoding/yaml"\na: yaml.Unmarshal("# none")\n', "YAML without a document", 2, 4),
+    ('import "encoding/yaml"\na: yaml.Unmarshal("[!!str, 1]")\n', "a tag followed by", 2, 4),
+    ('import "encoding/yaml"\na: yaml.Unmarshal("[a?b]")\n', "a '?' in a plain scalar", 2, 4),
+    ('import "encoding/yaml"\na: yaml.Unmarshal("[b:]")\n', "a ':' followed by", 2, 4),
     ('import "text/template"\na: template.Execute("{{1i}}", 1)\n', "complex number", 2, 4),
     ('import "tool/exec"\na: exec.Run\n', "exec.Run", 2, 9),
     ('import "net"\na: net.FQDN("xn--ab-m1t.com")\n', "FQDN of a punycode label with a", 2, 4),

@@ -112,7 +112,8 @@ def check_go_yaml_corners(data: bytes, pos: Pos) -> None:
     """Refuse, as unsupported, the corners where libyaml 0.2.5 reads text otherwise than the
     older libyaml that go-yaml v2 ported: a tag followed by ``,``, ``[`` or ``]`` (go-yaml
     reads them as part of the tag) and a ``?`` in a plain scalar inside a flow collection
-    (go-yaml ends the scalar there)."""
+    (go-yaml ends the scalar there). (A ``:`` before a flow indicator in a flow collection,
+    which go-yaml keeps in the scalar, is refused when libyaml reports it.)"""
     if b"!" not in data and b"?" not in data:
         return
     text = data.decode("utf-8", errors="replace")
@@ -156,6 +157,7 @@ class Documents:
             raise unsupported(pos, "YAML decoding without libyaml (PyYAML built without it)")
         check_go_yaml_corners(data, pos)
         self.parser = _CParser(data or b"\n")
+        self.pos = pos
         self.name = name
         self.started = False
 
@@ -166,6 +168,14 @@ class Documents:
         try:
             return self.parser.peek_event() if peek else self.parser.get_event()
         except _pyyaml.MarkedYAMLError as e:
+            if e.problem == "found unexpected ':'":
+                # libyaml 0.2.5's check of "x:" before a flow indicator; go-yaml v2 (as
+                # CUE forked it) reads the ':' as part of the plain scalar.
+                raise unsupported(
+                    self.pos,
+                    "YAML with a ':' followed by ',', '?', '[', ']', '{' or '}' in a flow "
+                    "collection (libyaml and go-yaml v2 read it differently)",
+                ) from None
             line = 0
             if e.problem_mark is not None and e.problem_mark.line != 0:
                 line = e.problem_mark.line
