@@ -96,6 +96,9 @@ def test_template_values_print_as_go_prints_them() -> None:
     )
     big = "{a: 9223372036854775808, b: 1}"
     assert run('"{{printf \\"%+v\\" .}}"', big) == "map[a:+9223372036854775808 b:1]"
+    # ... and is a pointer: equal (eq) only to itself.
+    big2 = "{a: 9223372036854775808, b: 9223372036854775808}"
+    assert run('"{{eq .a .a}} {{eq .a .b}} {{eq .a nil}}"', big2) == "true false false"
 
 
 @pytest.mark.parametrize(

@@ -1112,10 +1112,7 @@ def _comparable(v: object) -> bool:
 
 
 def _eq(a: object, *rest: object) -> bool:
-    a = _dig(a)
-    if any(isinstance(x, BigInt) for x in (a, *map(_dig, rest))):
-        if not (isinstance(a, BigInt) and all(isinstance(_dig(x), BigInt) for x in rest)):
-            raise GoUnsupported("eq of a *big.Int with another kind of value")
+    a = _dig(a)  # a *big.Int is a pointer: of no basic kind, equal only to itself
     if a is not INVALID and not _comparable(a):
         raise _FuncError(f"uncomparable type {type_name(a)}: {_fmt_v(a)}")
     if not rest:
@@ -1146,8 +1143,6 @@ def _eq(a: object, *rest: object) -> bool:
 
 def _lt(a: object, b: object) -> bool:
     a, b = _dig(a), _dig(b)
-    if isinstance(a, BigInt) or isinstance(b, BigInt):
-        raise GoUnsupported("lt/le/gt/ge of a *big.Int")
     k1 = _basic_kind(a)
     if k1 == "invalid":
         raise _FuncError("invalid type for comparison")
