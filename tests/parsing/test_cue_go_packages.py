@@ -128,3 +128,11 @@ def test_sort_with_a_comparator_whose_less_is_not_a_bool_fails() -> None:
     assert "unsupported" not in str(info.value)
     out = evaluate('import "list"\nv: list.Sort([3, 1, 2], {x: _, y: _, less: x > y})\n')
     assert out == {"v": [3, 2, 1]}
+
+
+def test_negative_integer_literals_beyond_24_digits_stay_exact() -> None:
+    """Negation was rounded to 24 digits, turning such ints into floats (found through
+    template.Execute's printing of big.Int words)."""
+    out = evaluate("a: -123456789012345678901234567890\nb: {x: -(1 - 2)}.x\n")
+    assert out == {"a": -123456789012345678901234567890, "b": 1}
+    assert isinstance(out["a"], int)

@@ -1082,6 +1082,17 @@ def _fmt_v(v: object) -> str:
     return sprint([v])
 
 
+def _range_text(v: object) -> str:
+    """%v of what range cannot iterate over (a big.Int as its struct: sign and words)."""
+    if isinstance(v, BigInt):
+        n, words = abs(v.v), []
+        while n:
+            words.append(str(n & (2**64 - 1)))
+            n >>= 64
+        return f"{{{'true' if v.v < 0 else 'false'} [{' '.join(words)}]}}"
+    return _fmt_v(v)
+
+
 def _as_go_int(v: object) -> int | None:
     if isinstance(v, int) and not isinstance(v, bool):
         return v
@@ -1185,7 +1196,8 @@ def _index(item: object, *indexes: object) -> object:
             if item.v is None:
                 raise _FuncError("index of nil pointer")
             item = item.v
-        _no_big(item, "index")
+        if isinstance(item, BigInt):
+            raise _FuncError("can't index item of type big.Int")
         if isinstance(item, (str, bytes, list)):
             n = _go_len(item)
             x = _index_arg(_dig(index), n)
@@ -1235,7 +1247,8 @@ def _slice(item: object, *indexes: object) -> object:
         raise _FuncError("slice of untyped nil")
     if len(indexes) > 3:
         raise _FuncError(f"too many slice indexes: {len(indexes)}")
-    _no_big(item, "slice")
+    if isinstance(item, BigInt):
+        raise _FuncError("can't slice item of type *big.Int")
     if isinstance(item, str):
         if len(indexes) == 3:
             raise _FuncError("cannot 3-index slice a string")
@@ -1272,7 +1285,8 @@ def _length(item: object) -> int:
         item = item.v
     if item is INVALID:
         raise _FuncError("reflect: call of reflect.Value.Type on zero Value")
-    _no_big(item, "len")
+    if isinstance(item, BigInt):
+        raise _FuncError("len of type big.Int")
     if isinstance(item, (str, bytes, list, dict)):
         return _go_len(item)
     raise _FuncError(f"len of type {type_name(item)}")
@@ -1466,7 +1480,6 @@ class _State:
             self.walk(elem, node.body)
             del self.vars[mark:]
 
-        _no_big(val, "range")
         if isinstance(val, list) and val:
             for i, e in enumerate(val):
                 one(i, Iface(e))
@@ -1478,7 +1491,7 @@ class _State:
                 one(k, Iface(val[k]))
         elif not isinstance(val, (list, bytes, dict)) and val is not INVALID:
             self.at(node)
-            raise self.error(f"range can't iterate over {_fmt_v(val)}")
+            raise self.error(f"range can't iterate over {_range_text(val)}")
         elif node.else_body is not None:
             self.walk(dot, node.else_body)
         del self.vars[outer:]

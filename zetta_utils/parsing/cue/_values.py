@@ -290,7 +290,7 @@ def int_div(op: str, a: Num, b: Num) -> Num | Bottom:
 
 
 def negate(a: Num) -> Num:
-    return Num(a.kind, CTX.minus(a.d))
+    return Num(a.kind, EXACT.minus(a.d))  # exact, as apd's Neg (CTX would round big ints)
 
 
 def compare_nums(a: Num, b: Num) -> int:
