@@ -27,7 +27,7 @@ from ._gofmt import (
     sprintln,
     type_name,
 )
-from ._pkg_text import _parse_float, _parse_int
+from ._pkg_text import _is_print, _parse_float, _parse_int, _quote
 
 
 class GoError(Exception):
@@ -72,15 +72,11 @@ class Item:
 
 
 def _go_quote(s: str) -> str:
-    from ._pkg_text import _is_print, _quote
-
     return _quote(s, '"', _is_print, False)
 
 
 def _sharp_u(ch: str) -> str:
     """Go's %#U of a rune."""
-    from ._pkg_text import _is_print
-
     text = f"U+{ord(ch):04X}"
     return f"{text} '{ch}'" if _is_print(ch) else text
 
@@ -1323,15 +1319,46 @@ def _eval_args(args: tuple[object, ...]) -> str:
     return sprint(["<no value>" if a is None else a for a in args])
 
 
-def _html(*args: object) -> str:
-    from ._pkg_template import html_escape
+_HTML = {'"': "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\0": "\ufffd"}
+_JS = {
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "<": "\\u003C",
+    ">": "\\u003E",
+    "&": "\\u0026",
+    "=": "\\u003D",
+}
 
+
+def html_escape(s: str) -> str:
+    """Go's template.HTMLEscapeString: the five HTML specials as entities, NUL as U+FFFD."""
+    return "".join(_HTML.get(ch, ch) for ch in s)
+
+
+def js_escape(s: str) -> str:
+    """Go's template.JSEscapeString: quotes and backslash escaped with a backslash,
+    ``<>&=`` and ASCII control characters as upper-case ``\\u00XX``, non-ASCII runes
+    kept when Go's unicode.IsPrint holds for them, else ``\\uXXXX``."""
+    out: list[str] = []
+    for ch in s:
+        o = ord(ch)
+        if ch in _JS:
+            out.append(_JS[ch])
+        elif o < 0x20:
+            out.append(f"\\u00{o:02X}")
+        elif o < 0x80 or _is_print(ch):
+            out.append(ch)
+        else:
+            out.append(f"\\u{o:04X}")
+    return "".join(out)
+
+
+def _html(*args: object) -> str:
     return html_escape(_eval_args(args))
 
 
 def _js(*args: object) -> str:
-    from ._pkg_template import js_escape
-
     return js_escape(_eval_args(args))
 
 
@@ -1709,4 +1736,12 @@ def execute(text: str, trees: dict[str, ListNode], data: object) -> str:
     return "".join(state.out)
 
 
-__all__ = ["GoError", "GoUnsupported", "execute", "go_unquote", "parse"]
+__all__ = [
+    "GoError",
+    "GoUnsupported",
+    "execute",
+    "go_unquote",
+    "html_escape",
+    "js_escape",
+    "parse",
+]

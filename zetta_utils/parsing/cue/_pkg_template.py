@@ -9,43 +9,8 @@ from decimal import Decimal
 from ._builtins import ArgError, Builtin, Call, functions
 from ._errors import unsupported
 from ._gofmt import BigInt, GoUnsupported
-from ._pkg_text import _is_print
+from ._gotemplate import GoError, execute, html_escape, js_escape, parse
 from ._values import INT, NULLV, Num
-
-_HTML = {'"': "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\0": "\ufffd"}
-_JS = {
-    "\\": "\\\\",
-    "'": "\\'",
-    '"': '\\"',
-    "<": "\\u003C",
-    ">": "\\u003E",
-    "&": "\\u0026",
-    "=": "\\u003D",
-}
-
-
-def html_escape(s: str) -> str:
-    """Go's template.HTMLEscapeString: the five HTML specials as entities, NUL as U+FFFD."""
-    return "".join(_HTML.get(ch, ch) for ch in s)
-
-
-def js_escape(s: str) -> str:
-    """Go's template.JSEscapeString: quotes and backslash escaped with a backslash,
-    ``<>&=`` and ASCII control characters as upper-case ``\\u00XX``, non-ASCII runes
-    kept when Go's unicode.IsPrint holds for them, else ``\\uXXXX``."""
-    out: list[str] = []
-    for ch in s:
-        o = ord(ch)
-        if ch in _JS:
-            out.append(_JS[ch])
-        elif o < 0x20:
-            out.append(f"\\u00{o:02X}")
-        elif o < 0x80 or _is_print(ch):
-            out.append(ch)
-        else:
-            out.append(f"\\u{o:04X}")
-    return "".join(out)
-
 
 _SMALLEST = Decimal("4.940656458412465441765687928682213723651e-324")
 _LARGEST = Decimal("1.797693134862315708145274237317043567981e+308")
@@ -84,8 +49,6 @@ def go_value(d: object) -> object:
 
 
 def _execute(c: Call) -> object:
-    from ._gotemplate import GoError, execute, parse
-
     text = c.string(0)
     c.raw(1)
     bad = c.ev.argument_error(c.args[1], 1, c.fn.name, c.pos)
