@@ -90,6 +90,9 @@ def test_template_values_print_as_go_prints_them() -> None:
     assert run(fmt, "'ab'") == "[%!g(uint8=97) %!g(uint8=98)]|[U+0061 U+0062]|61 62|0X61 0X62|" + (
         "000000006162"
     )
+    assert run('"{{printf \\"%x|%b|%.0x\\" . . .}}"', "-1234.5678") == (
+        "-0x1.34a456d5cfaadp+10|-5429686605511341p-42|-0x1p+10"
+    )
     # A decoded list's capacity is a power of two (Go's append): slice may reach into it.
     assert run('"{{slice . 1 8}}"', '[1, "a", 2.5, null, {}]') == (
         "[a 2.5 <nil> map[] <nil> <nil> <nil>]"

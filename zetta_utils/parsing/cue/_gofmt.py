@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._pkg_text import _digits, _fmt_e, _fmt_f, _is_print, _quote
+from ._pkg_text import _digits, _fmt_e, _fmt_f, _format_b, _format_x, _is_print, _quote
 
 
 class GoUnsupported(Exception):
@@ -226,7 +226,7 @@ class _Printer:
         elif verb in "eEfF":
             prec = 6
         elif verb in "bxX":
-            raise GoUnsupported(f"printf's %{verb} of a float64")
+            prec = -1
         else:
             self.bad_verb(verb, v)
             return
@@ -320,9 +320,13 @@ def _to_base(u: int, base: int, upper: bool) -> str:
 
 
 def format_float(v: float, verb: str, prec: int) -> str:
-    """Go's ``strconv.FormatFloat(v, verb, prec, 64)`` for verbs e, E, f, g, G."""
+    """Go's ``strconv.FormatFloat(v, verb, prec, 64)`` for verbs b, e, E, f, g, G, x, X."""
     if math.isinf(v) or math.isnan(v):
         raise GoUnsupported("an infinite or NaN float64")
+    if verb == "b":
+        return _format_b(v, 64)
+    if verb in "xX":
+        return _format_x(v, prec, verb == "X")
     neg = math.copysign(1.0, v) < 0
     if prec < 0:
         ds, point = _digits(v, 64)
