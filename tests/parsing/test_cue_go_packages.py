@@ -67,7 +67,7 @@ def test_template_errors_have_gos_messages(template: str, data: str, message: st
     [
         ('"{{slice . 0 4}}"', "'abc'", "capacity"),  # a []uint8's capacity: not measured
         ('"{{.x.String}}"', "{x: 123456789012345678901234}", "*big.Int"),
-        ('"{{1i}}"', "1", "complex number"),
+        ('"{{slice \\"h\u00e9llo\\" 1 2}}"', "1", "not valid UTF-8"),  # real: U+FFFD
         ('"{{printf \\"%[1]d\\" 1}}"', "1", "argument indexes"),
         ('"{{printf \\"%#v\\" .}}"', "{a: 1}", "%#v"),
     ],
@@ -89,6 +89,9 @@ def test_template_values_print_as_go_prints_them() -> None:
     fmt = '"{{printf \\"%g|%U|% x|%# X|%012x\\" . . . . .}}"'
     assert run(fmt, "'ab'") == "[%!g(uint8=97) %!g(uint8=98)]|[U+0061 U+0062]|61 62|0X61 0X62|" + (
         "000000006162"
+    )
+    assert run('"{{1i}} {{1.5-2e3i}} {{printf \\"%T %.2f\\" 1i 1.5+2.25i}}"', "1") == (
+        "(0+1i) (1.5-2000i) complex128 (1.50+2.25i)"
     )
     assert run('"{{printf \\"%x|%b|%.0x\\" . . .}}"', "-1234.5678") == (
         "-0x1.34a456d5cfaadp+10|-5429686605511341p-42|-0x1p+10"

@@ -49,6 +49,8 @@ def type_name(v: object) -> str:
         return "*big.Int"
     if isinstance(v, float):
         return "float64"
+    if isinstance(v, complex):
+        return "complex128"
     if isinstance(v, str):
         return "string"
     if isinstance(v, bytes):
@@ -137,6 +139,8 @@ class _Printer:
             self.fmt_big(v, verb)
         elif isinstance(v, float):
             self.fmt_float(v, verb)
+        elif isinstance(v, complex):
+            self.fmt_complex(v, verb)
         elif isinstance(v, str):
             self.fmt_string(v, verb)
         elif isinstance(v, bytes):
@@ -246,6 +250,19 @@ class _Printer:
             self.pad(num)
             return
         self.pad(num[1:])
+
+    def fmt_complex(self, v: complex, verb: str) -> None:
+        """Go's fmtComplex: (real+imagi), the imaginary part always signed."""
+        if verb not in "vbgGxXfFeE":
+            self.bad_verb(verb, v)
+            return
+        plus = self.f.plus
+        self.out.append("(")
+        self.fmt_float(v.real, verb)
+        self.f.plus = True
+        self.fmt_float(v.imag, verb)
+        self.out.append("i)")
+        self.f.plus = plus
 
     def fmt_string(self, s: str, verb: str) -> None:
         if verb in "vs":

@@ -11,6 +11,7 @@ Go's wording; corners not reproduced raise ``GoUnsupported``.
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -978,8 +979,13 @@ class _Parser:
             if text[end:] != "'":
                 raise self.error(f"malformed character constant: {text}")
             return NumberNode(tok.pos, text, v)
-        if tok.typ == "complex" or text.endswith("i"):
-            raise GoUnsupported("complex number constants in templates")
+        if tok.typ == "complex":
+            return NumberNode(tok.pos, text, _parse_complex(text))
+        if text.endswith("i"):
+            try:  # an imaginary constant, complex even when zero
+                return NumberNode(tok.pos, text, complex(0, _parse_float(text[:-1], 64)))
+            except (ValueError, OverflowError):
+                pass
         u = _go_int(text, signed=False)
         i = _go_int(text, signed=True)
         if i == 0 and u is None:
@@ -997,6 +1003,18 @@ class _Parser:
         if i is not None:
             return NumberNode(tok.pos, text, i)
         return NumberNode(tok.pos, text, u, overflow=True)
+
+
+_DECIMAL = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_COMPLEX_RE = re.compile(f"({_DECIMAL})({_DECIMAL})i")
+
+
+def _parse_complex(text: str) -> complex:
+    """``1+2i`` as Go's fmt.Sscan reads it (decimal parts only)."""
+    m = _COMPLEX_RE.fullmatch(text)
+    if m is None or m.group(2)[0] not in "+-":
+        raise GoUnsupported(f"the complex constant {text}")
+    return complex(float(m.group(1)), float(m.group(2)))
 
 
 def _go_int(text: str, signed: bool) -> int | None:
@@ -1109,6 +1127,8 @@ def _basic_kind(v: object) -> str:
         return "int"
     if isinstance(v, float):
         return "float"
+    if isinstance(v, complex):
+        return "complex"
     if isinstance(v, str):
         return "string"
     return "invalid"
@@ -1160,7 +1180,7 @@ def _lt(a: object, b: object) -> bool:
         if {k1, k2} == {"int", "uint"}:
             return a < b  # type: ignore[operator]
         raise _FuncError("incompatible types for comparison")
-    if k1 == "bool":
+    if k1 in ("bool", "complex"):
         raise _FuncError("invalid type for comparison")
     if k1 == "string":
         assert isinstance(a, str) and isinstance(b, str)
