@@ -287,14 +287,36 @@ def string(s: str, col: int, indent: int, key: bool = False) -> str:
 
 Path = tuple[object, ...]
 
+# Go's math/big text syntax (base 0): underscores only between digits or after a prefix.
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_GO_BIG_INT = re.compile(
+    r"[-+]?(?:0[xX](?:_?[0-9a-fA-F])+|0[bB](?:_?[01])+|0[oO](?:_?[0-7])+|0(?:_?[0-7])*"
+    r"|[1-9](?:_?[0-9])*)"
+)
+_GO_BIG_FLOAT = re.compile(
+    rf"[-+]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][-+]?{_DIGITS})?"
+)
+
+
+def _spelled(x: Num, text: str) -> str:
+    """A number given by a literal as a list element: CUE v0.4 keeps the literal's
+    spelling when Go's big.Int/big.Float reads it, else writes literal.ParseNum's text
+    (digits without underscores for a decimal, the value otherwise)."""
+    go = _GO_BIG_FLOAT if x.kind == FLOAT else _GO_BIG_INT
+    if go.fullmatch(text):
+        return text
+    low = text.lower()
+    if low.startswith(("0x", "0o", "0b")) or not all(c in "0123456789_.e+-" for c in low):
+        return num_str(x)  # another base or a multiplier: the value
+    body = low.replace("_", "")
+    return "0" + body if body.startswith(".") else body
+
 
 def _scalar(x: object, col: int, indent: int, text: str | None = None) -> str | None:
     if isinstance(x, bool):
         return "true" if x else "false"
     if isinstance(x, Num) and text is not None:
-        if not all(c in "0123456789abcdefABCDEFxXoO_.+-" for c in text):
-            raise Unsupported(f"a number written with a multiplier ({text})")
-        return text  # a list element given by a literal: written as spelled
+        return _spelled(x, text)
     if isinstance(x, Num):
         text = num_str(x)
         if x.kind == FLOAT and not any(c in text for c in ".eEIN"):
