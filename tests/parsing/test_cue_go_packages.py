@@ -69,7 +69,7 @@ def test_template_errors_have_gos_messages(template: str, data: str, message: st
         ('"{{.x.String}}"', "{x: 123456789012345678901234}", "*big.Int"),
         ('"{{slice \\"h\u00e9llo\\" 1 2}}"', "1", "not valid UTF-8"),  # real: U+FFFD
         ('"{{printf \\"%[1]d\\" 1}}"', "1", "argument indexes"),
-        ('"{{printf \\"%#v\\" .}}"', "{a: 1}", "%#v"),
+        ('"{{printf \\"%#v\\" .}}"', "''", "%#v of empty bytes"),
     ],
 )
 def test_template_corners_are_unsupported(template: str, data: str, what: str) -> None:
@@ -95,6 +95,10 @@ def test_template_values_print_as_go_prints_them() -> None:
     )
     assert run('"{{printf \\"%x|%b|%.0x\\" . . .}}"', "-1234.5678") == (
         "-0x1.34a456d5cfaadp+10|-5429686605511341p-42|-0x1p+10"
+    )
+    assert run('"{{printf \\"%#v\\" .}}"', "{a: [], b: [1, null, 'a'], c: {}}") == (
+        'map[string]interface {}{"a":[]interface {}(nil), "b":[]interface {}{1, '
+        'interface {}(nil), []uint8{0x61}}, "c":map[string]interface {}{}}'
     )
     # A decoded list's capacity is a power of two (Go's append): slice may reach into it.
     assert run('"{{slice . 1 8}}"', '[1, "a", 2.5, null, {}]') == (

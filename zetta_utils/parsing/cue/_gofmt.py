@@ -78,6 +78,7 @@ class _Flags:
     space: bool = False
     zero: bool = False
     plus_v: bool = False  # %+v (the + flag as a Formatter sees it)
+    sharp_v: bool = False  # %#v
     wid: int | None = None
     prec: int | None = None
 
@@ -116,7 +117,58 @@ class _Printer:
             self.print_arg(v, "v")
         self.out.append(")")
 
+    def go_syntax(self, v: object, depth: int) -> None:
+        """%#v: the value as Go source (decoded values only)."""
+        out = self.out
+        if v is None:
+            if depth:
+                out.append("interface {}(nil)")
+            else:
+                self.pad("<nil>")
+        elif isinstance(v, Uint8):
+            sharp, self.f.sharp = self.f.sharp, True
+            self.fmt_integer(v, "x", True)
+            self.f.sharp = sharp
+        elif isinstance(v, str):
+            text = v[: self.f.prec] if self.f.prec is not None else v
+            self.pad(_quote(text, '"', _is_print, False))
+        elif isinstance(v, bytes):
+            if not v:
+                raise GoUnsupported("printf's %#v of empty bytes")
+            out.append("[]byte{" if depth == 0 else "[]uint8{")
+            for i, c in enumerate(v):
+                if i:
+                    out.append(", ")
+                self.go_syntax(Uint8(c), depth + 1)
+            out.append("}")
+        elif isinstance(v, list):
+            if bool(getattr(v, "is_nil", not v)):
+                out.append("[]interface {}(nil)")
+                return
+            out.append("[]interface {}{")
+            for i, e in enumerate(v):
+                if i:
+                    out.append(", ")
+                self.go_syntax(e, depth + 1)
+            out.append("}")
+        elif isinstance(v, dict):
+            out.append("map[string]interface {}{")
+            for i, k in enumerate(sorted(v, key=lambda k: k.encode())):
+                if i:
+                    out.append(", ")
+                self.go_syntax(k, depth + 1)
+                out.append(":")
+                self.go_syntax(v[k], depth + 1)
+            out.append("}")
+        else:  # bool, int, float64, complex128, *big.Int: as %v
+            self.f.sharp_v = False
+            self.print_arg(v, "v", depth)
+            self.f.sharp_v = True
+
     def print_arg(self, v: object, verb: str, depth: int = 0) -> None:
+        if verb == "v" and self.f.sharp_v:
+            self.go_syntax(v, depth)
+            return
         if v is None:
             if depth > 0 or verb in ("T", "v"):
                 self.pad("<nil>")
@@ -183,8 +235,6 @@ class _Printer:
             else:
                 self.bad_verb(verb, v)
             return
-        if verb == "v" and self.f.sharp:
-            raise GoUnsupported("printf's %#v")
         f = self.f
         neg = v < 0 and not unsigned
         u = abs(v)
@@ -266,8 +316,6 @@ class _Printer:
 
     def fmt_string(self, s: str, verb: str) -> None:
         if verb in "vs":
-            if verb == "v" and self.f.sharp:
-                raise GoUnsupported("printf's %#v")
             self.fmt_s(s)
         elif verb in "xX":
             self.fmt_hex(s.encode(), verb)
@@ -300,8 +348,6 @@ class _Printer:
 
     def fmt_bytes(self, b: bytes, verb: str, depth: int) -> None:
         if verb in "vd":
-            if self.f.sharp:
-                raise GoUnsupported("printf's %#v")
             self.out.append("[")
             for i, c in enumerate(b):
                 if i:
@@ -485,8 +531,7 @@ def sprintf(fmt: str, args: list[object]) -> str:
             out.append(f"%!{verb}(MISSING)")
         else:
             if verb == "v":
-                if f.sharp:
-                    raise GoUnsupported("printf's %#v")
+                f.sharp_v, f.sharp = f.sharp, False  # %#v: Go syntax
                 f.plus_v, f.plus = f.plus, False  # %+v: struct field names (none here)
             p.print_arg(args[k], verb)
             k += 1

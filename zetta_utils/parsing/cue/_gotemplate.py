@@ -1244,6 +1244,7 @@ class _Slice(list):
     backing: list[Any]
     off: int
     cap: int
+    is_nil: bool
 
 
 def _list_capacity(item: list[Any]) -> tuple[list[Any], int, int] | None:
@@ -1290,6 +1291,7 @@ def _slice(item: object, *indexes: object) -> object:
     start = off + idx[0]
     out = _Slice(backing[t] if t < len(backing) else None for t in range(start, off + idx[1]))
     out.backing, out.off = backing, start
+    out.is_nil = not backing  # a slice of a nil slice (an empty list decoded) is nil
     out.cap = (idx[2] if len(indexes) == 3 else cap) - idx[0]
     return out
 
