@@ -68,7 +68,7 @@ def test_template_errors_have_gos_messages(template: str, data: str, message: st
         ('"{{slice . 0 4}}"', "'abc'", "capacity"),  # a []uint8's capacity: not measured
         ('"{{.x.String}}"', "{x: 123456789012345678901234}", "*big.Int"),
         ('"{{slice \\"h\u00e9llo\\" 1 2}}"', "1", "not valid UTF-8"),  # real: U+FFFD
-        ('"{{printf \\"%[1]d\\" 1}}"', "1", "argument indexes"),
+        ('"{{printf \\"%9999999d\\" 1}}"', "1", "beyond a million"),
         ('"{{printf \\"%#v\\" .}}"', "''", "%#v of empty bytes"),
     ],
 )
@@ -99,6 +99,9 @@ def test_template_values_print_as_go_prints_them() -> None:
     assert run('"{{printf \\"%#v\\" .}}"', "{a: [], b: [1, null, 'a'], c: {}}") == (
         'map[string]interface {}{"a":[]interface {}(nil), "b":[]interface {}{1, '
         'interface {}(nil), []uint8{0x61}}, "c":map[string]interface {}{}}'
+    )
+    assert run('"{{printf \\"%[2]d %[1]d|%[3]*.[2]*[1]f|%[5]d|%d\\" 12 3 8}}"', "1") == (
+        "3 12|%!f(int=     012)|%!d(BADINDEX)|3"
     )
     # A decoded list's capacity is a power of two (Go's append): slice may reach into it.
     assert run('"{{slice . 1 8}}"', '[1, "a", 2.5, null, {}]') == (

@@ -443,15 +443,20 @@ def sprintln(args: list[object]) -> str:
     return "".join(p.out) + "\n"
 
 
-def _parse_num(s: str, i: int) -> tuple[int | None, int]:
-    j = i
-    while j < len(s) and s[j].isascii() and s[j].isdigit():
+def _parse_num(s: str, i: int, end: int | None = None) -> tuple[int | None, int]:
+    """Go's parsenum: digits from ``i``; a number growing past 1e6 before its last
+    digit gives up at the end of the text."""
+    end = len(s) if end is None else end
+    j, n = i, 0
+    while j < end and "0" <= s[j] <= "9":
+        if n > 1_000_000:
+            return None, end
+        n = n * 10 + ord(s[j]) - 48
         j += 1
     if j == i:
         return None, i
-    n = int(s[i:j])
     if n > 1_000_000:
-        raise GoUnsupported("printf with a huge width or precision")
+        raise GoUnsupported("printf with a width or precision beyond a million")
     return n, j
 
 
@@ -464,13 +469,39 @@ def _int_from_arg(args: list[object], k: int) -> tuple[int | None, int]:
     return None, k + 1
 
 
+def _parse_arg_number(text: str) -> tuple[int, int, bool]:
+    """Go's parseArgNumber of ``[n]...``: (index, width of the bracket, ok)."""
+    if len(text) < 3:
+        return 0, 1, False
+    j = text.find("]", 1)
+    if j < 0:
+        return 0, 1, False
+    num, newi = _parse_num(text, 1, j)
+    if num is None or newi != j:
+        return 0, j + 1, False
+    return num - 1, j + 1, True
+
+
 def sprintf(fmt: str, args: list[object]) -> str:
-    """Go's fmt.Sprintf (explicit argument indexes ``%[n]`` are unsupported)."""
+    """Go's fmt.Sprintf (doPrintf: flags, width, precision, ``*``, ``%[n]`` indexes)."""
     p = _Printer()
     out = p.out
     k = 0
     i = 0
     end = len(fmt)
+    reordered = False
+
+    def arg_number(k: int, i: int) -> tuple[int, int, bool, bool]:
+        """(argument, position, an index was there, it was good)."""
+        nonlocal reordered
+        if i >= end or fmt[i] != "[":
+            return k, i, False, True
+        reordered = True
+        index, wid, ok = _parse_arg_number(fmt[i:])
+        if ok and 0 <= index < len(args):
+            return index, i + wid, True, True
+        return k, i + wid, ok, False
+
     while i < end:
         j = fmt.find("%", i)
         if j < 0:
@@ -492,8 +523,7 @@ def sprintf(fmt: str, args: list[object]) -> str:
             else:
                 f.space = True
             i += 1
-        if i < end and fmt[i] == "[":
-            raise GoUnsupported("printf's explicit argument indexes")
+        k, i, after_index, good = arg_number(k, i)
         if i < end and fmt[i] == "*":
             i += 1
             f.wid, k = _int_from_arg(args, k)
@@ -501,25 +531,32 @@ def sprintf(fmt: str, args: list[object]) -> str:
                 out.append("%!(BADWIDTH)")
             elif f.wid < 0:
                 f.wid, f.minus, f.zero = -f.wid, True, False
+            after_index = False
         else:
             f.wid, i = _parse_num(fmt, i)
+            if after_index and f.wid is not None:  # "%[3]2d"
+                good = False
         if i + 1 < end and fmt[i] == ".":
             i += 1
-            if fmt[i] == "[":
-                raise GoUnsupported("printf's explicit argument indexes")
-            if fmt[i] == "*":
+            if after_index:  # "%[3].2d"
+                good = False
+            k, i, after_index, good2 = arg_number(k, i)
+            good = good and good2
+            if i < end and fmt[i] == "*":
                 i += 1
                 f.prec, k = _int_from_arg(args, k)
                 if f.prec is not None and f.prec < 0:
                     f.prec = None
                 if f.prec is None:
                     out.append("%!(BADPREC)")
+                after_index = False
             else:
                 f.prec, i = _parse_num(fmt, i)
                 if f.prec is None:
                     f.prec = 0
-        if i < end and fmt[i] == "[":
-            raise GoUnsupported("printf's explicit argument indexes")
+        if not after_index:
+            k, i, after_index, good2 = arg_number(k, i)
+            good = good and good2
         if i >= end:
             out.append("%!(NOVERB)")
             break
@@ -527,6 +564,8 @@ def sprintf(fmt: str, args: list[object]) -> str:
         i += 1
         if verb == "%":
             out.append("%")
+        elif not good:
+            out.append(f"%!{verb}(BADINDEX)")
         elif k >= len(args):
             out.append(f"%!{verb}(MISSING)")
         else:
@@ -535,7 +574,7 @@ def sprintf(fmt: str, args: list[object]) -> str:
                 f.plus_v, f.plus = f.plus, False  # %+v: struct field names (none here)
             p.print_arg(args[k], verb)
             k += 1
-    if k < len(args):
+    if not reordered and k < len(args):
         p.f = _Flags()
         out.append("%!(EXTRA ")
         for n, a in enumerate(args[k:]):
