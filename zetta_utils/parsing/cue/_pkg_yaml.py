@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from ._builtins import ArgError, Builtin, Call, functions
 from ._errors import unsupported
-from ._yaml_decode import YamlError, documents, unmarshal
+from ._yaml_decode import SpelledNum, YamlError, documents, unmarshal
 from ._yaml_encode import Unsupported, yaml_marshal
 
 
 def _yaml_funcs() -> dict[str, Builtin]:
     def texts(c: Call) -> dict[tuple[object, ...], str]:
-        out = c.ev.literal_texts(c.raw(0))
+        value = c.raw(0)
+        out = c.ev.literal_texts(value)
         root = c.arg_texts[0] if c.arg_texts else None
+        if root is None and isinstance(value, SpelledNum):
+            root = value.text
         if root is not None:
             out[()] = root
         return out

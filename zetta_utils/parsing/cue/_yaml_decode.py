@@ -516,7 +516,7 @@ class Decoder:
                 what = "map" if key.kind == "mapping" else "sequence"
                 raise self.fail(n.line, f"invalid map key: {what}")
             label = self.label(key)
-            if merge:
+            if merge and label.name != "":  # CUE v0.4 never finds an empty label here
                 old = next((f for f in fields if f.label.name == label.name), None)
                 if old is not None:
                     old.value = self.expr(val)
@@ -562,8 +562,22 @@ def number_node(s: str, pos: Pos) -> Node:
         num = Num(num.kind, d.copy_abs() if d.is_zero() else d)
         text = None
     if num.kind == INT:
-        return BasicLit(pos, "int", int(num.d), text)
-    return BasicLit(pos, "float", num.d, text)
+        lit = BasicLit(pos, "int", int(num.d), text)
+    else:
+        lit = BasicLit(pos, "float", num.d, text)
+    if text is not None:  # the value keeps the spelling (yaml.Marshal of a document's root)
+        lit.atom = SpelledNum(num.kind, num.d, text)
+    return lit
+
+
+class SpelledNum(Num):
+    """A number read from YAML that remembers its literal's spelling."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, kind: int, d: Decimal, text: str) -> None:
+        super().__init__(kind, d)
+        self.text = text
 
 
 def _identifier(name: str) -> bool:
@@ -598,4 +612,12 @@ def documents(data: bytes, name: str, pos: Pos) -> list[Node]:
         out.append(Decoder(docs, doc[1], pos).decode(doc[0]))
 
 
-__all__ = ["NULLV", "YamlError", "documents", "number_node", "parse_cue_number", "unmarshal"]
+__all__ = [
+    "NULLV",
+    "SpelledNum",
+    "YamlError",
+    "documents",
+    "number_node",
+    "parse_cue_number",
+    "unmarshal",
+]
