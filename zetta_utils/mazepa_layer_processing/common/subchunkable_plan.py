@@ -66,6 +66,8 @@ class Work:
 class DstGrid:
     """What the plan needs to know of ``dst`` at ``dst_resolution``."""
 
+    resolution: Vec3D[float]
+    """``dst_resolution`` as ``dst`` stores it."""
     bounds: Box
     chunk: Int3
     offset: Int3
@@ -471,6 +473,7 @@ def region_in_dst(
             "to its info (info_add_scales) or pick a stored resolution"
         )
     grid = DstGrid(
+        resolution=stored[0],
         bounds=Box.from_index(dst.backend.get_bounds(stored[0])),
         chunk=_int_vec(dst.backend.get_chunk_size(stored[0])),
         offset=_int_vec(dst.backend.get_voxel_offset(stored[0])),
@@ -718,9 +721,9 @@ def the_plan(
     )
     store = None
     if top_mode == "pieces":
-        assert dirs is not None and dirs[0] is not None and args.dst is not None
+        assert dirs is not None and dirs[0] is not None and args.dst is not None and grid
         path = join_url(dirs[0], f"subchunkable-{plan_id[:20]}")
-        store = _piece_store(args.dst, levels, path, region.box, output)
+        store = _piece_store(args.dst, grid, levels, path, region.box, output)
     return SubchunkablePlan(
         op=work.op,
         op_args=work.op_args,
@@ -757,18 +760,18 @@ def the_plan(
 
 
 def _piece_store(
-    dst: VolumetricLayer, levels: Levels, path: str, region: Box, output: Box
+    dst: VolumetricLayer, grid: DstGrid, levels: Levels, path: str, region: Box, output: Box
 ) -> PieceStore:
     """Where the top-level outputs of the (fitted) ``region`` are kept until reduced into
     ``output``."""
     return PieceStore(
         path,
-        Vec3D(*stored_resolution(dst, levels.res)),
+        Vec3D(*grid.resolution),
         ChunkGrid.over(
             region.padded(levels.roi_crop), levels.chunks[0], levels.blends[0], levels.gap
         ),
         stored_data_type(dst.backend),
-        dst.backend.num_channels,
+        grid.num_channels,
         region=output,
     )
 
