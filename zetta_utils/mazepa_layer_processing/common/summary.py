@@ -217,54 +217,101 @@ def print_plan_summary(
     console: Console | None = None,
 ) -> None:
     if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=132)
-    res = plan.dst_resolution
-    region = plan.region
+        console = _default_console()
     console.rule(f"[bold]SubchunkableApplyFlow: {plan.task_name or plan.op_name}")
+    console.print(_info_table(plan, facts, generate_ng_link))
+    console.print(_levels_table(plan))
+    footer = _footer(plan, facts)
+    if footer:
+        console.print(footer)
+    console.rule()
+
+
+def _default_console() -> Console:
+    """The terminal's console; 132 columns when the output is not a terminal (a log file)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=132)
+
+
+Row = tuple[str, str]
+
+
+def _info_table(plan: SubchunkablePlan, facts: dict[str, Any], generate_ng_link: bool) -> Table:
+    """The run at a glance: where, how outputs reach ``dst``, and what it costs."""
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
+    rows = [*_region_rows(plan, facts), *_output_rows(plan, facts), *_cost_rows(plan)]
+    if generate_ng_link:
+        link = ng_link(plan)
+        if link:
+            rows.append(("neuroglancer", link))
+    for row in rows:
+        info.add_row(*row)
+    return info
+
+
+def _region_rows(plan: SubchunkablePlan, facts: dict[str, Any]) -> list[Row]:
+    """The region processed (and the one asked for, when the plan changed it)."""
+    res, region = plan.dst_resolution, plan.region
+    rows = []
     original: Box = facts["original_region"]
     if original != region:
-        info.add_row(
-            "requested region", f"{original.pformat()} voxels, shape {_fmt(original.shape)}"
+        rows.append(
+            ("requested region", f"{original.pformat()} voxels, shape {_fmt(original.shape)}")
         )
-    info.add_row(
-        "region",
-        f"{region.pformat()} voxels at {_fmt(res)} nm, shape {_fmt(region.shape)} "
-        f"({region.size() * math.prod(res) * 1e-9:.3f} um^3)",
+    rows.append(
+        (
+            "region",
+            f"{region.pformat()} voxels at {_fmt(res)} nm, shape {_fmt(region.shape)} "
+            f"({region.size() * math.prod(res) * 1e-9:.3f} um^3)",
+        )
     )
     if any(plan.roi_crop_pad):
-        info.add_row("roi_crop_pad", _fmt(plan.roi_crop_pad))
+        rows.append(("roi_crop_pad", _fmt(plan.roi_crop_pad)))
     if any(plan.gap):
-        info.add_row("processing_gap", _fmt(plan.gap))
-    info.add_row("dst", plan.dst.name if plan.dst is not None else "None (the op writes by itself)")
-    how = {
-        "skip": "bottom-level chunks written straight to dst (skip_intermediaries)",
-        "direct": "top-level chunks written straight to dst (aligned, no overlap)",
-        "pieces": "top-level outputs via intermediaries, then reduction",
-    }[plan.top_mode]
+        rows.append(("processing_gap", _fmt(plan.gap)))
+    return rows
+
+
+_HOW_OUTPUTS_REACH_DST = {
+    "skip": "bottom-level chunks written straight to dst (skip_intermediaries)",
+    "direct": "top-level chunks written straight to dst (aligned, no overlap)",
+    "pieces": "top-level outputs via intermediaries, then reduction",
+}
+
+
+def _output_rows(plan: SubchunkablePlan, facts: dict[str, Any]) -> list[Row]:
+    """Where the outputs go: ``dst``, the intermediaries and the reduction."""
+    rows = [("dst", plan.dst.name if plan.dst is not None else "None (the op writes by itself)")]
+    how = _HOW_OUTPUTS_REACH_DST[plan.top_mode]
     if plan.deferred:
         how = "top-level outputs left in the intermediaries (defer): no reduction"
-    info.add_row("output", how)
+    rows.append(("output", how))
     if plan.store is not None:
-        info.add_row("intermediaries", plan.store.path)
+        rows.append(("intermediaries", plan.store.path))
     if plan.reduction_chunk is not None and plan.top_mode == "pieces" and not plan.deferred:
-        info.add_row(
-            "reduction",
-            f"{reduction_count(plan)} tasks of up to {_fmt(plan.reduction_chunk)} voxels "
-            f"(whole dst chunks of {_fmt(facts.get('dst_chunk') or ())})",
+        rows.append(
+            (
+                "reduction",
+                f"{reduction_count(plan)} tasks of up to {_fmt(plan.reduction_chunk)} voxels "
+                f"(whole dst chunks of {_fmt(facts.get('dst_chunk') or ())})",
+            )
         )
+    return rows
+
+
+def _cost_rows(plan: SubchunkablePlan) -> list[Row]:
+    """The estimated bytes read, written, kept in intermediaries and held by a worker."""
     est = estimate(plan)
-    info.add_row("to read", _bytes(est["read"]) + " from op_kwargs layers")
-    info.add_row(
-        "to write", _bytes(est["write"]) + f" to dst ({_count(dst_writes(plan)[0], 'chunk file')})"
-    )
+    files = _count(dst_writes(plan)[0], "chunk file")
+    rows = [
+        ("to read", _bytes(est["read"]) + " from op_kwargs layers"),
+        ("to write", _bytes(est["write"]) + f" to dst ({files})"),
+    ]
     if plan.store is not None:
-        info.add_row(
-            "intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)"
+        rows.append(
+            ("intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)")
         )
     memory = (
         "about "
@@ -273,40 +320,30 @@ def print_plan_summary(
     )
     if est["reduction_memory"]:
         memory += f", at most {_bytes(est['reduction_memory'])} per reduction task"
-    info.add_row("worker memory", memory)
-    if generate_ng_link:
-        link = ng_link(plan)
-        if link:
-            info.add_row("neuroglancer", link)
-    console.print(info)
+    rows.append(("worker memory", memory))
+    return rows
 
+
+_LEVEL_COLUMNS = (
+    "level",
+    "chunk",
+    "crop pad",
+    "blend pad",
+    "blend mode",
+    "chunks",
+    "tasks",
+    "reads inputs",
+)
+
+
+def _levels_table(plan: SubchunkablePlan) -> Table:
+    """One row per level, largest first: its geometry, chunk and task counts, and its reads."""
     counts = level_counts(plan)
     table = Table(title="levels (largest first)")
-    for col in (
-        "level",
-        "chunk",
-        "crop pad",
-        "blend pad",
-        "blend mode",
-        "chunks",
-        "tasks",
-        "reads inputs",
-    ):
+    for col in _LEVEL_COLUMNS:
         table.add_column(col, justify="right" if col in ("chunks", "tasks") else "left")
-    cache = facts.get("allow_cache_up_to_level")
     for i in range(plan.num_levels):
-        if i == 0:
-            tasks = str(math.ceil(counts[0] / plan.task_stack_size))
-        else:
-            tasks = "in top task"
-        if plan.prefetch_level == i:
-            reads = "once per chunk (cached)"
-        elif i == plan.num_levels - 1 and plan.prefetch_level is None:
-            reads = "per chunk"
-        elif i == plan.num_levels - 1:
-            reads = "from cache"
-        else:
-            reads = ""
+        tasks = str(math.ceil(counts[0] / plan.task_stack_size)) if i == 0 else "in top task"
         table.add_row(
             f"{i} (level {plan.num_levels - 1 - i} from the bottom)",
             _fmt(plan.chunk_sizes[i]),
@@ -315,20 +352,33 @@ def print_plan_summary(
             plan.blend_modes[i],
             str(counts[i]),
             tasks,
-            reads,
+            _reads_inputs(plan, i),
         )
-    console.print(table)
+    return table
+
+
+def _reads_inputs(plan: SubchunkablePlan, level: int) -> str:
+    """How a level's chunks get their input: read and cached, read, from the cache, or not."""
+    bottom = plan.num_levels - 1
+    if plan.prefetch_level == level:
+        return "once per chunk (cached)"
+    if level == bottom and plan.prefetch_level is None:
+        return "per chunk"
+    if level == bottom:
+        return "from cache"
+    return ""
+
+
+def _footer(plan: SubchunkablePlan, facts: dict[str, Any]) -> str:
+    """The intermediary files per top-level chunk and the cache level, when there are any."""
     extra = []
     if plan.store is not None:
         extra.append(f"intermediary files per top-level chunk: {len(plan.store.volumes())}")
+    cache = facts.get("allow_cache_up_to_level")
     if cache is not None:
         extra.append(f"allow_cache_up_to_level: {cache}")
-    if extra:
-        console.print("  ".join(extra))
-    console.rule()
+    return "  ".join(extra)
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
