@@ -106,7 +106,39 @@ def _positive_int(what: str, value: Any) -> int:
 
 
 def _parse_group(name: Any, options: Any) -> WorkerGroup:
+    """One group of ``worker_groups``, checked key by key; the autoscaler's keys are logged as
+    having no effect."""
     where = f"worker_groups[{name!r}]"
+    _check_group_name(name)
+    _check_group_keys(where, options)
+    replicas = _positive_int(f"{where}.replicas", options["replicas"])
+    num_procs = _positive_int(f"{where}.num_procs", options.get("num_procs", 1))
+    semaphores = check_semaphores_spec(options.get("semaphores_spec"), f"{where}.semaphores_spec")
+    _check_no_effect_keys(where, options)
+    _check_mappings(where, options)
+    required_zones = _zones(f"{where}.required_zones", options.get("required_zones"))
+    preferred_zones = _zones(f"{where}.preferred_zones", options.get("preferred_zones"))
+    grace = _termination_grace(f"{where}.termination_grace_seconds", options)
+    _log_no_effect_keys(name, options)
+    return WorkerGroup(
+        name=name,
+        key=group_key(name),
+        replicas=replicas,
+        resource_limits=options.get("resource_limits"),
+        resource_requests=options.get("resource_requests"),
+        labels=dict(options.get("labels") or {}),
+        provisioning_model=options.get("provisioning_model"),
+        gpu_accelerator_type=options.get("gpu_accelerator_type"),
+        required_zones=required_zones,
+        preferred_zones=preferred_zones,
+        termination_grace_seconds=grace,
+        num_procs=num_procs,
+        semaphores_spec=semaphores,
+    )
+
+
+def _check_group_name(name: Any) -> None:
+    """A group's name names its queue and Deployment: Kubernetes' characters (``_`` as ``-``)."""
     if (
         not isinstance(name, str)
         or not name
@@ -119,6 +151,10 @@ def _parse_group(name: Any, options: Any) -> WorkerGroup:
             "(it names the group's queue and Kubernetes Deployment), starting and ending with a "
             "letter or digit"
         )
+
+
+def _check_group_keys(where: str, options: Any) -> None:
+    """The options are a mapping of known keys that has ``replicas``."""
     if not isinstance(options, Mapping):
         raise TypeError(
             f"`{where}` must be a mapping such as {{replicas: 10, resource_limits: {{memory: "
@@ -131,9 +167,10 @@ def _parse_group(name: Any, options: Any) -> WorkerGroup:
         )
     if "replicas" not in options:
         raise ValueError(f"`{where}.replicas` is required (the group's number of workers)")
-    replicas = _positive_int(f"{where}.replicas", options["replicas"])
-    num_procs = _positive_int(f"{where}.num_procs", options.get("num_procs", 1))
-    semaphores = check_semaphores_spec(options.get("semaphores_spec"), f"{where}.semaphores_spec")
+
+
+def _check_no_effect_keys(where: str, options: Mapping[str, Any]) -> None:
+    """The autoscaler's keys, ignored here, still have the original's types."""
     for flag in ("sqs_based_scaling", "nudge_node_pools"):
         if flag in options and not isinstance(options[flag], bool):
             raise TypeError(f"`{where}.{flag}` must be true or false, got {options[flag]!r}")
@@ -143,26 +180,35 @@ def _parse_group(name: Any, options: Any) -> WorkerGroup:
             raise ValueError(
                 f"`{where}.idle_worker_timeout` must be a number of seconds, got {value!r}"
             )
+
+
+def _check_mappings(where: str, options: Mapping[str, Any]) -> None:
     for mapping in ("resource_limits", "resource_requests", "labels"):
         if options.get(mapping) is not None and not isinstance(options[mapping], Mapping):
             raise TypeError(f"`{where}.{mapping}` must be a mapping, got {options[mapping]!r}")
-    zones = {}
-    for z in ("required_zones", "preferred_zones"):
-        value = options.get(z)
-        if value is not None and (
-            isinstance(value, str)
-            or not isinstance(value, (list, tuple))
-            or not all(isinstance(v, str) and v for v in value)
-        ):
-            raise TypeError(
-                f"`{where}.{z}` must be a list of zone names such as ['us-east1-b'], got {value!r}"
-            )
-        zones[z] = tuple(value or ())
+
+
+def _zones(what: str, value: Any) -> tuple[str, ...]:
+    """A list of zone names (none: no placement)."""
+    if value is not None and (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        raise TypeError(
+            f"`{what}` must be a list of zone names such as ['us-east1-b'], got {value!r}"
+        )
+    return tuple(value or ())
+
+
+def _termination_grace(what: str, options: Mapping[str, Any]) -> int | None:
     grace = options.get("termination_grace_seconds")
     if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int) or grace < 0):
-        raise ValueError(
-            f"`{where}.termination_grace_seconds` must be a non-negative integer, got {grace!r}"
-        )
+        raise ValueError(f"`{what}` must be a non-negative integer, got {grace!r}")
+    return grace
+
+
+def _log_no_effect_keys(name: str, options: Mapping[str, Any]) -> None:
     ignored = sorted(k for k in NO_EFFECT_GROUP_KEYS if k in options)
     if ignored:
         logger.info(
@@ -171,21 +217,6 @@ def _parse_group(name: Any, options: Any) -> WorkerGroup:
             name,
             ", ".join(ignored),
         )
-    return WorkerGroup(
-        name=name,
-        key=group_key(name),
-        replicas=replicas,
-        resource_limits=options.get("resource_limits"),
-        resource_requests=options.get("resource_requests"),
-        labels=dict(options.get("labels") or {}),
-        provisioning_model=options.get("provisioning_model"),
-        gpu_accelerator_type=options.get("gpu_accelerator_type"),
-        required_zones=zones["required_zones"],
-        preferred_zones=zones["preferred_zones"],
-        termination_grace_seconds=grace,
-        num_procs=num_procs,
-        semaphores_spec=semaphores,
-    )
 
 
 def parse_worker_groups(groups: Any) -> list[WorkerGroup]:
