@@ -329,6 +329,43 @@ def write_demo_volume(
     """
     t0 = time.perf_counter()
     local = os.path.abspath(os.path.expanduser(_strip_scheme(directory)))
+    wanted = _check_arguments(regions, seed, threads)
+    say = log or (lambda _msg: None)
+    layers = {name: demo_layer_path(name, local) for name in LAYER_NAMES}
+
+    manifest = _manifest(local)
+    same_kind = _same_kind(manifest, seed)
+    present = set(manifest.get("regions", [])) if manifest is not None and same_kind else set()
+    todo = wanted if force else [r for r in wanted if r.name not in present]
+    if not todo:
+        on_disk, apparent = disk_usage(local)
+        seconds = time.perf_counter() - t0
+        return DemoVolume(
+            local, layers, tuple(sorted(present)), seed, False, seconds, on_disk, apparent
+        )
+    if manifest is not None and not same_kind:
+        say(f"replacing the demo volume in {local} (version/seed changed)")
+        _remove_layers(local)
+        present = set()
+    _check_disjoint(DEMO_REGIONS)
+
+    os.makedirs(local, exist_ok=True)
+    if manifest is None:
+        _refuse_foreign_volumes(layers)
+    backends = _open_layers(layers)
+    _write_regions(local, backends, todo, TissueParams(seed=seed), threads, say)
+    done = sorted(present | {r.name for r in todo})
+    _write_manifest(local, _manifest_data(seed, done))
+    on_disk, apparent = disk_usage(local)
+    seconds = time.perf_counter() - t0
+    say(f"wrote {on_disk / 1e6:.0f} MB in {seconds:.1f} s")
+    return DemoVolume(local, layers, tuple(done), seed, True, seconds, on_disk, apparent)
+
+
+def _check_arguments(
+    regions: Sequence[str] | None, seed: int, threads: int | None
+) -> list[DemoRegion]:
+    """The regions asked for, after checking the seed, the regions and the threads."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     if isinstance(regions, str):
@@ -338,83 +375,81 @@ def write_demo_volume(
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
         raise ValueError(f"threads: expected a positive integer or None, got {threads!r}")
-    say = log or (lambda _msg: None)
-    params = TissueParams(seed=seed)
-    layers = {name: demo_layer_path(name, local) for name in LAYER_NAMES}
+    return wanted
 
-    manifest = _manifest(local)
-    same_kind = (
+
+def _same_kind(manifest: dict[str, Any] | None, seed: int) -> bool:
+    """Whether the demo already in the directory is of this version and seed."""
+    return (
         manifest is not None
         and manifest.get("version") == DEMO_VERSION
         and manifest.get("seed") == seed
     )
-    present = set(manifest.get("regions", [])) if manifest is not None and same_kind else set()
-    todo = wanted if force else [r for r in wanted if r.name not in present]
-    if not todo:
-        on_disk, apparent = disk_usage(local)
-        return DemoVolume(
-            local,
-            layers,
-            tuple(sorted(present)),
-            seed,
-            False,
-            time.perf_counter() - t0,
-            on_disk,
-            apparent,
-        )
-    if manifest is not None and not same_kind:
-        say(f"replacing the demo volume in {local} (version/seed changed)")
-        for name in LAYER_NAMES:
-            shutil.rmtree(os.path.join(local, name), ignore_errors=True)
-        present = set()
-    _check_disjoint(DEMO_REGIONS)
 
-    os.makedirs(local, exist_ok=True)
-    dtypes = {"img": "uint8", "img_norm": "float32"}
-    if manifest is None:
-        # Without our manifest, an existing volume is only taken over if its info is exactly the
-        # demo's (an interrupted run); anything else is someone's data. Check all before writing.
-        for name in LAYER_NAMES:
-            if read_info(layers[name]) is None:
-                continue
-            try:
-                build_ts_layer(
-                    path=layers[name], on_info_exists="expect_same", **_info_kwargs(dtypes[name])
-                )
-            except (InfoMismatchError, ValueError) as e:
-                raise FileExistsError(
-                    f"{layers[name]} already holds a volume that was not made by write_demo_volume "
-                    f"(no {MANIFEST_NAME} beside it, and its info is not the demo's: {e}); choose "
-                    "another directory"
-                ) from None
+
+def _remove_layers(local: str) -> None:
+    for name in LAYER_NAMES:
+        shutil.rmtree(os.path.join(local, name), ignore_errors=True)
+
+
+_DTYPES = {"img": "uint8", "img_norm": "float32"}
+
+
+def _refuse_foreign_volumes(layers: dict[str, str]) -> None:
+    """Without our manifest, an existing volume is only taken over if its info is exactly the
+    demo's (an interrupted run); anything else is someone's data. Check all before writing."""
+    for name in LAYER_NAMES:
+        if read_info(layers[name]) is None:
+            continue
+        try:
+            build_ts_layer(
+                path=layers[name], on_info_exists="expect_same", **_info_kwargs(_DTYPES[name])
+            )
+        except (InfoMismatchError, ValueError) as e:
+            raise FileExistsError(
+                f"{layers[name]} already holds a volume that was not made by write_demo_volume "
+                f"(no {MANIFEST_NAME} beside it, and its info is not the demo's: {e}); choose "
+                "another directory"
+            ) from None
+
+
+def _open_layers(layers: dict[str, str]) -> dict[str, PrecomputedBackend]:
+    """Each layer's backend, its info written (the demo's)."""
     backends: dict[str, PrecomputedBackend] = {}
     for name in LAYER_NAMES:
         backend = build_ts_layer(
-            path=layers[name], on_info_exists="overwrite", **_info_kwargs(dtypes[name])
+            path=layers[name], on_info_exists="overwrite", **_info_kwargs(_DTYPES[name])
         ).backend
         assert isinstance(backend, PrecomputedBackend)
         backends[name] = backend
+    return backends
+
+
+def _write_regions(
+    local: str,
+    backends: dict[str, PrecomputedBackend],
+    todo: Sequence[DemoRegion],
+    params: TissueParams,
+    threads: int | None,
+    say: Callable[[str], None],
+) -> None:
+    """Render and store each repeating section's tiles, then link the sections that repeat."""
     tiles = _plan(todo, params.z_period)
     say(f"rendering {len(tiles)} tiles of regions {', '.join(r.name for r in todo)} into {local}")
     for tile, img in zip(tiles, _render_all(params, tiles, threads), strict=True):
         _store_tile(backends, tile, img)
     for name in LAYER_NAMES:
         _link_copies(os.path.join(local, name), backends[name].info, tiles)
-    done = sorted(present | {r.name for r in todo})
-    _write_manifest(
-        local,
-        {
-            "version": DEMO_VERSION,
-            "seed": seed,
-            "regions": done,
-            "img_mean": IMG_MEAN,
-            "img_std": IMG_STD,
-        },
-    )
-    on_disk, apparent = disk_usage(local)
-    seconds = time.perf_counter() - t0
-    say(f"wrote {on_disk / 1e6:.0f} MB in {seconds:.1f} s")
-    return DemoVolume(local, layers, tuple(done), seed, True, seconds, on_disk, apparent)
+
+
+def _manifest_data(seed: int, regions: list[str]) -> dict[str, Any]:
+    return {
+        "version": DEMO_VERSION,
+        "seed": seed,
+        "regions": regions,
+        "img_mean": IMG_MEAN,
+        "img_std": IMG_STD,
+    }
 
 
 def _render_all(
