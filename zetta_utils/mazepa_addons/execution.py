@@ -130,13 +130,7 @@ def execute_with_queues(
         ``work_queue`` for all.
     Other arguments: as ``mazepa.execute``. Raises ``ExecutionError`` on permanent failures.
     """
-    if not isinstance(signer, MessageSigner):
-        raise TypeError(f"`signer` must be a MessageSigner, got {type(signer).__name__}")
-    for name, q in (("work_queue", work_queue), ("outcome_queue", outcome_queue)):
-        if not isinstance(q, MessageQueue):
-            raise TypeError(
-                f"`{name}` must be a MessageQueue (e.g. SQSQueue), got {type(q).__name__}"
-            )
+    _check_queue_arguments(work_queue, outcome_queue, signer)
     backend = QueueExecutor(
         work_queue,
         outcome_queue,
@@ -162,18 +156,34 @@ def execute_with_queues(
         )
     finally:
         backend.shutdown()
-        stats = backend.stats
-        if stats.rejections or stats.forged_outcomes:
-            logger.warning(
-                "run %s: workers refused %d message(s) and this producer %d; someone other than "
-                "this run wrote to its queues",
-                signer.run_id,
-                len(stats.rejections),
-                stats.forged_outcomes,
-            )
+        _warn_of_foreign_messages(signer.run_id, backend.stats)
     return RemoteExecutionSummary(
-        **attrs.asdict(summary, recurse=False), run_id=signer.run_id, queue_stats=stats
+        **attrs.asdict(summary, recurse=False), run_id=signer.run_id, queue_stats=backend.stats
     )
+
+
+def _check_queue_arguments(
+    work_queue: MessageQueue, outcome_queue: MessageQueue, signer: MessageSigner
+) -> None:
+    if not isinstance(signer, MessageSigner):
+        raise TypeError(f"`signer` must be a MessageSigner, got {type(signer).__name__}")
+    for name, q in (("work_queue", work_queue), ("outcome_queue", outcome_queue)):
+        if not isinstance(q, MessageQueue):
+            raise TypeError(
+                f"`{name}` must be a MessageQueue (e.g. SQSQueue), got {type(q).__name__}"
+            )
+
+
+def _warn_of_foreign_messages(run_id: str, stats: QueueExecutorStats) -> None:
+    """Messages refused for their signature: someone other than the run wrote to its queues."""
+    if stats.rejections or stats.forged_outcomes:
+        logger.warning(
+            "run %s: workers refused %d message(s) and this producer %d; someone other than "
+            "this run wrote to its queues",
+            run_id,
+            len(stats.rejections),
+            stats.forged_outcomes,
+        )
 
 
 @contextlib.contextmanager
