@@ -35,6 +35,7 @@ from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import precomputed
 from zetta_utils.tensor_ops import to_np_dtype
 
+from . import s3_deletes
 from .chunk_grid import LABEL_B, LABEL_C, AxisGrid, Box, ChunkGrid, Int3, RampCache
 from .reduction import (
     Array,
@@ -203,14 +204,18 @@ class PieceStore:
         if vpath.is_local:
             shutil.rmtree(vpath.key, ignore_errors=True)
             return
+        if vpath.scheme == "s3":  # one listing and one request per 1000 objects
+            s3_deletes.delete_prefix(vpath.location, vpath.key.rstrip("/") + "/")
+            return
         import tensorstore as ts
 
         kvstore = ts.KvStore.open(precomputed.tensorstore_kvstore_spec(vpath)).result()
         kvstore.delete_range(ts.KvStore.KeyRange()).result()
 
     def delete_pieces(self, keys: list[Int3]) -> None:
-        """Remove the rows of chunks ``keys`` (those missing are skipped). Local files are kept
-        for reuse instead (see :meth:`_write_row`): moved out of the volume into a pool."""
+        """Remove the rows of chunks ``keys`` (those missing are skipped): on S3 in one request per
+        1000 rows. Local files are kept for reuse instead (see :meth:`_write_row`): moved out of
+        the volume into a pool."""
         if self._is_local:
             pool = self._pool_dir
             os.makedirs(pool, exist_ok=True)
@@ -219,6 +224,13 @@ class PieceStore:
                     os.replace(self._local_file(key), os.path.join(pool, str(self._linear(key))))
                 except FileNotFoundError:
                     pass
+            return
+        volume = precomputed.parse_path(self.volume_path(PIECES))
+        if volume.scheme == "s3":  # one request per 1000 rows
+            prefix = volume.key.rstrip("/")
+            s3_deletes.delete_keys(
+                volume.location, [f"{prefix}/{self._chunk_key(key)}" for key in keys]
+            )
             return
         kvstore = self._kvstore()
         for future in [kvstore.write(self._chunk_key(key), None) for key in keys]:  # None deletes
@@ -329,25 +341,41 @@ class PieceStore:
         kvstore = self._kvstore()
         futures = [
             [
-                kvstore.read(
-                    self._chunk_key(key), byte_range=slice((ch * p + a) * size, (ch * p + b) * size)
-                )
-                for ch in range(c)
+                kvstore.read(self._chunk_key(key), byte_range=slice(lo * size, hi * size))
+                for lo, hi in self._remote_ranges(a, b)
             ]
             for key, a, b in wanted
         ]
         for (key, a, b), parts in zip(wanted, futures, strict=True):
-            out = np.empty((c, b - a), dtype=np_type)
-            for ch, future in enumerate(parts):
+            ranges = self._remote_ranges(a, b)
+            values = []
+            for (lo, hi), future in zip(ranges, parts, strict=True):
                 read = future.result()
-                if read.state != "value" or len(read.value) != (b - a) * size:
+                if read.state != "value" or len(read.value) != (hi - lo) * size:
                     raise FileNotFoundError(
                         f"intermediary chunk {self.volume_path(PIECES)}/{self._chunk_key(key)} "
                         "is missing or short: its task did not complete"
                     )
-                out[ch] = np.frombuffer(read.value, dtype=np_type)
-            result.append(out)
+                values.append(np.frombuffer(read.value, dtype=np_type))
+            if len(values) == c:  # one range per channel
+                result.append(np.stack(values))
+            else:  # one range over all channels: [a, b) of each of its rows of p values
+                result.append(
+                    np.lib.stride_tricks.as_strided(
+                        values[0], shape=(c, b - a), strides=(p * size, size), writeable=False
+                    ).copy()
+                )
         return result
+
+    def _remote_ranges(self, a: int, b: int) -> list[tuple[int, int]]:
+        """The ranges of values of a stored row to request for values ``[a, b)`` of each channel:
+        one request (which reads the values of the other channels in between too) when that is
+        at most twice what is needed, else one per channel. A request costs far more than the
+        bytes a row's frame and interior leave between channels."""
+        c, p = self.num_channels, self.row_size
+        if c == 1 or (c - 1) * p + (b - a) <= 2 * c * (b - a):
+            return [(a, (c - 1) * p + b)]
+        return [(ch * p + a, ch * p + b) for ch in range(c)]
 
     def write_chunk(self, key: Int3, output: Array) -> None:
         """Store the padded output of chunk ``key`` (CXYZ): its interior and its frame, one row."""

@@ -1,0 +1,262 @@
+"""The intermediaries on S3 (a moto server on loopback, started here with its request log): how
+many requests a small blended flow makes, per kind, and that its output is byte for byte that of
+the same flow on local storage."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from zetta_utils import mazepa
+from zetta_utils.geometry import BBox3D, Vec3D
+from zetta_utils.layer.volumetric.layer import VolumetricLayer
+from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
+from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box, ChunkGrid
+from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
+
+from .helpers import RES, random_array, write_array
+
+SIZE = (64, 64, 2)
+CHUNK = (16, 16, 1)
+CFG: dict[str, Any] = {
+    "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
+    "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
+    "processing_blend_pads": [[2, 2, 0], [2, 2, 0]],
+    "processing_blend_modes": ["linear", "quadratic"],
+    "max_reduction_chunk_sizes": [32, 32, 1],
+}
+REQUEST = re.compile(r'"([A-Z]+) (/[^ ]*) HTTP/[0-9.]+" (\d+)')
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Server:
+    def __init__(self, endpoint: str, log: Path):
+        self.endpoint = endpoint
+        self.log = log
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+    def mark(self) -> int:
+        return self.log.stat().st_size
+
+    def requests_since(self, mark: int, last: str) -> list[tuple[str, str]]:
+        """(method, path) of the requests logged since ``mark``; waits (a safety net, not a
+        speed assumption) for the request ``last`` (a path) the caller made last, since the
+        server logs a request after answering it."""
+        deadline = time.monotonic() + 30
+        while True:
+            with open(self.log, "rb") as f:
+                f.seek(mark)
+                text = ANSI.sub("", f.read().decode(errors="replace"))
+            found = [(m[1], m[2]) for m in REQUEST.finditer(text)]
+            if any(path.startswith(last) for _, path in found) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    if not os.path.exists(exe):
+        exe = shutil.which("moto_server") or ""
+    if not exe:
+        pytest.skip("moto_server not found (pip install 'moto[server]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log_file, stderr=subprocess.STDOUT
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # a safety net, not a speed assumption
+        while True:
+            try:
+                urllib.request.urlopen(endpoint, timeout=1).read()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"moto_server did not start: {log.read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.1)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ZETTA_S3_ENDPOINT", endpoint)
+            mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+            mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            mp.setenv("AWS_SESSION_TOKEN", "testing")
+            mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+            for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+                mp.delenv(var, raising=False)
+            yield Server(endpoint, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def volume(path: str) -> VolumetricLayer:
+    return build_ts_layer(
+        path,
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_scales=[list(RES)],
+        info_chunk_size=list(CHUNK),
+        info_dataset_size=list(SIZE),
+        info_encoding="raw",
+    )
+
+
+def blended_flow(src: VolumetricLayer, dst: VolumetricLayer, tmp: str, **kwargs: Any) -> Any:
+    return build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        fn=lambda src: src * 0.5 + src[:, :1, :1, :1] * 0.25,  # overlapping outputs differ
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=[tmp, tmp],
+        verbose=False,
+        **CFG,
+        **kwargs,
+    )
+
+
+def keys_under(server: Server, bucket: str, prefix: str) -> list[str]:
+    pages = server.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents") or [])
+
+
+def counts(requests: list[tuple[str, str]], tmp_prefix: str) -> dict[str, int]:
+    """Requests of the intermediaries per method (the flow's only bulk deletes are theirs)."""
+    found: collections.Counter[str] = collections.Counter()
+    for method, path in requests:
+        if path.split("?")[0].startswith(tmp_prefix) or path.endswith("?delete"):
+            found[method] += 1
+    return dict(found)
+
+
+def test_a_blended_flow_on_s3_makes_few_requests_and_writes_local_bytes(
+    server: Server, tmp_path: Path
+) -> None:
+    bucket = "flow"
+    server.client.create_bucket(Bucket=bucket)
+    data = random_array((1, *SIZE), "uint8", seed=11)
+    src_s3, src_local = volume(f"s3://{bucket}/src"), volume(f"file://{tmp_path}/src")
+    write_array(src_s3, data)
+    write_array(src_local, data)
+    dst_s3, dst_local = volume(f"s3://{bucket}/dst"), volume(f"file://{tmp_path}/dst")
+
+    mark = server.mark()
+    mazepa.execute(blended_flow(src_s3, dst_s3, f"s3://{bucket}/tmp"), show_progress=False)
+    server.client.head_bucket(Bucket=bucket)  # the last request: all before it are logged
+    requests = server.requests_since(mark, f"/{bucket}")
+    mazepa.execute(
+        blended_flow(src_local, dst_local, f"file://{tmp_path}/tmp"), show_progress=False
+    )
+
+    # 4 x 4 x 2 top-level chunks, reduced in 2 x 2 x 2 chunks of 32 x 32 x 1: each reads the 3 x 3
+    # top-level chunks it overlaps (blend pads reach into the next ones), one request each;
+    # pieces are deleted once a z section's reductions are done, one request per section, and
+    # the rest (infos, the manifest) at the end: one listing and one request
+    assert counts(requests, f"/{bucket}/tmp/") == {"PUT": 32 + 2, "GET": 8 * 9, "POST": 2 + 1}
+    assert keys_under(server, bucket, "tmp/") == []
+    # and the bytes written to dst are those of the same flow on local storage, chunk for chunk
+    stored = keys_under(server, bucket, "dst/")
+    local = sorted(
+        os.path.relpath(os.path.join(d, f), tmp_path / "dst")
+        for d, _, files in os.walk(tmp_path / "dst")
+        for f in files
+    )
+    assert [key.removeprefix("dst/") for key in stored if key != "dst/info"] == [
+        name for name in local if name != "info"
+    ]
+    assert len(stored) == 1 + 4 * 4 * 2
+    for key in stored:
+        if key == "dst/info":
+            continue
+        body = server.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert body == (tmp_path / "dst" / key.removeprefix("dst/")).read_bytes(), key
+
+
+def test_kept_intermediaries_on_s3_keep_every_row(server: Server) -> None:
+    bucket = "kept"
+    server.client.create_bucket(Bucket=bucket)
+    src = volume(f"s3://{bucket}/src")
+    write_array(src, random_array((1, *SIZE), "uint8", seed=12))
+    flow = blended_flow(
+        src, volume(f"s3://{bucket}/dst"), f"s3://{bucket}/tmp", keep_intermediaries=True
+    )
+    mark = server.mark()
+    mazepa.execute(flow, show_progress=False)
+    server.client.head_bucket(Bucket=bucket)
+    requests = server.requests_since(mark, f"/{bucket}")
+    assert [r for r in requests if r[0] in ("POST", "DELETE")] == []
+    rows = [k for k in keys_under(server, bucket, "tmp/") if "/pieces/" in k and "info" not in k]
+    assert len(rows) == 4 * 4 * 2
+
+
+@pytest.mark.parametrize(
+    ("channels", "chunk", "gets"),
+    # a row's channels in one request, unless that reads more than twice what is needed: with
+    # thin frames (64 + 2 x 2 wide chunks), the frames of 3 channels are read apart
+    [(1, 8, 9), (3, 8, 9), (1, 64, 9), (3, 64, 4 + 5 * 3)],
+)
+def test_a_reduction_reads_each_row_it_needs_in_one_request(
+    server: Server, tmp_path: Path, channels: int, chunk: int, gets: int
+) -> None:
+    bucket = f"rows-{channels}-{chunk}"
+    server.client.create_bucket(Bucket=bucket)
+    grid = ChunkGrid.over(Box((0, 0, 0), (4 * chunk, 4 * chunk, 1)), (chunk, chunk, 1), (2, 2, 0))
+    rng = np.random.default_rng(channels)
+    outputs = {
+        key: rng.integers(0, 200, (channels, *grid.padded(key).shape)).astype(np.uint8)
+        for key in grid.keys()
+    }
+    stores = [
+        PieceStore(path, Vec3D(*RES), grid, "uint8", channels)
+        for path in (f"s3://{bucket}/tmp", f"file://{tmp_path}/tmp")
+    ]
+    for store in stores:
+        store.create()
+        for key, data in outputs.items():
+            store.write_chunk(key, data)
+    box = Box((0, 0, 0), (2 * chunk, 2 * chunk, 1))  # 2 x 2 chunks whole, the frames of 5 more
+    mark = server.mark()
+    out = stores[0].reduce_box(box, np.uint8, "linear")
+    server.client.head_bucket(Bucket=bucket)
+    assert len([m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]) == gets
+    assert np.array_equal(out, stores[1].reduce_box(box, np.uint8, "linear"))
+    # whole rows, interiors and frames read back as the local files hold them
+    s3, local = stores
+    wanted = [
+        ((1, 1, 0), 0, s3.row_size),
+        ((2, 1, 0), s3.interior_size, s3.row_size),
+        ((1, 2, 0), 0, s3.interior_size),
+    ]
+    for remote_values, local_values in zip(
+        s3._read_rows(wanted), local._read_rows(wanted), strict=True
+    ):
+        assert np.array_equal(remote_values, local_values)
+    s3.delete()
+    assert keys_under(server, bucket, "") == []
