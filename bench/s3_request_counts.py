@@ -18,6 +18,7 @@ import collections
 import contextlib
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,10 +78,24 @@ def logged_s3_server(log_path: str) -> Iterator[str]:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
             Bucket="bench"
         )
+        SERVER[0] = proc
         yield endpoint
     finally:
+        SERVER[0] = None
         proc.terminate()
         proc.wait()
+
+
+SERVER: list[Any] = [None]
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process (all threads) and of the S3 server."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open(f"/proc/{SERVER[0].pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return usage.ru_utime + usage.ru_stime, server
 
 
 def requests_since(log_path: str, offset: int) -> list[tuple[str, str, str]]:
@@ -119,6 +135,7 @@ def run(kind_name: str, flow: str, size: int, z: int) -> dict[tuple[str, str], i
                     case["processing_chunk_sizes"]
                 )
             offset = os.path.getsize(log_path)
+            cpu = cpu_seconds()
             built = build_subchunkable_apply_flow(
                 dst=bm.build_layer(kind, dst_url),
                 dst_resolution=bm.RES,
@@ -131,6 +148,11 @@ def run(kind_name: str, flow: str, size: int, z: int) -> dict[tuple[str, str], i
                 **case,
             )
             mazepa.execute(built, num_procs=1, show_progress=False)
+            cpu_after = cpu_seconds()
+            print(
+                f"CPU time: this process {cpu_after[0] - cpu[0]:.2f} s, the S3 server "
+                f"{cpu_after[1] - cpu[1]:.2f} s"
+            )
             time.sleep(0.5)  # the server logs a request after answering it
             requests = requests_since(log_path, offset)
             print(f"{bm.check_output(kind, src_url, dst_url)}")

@@ -258,5 +258,15 @@ def test_a_reduction_reads_each_row_it_needs_in_one_request(
         s3._read_rows(wanted), local._read_rows(wanted), strict=True
     ):
         assert np.array_equal(remote_values, local_values)
+    # rows released in one request, again without error; then read no more
+    released = [(0, 0, 0), (1, 0, 0), (0, 1, 0)]
+    mark = server.mark()
+    s3.delete_pieces(released)
+    s3.delete_pieces(released)
+    server.client.head_bucket(Bucket=bucket)
+    assert [m for m, _ in server.requests_since(mark, f"/{bucket}")] == ["POST", "POST", "HEAD"]
+    assert len(keys_under(server, bucket, "tmp/pieces/")) == 1 + 16 - 3  # the info and the rest
+    with pytest.raises(FileNotFoundError, match="is missing or short"):
+        s3.reduce_box(box, np.uint8, "linear")
     s3.delete()
     assert keys_under(server, bucket, "") == []

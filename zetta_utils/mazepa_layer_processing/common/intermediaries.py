@@ -9,8 +9,10 @@ label order (the interior first), are one row ``[0, P) x [0, 1) x [k, k+1)``, on
 
 Therefore every write is one whole storage chunk (chunk-aligned; no two tasks ever share one, so
 no read-modify-write and no race, with any number of workers), a task writes one file, nothing is
-stored twice, and a reduction reads by byte range exactly what it needs: the interiors under it
-and the (thin) frames of the chunks around it.
+stored twice, and a reduction reads by byte range what it needs: the interiors under it and the
+(thin) frames of the chunks around it, one request per row on object storage (its channels
+together, unless that reads more than twice what is needed). Rows reduced are deleted in bulk
+on S3 (``DeleteObjects``, see :mod:`.s3_deletes`): one request per 1000 rows, not one per row.
 
 A ``manifest.json`` next to it records the geometry and the layout version, so a run with
 ``defer`` can be reduced later (:func:`~.subchunkable_apply_flow.build_deferred_reduction_flow`).
