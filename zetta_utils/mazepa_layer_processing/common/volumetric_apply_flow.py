@@ -308,6 +308,49 @@ class SubchunkablePlan:
         op(self._index(out_box, chunk_id), capture_layer(capture), *self.op_args, **kwargs)
         return as_array(capture.result())
 
+    def sliced_run_op(self, kwargs: Mapping[str, Any]) -> Any:
+        """:meth:`run_op` for the bottom level's chunks under one prefetched chunk, as a function
+        of ``(out_box, chunk_id)``; None unless the operation is a
+        :class:`VolumetricCallableOperation` whose layer arguments all slice their prefetched
+        data. Per chunk it does what :meth:`run_op` does (a copy of each input, the function,
+        its checks, the crop), less the per-chunk lookups; a chunk reading outside the
+        prefetched data goes through :meth:`run_op`."""
+        op = self.op
+        if not isinstance(op, VolumetricCallableOperation) or not isinstance(
+            kwargs, PrefetchedKwargs
+        ):
+            return None
+        fast = kwargs.fast
+        if not fast or any(k not in fast and is_layer(v) for k, v in kwargs.items()):
+            return None
+        # in the order of kwargs: (name, prefetched array and its box, or None and the value)
+        items = [(k, fast.get(k), v) for k, v in kwargs.items()]
+        cx, cy, cz = self.op_crop_pad
+        args = self.op_args
+        compute_padded = op.compute_padded
+        cropped = self._cropped
+        run_op = self.run_op
+
+        def run(out_box: Box, chunk_id: int) -> Array:
+            (x0, y0, z0), (x1, y1, z1) = out_box
+            x0, y0, z0, x1, y1, z1 = x0 - cx, y0 - cy, z0 - cz, x1 + cx, y1 + cy, z1 + cz
+            inputs = {}
+            for k, source, value in items:
+                if source is None:
+                    inputs[k] = value
+                    continue
+                array, ((a, b, c), (d, e, f)) = source
+                if not (a <= x0 and b <= y0 and c <= z0 and x1 <= d and y1 <= e and z1 <= f):
+                    return run_op(out_box, kwargs, chunk_id)
+                # a copy: the function may change its input in place
+                inputs[k] = torch.from_numpy(
+                    copy_xfast(array[:, x0 - a : x1 - a, y0 - b : y1 - b, z0 - c : z1 - c])
+                )
+            shape = (x1 - x0, y1 - y0, z1 - z0)
+            return cropped(as_array(compute_padded(shape, args, inputs)))
+
+        return run
+
     # --- task_stack_size: the bottom level's chunks through one call of the function -------------
     def _stacked_inputs(
         self, boxes: Sequence[Box], kwargs: Mapping[str, Any]
@@ -417,6 +460,7 @@ class SubchunkablePlan:
             if sub == self.num_levels - 1 and self.prefetch_level != sub
             else functools.partial(self.chunk_output, sub)
         )
+        sliced = self.sliced_run_op(kwargs) if compute == self.run_op else None
         num_channels = self.num_channels
         ids = self.numbering.sub_offsets(
             sub, schedule.starts, self.crop_pads[level], self.chunk_sizes[sub], self.blend_pads[sub]
@@ -425,11 +469,11 @@ class SubchunkablePlan:
         def outputs() -> Iterator[Array]:
             for (ox, oy, oz), offset in zip(schedule.starts, ids, strict=True):
                 start = (x0 + ox, y0 + oy, z0 + oz)
-                data = compute(
-                    Box(start, (start[0] + sx, start[1] + sy, start[2] + sz)),
-                    kwargs,
-                    chunk_id + offset,
-                )
+                box = Box(start, (start[0] + sx, start[1] + sy, start[2] + sz))
+                if sliced is not None:
+                    data = sliced(box, chunk_id + offset)
+                else:
+                    data = compute(box, kwargs, chunk_id + offset)
                 if data.shape[0] != num_channels:
                     raise ValueError(
                         f"{what}: its output has {data.shape[0]} channels, dst has {num_channels}"
