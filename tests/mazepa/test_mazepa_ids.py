@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import enum
+import fractions
 import functools
 import json
+import math
 import subprocess
 import sys
 import textwrap
+import types
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
 import pytest
+import torch
 
 from zetta_utils import builder, mazepa
 from zetta_utils.mazepa import id_generation
@@ -188,3 +196,139 @@ def test_ids_are_the_same_in_another_process(tmp_path: object) -> None:
         env={**__import__("os").environ, "PYTHONHASHSEED": "12345"},
     )
     assert json.loads(out.stdout) == here
+
+
+# ---- digests pinned: a checkpoint made by one version is recognised by the next ---------------
+# The classes name a fixed module, so that the digests do not depend on how pytest imports this
+# file.
+
+_T = TypeVar("_T", bound=type)
+
+
+def _pinned(cls: _T) -> _T:
+    cls.__module__ = "pins"
+    return cls
+
+
+@_pinned
+class _Color(enum.Enum):
+    RED = 1
+
+
+@_pinned
+@attrs.frozen
+class _Pair:
+    x: int
+    y: object = None
+
+
+@_pinned
+@dataclasses.dataclass(frozen=True)
+class _Named:
+    name: str
+    scale: float
+
+
+@_pinned
+class _WithState:
+    def __init__(self) -> None:
+        self.v = 3
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"other": self.v}
+
+
+@_pinned
+class _Slotted:
+    __slots__ = ("p", "q")
+
+    def __init__(self) -> None:
+        self.p, self.q = 1, "z"
+
+
+@_pinned
+class _Components:
+    def mazepa_id_components(self) -> tuple[str, int]:
+        return ("components", 3)
+
+
+@_pinned
+class _Frozen(collections.abc.Mapping[Any, Any]):
+    def __init__(self) -> None:
+        self._d: dict[Any, Any] = {"a": 1, 2: "b"}
+
+    def __getitem__(self, k: Any) -> Any:
+        return self._d[k]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+_Point = collections.namedtuple("_Point", "x y", module="pins")
+
+
+def _cycle() -> list[Any]:
+    c: list[Any] = [1]
+    c.append(c)
+    return c
+
+
+_PINNED: dict[str, tuple[Any, str]] = {
+    "leaves": (
+        (0, -1, 2**70, 1.5, "s", "\udc80", None, True, b"b"),
+        "d85ba22ba720cca287eb6258d8e92db0",
+    ),
+    "containers": (
+        ([1, (2, 3)], {"b": [2], "a": 1}, {1: "a", "b": 2}, {3, "x"}, frozenset({4})),
+        "06ec35fef3089c97e555fe8f8ba36a73",
+    ),
+    "enum and class": ((_Color.RED, _Color, int), "ddd963d003d35e2ab6375f60660144ae"),
+    "callables": (
+        (
+            math.floor,
+            len,
+            [].append,
+            functools.partial(max, 1, key=abs),
+            math,
+            fractions.Fraction(1, 3).limit_denominator,
+        ),
+        "14c5bcc9054512bb033317146808291b",
+    ),
+    "subclasses": (
+        (_Point(1, 2), _Frozen(), collections.OrderedDict(b=1, a=2)),
+        "dddfab1e0adc5df104c4aa445642ab3c",
+    ),
+    "arrays": (
+        (
+            np.arange(6, dtype=np.int16).reshape(2, 3),
+            np.array([1, "a"], dtype=object),
+            np.float64(2.5),
+        ),
+        "cbe7adb4e10f0acc745b25ec5f9bd6ee",
+    ),
+    "tensors": (
+        (torch.arange(5), torch.ones(2, dtype=torch.bfloat16)),
+        "47c08dbc2950e33c200adcb9bdaa92c9",
+    ),
+    "attrs and dataclasses": (
+        (_Pair(1, [_Pair(2)]), _Named("n", 0.5)),
+        "5bea78629dab66089ad4e561cbc961ee",
+    ),
+    "objects": (
+        (_WithState(), _Slotted(), fractions.Fraction(1, 3), types.SimpleNamespace(a=1)),
+        "f3f230261cf5a6ad31e1910873f1dfaf",
+    ),
+    "custom components": (_Components(), "640f1773a2e45daeca8563a8fa3034fc"),
+    "cycle": (_cycle(), "0f2458941d5fc27b0be79a16dd6afb82"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_PINNED))
+def test_digests_do_not_change(kind: str) -> None:
+    """Each kind of value (one branch of the hashing rules) keeps the digest it had: a change
+    here makes every checkpoint of a run made before it unusable."""
+    value, digest = _PINNED[kind]
+    assert id_generation.hash_object(value) == digest

@@ -91,6 +91,18 @@ def generate_invocation_id(
 
 _INT_STRUCT = struct.Struct("<q")
 _FLOAT_STRUCT = struct.Struct("<d")
+# Hashed by name (see ``_Feeder._feed_named``): checked at once, as one isinstance call.
+_NAMED_KINDS = (
+    enum.Enum,
+    type,
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.BuiltinMethodType,
+    functools.partial,
+    types.CodeType,
+    types.ModuleType,
+)
 
 
 class _Feeder:
@@ -171,6 +183,7 @@ class _Feeder:
             self._name(t)
             self.feed(custom())
             return
+        # Fast paths for the common containers.
         if t is tuple:
             self._feed_sequence(b"t", obj)
             return
@@ -184,54 +197,59 @@ class _Feeder:
             digests = sorted(object_digest(item) for item in obj)
             self._tag(b"S", b"".join(digests))
             return
+        if isinstance(obj, _NAMED_KINDS):
+            self._feed_named(obj, t)
+            return
+        if not self._feed_structured(obj, t):
+            self._feed_generic(obj, t)
+
+    def _feed_named(self, obj: Any, t: type) -> None:
+        """Enum members, classes, functions, methods, partials, code and modules: by their names
+        (and, where a name is not enough, their code, owner or arguments)."""
         if isinstance(obj, enum.Enum):
             self._name(t)
             self._tag(b"e", obj.name.encode())
-            return
-        if isinstance(obj, type):
+        elif isinstance(obj, type):
             self._name(obj)
-            return
-        if isinstance(obj, types.FunctionType):
+        elif isinstance(obj, types.FunctionType):
             self._feed_function(obj)
-            return
-        if isinstance(obj, types.MethodType):
+        elif isinstance(obj, types.MethodType):
             self._tag(b"m")
             self.feed(obj.__self__)
             self.feed(obj.__func__)
-            return
-        if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)):
+        elif isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)):
             owner = getattr(obj, "__self__", None)
             self._name(obj)
             if owner is not None and not isinstance(owner, types.ModuleType):
                 self.feed(owner)
-            return
-        if isinstance(obj, functools.partial):
+        elif isinstance(obj, functools.partial):
             self._tag(b"p")
             self.feed(obj.func)
             self.feed(tuple(obj.args))
             self.feed_mapping(obj.keywords)
-            return
-        if isinstance(obj, types.CodeType):
+        elif isinstance(obj, types.CodeType):
             self._feed_code(obj)
-            return
-        if isinstance(obj, types.ModuleType):
+        else:  # a module
             self._tag(b"M", obj.__name__.encode())
-            return
+
+    def _feed_structured(self, obj: Any, t: type) -> bool:
+        """Container subclasses, arrays, tensors, attrs classes and dataclasses: by their type's
+        name and contents. False for anything else."""
         if isinstance(obj, (tuple, list)):  # subclasses, e.g. named tuples
             self._name(t)
             self._feed_sequence(b"t", tuple(obj))
-            return
+            return True
         if isinstance(obj, Mapping) and not attrs.has(t):
             self._name(t)
             self.feed_mapping(obj)
-            return
+            return True
         module = t.__module__
         if module == "numpy" and hasattr(obj, "tobytes") and hasattr(obj, "dtype"):
             self._feed_array(obj)
-            return
+            return True
         if module.startswith("torch") and hasattr(obj, "detach") and hasattr(obj, "dtype"):
             self._feed_tensor(obj)
-            return
+            return True
         if attrs.has(t):
             self._name(t)
             fields = attrs.fields(t)
@@ -239,7 +257,7 @@ class _Feeder:
             for f in fields:
                 self._tag(b"k", f.name.encode())
                 self.feed(getattr(obj, f.name, None))
-            return
+            return True
         if dataclasses.is_dataclass(obj):
             self._name(t)
             dfields = dataclasses.fields(obj)
@@ -247,8 +265,8 @@ class _Feeder:
             for df in dfields:
                 self._tag(b"k", df.name.encode())
                 self.feed(getattr(obj, df.name, None))
-            return
-        self._feed_generic(obj, t)
+            return True
+        return False
 
     def _feed_function(self, fn: types.FunctionType) -> None:
         self._name(fn)
