@@ -49,7 +49,7 @@ import functools
 import itertools
 import math
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -308,7 +308,7 @@ class SubchunkablePlan:
         op(self._index(out_box, chunk_id), capture_layer(capture), *self.op_args, **kwargs)
         return as_array(capture.result())
 
-    def sliced_run_op(self, kwargs: Mapping[str, Any]) -> Any:
+    def sliced_run_op(self, kwargs: Mapping[str, Any]) -> Callable[[Box, int], Array] | None:
         """:meth:`run_op` for the bottom level's chunks under one prefetched chunk, as a function
         of ``(out_box, chunk_id)``; None unless the operation is a
         :class:`VolumetricCallableOperation` whose layer arguments all slice their prefetched
