@@ -175,11 +175,14 @@ def test_a_blended_flow_on_s3_makes_few_requests_and_writes_local_bytes(
         blended_flow(src_local, dst_local, f"file://{tmp_path}/tmp"), show_progress=False
     )
 
-    # 4 x 4 x 2 top-level chunks, reduced in 2 x 2 x 2 chunks of 32 x 32 x 1: each reads the 3 x 3
-    # top-level chunks it overlaps (blend pads reach into the next ones), one request each;
-    # pieces are deleted once a z section's reductions are done, one request per section, and
-    # the rest (infos, the manifest) at the end: one listing and one request
-    assert counts(requests, f"/{bucket}/tmp/") == {"PUT": 32 + 2, "GET": 8 * 9, "POST": 2 + 1}
+    # 4 x 4 x 2 top-level chunks, reduced in 2 x 2 x 2 chunks of 32 x 32 x 1: each needs the rows
+    # of the 3 x 3 top-level chunks it overlaps (blend pads reach into the next ones), one request
+    # each, except the frames the previous reduction had: per z section 9, then 4 + 1 (the
+    # frames of the 2 x 3 chunks to its left were read), 4 + 2, 4 + 1. Pieces are deleted once a
+    # z section's reductions are done, one request per section, and the rest (infos, the
+    # manifest) at the end: one listing and one request
+    gets = 2 * (9 + 5 + 6 + 5)
+    assert counts(requests, f"/{bucket}/tmp/") == {"PUT": 32 + 2, "GET": gets, "POST": 2 + 1}
     assert keys_under(server, bucket, "tmp/") == []
     # and the bytes written to dst are those of the same flow on local storage, chunk for chunk
     stored = keys_under(server, bucket, "dst/")
@@ -270,3 +273,38 @@ def test_a_reduction_reads_each_row_it_needs_in_one_request(
         s3.reduce_box(box, np.uint8, "linear")
     s3.delete()
     assert keys_under(server, bucket, "") == []
+
+
+def test_frames_are_reused_within_an_execution_only(server: Server, tmp_path: Path) -> None:
+    bucket = "reuse"
+    server.client.create_bucket(Bucket=bucket)
+    grid = ChunkGrid.over(Box((0, 0, 0), (32, 32, 1)), (8, 8, 1), (2, 2, 0))
+    rng = np.random.default_rng(3)
+    left, right = Box((0, 0, 0), (16, 16, 1)), Box((16, 0, 0), (32, 16, 1))
+    # two executions over the same path, the second with other outputs; the values expected
+    # first, from local stores (a reduction of another store lets go of the frames kept)
+    executions = []
+    for n in range(2):
+        outputs = {
+            key: rng.integers(0, 200, (1, *grid.padded(key).shape)).astype(np.uint8)
+            for key in grid.keys()
+        }
+        local = PieceStore(f"file://{tmp_path}/{n}", Vec3D(*RES), grid, "uint8", 1)
+        local.create()
+        for key, data in outputs.items():
+            local.write_chunk(key, data)
+        executions.append(
+            (outputs, [local.reduce_box(b, np.uint8, "linear") for b in (left, right)])
+        )
+    s3 = PieceStore(f"s3://{bucket}/tmp", Vec3D(*RES), grid, "uint8", 1)
+    for outputs, expected in executions:
+        s3.create()
+        for key, data in outputs.items():
+            s3.write_chunk(key, data)
+        for box, values in zip((left, right), expected, strict=True):
+            mark = server.mark()
+            assert np.array_equal(s3.reduce_box(box, np.uint8, "linear"), values)
+            server.client.head_bucket(Bucket=bucket)
+            gets = [m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]
+            # the right box takes the frames of the 2 x 3 chunks left of it from the left box
+            assert len(gets) == (9 if box == left else 5)

@@ -11,8 +11,10 @@ Therefore every write is one whole storage chunk (chunk-aligned; no two tasks ev
 no read-modify-write and no race, with any number of workers), a task writes one file, nothing is
 stored twice, and a reduction reads by byte range what it needs: the interiors under it and the
 (thin) frames of the chunks around it, one request per row on object storage (its channels
-together, unless that reads more than twice what is needed). Rows reduced are deleted in bulk
-on S3 (``DeleteObjects``, see :mod:`.s3_deletes`): one request per 1000 rows, not one per row.
+together, unless that reads more than twice what is needed), and not at all for the frames the
+previous reduction of the process read, of the same execution (its neighbour: they share bands,
+see :meth:`PieceStore._read_needs`). Rows reduced are deleted in bulk on S3 (``DeleteObjects``,
+see :mod:`.s3_deletes`): one request per 1000 rows, not one per row.
 
 A ``manifest.json`` next to it records the geometry and the layout version, so a run with
 ``defer`` can be reduced later (:func:`~.subchunkable_apply_flow.build_deferred_reduction_flow`).
@@ -25,6 +27,7 @@ import itertools
 import json
 import math
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Mapping
@@ -82,6 +85,9 @@ class PieceStore:
         self.data_type = data_type
         self.num_channels = num_channels
         self._stores: dict[str, Any] = {}
+        self.run_token: str | None = None
+        """Set by :meth:`create`, once per execution: frames kept by one reduction for the next
+        (see :class:`_FrameReuse`) belong to one execution, never to an earlier one."""
         interior = (LABEL_B, LABEL_B, LABEL_B)
         self.interior: Int3 | None = interior if interior in grid.labels else None
         self.frame_labels: list[Int3] = [label for label in grid.labels if label != interior]
@@ -183,6 +189,7 @@ class PieceStore:
     def create(self) -> None:
         """Write the infos and the manifest (idempotent). Local files are not fsynced: the
         intermediaries live only as long as the run."""
+        self.run_token = secrets.token_hex(8)
         files = [(self.volume_path(name), "info", self.info(name)) for name in self.volumes()]
         files.append((self.path, MANIFEST, self.manifest()))
         for path, name, content in files:
@@ -203,6 +210,7 @@ class PieceStore:
         """Remove the run's directory and everything in it."""
         vpath = precomputed.parse_path(self.path)
         self._stores.clear()
+        _LAST_FRAMES.drop(self._frames_owner())
         if vpath.is_local:
             shutil.rmtree(vpath.key, ignore_errors=True)
             return
@@ -218,6 +226,7 @@ class PieceStore:
         """Remove the rows of chunks ``keys`` (those missing are skipped): on S3 in one request per
         1000 rows. Local files are kept for reuse instead (see :meth:`_write_row`): moved out of
         the volume into a pool."""
+        _LAST_FRAMES.drop(self._frames_owner(), keys)
         if self._is_local:
             pool = self._pool_dir
             os.makedirs(pool, exist_ok=True)
@@ -397,6 +406,55 @@ class PieceStore:
             np.copyto(target, piece.transpose(0, 3, 2, 1))
         self._write_row(key, row)
 
+    def _frames_owner(self) -> tuple[str, str | None]:
+        return (self.path, self.run_token)
+
+    def _read_needs(
+        self, needs: dict[Int3, tuple[bool, bool]]
+    ) -> dict[Int3, list[tuple[int, Array]]]:
+        """For each chunk key, whether its interior and whether its frame is needed -> the parts
+        of its row at hand, as ``(start, values)`` (values ``(C, n)`` from ``start`` on).
+
+        On object storage, where a request costs far more than its bytes, the frames that the
+        previous reduction of this process had (of this execution) are taken from it instead of
+        read again: the reductions next to each other read the same frames (the bands they share).
+        Only the frames this reduction needs are kept from the previous one, and this reduction
+        keeps its own for the next one; so a worker holds at most one reduction's frames besides
+        what it reads."""
+        reuse = (
+            not self._is_local
+            and self.run_token is not None
+            and self.interior is not None
+            and self.row_size > self.interior_size
+        )
+        owner = self._frames_owner()
+        known = _LAST_FRAMES.take(owner, [k for k, (_, outer) in needs.items() if outer])
+        if not reuse:
+            known = {}
+        isz, p = self.interior_size, self.row_size
+        wanted: list[tuple[Int3, int, int]] = []
+        segments: dict[Int3, list[tuple[int, Array]]] = {}
+        for key, (inner, outer) in sorted(needs.items()):
+            frame = known.get(key) if outer else None
+            if frame is not None:
+                segments[key] = [(isz, frame)]
+                if inner:
+                    wanted.append((key, 0, isz))
+            else:
+                wanted.append((key, 0 if inner else isz, p if outer else isz))
+        for (key, a, _), values in zip(wanted, self._read_rows(wanted), strict=True):
+            segments.setdefault(key, []).insert(0, (a, values))
+        if reuse:
+            frames = {}
+            for key, parts in segments.items():
+                for start, values in parts:
+                    if start == isz and values.shape[1] == p - isz:
+                        frames[key] = values
+                    elif start == 0 and values.shape[1] == p:  # not keeping the interior alive
+                        frames[key] = values[:, isz:].copy()
+            _LAST_FRAMES.put(owner, frames)
+        return segments
+
     def _unpack(self, values: Array, start: int, label: Int3) -> Array:
         """A label's piece (CXYZ) from ``values``, a chunk's row from ``start`` on (``(C, n)``)."""
         t = self.grid.tile_shape(label)
@@ -445,25 +503,17 @@ class PieceStore:
                 inner, outer = needs.get((jx, jy, jz), (False, False))
                 is_interior = (lx, ly, lz) == interior
                 needs[jx, jy, jz] = (inner or is_interior, outer or not is_interior)
-        wanted = [
-            (
-                key,
-                0 if inner else self.interior_size,
-                self.row_size if outer else self.interior_size,
-            )
-            for key, (inner, outer) in sorted(needs.items())
-        ]
-        rows = {
-            key: (a, values)
-            for (key, a, _), values in zip(wanted, self._read_rows(wanted), strict=True)
-        }
+        segments = self._read_needs(needs)
 
         pieces: dict[tuple[Int3, Int3], Array] = {}
 
         def piece_data(key: Int3, label: Int3) -> Array:
             data = pieces.get((key, label))
             if data is None:
-                start, values = rows[key]
+                offset = self.offsets[label]  # in the part at hand that starts last before it
+                start, values = max(
+                    (part for part in segments[key] if part[0] <= offset), key=lambda part: part[0]
+                )
                 data = pieces[key, label] = self._unpack(values, start, label)
             return data
 
@@ -491,6 +541,41 @@ class PieceStore:
         if mode != "max" and any(pads):
             add_zero(out)
         return out
+
+
+class _FrameReuse:
+    """The frames of the rows the last reduction of this process had (see
+    :meth:`PieceStore._read_needs`), with their store and execution."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: tuple[str, str | None] | None = None
+        self._frames: dict[Int3, Array] = {}
+
+    def take(self, owner: tuple[str, str | None], keys: list[Int3]) -> dict[Int3, Array]:
+        """Those of frames ``keys`` kept for ``owner``; every frame kept is let go."""
+        with self._lock:
+            frames = self._frames if self._owner == owner else {}
+            self._owner, self._frames = None, {}
+        return {key: frames[key] for key in keys if key in frames}
+
+    def put(self, owner: tuple[str, str | None], frames: dict[Int3, Array]) -> None:
+        with self._lock:
+            self._owner, self._frames = owner, frames
+
+    def drop(self, owner: tuple[str, str | None], keys: list[Int3] | None = None) -> None:
+        """Let go of ``owner``'s frames ``keys`` (all of them: None), e.g. once deleted."""
+        with self._lock:
+            if self._owner != owner:
+                return
+            if keys is None:
+                self._owner, self._frames = None, {}
+            else:
+                for key in keys:
+                    self._frames.pop(key, None)
+
+
+_LAST_FRAMES = _FrameReuse()
 
 
 def _phase(piece: tuple[tuple[int, Any, Any, Any], ...]) -> tuple[int, ...]:
