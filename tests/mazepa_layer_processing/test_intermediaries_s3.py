@@ -308,3 +308,29 @@ def test_frames_are_reused_within_an_execution_only(server: Server, tmp_path: Pa
             gets = [m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]
             # the right box takes the frames of the 2 x 3 chunks left of it from the left box
             assert len(gets) == (9 if box == left else 5)
+
+
+def test_the_memory_bound_of_a_reduction_counts_the_frames_kept_on_s3(
+    server: Server, tmp_path: Path
+) -> None:
+    from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan, summary
+
+    bucket = "bound"
+    server.client.create_bucket(Bucket=bucket)
+    bounds = {}
+    for where, root in [("s3", f"s3://{bucket}"), ("local", f"file://{tmp_path}")]:
+        src, dst = volume(f"{root}/src"), volume(f"{root}/dst")
+        plan, _ = make_subchunkable_plan(
+            dst=dst,
+            dst_resolution=RES,
+            bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+            fn=lambda src: src,
+            op_kwargs={"src": src},
+            level_intermediaries_dirs=[f"{root}/tmp", f"{root}/tmp"],
+            **CFG,
+        )
+        assert plan.store is not None and plan.store.keeps_frames == (where == "s3")
+        bounds[where] = summary.reduction_memory(plan)
+    # a 32 x 32 x 1 reduction chunk and its blend pads (36 voxels) meet at most 4 x 4 top-level
+    # chunks of 16 x 16 x 1 (bound of any placement), each 20 x 20 x 1 voxels padded, uint8
+    assert bounds["s3"] - bounds["local"] == 4 * 4 * 20 * 20 * 1

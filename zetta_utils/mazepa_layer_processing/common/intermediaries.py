@@ -275,6 +275,12 @@ class PieceStore:
     def _is_local(self) -> bool:
         return precomputed.parse_path(self.path).is_local
 
+    @property
+    def keeps_frames(self) -> bool:
+        """Whether a reduction keeps the frames it read for the next one in this process (on
+        object storage, where a request costs more than its bytes)."""
+        return not self._is_local
+
     def _kvstore(self) -> Any:
         kvstore = self._stores.get(PIECES)
         if kvstore is None:
@@ -422,7 +428,7 @@ class PieceStore:
         keeps its own for the next one; so a worker holds at most one reduction's frames besides
         what it reads."""
         reuse = (
-            not self._is_local
+            self.keeps_frames
             and self.run_token is not None
             and self.interior is not None
             and self.row_size > self.interior_size

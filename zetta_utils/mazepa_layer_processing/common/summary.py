@@ -145,7 +145,8 @@ def _input_cache_bytes(plan: SubchunkablePlan, level: int, read_box: Box) -> flo
 def reduction_memory(plan: SubchunkablePlan) -> float:
     """Bound on the bytes a reduction task holds: its output box, every top-level chunk's
     padded output that meets the box (read at once), and a float buffer of one such output
-    for the cells it sums. 0 when the run has no reduction."""
+    for the cells it sums; on object storage also the frames the previous reduction kept (at
+    most its padded outputs). 0 when the run has no reduction."""
     if (
         plan.reduction_chunk is None
         or plan.top_mode != "pieces"
@@ -165,7 +166,9 @@ def reduction_memory(plan: SubchunkablePlan) -> float:
         _most_chunks_met(b + 2 * p, c) for b, p, c in zip(box, blend, chunk, strict=True)
     )
     padded = math.prod(c + 2 * p for c, p in zip(chunk, blend, strict=True))
-    return float(math.prod(box) * out_bpv + pieces * padded * out_bpv + padded * acc_bpv)
+    read = pieces * padded * out_bpv
+    kept = read if plan.store is not None and plan.store.keeps_frames else 0
+    return float(math.prod(box) * out_bpv + read + kept + padded * acc_bpv)
 
 
 def worker_memory(plan: SubchunkablePlan, input_bytes: float) -> float:
