@@ -26,9 +26,11 @@ With one process, the CPU time of the baseline and of each flow (all threads of 
 and the S3 server's) is printed too, with the median and range of their per-round ratio: unlike
 wall time it does not depend on what else a shared machine runs.
 
-Volumes are sized per storage kind so that one baseline copy lasts about ``--seconds`` (default
-5 s): one z section is copied first to measure, then the volume gets as many sections as that
-takes (``--max-z`` at most). ``--quick`` (one 2048 x 2048 section, one round) is a smoke run for
+Volumes are sized per storage kind so that a baseline copy lasts at least about ``--seconds``
+(default 5 s) with the largest process count: four z sections are copied first to measure, then
+the volume gets as many sections as ``seconds`` times that count takes serially (``--max-z`` at
+most; 512 sections of 4096 x 4096 uint8 are 8 GiB, and src, dst and intermediaries are on disk
+at once). ``--quick`` (one 2048 x 2048 section, one round) is a smoke run for
 the test suite: its timings mean nothing.
 
 The flows run with ``worker_start_cost_s=0``: their 2-process figures are those of the workers,
@@ -36,7 +38,7 @@ never of a run that mazepa kept serial.
 
 Usage:
   .venv/bin/python bench/bench_matrix.py [--kinds raw,gzip,jpeg,sharded,s3-raw,s3-gzip]
-      [--procs 1,2] [--seconds 5] [--repeat 2] [--size 4096] [--max-z 64] [--quick]
+      [--procs 1,2] [--seconds 5] [--repeat 2] [--size 4096] [--max-z 512] [--quick]
 """
 
 from __future__ import annotations
@@ -383,17 +385,21 @@ def _read_all(kind: Kind, url: str) -> Any:
 # ---- the matrix ------------------------------------------------------------------------------
 
 
-def size_volume(storage: Storage, size: int, seconds: float, max_z: int) -> int:
-    """Sections giving a serial baseline copy of about ``seconds``."""
-    src = make_source(storage, size, 1)
-    one = baseline_copy(storage, src, size, 1, 1)
-    return max(1, min(max_z, math.ceil(seconds / max(one, 1e-3))))
+def size_volume(storage: Storage, size: int, seconds: float, max_z: int, procs: int) -> int:
+    """Sections giving a baseline copy of at least about ``seconds`` with ``procs`` processes:
+    ``seconds * procs`` of serial copying (a linear gain is the most it can have), measured on
+    a few sections so that opening the volume does not count as copying."""
+    probe = 4
+    src = make_source(storage, size, probe)
+    per_section = baseline_copy(storage, src, size, probe, 1) / probe
+    return max(1, min(max_z, math.ceil(seconds * procs / max(per_section, 1e-3))))
 
 
 def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
     storage = Storage(kind, root)
     size = args.size
-    z = size_volume(storage, size, args.seconds, args.max_z)
+    most_procs = max(args.procs)
+    z = size_volume(storage, size, args.seconds, args.max_z, most_procs)
     src = make_source(storage, size, z)
     mvox = size * size * z / 1e6
     lines = [
@@ -487,7 +493,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--repeat", type=int, default=2, help="rounds per process count")
     parser.add_argument("--size", type=int, default=4096, help="x and y size (a multiple of 2048)")
-    parser.add_argument("--max-z", type=int, default=64, help="most z sections")
+    parser.add_argument("--max-z", type=int, default=512, help="most z sections")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 2048 x 2048, 1 section, 1 round"
