@@ -78,3 +78,68 @@ def sigint_enabled() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="session")
+def moto_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A moto S3 server on 127.0.0.1 for this test session: ``(endpoint, log file)``. The log
+    holds one line per request, after the server answered it. Skips when moto is missing."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    if not os.path.exists(exe):
+        exe = shutil.which("moto_server") or ""
+    if not exe:
+        pytest.skip("moto_server not found (pip install 'moto[server]') - S3 tests need it")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log_file, stderr=subprocess.STDOUT
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # a safety net, not a speed assumption
+        while True:
+            try:
+                urllib.request.urlopen(endpoint, timeout=1).read()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"moto_server did not start: {log.read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.1)
+        yield endpoint, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def s3_environment(mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    """The environment both backends (TensorStore, CloudVolume/cloud-files) need to reach a local
+    S3 server: ``ZETTA_S3_ENDPOINT`` and fake keys (with ``AWS_SESSION_TOKEN``, which cloud-files
+    needs for environment credentials), no other endpoint or profile."""
+    mp.setenv("ZETTA_S3_ENDPOINT", endpoint)
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.setenv("AWS_SESSION_TOKEN", "testing")
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        mp.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> Callable[[pytest.MonkeyPatch, str], None]:
+    """:func:`s3_environment`, for test modules (conftest modules are not importable here)."""
+    return s3_environment

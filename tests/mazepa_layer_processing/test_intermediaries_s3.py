@@ -7,13 +7,8 @@ from __future__ import annotations
 import collections
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,49 +65,13 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    if not os.path.exists(exe):
-        exe = shutil.which("moto_server") or ""
-    if not exe:
-        pytest.skip("moto_server not found (pip install 'moto[server]')")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log_file, stderr=subprocess.STDOUT
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # a safety net, not a speed assumption
-        while True:
-            try:
-                urllib.request.urlopen(endpoint, timeout=1).read()
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"moto_server did not start: {log.read_text()[-2000:]}"
-                    ) from None
-                time.sleep(0.1)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("ZETTA_S3_ENDPOINT", endpoint)
-            mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-            mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-            mp.setenv("AWS_SESSION_TOKEN", "testing")
-            mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-            for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-                mp.delenv(var, raising=False)
-            yield Server(endpoint, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def server(
+    moto_process: tuple[str, Path], s3_env: Callable[[pytest.MonkeyPatch, str], None]
+) -> Iterator[Server]:
+    endpoint, log = moto_process
+    with pytest.MonkeyPatch.context() as mp:
+        s3_env(mp, endpoint)
+        yield Server(endpoint, log)
 
 
 def volume(path: str) -> VolumetricLayer:
