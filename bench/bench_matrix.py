@@ -121,8 +121,9 @@ def kind_of(name: str) -> Kind:
 
 
 @contextlib.contextmanager
-def s3_server() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 and the environment both libraries need to reach it."""
+def s3_server(log_path: str | None = None) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 and the environment both libraries need to reach it; its
+    request log in ``log_path`` if given."""
     exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
     if not os.path.exists(exe):
         exe = shutil.which("moto_server") or ""
@@ -133,11 +134,10 @@ def s3_server() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = _SERVER[0] = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log_path or os.devnull, "wb") as log:
+        proc = _SERVER[0] = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -15,19 +15,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import os
 import re
 import resource
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,61 +32,12 @@ REQUEST = re.compile(r'"([A-Z]+) (/[^ ]*) HTTP/[0-9.]+" (\d+)')
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the server colours the lines of some statuses
 
 
-@contextlib.contextmanager
-def logged_s3_server(log_path: str) -> Iterator[str]:
-    """moto's S3 server, its request log in ``log_path``; the environment set to reach it."""
-    exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    if not os.path.exists(exe):
-        exe = shutil.which("moto_server") or ""
-    if not exe:
-        raise SystemExit("moto_server not found (pip install 'moto[server]')")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(endpoint, timeout=1).read()
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        os.environ.update(
-            {
-                "ZETTA_S3_ENDPOINT": endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-            }
-        )
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket="bench"
-        )
-        SERVER[0] = proc
-        yield endpoint
-    finally:
-        SERVER[0] = None
-        proc.terminate()
-        proc.wait()
-
-
-SERVER: list[Any] = [None]
 
 
 def cpu_seconds() -> tuple[float, float]:
     """CPU time of this process (all threads) and of the S3 server."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    with open(f"/proc/{SERVER[0].pid}/stat") as f:
+    with open(f"/proc/{bm._SERVER[0].pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return usage.ru_utime + usage.ru_stime, server
@@ -126,7 +71,7 @@ def run(kind_name: str, flow: str, size: int, z: int) -> dict[tuple[str, str], i
     root = tempfile.mkdtemp(prefix="s3_counts_")
     log_path = os.path.join(root, "moto.log")
     try:
-        with logged_s3_server(log_path):
+        with bm.s3_server(log_path):
             storage = bm.Storage(kind, root)
             src_url = bm.make_source(storage, size, z)
             dst_url = storage.fresh("dst", size, z)
