@@ -26,6 +26,13 @@ Multi-channel ``jpeg`` and ``png`` and 16-bit ``png`` are refused: cloud-volume 
 them wrongly (TensorStore reads them correctly; use ``build_ts_layer``). It reads multi-channel
 ``compressed_segmentation`` correctly but cannot write it: such writes are refused.
 
+Local raw, unsharded scales are read and written as chunk files by :mod:`.chunk_files` (the same
+bytes; CloudVolume's Python costs more per chunk than the rest of a flow): with no
+``cache_bytes_limit`` and no ``cv_kwargs`` other than ``fill_missing``, ``secrets``, ``use_https``.
+``ZETTA_RAW_CHUNK_READS=0`` / ``ZETTA_RAW_CHUNK_WRITES=0`` send them through CloudVolume instead
+(the switches of ``TSBackend``'s raw chunk files); ``ZETTA_FILE_IO_SYNC=1`` fsyncs each chunk
+written so.
+
 S3: ``s3://bucket/path`` goes to AWS, or to the endpoint named by ``ZETTA_S3_ENDPOINT`` /
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` through a cloud-files alias ``zettas3``. Credentials
 are found by cloud-files: ``~/.cloudvolume/secrets/aws-secret.json`` (``zettas3-secret.json`` for a
@@ -37,7 +44,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -47,6 +54,12 @@ from zetta_utils.geometry import Vec3D
 
 from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
+from ..tensorstore.backend import (
+    file_io_sync_default,
+    raw_chunk_reads_enabled,
+    raw_chunk_writes_enabled,
+)
+from . import chunk_files
 
 S3_ALIAS = "zettas3"
 _FIXED_SETTINGS = (
@@ -66,6 +79,9 @@ _FIXED_SETTINGS = (
     "provenance",
     "background_color",
 )
+_CHUNK_FILE_KWARGS = frozenset({"fill_missing", "secrets", "use_https"})
+"""``cv_kwargs`` that leave local raw chunks read and written as CloudVolume would, so that
+:mod:`.chunk_files` may do it (``fill_missing`` is honoured there)."""
 T = TypeVar("T")
 
 
@@ -315,20 +331,69 @@ class CVBackend(PrecomputedBackend):
         _REGISTRY.drop(self.path)
 
     # --- I/O -----------------------------------------------------------------------------------
+    def _uses_chunk_files(self, scale: Mapping[str, Any]) -> bool:
+        """Whether the chunks of ``scale`` are moved as local chunk files (module docstring)."""
+        return (
+            self._vpath.is_local
+            and scale["encoding"] == "raw"
+            and not scale.get("sharding")
+            and not self.cache_bytes_limit
+            and not self.compress
+            and self.cv_kwargs.keys() <= _CHUNK_FILE_KWARGS
+        )
+
     def _read_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
     ) -> npt.NDArray[Any]:
-        cv = self._volume(scale)
+        if self._uses_chunk_files(scale) and raw_chunk_reads_enabled():
+            shape = (*(b - a for a, b in zip(start, stop, strict=True)), self.num_channels)
+            out = np.empty(shape, dtype=self.data_type, order="F")
+            self._read_chunk_files_into(scale, start, stop, out)
+            return out
+        return self._read_cloudvolume(self._volume(scale), start, stop)
+
+    def _read_xyzc_into(
+        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+    ) -> None:
+        if self._uses_chunk_files(scale) and raw_chunk_reads_enabled():
+            self._read_chunk_files_into(scale, start, stop, out)
+            return
+        out[...] = self._read_cloudvolume(self._volume(scale), start, stop)
+
+    def _read_cloudvolume(
+        self, cv: Any, start: Sequence[int], stop: Sequence[int]
+    ) -> npt.NDArray[Any]:
         cutout = _translate_errors(
             lambda: cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]], self.path
         )
         return np.asarray(cutout)
+
+    def _read_chunk_files_into(
+        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+    ) -> None:
+        cv = self._volume(scale)  # opened once per process, for the chunks CloudVolume reads
+        chunk_files.read_chunks_into(
+            self._vpath.key,
+            scale,
+            self.data_type,
+            self.num_channels,
+            start,
+            stop,
+            out,
+            fill_missing=bool(self.cv_kwargs.get("fill_missing", True)),
+            fallback=lambda a, b: self._read_cloudvolume(cv, a, b),
+        )
 
     def _write_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
     ) -> None:
         self._check_writable_codec(scale)
         cv = self._volume(scale)
+        if self._uses_chunk_files(scale) and raw_chunk_writes_enabled():
+            chunk_files.write_chunks(
+                self._vpath.key, scale, start, stop, data, sync=file_io_sync_default()
+            )
+            return
 
         def put() -> None:
             cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]] = data
