@@ -136,11 +136,12 @@ def test_a_blended_flow_on_s3_makes_few_requests_and_writes_local_bytes(
 
     # 4 x 4 x 2 top-level chunks, reduced in 2 x 2 x 2 chunks of 32 x 32 x 1: each needs the rows
     # of the 3 x 3 top-level chunks it overlaps (blend pads reach into the next ones), one request
-    # each, except the frames the previous reduction had: per z section 9, then 4 + 1 (the
-    # frames of the 2 x 3 chunks to its left were read), 4 + 2, 4 + 1. Pieces are deleted once a
-    # z section's reductions are done, one request per section, and the rest (infos, the
-    # manifest) at the end: one listing and one request
-    gets = 2 * (9 + 5 + 6 + 5)
+    # each, except those the earlier reductions read: rows whose frame only is needed are read
+    # whole when a later reduction reduces their interior, so each row is read once (per z
+    # section 9, then 3, 3, 1). Pieces are deleted once a z section's reductions are done, one
+    # request per section, and the rest (infos, the manifest) at the end: one listing and one
+    # request
+    gets = 2 * (9 + 3 + 3 + 1)
     assert counts(requests, f"/{bucket}/tmp/") == {"PUT": 32 + 2, "GET": gets, "POST": 2 + 1}
     assert keys_under(server, bucket, "tmp/") == []
     # and the bytes written to dst are those of the same flow on local storage, chunk for chunk
@@ -179,15 +180,24 @@ def test_kept_intermediaries_on_s3_keep_every_row(server: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    ("channels", "chunk", "gets"),
+    ("channels", "chunk", "corner", "gets"),
     # a row's channels in one request, unless that reads more than twice what is needed: with
-    # thin frames (64 + 2 x 2 wide chunks), the frames of 3 channels are read apart
-    [(1, 8, 9), (3, 8, 9), (1, 64, 9), (3, 64, 4 + 5 * 3)],
+    # thin frames (64 + 2 x 2 wide chunks), the frames of 3 channels are read apart; but the
+    # frames of chunks that a later reduction reduces (after the box at corner 0, none after the
+    # box at corner 2) are read with their interiors, whole rows, all channels in one request
+    [
+        (1, 8, 0, 9),
+        (3, 8, 0, 9),
+        (1, 64, 0, 9),
+        (3, 64, 0, 9),
+        (3, 8, 2, 9),
+        (3, 64, 2, 4 + 5 * 3),
+    ],
 )
 def test_a_reduction_reads_each_row_it_needs_in_one_request(
-    server: Server, tmp_path: Path, channels: int, chunk: int, gets: int
+    server: Server, tmp_path: Path, channels: int, chunk: int, corner: int, gets: int
 ) -> None:
-    bucket = f"rows-{channels}-{chunk}"
+    bucket = f"rows-{channels}-{chunk}-{corner}"
     server.client.create_bucket(Bucket=bucket)
     grid = ChunkGrid.over(Box((0, 0, 0), (4 * chunk, 4 * chunk, 1)), (chunk, chunk, 1), (2, 2, 0))
     rng = np.random.default_rng(channels)
@@ -203,7 +213,8 @@ def test_a_reduction_reads_each_row_it_needs_in_one_request(
         store.create()
         for key, data in outputs.items():
             store.write_chunk(key, data)
-    box = Box((0, 0, 0), (2 * chunk, 2 * chunk, 1))  # 2 x 2 chunks whole, the frames of 5 more
+    # 2 x 2 chunks whole, the frames of 5 more
+    box = Box((corner * chunk, corner * chunk, 0), ((corner + 2) * chunk, (corner + 2) * chunk, 1))
     mark = server.mark()
     out = stores[0].reduce_box(box, np.uint8, "linear")
     server.client.head_bucket(Bucket=bucket)
@@ -221,7 +232,7 @@ def test_a_reduction_reads_each_row_it_needs_in_one_request(
     ):
         assert np.array_equal(remote_values, local_values)
     # rows released in one request, again without error; then read no more
-    released = [(0, 0, 0), (1, 0, 0), (0, 1, 0)]
+    released = [(corner, corner, 0), (corner + 1, corner, 0), (corner, corner + 1, 0)]
     mark = server.mark()
     s3.delete_pieces(released)
     s3.delete_pieces(released)
@@ -265,8 +276,9 @@ def test_frames_are_reused_within_an_execution_only(server: Server, tmp_path: Pa
             assert np.array_equal(s3.reduce_box(box, np.uint8, "linear"), values)
             server.client.head_bucket(Bucket=bucket)
             gets = [m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]
-            # the right box takes the frames of the 2 x 3 chunks left of it from the left box
-            assert len(gets) == (9 if box == left else 5)
+            # the right box takes the rows of the 2 x 3 chunks left of it from the left box
+            # (those of the middle column whole: the left box read them for the right one)
+            assert len(gets) == (9 if box == left else 3)
 
 
 def test_the_memory_bound_of_a_reduction_counts_the_frames_kept_on_s3(
@@ -293,3 +305,44 @@ def test_the_memory_bound_of_a_reduction_counts_the_frames_kept_on_s3(
     # a 32 x 32 x 1 reduction chunk and its blend pads (36 voxels) meet at most 4 x 4 top-level
     # chunks of 16 x 16 x 1 (bound of any placement), each 20 x 20 x 1 voxels padded, uint8
     assert bounds["s3"] - bounds["local"] == 4 * 4 * 20 * 20 * 1
+
+
+def test_reductions_in_order_read_each_row_once_and_keep_at_most_their_rows(
+    server: Server, tmp_path: Path
+) -> None:
+    from zetta_utils.mazepa_layer_processing.common import intermediaries
+
+    bucket = "once"
+    server.client.create_bucket(Bucket=bucket)
+    grid = ChunkGrid.over(Box((0, 0, 0), (128, 128, 1)), (32, 32, 1), (2, 2, 0))
+    rng = np.random.default_rng(5)
+    outputs = {
+        key: rng.integers(0, 200, (2, *grid.padded(key).shape)).astype(np.uint8)
+        for key in grid.keys()
+    }
+    stores = [
+        PieceStore(path, Vec3D(*RES), grid, "uint8", 2)
+        for path in (f"s3://{bucket}/tmp", f"file://{tmp_path}/tmp")
+    ]
+    for store in stores:
+        store.create()
+        for key, data in outputs.items():
+            store.write_chunk(key, data)
+    s3, local = stores
+    row_bytes = 2 * s3.row_size
+    reduced: list[tuple[int, int, int]] = []
+    mark = server.mark()
+    # in the order of a run: y, then x
+    for y, x in [(0, 0), (0, 64), (64, 0), (64, 64)]:
+        box = Box((x, y, 0), (x + 64, y + 64, 1))
+        expected = local.reduce_box(box, np.uint8, "quadratic")
+        assert np.array_equal(s3.reduce_box(box, np.uint8, "quadratic"), expected)
+        reduced += [(x // 32 + i, y // 32 + j, 0) for i in (0, 1) for j in (0, 1)]
+        kept = intermediaries._KEPT_ROWS._rows
+        # at most the 3 x 3 rows this reduction needed, and no interior reduced already
+        assert sum(v.nbytes for parts in kept.values() for _, v in parts) <= 9 * row_bytes
+        for key in reduced:
+            assert all(start == s3.interior_size for start, _ in kept.get(key, [])), key
+    server.client.head_bucket(Bucket=bucket)
+    gets = [m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]
+    assert len(gets) == 16  # each row once

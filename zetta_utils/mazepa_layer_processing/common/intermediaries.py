@@ -87,7 +87,7 @@ class PieceStore:
         self._stores: dict[str, Any] = {}
         self.run_token: str | None = None
         """Set by :meth:`create`, once per execution: frames kept by one reduction for the next
-        (see :class:`_FrameReuse`) belong to one execution, never to an earlier one."""
+        (see :class:`_RowCache`) belong to one execution, never to an earlier one."""
         interior = (LABEL_B, LABEL_B, LABEL_B)
         self.interior: Int3 | None = interior if interior in grid.labels else None
         self.frame_labels: list[Int3] = [label for label in grid.labels if label != interior]
@@ -210,7 +210,7 @@ class PieceStore:
         """Remove the run's directory and everything in it."""
         vpath = precomputed.parse_path(self.path)
         self._stores.clear()
-        _LAST_FRAMES.drop(self._frames_owner())
+        _KEPT_ROWS.drop(self._frames_owner())
         if vpath.is_local:
             shutil.rmtree(vpath.key, ignore_errors=True)
             return
@@ -226,7 +226,7 @@ class PieceStore:
         """Remove the rows of chunks ``keys`` (those missing are skipped): on S3 in one request per
         1000 rows. Local files are kept for reuse instead (see :meth:`_write_row`): moved out of
         the volume into a pool."""
-        _LAST_FRAMES.drop(self._frames_owner(), keys)
+        _KEPT_ROWS.drop(self._frames_owner(), keys)
         if self._is_local:
             pool = self._pool_dir
             os.makedirs(pool, exist_ok=True)
@@ -416,50 +416,106 @@ class PieceStore:
         return (self.path, self.run_token)
 
     def _read_needs(
-        self, needs: dict[Int3, tuple[bool, bool]]
+        self, needs: dict[Int3, tuple[bool, bool]], box: Box
     ) -> dict[Int3, list[tuple[int, Array]]]:
         """For each chunk key, whether its interior and whether its frame is needed -> the parts
         of its row at hand, as ``(start, values)`` (values ``(C, n)`` from ``start`` on).
 
-        On object storage, where a request costs far more than its bytes, the frames that the
-        previous reduction of this process had (of this execution) are taken from it instead of
-        read again: the reductions next to each other read the same frames (the bands they share).
-        Only the frames this reduction needs are kept from the previous one, and this reduction
-        keeps its own for the next one; so a worker holds at most one reduction's frames besides
-        what it reads."""
+        On object storage, where a request costs far more than its bytes, parts of rows that
+        earlier reductions of this process read (of this execution) are taken from them instead of
+        read again (see :class:`_RowCache`): the reductions next to each other read the same
+        frames (the bands they share). And a chunk whose frame only is needed here, and whose
+        interior a later reduction reduces (:meth:`_reduced_later`), is read whole, in the same
+        request: that later reduction, when this process runs it, then reads nothing of it. So
+        each row is read once in a run whose reductions follow one another; what stays kept after
+        a reduction is at most what it needed (the bound of :func:`.summary.reduction_memory`)."""
+        isz, p = self.interior_size, self.row_size
         reuse = (
             self.keeps_frames
             and self.run_token is not None
             and self.interior is not None
-            and self.row_size > self.interior_size
+            and p > isz
         )
         owner = self._frames_owner()
-        known = _LAST_FRAMES.take(owner, [k for k, (_, outer) in needs.items() if outer])
+        known = _KEPT_ROWS.take(owner) if reuse else {}
         if not reuse:
-            known = {}
-        isz, p = self.interior_size, self.row_size
+            _KEPT_ROWS.drop(owner)
         wanted: list[tuple[Int3, int, int]] = []
         segments: dict[Int3, list[tuple[int, Array]]] = {}
         for key, (inner, outer) in sorted(needs.items()):
-            frame = known.get(key) if outer else None
-            if frame is not None:
-                segments[key] = [(isz, frame)]
-                if inner:
-                    wanted.append((key, 0, isz))
-            else:
-                wanted.append((key, 0 if inner else isz, p if outer else isz))
+            parts = known.get(key, [])
+            have_in = _covering(parts, 0, isz) if inner else None
+            have_out = _covering(parts, isz, p) if outer else None
+            at_hand = [part for part in (have_in, have_out) if part is not None]
+            if have_in is not None and have_out is not None and have_out[1] is have_in[1]:
+                at_hand = [have_in]  # a whole row
+            segments[key] = at_hand
+            if inner and have_in is None:
+                wanted.append((key, 0, p if outer and have_out is None else isz))
+            elif outer and have_out is None:
+                whole = (
+                    reuse
+                    and not inner
+                    and _covering(parts, 0, isz) is None
+                    and self._reduced_later(key, box)
+                )
+                wanted.append((key, 0 if whole else isz, p))
         for (key, a, _), values in zip(wanted, self._read_rows(wanted), strict=True):
-            segments.setdefault(key, []).insert(0, (a, values))
+            segments[key].insert(0, (a, values))
+            if reuse:
+                parts = [part for part in known.get(key, []) if part[0] != a]
+                known[key] = [(a, values), *parts]
         if reuse:
-            frames = {}
-            for key, parts in segments.items():
-                for start, values in parts:
-                    if start == isz and values.shape[1] == p - isz:
-                        frames[key] = values
-                    elif start == 0 and values.shape[1] == p:  # not keeping the interior alive
-                        frames[key] = values[:, isz:].copy()
-            _LAST_FRAMES.put(owner, frames)
+            kept = self._to_keep(known, set(needs), box)
+            dims = wave_order(self.grid.counts)
+            # the chunks reduced first go first: later reductions read their frames the least
+            order = sorted(kept, key=lambda key: [key[d] for d in dims])
+            _KEPT_ROWS.put(owner, {key: kept[key] for key in order}, self._kept_budget(needs))
         return segments
+
+    def _reduced_later(self, key: Int3, box: Box) -> bool:
+        """Whether the core of chunk ``key`` lies in a reduction chunk after ``box`` in the order
+        in which a run yields them (:meth:`~.volumetric_apply_flow.Reducer.chunks`: along the
+        slowest dim with more than one top-level chunk, then z, y, x)."""
+        core = self.grid.core(key)
+        for d in wave_order(self.grid.counts):
+            if core.stop[d] <= box.start[d]:
+                return False
+            if core.start[d] >= box.stop[d]:
+                return True
+        return False
+
+    def _to_keep(
+        self, known: dict[Int3, list[tuple[int, Array]]], used: set[Int3], box: Box
+    ) -> dict[Int3, list[tuple[int, Array]]]:
+        """``known`` without the interiors that lie in ``box``, reduced now: no other reduction
+        reads them (a whole row keeps its frame, copied, so as not to keep the interior alive)."""
+        isz, p = self.interior_size, self.row_size
+        kept: dict[Int3, list[tuple[int, Array]]] = {}
+        for key, parts in known.items():
+            if key in used and self._interior_inside(key, box):
+                frames = []
+                for start, values in parts:
+                    if start != 0:
+                        frames.append((start, values))
+                    elif values.shape[1] == p:
+                        frames.append((isz, values[:, isz:].copy()))
+                parts = frames
+            if parts:
+                kept[key] = parts
+        return kept
+
+    def _interior_inside(self, key: Int3, box: Box) -> bool:
+        assert self.interior is not None
+        for d, (ax, j) in enumerate(zip(self.grid.axes, key, strict=True)):
+            a, b = ax.piece(j, self.interior[d])
+            if a < box.start[d] or b > box.stop[d]:
+                return False
+        return True
+
+    def _kept_budget(self, needs: dict[Int3, tuple[bool, bool]]) -> int:
+        """Bytes kept after a reduction at most: its rows, those it needed."""
+        return len(needs) * self.num_channels * self.row_size * np.dtype(self.data_type).itemsize
 
     def _unpack(self, values: Array, start: int, label: Int3) -> Array:
         """A label's piece (CXYZ) from ``values``, a chunk's row from ``start`` on (``(C, n)``)."""
@@ -509,7 +565,7 @@ class PieceStore:
                 inner, outer = needs.get((jx, jy, jz), (False, False))
                 is_interior = (lx, ly, lz) == interior
                 needs[jx, jy, jz] = (inner or is_interior, outer or not is_interior)
-        segments = self._read_needs(needs)
+        segments = self._read_needs(needs, box)
 
         pieces: dict[tuple[Int3, Int3], Array] = {}
 
@@ -549,39 +605,66 @@ class PieceStore:
         return out
 
 
-class _FrameReuse:
-    """The frames of the rows the last reduction of this process had (see
-    :meth:`PieceStore._read_needs`), with their store and execution."""
+class _RowCache:
+    """The parts of rows that the reductions of this process read, kept for the next ones (see
+    :meth:`PieceStore._read_needs`), with their store and execution; the first let go of beyond
+    a budget of bytes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._owner: tuple[str, str | None] | None = None
-        self._frames: dict[Int3, Array] = {}
+        self._rows: dict[Int3, list[tuple[int, Array]]] = {}
 
-    def take(self, owner: tuple[str, str | None], keys: list[Int3]) -> dict[Int3, Array]:
-        """Those of frames ``keys`` kept for ``owner``; every frame kept is let go."""
+    def take(self, owner: tuple[str, str | None]) -> dict[Int3, list[tuple[int, Array]]]:
+        """The parts kept for ``owner``; the cache is empty until :meth:`put`."""
         with self._lock:
-            frames = self._frames if self._owner == owner else {}
-            self._owner, self._frames = None, {}
-        return {key: frames[key] for key in keys if key in frames}
+            rows = self._rows if self._owner == owner else {}
+            self._owner, self._rows = None, {}
+        return rows
 
-    def put(self, owner: tuple[str, str | None], frames: dict[Int3, Array]) -> None:
+    def put(
+        self,
+        owner: tuple[str, str | None],
+        rows: dict[Int3, list[tuple[int, Array]]],
+        budget: int,
+    ) -> None:
+        """Keep ``rows`` for ``owner``: the last of them (in their order) that fit in ``budget``
+        bytes."""
+        order = list(rows)
+        total = sum(values.nbytes for key in order for _, values in rows[key])
+        while order and total > budget:
+            total -= sum(values.nbytes for _, values in rows.pop(order.pop(0)))
         with self._lock:
-            self._owner, self._frames = owner, frames
+            self._owner, self._rows = owner, {key: rows[key] for key in order}
 
     def drop(self, owner: tuple[str, str | None], keys: list[Int3] | None = None) -> None:
-        """Let go of ``owner``'s frames ``keys`` (all of them: None), e.g. once deleted."""
+        """Let go of ``owner``'s rows ``keys`` (all of them: None), e.g. once deleted."""
         with self._lock:
             if self._owner != owner:
                 return
             if keys is None:
-                self._owner, self._frames = None, {}
+                self._owner, self._rows = None, {}
             else:
                 for key in keys:
-                    self._frames.pop(key, None)
+                    self._rows.pop(key, None)
 
 
-_LAST_FRAMES = _FrameReuse()
+_KEPT_ROWS = _RowCache()
+
+
+def _covering(parts: list[tuple[int, Array]], a: int, b: int) -> tuple[int, Array] | None:
+    """The part of ``parts`` (``(start, values)``) holding values ``[a, b)`` of a row."""
+    for start, values in parts:
+        if start <= a and b <= start + values.shape[1]:
+            return start, values
+    return None
+
+
+def wave_order(counts: Int3) -> list[int]:
+    """The dims from slowest to fastest in which a run yields its reduction chunks: the slowest
+    dim with more than one top-level chunk (the waves' axis), then the others z, y, x."""
+    axis = next((d for d in (2, 1, 0) if counts[d] > 1), 2)
+    return [axis] + [d for d in (2, 1, 0) if d != axis]
 
 
 def _phase(piece: tuple[tuple[int, Any, Any, Any], ...]) -> tuple[int, ...]:
