@@ -244,11 +244,43 @@ def test_chunk_files_only_where_cloudvolume_would_do_the_same(tmp_path: Path) ->
     write_info(path, small_info(data_type="uint8"))
     scale = CVBackend(path)._scale(RES)
     assert CVBackend(path, cv_kwargs={"secrets": {}, "use_https": True})._uses_chunk_files(scale)
-    # CloudVolume's LRU (not revalidated: its semantics are kept), and unknown CloudVolume options
-    assert not CVBackend(path, cache_bytes_limit=10**6)._uses_chunk_files(scale)
+    assert CVBackend(path, cache_bytes_limit=10**6)._uses_chunk_files(scale)
+    # CloudVolume options whose effect on reads and writes is not known here
     assert not CVBackend(path, cv_kwargs={"max_redirects": 2})._uses_chunk_files(scale)
     jpeg = str(tmp_path / "jpeg")
     write_info(jpeg, small_info(data_type="uint8", encoding="jpeg"))
     backend = CVBackend(jpeg)
     assert not backend._uses_chunk_files(backend._scale(RES))
     assert not CVBackend(path)._uses_chunk_files(scale | {"sharding": {"@type": "x"}})
+
+
+@pytest.mark.parametrize("compress", ["gzip", False])
+def test_the_chunk_cache_behaves_as_cloudvolumes_lru(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: Any
+) -> None:
+    path = str(tmp_path / "v")
+    write_info(path, small_info(data_type="uint8"))
+    ones = np.ones((*SHAPE, 1), np.uint8)
+    plain_cloudvolume(path, compress=compress)[10:106, 20:100, 3:9] = ones
+    chunk = 32 * 32 * 2
+    reader = CVBackend(path, cache_bytes_limit=4 * chunk)
+    cache = reader._chunk_cache(reader._scale(RES))
+    assert cache is not None
+    region = VolumetricIndex.from_coords((30, 40, 3), (60, 70, 5), RES)  # 4 chunks
+    assert (reader.read(region) == 1).all()
+    assert cache.nbytes == 4 * chunk
+    # another writer (not through a backend of this process): the cached chunks are served, as
+    # CloudVolume's LRU serves them, until the cache is dropped
+    plain_cloudvolume(path, compress=compress)[10:106, 20:100, 3:9] = ones * 2
+    monkeypatch.setattr(reader, "_read_cloudvolume", _not_cloudvolume)
+    assert (reader.read(region) == 1).all()
+    reader.clear_cache()
+    assert (reader.read(region) == 2).all()
+    # a write by a backend of this process clears it
+    CVBackend(path).write(FULL, random_data("uint8", (1, *SHAPE)) * 0 + 3)
+    assert cache.nbytes == 0 or reader._chunk_cache(reader._scale(RES)) is not cache
+    assert (reader.read(region) == 3).all()
+    # bounded: a larger region (27 chunks, some clipped) keeps the last ones read that fit
+    assert (reader.read(FULL) == 3).all()
+    cache = reader._chunk_cache(reader._scale(RES))
+    assert cache is not None and 3 * chunk < cache.nbytes <= 4 * chunk

@@ -27,8 +27,9 @@ them wrongly (TensorStore reads them correctly; use ``build_ts_layer``). It read
 ``compressed_segmentation`` correctly but cannot write it: such writes are refused.
 
 Local raw, unsharded scales are read and written as chunk files by :mod:`.chunk_files` (the same
-bytes; CloudVolume's Python costs more per chunk than the rest of a flow): with no
-``cache_bytes_limit`` and no ``cv_kwargs`` other than ``fill_missing``, ``secrets``, ``use_https``.
+bytes; CloudVolume's Python costs more per chunk than the rest of a flow) when ``cv_kwargs`` has
+nothing but ``fill_missing``, ``secrets``, ``use_https``; ``cache_bytes_limit`` then keeps their
+decoded chunks as CloudVolume's LRU would (same bound, same clearing, never revalidated).
 ``ZETTA_RAW_CHUNK_READS=0`` / ``ZETTA_RAW_CHUNK_WRITES=0`` send them through CloudVolume instead
 (the switches of ``TSBackend``'s raw chunk files); ``ZETTA_FILE_IO_SYNC=1`` fsyncs each chunk
 written so.
@@ -143,22 +144,29 @@ class _Registry:
         self.lock = threading.Lock()
         self.pid = os.getpid()
         self.handles: dict[tuple[Any, ...], Any] = {}
+        self.chunk_caches: dict[tuple[Any, ...], chunk_files.ChunkCache] = {}
 
     def check_pid(self) -> None:
         if self.pid != os.getpid():
             self.handles.clear()
+            self.chunk_caches.clear()
             self.pid = os.getpid()
 
     def drop(self, url: str) -> None:
         with self.lock:
             for key in [k for k in self.handles if k[0] == url]:
                 del self.handles[key]
+            for key in [k for k in self.chunk_caches if k[0] == url]:
+                del self.chunk_caches[key]
 
     def clear_lru(self, url: str) -> None:
         with self.lock:
             for key, cv in self.handles.items():
                 if key[0] == url:
                     cv.image.lru.clear()
+            for key, cache in self.chunk_caches.items():
+                if key[0] == url:
+                    cache.clear()
 
 
 _REGISTRY = _Registry()
@@ -284,14 +292,29 @@ class CVBackend(PrecomputedBackend):
         return hash(("CVBackend", self.path))
 
     # --- handles -------------------------------------------------------------------------------
-    def _volume(self, scale: Mapping[str, Any]) -> Any:
-        key = (
+    def _handle_key(self, scale: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (
             self.path,
             scale["key"],
             self.cache_bytes_limit,
             self.compress,
             repr(sorted(self.cv_kwargs.items())),
         )
+
+    def _chunk_cache(self, scale: Mapping[str, Any]) -> chunk_files.ChunkCache | None:
+        """This process's cache of the scale's chunks read as files (``cache_bytes_limit``)."""
+        if not self.cache_bytes_limit:
+            return None
+        key = self._handle_key(scale)
+        with _REGISTRY.lock:
+            _REGISTRY.check_pid()
+            cache = _REGISTRY.chunk_caches.get(key)
+            if cache is None:
+                cache = _REGISTRY.chunk_caches[key] = chunk_files.ChunkCache(self.cache_bytes_limit)
+        return cache
+
+    def _volume(self, scale: Mapping[str, Any]) -> Any:
+        key = self._handle_key(scale)
         with _REGISTRY.lock:
             _REGISTRY.check_pid()
             cv = _REGISTRY.handles.get(key)
@@ -337,7 +360,6 @@ class CVBackend(PrecomputedBackend):
             self._vpath.is_local
             and scale["encoding"] == "raw"
             and not scale.get("sharding")
-            and not self.cache_bytes_limit
             and not self.compress
             and self.cv_kwargs.keys() <= _CHUNK_FILE_KWARGS
         )
@@ -382,6 +404,7 @@ class CVBackend(PrecomputedBackend):
             out,
             fill_missing=bool(self.cv_kwargs.get("fill_missing", True)),
             fallback=lambda a, b: self._read_cloudvolume(cv, a, b),
+            cache=self._chunk_cache(scale),
         )
 
     def _write_xyzc(

@@ -22,6 +22,8 @@ these bytes itself:
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +38,42 @@ COMPRESSED_SUFFIXES = (".gz", ".br", ".zstd", ".xz", ".bz2")
 
 ChunkFallback = Callable[[tuple[int, ...], tuple[int, ...]], npt.NDArray[Any]]
 """Reads the chunk ``[start, stop)`` (XYZC) another way: for chunks with no plain or gzip file."""
+
+
+class ChunkCache:
+    """Decoded chunks (XYZC arrays, by file path) of at most ``limit`` bytes, least recently used
+    dropped first: CloudVolume's ``lru_bytes`` for the chunks read here, with its semantics (never
+    revalidated; the backend clears it on this process's writes to the volume)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.nbytes = 0
+        self._chunks: OrderedDict[str, npt.NDArray[Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> npt.NDArray[Any] | None:
+        with self._lock:
+            chunk = self._chunks.get(path)
+            if chunk is not None:
+                self._chunks.move_to_end(path)
+            return chunk
+
+    def put(self, path: str, chunk: npt.NDArray[Any]) -> None:
+        if chunk.nbytes > self.limit:
+            return
+        with self._lock:
+            old = self._chunks.pop(path, None)
+            if old is not None:
+                self.nbytes -= old.nbytes
+            while self._chunks and self.nbytes + chunk.nbytes > self.limit:
+                self.nbytes -= self._chunks.popitem(last=False)[1].nbytes
+            self._chunks[path] = chunk
+            self.nbytes += chunk.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._chunks.clear()
+            self.nbytes = 0
 
 
 def _spans(
@@ -68,10 +106,12 @@ def read_chunks_into(
     out: npt.NDArray[Any],
     fill_missing: bool,
     fallback: ChunkFallback,
+    cache: ChunkCache | None = None,
 ) -> None:
     """Fill ``out`` (XYZC, any strides) with ``[start, stop)`` (inside the bounds) of the local
     raw, unsharded ``scale`` in ``directory`` (the volume's folder). A chunk with no file at all
-    is zeros when ``fill_missing``; ``fallback`` reads the others without a plain or gzip file."""
+    is zeros when ``fill_missing``; ``fallback`` reads the others without a plain or gzip file.
+    With ``cache``, whole chunks are read, kept there and taken from there."""
     folder = os.path.join(directory, scale["key"])
     stored = np.dtype(data_type).newbyteorder("<")
     lo = [int(v) for v in scale["voxel_offset"]]
@@ -93,9 +133,13 @@ def read_chunks_into(
                     slice(ya - gy, yb - gy),
                     slice(za - gz, zb - gz),
                 )
-                if _read_plain(path, stored, channels, shape, part, target):
-                    continue
-                whole = _read_gzip(path, stored, channels, shape)
+                whole = None if cache is None else cache.get(path)
+                if whole is None:
+                    if cache is None and _read_plain(path, stored, channels, shape, part, target):
+                        continue
+                    whole = _read_whole(path, stored, channels, shape)
+                    if whole is not None and cache is not None:
+                        cache.put(path, whole)
                 if whole is None:
                     if fill_missing and not has_compressed_chunk(path):
                         target[...] = 0
@@ -135,6 +179,17 @@ def _read_plain(
     finally:
         os.close(fd)
     return True
+
+
+def _read_whole(
+    path: str, dtype: np.dtype[Any], channels: int, shape: tuple[int, int, int]
+) -> npt.NDArray[Any] | None:
+    """The whole chunk (XYZC) from its plain or gzipped file; None if there is neither."""
+    whole = np.empty((*shape, channels), dtype=dtype, order="F")
+    everything = (slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+    if _read_plain(path, dtype, channels, shape, everything, whole):
+        return whole
+    return _read_gzip(path, dtype, channels, shape)
 
 
 def _read_gzip(
