@@ -433,7 +433,7 @@ def _drive(
                         store.flush()
                     batch = scheduler.next_batch(free)
                     if batch:
-                        backend.submit(batch)
+                        _submit(backend, batch, scheduler.num_urgent_in_batch)
             if scheduler.finished:
                 return
             if stop_submitting:
@@ -457,6 +457,18 @@ def _drive(
             if guard is None or ask_cancel_confirmation(display.pause, display.resume):
                 _collect_finished(scheduler, backend)
                 raise
+
+
+def _submit(backend: ExecutorBackend, batch: list[Task[Any]], num_urgent: int) -> None:
+    """``batch`` to the backend; its first ``num_urgent`` tasks before what the backend already
+    holds, where it can (``submit_first``)."""
+    submit_first = getattr(backend, "submit_first", None) if num_urgent else None
+    if submit_first is None:
+        backend.submit(batch)
+        return
+    submit_first(batch[:num_urgent])
+    if len(batch) > num_urgent:
+        backend.submit(batch[num_urgent:])
 
 
 def _collect_finished(scheduler: Scheduler, backend: ExecutorBackend) -> None:

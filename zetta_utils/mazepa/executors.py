@@ -45,7 +45,9 @@ class ExecutorBackend(Protocol):
 
 # Optional, where a backend can: ``collect_finished() -> list[TaskOutcome]`` returns outcomes that
 # are already available without waiting or starting anything; ``execute`` calls it when a run
-# stops early, so that finished work still reaches the checkpoint.
+# stops early, so that finished work still reaches the checkpoint. ``submit_first(tasks)`` takes
+# tasks to run before those already submitted and not started (``execute`` gives it the
+# scheduler's urgent work: retries, and flows that resumed after their dependencies).
 
 
 DurationOf = Callable[[TaskOutcome[Any]], float]

@@ -3,8 +3,14 @@
 Each worker has its own pipe pair; the parent hands small batches to whichever worker has room, so
 work spreads over the workers as they free up. Batch sizes adapt to the measured task duration:
 tiny tasks travel in batches of up to ``max_batch_size`` (with one batch prefetched per worker; a
-busy worker is topped up a whole batch at a time), tasks of 50 ms or more one at a time without
-prefetch, so no task waits behind a slow one.
+busy worker is topped up a whole batch at a time), tasks of 50 ms or more one at a time, with one
+more prefetched while there is enough unsent work for every busy worker to get one (so a worker
+does not wait for the parent between tasks, and at the end of the work no task waits behind a
+slow one while another worker idles).
+
+Which worker gets which task: contiguous spans of the flows' order, about a second of work each,
+with stealing (:class:`.lanes.TaskLanes`), so that neighbouring chunks, whose padded reads share
+storage chunks, are read by the same worker and its read cache.
 
 Workers start with "forkserver" where available ("spawn" elsewhere): never plain fork, which is
 unsafe once torch has started its threads. A worker that dies (segfault, ``os._exit``, OOM kill)
@@ -29,6 +35,7 @@ from typing import Any
 
 from .executors import DurationOf, ExecutorBackend, SerialExecutor, TaskDurations, measured_duration
 from .interrupts import interruptible
+from .lanes import TaskLanes
 from .serialization import SentOperations, deserialize_outcomes, serialize_task_batch
 from .task_outcome import TaskOutcome
 from .tasks import Task
@@ -45,7 +52,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_LONG_TASK_SEC = 0.05  # tasks this long go one at a time, no prefetch
+_LONG_TASK_SEC = 0.05  # tasks this long go one at a time, one prefetched
+_SPAN_SEC = 1.0  # work a worker's lane holds beyond what it was sent
+_MAX_SPAN = 512  # tasks
 _MAX_UNATTRIBUTED_DEATHS = 5
 # What every worker imports before its first task: the worker loop, and the parts of
 # multiprocessing that unpickle its pipes, shared counter and semaphores (3-4 ms per worker).
@@ -204,7 +213,7 @@ class LocalProcessExecutor:
         self.max_batch_size = max_batch_size
         self.semaphores = semaphores
         self.exit_grace_s = exit_grace_s
-        self._pending: deque[Task[Any]] = deque()
+        self._unsent: TaskLanes[Task[Any]] = TaskLanes(num_procs)
         self._local_outcomes: list[TaskOutcome[Any]] = []
         self._num_outstanding = 0
         self._next_seq = 0
@@ -225,12 +234,19 @@ class LocalProcessExecutor:
 
     def free_slots(self) -> int:
         batch, cap = self._batch_and_cap()
-        in_system = len(self._pending) + self._num_outstanding
-        return max(0, self.num_procs * cap + batch - in_system)
+        in_system = len(self._unsent) + self._num_outstanding
+        return max(0, self.num_procs * (cap + self._span()) + batch - in_system)
 
     def submit(self, tasks: Sequence[Task[Any]]) -> None:
         self._check_open()
-        self._pending.extend(tasks)
+        self._unsent.add(tasks)
+        self._dispatch()
+
+    def submit_first(self, tasks: Sequence[Task[Any]]) -> None:
+        """Tasks to send before those already submitted (retries, work that consumes finished
+        results), to whichever worker has room next."""
+        self._check_open()
+        self._unsent.add_first(tasks)
         self._dispatch()
 
     def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
@@ -280,7 +296,7 @@ class LocalProcessExecutor:
         self._closed = True
         conns = [conn for w in self._workers for conn in (w.task_conn, w.result_conn)]
         processes = list(self._processes)
-        self._pending.clear()
+        self._unsent.clear()
         self._finalizer.detach()
         if cancel:
             _stop_processes(processes, grace_sec=2.0)
@@ -346,15 +362,26 @@ class LocalProcessExecutor:
         return _Worker(index, process, task_w, result_conn=result_r, seq=seq)
 
     def _batch_and_cap(self) -> tuple[int, int]:
+        """Tasks per message, and most tasks a worker holds (running and prefetched)."""
         mean = self._durations.mean_secs
-        if mean is None or mean >= _LONG_TASK_SEC:
+        if mean is None:
             return 1, 1
+        if mean >= _LONG_TASK_SEC:
+            return 1, 2
         batch = self._durations.batch(self.max_batch_size)
         return batch, 2 * batch
 
+    def _span(self) -> int:
+        """Tasks a worker's lane is to hold beyond those sent to it: about ``_SPAN_SEC`` of work
+        (0 while no task has finished)."""
+        mean = self._durations.mean_secs
+        if mean is None:
+            return 0
+        return max(1, min(_MAX_SPAN, round(_SPAN_SEC / max(mean, 1e-6))))
+
     def _dispatch(self) -> None:
-        pending = self._pending
-        if not pending:
+        unsent = self._unsent
+        if not len(unsent):
             return
         batch, cap = self._batch_and_cap()
         # Idle workers first: work queued behind a running task waits for it, however long it
@@ -366,31 +393,43 @@ class LocalProcessExecutor:
         for group in (idle, busy):
             if not group:
                 continue
-            share = max(1, math.ceil(len(pending) / len(group)))
+            left = len(unsent)
+            share = max(1, math.ceil(left / len(group)))
             for w in group:
-                if group is busy and cap - len(w.outstanding) < min(batch, len(pending)):
-                    continue  # topped up with a whole batch once it has room for one
-                room = min(cap - len(w.outstanding), share)
-                while pending and room > 0:
-                    n = min(batch, room, len(pending))
-                    items = []
-                    for _ in range(n):
-                        items.append((self._next_seq, pending.popleft()))
-                        self._next_seq += 1
-                    data = self._serialize(items, w.sent)
-                    if data is None:
+                if group is busy:
+                    if cap - len(w.outstanding) < min(batch, left):
+                        continue  # topped up with a whole batch once it has room for one
+                    if batch == 1 and left < len(busy):
+                        # Long tasks near the end of the work: the few left go to whichever
+                        # worker frees up first, rather than wait behind a running one.
                         continue
-                    try:
-                        w.task_conn.send_bytes(data)
-                    except OSError:
-                        # The worker is gone; its death is handled by the next poll.
-                        pending.extendleft(task for _, task in reversed(items))
-                        break
-                    w.outstanding.extend(items)
-                    self._num_outstanding += len(items)
-                    room -= len(items)
-                if not pending:
+                self._send(w, min(cap - len(w.outstanding), share), batch)
+                left = len(unsent)
+                if not left:
                     return
+
+    def _send(self, w: _Worker, room: int, batch: int) -> None:
+        """Up to ``room`` tasks from ``w``'s lane to ``w``, in messages of up to ``batch``."""
+        while room > 0:
+            tasks = self._unsent.take(w.index, min(batch, room))
+            if not tasks:
+                return
+            items = []
+            for task in tasks:
+                items.append((self._next_seq, task))
+                self._next_seq += 1
+            room -= len(items)
+            data = self._serialize(items, w.sent)
+            if data is None:
+                continue
+            try:
+                w.task_conn.send_bytes(data)
+            except OSError:
+                # The worker is gone; its death is handled by the next poll.
+                self._unsent.put_back(w.index, [task for _, task in items])
+                return
+            w.outstanding.extend(items)
+            self._num_outstanding += len(items)
 
     def _serialize(self, items: list[tuple[int, Task[Any]]], sent: SentOperations) -> bytes | None:
         """The batch as bytes for the worker holding ``sent``; tasks that cannot be serialized
@@ -462,7 +501,7 @@ class LocalProcessExecutor:
                 requeue.append(task)
         self._num_outstanding -= len(w.outstanding)
         w.outstanding.clear()
-        self._pending.extendleft(reversed(requeue))
+        self._unsent.put_back(w.index, requeue)
         if culprit is not None:
             self._unattributed_deaths = 0
             outcomes.append(
@@ -535,6 +574,10 @@ class SerialUnlessWorthIt:
 
     def submit(self, tasks: Sequence[Task[Any]]) -> None:
         self._current.submit(tasks)
+
+    def submit_first(self, tasks: Sequence[Task[Any]]) -> None:
+        submit_first = getattr(self._current, "submit_first", None)
+        (submit_first or self._current.submit)(tasks)
 
     def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
         outcomes = self._current.poll_outcomes(timeout)

@@ -155,6 +155,10 @@ class Scheduler:
         self._runnable: deque[_Walker] = deque()
         self._waiters: dict[str, list[_Walker]] = {}
         self._num_in_flight = 0
+        self.num_urgent_in_batch = 0
+        """How many tasks at the start of the last ``next_batch`` are urgent: retries, and the
+        work of flows that resumed after named dependencies (e.g. a reduction of chunks just
+        computed); an executor that queues work should run them before what it holds."""
         self._root = _Walker(None, None, iter([target]))
         self._make_runnable(self._root)
 
@@ -180,6 +184,7 @@ class Scheduler:
     def next_batch(self, max_tasks: int) -> list[Task[Any]]:
         """Up to ``max_tasks`` tasks that may run now; they count as in flight until their
         outcomes are handled."""
+        self.num_urgent_in_batch = 0
         if max_tasks <= 0:
             return []
         self._pump(max_tasks)
@@ -190,6 +195,8 @@ class Scheduler:
                 live = queue.popleft()
                 live.in_flight = True
                 batch.append(live.task)
+            if queue is self._urgent:
+                self.num_urgent_in_batch = len(batch)
         self._num_in_flight += len(batch)
         return batch
 

@@ -1,0 +1,148 @@
+"""Which local worker runs which task: contiguous spans of the flows' order, stealing, urgent work
+first, and a prefetched task behind a long one."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, cast
+
+import cloudpickle
+import pytest
+
+from zetta_utils import mazepa
+from zetta_utils.mazepa.lanes import TaskLanes
+from zetta_utils.mazepa.local_pool import LocalProcessExecutor
+from zetta_utils.mazepa.task_outcome import TaskOutcome
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def test_each_lane_claims_a_contiguous_span() -> None:
+    lanes: TaskLanes[int] = TaskLanes(2)
+    lanes.add(range(32))
+    # the first lane to ask takes half of what nobody claimed, the second the rest
+    assert lanes.take(0, 4) == [0, 1, 2, 3]
+    assert lanes.take(1, 4) == [16, 17, 18, 19]
+    assert lanes.take(0, 4) == [4, 5, 6, 7]
+    assert lanes.lane_sizes() == [8, 12]
+    # what arrives while both lanes hold work goes to the first lane that runs dry, whole
+    lanes.add(range(32, 40))
+    assert lanes.take(0, 8) == [8, 9, 10, 11, 12, 13, 14, 15]
+    assert lanes.take(0, 8) == list(range(32, 40))
+    assert lanes.lane_sizes() == [0, 12]
+    assert len(lanes) == 12
+
+
+def test_a_dry_lane_steals_the_far_half_of_the_fullest() -> None:
+    lanes: TaskLanes[int] = TaskLanes(3)
+    lanes.add(range(12))
+    assert lanes.take(0, 1) == [0]  # claims 0-3
+    assert lanes.take(1, 1) == [4]  # claims 4-7
+    assert lanes.take(2, 1) == [8]  # claims the rest, 8-11
+    assert lanes.take(2, 3) == [9, 10, 11]
+    # lane 2 is dry and nothing is unclaimed: the far end of lane 0 (1, 2, 3), not its next task
+    assert lanes.take(2, 2) == [2, 3]
+    assert lanes.lane_sizes() == [1, 3, 0]
+    assert lanes.take(0, 3) == [1, 6, 7]  # then lane 0 steals from lane 1
+    assert lanes.take(1, 5) == [5]
+    assert lanes.take(1, 5) == []
+    assert len(lanes) == 0
+
+
+def test_first_tasks_go_before_every_lane_and_put_back_tasks_to_their_lane() -> None:
+    lanes: TaskLanes[str] = TaskLanes(2)
+    lanes.add(["a", "b", "c", "d"])
+    assert lanes.take(0, 1) == ["a"]  # lane 0: b
+    lanes.add_first(["r1", "r2"])
+    lanes.add_first(["retry"])
+    assert lanes.take(1, 2) == ["retry", "r1"]
+    # lane 0 runs dry: it claims its share of c, d (lane 1 is empty too)
+    assert lanes.take(0, 3) == ["r2", "b", "c"]
+    lanes.put_back(0, ["x", "y"])
+    assert lanes.take(0, 9) == ["x", "y", "d"]
+    with pytest.raises(ValueError, match="num_lanes"):
+        TaskLanes(0)
+
+
+def test_the_urgent_tasks_of_a_batch_are_counted() -> None:
+    @mazepa.taskable_operation
+    def op(name: str) -> str:
+        return name
+
+    first = op.make_task("chunk 0")
+
+    @mazepa.flow_schema
+    def after() -> Iterator[Any]:
+        yield mazepa.Dependency(first)
+        yield op.make_task("reduce 0")
+
+    @mazepa.flow_schema
+    def parent() -> Iterator[Any]:
+        yield first
+        yield after()
+        for i in range(1, 10):
+            yield op.make_task(f"chunk {i}")
+
+    scheduler = mazepa.Scheduler(parent())
+    batch = scheduler.next_batch(2)
+    assert [t().return_value for t in batch] == ["chunk 0", "chunk 1"]
+    assert scheduler.num_urgent_in_batch == 0
+    scheduler.handle_outcome(first())
+    batch = scheduler.next_batch(3)
+    assert [t().return_value for t in batch] == ["reduce 0", "chunk 2", "chunk 3"]
+    assert scheduler.num_urgent_in_batch == 1
+
+
+@mazepa.taskable_operation
+def report_pid(i: int) -> tuple[int, int]:
+    return i, os.getpid()
+
+
+def _declared_100ms(outcome: TaskOutcome[Any]) -> float:
+    return 0.1
+
+
+def _run_on_pool(pool: LocalProcessExecutor, tasks: list[mazepa.Task[Any]]) -> list[int]:
+    """Submitted at once; the pid that ran each task, in the tasks' order."""
+    pool.submit(tasks)
+    outcomes: list[TaskOutcome[Any]] = []
+    while len(outcomes) < len(tasks):
+        outcomes.extend(pool.poll_outcomes(1.0))
+    returns = sorted(cast(tuple[int, int], o.return_value) for o in outcomes)
+    assert [i for i, _ in returns] == list(range(len(tasks)))
+    return [pid for _, pid in returns]
+
+
+def test_workers_run_contiguous_spans_of_the_flow() -> None:
+    # Dealt out in turn, neighbours would run on different workers about every other task; in
+    # spans, the workers meet where the two halves touch and where one steals from the other
+    # at the end (halving what is left each time).
+    n = 128
+    with LocalProcessExecutor(2, duration_of=_declared_100ms) as pool:
+        pids = _run_on_pool(pool, [report_pid.make_task(i) for i in range(n)])
+    switches = sum(a != b for a, b in itertools.pairwise(pids))
+    assert switches <= 2 * 7 + 1, pids
+
+
+def test_a_worker_running_a_long_task_has_its_next_one_already(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Long tasks (100 ms, declared) go one per message; a busy worker holds one more, so it does
+    # not wait for the parent between tasks.
+    held: list[int] = []
+    send = LocalProcessExecutor._send
+
+    def counting(self: LocalProcessExecutor, w: Any, room: int, batch: int) -> None:
+        send(self, w, room, batch)
+        held.append(len(w.outstanding))
+
+    monkeypatch.setattr(LocalProcessExecutor, "_send", counting)
+    tasks = [report_pid.make_task(i) for i in range(40)]
+    with LocalProcessExecutor(2, duration_of=_declared_100ms) as pool:
+        mazepa.execute(tasks, executor=pool, show_progress=False)
+    returns = [t.outcome.return_value if t.outcome is not None else None for t in tasks]
+    assert [r[0] if r is not None else None for r in returns] == list(range(len(tasks)))
+    assert max(held) == 2

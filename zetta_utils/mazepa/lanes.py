@@ -1,0 +1,93 @@
+"""Which local worker runs which task: contiguous spans of the flows' order per worker.
+
+Flows yield their tasks in space order (a chunk, then its neighbour), and the padded reads of
+neighbouring chunks share storage chunks, which each worker process keeps decoded in its read
+cache. Dealt out in turn (task 1 to worker A, 2 to B, 3 to A, ...), every worker would decode
+nearly every storage chunk; here each worker takes a *span* of consecutive tasks and works
+through it in order, so that two workers meet only where their spans touch.
+
+A worker with nothing left in its lane claims its share of the tasks nobody has claimed yet (all
+of them when the other lanes still hold work); when there are none, it steals the far half of the
+fullest lane: the owner keeps the tasks next to those it is running, the thief gets a contiguous
+run too, and no worker idles while another holds unsent work. Tasks given with ``first`` (retries,
+work that consumes finished results) go before every lane, to whichever worker asks next.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+__all__ = ["TaskLanes"]
+
+T = TypeVar("T")
+
+
+class TaskLanes(Generic[T]):
+    """Unsent tasks of ``num_lanes`` workers (lane ``i`` belongs to worker ``i``)."""
+
+    def __init__(self, num_lanes: int):
+        if isinstance(num_lanes, bool) or not isinstance(num_lanes, int) or num_lanes < 1:
+            raise ValueError(f"`num_lanes` must be a positive integer, got {num_lanes!r}")
+        self._first: deque[T] = deque()
+        self._unclaimed: deque[T] = deque()
+        self._lanes: list[deque[T]] = [deque() for _ in range(num_lanes)]
+
+    def __len__(self) -> int:
+        return len(self._first) + len(self._unclaimed) + sum(len(lane) for lane in self._lanes)
+
+    def add(self, items: Iterable[T]) -> None:
+        """Tasks in the flows' order, after those already held."""
+        self._unclaimed.extend(items)
+
+    def add_first(self, items: Iterable[T]) -> None:
+        """Tasks to go before everything held, in their order."""
+        self._first.extendleft(reversed(list(items)))
+
+    def put_back(self, lane: int, items: Iterable[T]) -> None:
+        """Tasks taken from ``lane`` and not run (their worker died): to the front of the lane."""
+        self._lanes[lane].extendleft(reversed(list(items)))
+
+    def lane_sizes(self) -> list[int]:
+        return [len(lane) for lane in self._lanes]
+
+    def take(self, lane: int, most: int) -> list[T]:
+        """Up to ``most`` tasks for the worker of ``lane``: the ``first`` ones, then its lane in
+        order, claiming or stealing a span whenever the lane runs dry."""
+        taken: list[T] = []
+        first = self._first
+        while first and len(taken) < most:
+            taken.append(first.popleft())
+        own = self._lanes[lane]
+        while len(taken) < most:
+            if not own and not self._claim(lane):
+                break
+            while own and len(taken) < most:
+                taken.append(own.popleft())
+        return taken
+
+    def clear(self) -> None:
+        self._first.clear()
+        self._unclaimed.clear()
+        for lane in self._lanes:
+            lane.clear()
+
+    def _claim(self, lane: int) -> bool:
+        """Fill the (empty) ``lane`` with a span; False if there is no work left to claim."""
+        own = self._lanes[lane]
+        unclaimed = self._unclaimed
+        if unclaimed:
+            # shared among the lanes that are empty now (this one included): a lane still
+            # holding work gets more when it runs dry, from what arrives meanwhile
+            empty = sum(1 for other in self._lanes if not other)
+            for _ in range(math.ceil(len(unclaimed) / empty)):
+                own.append(unclaimed.popleft())
+            return True
+        victim = max(self._lanes, key=len)
+        if not victim:
+            return False
+        stolen = [victim.pop() for _ in range((len(victim) + 1) // 2)]
+        own.extend(reversed(stolen))
+        return True
