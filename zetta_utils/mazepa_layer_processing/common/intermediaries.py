@@ -11,10 +11,12 @@ Therefore every write is one whole storage chunk (chunk-aligned; no two tasks ev
 no read-modify-write and no race, with any number of workers), a task writes one file, nothing is
 stored twice, and a reduction reads by byte range what it needs: the interiors under it and the
 (thin) frames of the chunks around it, one request per row on object storage (its channels
-together, unless that reads more than twice what is needed), and not at all for the frames the
-previous reduction of the process read, of the same execution (its neighbour: they share bands,
-see :meth:`PieceStore._read_needs`). Rows reduced are deleted in bulk on S3 (``DeleteObjects``,
-see :mod:`.s3_deletes`): one request per 1000 rows, not one per row.
+together, unless that reads more than twice what is needed), and not at all for what earlier
+reductions of the process read of the same execution (its neighbours: they share bands); a row
+whose frame only is needed, and whose interior a later reduction reduces, is read whole, so that
+each row is read once when reductions follow one another (see :meth:`PieceStore._read_needs`).
+Rows reduced are deleted in bulk on S3 (``DeleteObjects``, see :mod:`.s3_deletes`): one request
+per 1000 rows, not one per row.
 
 A ``manifest.json`` next to it records the geometry and the layout version, so a run with
 ``defer`` can be reduced later (:func:`~.subchunkable_apply_flow.build_deferred_reduction_flow`).
