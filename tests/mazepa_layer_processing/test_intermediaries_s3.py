@@ -137,11 +137,14 @@ def test_a_blended_flow_on_s3_makes_few_requests_and_writes_local_bytes(
     # 4 x 4 x 2 top-level chunks, reduced in 2 x 2 x 2 chunks of 32 x 32 x 1: each needs the rows
     # of the 3 x 3 top-level chunks it overlaps (blend pads reach into the next ones), one request
     # each, except those the earlier reductions read: rows whose frame only is needed are read
-    # whole when a later reduction reduces their interior, so each row is read once (per z
-    # section 9, then 3, 3, 1). Pieces are deleted once a z section's reductions are done, one
-    # request per section, and the rest (infos, the manifest) at the end: one listing and one
-    # request
-    gets = 2 * (9 + 3 + 3 + 1)
+    # whole when a later reduction reduces their interior, so each row is read once (in the first
+    # z section 9, then 3, 3, 1); and once a reduction has run, the rows this process writes are
+    # kept for the next ones as far as the rows that reduction needed (9) go: in the second z
+    # section the first 9 rows written, (0..3, 0), (0..3, 1), (0, 2), so its reductions read 2
+    # (the rows (1, 2) and (2, 2)), 1, 3 and 1 rows. Pieces are deleted once a z section's
+    # reductions are done, one request per section, and the rest (infos, the manifest) at the
+    # end: one listing and one request
+    gets = (9 + 3 + 3 + 1) + (2 + 1 + 3 + 1)
     assert counts(requests, f"/{bucket}/tmp/") == {"PUT": 32 + 2, "GET": gets, "POST": 2 + 1}
     assert keys_under(server, bucket, "tmp/") == []
     # and the bytes written to dst are those of the same flow on local storage, chunk for chunk
@@ -314,35 +317,45 @@ def test_reductions_in_order_read_each_row_once_and_keep_at_most_their_rows(
 
     bucket = "once"
     server.client.create_bucket(Bucket=bucket)
-    grid = ChunkGrid.over(Box((0, 0, 0), (128, 128, 1)), (32, 32, 1), (2, 2, 0))
+    grid = ChunkGrid.over(Box((0, 0, 0), (128, 128, 2)), (32, 32, 1), (2, 2, 0))
     rng = np.random.default_rng(5)
     outputs = {
         key: rng.integers(0, 200, (2, *grid.padded(key).shape)).astype(np.uint8)
         for key in grid.keys()
     }
-    stores = [
+    s3, local = (
         PieceStore(path, Vec3D(*RES), grid, "uint8", 2)
         for path in (f"s3://{bucket}/tmp", f"file://{tmp_path}/tmp")
-    ]
-    for store in stores:
-        store.create()
-        for key, data in outputs.items():
-            store.write_chunk(key, data)
-    s3, local = stores
-    row_bytes = 2 * s3.row_size
+    )
+    local.create()
+    for key, data in outputs.items():
+        local.write_chunk(key, data)
+    s3.create()
+    budget = 9 * 2 * s3.row_size  # the 3 x 3 rows a reduction needs
+
+    def kept_bytes() -> int:
+        rows = intermediaries._KEPT_ROWS._rows
+        return sum(v.nbytes for parts in rows.values() for _, v in parts)
+
     reduced: list[tuple[int, int, int]] = []
-    mark = server.mark()
-    # in the order of a run: y, then x
-    for y, x in [(0, 0), (0, 64), (64, 0), (64, 64)]:
-        box = Box((x, y, 0), (x + 64, y + 64, 1))
-        expected = local.reduce_box(box, np.uint8, "quadratic")
-        assert np.array_equal(s3.reduce_box(box, np.uint8, "quadratic"), expected)
-        reduced += [(x // 32 + i, y // 32 + j, 0) for i in (0, 1) for j in (0, 1)]
-        kept = intermediaries._KEPT_ROWS._rows
-        # at most the 3 x 3 rows this reduction needed, and no interior reduced already
-        assert sum(v.nbytes for parts in kept.values() for _, v in parts) <= 9 * row_bytes
-        for key in reduced:
-            assert all(start == s3.interior_size for start, _ in kept.get(key, [])), key
-    server.client.head_bucket(Bucket=bucket)
-    gets = [m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]
-    assert len(gets) == 16  # each row once
+    gets = []
+    for z in (0, 1):  # as a run: a z section's rows written, then its reductions, y, then x
+        for key, data in outputs.items():
+            if key[2] == z:
+                s3.write_chunk(key, data)
+                assert kept_bytes() <= budget
+        mark = server.mark()
+        for y, x in [(0, 0), (0, 64), (64, 0), (64, 64)]:
+            box = Box((x, y, z), (x + 64, y + 64, z + 1))
+            expected = local.reduce_box(box, np.uint8, "quadratic")
+            assert np.array_equal(s3.reduce_box(box, np.uint8, "quadratic"), expected)
+            reduced += [(x // 32 + i, y // 32 + j, z) for i in (0, 1) for j in (0, 1)]
+            # at most the 3 x 3 rows this reduction needed, and no interior reduced already
+            assert kept_bytes() <= budget
+            kept = intermediaries._KEPT_ROWS._rows
+            for key in reduced:
+                assert all(start == s3.interior_size for start, _ in kept.get(key, [])), key
+        server.client.head_bucket(Bucket=bucket)
+        gets.append(len([m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]))
+    # each row once in the first section; in the second, the first 9 rows written were kept
+    assert gets == [16, 16 - 9]

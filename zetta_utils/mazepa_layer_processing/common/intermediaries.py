@@ -14,7 +14,9 @@ stored twice, and a reduction reads by byte range what it needs: the interiors u
 together, unless that reads more than twice what is needed), and not at all for what earlier
 reductions of the process read of the same execution (its neighbours: they share bands); a row
 whose frame only is needed, and whose interior a later reduction reduces, is read whole, so that
-each row is read once when reductions follow one another (see :meth:`PieceStore._read_needs`).
+each row is read once when reductions follow one another, and the rows a process writes are kept
+for its next reductions as far as the bytes one reduction needs go (see
+:meth:`PieceStore._read_needs`).
 Rows reduced are deleted in bulk on S3 (``DeleteObjects``, see :mod:`.s3_deletes`): one request
 per 1000 rows, not one per row.
 
@@ -32,7 +34,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -413,6 +415,9 @@ class PieceStore:
             )
             np.copyto(target, piece.transpose(0, 3, 2, 1))
         self._write_row(key, row)
+        if self.keeps_frames and self.run_token is not None and self.interior is not None:
+            # for the reduction of this chunk, when this process runs it (see _read_needs)
+            _KEPT_ROWS.add(self._frames_owner(), key, row, self._position)
 
     def _frames_owner(self) -> tuple[str, str | None]:
         return (self.path, self.run_token)
@@ -429,8 +434,9 @@ class PieceStore:
         frames (the bands they share). And a chunk whose frame only is needed here, and whose
         interior a later reduction reduces (:meth:`_reduced_later`), is read whole, in the same
         request: that later reduction, when this process runs it, then reads nothing of it. So
-        each row is read once in a run whose reductions follow one another; what stays kept after
-        a reduction is at most what it needed (the bound of :func:`.summary.reduction_memory`)."""
+        each row is read once in a run whose reductions follow one another; and the rows this
+        process writes (:meth:`write_chunk`) are kept for its reductions too. What stays kept is
+        at most what the last reduction needed (the bound of :func:`.summary.reduction_memory`)."""
         isz, p = self.interior_size, self.row_size
         reuse = (
             self.keeps_frames
@@ -469,11 +475,13 @@ class PieceStore:
                 known[key] = [(a, values), *parts]
         if reuse:
             kept = self._to_keep(known, set(needs), box)
-            dims = wave_order(self.grid.counts)
-            # the chunks reduced first go first: later reductions read their frames the least
-            order = sorted(kept, key=lambda key: [key[d] for d in dims])
-            _KEPT_ROWS.put(owner, {key: kept[key] for key in order}, self._kept_budget(needs))
+            _KEPT_ROWS.put(owner, kept, self._kept_budget(needs), self._position)
         return segments
+
+    def _position(self, key: Int3) -> tuple[int, ...]:
+        """Where chunk ``key`` comes in the order in which a run reduces (see
+        :meth:`_reduced_later`)."""
+        return tuple(key[d] for d in wave_order(self.grid.counts))
 
     def _reduced_later(self, key: Int3, box: Box) -> bool:
         """Whether the core of chunk ``key`` lies in a reduction chunk after ``box`` in the order
@@ -608,14 +616,17 @@ class PieceStore:
 
 
 class _RowCache:
-    """The parts of rows that the reductions of this process read, kept for the next ones (see
-    :meth:`PieceStore._read_needs`), with their store and execution; the first let go of beyond
-    a budget of bytes."""
+    """The parts of rows that the reductions of this process read, and the rows its top-level
+    tasks wrote, kept for the next reductions (see :meth:`PieceStore._read_needs`), with their
+    store and execution, at most as many bytes as the last reduction needed: beyond them, the
+    frames of chunks reduced already are let go first (those reduced first, first), then the
+    rows still to be reduced (those reduced last, first)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._owner: tuple[str, str | None] | None = None
         self._rows: dict[Int3, list[tuple[int, Array]]] = {}
+        self._budget = 0
 
     def take(self, owner: tuple[str, str | None]) -> dict[Int3, list[tuple[int, Array]]]:
         """The parts kept for ``owner``; the cache is empty until :meth:`put`."""
@@ -629,15 +640,28 @@ class _RowCache:
         owner: tuple[str, str | None],
         rows: dict[Int3, list[tuple[int, Array]]],
         budget: int,
+        position: Callable[[Int3], tuple[int, ...]],
     ) -> None:
-        """Keep ``rows`` for ``owner``: the last of them (in their order) that fit in ``budget``
-        bytes."""
-        order = list(rows)
-        total = sum(values.nbytes for key in order for _, values in rows[key])
-        while order and total > budget:
-            total -= sum(values.nbytes for _, values in rows.pop(order.pop(0)))
+        """Keep ``rows`` for ``owner``, as many as fit in ``budget`` bytes (the budget of
+        :meth:`add` too); ``position``: a chunk's place in the order of the reductions."""
         with self._lock:
-            self._owner, self._rows = owner, {key: rows[key] for key in order}
+            self._owner, self._rows, self._budget = owner, _trimmed(rows, budget, position), budget
+
+    def add(
+        self,
+        owner: tuple[str, str | None],
+        key: Int3,
+        row: Array,
+        position: Callable[[Int3], tuple[int, ...]],
+    ) -> None:
+        """Keep the whole row ``row`` of chunk ``key`` too, if it fits in the budget of the last
+        :meth:`put` of ``owner`` (nothing is kept for an owner before its first reduction)."""
+        with self._lock:
+            if self._owner != owner:
+                return
+            rows = dict(self._rows)
+            rows[key] = [(0, row)]
+            self._rows = _trimmed(rows, self._budget, position)
 
     def drop(self, owner: tuple[str, str | None], keys: list[Int3] | None = None) -> None:
         """Let go of ``owner``'s rows ``keys`` (all of them: None), e.g. once deleted."""
@@ -649,6 +673,26 @@ class _RowCache:
             else:
                 for key in keys:
                     self._rows.pop(key, None)
+
+
+def _trimmed(
+    rows: dict[Int3, list[tuple[int, Array]]],
+    budget: int,
+    position: Callable[[Int3], tuple[int, ...]],
+) -> dict[Int3, list[tuple[int, Array]]]:
+    """``rows`` less those let go of first (see :class:`_RowCache`) beyond ``budget`` bytes."""
+    total = sum(values.nbytes for parts in rows.values() for _, values in parts)
+    if total <= budget:
+        return rows
+    framed = {k for k, parts in rows.items() if all(start > 0 for start, _ in parts)}
+    frames = sorted(framed, key=position)
+    pending = sorted((k for k in rows if k not in framed), key=position, reverse=True)
+    rows = dict(rows)
+    for key in frames + pending:
+        if total <= budget:
+            break
+        total -= sum(values.nbytes for _, values in rows.pop(key))
+    return rows
 
 
 _KEPT_ROWS = _RowCache()
