@@ -44,6 +44,13 @@ TensorStore's array interface would add copies and cache transactions per chunk
   (``fill_missing_data_reads``); a chunk file of the wrong size is an error.
   ``ZETTA_RAW_CHUNK_READS=0`` sends every read through the array interface (and its cache,
   ``cache_bytes_limit``, which these reads do not need).
+* Reads of local *sharded* raw scales (``identity`` hash, raw chunk data: what TensorStore,
+  CloudVolume and igneous write for raw images) go the same way to each chunk's bytes in its
+  shard file, located through the shard's index and minishard index (:mod:`.shards`; the indexes
+  are kept per process and file, and read again when the file's ``fstat`` changes). Through the
+  array interface a padded region reads every chunk whole and copies it out of the cache, and
+  each chunk costs 2-3 file reads (chunk, minishard index, shard index): about 1.3x the CPU time
+  of these reads (``bench/bench_prefetch_reads.py``). Other shardings read through TensorStore.
 
 Opening a scale (once per process) checks it on storage (bounds, chunk size, encoding, sharding)
 against the layer's info before the first chunk file is read or written.
@@ -67,6 +74,7 @@ from zetta_utils.geometry import Vec3D
 
 from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
+from .shards import ShardLayout, chunk_range
 
 _GZIP_SUFFIXES = (".gz", ".zst", ".br", ".xz", ".bz2")
 _GZIP_PROBE_ENTRIES = 64
@@ -331,7 +339,11 @@ class TSBackend(PrecomputedBackend):
         return self._reads_raw_chunks(self._scale(resolution))
 
     def _reads_raw_chunks(self, scale: Mapping[str, Any]) -> bool:
-        return self._vpath.is_local and _is_plain_raw(scale) and raw_chunk_reads_enabled()
+        return (
+            self._vpath.is_local
+            and (_is_plain_raw(scale) or ShardLayout.of(scale) is not None)
+            and raw_chunk_reads_enabled()
+        )
 
     def _read_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
@@ -416,8 +428,13 @@ class TSBackend(PrecomputedBackend):
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
     ) -> None:
         """Fill ``out`` (XYZC, any strides) with ``[start, stop)`` (inside the bounds) of a local
-        raw, unsharded scale, reading from each chunk file the rows the region covers."""
+        raw scale, reading from each chunk file (or each chunk's bytes in its shard file) the rows
+        the region covers."""
         self._store(scale)  # opened once per process: checks the scale on storage against the info
+        layout = ShardLayout.of(scale)
+        if layout is not None:
+            self._read_sharded_chunks_into(scale, layout, start, stop, out)
+            return
         directory = os.path.join(self._vpath.key, scale["key"])
         stored = np.dtype(self.data_type).newbyteorder("<")
         channels = self.num_channels
@@ -464,6 +481,84 @@ class TSBackend(PrecomputedBackend):
                         )
                     finally:
                         os.close(fd)
+
+    def _read_sharded_chunks_into(
+        self,
+        scale: Mapping[str, Any],
+        layout: ShardLayout,
+        start: Vec3D[int],
+        stop: Vec3D[int],
+        out: npt.NDArray[Any],
+    ) -> None:
+        """:meth:`_read_raw_chunks_into` of a sharded raw scale: each chunk's rows read from its
+        byte range in the shard file (see :mod:`.shards`), a shard file opened once per region; a
+        missing shard file or chunk reads as zeros."""
+        directory = os.path.join(self._vpath.key, scale["key"])
+        stored = np.dtype(self.data_type).newbyteorder("<")
+        channels = self.num_channels
+        chunk = [int(n) for n in scale["chunk_sizes"][0]]
+        lo = [int(v) for v in scale["voxel_offset"]]
+        by_shard: dict[str, list[tuple[Any, ...]]] = {}
+        for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in _chunk_spans(
+            scale, start, stop
+        ):
+            grid = ((gx - lo[0]) // chunk[0], (gy - lo[1]) // chunk[1], (gz - lo[2]) // chunk[2])
+            name, minishard, chunk_id = layout.locate(grid)
+            target = out[
+                xa - start[0] : xb - start[0],
+                ya - start[1] : yb - start[1],
+                za - start[2] : zb - start[2],
+            ]
+            part = ((ex - gx, ey - gy, ez - gz), (xa - gx, xb - gx), (ya - gy, yb - gy))
+            by_shard.setdefault(name, []).append(
+                (minishard, chunk_id, *part, (za - gz, zb - gz), target)
+            )
+        for name, chunks in by_shard.items():
+            path = os.path.join(directory, name)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                for *_, target in chunks:
+                    target[...] = 0
+                continue
+            try:
+                for minishard, chunk_id, shape, xs, ys, zs, target in chunks:
+                    found = chunk_range(fd, path, layout, minishard, chunk_id)
+                    if found is None:
+                        target[...] = 0
+                        continue
+                    offset, size = found
+                    nx, ny, nz = shape
+                    expected = nx * ny * nz * channels * stored.itemsize
+                    if size != expected:
+                        raise ValueError(
+                            f"shard file {path}: chunk {chunk_id} holds {size} bytes; a raw chunk "
+                            f"of {nx} x {ny} x {nz} voxels and {channels} channel(s) of "
+                            f"{stored.name} holds {expected}"
+                        )
+                    _copy_raw_rows(fd, path, offset, stored, channels, shape, xs, ys, zs, target)
+            finally:
+                os.close(fd)
+
+
+def _chunk_spans(
+    scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
+) -> list[tuple[tuple[int, int, int, int], ...]]:
+    """The chunks under ``[start, stop)``, x fastest: per axis, the chunk's start, its stop clipped
+    at the dataset end, and the first and last voxel read."""
+    lo = [int(v) for v in scale["voxel_offset"]]
+    hi = [o + int(n) for o, n in zip(lo, scale["size"], strict=True)]
+    chunk = [int(n) for n in scale["chunk_sizes"][0]]
+    spans = []
+    for d in range(3):
+        first = lo[d] + (start[d] - lo[d]) // chunk[d] * chunk[d]
+        spans.append(
+            [
+                (g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d]))
+                for g in range(first, stop[d], chunk[d])
+            ]
+        )
+    return [(x, y, z) for z in spans[2] for y in spans[1] for x in spans[0]]
 
 
 _TMP_TOKEN = secrets.token_hex(4)
@@ -525,13 +620,32 @@ def _read_raw_chunk(
             f"raw chunk file {path} holds {size} bytes; a chunk of {nx} x {ny} x {nz} voxels and "
             f"{channels} channel(s) of {dtype.name} holds {expected}"
         )
+    _copy_raw_rows(fd, path, 0, dtype, channels, shape, xs, ys, zs, target)
+
+
+def _copy_raw_rows(
+    fd: int,
+    path: str,
+    base: int,
+    dtype: np.dtype[Any],
+    channels: int,
+    shape: tuple[int, int, int],
+    xs: tuple[int, int],
+    ys: tuple[int, int],
+    zs: tuple[int, int],
+    target: npt.NDArray[Any],
+) -> None:
+    """Copy the part ``xs`` x ``ys`` x ``zs`` of the raw chunk of ``shape`` x ``channels`` stored
+    from byte ``base`` of the file ``fd`` into ``target`` (XYZC)."""
+    nx, ny, nz = shape
     (xa, xb), (ya, yb), (za, zb) = xs, ys, zs
     whole_planes = ya == 0 and yb == ny
     runs = [(za, zb)] if whole_planes else [(z, z + 1) for z in range(za, zb)]
     for c in range(channels):
         for z0, z1 in runs:
             buffer = np.empty((z1 - z0, yb - ya, nx), dtype=dtype)
-            _pread_exactly(fd, path, buffer, ((c * nz + z0) * ny + ya) * nx * dtype.itemsize)
+            offset = base + ((c * nz + z0) * ny + ya) * nx * dtype.itemsize
+            _pread_exactly(fd, path, buffer, offset)
             np.copyto(target[:, :, z0 - za : z1 - za, c], buffer[:, :, xa:xb].transpose(2, 1, 0))
 
 
