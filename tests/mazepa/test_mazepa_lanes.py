@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import cloudpickle
@@ -146,3 +148,35 @@ def test_a_worker_running_a_long_task_has_its_next_one_already(
     returns = [t.outcome.return_value if t.outcome is not None else None for t in tasks]
     assert [r[0] if r is not None else None for r in returns] == list(range(len(tasks)))
     assert max(held) == 2
+
+
+@mazepa.taskable_operation
+def wait_for_file(path: str) -> int:
+    deadline = time.monotonic() + 60  # (only if the test is broken)
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return os.getpid()
+
+
+def test_a_long_task_is_prefetched_only_when_every_busy_worker_can_get_one(
+    tmp_path: Path,
+) -> None:
+    # At the end of the work, a task sent behind a running long one would wait for it while
+    # another worker frees up and idles: the last few wait in the parent for the first free one.
+    go = str(tmp_path / "go")
+    with LocalProcessExecutor(2, duration_of=_declared_100ms) as pool:
+        _run_on_pool(pool, [report_pid.make_task(i) for i in range(2)])  # durations learnt
+        pool.submit([wait_for_file.make_task(go), wait_for_file.make_task(go + "-too")])
+        assert sorted(len(w.outstanding) for w in pool._workers) == [1, 1]
+        pool.submit([report_pid.make_task(0)])
+        assert len(pool._unsent) == 1  # two busy workers, one task: kept back
+        assert sorted(len(w.outstanding) for w in pool._workers) == [1, 1]
+        pool.submit([report_pid.make_task(1)])
+        assert len(pool._unsent) == 0  # one for each
+        assert sorted(len(w.outstanding) for w in pool._workers) == [2, 2]
+        Path(go).touch()
+        Path(go + "-too").touch()
+        outcomes: list[TaskOutcome[Any]] = []
+        while len(outcomes) < 4:
+            outcomes.extend(pool.poll_outcomes(1.0))
+        assert all(o.exception_type is None for o in outcomes)

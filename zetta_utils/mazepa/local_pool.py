@@ -395,14 +395,13 @@ class LocalProcessExecutor:
                 continue
             left = len(unsent)
             share = max(1, math.ceil(left / len(group)))
+            if group is busy and batch == 1 and left < len(busy):
+                # Long tasks near the end of the work: the few left go to whichever worker
+                # frees up first, rather than wait behind a running one.
+                return
             for w in group:
-                if group is busy:
-                    if cap - len(w.outstanding) < min(batch, left):
-                        continue  # topped up with a whole batch once it has room for one
-                    if batch == 1 and left < len(busy):
-                        # Long tasks near the end of the work: the few left go to whichever
-                        # worker frees up first, rather than wait behind a running one.
-                        continue
+                if group is busy and cap - len(w.outstanding) < min(batch, left):
+                    continue  # topped up with a whole batch once it has room for one
                 self._send(w, min(cap - len(w.outstanding), share), batch)
                 left = len(unsent)
                 if not left:
