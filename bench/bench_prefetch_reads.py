@@ -7,15 +7,16 @@ size the cache of shared storage chunks, one scope). The baseline reads every st
 chunk-aligned, with plain TensorStore (``order='F'``, no cache), as ``bench_matrix``'s copy does.
 Printed per kind: CPU milliseconds per 4096 x 4096 section of each (all threads of this process,
 median and range of ``--repeat`` rounds) and their ratio. Which path the flow's reads take is
-printed too: chunk files read directly (local raw, unsharded), or TensorStore through the cached
-reader (sharded, jpeg, and raw with ``ZETTA_RAW_CHUNK_READS=0``, shown as ``raw-ts``).
+printed too: chunk files (or chunks' byte ranges in shard files) read directly (local raw, sharded
+or not), or TensorStore through the cached reader (jpeg, and raw or sharded with
+``ZETTA_RAW_CHUNK_READS=0``, shown as ``raw-ts`` and ``sharded-ts``).
 
 This isolates what the storage layer costs in flow (c); the rest of the flow (blending,
 intermediaries, writes) is the same for every local kind.
 
 Usage:
-  .venv/bin/python bench/bench_prefetch_reads.py [--kinds raw,raw-ts,sharded,jpeg] [--z 16]
-      [--repeat 3] [--root DIR]
+  .venv/bin/python bench/bench_prefetch_reads.py [--kinds raw,raw-ts,sharded,sharded-ts,jpeg]
+      [--z 16] [--repeat 3] [--root DIR]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import bench_matrix as bm
 SIZE = 4096
 PAD = 168  # flow (c)'s top-level read context: 96 crop + 32 blend + 16 + 24 of the level below
 CHUNK = bm.CHUNK
-KINDS = ("raw", "raw-ts", "sharded", "jpeg")
+KINDS = ("raw", "raw-ts", "sharded", "sharded-ts", "jpeg")
 
 
 def flow_reads(url: str, z: int, scope: str) -> None:
@@ -88,18 +89,19 @@ def read_path(url: str) -> str:
 
     backend = TSBackend(url)
     if backend.reads_chunk_files(Vec3D(*bm.RES)):
-        return "chunk files, only the rows each region covers"
+        return "chunk files or shards' byte ranges, only the rows each region covers"
     return "TensorStore through the cached reader"
 
 
 def run_kind(name: str, root: str, z: int, repeat: int) -> str:
     from zetta_utils.layer.volumetric import read_cache
 
-    storage = bm.Storage(bm.kind_of("raw" if name == "raw-ts" else name), root)
+    through_ts = name.endswith("-ts")
+    storage = bm.Storage(bm.kind_of(name.removesuffix("-ts")), root)
     url = storage.url("src")
     if not os.path.exists(os.path.join(url[len("file://") :], "info")):
         bm.make_source(storage, SIZE, z)
-    if name == "raw-ts":
+    if through_ts:
         os.environ["ZETTA_RAW_CHUNK_READS"] = "0"
     try:
         path = read_path(url)
@@ -117,7 +119,7 @@ def run_kind(name: str, root: str, z: int, repeat: int) -> str:
         os.environ.pop("ZETTA_RAW_CHUNK_READS", None)
     ratios = [b / f for b, f in zip(base, flow, strict=True)]
     return (
-        f"{name:8s} flow (c) reads {statistics.median(flow):6.1f} ms CPU/section "
+        f"{name:10s} flow (c) reads {statistics.median(flow):6.1f} ms CPU/section "
         f"({min(flow):.1f}-{max(flow):.1f}); baseline reads {statistics.median(base):6.1f} "
         f"({min(base):.1f}-{max(base):.1f}); ratio median {statistics.median(ratios):.2f}; "
         f"TensorStore file reads per storage chunk {statistics.median(files):.2f}  [{path}]"
