@@ -114,6 +114,16 @@ _LOCK = threading.Lock()
 _INDEXES: dict[str, ShardIndex] = {}
 
 
+def _after_fork() -> None:
+    # a lock held by another thread at the fork would stay held in the child
+    global _LOCK
+    _LOCK = threading.Lock()
+    _INDEXES.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def clear() -> None:
     """Forget every shard index this process keeps."""
     with _LOCK:
@@ -168,12 +178,13 @@ def _read_minishard(
             f"shard file {path}: minishard {minishard}'s index holds {len(data)} bytes, not a "
             "multiple of 24 (three uint64 per chunk)"
         )
-    table = np.frombuffer(data, dtype="<u8").reshape(3, -1).astype(np.int64)
-    ids = np.cumsum(table[0])
+    # uint64 throughout, as the format's ids and offsets are (sums wrap as they do there)
+    table = np.frombuffer(data, dtype="<u8").reshape(3, -1).astype(np.uint64)
+    ids = np.cumsum(table[0], dtype=np.uint64)
     sizes = table[2]
     # each offset is the delta plus the end of the previous chunk
-    offsets = np.cumsum(table[1]) + np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    offsets += layout.index_bytes
+    ends = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(sizes, dtype=np.uint64)[:-1]))
+    offsets = np.cumsum(table[1], dtype=np.uint64) + ends + np.uint64(layout.index_bytes)
     rows = zip(ids.tolist(), offsets.tolist(), sizes.tolist(), strict=True)
     return {int(i): (int(o), int(s)) for i, o, s in rows}
 
