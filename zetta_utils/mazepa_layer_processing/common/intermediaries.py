@@ -90,8 +90,12 @@ class PieceStore:
         self.num_channels = num_channels
         self._stores: dict[str, Any] = {}
         self.run_token: str | None = None
-        """Set by :meth:`create`, once per execution: frames kept by one reduction for the next
+        """Set by :meth:`create`, once per execution: rows kept for the reductions of a process
         (see :class:`_RowCache`) belong to one execution, never to an earlier one."""
+        self.keep_bytes = 0
+        """The most bytes of rows a process keeps for its reductions (set by the flow: those a
+        reduction reads at most, see :func:`.volumetric_apply_flow.kept_rows_bytes`); 0: those
+        the last reduction needed."""
         interior = (LABEL_B, LABEL_B, LABEL_B)
         self.interior: Int3 | None = interior if interior in grid.labels else None
         self.frame_labels: list[Int3] = [label for label in grid.labels if label != interior]
@@ -417,7 +421,7 @@ class PieceStore:
         self._write_row(key, row)
         if self.keeps_frames and self.run_token is not None and self.interior is not None:
             # for the reduction of this chunk, when this process runs it (see _read_needs)
-            _KEPT_ROWS.add(self._frames_owner(), key, row, self._position)
+            _KEPT_ROWS.add(self._frames_owner(), key, row, self._position, self.keep_bytes)
 
     def _frames_owner(self) -> tuple[str, str | None]:
         return (self.path, self.run_token)
@@ -524,7 +528,9 @@ class PieceStore:
         return True
 
     def _kept_budget(self, needs: dict[Int3, tuple[bool, bool]]) -> int:
-        """Bytes kept after a reduction at most: its rows, those it needed."""
+        """Bytes kept after a reduction at most: :attr:`keep_bytes`, else the rows it needed."""
+        if self.keep_bytes > 0:
+            return self.keep_bytes
         return len(needs) * self.num_channels * self.row_size * np.dtype(self.data_type).itemsize
 
     def _unpack(self, values: Array, start: int, label: Int3) -> Array:
@@ -653,12 +659,17 @@ class _RowCache:
         key: Int3,
         row: Array,
         position: Callable[[Int3], tuple[int, ...]],
+        budget: int = 0,
     ) -> None:
-        """Keep the whole row ``row`` of chunk ``key`` too, if it fits in the budget of the last
-        :meth:`put` of ``owner`` (nothing is kept for an owner before its first reduction)."""
+        """Keep the whole row ``row`` of chunk ``key`` too, if it fits in ``budget`` bytes (0:
+        the budget of the last :meth:`put` of ``owner``; nothing is kept then for an owner before
+        its first reduction)."""
         with self._lock:
+            if budget > 0 and self._owner != owner:
+                self._owner, self._rows = owner, {}
             if self._owner != owner:
                 return
+            self._budget = budget if budget > 0 else self._budget
             rows = dict(self._rows)
             rows[key] = [(0, row)]
             self._rows = _trimmed(rows, self._budget, position)

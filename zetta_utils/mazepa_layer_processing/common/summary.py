@@ -17,6 +17,7 @@ from .volumetric_apply_flow import (
     SubchunkablePlan,
     _voxel_bytes,
     dst_writes,
+    kept_rows_bytes,
     reduction_count,
 )
 from .volumetric_apply_flow import (
@@ -77,7 +78,7 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     reduction = reduction_memory(plan)
     # the caches of decoded input chunks stay in the worker from task to task
     cache = _input_cache_bytes(plan, level, read_box)
-    memory += cache
+    memory += cache + kept_rows_bytes(plan)  # and so do the rows kept for reductions on S3
     reduction += cache if reduction else 0.0
     return {
         "read": reads,

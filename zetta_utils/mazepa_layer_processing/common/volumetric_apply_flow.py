@@ -972,6 +972,8 @@ def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     if plan.store is not None:
         plan.store.create()
     reducer = plan_reducer(plan)
+    if reducer is not None and reducer.store.keeps_frames:
+        reducer.store.keep_bytes = kept_rows_bytes(plan)
     if reducer is None:
         yield from top_tasks(plan)
     else:
@@ -979,6 +981,31 @@ def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     yield mazepa.Dependency()
     if plan.store is not None and not plan.deferred and not plan.keep_intermediaries:
         plan.store.delete()
+
+
+KEPT_ROWS_MAX_BYTES = 256 * 2**20
+"""The most bytes of rows a process keeps for its reductions on object storage."""
+
+
+def kept_rows_bytes(plan: SubchunkablePlan) -> int:
+    """The bytes of rows a process keeps for its reductions on object storage (see
+    :meth:`.intermediaries.PieceStore._read_needs`): those a reduction reads at most (every
+    top-level chunk's padded output that a reduction chunk and its blend pads can meet; the
+    bound :func:`.summary.reduction_memory` counts), at most :data:`KEPT_ROWS_MAX_BYTES`; 0 when
+    the run has no reduction or its intermediaries are local."""
+    if plan.reduction_chunk is None or plan.store is None or not plan.store.keeps_frames:
+        return 0
+    chunk, blend = plan.chunk_sizes[0], plan.blend_pads[0]
+    box = [
+        min(int(r), int(n)) for r, n in zip(plan.reduction_chunk, plan.region.shape, strict=True)
+    ]
+    met = math.prod(
+        0 if b + 2 * p <= 0 else -(-(b + 2 * p - 1) // c) + 1
+        for b, p, c in zip(box, blend, chunk, strict=True)
+    )
+    padded = math.prod(c + 2 * p for c, p in zip(chunk, blend, strict=True))
+    voxel = torch.empty(0, dtype=plan.dtype).element_size() * plan.num_channels
+    return min(KEPT_ROWS_MAX_BYTES, met * padded * voxel)
 
 
 def deferred_reduction_flow(
