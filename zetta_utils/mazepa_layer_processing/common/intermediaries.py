@@ -15,8 +15,8 @@ together, unless that reads more than twice what is needed), and not at all for 
 reductions of the process read of the same execution (its neighbours: they share bands); a row
 whose frame only is needed, and whose interior a later reduction reduces, is read whole, so that
 each row is read once when reductions follow one another, and the rows a process writes are kept
-for its next reductions as far as the bytes one reduction needs go (see
-:meth:`PieceStore._read_needs`).
+for its reductions, up to the bytes a reduction reads at most (see
+:meth:`PieceStore._read_needs`): a serial run reads none back.
 Rows reduced are deleted in bulk on S3 (``DeleteObjects``, see :mod:`.s3_deletes`): one request
 per 1000 rows, not one per row.
 
@@ -440,7 +440,8 @@ class PieceStore:
         request: that later reduction, when this process runs it, then reads nothing of it. So
         each row is read once in a run whose reductions follow one another; and the rows this
         process writes (:meth:`write_chunk`) are kept for its reductions too. What stays kept is
-        at most what the last reduction needed (the bound of :func:`.summary.reduction_memory`)."""
+        at most :attr:`keep_bytes` (the bound of :func:`.summary.reduction_memory`), or what the
+        last reduction needed."""
         isz, p = self.interior_size, self.row_size
         reuse = (
             self.keeps_frames
@@ -624,9 +625,9 @@ class PieceStore:
 class _RowCache:
     """The parts of rows that the reductions of this process read, and the rows its top-level
     tasks wrote, kept for the next reductions (see :meth:`PieceStore._read_needs`), with their
-    store and execution, at most as many bytes as the last reduction needed: beyond them, the
-    frames of chunks reduced already are let go first (those reduced first, first), then the
-    rows still to be reduced (those reduced last, first)."""
+    store and execution, up to a budget of bytes (:attr:`PieceStore.keep_bytes`, or what the last
+    reduction needed): beyond it, the frames of chunks reduced already are let go first (those
+    reduced first, first), then the rows still to be reduced (those reduced last, first)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
