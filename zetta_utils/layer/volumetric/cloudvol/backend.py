@@ -31,8 +31,8 @@ bytes; CloudVolume's Python costs more per chunk than the rest of a flow) when `
 nothing but ``fill_missing``, ``secrets``, ``use_https``; ``cache_bytes_limit`` then keeps their
 decoded chunks as CloudVolume's LRU would (same bound, same clearing, never revalidated).
 ``ZETTA_RAW_CHUNK_READS=0`` / ``ZETTA_RAW_CHUNK_WRITES=0`` send them through CloudVolume instead
-(the switches of ``TSBackend``'s raw chunk files); ``ZETTA_FILE_IO_SYNC=1`` fsyncs each chunk
-written so.
+(the switches of :mod:`..raw_chunks`, shared with ``TSBackend``); ``ZETTA_FILE_IO_SYNC=1`` fsyncs
+each chunk written so.
 
 S3: ``s3://bucket/path`` goes to AWS, or to the endpoint named by ``ZETTA_S3_ENDPOINT`` /
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` through a cloud-files alias ``zettas3``. Credentials
@@ -55,11 +55,7 @@ from zetta_utils.geometry import Vec3D
 
 from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
-from ..tensorstore.backend import (
-    file_io_sync_default,
-    raw_chunk_reads_enabled,
-    raw_chunk_writes_enabled,
-)
+from ..raw_chunks import file_io_sync_default, raw_chunk_reads_enabled, raw_chunk_writes_enabled
 from . import chunk_files
 
 S3_ALIAS = "zettas3"

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import precomputed
-from ..tensorstore.backend import _read_raw_chunk, _write_chunk_file
+from ..raw_chunks import chunk_spans, read_chunk_file, whole_chunks, write_chunk_file
 
 COMPRESSED_SUFFIXES = (".gz", ".br", ".zstd", ".xz", ".bz2")
 """The compressed chunk files cloud-files looks for after the plain one, in its order."""
@@ -76,26 +76,6 @@ class ChunkCache:
             self.nbytes = 0
 
 
-def _spans(
-    lo: Sequence[int],
-    hi: Sequence[int],
-    chunk: Sequence[int],
-    start: Sequence[int],
-    stop: Sequence[int],
-) -> list[list[tuple[int, int, int, int]]]:
-    """Per dim: (chunk start, chunk stop clipped at the dataset end, first and last voxel read)."""
-    spans = []
-    for d in range(3):
-        first = lo[d] + (start[d] - lo[d]) // chunk[d] * chunk[d]
-        spans.append(
-            [
-                (g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d]))
-                for g in range(first, stop[d], chunk[d])
-            ]
-        )
-    return spans
-
-
 def read_chunks_into(
     directory: str,
     scale: Mapping[str, Any],
@@ -114,38 +94,32 @@ def read_chunks_into(
     With ``cache``, whole chunks are read, kept there and taken from there."""
     folder = os.path.join(directory, scale["key"])
     stored = np.dtype(data_type).newbyteorder("<")
-    lo = [int(v) for v in scale["voxel_offset"]]
-    hi = [o + int(n) for o, n in zip(lo, scale["size"], strict=True)]
-    chunk = [int(n) for n in scale["chunk_sizes"][0]]
-    spans = _spans(lo, hi, chunk, start, stop)
-    for gz, ez, za, zb in spans[2]:
-        for gy, ey, ya, yb in spans[1]:
-            for gx, ex, xa, xb in spans[0]:
-                target = out[
-                    xa - start[0] : xb - start[0],
-                    ya - start[1] : yb - start[1],
-                    za - start[2] : zb - start[2],
-                ]
-                path = os.path.join(folder, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez)))
-                shape = (ex - gx, ey - gy, ez - gz)
-                part = (
-                    slice(xa - gx, xb - gx),
-                    slice(ya - gy, yb - gy),
-                    slice(za - gz, zb - gz),
-                )
-                whole = None if cache is None else cache.get(path)
-                if whole is None:
-                    if cache is None and _read_plain(path, stored, channels, shape, part, target):
-                        continue
-                    whole = _read_whole(path, stored, channels, shape)
-                    if whole is not None and cache is not None:
-                        cache.put(path, whole)
-                if whole is None:
-                    if fill_missing and not has_compressed_chunk(path):
-                        target[...] = 0
-                        continue
-                    whole = fallback((gx, gy, gz), (ex, ey, ez))
-                np.copyto(target, whole[part])
+    for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in chunk_spans(scale, start, stop):
+        target = out[
+            xa - start[0] : xb - start[0],
+            ya - start[1] : yb - start[1],
+            za - start[2] : zb - start[2],
+        ]
+        path = os.path.join(folder, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez)))
+        shape = (ex - gx, ey - gy, ez - gz)
+        part = (
+            slice(xa - gx, xb - gx),
+            slice(ya - gy, yb - gy),
+            slice(za - gz, zb - gz),
+        )
+        whole = None if cache is None else cache.get(path)
+        if whole is None:
+            if cache is None and _read_plain(path, stored, channels, shape, part, target):
+                continue
+            whole = _read_whole(path, stored, channels, shape)
+            if whole is not None and cache is not None:
+                cache.put(path, whole)
+        if whole is None:
+            if fill_missing and not has_compressed_chunk(path):
+                target[...] = 0
+                continue
+            whole = fallback((gx, gy, gz), (ex, ey, ez))
+        np.copyto(target, whole[part])
 
 
 def _read_plain(
@@ -156,29 +130,19 @@ def _read_plain(
     part: tuple[slice, slice, slice],
     target: npt.NDArray[Any],
 ) -> bool:
-    """``part`` of the plain chunk file ``path`` into ``target``; False if there is none."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        if os.fstat(fd).st_size == 0:  # CloudVolume decodes an empty chunk as background (0)
-            target[...] = 0
-            return True
-        _read_raw_chunk(
-            fd,
-            path,
-            dtype,
-            channels,
-            shape,
-            (part[0].start, part[0].stop),
-            (part[1].start, part[1].stop),
-            (part[2].start, part[2].stop),
-            target,
-        )
-    finally:
-        os.close(fd)
-    return True
+    """``part`` of the plain chunk file ``path`` into ``target``; False if there is none. An
+    empty file reads as zeros, as CloudVolume decodes it."""
+    return read_chunk_file(
+        path,
+        dtype,
+        channels,
+        shape,
+        (part[0].start, part[0].stop),
+        (part[1].start, part[1].stop),
+        (part[2].start, part[2].stop),
+        target,
+        empty_is_zeros=True,
+    )
 
 
 def _read_whole(
@@ -232,23 +196,11 @@ def write_chunks(
     """Store ``data`` (XYZC, whole chunks of the local raw, unsharded ``scale``) as plain chunk
     files in ``directory`` (the volume's folder); compressed copies of those chunks are deleted."""
     folder = os.path.join(directory, scale["key"])
-    if data.dtype.byteorder == ">":
-        data = data.astype(data.dtype.newbyteorder("<"))
-    cx, cy, cz = (int(n) for n in scale["chunk_sizes"][0])
-    x0, y0, z0 = start
-    x1, y1, z1 = stop
-    for z in range(z0, z1, cz):
-        ze = min(z + cz, z1)
-        for y in range(y0, y1, cy):
-            ye = min(y + cy, y1)
-            for x in range(x0, x1, cx):
-                xe = min(x + cx, x1)
-                part = data[x - x0 : xe - x0, y - y0 : ye - y0, z - z0 : ze - z0]
-                name = precomputed.chunk_name((x, y, z), (xe, ye, ze))
-                # a raw chunk is its XYZC array in Fortran order: its transpose in C order
-                _write_chunk_file(folder, name, np.ascontiguousarray(part.T), sync)
-                for suffix in COMPRESSED_SUFFIXES:
-                    try:
-                        os.unlink(os.path.join(folder, name + suffix))
-                    except FileNotFoundError:
-                        pass
+    for name, part in whole_chunks(scale, start, stop, data):
+        # a raw chunk is its XYZC array in Fortran order: its transpose in C order
+        write_chunk_file(folder, name, np.ascontiguousarray(part.T), sync)
+        for suffix in COMPRESSED_SUFFIXES:
+            try:
+                os.unlink(os.path.join(folder, name + suffix))
+            except FileNotFoundError:
+                pass

@@ -62,7 +62,6 @@ holds only its path, info and settings, so it pickles small and reopens lazily i
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,39 +73,24 @@ from zetta_utils.geometry import Vec3D
 
 from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
+from ..raw_chunks import (
+    chunk_spans,
+    copy_raw_rows,
+    file_io_sync_default,
+    raw_chunk_reads_enabled,
+    raw_chunk_writes_enabled,
+    read_chunk_file,
+    whole_chunks,
+    write_chunk_file,
+)
 from .shards import ShardLayout, chunk_range
 
 _GZIP_SUFFIXES = (".gz", ".zst", ".br", ".xz", ".bz2")
 _GZIP_PROBE_ENTRIES = 64
 
 
-def raw_chunk_writes_enabled() -> bool:
-    """False when ``ZETTA_RAW_CHUNK_WRITES`` is ``0``/``false``/``no``/``off``."""
-    return os.environ.get("ZETTA_RAW_CHUNK_WRITES", "").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
-
-
-def raw_chunk_reads_enabled() -> bool:
-    """False when ``ZETTA_RAW_CHUNK_READS`` is ``0``/``false``/``no``/``off``."""
-    return os.environ.get("ZETTA_RAW_CHUNK_READS", "").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
-
-
 _RAW_WRITE_MAX_PENDING_BYTES = 64 * 2**20
 """Raw chunk writes in flight at once, at most (the encoded chunks wait in memory)."""
-
-
-def file_io_sync_default() -> bool:
-    """``ZETTA_FILE_IO_SYNC`` from the environment (``1``/``true``/``yes``), else False."""
-    return os.environ.get("ZETTA_FILE_IO_SYNC", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class _Registry:
@@ -393,34 +377,20 @@ class TSBackend(PrecomputedBackend):
         self._store(scale)  # opened once per process: checks the scale on storage against the info
         kvstore = None if self._vpath.is_local else self._kvstore()
         directory = os.path.join(self._vpath.key, scale["key"])
-        if data.dtype.byteorder == ">":
-            data = data.astype(data.dtype.newbyteorder("<"))
-        cx, cy, cz = (int(n) for n in scale["chunk_sizes"][0])
-        x0, y0, z0 = start
-        x1, y1, z1 = stop
         pending: list[Any] = []
         pending_bytes = 0
-        for z in range(z0, z1, cz):
-            ze = min(z + cz, z1)
-            for y in range(y0, y1, cy):
-                ye = min(y + cy, y1)
-                for x in range(x0, x1, cx):
-                    xe = min(x + cx, x1)
-                    part = data[x - x0 : xe - x0, y - y0 : ye - y0, z - z0 : ze - z0]
-                    name = precomputed.chunk_name((x, y, z), (xe, ye, ze))
-                    # a raw chunk is its XYZC array in Fortran order: its transpose in C order
-                    if kvstore is None:
-                        _write_chunk_file(
-                            directory, name, np.ascontiguousarray(part.T), self.file_io_sync
-                        )
-                        continue
-                    value = part.tobytes(order="F")
-                    pending.append(kvstore.write(f"{scale['key']}/{name}", value))
-                    pending_bytes += len(value)
-                    if pending_bytes >= _RAW_WRITE_MAX_PENDING_BYTES:
-                        for future in pending:
-                            future.result()
-                        pending, pending_bytes = [], 0
+        for name, part in whole_chunks(scale, start, stop, data):
+            # a raw chunk is its XYZC array in Fortran order: its transpose in C order
+            if kvstore is None:
+                write_chunk_file(directory, name, np.ascontiguousarray(part.T), self.file_io_sync)
+                continue
+            value = part.tobytes(order="F")
+            pending.append(kvstore.write(f"{scale['key']}/{name}", value))
+            pending_bytes += len(value)
+            if pending_bytes >= _RAW_WRITE_MAX_PENDING_BYTES:
+                for future in pending:
+                    future.result()
+                pending, pending_bytes = [], 0
         for future in pending:
             future.result()
 
@@ -438,49 +408,24 @@ class TSBackend(PrecomputedBackend):
         directory = os.path.join(self._vpath.key, scale["key"])
         stored = np.dtype(self.data_type).newbyteorder("<")
         channels = self.num_channels
-        lo = [int(v) for v in scale["voxel_offset"]]
-        hi = [o + int(n) for o, n in zip(lo, scale["size"], strict=True)]
-        chunk = [int(n) for n in scale["chunk_sizes"][0]]
-        # per dim: (chunk start, chunk stop clipped at the dataset end, first and last voxel read)
-        spans = []
-        for d in range(3):
-            first = lo[d] + (start[d] - lo[d]) // chunk[d] * chunk[d]
-            spans.append(
-                [
-                    (g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d]))
-                    for g in range(first, stop[d], chunk[d])
-                ]
-            )
-        for gz, ez, za, zb in spans[2]:
-            for gy, ey, ya, yb in spans[1]:
-                for gx, ex, xa, xb in spans[0]:
-                    target = out[
-                        xa - start[0] : xb - start[0],
-                        ya - start[1] : yb - start[1],
-                        za - start[2] : zb - start[2],
-                    ]
-                    path = os.path.join(
-                        directory, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez))
-                    )
-                    try:
-                        fd = os.open(path, os.O_RDONLY)
-                    except FileNotFoundError:
-                        target[...] = 0
-                        continue
-                    try:
-                        _read_raw_chunk(
-                            fd,
-                            path,
-                            stored,
-                            channels,
-                            (ex - gx, ey - gy, ez - gz),
-                            (xa - gx, xb - gx),
-                            (ya - gy, yb - gy),
-                            (za - gz, zb - gz),
-                            target,
-                        )
-                    finally:
-                        os.close(fd)
+        for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in chunk_spans(scale, start, stop):
+            target = out[
+                xa - start[0] : xb - start[0],
+                ya - start[1] : yb - start[1],
+                za - start[2] : zb - start[2],
+            ]
+            path = os.path.join(directory, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez)))
+            if not read_chunk_file(
+                path,
+                stored,
+                channels,
+                (ex - gx, ey - gy, ez - gz),
+                (xa - gx, xb - gx),
+                (ya - gy, yb - gy),
+                (za - gz, zb - gz),
+                target,
+            ):
+                target[...] = 0
 
     def _read_sharded_chunks_into(
         self,
@@ -499,9 +444,7 @@ class TSBackend(PrecomputedBackend):
         chunk = [int(n) for n in scale["chunk_sizes"][0]]
         lo = [int(v) for v in scale["voxel_offset"]]
         by_shard: dict[str, list[tuple[Any, ...]]] = {}
-        for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in _chunk_spans(
-            scale, start, stop
-        ):
+        for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in chunk_spans(scale, start, stop):
             grid = ((gx - lo[0]) // chunk[0], (gy - lo[1]) // chunk[1], (gz - lo[2]) // chunk[2])
             name, minishard, chunk_id = layout.locate(grid)
             target = out[
@@ -536,124 +479,6 @@ class TSBackend(PrecomputedBackend):
                             f"of {nx} x {ny} x {nz} voxels and {channels} channel(s) of "
                             f"{stored.name} holds {expected}"
                         )
-                    _copy_raw_rows(fd, path, offset, stored, channels, shape, xs, ys, zs, target)
+                    copy_raw_rows(fd, path, offset, stored, channels, shape, xs, ys, zs, target)
             finally:
                 os.close(fd)
-
-
-def _chunk_spans(
-    scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
-) -> list[tuple[tuple[int, int, int, int], ...]]:
-    """The chunks under ``[start, stop)``, x fastest: per axis, the chunk's start, its stop clipped
-    at the dataset end, and the first and last voxel read."""
-    lo = [int(v) for v in scale["voxel_offset"]]
-    hi = [o + int(n) for o, n in zip(lo, scale["size"], strict=True)]
-    chunk = [int(n) for n in scale["chunk_sizes"][0]]
-    spans = []
-    for d in range(3):
-        first = lo[d] + (start[d] - lo[d]) // chunk[d] * chunk[d]
-        spans.append(
-            [
-                (g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d]))
-                for g in range(first, stop[d], chunk[d])
-            ]
-        )
-    return [(x, y, z) for z in spans[2] for y in spans[1] for x in spans[0]]
-
-
-_TMP_TOKEN = secrets.token_hex(4)
-"""In temporary file names with the process and thread: writers on other machines sharing a
-file system may have the same process and thread ids."""
-
-
-def _write_chunk_file(directory: str, name: str, data: npt.NDArray[Any], sync: bool) -> None:
-    """Store ``data`` (C-contiguous) as the file ``name`` in ``directory``: written to a hidden
-    temporary file there (one per writer: machine, process and thread), then renamed into place."""
-    tmp = os.path.join(directory, f".{name}.{_TMP_TOKEN}.{os.getpid()}.{threading.get_ident()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileNotFoundError:  # the scale's first chunk
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        view = data.data.cast("B")
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done:])
-        if sync:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, os.path.join(directory, name))
-    if sync:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _read_raw_chunk(
-    fd: int,
-    path: str,
-    dtype: np.dtype[Any],
-    channels: int,
-    shape: tuple[int, int, int],
-    xs: tuple[int, int],
-    ys: tuple[int, int],
-    zs: tuple[int, int],
-    target: npt.NDArray[Any],
-) -> None:
-    """Copy the part ``xs`` x ``ys`` x ``zs`` (chunk coordinates) of the raw chunk file ``fd``,
-    whose array is ``shape`` x ``channels``, into ``target`` (XYZC). A raw chunk is its XYZC array
-    in Fortran order: the rows ``ys`` of a z plane are one byte range, and so are the planes
-    ``zs`` when the rows are all of them."""
-    nx, ny, nz = shape
-    expected = nx * ny * nz * channels * dtype.itemsize
-    size = os.fstat(fd).st_size
-    if size != expected:
-        raise ValueError(
-            f"raw chunk file {path} holds {size} bytes; a chunk of {nx} x {ny} x {nz} voxels and "
-            f"{channels} channel(s) of {dtype.name} holds {expected}"
-        )
-    _copy_raw_rows(fd, path, 0, dtype, channels, shape, xs, ys, zs, target)
-
-
-def _copy_raw_rows(
-    fd: int,
-    path: str,
-    base: int,
-    dtype: np.dtype[Any],
-    channels: int,
-    shape: tuple[int, int, int],
-    xs: tuple[int, int],
-    ys: tuple[int, int],
-    zs: tuple[int, int],
-    target: npt.NDArray[Any],
-) -> None:
-    """Copy the part ``xs`` x ``ys`` x ``zs`` of the raw chunk of ``shape`` x ``channels`` stored
-    from byte ``base`` of the file ``fd`` into ``target`` (XYZC)."""
-    nx, ny, nz = shape
-    (xa, xb), (ya, yb), (za, zb) = xs, ys, zs
-    whole_planes = ya == 0 and yb == ny
-    runs = [(za, zb)] if whole_planes else [(z, z + 1) for z in range(za, zb)]
-    for c in range(channels):
-        for z0, z1 in runs:
-            buffer = np.empty((z1 - z0, yb - ya, nx), dtype=dtype)
-            offset = base + ((c * nz + z0) * ny + ya) * nx * dtype.itemsize
-            _pread_exactly(fd, path, buffer, offset)
-            np.copyto(target[:, :, z0 - za : z1 - za, c], buffer[:, :, xa:xb].transpose(2, 1, 0))
-
-
-def _pread_exactly(fd: int, path: str, buffer: npt.NDArray[Any], offset: int) -> None:
-    view = buffer.data.cast("B")
-    done = 0
-    while done < len(view):
-        n = os.preadv(fd, [view[done:]], offset + done)
-        if n == 0:
-            raise OSError(f"raw chunk file {path}: short read at byte {offset + done}")
-        done += n

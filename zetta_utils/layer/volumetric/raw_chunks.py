@@ -1,0 +1,205 @@
+"""Local raw chunk files of precomputed volumes, moved without a storage library.
+
+Both precomputed backends move the chunks of local raw scales themselves where a benchmark showed
+their library to be the bottleneck (``TSBackend``: plain chunk files and sharded raw scales;
+``CVBackend``: plain and gzipped chunk files); these are the primitives they share.
+
+A raw chunk is its XYZC array in Fortran order, little-endian, of the chunk's shape clipped at
+the dataset end: the rows (x runs) of one y and z are contiguous, so the rows of a region inside
+a chunk are a few byte ranges of its file (or of its shard file). An unsharded scale holds one
+file per chunk, named by :func:`~.precomputed.chunk_name` in the scale's folder.
+
+The environment switches:
+
+* ``ZETTA_RAW_CHUNK_READS=0`` (or ``false``/``no``/``off``): reads go through the libraries.
+* ``ZETTA_RAW_CHUNK_WRITES=0``: writes go through the libraries.
+* ``ZETTA_FILE_IO_SYNC=1`` (or ``true``/``yes``/``on``): chunks written are fsynced (the default
+  of ``TSBackend(file_io_sync=None)``; always read by ``CVBackend``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import precomputed
+
+Span = tuple[int, int, int, int]
+"""Along one axis: a chunk's start, its stop clipped at the dataset end, the first voxel read
+and the voxel after the last one read."""
+
+_OFF = ("0", "false", "no", "off")
+
+
+def raw_chunk_reads_enabled() -> bool:
+    """False when ``ZETTA_RAW_CHUNK_READS`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get("ZETTA_RAW_CHUNK_READS", "").strip().lower() not in _OFF
+
+
+def raw_chunk_writes_enabled() -> bool:
+    """False when ``ZETTA_RAW_CHUNK_WRITES`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get("ZETTA_RAW_CHUNK_WRITES", "").strip().lower() not in _OFF
+
+
+def file_io_sync_default() -> bool:
+    """``ZETTA_FILE_IO_SYNC`` from the environment (``1``/``true``/``yes``), else False."""
+    return os.environ.get("ZETTA_FILE_IO_SYNC", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def chunk_spans(
+    scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
+) -> list[tuple[Span, Span, Span]]:
+    """The chunks of ``scale`` under ``[start, stop)`` (inside the bounds), x fastest: per axis
+    (x, y, z), the chunk's :data:`Span`."""
+    lo = [int(v) for v in scale["voxel_offset"]]
+    hi = [o + int(n) for o, n in zip(lo, scale["size"], strict=True)]
+    chunk = [int(n) for n in scale["chunk_sizes"][0]]
+    spans = []
+    for d in range(3):
+        first = lo[d] + (start[d] - lo[d]) // chunk[d] * chunk[d]
+        spans.append(
+            [
+                (g, min(g + chunk[d], hi[d]), max(g, start[d]), min(g + chunk[d], stop[d]))
+                for g in range(first, stop[d], chunk[d])
+            ]
+        )
+    return [(x, y, z) for z in spans[2] for y in spans[1] for x in spans[0]]
+
+
+def whole_chunks(
+    scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int], data: npt.NDArray[Any]
+) -> Iterator[tuple[str, npt.NDArray[Any]]]:
+    """The file name and the part of ``data`` (XYZC, little-endian, covering ``[start, stop)``:
+    whole chunks of ``scale``, clipped at the dataset end) of each chunk, x fastest."""
+    if data.dtype.byteorder == ">":
+        data = data.astype(data.dtype.newbyteorder("<"))
+    cx, cy, cz = (int(n) for n in scale["chunk_sizes"][0])
+    x0, y0, z0 = start
+    x1, y1, z1 = stop
+    for z in range(z0, z1, cz):
+        ze = min(z + cz, z1)
+        for y in range(y0, y1, cy):
+            ye = min(y + cy, y1)
+            for x in range(x0, x1, cx):
+                xe = min(x + cx, x1)
+                part = data[x - x0 : xe - x0, y - y0 : ye - y0, z - z0 : ze - z0]
+                yield precomputed.chunk_name((x, y, z), (xe, ye, ze)), part
+
+
+_TMP_TOKEN = secrets.token_hex(4)
+"""In temporary file names with the process and thread: writers on other machines sharing a
+file system may have the same process and thread ids."""
+
+
+def write_chunk_file(directory: str, name: str, data: npt.NDArray[Any], sync: bool) -> None:
+    """Store ``data`` (C-contiguous) as the file ``name`` in ``directory`` (created if need be):
+    written to a hidden temporary file there (one per writer: machine, process and thread), then
+    renamed into place, so that readers never see half a file. With ``sync``, the file and the
+    directory are fsynced."""
+    tmp = os.path.join(directory, f".{name}.{_TMP_TOKEN}.{os.getpid()}.{threading.get_ident()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:  # the scale's first chunk
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        view = data.data.cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, os.path.join(directory, name))
+    if sync:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_chunk_file(
+    path: str,
+    dtype: np.dtype[Any],
+    channels: int,
+    shape: tuple[int, int, int],
+    xs: tuple[int, int],
+    ys: tuple[int, int],
+    zs: tuple[int, int],
+    target: npt.NDArray[Any],
+    empty_is_zeros: bool = False,
+) -> bool:
+    """Copy the part ``xs`` x ``ys`` x ``zs`` (chunk coordinates) of the raw chunk file ``path``,
+    whose array is ``shape`` x ``channels`` of ``dtype``, into ``target`` (XYZC); False (and
+    ``target`` untouched) when there is no such file. A file of another size is an error, but
+    with ``empty_is_zeros`` an empty one reads as zeros (as CloudVolume decodes it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0 and empty_is_zeros:
+            target[...] = 0
+            return True
+        nx, ny, nz = shape
+        expected = nx * ny * nz * channels * dtype.itemsize
+        if size != expected:
+            raise ValueError(
+                f"raw chunk file {path} holds {size} bytes; a chunk of {nx} x {ny} x {nz} voxels "
+                f"and {channels} channel(s) of {dtype.name} holds {expected}"
+            )
+        copy_raw_rows(fd, path, 0, dtype, channels, shape, xs, ys, zs, target)
+    finally:
+        os.close(fd)
+    return True
+
+
+def copy_raw_rows(
+    fd: int,
+    path: str,
+    base: int,
+    dtype: np.dtype[Any],
+    channels: int,
+    shape: tuple[int, int, int],
+    xs: tuple[int, int],
+    ys: tuple[int, int],
+    zs: tuple[int, int],
+    target: npt.NDArray[Any],
+) -> None:
+    """Copy the part ``xs`` x ``ys`` x ``zs`` of the raw chunk of ``shape`` x ``channels`` stored
+    from byte ``base`` of the open file ``fd`` (``path``) into ``target`` (XYZC): the rows ``ys``
+    of each z plane are one byte range, and so are the planes ``zs`` when the rows are all of
+    them."""
+    nx, ny, nz = shape
+    (xa, xb), (ya, yb), (za, zb) = xs, ys, zs
+    whole_planes = ya == 0 and yb == ny
+    runs = [(za, zb)] if whole_planes else [(z, z + 1) for z in range(za, zb)]
+    for c in range(channels):
+        for z0, z1 in runs:
+            buffer = np.empty((z1 - z0, yb - ya, nx), dtype=dtype)
+            offset = base + ((c * nz + z0) * ny + ya) * nx * dtype.itemsize
+            _pread_exactly(fd, path, buffer, offset)
+            np.copyto(target[:, :, z0 - za : z1 - za, c], buffer[:, :, xa:xb].transpose(2, 1, 0))
+
+
+def _pread_exactly(fd: int, path: str, buffer: npt.NDArray[Any], offset: int) -> None:
+    view = buffer.data.cast("B")
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n == 0:
+            raise OSError(f"raw chunk file {path}: short read at byte {offset + done}")
+        done += n
