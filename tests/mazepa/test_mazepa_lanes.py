@@ -119,14 +119,14 @@ def _run_on_pool(pool: LocalProcessExecutor, tasks: list[mazepa.Task[Any]]) -> l
 
 
 def test_workers_run_contiguous_spans_of_the_flow() -> None:
-    # Dealt out in turn, neighbours would run on different workers about every other task; in
-    # spans, the workers meet where the two halves touch and where one steals from the other
-    # at the end (halving what is left each time).
+    # Dealt out in turn, neighbours would run on different workers about every other task (64
+    # switches here); in spans, the workers meet where the two halves touch and where one
+    # steals from the other (each steal takes half of what the other has left: a few).
     n = 128
     with LocalProcessExecutor(2, duration_of=_declared_100ms) as pool:
         pids = _run_on_pool(pool, [report_pid.make_task(i) for i in range(n)])
     switches = sum(a != b for a, b in itertools.pairwise(pids))
-    assert switches <= 2 * 7 + 1, pids
+    assert switches <= n // 8, pids
 
 
 def test_a_worker_running_a_long_task_has_its_next_one_already(
