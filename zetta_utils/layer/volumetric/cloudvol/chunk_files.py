@@ -17,6 +17,9 @@ these bytes itself:
   with exactly the bytes CloudVolume writes (``compress=False``), through a temporary file renamed
   into place (readers never see half a chunk), and delete a compressed copy of the same chunk if
   one exists (CloudVolume would leave it, and may read it instead of the new data).
+
+Reading rows of a plain file and writing through a temporary file are :mod:`..raw_chunks`'s, as
+for ``TSBackend``.
 """
 
 from __future__ import annotations

@@ -52,6 +52,9 @@ TensorStore's array interface would add copies and cache transactions per chunk
   each chunk costs 2-3 file reads (chunk, minishard index, shard index): about 1.3x the CPU time
   of these reads (``bench/bench_prefetch_reads.py``). Other shardings read through TensorStore.
 
+The chunk-file primitives (row reads by byte range, the temporary-file write, the switches) are
+:mod:`..raw_chunks`, shared with ``CVBackend``.
+
 Opening a scale (once per process) checks it on storage (bounds, chunk size, encoding, sharding)
 against the layer's info before the first chunk file is read or written.
 
