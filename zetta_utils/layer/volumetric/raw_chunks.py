@@ -34,6 +34,10 @@ Span = tuple[int, int, int, int]
 """Along one axis: a chunk's start, its stop clipped at the dataset end, the first voxel read
 and the voxel after the last one read."""
 
+COMPRESSED_SUFFIXES = (".gz", ".br", ".zstd", ".xz", ".bz2")
+"""The compressed chunk files cloud-files (CloudVolume) writes and looks for after the plain one,
+in its order."""
+
 _OFF = ("0", "false", "no", "off")
 
 

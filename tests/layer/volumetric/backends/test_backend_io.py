@@ -321,14 +321,15 @@ def test_handles_are_reused(make: MakeBackend, kind: str) -> None:
         type(backend)._open = original  # type: ignore[method-assign]
 
 
-def test_ts_refuses_volumes_with_gzipped_chunks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compress, suffix", [("gzip", ".gz"), ("br", ".br"), ("zstd", ".zstd")])
+def test_ts_refuses_volumes_with_gzipped_chunks(tmp_path: Path, compress: str, suffix: str) -> None:
     from cloudvolume import CloudVolume
 
     path = str(tmp_path / "gz")
     write_info(path, small_info())
-    cv = CloudVolume(f"file://{path}", compress="gzip", progress=False)
+    cv = CloudVolume(f"file://{path}", compress=compress, progress=False)
     cv[10:42, 20:52, 3:5] = np.ones((32, 32, 2, 1), np.uint8)
-    assert any(n.endswith(".gz") for n in os.listdir(f"{path}/8_8_40"))
+    assert any(n.endswith(suffix) for n in os.listdir(f"{path}/8_8_40"))
     with pytest.raises(ValueError, match=r"compressed chunk files .*read it with build_cv_layer"):
         TSBackend(path).read(FULL)
     assert (CVBackend(path).read(idx((10, 20, 3), (42, 52, 5))) == 1).all()

@@ -34,10 +34,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import precomputed
-from ..raw_chunks import chunk_spans, read_chunk_file, whole_chunks, write_chunk_file
-
-COMPRESSED_SUFFIXES = (".gz", ".br", ".zstd", ".xz", ".bz2")
-"""The compressed chunk files cloud-files looks for after the plain one, in its order."""
+from ..raw_chunks import (
+    COMPRESSED_SUFFIXES,
+    chunk_spans,
+    read_chunk_file,
+    whole_chunks,
+    write_chunk_file,
+)
 
 ChunkFallback = Callable[[tuple[int, ...], tuple[int, ...]], npt.NDArray[Any]]
 """Reads the chunk ``[start, stop)`` (XYZC) another way: for chunks with no plain or gzip file."""

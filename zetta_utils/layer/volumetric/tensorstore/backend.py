@@ -77,6 +77,7 @@ from zetta_utils.geometry import Vec3D
 from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
 from ..raw_chunks import (
+    COMPRESSED_SUFFIXES,
     chunk_spans,
     copy_raw_rows,
     file_io_sync_default,
@@ -88,7 +89,6 @@ from ..raw_chunks import (
 )
 from .shards import ShardLayout, chunk_range
 
-_GZIP_SUFFIXES = (".gz", ".zst", ".br", ".xz", ".bz2")
 _GZIP_PROBE_ENTRIES = 64
 
 
@@ -140,7 +140,7 @@ def _check_no_compressed_chunks(vpath: VolumePath, scale_key: str) -> None:
     try:
         with os.scandir(directory) as entries:
             for i, entry in enumerate(entries):
-                if entry.name.endswith(_GZIP_SUFFIXES):
+                if entry.name.endswith(COMPRESSED_SUFFIXES):
                     raise ValueError(
                         f"{vpath.url}: scale {scale_key} holds compressed chunk files such as "
                         f"{entry.name!r} (written by CloudVolume with compress on), which "
