@@ -18,9 +18,10 @@ Flows (from ``bench_subchunkable.py``): (a) one level 1024 x 1024 x 1 with skip_
 
 Baseline, in every round: TensorStore copying the volume chunk by chunk (``order='F'``, no
 fsync) in the same number of processes; CloudVolume (``parallel=1``) for the gzip kinds, which
-TensorStore cannot read locally nor write. Rounds: the baseline, then each flow, ``--repeat``
-times; printed: the best throughput of each, the ratio of the bests, the median and range of
-the per-round ratios (each run against its own round's baseline).
+TensorStore cannot read locally nor write. Before each timed run on local storage, ``os.sync()``
+writes out what earlier runs left dirty (untimed). Rounds: the baseline, then each flow,
+``--repeat`` times; printed: the best throughput of each, the ratio of the bests, the median and
+range of the per-round ratios (each run against its own round's baseline).
 
 With one process, the CPU time of the baseline and of each flow (all threads of this process,
 and the S3 server's) is printed too, with the median and range of their per-round ratio: unlike
@@ -228,6 +229,13 @@ class Storage:
             precomputed.parse_path(self.url(name)), "info", json.dumps(info).encode()
         )
 
+    def settle(self) -> None:
+        """Before a timed run: the dirty pages and deletions of what ran before are written out,
+        so that no run pays for its predecessor's writeback (the first local raw baseline after
+        writing a 5 GB source took 3.4x its second round)."""
+        if not self.kind.s3:
+            os.sync()
+
     def fresh(self, name: str, size: int, z: int, sharded: bool = False) -> str:
         self.clear(name)
         self.write_info(name, size, z, sharded)
@@ -308,6 +316,7 @@ def _copy_part(
 
 def baseline_copy(storage: Storage, src: str, size: int, z: int, procs: int) -> float:
     dst = storage.fresh("base", size, z)
+    storage.settle()
     start = time.perf_counter()
     args = [(storage.kind.name, src, dst, size, z, i, procs) for i in range(procs)]
     if procs == 1:
@@ -360,6 +369,7 @@ def run_flow(
         verbose=False,
         **kwargs,
     )
+    storage.settle()
     start = time.perf_counter()
     # worker_start_cost_s=0: the matrix measures the workers themselves, as sized to need them
     mazepa.execute(flow, num_procs=procs, show_progress=False, worker_start_cost_s=0)
