@@ -417,3 +417,32 @@ def test_info_reference_over_http(http_root: tuple[str, Path], kind: str, tmp_pa
     # derived from the finest reference scale: x [40, 424) nm -> [2.5, 26.5) -> [2, 27) voxels
     assert layer.backend.get_voxel_offset(Vec3D(16, 16, 40)) == Vec3D(2, 5, 3)
     assert layer.backend.get_dataset_size(Vec3D(16, 16, 40)) == Vec3D(25, 20, 6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("chunk_files", ["1", "0"])
+@pytest.mark.parametrize(
+    ("data_type", "encoding", "num_channels"),
+    [("float32", "raw", 3), ("uint64", "compressed_segmentation", 2)],
+)
+def test_one_voxel_of_several_channels(
+    make: MakeBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    chunk_files: str,
+    data_type: str,
+    encoding: str,
+    num_channels: int,
+) -> None:
+    # cloud-volume 12.x returns one voxel of a multi-channel volume as (C, 1, 1, 1), not XYZC
+    monkeypatch.setenv("ZETTA_RAW_CHUNK_READS", chunk_files)
+    data = random_data(data_type, (num_channels, 96, 80, 6))
+    make("ts", data_type=data_type, encoding=encoding, num_channels=num_channels).write(FULL, data)
+    backend = make(kind, data_type=data_type, encoding=encoding, num_channels=num_channels)
+    for start in [(10, 20, 3), (57, 61, 6), (105, 99, 8)]:
+        stop = (start[0] + 1, start[1] + 1, start[2] + 1)
+        o = (start[0] - 10, start[1] - 20, start[2] - 3)
+        expected = data[:, o[0] : o[0] + 1, o[1] : o[1] + 1, o[2] : o[2] + 1]
+        result = backend.read(idx(start, stop))
+        assert result.shape == (num_channels, 1, 1, 1)
+        torch.testing.assert_close(result, expected.to(result.dtype), rtol=0, atol=0)

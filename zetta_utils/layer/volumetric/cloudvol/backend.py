@@ -98,6 +98,19 @@ def cloudvolume_path(vpath: VolumePath) -> str:
     return vpath.url
 
 
+def _two_voxels(
+    start: list[int], stop: list[int], minpt: Sequence[int], maxpt: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """The one-voxel box ``[start, stop)`` grown by a voxel along the first axis where the
+    bounds ``[minpt, maxpt)`` leave room (unchanged when they leave none)."""
+    for d in range(3):
+        if stop[d] < maxpt[d]:
+            return start, [*stop[:d], stop[d] + 1, *stop[d + 1 :]]
+        if start[d] > minpt[d]:
+            return [*start[:d], start[d] - 1, *start[d + 1 :]], stop
+    return start, stop
+
+
 def _translate_errors(fn: Callable[[], T], url: str) -> T:
     try:
         return fn()
@@ -381,10 +394,18 @@ class CVBackend(PrecomputedBackend):
     def _read_cloudvolume(
         self, cv: Any, start: Sequence[int], stop: Sequence[int]
     ) -> npt.NDArray[Any]:
+        lo, hi = list(start), list(stop)
+        if self.num_channels > 1 and all(b - a == 1 for a, b in zip(lo, hi, strict=True)):
+            # cloud-volume 12.x reads one voxel of a multi-channel volume wrongly (shape (C, 1,
+            # 1, 1); compressed_segmentation: a decode error): read two voxels, keep the first
+            lo, hi = _two_voxels(lo, hi, cv.bounds.minpt, cv.bounds.maxpt)
         cutout = _translate_errors(
-            lambda: cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]], self.path
+            lambda: cv[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], self.path
         )
-        return np.asarray(cutout)
+        xyzc = np.asarray(cutout)
+        o = [a - b for a, b in zip(start, lo, strict=True)]
+        e = [b - a for a, b in zip(lo, stop, strict=True)]
+        return xyzc[o[0] : e[0], o[1] : e[1], o[2] : e[2]]
 
     def _read_chunk_files_into(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
