@@ -306,15 +306,16 @@ def test_the_memory_bound_of_a_reduction_counts_the_frames_kept_on_s3(
             level_intermediaries_dirs=[f"{root}/tmp", f"{root}/tmp"],
             **CFG,
         )
-        assert plan.store is not None and plan.store.keeps_frames == (where == "s3")
+        assert plan.store is not None and plan.store.keeps_frames  # local storage too
         bounds[where] = summary.reduction_memory(plan)
         # the rows a worker keeps for its reductions, from task to task: as many as a reduction
         # reads at most (summary.estimate counts them in the memory of top-level tasks too)
         kept = volumetric_apply_flow.kept_rows_bytes(plan)
-        assert kept == (4 * 4 * 20 * 20 * 1 if where == "s3" else 0)
-    # a 32 x 32 x 1 reduction chunk and its blend pads (36 voxels) meet at most 4 x 4 top-level
-    # chunks of 16 x 16 x 1 (bound of any placement), each 20 x 20 x 1 voxels padded, uint8
-    assert bounds["s3"] - bounds["local"] == 4 * 4 * 20 * 20 * 1
+        # a 32 x 32 x 1 reduction chunk and its blend pads (36 voxels) meet at most 4 x 4
+        # top-level chunks of 16 x 16 x 1 (bound of any placement), each 20 x 20 x 1 voxels
+        # padded, uint8
+        assert kept == 4 * 4 * 20 * 20 * 1
+    assert bounds["s3"] == bounds["local"]
 
 
 def test_reductions_in_order_read_each_row_once_and_keep_at_most_their_rows(
@@ -335,6 +336,7 @@ def test_reductions_in_order_read_each_row_once_and_keep_at_most_their_rows(
         for path in (f"s3://{bucket}/tmp", f"file://{tmp_path}/tmp")
     )
     local.create()
+    local.run_token = None  # the reference keeps no rows (a process keeps one store's rows)
     for key, data in outputs.items():
         local.write_chunk(key, data)
     s3.create()
@@ -366,3 +368,35 @@ def test_reductions_in_order_read_each_row_once_and_keep_at_most_their_rows(
         gets.append(len([m for m, _ in server.requests_since(mark, f"/{bucket}") if m == "GET"]))
     # each row once in the first section; in the second, the first 9 rows written were kept
     assert gets == [16, 16 - 9]
+
+
+def test_local_reductions_take_the_rows_this_process_wrote_from_memory(tmp_path: Path) -> None:
+    """On local storage too, a process keeps the rows it writes for its reductions (within the
+    same budget as on object storage): with the row files gone, the reductions still combine the
+    same values as a store that reads every row back."""
+    grid = ChunkGrid.over(Box((0, 0, 0), (128, 128, 1)), (32, 32, 1), (2, 2, 0))
+    rng = np.random.default_rng(7)
+    outputs = {
+        key: rng.integers(0, 200, (2, *grid.padded(key).shape)).astype(np.uint8)
+        for key in grid.keys()
+    }
+    reference, kept = (
+        PieceStore(f"file://{tmp_path}/{name}", Vec3D(*RES), grid, "uint8", 2)
+        for name in ("reference", "kept")
+    )
+    reference.create()
+    reference.run_token = None  # keeps nothing: reads every row back
+    kept.create()
+    assert kept.keeps_frames
+    kept.keep_bytes = len(outputs) * 2 * kept.row_size
+    for key, data in outputs.items():
+        reference.write_chunk(key, data)
+        kept.write_chunk(key, data)
+    row_files = os.path.join(tmp_path, "kept", "pieces", kept._scale_key)
+    assert len(os.listdir(row_files)) == len(outputs)
+    for name in os.listdir(row_files):
+        os.remove(os.path.join(row_files, name))
+    for y, x in [(0, 0), (0, 64), (64, 0), (64, 64)]:
+        box = Box((x, y, 0), (x + 64, y + 64, 1))
+        expected = reference.reduce_box(box, np.uint8, "quadratic")
+        assert np.array_equal(kept.reduce_box(box, np.uint8, "quadratic"), expected)

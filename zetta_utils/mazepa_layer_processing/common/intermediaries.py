@@ -285,9 +285,11 @@ class PieceStore:
 
     @property
     def keeps_frames(self) -> bool:
-        """Whether a reduction keeps the frames it read for the next one in this process (on
-        object storage, where a request costs more than its bytes)."""
-        return not self._is_local
+        """Whether a reduction keeps the frames it read for the next one in this process, and a
+        top-level task the row it wrote: on object storage, where a request costs more than its
+        bytes, and on local storage too, where reading a row back costs a system call and a copy
+        per row."""
+        return True
 
     def _kvstore(self) -> Any:
         kvstore = self._stores.get(PIECES)
@@ -432,10 +434,11 @@ class PieceStore:
         """For each chunk key, whether its interior and whether its frame is needed -> the parts
         of its row at hand, as ``(start, values)`` (values ``(C, n)`` from ``start`` on).
 
-        On object storage, where a request costs far more than its bytes, parts of rows that
-        earlier reductions of this process read (of this execution) are taken from them instead of
-        read again (see :class:`_RowCache`): the reductions next to each other read the same
-        frames (the bands they share). And a chunk whose frame only is needed here, and whose
+        On object storage, where a request costs far more than its bytes, and on local storage
+        too, where a read costs a system call and a copy, parts of rows that earlier reductions
+        of this process read (of this execution) are taken from them instead of read again (see
+        :class:`_RowCache`): the reductions next to each other read the same frames (the bands
+        they share). And a chunk whose frame only is needed here, and whose
         interior a later reduction reduces (:meth:`_reduced_later`), is read whole, in the same
         request: that later reduction, when this process runs it, then reads nothing of it. So
         each row is read once in a run whose reductions follow one another; and the rows this

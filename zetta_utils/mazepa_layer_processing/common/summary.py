@@ -78,7 +78,7 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     reduction = reduction_memory(plan)
     # the caches of decoded input chunks stay in the worker from task to task
     cache = _input_cache_bytes(plan, level, read_box)
-    memory += cache + kept_rows_bytes(plan)  # and so do the rows kept for reductions on S3
+    memory += cache + kept_rows_bytes(plan)  # and so do the rows kept for reductions
     reduction += cache if reduction else 0.0
     return {
         "read": reads,
@@ -146,7 +146,7 @@ def _input_cache_bytes(plan: SubchunkablePlan, level: int, read_box: Box) -> flo
 def reduction_memory(plan: SubchunkablePlan) -> float:
     """Bound on the bytes a reduction task holds: its output box, every top-level chunk's
     padded output that meets the box (read at once), and a float buffer of one such output
-    for the cells it sums; on object storage also the frames the previous reduction kept (at
+    for the cells it sums; and the frames the previous reduction kept (at
     most its padded outputs). 0 when the run has no reduction."""
     if (
         plan.reduction_chunk is None

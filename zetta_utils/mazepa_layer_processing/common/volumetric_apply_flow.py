@@ -984,15 +984,15 @@ def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
 
 
 KEPT_ROWS_MAX_BYTES = 256 * 2**20
-"""The most bytes of rows a process keeps for its reductions on object storage."""
+"""The most bytes of rows a process keeps for its reductions."""
 
 
 def kept_rows_bytes(plan: SubchunkablePlan) -> int:
-    """The bytes of rows a process keeps for its reductions on object storage (see
+    """The bytes of rows a process keeps for its reductions (see
     :meth:`.intermediaries.PieceStore._read_needs`): those a reduction reads at most (every
     top-level chunk's padded output that a reduction chunk and its blend pads can meet; the
     bound :func:`.summary.reduction_memory` counts), at most :data:`KEPT_ROWS_MAX_BYTES`; 0 when
-    the run has no reduction or its intermediaries are local."""
+    the run has no reduction."""
     if plan.reduction_chunk is None or plan.store is None or not plan.store.keeps_frames:
         return 0
     chunk, blend = plan.chunk_sizes[0], plan.blend_pads[0]
