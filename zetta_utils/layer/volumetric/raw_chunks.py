@@ -23,7 +23,7 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +74,47 @@ def chunk_spans(
             ]
         )
     return [(x, y, z) for z in spans[2] for y in spans[1] for x in spans[0]]
+
+
+class ChunkPart(NamedTuple):
+    """What a read of ``[start, stop)`` takes from one chunk: the chunk's corner and its end
+    (clipped by the bounds), the part inside the chunk per axis (chunk coordinates), and the view
+    of the output buffer it goes to."""
+
+    corner: tuple[int, int, int]
+    end: tuple[int, int, int]
+    xs: tuple[int, int]
+    ys: tuple[int, int]
+    zs: tuple[int, int]
+    target: npt.NDArray[Any]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (
+            self.end[0] - self.corner[0],
+            self.end[1] - self.corner[1],
+            self.end[2] - self.corner[2],
+        )
+
+
+def chunk_parts(
+    scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int], out: npt.NDArray[Any]
+) -> Iterator[ChunkPart]:
+    """:func:`chunk_spans` of ``[start, stop)`` with the view of ``out`` (XYZC of the region)
+    each chunk's part fills."""
+    for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in chunk_spans(scale, start, stop):
+        yield ChunkPart(
+            (gx, gy, gz),
+            (ex, ey, ez),
+            (xa - gx, xb - gx),
+            (ya - gy, yb - gy),
+            (za - gz, zb - gz),
+            out[
+                xa - start[0] : xb - start[0],
+                ya - start[1] : yb - start[1],
+                za - start[2] : zb - start[2],
+            ],
+        )
 
 
 def whole_chunks(

@@ -36,7 +36,7 @@ import numpy.typing as npt
 from .. import precomputed
 from ..raw_chunks import (
     COMPRESSED_SUFFIXES,
-    chunk_spans,
+    chunk_parts,
     read_chunk_file,
     whole_chunks,
     write_chunk_file,
@@ -100,19 +100,10 @@ def read_chunks_into(
     With ``cache``, whole chunks are read, kept there and taken from there."""
     folder = os.path.join(directory, scale["key"])
     stored = np.dtype(data_type).newbyteorder("<")
-    for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in chunk_spans(scale, start, stop):
-        target = out[
-            xa - start[0] : xb - start[0],
-            ya - start[1] : yb - start[1],
-            za - start[2] : zb - start[2],
-        ]
-        path = os.path.join(folder, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez)))
-        shape = (ex - gx, ey - gy, ez - gz)
-        part = (
-            slice(xa - gx, xb - gx),
-            slice(ya - gy, yb - gy),
-            slice(za - gz, zb - gz),
-        )
+    for c in chunk_parts(scale, start, stop, out):
+        target, shape = c.target, c.shape
+        path = os.path.join(folder, precomputed.chunk_name(c.corner, c.end))
+        part = (slice(*c.xs), slice(*c.ys), slice(*c.zs))
         whole = None if cache is None else cache.get(path)
         if whole is None:
             if cache is None and _read_plain(path, stored, channels, shape, part, target):
@@ -124,7 +115,7 @@ def read_chunks_into(
             if fill_missing and not has_compressed_chunk(path):
                 target[...] = 0
                 continue
-            whole = fallback((gx, gy, gz), (ex, ey, ez))
+            whole = fallback(c.corner, c.end)
         np.copyto(target, whole[part])
 
 

@@ -78,7 +78,7 @@ from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
 from ..raw_chunks import (
     COMPRESSED_SUFFIXES,
-    chunk_spans,
+    chunk_parts,
     copy_raw_rows,
     file_io_sync_default,
     raw_chunk_reads_enabled,
@@ -411,24 +411,10 @@ class TSBackend(PrecomputedBackend):
         directory = os.path.join(self._vpath.key, scale["key"])
         stored = np.dtype(self.data_type).newbyteorder("<")
         channels = self.num_channels
-        for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in chunk_spans(scale, start, stop):
-            target = out[
-                xa - start[0] : xb - start[0],
-                ya - start[1] : yb - start[1],
-                za - start[2] : zb - start[2],
-            ]
-            path = os.path.join(directory, precomputed.chunk_name((gx, gy, gz), (ex, ey, ez)))
-            if not read_chunk_file(
-                path,
-                stored,
-                channels,
-                (ex - gx, ey - gy, ez - gz),
-                (xa - gx, xb - gx),
-                (ya - gy, yb - gy),
-                (za - gz, zb - gz),
-                target,
-            ):
-                target[...] = 0
+        for c in chunk_parts(scale, start, stop, out):
+            path = os.path.join(directory, precomputed.chunk_name(c.corner, c.end))
+            if not read_chunk_file(path, stored, channels, c.shape, c.xs, c.ys, c.zs, c.target):
+                c.target[...] = 0
 
     def _read_sharded_chunks_into(
         self,
@@ -447,17 +433,12 @@ class TSBackend(PrecomputedBackend):
         chunk = [int(n) for n in scale["chunk_sizes"][0]]
         lo = [int(v) for v in scale["voxel_offset"]]
         by_shard: dict[str, list[tuple[Any, ...]]] = {}
-        for (gx, ex, xa, xb), (gy, ey, ya, yb), (gz, ez, za, zb) in chunk_spans(scale, start, stop):
+        for c in chunk_parts(scale, start, stop, out):
+            (gx, gy, gz) = c.corner
             grid = ((gx - lo[0]) // chunk[0], (gy - lo[1]) // chunk[1], (gz - lo[2]) // chunk[2])
             name, minishard, chunk_id = layout.locate(grid)
-            target = out[
-                xa - start[0] : xb - start[0],
-                ya - start[1] : yb - start[1],
-                za - start[2] : zb - start[2],
-            ]
-            part = ((ex - gx, ey - gy, ez - gz), (xa - gx, xb - gx), (ya - gy, yb - gy))
             by_shard.setdefault(name, []).append(
-                (minishard, chunk_id, *part, (za - gz, zb - gz), target)
+                (minishard, chunk_id, c.shape, c.xs, c.ys, c.zs, c.target)
             )
         for name, chunks in by_shard.items():
             path = os.path.join(directory, name)
