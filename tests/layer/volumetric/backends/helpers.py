@@ -110,3 +110,28 @@ def stored_array(data: torch.Tensor, data_type: str) -> np.ndarray:
     array = data.numpy()
     array = array.view(np.uint64) if data_type == "uint64" else array.astype(data_type)
     return array.transpose(1, 2, 3, 0)
+
+
+def expected_region(
+    whole: np.ndarray,
+    start: tuple[int, ...],
+    stop: tuple[int, ...],
+    lo: tuple[int, int, int] = (10, 20, 3),
+    shape: tuple[int, int, int] = (96, 80, 6),
+) -> np.ndarray:
+    """CXYZ of ``[start, stop)`` cut from ``whole`` (XYZC over the dataset of ``shape`` voxels at
+    ``lo``, by default :func:`small_info`'s), zeros outside."""
+    out = np.zeros((whole.shape[3], *(b - a for a, b in zip(start, stop))), dtype=whole.dtype)
+    a = [max(s, o) for s, o in zip(start, lo)]
+    b = [min(e, o + n) for e, o, n in zip(stop, lo, shape)]
+    if all(x < y for x, y in zip(a, b)):
+        part = whole[
+            a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1], a[2] - lo[2] : b[2] - lo[2]
+        ]
+        out[
+            :,
+            a[0] - start[0] : b[0] - start[0],
+            a[1] - start[1] : b[1] - start[1],
+            a[2] - start[2] : b[2] - start[2],
+        ] = part.transpose(3, 0, 1, 2)
+    return out

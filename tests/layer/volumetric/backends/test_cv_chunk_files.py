@@ -18,7 +18,7 @@ from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.cloudvol import CVBackend
 from zetta_utils.layer.volumetric.precomputed import write_info
 
-from .helpers import random_data, small_info, stored_array
+from .helpers import expected_region, random_data, small_info, stored_array
 
 RES = Vec3D(8, 8, 40)
 # dataset (10, 20, 3) - (106, 100, 9) with chunks of (32, 32, 2): the last chunks in y are clipped
@@ -37,25 +37,6 @@ MIDDLE = "42-74_52-84_5-7"  # a chunk file in the middle of the dataset
 
 def plain_cloudvolume(path: str, **kwargs: Any) -> Any:
     return CloudVolume(f"file://{path}", progress=False, fill_missing=True, **kwargs)
-
-
-def expected_region(whole: np.ndarray, start: tuple[int, ...], stop: tuple[int, ...]) -> np.ndarray:
-    """CXYZ of ``[start, stop)`` cut from ``whole`` (XYZC over the dataset), zeros outside."""
-    out = np.zeros((whole.shape[3], *(b - a for a, b in zip(start, stop))), dtype=whole.dtype)
-    lo = (10, 20, 3)
-    a = [max(s, o) for s, o in zip(start, lo)]
-    b = [min(e, o + n) for e, o, n in zip(stop, lo, SHAPE)]
-    if all(x < y for x, y in zip(a, b)):
-        part = whole[
-            a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1], a[2] - lo[2] : b[2] - lo[2]
-        ]
-        out[
-            :,
-            a[0] - start[0] : b[0] - start[0],
-            a[1] - start[1] : b[1] - start[1],
-            a[2] - start[2] : b[2] - start[2],
-        ] = part.transpose(3, 0, 1, 2)
-    return out
 
 
 def chunk_dir(path: str) -> str:

@@ -16,7 +16,7 @@ from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.precomputed import write_info
 from zetta_utils.layer.volumetric.tensorstore import TSBackend
 
-from .helpers import random_data, small_info, stored_array
+from .helpers import expected_region, random_data, small_info, stored_array
 
 RES = Vec3D(8, 8, 40)
 # dataset (10, 20, 3) - (106, 100, 9) with chunks of (32, 32, 2): the last chunks in y are clipped
@@ -40,25 +40,6 @@ def plain_tensorstore(path: str) -> np.ndarray:
         "fill_missing_data_reads": True,
     }
     return np.asarray(ts.open(spec).result().read().result())
-
-
-def expected_region(whole: np.ndarray, start: tuple[int, ...], stop: tuple[int, ...]) -> np.ndarray:
-    """CXYZ of ``[start, stop)`` cut from ``whole`` (XYZC over the dataset), zeros outside."""
-    out = np.zeros((whole.shape[3], *(b - a for a, b in zip(start, stop))), dtype=whole.dtype)
-    lo = (10, 20, 3)
-    a = [max(s, o) for s, o in zip(start, lo)]
-    b = [min(e, o + n) for e, o, n in zip(stop, lo, SHAPE)]
-    if all(x < y for x, y in zip(a, b)):
-        part = whole[
-            a[0] - lo[0] : b[0] - lo[0], a[1] - lo[1] : b[1] - lo[1], a[2] - lo[2] : b[2] - lo[2]
-        ]
-        out[
-            :,
-            a[0] - start[0] : b[0] - start[0],
-            a[1] - start[1] : b[1] - start[1],
-            a[2] - start[2] : b[2] - start[2],
-        ] = part.transpose(3, 0, 1, 2)
-    return out
 
 
 @pytest.mark.parametrize(
