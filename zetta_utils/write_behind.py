@@ -1,0 +1,337 @@
+"""Write-behind: a task's writes finish while its worker starts the next task.
+
+An executor runs each task inside :func:`task_scope`. Inside a scope, backends hand the writes
+that are safe to finish later to this process's writer instead of waiting for them:
+
+* :func:`defer` ``(key, fn, nbytes)``: ``fn()`` runs on the writer thread (one per process, so
+  deferred jobs run in the order they were deferred);
+* :func:`track` ``(key, future, nbytes)``: a future that completes by itself (TensorStore's commit
+  of a write) is only watched.
+
+Both return at once. Outside any scope, in a scope made with write-behind off, or inside
+:func:`synchronous`, ``defer`` runs ``fn`` at once and ``track`` waits for the future: exactly
+the synchronous behaviour. ``key`` names what is written (the volume's path): :func:`wait_for`
+``(key)`` blocks until every pending piece of work on it finished, which every read of a volume
+calls first, so that this process never reads data older than what it wrote.
+
+The executor reports a task's outcome only once ``scope.wait()`` returned: the first error of a
+deferred piece is raised there and fails *that* task (retried like any other failure), never the
+task running meanwhile. What is pending in the process is bounded (:func:`configure`,
+``max_pending_bytes``, default 256 MiB): ``defer`` and ``track`` block while over it.
+
+``ZETTA_WRITE_BEHIND=0`` (or ``false``/``no``/``off``) turns it off: every write finishes before
+its task reports, as in the original.
+
+Standard library only: the layer backends (which defer) and mazepa (which opens the scopes) both
+import it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = [
+    "ENV",
+    "TaskScope",
+    "configure",
+    "current_scope",
+    "defer",
+    "enabled",
+    "pending_bytes",
+    "synchronous",
+    "task_scope",
+    "track",
+    "wait_all",
+    "wait_for",
+]
+
+ENV = "ZETTA_WRITE_BEHIND"
+_OFF = ("0", "false", "no", "off")
+DEFAULT_MAX_PENDING_BYTES = 256 * 2**20
+
+
+def enabled() -> bool:
+    """False when ``$ZETTA_WRITE_BEHIND`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get(ENV, "").strip().lower() not in _OFF
+
+
+class TaskScope:
+    """The deferred work of one task run: :meth:`wait` blocks until all of it finished and
+    re-raises the first error; :meth:`done` says whether it has."""
+
+    def __init__(self, writer: _Writer | None) -> None:
+        self._writer = writer
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[], None]] = []
+
+    @property
+    def deferring(self) -> bool:
+        """Whether work handed to this scope is deferred (False: write-behind is off)."""
+        return self._writer is not None
+
+    def done(self) -> bool:
+        if self._writer is None:
+            return True
+        with self._writer.cond:
+            return self._pending == 0
+
+    def wait(self) -> None:
+        """Block until every piece deferred in this scope finished; raise the first error."""
+        writer = self._writer
+        if writer is None:
+            return
+        with writer.cond:
+            while self._pending:
+                writer.cond.wait()
+            error = self._error
+        if error is not None:
+            raise error
+
+    def add_done_callback(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` (from any thread) once everything deferred in this scope finished; at
+        once if it has."""
+        writer = self._writer
+        if writer is not None:
+            with writer.cond:
+                if self._pending:
+                    self._callbacks.append(fn)
+                    return
+        fn()
+
+
+class _Item:
+    __slots__ = ("key", "nbytes", "scope", "tracked")
+
+    def __init__(self, key: str, nbytes: int, scope: TaskScope, tracked: bool) -> None:
+        self.key = key
+        self.nbytes = nbytes
+        self.scope = scope
+        self.tracked = tracked
+
+
+class _Writer:
+    """This process's pending work: the writer thread's queue and the tracked futures."""
+
+    def __init__(self, max_pending_bytes: int) -> None:
+        self.cond = threading.Condition()
+        self.max_pending_bytes = max_pending_bytes
+        self.jobs: collections.deque[tuple[_Item, Callable[[], Any]]] = collections.deque()
+        self.pending_bytes = 0
+        self.pending_items = 0
+        self.by_key: dict[str, int] = {}
+        self.tracked_by_key: dict[str, int] = {}
+        self.thread: threading.Thread | None = None
+
+    # --- adding work ---------------------------------------------------------------------------
+    def _admit(self, item: _Item) -> None:
+        """Count ``item`` in (the lock held), waiting while the process is over its bound."""
+        while self.pending_items and self.pending_bytes + item.nbytes > self.max_pending_bytes:
+            self.cond.wait()
+        self.pending_bytes += item.nbytes
+        self.pending_items += 1
+        self.by_key[item.key] = self.by_key.get(item.key, 0) + 1
+        if item.tracked:
+            self.tracked_by_key[item.key] = self.tracked_by_key.get(item.key, 0) + 1
+        item.scope._pending += 1
+
+    def submit(self, item: _Item, fn: Callable[[], Any]) -> None:
+        with self.cond:
+            self._admit(item)
+            self.jobs.append((item, fn))
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._run, name="zetta-write-behind", daemon=True
+                )
+                self.thread.start()
+            self.cond.notify_all()
+
+    def track(self, item: _Item, future: Any) -> None:
+        with self.cond:
+            self._admit(item)
+
+        def finished(f: Any) -> None:
+            try:
+                f.result()
+            except BaseException as e:  # handed to the task's scope
+                self.finish(item, e)
+            else:
+                self.finish(item, None)
+
+        future.add_done_callback(finished)
+
+    # --- finishing -----------------------------------------------------------------------------
+    def finish(self, item: _Item, error: BaseException | None) -> None:
+        scope = item.scope
+        callbacks: list[Callable[[], None]] = []
+        with self.cond:
+            self.pending_bytes -= item.nbytes
+            self.pending_items -= 1
+            _decrement(self.by_key, item.key)
+            if item.tracked:
+                _decrement(self.tracked_by_key, item.key)
+            scope._pending -= 1
+            if error is not None and scope._error is None:
+                scope._error = error
+            if not scope._pending:
+                callbacks, scope._callbacks = scope._callbacks, []
+            self.cond.notify_all()
+        for fn in callbacks:
+            fn()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.jobs:
+                    self.cond.wait()
+                item, fn = self.jobs.popleft()
+            try:
+                fn()
+            except BaseException as e:  # handed to the task's scope
+                self.finish(item, e)
+            else:
+                self.finish(item, None)
+
+    # --- waiting -------------------------------------------------------------------------------
+    def wait_for(self, key: str, tracked_only: bool = False) -> None:
+        table = self.tracked_by_key if tracked_only else self.by_key
+        with self.cond:
+            while table.get(key):
+                self.cond.wait()
+
+    def wait_all(self) -> None:
+        with self.cond:
+            while self.pending_items:
+                self.cond.wait()
+
+
+def _decrement(table: dict[str, int], key: str) -> None:
+    left = table[key] - 1
+    if left:
+        table[key] = left
+    else:
+        del table[key]
+
+
+_lock = threading.Lock()
+_max_pending_bytes = DEFAULT_MAX_PENDING_BYTES
+_writer: _Writer | None = None
+_writer_pid = -1
+_CURRENT: contextvars.ContextVar[TaskScope | None] = contextvars.ContextVar(
+    "zetta_write_behind_scope", default=None
+)
+
+
+def _the_writer() -> _Writer:
+    """This process's writer (a new one after ``fork``: threads do not survive it)."""
+    global _writer, _writer_pid
+    with _lock:
+        if _writer is None or _writer_pid != os.getpid():
+            _writer = _Writer(_max_pending_bytes)
+            _writer_pid = os.getpid()
+        return _writer
+
+
+def _existing_writer() -> _Writer | None:
+    writer = _writer
+    return writer if writer is not None and _writer_pid == os.getpid() else None
+
+
+def configure(max_pending_bytes: int | None = None) -> None:
+    """Set the bound on the bytes pending in this process (default 256 MiB): ``defer`` and
+    ``track`` block while what is pending and the new piece exceed it (one piece is always
+    admitted)."""
+    global _max_pending_bytes
+    if max_pending_bytes is not None:
+        if (
+            isinstance(max_pending_bytes, bool)
+            or not isinstance(max_pending_bytes, int)
+            or max_pending_bytes < 0
+        ):
+            raise ValueError(
+                f"`max_pending_bytes` must be a non-negative integer, got {max_pending_bytes!r}"
+            )
+        _max_pending_bytes = max_pending_bytes
+        writer = _existing_writer()
+        if writer is not None:
+            with writer.cond:
+                writer.max_pending_bytes = max_pending_bytes
+                writer.cond.notify_all()
+
+
+@contextlib.contextmanager
+def task_scope(on: bool | None = None) -> Iterator[TaskScope]:
+    """The scope of one task's run (opened by executors): writes deferred inside it belong to it.
+    ``on`` None: ``$ZETTA_WRITE_BEHIND`` decides. Leaving the block does not wait; call
+    ``wait()`` on the scope before reporting the task."""
+    on = enabled() if on is None else on
+    scope = TaskScope(_the_writer() if on else None)
+    token = _CURRENT.set(scope if on else None)
+    try:
+        yield scope
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextlib.contextmanager
+def synchronous() -> Iterator[None]:
+    """Writes inside the block finish before they return (e.g. under a lock that must not be
+    released before the data is on storage)."""
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_scope() -> TaskScope | None:
+    """The scope deferred work goes to in this thread now (None: writes are synchronous)."""
+    return _CURRENT.get()
+
+
+def defer(key: str, fn: Callable[[], Any], nbytes: int = 0) -> None:
+    """Run ``fn()`` on the writer thread as part of the current task (at once, here, without a
+    deferring scope). ``fn`` must own its data: the caller may reuse its buffers on return."""
+    scope = _CURRENT.get()
+    if scope is None or scope._writer is None:
+        fn()
+        return
+    scope._writer.submit(_Item(key, nbytes, scope, tracked=False), fn)
+
+
+def track(key: str, future: Any, nbytes: int = 0) -> None:
+    """Count ``future`` (with ``add_done_callback`` and ``result``, as TensorStore's) as pending
+    work of the current task; without a deferring scope, wait for it here."""
+    scope = _CURRENT.get()
+    if scope is None or scope._writer is None:
+        future.result()
+        return
+    scope._writer.track(_Item(key, nbytes, scope, tracked=True), future)
+
+
+def wait_for(key: str, tracked_only: bool = False) -> None:
+    """Block until the work pending on ``key`` in this process finished (errors are its tasks',
+    not raised here). ``tracked_only``: only tracked futures (deferred jobs run in order on one
+    thread, so a later deferred job on ``key`` needs no wait)."""
+    writer = _existing_writer()
+    if writer is not None:
+        writer.wait_for(key, tracked_only)
+
+
+def wait_all() -> None:
+    """Block until nothing is pending in this process (a worker about to exit, a run's end)."""
+    writer = _existing_writer()
+    if writer is not None:
+        writer.wait_all()
+
+
+def pending_bytes() -> int:
+    """Bytes of work pending in this process."""
+    writer = _existing_writer()
+    return 0 if writer is None else writer.pending_bytes
