@@ -234,10 +234,16 @@ def copy_raw_rows(
     runs = [(za, zb)] if whole_planes else [(z, z + 1) for z in range(za, zb)]
     for c in range(channels):
         for z0, z1 in runs:
-            buffer = np.empty((z1 - z0, yb - ya, nx), dtype=dtype)
             offset = base + ((c * nz + z0) * ny + ya) * nx * dtype.itemsize
+            part = target[:, :, z0 - za : z1 - za, c]
+            direct = part.transpose(2, 1, 0)
+            if xa == 0 and xb == nx and direct.flags.c_contiguous and direct.dtype == dtype:
+                # the rows land where they belong (x fastest, whole rows): read straight there
+                _pread_exactly(fd, path, direct, offset)
+                continue
+            buffer = np.empty((z1 - z0, yb - ya, nx), dtype=dtype)
             _pread_exactly(fd, path, buffer, offset)
-            np.copyto(target[:, :, z0 - za : z1 - za, c], buffer[:, :, xa:xb].transpose(2, 1, 0))
+            np.copyto(part, buffer[:, :, xa:xb].transpose(2, 1, 0))
 
 
 def _pread_exactly(fd: int, path: str, buffer: npt.NDArray[Any], offset: int) -> None:
