@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from . import interrupts
 from .task_outcome import TaskOutcome
+from .task_runs import RanTask, run_task
 from .tasks import Task
 
 __all__ = ["ExecutorBackend", "SerialExecutor"]
@@ -94,7 +95,11 @@ class SerialExecutor:
 
     It takes as many tasks at a time as run in about 20 ms (from the mean duration so far; at most
     ``batch_size``, one until the first has run): tiny tasks go in batches, while work that the
-    scheduler unblocks (a reduction of chunks just computed) waits behind little queued work."""
+    scheduler unblocks (a reduction of chunks just computed) waits behind little queued work.
+
+    Write-behind (:mod:`zetta_utils.write_behind`): a task's deferred writes finish while the next
+    task runs; its outcome is returned once they did (after the next task, or when no task is
+    queued)."""
 
     def __init__(self, batch_size: int = 64, *, duration_of: DurationOf = measured_duration):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -102,6 +107,8 @@ class SerialExecutor:
         self.batch_size = batch_size
         self._queue: deque[Task[Any]] = deque()
         self._finished: list[TaskOutcome[Any]] = []
+        self._behind: RanTask | None = None
+        """The task that ran last, its writes possibly pending, its outcome not returned yet."""
         self._durations = TaskDurations(duration_of)
 
     def free_slots(self) -> int:
@@ -112,33 +119,44 @@ class SerialExecutor:
 
     def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
         """Runs the queued tasks; returns early after the first failure, so that a run that stops
-        on failures does not run the rest of the batch."""
+        on failures does not run the rest of the batch. The last task's outcome waits for the
+        next call (its writes finish meanwhile), unless nothing is queued then."""
         queue = self._queue
         # Outcomes live on the executor until returned, so a Ctrl-C between tasks loses none.
         if self._finished:
             outcomes, self._finished = self._finished, []
             return outcomes
         outcomes = self._finished
+        if not queue:
+            self._finish_behind(outcomes)
         while queue:
             task = queue[0]
             # If Ctrl-C interrupts the task, it stays queued (and runs again if the run goes on).
             guard = interrupts.current_guard()
             if guard is None:
-                outcome = task()
+                ran = run_task(task)
             else:
                 guard.check()
                 guard.active = True
                 try:
-                    outcome = task()
+                    ran = run_task(task)
                 finally:
                     guard.active = False
             queue.popleft()
-            outcomes.append(outcome)
-            self._durations.learn(self._durations.duration_of(outcome))
-            if outcome.exception_type is not None:
+            self._finish_behind(outcomes)
+            self._behind = ran
+            self._durations.learn(self._durations.duration_of(ran.outcome))
+            if not ran.outcome.succeeded or ran.done():  # (nothing left to wait for)
+                self._finish_behind(outcomes)
+            if outcomes and not outcomes[-1].succeeded:
                 break
         self._finished = []
         return outcomes
+
+    def _finish_behind(self, outcomes: list[TaskOutcome[Any]]) -> None:
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            outcomes.append(behind.finish())
 
     @property
     def num_queued(self) -> int:
@@ -152,10 +170,15 @@ class SerialExecutor:
         return queued
 
     def collect_finished(self) -> list[TaskOutcome[Any]]:
-        """Outcomes already produced and not yet returned; runs nothing."""
+        """Outcomes already produced and not yet returned (the last task's once its writes
+        finished: waits for them); runs nothing."""
         outcomes, self._finished = self._finished, []
+        self._finish_behind(outcomes)
         return outcomes
 
     def shutdown(self, cancel: bool = False) -> None:
         self._queue.clear()
         self._finished = []
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            behind.finish()  # nothing this run wrote is left in flight after it

@@ -582,6 +582,9 @@ class SerialUnlessWorthIt:
         outcomes = self._current.poll_outcomes(timeout)
         if not self.decided and outcomes:
             self._decide(outcomes)
+            if self.pool is not None:
+                # the serial part's last task, its writes waited for (write-behind)
+                outcomes += self._serial.collect_finished()
         return outcomes
 
     def collect_finished(self) -> list[TaskOutcome[Any]]:

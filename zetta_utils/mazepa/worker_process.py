@@ -3,8 +3,10 @@
 Messages from the parent are batches of ``(seq, task)`` (see ``serialize_task_batch``; operations
 the worker already holds are not sent again); an empty message means "exit". The worker runs the
 tasks in order and sends back pickled outcome lists, at the end of each batch or every 0.1 s
-during a long one. Before running a task it writes the task's sequence
-number into shared memory, so that if the task kills the process, the parent knows which one did.
+during a long one; a task's outcome is sent once its deferred writes finished
+(:mod:`zetta_utils.write_behind`), which they do while the next task runs. Before running a task
+it writes the task's sequence number into shared memory, so that if the task kills the process,
+the parent knows which one did.
 
 Kept free of heavy imports: it is preloaded into the fork server.
 """
@@ -21,10 +23,13 @@ import threading
 import time
 from typing import Any
 
+from zetta_utils import write_behind
+
 from .nesting import mark_worker_process
 from .semaphores import install_semaphores
 from .serialization import ReceivedOperations, deserialize_task_batch, serialize_outcomes
 from .task_outcome import TaskOutcome
+from .task_runs import RanTask, run_task
 from .tasks import Task
 
 __all__ = ["tune_malloc", "worker_main"]
@@ -90,7 +95,7 @@ def _limit_torch_threads(state: dict[str, bool]) -> None:
             pass
 
 
-def _reader(conn: Any, inbox: queue.SimpleQueue[bytes | None]) -> None:
+def _reader(conn: Any, inbox: queue.SimpleQueue[bytes | str | None]) -> None:
     # Drains the parent's pipe at all times, so the parent never blocks on a full pipe while
     # this worker is busy sending outcomes.
     while True:
@@ -120,10 +125,39 @@ def _no_tqdm_process_lock() -> None:
         lock_class.mp_lock = None  # tqdm's own fallback where multiprocessing locks are missing
 
 
+_WAKE = "wake"
+"""Put in the inbox when the writes of the task finishing behind have finished."""
+
+
+class _Outbox:
+    """Outcomes to send to the parent: at the end of each batch, every 0.1 s during a long one,
+    and whenever the task finishing behind finished while the worker waits for work."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.outcomes: list[TaskOutcome[Any]] = []
+        self.last_send = time.monotonic()
+
+    def send(self) -> None:
+        if self.outcomes:
+            self.conn.send_bytes(serialize_outcomes(self.outcomes))
+            self.outcomes = []
+        self.last_send = time.monotonic()
+
+    def send_if_due(self) -> None:
+        if time.monotonic() - self.last_send >= _SEND_INTERVAL_SEC:
+            self.send()
+
+
 def worker_main(
     task_conn: Any, result_conn: Any, current_seq: Any, semaphores: dict[str, Any] | None
 ) -> None:
-    """Run tasks from ``task_conn`` until told to stop or the parent goes away."""
+    """Run tasks from ``task_conn`` until told to stop or the parent goes away.
+
+    Write-behind: a task's deferred writes finish while the next task runs; its outcome is sent
+    only once they have (so the parent never counts a task done whose writes are pending). At
+    most one task finishes behind the running one; before the worker exits, pending writes are
+    waited for."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # SIGTERM (a cancelled run, a parent that died) ends the worker through SystemExit, so that
     # multiprocessing's exit handlers still run: they unlink what the worker's libraries created.
@@ -133,25 +167,42 @@ def worker_main(
     tune_malloc()
     install_semaphores(semaphores)
     mark_worker_process()
-    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[bytes | str | None] = queue.SimpleQueue()
     threading.Thread(
         target=_reader, args=(task_conn, inbox), daemon=True, name="mazepa-reader"
     ).start()
+    try:
+        _work(inbox, result_conn, current_seq)
+    finally:
+        write_behind.wait_all()
+
+
+def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, current_seq: Any) -> None:
     parent = multiprocessing.parent_process()
     torch_state = {"torch": False}
     received = ReceivedOperations()
+    outbox = _Outbox(result_conn)
+    behind: RanTask | None = None
     while True:
+        if behind is not None and behind.done():
+            outbox.outcomes.append(behind.finish())
+            behind = None
+            outbox.send()
         try:
             data = inbox.get(timeout=1.0)
         except queue.Empty:
             if parent is not None and not parent.is_alive():
                 return
             continue
+        if data == _WAKE:
+            continue
         if not data:
+            if behind is not None:
+                outbox.outcomes.append(behind.finish())
+                outbox.send()
             return
+        assert isinstance(data, bytes)
         ids, load = deserialize_task_batch(data, received)
-        outcomes: list[TaskOutcome[Any]] = []
-        last_send = time.monotonic()
         if ids:
             current_seq.value = ids[0][0]
         try:
@@ -162,23 +213,24 @@ def worker_main(
                 f"the tasks could not be unpickled on the worker: {type(e).__name__}: {e}"
             )
             current_seq.value = -1
-            result_conn.send_bytes(
-                serialize_outcomes(
-                    [TaskOutcome.from_exception(tid, error, retryable=False) for _, tid in ids]
-                )
+            outbox.outcomes.extend(
+                TaskOutcome.from_exception(tid, error, retryable=False) for _, tid in ids
             )
+            outbox.send()
             continue
         for (seq, _), task in zip(ids, tasks, strict=True):
             current_seq.value = seq
             _limit_torch_threads(torch_state)
-            outcome = task()
+            ran = run_task(task)
             _limit_torch_threads(torch_state)
             current_seq.value = -1
-            outcomes.append(outcome)
-            now = time.monotonic()
-            if now - last_send >= _SEND_INTERVAL_SEC:
-                result_conn.send_bytes(serialize_outcomes(outcomes))
-                outcomes = []
-                last_send = now
-        if outcomes:
-            result_conn.send_bytes(serialize_outcomes(outcomes))
+            if behind is not None:
+                outbox.outcomes.append(behind.finish())
+            if ran.done():  # nothing left to wait for
+                outbox.outcomes.append(ran.finish())
+                behind = None
+            else:
+                behind = ran
+                ran.scope.add_done_callback(lambda: inbox.put(_WAKE))
+            outbox.send_if_due()
+        outbox.send()

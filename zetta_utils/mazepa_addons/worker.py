@@ -7,6 +7,9 @@ runs out and the queue hands the task to another worker. The outcome is sent bef
 message is deleted: a worker dying between the two makes the task run twice, never zero times.
 
 Tasks run in the worker's main thread, so they may use torch, CUDA and signals as in a script.
+Write-behind (:mod:`zetta_utils.write_behind`): a task's deferred writes finish while the worker
+takes and runs the next message already queued; its outcome is sent (and its message deleted)
+only once they did, and before the worker waits for new work or exits.
 Every message is checked against the run's key before anything in it is unpickled; a message
 that fails the check is deleted, logged and reported to the producer as ``rejected``.
 
@@ -30,6 +33,7 @@ import attrs
 
 from zetta_utils.mazepa import TaskOutcome, WorkerCrashedError, deserialize_task
 from zetta_utils.mazepa.serialization import serialize_outcomes
+from zetta_utils.mazepa.task_runs import RanTask, run_task
 from zetta_utils.message_queues.base import MessageQueue, QueueNotFoundError, ReceivedMessage
 from zetta_utils.message_queues.signing import MessageSigner, SignatureError
 
@@ -139,6 +143,8 @@ class _Worker:
         self.in_flight = InFlightFile.from_env()
         self.unfinished: list[ReceivedMessage] = []
         """Messages taken and not yet handled, the one being handled first."""
+        self.behind: tuple[ReceivedMessage, RanTask, int, str | None] | None = None
+        """The task that ran last while its writes finish (write-behind): reported after them."""
 
     def _note_running(
         self, message: ReceivedMessage, task_id: str, attempt: int, max_deliveries: Any
@@ -315,12 +321,27 @@ class _Worker:
             self.reject(message, f"task id {task.id!r} does not match the sealed id {task_id!r}")
             return
         logger.debug("worker %s: running %s (attempt %d)", self.worker_id, task_id, attempt)
-        outcome = task()
+        ran = run_task(task)
         self.stats.tasks_run += 1
+        self.finish_behind()
+        self.behind = (message, ran, attempt, location)
+        if ran.done():  # nothing left to wait for
+            self.finish_behind()
+
+    def finish_behind(self) -> None:
+        """Wait for the writes of the task finishing behind (if any), and queue its outcome."""
+        if self.behind is None:
+            return
+        message, ran, attempt, location = self.behind
+        self.behind = None
+        outcome = ran.finish()
         if outcome.exception_type is not None:
             self.stats.tasks_failed += 1
             logger.warning(
-                "task %s failed: %s: %s", task_id, outcome.exception_type, outcome.error_message
+                "task %s failed: %s: %s",
+                outcome.task_id,
+                outcome.exception_type,
+                outcome.error_message,
             )
         self.pending.append((message, outcome.without_exception(), attempt, location))
 
@@ -468,7 +489,10 @@ def _work(
             return reason
         poll = _poll_wait(limits, idle_since)
         if poll is None:
+            w.finish_behind()
             return "idle"
+        if w.behind is not None:
+            poll = 0.0  # a task's outcome waits for its writes: take only work already queued
         want = limits.prefetch
         if limits.max_tasks is not None:
             want = max(1, min(limits.prefetch, limits.max_tasks - w.stats.messages_received))
@@ -493,6 +517,9 @@ def _work(
             time.sleep(delay)
             continue
         if not taken.held:
+            if w.behind is not None:  # no work queued: report the last task once written
+                w.finish_behind()
+                w.flush()
             continue
         idle_since = time.monotonic()
         _handle_taken(w, taken, flags)
@@ -544,6 +571,7 @@ def _wind_down(w: _Worker, work_queue: MessageQueue, taken: _Taken) -> None:
     """Report the last outcomes, stop renewing leases, and give back what was taken and not
     handled at once (rather than when its lease runs out)."""
     try:
+        w.finish_behind()
         w.flush()
     except Exception as e:
         logger.warning("could not report the last outcomes: %s", e)
