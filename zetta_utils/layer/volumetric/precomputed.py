@@ -87,6 +87,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from zetta_utils import write_behind
 from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.tensor_ops.convert import to_np, to_torch
 
@@ -1295,6 +1296,7 @@ class PrecomputedBackend(VolumetricBackend):
         return scale, idx.start, idx.stop
 
     def read(self, idx: VolumetricIndex) -> torch.Tensor:
+        write_behind.wait_for(self._vpath.url)  # what this process wrote lands first
         scale, start, stop = self._voxel_box(idx)
         _, _, in_start, in_stop = _clipped(scale, start, stop)
         if in_start == start and in_stop == stop:
@@ -1323,6 +1325,7 @@ class PrecomputedBackend(VolumetricBackend):
     ) -> None:
         """:meth:`read_into` for the voxels ``[start, stop)`` at ``resolution`` (a stored one),
         without building an index (the per-chunk reads of a flow)."""
+        write_behind.wait_for(self._vpath.url)  # what this process wrote lands first
         scale = self._scale(resolution)
         start_v, stop_v = Vec3D(*start), Vec3D(*stop)
         expected = (self.num_channels, *(stop_v - start_v).tuple())

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zetta_utils import write_behind
 from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import precomputed
 
@@ -56,6 +57,7 @@ def merge_into(backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box
         return
     store = _tensorstore(backend, resolution)
     if store is not None:
+        write_behind.wait_for(backend.path)  # this process's pending writes land first
         futures = []
         for box, data in parts:
             (x0, y0, z0), (x1, y1, z1) = box
@@ -69,7 +71,8 @@ def merge_into(backend: Any, resolution: Vec3D[float], parts: Sequence[tuple[Box
         return
     aligned = _chunks_around(backend, resolution, parts)
     index = aligned.to_index(resolution)
-    with _local_lock(backend, resolution):
+    # the merged chunks are on storage before the lock is released (no write-behind)
+    with _local_lock(backend, resolution), write_behind.synchronous():
         raw = copy_xfast(as_array(backend.read(index)))
         for box, data in parts:
             raw[box.slices_in(aligned)] = data

@@ -351,20 +351,46 @@ class LevelSchedule:
             [[sl.start for sl in slices[1:]] for slices, _shape in self.regions], dtype=np.int64
         ).reshape(-1, 3)
         self.plans, self.plan_weights = _kernel_plans(self.region_ops, acc_dtype)
+        self._shifted: dict[Int3, list[Array]] = {}
 
-    def run(self, out: Array, outputs: Any, what: str) -> None:
+    def run(self, out: Array, outputs: Any, what: str, crop: Int3 = (0, 0, 0)) -> None:
         """Fill ``out`` (the parent's output) from ``outputs``, an iterator of the chunk outputs
-        in the order of ``starts``. Interior pieces are copied; band pieces are summed with their
-        weights (or maxed) into compact float buffers, one per band region, rounded into the
-        output at the end."""
-        if not self._run(out, outputs, what) and self.sums_all:
+        in the order of ``starts`` (each still padded by ``crop`` on every side: the pad is left
+        out here). Interior pieces are copied; band pieces are summed with their weights (or
+        maxed) into compact float buffers, one per band region, rounded into the output at the
+        end."""
+        if not self._run(out, outputs, what, crop) and self.sums_all:
             add_zero(out)
 
-    def _run(self, out: Array, outputs: Any, what: str) -> bool:
+    def _shifted_plans(self, crop: Int3) -> list[Array]:
+        """:attr:`plans` for chunk outputs still padded by ``crop``: their data starts moved."""
+        if not any(crop):
+            return self.plans
+        shifted = self._shifted.get(crop)
+        if shifted is None:
+            shifted = []
+            for plan in self.plans:
+                plan = plan.copy()
+                plan[:, 4:7] += np.array(crop, dtype=np.int64)
+                shifted.append(plan)
+            self._shifted[crop] = shifted
+        return shifted
+
+    def _run(self, out: Array, outputs: Any, what: str, crop: Int3 = (0, 0, 0)) -> bool:
         """:meth:`run`; True if the compiled loops added zero to every copied voxel already."""
         dtype = out.dtype
+        cx, cy, cz = crop
+        cropping = bool(cx or cy or cz)
+
+        def cropped(data: Array) -> Array:
+            return data[
+                :, cx : data.shape[1] - cx, cy : data.shape[2] - cy, cz : data.shape[3] - cz
+            ]
+
         if not self.regions:
             for ops, data in zip(self.region_ops, outputs, strict=True):
+                if cropping:
+                    data = cropped(data)
                 data = self._as_output(data, dtype, what)
                 for _region, out_slices, data_slices, _weight, _coverage in ops:
                     np.copyto(out[out_slices], data[data_slices], casting="unsafe")
@@ -385,8 +411,16 @@ class LevelSchedule:
         round_values = dtype.kind in "iub"
         compiled = not is_max and _kernel_ok(out)
         zero_added = compiled
+        shifted = self._shifted_plans(crop) if compiled else self.plans
         # On an error the buffers are dropped (left dirty); otherwise handed back filled again.
-        for ops, plan, data in zip(self.region_ops, self.plans, outputs, strict=True):
+        for ops, plan, moved, data in zip(
+            self.region_ops, self.plans, shifted, outputs, strict=True
+        ):
+            if compiled and data.dtype == dtype:  # the pad left out by the plan's data starts
+                KERNELS.apply(out, data, buffers, moved, self.plan_weights, self.sums_all)
+                continue
+            if cropping:
+                data = cropped(data)
             data = self._as_output(data, dtype, what)
             if compiled and data.dtype == dtype:
                 KERNELS.apply(out, data, buffers, plan, self.plan_weights, self.sums_all)

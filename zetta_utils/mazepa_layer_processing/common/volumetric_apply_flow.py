@@ -78,6 +78,7 @@ from .layer_wrappers import (
 from .reduction import (
     Array,
     CellCombiner,
+    LevelSchedule,
     as_array,
     copy_xfast,
     empty_xfast,
@@ -351,6 +352,74 @@ class SubchunkablePlan:
 
         return run
 
+    def bottom_outputs(
+        self, kwargs: Mapping[str, Any], out_box: Box, schedule: LevelSchedule
+    ) -> Iterator[Array] | None:
+        """The outputs, *not cropped*, of the bottom level's chunks combined by ``schedule`` into
+        the padded output ``out_box`` of a chunk above, in its order, when every one of them
+        reads all its layers from prefetched data (:meth:`sliced_run_op`); else None. Per chunk:
+        a copy of each input, the function and its checks; the geometry is worked out once per
+        parent chunk, and the crop is left to the schedule (no view per chunk)."""
+        op = self.op
+        if not isinstance(op, VolumetricCallableOperation) or not isinstance(
+            kwargs, PrefetchedKwargs
+        ):
+            return None
+        fast = kwargs.fast
+        if not fast or any(k not in fast and is_layer(v) for k, v in kwargs.items()):
+            return None
+        cx, cy, cz = self.op_crop_pad
+        sx, sy, sz = schedule.padded
+        nx, ny, nz = sx + 2 * cx, sy + 2 * cy, sz + 2 * cz
+        x0, y0, z0 = out_box.start
+        starts = schedule.starts
+        if not starts:
+            return iter(())
+        # the box every chunk's input lies in
+        lo = [min(s[d] for s in starts) for d in range(3)]
+        hi = [max(s[d] for s in starts) for d in range(3)]
+        ux0, uy0, uz0 = x0 + lo[0] - cx, y0 + lo[1] - cy, z0 + lo[2] - cz
+        ux1, uy1, uz1 = x0 + hi[0] + sx + cx, y0 + hi[1] + sy + cy, z0 + hi[2] + sz + cz
+        # in the order of kwargs: (name, prefetched array or None, where the parent's padded
+        # box less the crop starts in it, or the value)
+        items: list[tuple[str, Array | None, Any]] = []
+        for k, v in kwargs.items():
+            source = fast.get(k)
+            if source is None:
+                items.append((k, None, v))
+                continue
+            array, ((a, b, c), (d, e, f)) = source
+            if not (a <= ux0 and b <= uy0 and c <= uz0 and ux1 <= d and uy1 <= e and uz1 <= f):
+                return None
+            items.append((k, array, (x0 - cx - a, y0 - cy - b, z0 - cz - c)))
+        args = self.op_args
+        compute_padded = op.compute_padded
+        shape = (nx, ny, nz)
+        num_channels = self.num_channels
+        what = self.op_name
+
+        def outputs() -> Iterator[Array]:
+            for ox, oy, oz in starts:
+                inputs = {}
+                for k, array, at in items:
+                    if array is None:
+                        inputs[k] = at
+                        continue
+                    px, py, pz = at[0] + ox, at[1] + oy, at[2] + oz
+                    # a copy: the function may change its input in place
+                    inputs[k] = torch.from_numpy(
+                        copy_xfast(array[:, px : px + nx, py : py + ny, pz : pz + nz])
+                    )
+                data = as_array(compute_padded(shape, args, inputs))
+                if data.shape[0] != num_channels:
+                    raise ValueError(
+                        f"{what} (level {self.num_levels - 1}): its output has {data.shape[0]} "
+                        f"channels, dst has {num_channels}"
+                    )
+                yield data
+
+        return outputs()
+
     # --- task_stack_size: the bottom level's chunks through one call of the function -------------
     def _stacked_inputs(
         self, boxes: Sequence[Box], kwargs: Mapping[str, Any]
@@ -498,7 +567,13 @@ class SubchunkablePlan:
         if self.bottom_stack > 1 and sub == self.num_levels - 1:
             outputs = stacked_outputs
 
-        if out.dtype.kind in "iu" and out.dtype.itemsize == 8 and mode != "max":
+        int64_sums = out.dtype.kind in "iu" and out.dtype.itemsize == 8 and mode != "max"
+        if sub == self.num_levels - 1 and self.bottom_stack == 1 and not int64_sums:
+            uncropped = self.bottom_outputs(kwargs, out_box, schedule) if sliced else None
+            if uncropped is not None:
+                schedule.run(out, uncropped, what, self.op_crop_pad)
+                return out
+        if int64_sums:
             # float64 sums cannot hold every int64: cells whose pieces agree are copied exactly
             combiner = CellCombiner(self.dtype, mode, what)
             for ops, data in zip(schedule.ops, outputs(), strict=True):

@@ -51,6 +51,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from zetta_utils import write_behind
 from zetta_utils.geometry import Vec3D
 
 from .. import precomputed
@@ -431,11 +432,23 @@ class CVBackend(PrecomputedBackend):
         cv = self._volume(scale)
         if self._uses_chunk_files(scale) and raw_chunk_writes_enabled():
             chunk_files.write_chunks(
-                self._vpath.key, scale, start, stop, data, sync=file_io_sync_default()
+                self._vpath.key,
+                scale,
+                start,
+                stop,
+                data,
+                sync=file_io_sync_default(),
+                key=self.path,
             )
             return
+        scope = write_behind.current_scope()
+        if scope is not None and scope.deferring:
+            # Write-behind: CloudVolume encodes and stores a copy while the worker goes on (its
+            # handle of this scale is used by the writer thread alone meanwhile: reads of the
+            # volume wait for its pending writes).
+            data = np.array(data, order="F")
 
         def put() -> None:
             cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]] = data
 
-        _translate_errors(put, self.path)
+        write_behind.defer(self.path, lambda: _translate_errors(put, self.path), data.nbytes)

@@ -24,6 +24,7 @@ for ``TSBackend``.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -32,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from zetta_utils import write_behind
 
 from .. import precomputed
 from ..raw_chunks import (
@@ -189,15 +192,33 @@ def write_chunks(
     stop: Sequence[int],
     data: npt.NDArray[Any],
     sync: bool = False,
+    key: str | None = None,
 ) -> None:
     """Store ``data`` (XYZC, whole chunks of the local raw, unsharded ``scale``) as plain chunk
-    files in ``directory`` (the volume's folder); compressed copies of those chunks are deleted."""
+    files in ``directory`` (the volume's folder); compressed copies of those chunks are deleted.
+    With ``key`` (the volume's path), each chunk is written behind in a task's scope
+    (:func:`zetta_utils.write_behind.defer`, on a copy of its data)."""
     folder = os.path.join(directory, scale["key"])
+    scope = write_behind.current_scope() if key is not None else None
+    deferring = scope is not None and scope.deferring
     for name, part in whole_chunks(scale, start, stop, data):
         # a raw chunk is its XYZC array in Fortran order: its transpose in C order
-        write_chunk_file(folder, name, np.ascontiguousarray(part.T), sync)
-        for suffix in COMPRESSED_SUFFIXES:
-            try:
-                os.unlink(os.path.join(folder, name + suffix))
-            except FileNotFoundError:
-                pass
+        chunk = np.ascontiguousarray(part.T)
+        if not deferring:
+            _write_chunk(folder, name, chunk, sync)
+            continue
+        assert key is not None
+        if np.may_share_memory(chunk, data):  # the deferred write must own its data
+            chunk = chunk.copy()
+        write_behind.defer(
+            key, functools.partial(_write_chunk, folder, name, chunk, sync), chunk.nbytes
+        )
+
+
+def _write_chunk(folder: str, name: str, chunk: npt.NDArray[Any], sync: bool) -> None:
+    write_chunk_file(folder, name, chunk, sync)
+    for suffix in COMPRESSED_SUFFIXES:
+        try:
+            os.unlink(os.path.join(folder, name + suffix))
+        except FileNotFoundError:
+            pass

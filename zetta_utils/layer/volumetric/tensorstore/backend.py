@@ -64,6 +64,7 @@ holds only its path, info and settings, so it pickles small and reopens lazily i
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -72,6 +73,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from zetta_utils import write_behind
 from zetta_utils.geometry import Vec3D
 
 from .. import precomputed
@@ -152,6 +154,12 @@ def _check_no_compressed_chunks(vpath: VolumePath, scale_key: str) -> None:
                     break
     except FileNotFoundError:
         pass
+
+
+def _deferring() -> bool:
+    """Whether writes now may finish after they return (write-behind, in a task's scope)."""
+    scope = write_behind.current_scope()
+    return scope is not None and scope.deferring
 
 
 def _is_plain_raw(scale: Mapping[str, Any]) -> bool:
@@ -361,7 +369,17 @@ class TSBackend(PrecomputedBackend):
         if _is_plain_raw(scale) and raw_chunk_writes_enabled():
             self._write_raw_chunks(scale, start, stop, data)
             return
-        self._view(scale, start, stop).write(data).result()
+        view = self._view(scale, start, stop)
+        if not _deferring():
+            view.write(data).result()
+            return
+        # Write-behind: the caller may reuse ``data`` once TensorStore has copied it; encoding
+        # and storing (the commit) finish while the worker goes on. A TensorStore write waits for
+        # this volume's earlier commits first, so that writes land in the order they were made.
+        write_behind.wait_for(self.path, tracked_only=True)
+        futures = view.write(data)
+        futures.copy.result()
+        write_behind.track(self.path, futures.commit, data.nbytes)
 
     # --- whole raw chunks through the key-value store (see the module docstring) ---------------
     def _kvstore(self) -> Any:
@@ -380,12 +398,26 @@ class TSBackend(PrecomputedBackend):
         self._store(scale)  # opened once per process: checks the scale on storage against the info
         kvstore = None if self._vpath.is_local else self._kvstore()
         directory = os.path.join(self._vpath.key, scale["key"])
+        deferring = _deferring()
+        if kvstore is not None and deferring:
+            self._write_raw_chunks_behind(kvstore, scale, start, stop, data)
+            return
         pending: list[Any] = []
         pending_bytes = 0
         for name, part in whole_chunks(scale, start, stop, data):
             # a raw chunk is its XYZC array in Fortran order: its transpose in C order
             if kvstore is None:
-                write_chunk_file(directory, name, np.ascontiguousarray(part.T), self.file_io_sync)
+                chunk = np.ascontiguousarray(part.T)
+                if not deferring:
+                    write_chunk_file(directory, name, chunk, self.file_io_sync)
+                    continue
+                if np.may_share_memory(chunk, data):  # the deferred write must own its data
+                    chunk = chunk.copy()
+                write_behind.defer(
+                    self.path,
+                    functools.partial(write_chunk_file, directory, name, chunk, self.file_io_sync),
+                    chunk.nbytes,
+                )
                 continue
             value = part.tobytes(order="F")
             pending.append(kvstore.write(f"{scale['key']}/{name}", value))
@@ -396,6 +428,23 @@ class TSBackend(PrecomputedBackend):
                 pending, pending_bytes = [], 0
         for future in pending:
             future.result()
+
+    def _write_raw_chunks_behind(
+        self,
+        kvstore: Any,
+        scale: Mapping[str, Any],
+        start: Vec3D[int],
+        stop: Vec3D[int],
+        data: npt.NDArray[Any],
+    ) -> None:
+        """:meth:`_write_raw_chunks` to object storage with write-behind: each chunk's PUT is
+        tracked, not awaited (after this volume's earlier ones, so that they land in order)."""
+        write_behind.wait_for(self.path, tracked_only=True)
+        for name, part in whole_chunks(scale, start, stop, data):
+            value = part.tobytes(order="F")  # (a copy: the PUT owns it)
+            write_behind.track(
+                self.path, kvstore.write(f"{scale['key']}/{name}", value), len(value)
+            )
 
     def _read_raw_chunks_into(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
