@@ -18,10 +18,12 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import pytest
 import torch
@@ -30,6 +32,9 @@ from zetta_utils import mazepa, write_behind
 from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
 from zetta_utils.mazepa.checkpoint import CheckpointStore
+from zetta_utils.mazepa.local_pool import LocalProcessExecutor
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # (tasks unpickled in workers)
 
 RES = (4, 4, 40)
 SIZE = (128, 128, 4)
@@ -262,3 +267,37 @@ def test_a_cancelled_run_waits_for_pending_writes_and_records_their_task(tmp_pat
 def _then(first: mazepa.Task[Any], second: mazepa.Task[Any]) -> Iterator[Any]:
     yield first
     yield second
+
+
+@mazepa.taskable_operation
+def held_write(folder: str) -> str:
+    """Returns at once; its deferred write finishes once the file ``open`` exists."""
+
+    def job() -> None:
+        while not Path(folder, "open").exists():  # (polls a file another process creates)
+            time.sleep(0.01)
+        Path(folder, "written").write_text("")
+
+    write_behind.defer(folder, job)
+    Path(folder, "returned").write_text("")
+    return "ok"
+
+
+def _poll_until(pool: LocalProcessExecutor, done: Any, seen: list[Any]) -> None:
+    deadline = time.monotonic() + 120  # (a guard against hanging, not a timing assumption)
+    while not done():
+        seen += pool.poll_outcomes(0.05)
+        assert time.monotonic() < deadline
+
+
+def test_a_worker_process_reports_a_task_only_once_its_writes_finished(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    with LocalProcessExecutor(1) as pool:
+        pool.submit([held_write.make_task(str(tmp_path))])
+        _poll_until(pool, (tmp_path / "returned").exists, seen)
+        seen += pool.poll_outcomes(0.3)
+        assert seen == [] and not (tmp_path / "written").exists()
+        (tmp_path / "open").write_text("")
+        _poll_until(pool, lambda: bool(seen), seen)
+    assert seen[0].succeeded and seen[0].return_value == "ok"
+    assert (tmp_path / "written").exists()
