@@ -113,6 +113,7 @@ class PieceStore:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_stores"] = {}
+        state.pop("_pooled", None)  # this process's listing
         return state
 
     def mazepa_id_components(self) -> tuple[Any, ...]:
@@ -325,17 +326,25 @@ class PieceStore:
         False if the pool is empty. Overwriting a file reuses its cached pages, where a new file
         needs fresh ones (which cost several times the copy on virtual machines that hand freed
         memory back to their host). Workers race for pooled files safely: a rename succeeds once."""
-        try:
-            names = os.listdir(self._pool_dir)
-        except FileNotFoundError:
-            return False
-        for name in names:
+        names = self._pooled
+        if not names:
             try:
-                os.rename(os.path.join(self._pool_dir, name), tmp)
+                names.extend(os.listdir(self._pool_dir))
+            except FileNotFoundError:
+                return False
+        while names:
+            try:
+                os.rename(os.path.join(self._pool_dir, names.pop()), tmp)
             except FileNotFoundError:  # taken by another writer
                 continue
             return True
         return False
+
+    @functools.cached_property
+    def _pooled(self) -> list[str]:
+        """Names in the pool of this process's last listing not taken yet (listed again once
+        they are all taken: one listing per batch of rows rather than one per row)."""
+        return []
 
     def _read_rows(self, wanted: list[tuple[Int3, int, int]]) -> list[Array]:
         """For each ``(key, a, b)``: values ``[a, b)`` of every channel of chunk ``key``'s row,
@@ -409,21 +418,28 @@ class PieceStore:
         np_type = np.dtype(self.data_type)
         if output.dtype != np_type:
             output = to_output_dtype(output, np_type, "intermediaries")
-        grid = self.grid
-        row = np.empty((self.num_channels, self.row_size), dtype=np_type)
-        for label, start in self.offsets.items():
-            t = grid.tile_shape(label)
-            lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label, strict=True)]
-            piece = output[:, lo[0] : lo[0] + t[0], lo[1] : lo[1] + t[1], lo[2] : lo[2] + t[2]]
+        c = self.num_channels
+        row = np.empty((c, self.row_size), dtype=np_type)
+        for start, stop, shape, piece in self._pack_plan:
             # x-fastest per channel: (C, z, y, x) flattened, copied once
-            target = row[:, start : start + math.prod(t)].reshape(
-                self.num_channels, t[2], t[1], t[0]
-            )
-            np.copyto(target, piece.transpose(0, 3, 2, 1))
+            np.copyto(row[:, start:stop].reshape(c, *shape), output[piece].transpose(0, 3, 2, 1))
         self._write_row(key, row)
         if self.keeps_frames and self.run_token is not None and self.interior is not None:
             # for the reduction of this chunk, when this process runs it (see _read_needs)
             _KEPT_ROWS.add(self._frames_owner(), key, row, self._position, self.keep_bytes)
+
+    @functools.cached_property
+    def _pack_plan(self) -> list[tuple[int, int, tuple[int, int, int], tuple[slice, ...]]]:
+        """Per label, in row order: where its piece lies in the row, its shape there (z, y, x)
+        and its slices in a chunk's padded output (see :meth:`write_chunk`)."""
+        grid = self.grid
+        plan = []
+        for label, start in self.offsets.items():
+            t = grid.tile_shape(label)
+            lo = [ax.offset_in_padded(lab) for ax, lab in zip(grid.axes, label, strict=True)]
+            piece = (slice(None), *(slice(a, a + n) for a, n in zip(lo, t, strict=True)))
+            plan.append((start, start + math.prod(t), (t[2], t[1], t[0]), piece))
+        return plan
 
     def _frames_owner(self) -> tuple[str, str | None]:
         return (self.path, self.run_token)
