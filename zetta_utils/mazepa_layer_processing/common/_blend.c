@@ -68,13 +68,23 @@ static int get_geom(const Py_buffer *x, const Py_buffer *y, geom_t *g) {
     return 0;
 }
 
+/* The row loops below are built twice on x86-64 with GCC: for AVX2 (converting 8 integers to
+ * floats per instruction, where the baseline SSE2 needs several) and for any x86-64; the loader
+ * picks the one the CPU runs (an ifunc). The same IEEE operations in the same order either way
+ * (no contraction, no reassociation): the results are identical. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+
 /* acc (type A) += src (type S) * w over one x row, w = (wx[x] * wy) * wz: the weight and the
  * sum rounded step by step in this order, as the original zetta_utils computes them (its weight
  * template is multiplied by the x, then the y, then the z ramp; then acc + value * weight). Where
  * wz is 1 (no z ramp) the last product is exact and skipped; without wx, w is wy * wz. The build
  * turns off floating-point contraction (setup.py): a fused multiply-add would round once. */
 #define ACC_ROW(A, S)                                                                          \
-    static void acc_row_##A##_##S(char *acc, Py_ssize_t sa, const char *src, Py_ssize_t ss,     \
+    CLONES static void acc_row_##A##_##S(char *acc, Py_ssize_t sa, const char *src, Py_ssize_t ss,     \
                                   const A *wx, A wy, A wz, Py_ssize_t n) {                      \
         A wyz = wy * wz;                                                                        \
         if (sa == (Py_ssize_t)sizeof(A) && ss == (Py_ssize_t)sizeof(S)) {                       \
@@ -97,7 +107,7 @@ static int get_geom(const Py_buffer *x, const Py_buffer *y, geom_t *g) {
 
 /* dst (type D) = rint(acc) (or acc) over one x row; acc set to 0 when clear. */
 #define STORE_ROW(A, D)                                                                        \
-    static void store_row_##A##_##D(char *dst, Py_ssize_t sd, char *acc, Py_ssize_t sa,         \
+    CLONES static void store_row_##A##_##D(char *dst, Py_ssize_t sd, char *acc, Py_ssize_t sa,         \
                                     int round, int clear, Py_ssize_t n) {                       \
         if (sd == (Py_ssize_t)sizeof(D) && sa == (Py_ssize_t)sizeof(A)) {                       \
             D *restrict o = (D *)dst;                                                           \
