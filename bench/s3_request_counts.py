@@ -1,14 +1,14 @@
 """Requests per kind that a flow of ``bench_matrix.py`` makes to its S3 server (issue 24).
 
 Starts ``moto_server`` on 127.0.0.1 with its request log in a file, writes the matrix's source
-volume (``--size`` x ``--size`` x ``--z``), runs one flow once, serially, and counts the lines of
-the server's log that the flow caused (building its layers included), per HTTP method, split into
-the intermediaries (under the run's ``tmp`` prefix) and the rest (the volumes' infos and chunks).
-The counting is here, around the server, not in the package.
+volume (``--size`` x ``--size`` x ``--z``), runs one flow once (serially, or in ``--procs`` worker
+processes), and counts the lines of the server's log that the flow caused (building its layers
+included), per HTTP method, split into the intermediaries (under the run's ``tmp`` prefix) and the
+rest (the volumes' infos and chunks). The counting is here, around the server, not in the package.
 
 Usage:
   .venv/bin/python bench/s3_request_counts.py [--kind s3-raw|s3-gzip] [--flow a|c]
-      [--size 4096] [--z 4]
+      [--size 4096] [--z 4] [--procs 1]
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ import bench_subchunkable as bs
 
 REQUEST = re.compile(r'"([A-Z]+) (/[^ ]*) HTTP/[0-9.]+" (\d+)')
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the server colours the lines of some statuses
-
-
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -62,7 +60,7 @@ def count(requests: list[tuple[str, str, str]], tmp_prefix: str) -> dict[tuple[s
     return dict(counts)
 
 
-def run(kind_name: str, flow: str, size: int, z: int) -> dict[tuple[str, str], int]:
+def run(kind_name: str, flow: str, size: int, z: int, procs: int = 1) -> dict[tuple[str, str], int]:
     from zetta_utils import mazepa
     from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 
@@ -74,6 +72,8 @@ def run(kind_name: str, flow: str, size: int, z: int) -> dict[tuple[str, str], i
         with bm.s3_server(log_path):
             storage = bm.Storage(kind, root)
             src_url = bm.make_source(storage, size, z)
+            if procs > 1:  # after the server: workers get the environment that reaches it
+                bs.fork_server_start(procs)
             dst_url = storage.fresh("dst", size, z)
             if not case.get("skip_intermediaries"):
                 case["level_intermediaries_dirs"] = [storage.url("tmp")] * len(
@@ -92,10 +92,12 @@ def run(kind_name: str, flow: str, size: int, z: int) -> dict[tuple[str, str], i
                 verbose=False,
                 **case,
             )
-            mazepa.execute(built, num_procs=1, show_progress=False)
+            # worker_start_cost_s=0: with --procs 2, the workers' requests, never a serial run's
+            mazepa.execute(built, num_procs=procs, show_progress=False, worker_start_cost_s=0)
             cpu_after = cpu_seconds()
             print(
-                f"CPU time: this process {cpu_after[0] - cpu[0]:.2f} s, the S3 server "
+                f"CPU time: this process {cpu_after[0] - cpu[0]:.2f} s"
+                f"{' (not its workers)' if procs > 1 else ''}, the S3 server "
                 f"{cpu_after[1] - cpu[1]:.2f} s"
             )
             time.sleep(0.5)  # the server logs a request after answering it
@@ -114,10 +116,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flow", default="c", choices=["a", "c"])
     parser.add_argument("--size", type=int, default=4096, help="x and y (a multiple of 2048)")
     parser.add_argument("--z", type=int, default=4, help="z sections")
+    parser.add_argument("--procs", type=int, default=1, help="worker processes (1: serially)")
     args = parser.parse_args(argv)
-    counts = run(args.kind, args.flow, args.size, args.z)
+    counts = run(args.kind, args.flow, args.size, args.z, args.procs)
     chunks = (args.size // bm.CHUNK) ** 2 * args.z
-    print(f"{args.kind} flow ({args.flow}), {chunks} chunks of {bm.CHUNK} x {bm.CHUNK} x 1:")
+    print(
+        f"{args.kind} flow ({args.flow}), {chunks} chunks of {bm.CHUNK} x {bm.CHUNK} x 1, "
+        f"{args.procs} process(es):"
+    )
     methods = sorted({m for _, m in counts})
     for part in ("intermediaries", "rest"):
         cells = ", ".join(f"{m} {counts.get((part, m), 0)}" for m in methods)

@@ -180,3 +180,84 @@ def test_a_long_task_is_prefetched_only_when_every_busy_worker_can_get_one(
         while len(outcomes) < 4:
             outcomes.extend(pool.poll_outcomes(1.0))
         assert all(o.exception_type is None for o in outcomes)
+
+
+def test_first_tasks_given_a_lane_go_to_its_worker_and_elsewhere_only_rather_than_idle() -> None:
+    lanes: TaskLanes[str] = TaskLanes(2)
+    lanes.add(["a", "b", "c", "d"])
+    lanes.add_first(["for 1"], lane=1)
+    lanes.add_first(["retry"])
+    assert len(lanes) == 6
+    assert lanes.take(0, 2) == ["retry", "a"]  # not lane 1's; lane 0 claims a, b
+    assert lanes.num_preferred(1) == 1
+    assert lanes.take(1, 2) == ["for 1", "c"]  # its own first, then it claims c, d
+    lanes.add_first(["r0", "r1"], lane=0)
+    assert lanes.take_preferred(1, 5) == []
+    # lane 1: its own lane, a stolen span of lane 0's, and only then what waits for lane 0
+    # (the last given: the first is the likeliest to find its inputs still in memory there)
+    assert lanes.take(1, 3) == ["d", "b", "r1"]
+    assert lanes.take(0, 5) == ["r0"]
+    assert len(lanes) == 0
+
+
+def _one_task_on(pool: LocalProcessExecutor, task: mazepa.Task[Any]) -> int:
+    """Submitted first (as work released by finished tasks is) to idle workers: the pid that ran
+    it."""
+    pool.submit_first([task])
+    outcomes: list[TaskOutcome[Any]] = []
+    while not outcomes:
+        outcomes.extend(pool.poll_outcomes(1.0))
+    assert outcomes[0].exception_type is None, outcomes[0].traceback
+    return cast(tuple[int, int], outcomes[0].return_value)[1]
+
+
+def test_a_task_runs_on_the_worker_that_ran_most_of_the_tasks_it_reads_from() -> None:
+    # A reduction reads what the top-level tasks it names (``reads_from``) wrote; the worker that
+    # ran them may still hold it in memory. Without the hint, work for idle workers goes to the
+    # first of them, whoever ran what.
+    with LocalProcessExecutor(2, duration_of=_declared_100ms) as pool:
+        producers = [report_pid.make_task(i) for i in range(8)]
+        pids = _run_on_pool(pool, producers)
+        ran: dict[int, list[str]] = {}
+        for task, pid in zip(producers, pids, strict=True):
+            ran.setdefault(pid, []).append(task.id)
+        assert len(ran) == 2  # each worker claimed a span
+        (a, ids_a), (b, ids_b) = sorted(ran.items())
+        for i, (pid, reads) in enumerate(
+            [
+                (a, ids_a[:1]),
+                (b, ids_b[:1]),
+                (a, ids_a[:2] + ids_b[:1]),  # most of them
+                (b, ids_a[:1] + ids_b[:2] + ["an unknown task"]),
+                (b, ids_b),
+                (a, ids_a),
+            ]
+        ):
+            consumer = report_pid.make_task(100 + i).with_options(reads_from=reads)
+            assert pool.preferred_worker(consumer) is not None
+            assert _one_task_on(pool, consumer) == pid, (i, pid)
+        # no hint, a tie, or no task it names known: any worker
+        assert pool.preferred_worker(report_pid.make_task(200)) is None
+        tie = report_pid.make_task(201).with_options(reads_from=ids_a[:1] + ids_b[:1])
+        assert pool.preferred_worker(tie) is None
+        unknown = report_pid.make_task(202).with_options(reads_from=["an unknown task"])
+        assert pool.preferred_worker(unknown) is None
+    with pytest.raises(TypeError, match="reads_from"):
+        report_pid.make_task(0).with_options(reads_from="one id")
+
+
+def test_the_reads_from_hint_stays_with_the_sender() -> None:
+    from zetta_utils.mazepa.serialization import (
+        deserialize_task,
+        deserialize_task_batch,
+        serialize_task,
+        serialize_task_batch,
+    )
+
+    task = report_pid.make_task(1).with_options(reads_from=["x" * 40] * 100)
+    assert task.reads_from == ("x" * 40,) * 100
+    plain = report_pid.make_task(1)
+    assert deserialize_task(serialize_task(task)).reads_from == ()
+    assert len(serialize_task(task)) == len(serialize_task(plain))
+    _, load = deserialize_task_batch(serialize_task_batch([(0, task)]))
+    assert load()[0].reads_from == ()

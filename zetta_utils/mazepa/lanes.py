@@ -10,7 +10,9 @@ A worker with nothing left in its lane claims its share of the tasks nobody has 
 of them when the other lanes still hold work); when there are none, it steals the far half of the
 fullest lane: the owner keeps the tasks next to those it is running, the thief gets a contiguous
 run too, and no worker idles while another holds unsent work. Tasks given with ``first`` (retries,
-work that consumes finished results) go before every lane, to whichever worker asks next.
+work that consumes finished results) go before every lane, to whichever worker asks next, or, given
+a lane (the worker that ran most of what the task reads, see ``Task.reads_from``), to that lane's
+worker before anything else; another worker takes them only when nothing else is left to it.
 """
 
 from __future__ import annotations
@@ -34,17 +36,35 @@ class TaskLanes(Generic[T]):
         self._first: deque[T] = deque()
         self._unclaimed: deque[T] = deque()
         self._lanes: list[deque[T]] = [deque() for _ in range(num_lanes)]
+        # lane -> ``first`` tasks that would rather run on its worker
+        self._preferred: list[deque[T]] = [deque() for _ in range(num_lanes)]
 
     def __len__(self) -> int:
-        return len(self._first) + len(self._unclaimed) + sum(len(lane) for lane in self._lanes)
+        return (
+            len(self._first)
+            + len(self._unclaimed)
+            + sum(len(lane) for lane in self._lanes)
+            + sum(len(queue) for queue in self._preferred)
+        )
 
     def add(self, items: Iterable[T]) -> None:
         """Tasks in the flows' order, after those already held."""
         self._unclaimed.extend(items)
 
-    def add_first(self, items: Iterable[T]) -> None:
-        """Tasks to go before everything held, in their order."""
-        self._first.extendleft(reversed(list(items)))
+    def add_first(self, items: Iterable[T], lane: int | None = None) -> None:
+        """Tasks to go before everything held, in their order; with ``lane``, to that lane's
+        worker (see :meth:`take`)."""
+        queue = self._first if lane is None else self._preferred[lane]
+        queue.extendleft(reversed(list(items)))
+
+    def num_preferred(self, lane: int) -> int:
+        """``first`` tasks waiting for the worker of ``lane``."""
+        return len(self._preferred[lane])
+
+    def take_preferred(self, lane: int, most: int) -> list[T]:
+        """Up to ``most`` of the ``first`` tasks given to ``lane``, and nothing else."""
+        queue = self._preferred[lane]
+        return [queue.popleft() for _ in range(min(most, len(queue)))]
 
     def put_back(self, lane: int, items: Iterable[T]) -> None:
         """Tasks taken from ``lane`` and not run (their worker died): to the front of the lane."""
@@ -54,9 +74,11 @@ class TaskLanes(Generic[T]):
         return [len(lane) for lane in self._lanes]
 
     def take(self, lane: int, most: int) -> list[T]:
-        """Up to ``most`` tasks for the worker of ``lane``: the ``first`` ones, then its lane in
-        order, claiming or stealing a span whenever the lane runs dry."""
-        taken: list[T] = []
+        """Up to ``most`` tasks for the worker of ``lane``: the ``first`` ones given to it, the
+        ``first`` ones given to no lane, then its lane in order, claiming or stealing a span
+        whenever the lane runs dry; when nothing else is left, the ``first`` tasks given to the
+        other lanes (the fullest first), rather than leave this worker idle."""
+        taken = self.take_preferred(lane, most)
         first = self._first
         while first and len(taken) < most:
             taken.append(first.popleft())
@@ -66,6 +88,11 @@ class TaskLanes(Generic[T]):
                 break
             while own and len(taken) < most:
                 taken.append(own.popleft())
+        while len(taken) < most:
+            fullest = max(self._preferred, key=len)
+            if not fullest:
+                break
+            taken.append(fullest.pop())  # the last given: its reads are the least likely kept
         return taken
 
     def clear(self) -> None:
@@ -73,6 +100,8 @@ class TaskLanes(Generic[T]):
         self._unclaimed.clear()
         for lane in self._lanes:
             lane.clear()
+        for queue in self._preferred:
+            queue.clear()
 
     def _claim(self, lane: int) -> bool:
         """Fill the (empty) ``lane`` with a span; False if there is no work left to claim."""

@@ -10,7 +10,10 @@ slow one while another worker idles).
 
 Which worker gets which task: contiguous spans of the flows' order, about a second of work each,
 with stealing (:class:`.lanes.TaskLanes`), so that neighbouring chunks, whose padded reads share
-storage chunks, are read by the same worker and its read cache.
+storage chunks, are read by the same worker and its read cache. A task that names the tasks whose
+outputs it reads (``Task.reads_from``: a reduction, the top-level tasks that wrote its pieces) goes
+to the worker that ran most of them, which may still hold those outputs in memory, unless another
+worker would otherwise idle.
 
 Workers start with "forkserver" where available ("spawn" elsewhere): never plain fork, which is
 unsafe once torch has started its threads. A worker that dies (segfault, ``os._exit``, OOM kill)
@@ -28,7 +31,7 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from typing import Any
@@ -56,6 +59,7 @@ _LONG_TASK_SEC = 0.05  # tasks this long go one at a time, one prefetched
 _SPAN_SEC = 1.0  # work a worker's lane holds beyond what it was sent
 _MAX_SPAN = 512  # tasks
 _MAX_UNATTRIBUTED_DEATHS = 5
+_RAN_ON_MAX = 1 << 16  # task ids whose worker is remembered, for ``reads_from`` hints
 # What every worker imports before its first task: the worker loop, and the parts of
 # multiprocessing that unpickle its pipes, shared counter and semaphores (3-4 ms per worker).
 _PRELOAD = [
@@ -214,6 +218,8 @@ class LocalProcessExecutor:
         self.semaphores = semaphores
         self.exit_grace_s = exit_grace_s
         self._unsent: TaskLanes[Task[Any]] = TaskLanes(num_procs)
+        # task id -> the worker (index) that reported its outcome, the latest last
+        self._ran_on: OrderedDict[str, int] = OrderedDict()
         self._local_outcomes: list[TaskOutcome[Any]] = []
         self._num_outstanding = 0
         self._next_seq = 0
@@ -244,10 +250,31 @@ class LocalProcessExecutor:
 
     def submit_first(self, tasks: Sequence[Task[Any]]) -> None:
         """Tasks to send before those already submitted (retries, work that consumes finished
-        results), to whichever worker has room next."""
+        results), to whichever worker has room next; a task with ``reads_from`` to the worker
+        that ran most of those tasks (see :meth:`preferred_worker`)."""
         self._check_open()
-        self._unsent.add_first(tasks)
+        by_lane: dict[int | None, list[Task[Any]]] = {}
+        for task in tasks:
+            by_lane.setdefault(self.preferred_worker(task), []).append(task)
+        for lane, group in by_lane.items():
+            self._unsent.add_first(group, lane)
         self._dispatch()
+
+    def preferred_worker(self, task: Task[Any]) -> int | None:
+        """The index of the worker that ran most of the tasks ``task`` reads from (those whose
+        outcomes it reported), or None: no hint, none of them known, a tie, or one worker."""
+        if not task.reads_from or self.num_procs == 1:
+            return None
+        counts = [0] * self.num_procs
+        ran_on = self._ran_on
+        for task_id in task.reads_from:
+            index = ran_on.get(task_id)
+            if index is not None:
+                counts[index] += 1
+        most = max(counts)
+        if most == 0 or counts.count(most) > 1:
+            return None
+        return counts.index(most)
 
     def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
         self._check_open()
@@ -384,6 +411,13 @@ class LocalProcessExecutor:
         if not len(unsent):
             return
         batch, cap = self._batch_and_cap()
+        # Tasks meant for a worker (``reads_from``) go to it whenever it has room.
+        for w in self._workers:
+            room = min(cap - len(w.outstanding), unsent.num_preferred(w.index))
+            if room > 0:
+                self._send(w, room, batch, preferred=True)
+        if not len(unsent):
+            return
         # Idle workers first: work queued behind a running task waits for it, however long it
         # takes, so busy workers only get a prefetch of what idle ones could not take. A busy
         # worker gets whole batches: topping it up task by task as each one finishes would cost
@@ -407,10 +441,12 @@ class LocalProcessExecutor:
                 if not left:
                     return
 
-    def _send(self, w: _Worker, room: int, batch: int) -> None:
-        """Up to ``room`` tasks from ``w``'s lane to ``w``, in messages of up to ``batch``."""
+    def _send(self, w: _Worker, room: int, batch: int, preferred: bool = False) -> None:
+        """Up to ``room`` tasks from ``w``'s lane to ``w`` (only those meant for it: with
+        ``preferred``), in messages of up to ``batch``."""
+        take = self._unsent.take_preferred if preferred else self._unsent.take
         while room > 0:
-            tasks = self._unsent.take(w.index, min(batch, room))
+            tasks = take(w.index, min(batch, room))
             if not tasks:
                 return
             items = []
@@ -466,6 +502,7 @@ class LocalProcessExecutor:
                 received = deserialize_outcomes(conn.recv_bytes())
                 for outcome in received:
                     self._take_outstanding(w, outcome.task_id)
+                    self._note_ran_on(outcome.task_id, w.index)
                 outcomes.extend(received)
         except (EOFError, OSError):
             return False
@@ -473,6 +510,12 @@ class LocalProcessExecutor:
             w.process.kill()
             return False
         return True
+
+    def _note_ran_on(self, task_id: str, index: int) -> None:
+        ran_on = self._ran_on
+        ran_on[task_id] = index
+        if len(ran_on) > _RAN_ON_MAX:
+            ran_on.popitem(last=False)
 
     def _take_outstanding(self, w: _Worker, task_id: str) -> None:
         out = w.outstanding
@@ -526,6 +569,8 @@ class LocalProcessExecutor:
                 conn.close()
             except OSError:
                 pass
+        # what it held in memory died with it
+        self._ran_on = OrderedDict((k, i) for k, i in self._ran_on.items() if i != w.index)
         replacement = self._start_worker(w.index)
         self._workers[self._workers.index(w)] = replacement
 

@@ -64,12 +64,18 @@ def _dumps(obj: Any) -> bytes:
 
 
 def serialize_task(task: Task[Any]) -> bytes:
-    """``task`` as bytes (without its outcome)."""
+    """``task`` as bytes (without its outcome and its ``reads_from`` hint)."""
     if not isinstance(task, Task):
         raise TypeError(f"serialize_task: expected a Task, got {type(task).__name__}")
-    if task.outcome is not None:
-        task = attrs.evolve(task, outcome=None)
-    return _dumps(task)
+    return _dumps(_to_send(task))
+
+
+def _to_send(task: Task[Any]) -> Task[Any]:
+    """``task`` without what stays with the sender: its outcome, and the ``reads_from`` hint
+    (for the sender's dispatch only)."""
+    if task.outcome is None and not task.reads_from:
+        return task
+    return attrs.evolve(task, outcome=None, reads_from=())
 
 
 def deserialize_task(data: bytes) -> Task[Any]:
@@ -196,9 +202,7 @@ def serialize_task_batch(
     operation that worker already holds is not sent again. ``sent`` is updated only when the
     whole batch could be pickled."""
     ids = [(seq, task.id) for seq, task in items]
-    tasks = [
-        task if task.outcome is None else attrs.evolve(task, outcome=None) for _, task in items
-    ]
+    tasks = [_to_send(task) for _, task in items]
     if sent is None:
         return pickle.dumps((ids, [], [], _dumps(tasks)), protocol=_PROTOCOL)
     new, forget, refs = sent._encode(tasks)

@@ -18,7 +18,7 @@ import importlib
 import reprlib
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import attrs
@@ -93,7 +93,10 @@ class Task(Generic[R]):
 
     ``worker_type`` routes the task to a group of workers (``"gpu"``); local executors run every
     task. ``resources`` states needs (``{"gpu": 1}``) for executors that schedule by them.
-    ``max_retry`` overrides the run's retry count for this task.
+    ``max_retry`` overrides the run's retry count for this task. ``reads_from``: the ids of
+    tasks whose outputs this one reads, a hint for executors whose workers keep what their
+    tasks wrote (local workers run it, where they can, on the worker that ran most of them); it
+    does not order anything (dependencies do) and is not sent to workers.
     """
 
     fn: Callable[..., R]
@@ -105,6 +108,7 @@ class Task(Generic[R]):
     resources: dict[str, float] = attrs.field(factory=dict)
     max_retry: int | None = None
     outcome: TaskOutcome[R] | None = None
+    reads_from: tuple[str, ...] = ()
 
     def __call__(self) -> TaskOutcome[R]:
         start = time.perf_counter()
@@ -146,11 +150,16 @@ class Task(Generic[R]):
         worker_type: str | None = None,
         resources: Mapping[str, float] | None = None,
         max_retry: int | None = None,
+        reads_from: Sequence[str] | None = None,
     ) -> Task[R]:
         """A copy with the given fields replaced (``None`` keeps the current value)."""
         _validate_options(operation_name, worker_type, resources, max_retry)
         if task_id is not None and (not isinstance(task_id, str) or not task_id):
             raise TypeError(f"`task_id` must be a non-empty string, got {task_id!r}")
+        if reads_from is not None and (
+            isinstance(reads_from, str) or not all(isinstance(i, str) for i in reads_from)
+        ):
+            raise TypeError(f"`reads_from` must be a sequence of task ids, got {reads_from!r}")
         return attrs.evolve(
             self,
             id=task_id if task_id is not None else self.id,
@@ -159,6 +168,7 @@ class Task(Generic[R]):
             resources=dict(resources) if resources is not None else dict(self.resources),
             max_retry=max_retry if max_retry is not None else self.max_retry,
             outcome=None,
+            reads_from=tuple(reads_from) if reads_from is not None else self.reads_from,
         )
 
     def mazepa_id_components(self) -> str:

@@ -961,6 +961,7 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
     )
     upcoming = next(pending, None)
     wave_tasks: dict[int, list[str]] = {}  # wave -> ids of the tasks computing its chunks
+    key_tasks: dict[Int3, str] = {}  # key -> the id of the task computing it
     readers: dict[int, list[mazepa.Flow]] = {}  # wave -> the sub-flows reducing its outputs
     batch: list[mazepa.Task[Any]] = []
     done_wave = -1  # waves up to this one are all yielded
@@ -969,6 +970,7 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
         batch.append(task)
         for wave in sorted({key[w_axis] for key in keys}):
             wave_tasks.setdefault(wave, []).append(task.id)
+        key_tasks.update(dict.fromkeys(keys, task.id))
         last = keys[-1]
         complete = (
             last[w_axis]
@@ -995,7 +997,7 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
             tasks = [
                 _reduction_task(reduce_op, chunk, plan.reduction_worker_type) for chunk, _ in ready
             ]
-            sub = reduction_wave(tasks, after)
+            sub = reduction_wave(_reading(tasks, ready, grid, key_tasks), after)
             for wave in sorted({w for _, waves in ready for w in waves}):
                 readers.setdefault(wave, []).append(sub)
             yield sub
@@ -1003,6 +1005,8 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
         keep_from = upcoming[1].start if upcoming is not None and upcoming[1] else done_wave + 1
         for wave in [w for w in wave_tasks if w < keep_from]:
             del wave_tasks[wave]
+        for key in [k for k in key_tasks if k[w_axis] < keep_from]:
+            del key_tasks[key]
         for wave in [w for w in readers if w < keep_from]:
             subs = readers.pop(wave)
             if not plan.keep_intermediaries:
@@ -1013,6 +1017,20 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
     if rest:  # reads no top-level output at all, or the keys ran out first: after everything
         yield mazepa.Dependency()
         yield from _reduction_batches(reducer, rest, reduce_op.name, plan.reduction_worker_type)
+
+
+def _reading(
+    tasks: list[mazepa.Task[Any]], ready: list[Any], grid: ChunkGrid, key_tasks: dict[Int3, str]
+) -> list[mazepa.Task[Any]]:
+    """The reduction ``tasks`` (of the chunks ``ready``) with the ids of the top-level tasks whose
+    pieces each reads (``reads_from``): local workers run a reduction where most of them ran,
+    which keeps their rows in memory (see ``PieceStore``)."""
+    return [
+        task.with_options(
+            reads_from=[key_tasks[k] for k in grid.keys_overlapping(chunk[1]) if k in key_tasks]
+        )
+        for task, (chunk, _) in zip(tasks, ready, strict=True)
+    ]
 
 
 def _wave_keys(counts: Int3, w_axis: int, wave: int) -> list[Int3]:
