@@ -566,6 +566,30 @@ def test_a_pooled_file_longer_than_a_row_is_cut_to_it(tmp_path: Path) -> None:
     assert (_rows(store, [(1, 0, 0)])[0] == 3).all()
 
 
+def test_a_row_takes_a_file_released_after_the_pool_was_listed(tmp_path: Path) -> None:
+    # The pool is listed once per batch of rows; names another writer took since are skipped,
+    # and files released since are found by listing again.
+    grid = ChunkGrid.over(Box((0, 0, 0), (24, 4, 1)), (4, 4, 1), (1, 0, 0))
+    keys = list(grid.keys())
+    outputs = {
+        key: np.full((1, *grid.padded(key).shape), k + 1, np.uint8) for k, key in enumerate(keys)
+    }
+    store = stored_pieces(tmp_path, grid, {key: outputs[key] for key in keys[:3]}, "uint8")
+    pool = Path(store._pool_dir)
+    store.delete_pieces(keys[:2])
+    store.write_chunk(keys[3], outputs[keys[3]])  # lists both pooled files, takes one
+    (taken_by_another,) = list(pool.iterdir())
+    taken_by_another.unlink()
+    released = os.stat(store._local_file(keys[2])).st_ino
+    store.delete_pieces([keys[2]])
+    store.write_chunk(keys[4], outputs[keys[4]])
+    assert os.stat(store._local_file(keys[4])).st_ino == released
+    assert not list(pool.iterdir())
+    store.write_chunk(keys[5], outputs[keys[5]])  # the pool is empty: a new file
+    for key, row in zip(keys[3:], _rows(store, keys[3:]), strict=True):
+        assert (row == outputs[key].flat[0]).all()
+
+
 def test_concurrent_writers_each_take_their_own_pooled_file(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -327,18 +327,23 @@ class PieceStore:
         needs fresh ones (which cost several times the copy on virtual machines that hand freed
         memory back to their host). Workers race for pooled files safely: a rename succeeds once."""
         names = self._pooled
-        if not names:
-            try:
-                names.extend(os.listdir(self._pool_dir))
-            except FileNotFoundError:
-                return False
-        while names:
+        listed = False
+        while True:
+            if not names:
+                if listed:  # the names listed were all taken by other writers
+                    return False
+                try:
+                    names.extend(os.listdir(self._pool_dir))
+                except FileNotFoundError:
+                    return False
+                listed = True
+                if not names:
+                    return False
             try:
                 os.rename(os.path.join(self._pool_dir, names.pop()), tmp)
-            except FileNotFoundError:  # taken by another writer
+            except FileNotFoundError:  # taken by another writer since listed
                 continue
             return True
-        return False
 
     @functools.cached_property
     def _pooled(self) -> list[str]:
