@@ -11,6 +11,9 @@ import attrs
 from zetta_utils import builder
 from zetta_utils.geometry import BBox3D, SnapMode, Vec3D, to_vec3d
 
+_WHOLE_VOXEL_TOL = 1e-6
+"""How far from a whole voxel a coordinate may be and still count as one (``Vec3D.is_integral``)."""
+
 
 def _to_resolution(value: Any) -> Vec3D[float]:
     res = to_vec3d(value, "resolution")
@@ -49,25 +52,33 @@ class VolumetricIndex:
         )
 
     # --- voxel views -------------------------------------------------------------------------
-    def _voxels(self, value: Vec3D[float], what: str) -> Vec3D[int]:
-        if self.allow_slice_rounding:
-            return value.round()
-        if not value.is_integral():
+    def _voxels(self, side: int, what: str) -> Vec3D[int]:
+        """The ``side`` (0: start, 1: end) of the box in voxels, rounded (halves to even), or a
+        ValueError where it is not within 1e-6 of a whole voxel and rounding is not allowed.
+        Plain arithmetic on the bounds: every read and write of a chunk asks for it."""
+        (bx, by, bz), (rx, ry, rz) = self.bbox.bounds, self.resolution.tuple()
+        x, y, z = bx[side] / rx, by[side] / ry, bz[side] / rz
+        vx, vy, vz = round(x), round(y), round(z)
+        if not self.allow_slice_rounding and (
+            abs(x - vx) > _WHOLE_VOXEL_TOL
+            or abs(y - vy) > _WHOLE_VOXEL_TOL
+            or abs(z - vz) > _WHOLE_VOXEL_TOL
+        ):
             raise ValueError(
                 f"{what} of {self.pformat()} at resolution {tuple(self.resolution)} is not a whole "
-                f"number of voxels ({tuple(value)}); use allow_slice_rounding=True to round"
+                f"number of voxels ({(x, y, z)}); use allow_slice_rounding=True to round"
             )
-        return value.round()
+        return Vec3D(vx, vy, vz)
 
     @functools.cached_property
     def start(self) -> Vec3D[int]:
         """First voxel, at ``resolution``."""
-        return self._voxels(self.bbox.start / self.resolution, "start")
+        return self._voxels(0, "start")
 
     @functools.cached_property
     def stop(self) -> Vec3D[int]:
         """One past the last voxel, at ``resolution``."""
-        return self._voxels(self.bbox.end / self.resolution, "stop")
+        return self._voxels(1, "stop")
 
     @property
     def shape(self) -> Vec3D[int]:

@@ -1222,6 +1222,11 @@ class PrecomputedBackend(VolumetricBackend):
             info = get_info(self._vpath.url, io)
         validate_info(info)
         self._info: dict[str, Any] = copy.deepcopy(dict(info))
+        # the scale of each resolution asked for, and the bounds of each scale, found once: every
+        # chunk a flow reads or writes asks for them
+        self._scales_by_resolution: dict[tuple[float, ...], dict[str, Any]] = {}
+        self._bounds_by_key: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._resolutions: list[Vec3D[float]] | None = None
 
     # --- description ---------------------------------------------------------------------------
     @property
@@ -1263,6 +1268,10 @@ class PrecomputedBackend(VolumetricBackend):
 
     # --- scales --------------------------------------------------------------------------------
     def _scale(self, resolution: Sequence[float] | Vec3D[float]) -> dict[str, Any]:
+        try:
+            return self._scales_by_resolution[tuple(resolution)]
+        except (KeyError, TypeError):
+            pass
         scale = find_scale(self._info, resolution)
         if scale is None:
             stored = ", ".join(_format_res(s["resolution"]) for s in self._info["scales"])
@@ -1271,10 +1280,29 @@ class PrecomputedBackend(VolumetricBackend):
                 f"{self._vpath.url} (stored: {stored}); the layer frontend resamples from a stored "
                 "resolution"
             )
+        self._scales_by_resolution[tuple(resolution)] = scale
         return scale
 
+    def _scale_bounds(self, scale: Mapping[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The scale's voxel bounds ``lo``, ``hi`` as plain tuples."""
+        bounds = self._bounds_by_key.get(scale["key"])
+        if bounds is None:
+            lo = tuple(int(v) for v in scale["voxel_offset"])
+            hi = tuple(a + int(n) for a, n in zip(lo, scale["size"], strict=True))
+            bounds = self._bounds_by_key[scale["key"]] = (lo, hi)
+        return bounds
+
+    def _inside(self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> bool:
+        """Whether ``[start, stop)`` is a non-empty region inside the scale's bounds."""
+        (x0, y0, z0), (x1, y1, z1) = start, stop
+        (lx, ly, lz), (hx, hy, hz) = self._scale_bounds(scale)
+        return lx <= x0 < x1 <= hx and ly <= y0 < y1 <= hy and lz <= z0 < z1 <= hz
+
     def get_resolutions(self) -> list[Vec3D[float]]:
-        return [_scale_resolution(s) for s in self._info["scales"]]
+        resolutions = self._resolutions
+        if resolutions is None:
+            resolutions = self._resolutions = [_scale_resolution(s) for s in self._info["scales"]]
+        return list(resolutions)
 
     def get_voxel_offset(self, resolution: Vec3D[float]) -> Vec3D[int]:
         return Vec3D(*(int(v) for v in self._scale(resolution)["voxel_offset"]))
@@ -1298,9 +1326,9 @@ class PrecomputedBackend(VolumetricBackend):
     def read(self, idx: VolumetricIndex) -> torch.Tensor:
         write_behind.wait_for(self._vpath.url)  # what this process wrote lands first
         scale, start, stop = self._voxel_box(idx)
-        _, _, in_start, in_stop = _clipped(scale, start, stop)
-        if in_start == start and in_stop == stop:
+        if self._inside(scale, start, stop):
             return self._to_cxyz(self._read_xyzc(scale, start, stop))
+        _, _, in_start, in_stop = _clipped(scale, start, stop)
         shape = (self.num_channels, *(stop - start).tuple())
         result = torch.zeros(shape, dtype=self.dtype)
         if all(a < b for a, b in zip(in_start, in_stop, strict=True)):
@@ -1365,12 +1393,17 @@ class PrecomputedBackend(VolumetricBackend):
                 f"data: expected shape {expected} (C, X, Y, Z) for {idx.pformat()} at "
                 f"{_format_res(idx.resolution)}, got {tuple(data.shape)}"
             )
-        lo, hi, in_start, in_stop = _clipped(scale, start, stop)
-        if any(a >= b for a, b in zip(in_start, in_stop, strict=True)):
-            raise ValueError(
-                f"write region {start.tuple()} - {stop.tuple()} at {_format_res(idx.resolution)} "
-                f"lies outside the bounds of {self._vpath.url} ({lo.tuple()} - {hi.tuple()})"
-            )
+        if self._inside(scale, start, stop):
+            in_start, in_stop = start, stop
+            lo, hi = (Vec3D(*b) for b in self._scale_bounds(scale))
+        else:
+            lo, hi, in_start, in_stop = _clipped(scale, start, stop)
+            if any(a >= b for a, b in zip(in_start, in_stop, strict=True)):
+                raise ValueError(
+                    f"write region {start.tuple()} - {stop.tuple()} at "
+                    f"{_format_res(idx.resolution)} lies outside the bounds of {self._vpath.url} "
+                    f"({lo.tuple()} - {hi.tuple()})"
+                )
         self._check_aligned(scale, in_start, in_stop, lo, hi, idx)
         if in_start != start or in_stop != stop:
             o = in_start - start

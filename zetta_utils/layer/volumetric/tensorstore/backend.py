@@ -108,10 +108,10 @@ class _Registry:
         self.handles: dict[tuple[Any, ...], Any] = {}
 
     def check_pid(self) -> None:
-        if self.pid != os.getpid():
+        if self.pid != _PID[0]:
             self.contexts.clear()
             self.handles.clear()
-            self.pid = os.getpid()
+            self.pid = _PID[0]
 
     def drop(self, url: str, unrevalidated_only: bool = False) -> None:
         """Forget the volume's contexts and handles (with ``unrevalidated_only``, those of
@@ -121,6 +121,11 @@ class _Registry:
                 for key in [k for k in table if k[0] == url and not (unrevalidated_only and k[-1])]:
                     del table[key]
 
+
+_PID = [os.getpid()]
+"""This process's id, updated in a child after ``fork`` (``os.getpid`` is a system call, and every
+chunk read or written looks its handle up)."""
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 _REGISTRY = _Registry()
 
@@ -255,6 +260,9 @@ class TSBackend(PrecomputedBackend):
     def _handle(self, what: str, opener: Callable[[], Any]) -> Any:
         """This process's handle ``what`` (a scale key, or ``#kvstore``), opened on first use."""
         key = (self.path, what, self.cache_bytes_limit, self.file_io_sync, self.revalidate_cache)
+        handle = _REGISTRY.handles.get(key)
+        if handle is not None and _REGISTRY.pid == _PID[0]:
+            return handle  # opened before in this process (the lock is for opening)
         with _REGISTRY.lock:
             _REGISTRY.check_pid()
             handle = _REGISTRY.handles.get(key)
