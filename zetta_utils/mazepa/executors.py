@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from zetta_utils import write_behind
+
 from . import interrupts
 from .task_outcome import TaskOutcome
 from .task_runs import RanTask, run_task
@@ -181,4 +183,6 @@ class SerialExecutor:
         self._finished = []
         behind, self._behind = self._behind, None
         if behind is not None:
-            behind.finish()  # nothing this run wrote is left in flight after it
+            behind.finish()
+        # nothing this run wrote is left in flight after it (a task cut short by Ctrl-C, too)
+        write_behind.wait_all()
