@@ -38,24 +38,24 @@ class TaskLanes(Generic[T]):
         self._lanes: list[deque[T]] = [deque() for _ in range(num_lanes)]
         # lane -> ``first`` tasks that would rather run on its worker
         self._preferred: list[deque[T]] = [deque() for _ in range(num_lanes)]
+        self._size = 0  # tasks held (asked for at every dispatch: counted, not summed)
 
     def __len__(self) -> int:
-        return (
-            len(self._first)
-            + len(self._unclaimed)
-            + sum(len(lane) for lane in self._lanes)
-            + sum(len(queue) for queue in self._preferred)
-        )
+        return self._size
 
     def add(self, items: Iterable[T]) -> None:
         """Tasks in the flows' order, after those already held."""
+        before = len(self._unclaimed)
         self._unclaimed.extend(items)
+        self._size += len(self._unclaimed) - before
 
     def add_first(self, items: Iterable[T], lane: int | None = None) -> None:
         """Tasks to go before everything held, in their order; with ``lane``, to that lane's
         worker (see :meth:`take`)."""
         queue = self._first if lane is None else self._preferred[lane]
-        queue.extendleft(reversed(list(items)))
+        items = list(items)
+        queue.extendleft(reversed(items))
+        self._size += len(items)
 
     def num_preferred(self, lane: int) -> int:
         """``first`` tasks waiting for the worker of ``lane``."""
@@ -64,11 +64,15 @@ class TaskLanes(Generic[T]):
     def take_preferred(self, lane: int, most: int) -> list[T]:
         """Up to ``most`` of the ``first`` tasks given to ``lane``, and nothing else."""
         queue = self._preferred[lane]
-        return [queue.popleft() for _ in range(min(most, len(queue)))]
+        taken = [queue.popleft() for _ in range(min(most, len(queue)))]
+        self._size -= len(taken)
+        return taken
 
     def put_back(self, lane: int, items: Iterable[T]) -> None:
         """Tasks taken from ``lane`` and not run (their worker died): to the front of the lane."""
-        self._lanes[lane].extendleft(reversed(list(items)))
+        items = list(items)
+        self._lanes[lane].extendleft(reversed(items))
+        self._size += len(items)
 
     def lane_sizes(self) -> list[int]:
         return [len(lane) for lane in self._lanes]
@@ -79,6 +83,7 @@ class TaskLanes(Generic[T]):
         whenever the lane runs dry; when nothing else is left, the ``first`` tasks given to the
         other lanes (the fullest first), rather than leave this worker idle."""
         taken = self.take_preferred(lane, most)
+        given = len(taken)  # (counted off already)
         first = self._first
         while first and len(taken) < most:
             taken.append(first.popleft())
@@ -93,6 +98,7 @@ class TaskLanes(Generic[T]):
             if not fullest:
                 break
             taken.append(fullest.pop())  # the last given: its reads are the least likely kept
+        self._size -= len(taken) - given
         return taken
 
     def clear(self) -> None:
@@ -102,6 +108,7 @@ class TaskLanes(Generic[T]):
             lane.clear()
         for queue in self._preferred:
             queue.clear()
+        self._size = 0
 
     def _claim(self, lane: int) -> bool:
         """Fill the (empty) ``lane`` with a span; False if there is no work left to claim."""

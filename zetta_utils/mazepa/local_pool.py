@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import select
 import signal
 import sys
 import threading
@@ -33,7 +34,6 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import wait
 from typing import Any
 
 from .executors import DurationOf, ExecutorBackend, SerialExecutor, TaskDurations, measured_duration
@@ -150,13 +150,24 @@ def default_start_method() -> str:
 
 
 class _Worker:
-    __slots__ = ("index", "outstanding", "process", "result_conn", "sent", "seq", "task_conn")
+    __slots__ = (
+        "index",
+        "outstanding",
+        "process",
+        "readable",
+        "result_conn",
+        "sent",
+        "seq",
+        "task_conn",
+    )
 
     def __init__(self, index: int, process: Any, task_conn: Any, result_conn: Any, seq: Any):
         self.index = index
         self.process = process
         self.task_conn = task_conn
         self.result_conn = result_conn
+        self.readable = select.poll()  # whether a message (or the pipe's end) waits
+        self.readable.register(result_conn.fileno(), select.POLLIN)
         self.seq = seq
         self.sent = SentOperations()  # the operations this worker holds
         # (seq, task) sent to the worker and not yet reported, in order.
@@ -227,11 +238,17 @@ class LocalProcessExecutor:
         self._unattributed_deaths = 0
         self._closed = False
         self._workers: list[_Worker] = []
+        # one poll set of every worker's result pipe and sentinel, kept from call to call
+        # (multiprocessing's wait() builds a selector per call: most of the parent's time per
+        # message)
+        self._poller = select.poll()
+        self._polled: dict[int, tuple[_Worker, bool]] = {}
         self._processes: list[Any] = []  # every process started, for the finalizer
         self._finalizer = weakref.finalize(self, _stop_processes, self._processes, 1.0)
         try:
             for i in range(num_procs):
                 self._workers.append(self._start_worker(i))
+                self._watch(self._workers[-1])
         except BaseException:
             self.shutdown(cancel=True)
             raise
@@ -281,16 +298,15 @@ class LocalProcessExecutor:
         self._dispatch()
         if self._local_outcomes:
             timeout = 0.0
-        by_object: dict[Any, tuple[_Worker, bool]] = {}
-        for w in self._workers:
-            by_object[w.result_conn] = (w, False)
-            by_object[w.process.sentinel] = (w, True)
         with interruptible():
-            ready = wait(list(by_object), timeout)
+            ready = self._poller.poll(max(0, math.ceil(timeout * 1000)))
         outcomes, self._local_outcomes = self._local_outcomes, []
         dead: list[_Worker] = []
-        for obj in ready:
-            w, is_sentinel = by_object[obj]
+        for fd, _ in ready:
+            polled = self._polled.get(fd)
+            if polled is None:  # (a replaced worker's, in the same poll)
+                continue
+            w, is_sentinel = polled
             if is_sentinel:
                 if w not in dead:
                     dead.append(w)
@@ -411,6 +427,8 @@ class LocalProcessExecutor:
         if not len(unsent):
             return
         batch, cap = self._batch_and_cap()
+        if all(len(w.outstanding) >= cap for w in self._workers):
+            return  # (most calls: every worker holds all it may)
         # Tasks meant for a worker (``reads_from``) go to it whenever it has room.
         for w in self._workers:
             room = min(cap - len(w.outstanding), unsent.num_preferred(w.index))
@@ -494,11 +512,22 @@ class LocalProcessExecutor:
         items[:] = good
         return serialize_task_batch(good, sent) if good else None
 
+    def _watch(self, w: _Worker) -> None:
+        for fd, is_sentinel in ((w.result_conn.fileno(), False), (w.process.sentinel, True)):
+            self._poller.register(fd, select.POLLIN)
+            self._polled[fd] = (w, is_sentinel)
+
+    def _unwatch(self, w: _Worker) -> None:
+        for fd, (owner, _) in list(self._polled.items()):
+            if owner is w:
+                self._poller.unregister(fd)
+                del self._polled[fd]
+
     def _drain(self, w: _Worker, outcomes: list[TaskOutcome[Any]]) -> bool:
         """Read every message waiting from ``w``; False if its pipe is closed."""
         conn = w.result_conn
         try:
-            while conn.poll():
+            while w.readable.poll(0):
                 received = deserialize_outcomes(conn.recv_bytes())
                 for outcome in received:
                     self._take_outstanding(w, outcome.task_id)
@@ -564,6 +593,7 @@ class LocalProcessExecutor:
                     "mazepa worker processes keep dying outside of tasks (last: "
                     f"{_describe_exit(exitcode)}); see their output above"
                 )
+        self._unwatch(w)
         for conn in (w.task_conn, w.result_conn):
             try:
                 conn.close()
@@ -573,6 +603,7 @@ class LocalProcessExecutor:
         self._ran_on = OrderedDict((k, i) for k, i in self._ran_on.items() if i != w.index)
         replacement = self._start_worker(w.index)
         self._workers[self._workers.index(w)] = replacement
+        self._watch(replacement)
 
 
 class SerialUnlessWorthIt:
