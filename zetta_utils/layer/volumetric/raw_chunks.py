@@ -19,6 +19,7 @@ The environment switches:
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import threading
@@ -143,29 +144,18 @@ file system may have the same process and thread ids."""
 
 
 def write_chunk_file(directory: str, name: str, data: npt.NDArray[Any], sync: bool) -> None:
-    """Store ``data`` (C-contiguous) as the file ``name`` in ``directory`` (created if need be):
-    written to a hidden temporary file there (one per writer: machine, process and thread), then
-    renamed into place, so that readers never see half a file. With ``sync``, the file and the
+    """Store ``data`` (C-contiguous) as the file ``name`` in ``directory`` (created if need be),
+    so that readers never see half a file and a writer killed midway leaves nothing behind.
+
+    The bytes go to an unnamed file in ``directory`` (``O_TMPFILE``: the kernel frees it if the
+    writer dies before it is complete), which then gets a hidden temporary name (one per writer:
+    machine, process and thread) and is renamed into place. Where the file system has no unnamed
+    files, the bytes go to the hidden temporary file itself. With ``sync``, the file and the
     directory are fsynced."""
     tmp = os.path.join(directory, f".{name}.{_TMP_TOKEN}.{os.getpid()}.{threading.get_ident()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileNotFoundError:  # the scale's first chunk
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        view = data.data.cast("B")
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done:])
-        if sync:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
+    fd = _open_unnamed(directory)
+    if fd is None or not _named_after_writing(fd, tmp, data, sync):
+        _write_named(tmp, data, sync)
     os.replace(tmp, os.path.join(directory, name))
     if sync:
         dir_fd = os.open(directory, os.O_RDONLY)
@@ -173,6 +163,73 @@ def write_chunk_file(directory: str, name: str, data: npt.NDArray[Any], sync: bo
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+_UNNAMED_FILES = [hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")]
+"""Whether unnamed files (``O_TMPFILE``, named later through ``/proc/self/fd``) are used: off for
+the rest of the process once a file system refused them."""
+
+
+def _open_unnamed(directory: str) -> int | None:
+    """A descriptor of a new unnamed file in ``directory`` (created if need be); None where
+    unnamed files are not available."""
+    if not _UNNAMED_FILES[0]:
+        return None
+    flags = os.O_WRONLY | os.O_TMPFILE  # type: ignore[attr-defined,unused-ignore]
+    try:
+        try:
+            return os.open(directory, flags, 0o644)
+        except FileNotFoundError:  # the scale's first chunk
+            os.makedirs(directory, exist_ok=True)
+            return os.open(directory, flags, 0o644)
+    except OSError as e:
+        # EISDIR: a kernel without O_TMPFILE; EOPNOTSUPP/EINVAL: a file system without it
+        if e.errno in (errno.EISDIR, errno.EOPNOTSUPP, errno.EINVAL):
+            _UNNAMED_FILES[0] = False
+            return None
+        raise
+
+
+def _named_after_writing(fd: int, tmp: str, data: npt.NDArray[Any], sync: bool) -> bool:
+    """Write ``data`` to the unnamed file ``fd`` and name it ``tmp``; False (unnamed files off
+    from now on) where it cannot be named."""
+    try:
+        _write_all(fd, data, sync)
+        # (a directory descriptor makes os.link call linkat, which follows the /proc link)
+        os.link(f"/proc/self/fd/{fd}", tmp, src_dir_fd=fd, follow_symlinks=True)
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        _UNNAMED_FILES[0] = False
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _write_named(tmp: str, data: npt.NDArray[Any], sync: bool) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:  # the scale's first chunk
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        _write_all(fd, data, sync)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+
+
+def _write_all(fd: int, data: npt.NDArray[Any], sync: bool) -> None:
+    view = data.data.cast("B")
+    done = 0
+    while done < len(view):
+        done += os.write(fd, view[done:])
+    if sync:
+        os.fsync(fd)
 
 
 def read_chunk_file(

@@ -116,3 +116,49 @@ def test_raw_chunk_writes_refuse_a_scale_changed_on_storage(tmp_path: Path) -> N
     assert not os.path.exists(os.path.join(path, "8_8_40")) or not os.listdir(
         os.path.join(path, "8_8_40")
     )
+
+
+_KILLED_MIDWAY = """
+import os, signal, sys
+import numpy as np
+from zetta_utils.layer.volumetric import raw_chunks
+
+real_write = os.write
+
+def write_then_die(fd, data):
+    real_write(fd, bytes(data[: len(data) // 2]))
+    os.kill(os.getpid(), signal.SIGKILL)  # the writer dies with half the chunk written
+
+os.write = write_then_die
+raw_chunks.write_chunk_file(sys.argv[1], "0-4_0-4_0-1", np.full(16, 7, dtype=np.uint8), False)
+"""
+
+
+def test_a_chunk_writer_killed_midway_leaves_the_old_chunk_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from zetta_utils.layer.volumetric import raw_chunks
+
+    directory = str(tmp_path / "8_8_40")
+    raw_chunks.write_chunk_file(directory, "0-4_0-4_0-1", np.full(16, 3, dtype=np.uint8), False)
+    proc = subprocess.run([sys.executable, "-c", _KILLED_MIDWAY, directory], check=False)
+    assert proc.returncode == -9
+    assert os.listdir(directory) == ["0-4_0-4_0-1"]
+    assert (tmp_path / "8_8_40" / "0-4_0-4_0-1").read_bytes() == bytes([3] * 16)
+
+
+def test_chunk_writes_without_unnamed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a file system refuses unnamed files, a hidden temporary file is renamed into place."""
+    from zetta_utils.layer.volumetric import raw_chunks
+
+    monkeypatch.setattr(raw_chunks, "_UNNAMED_FILES", [False])
+    directory = str(tmp_path / "new" / "8_8_40")
+    raw_chunks.write_chunk_file(directory, "a", np.arange(8, dtype=np.uint8), True)
+    raw_chunks.write_chunk_file(directory, "a", np.arange(8, 16, dtype=np.uint8), False)
+    assert os.listdir(directory) == ["a"]
+    assert (tmp_path / "new" / "8_8_40" / "a").read_bytes() == bytes(range(8, 16))
