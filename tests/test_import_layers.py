@@ -1,7 +1,7 @@
 """The package's import graph: no upward imports between layers, no cycles between modules.
 
-The layers, bottom to top (``shared/DESIGN.md``): builder -> geometry, parsing -> tensor_ops ->
-layer -> mazepa -> message_queues -> cloud_management -> mazepa_addons ->
+The layers, bottom to top (``shared/DESIGN.md``): builder, write_behind (a module) -> geometry,
+parsing -> tensor_ops -> layer -> mazepa -> message_queues -> cloud_management -> mazepa_addons ->
 mazepa_layer_processing -> demo, training -> cli. A module may import its own package and the
 packages of lower layers, never a package of a higher layer (or of the same layer, for the two
 layers that hold two packages).
@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 LAYERS: dict[str, int] = {
     "builder": 0,
+    "write_behind": 0,  # a module (standard library only): layer's backends and mazepa use it
     "geometry": 1,
     "parsing": 1,
     "tensor_ops": 2,
