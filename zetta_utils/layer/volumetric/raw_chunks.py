@@ -156,7 +156,11 @@ def write_chunk_file(directory: str, name: str, data: npt.NDArray[Any], sync: bo
     fd = _open_unnamed(directory)
     if fd is None or not _named_after_writing(fd, tmp, data, sync):
         _write_named(tmp, data, sync)
-    os.replace(tmp, os.path.join(directory, name))
+    try:
+        os.replace(tmp, os.path.join(directory, name))
+    except BaseException:
+        os.unlink(tmp)  # (a retry of this writer takes the same name)
+        raise
     if sync:
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -196,7 +200,11 @@ def _named_after_writing(fd: int, tmp: str, data: npt.NDArray[Any], sync: bool) 
     try:
         _write_all(fd, data, sync)
         # (a directory descriptor makes os.link call linkat, which follows the /proc link)
-        os.link(f"/proc/self/fd/{fd}", tmp, src_dir_fd=fd, follow_symlinks=True)
+        try:
+            os.link(f"/proc/self/fd/{fd}", tmp, src_dir_fd=fd, follow_symlinks=True)
+        except FileExistsError:  # left by a writer of this name that died between two steps
+            os.unlink(tmp)
+            os.link(f"/proc/self/fd/{fd}", tmp, src_dir_fd=fd, follow_symlinks=True)
     except OSError as e:
         if e.errno not in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP):
             raise

@@ -162,3 +162,23 @@ def test_chunk_writes_without_unnamed_files(
     raw_chunks.write_chunk_file(directory, "a", np.arange(8, 16, dtype=np.uint8), False)
     assert os.listdir(directory) == ["a"]
     assert (tmp_path / "new" / "8_8_40" / "a").read_bytes() == bytes(range(8, 16))
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_a_chunk_write_that_failed_to_land_can_be_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    """A chunk file whose place is taken (here by a folder) fails to land and leaves nothing;
+    the same writer's retry, once the place is free, succeeds."""
+    from zetta_utils.layer.volumetric import raw_chunks
+
+    monkeypatch.setattr(raw_chunks, "_UNNAMED_FILES", [unnamed and raw_chunks._UNNAMED_FILES[0]])
+    directory = tmp_path / "8_8_40"
+    (directory / "a").mkdir(parents=True)
+    with pytest.raises(OSError):
+        raw_chunks.write_chunk_file(str(directory), "a", np.arange(8, dtype=np.uint8), False)
+    assert os.listdir(directory) == ["a"]
+    (directory / "a").rmdir()
+    raw_chunks.write_chunk_file(str(directory), "a", np.arange(8, dtype=np.uint8), False)
+    assert os.listdir(directory) == ["a"]
+    assert (directory / "a").read_bytes() == bytes(range(8))
