@@ -309,6 +309,18 @@ class SubchunkablePlan:
         op(self._index(out_box, chunk_id), capture_layer(capture), *self.op_args, **kwargs)
         return as_array(capture.result())
 
+    def _all_prefetched(self, kwargs: Mapping[str, Any]) -> dict[str, tuple[Array, Box]] | None:
+        """The prefetched data of ``kwargs`` when the operation is a
+        :class:`VolumetricCallableOperation` and every layer argument has some; else None."""
+        if not isinstance(self.op, VolumetricCallableOperation) or not isinstance(
+            kwargs, PrefetchedKwargs
+        ):
+            return None
+        fast = kwargs.fast
+        if not fast or any(k not in fast and is_layer(v) for k, v in kwargs.items()):
+            return None
+        return fast
+
     def sliced_run_op(self, kwargs: Mapping[str, Any]) -> Callable[[Box, int], Array] | None:
         """:meth:`run_op` for the bottom level's chunks under one prefetched chunk, as a function
         of ``(out_box, chunk_id)``; None unless the operation is a
@@ -317,12 +329,8 @@ class SubchunkablePlan:
         its checks, the crop), less the per-chunk lookups; a chunk reading outside the
         prefetched data goes through :meth:`run_op`."""
         op = self.op
-        if not isinstance(op, VolumetricCallableOperation) or not isinstance(
-            kwargs, PrefetchedKwargs
-        ):
-            return None
-        fast = kwargs.fast
-        if not fast or any(k not in fast and is_layer(v) for k, v in kwargs.items()):
+        fast = self._all_prefetched(kwargs)
+        if fast is None or not isinstance(op, VolumetricCallableOperation):
             return None
         # in the order of kwargs: (name, prefetched array and its box, or None and the value)
         items = [(k, fast.get(k), v) for k, v in kwargs.items()]
@@ -361,12 +369,8 @@ class SubchunkablePlan:
         a copy of each input, the function and its checks; the geometry is worked out once per
         parent chunk, and the crop is left to the schedule (no view per chunk)."""
         op = self.op
-        if not isinstance(op, VolumetricCallableOperation) or not isinstance(
-            kwargs, PrefetchedKwargs
-        ):
-            return None
-        fast = kwargs.fast
-        if not fast or any(k not in fast and is_layer(v) for k, v in kwargs.items()):
+        fast = self._all_prefetched(kwargs)
+        if fast is None or not isinstance(op, VolumetricCallableOperation):
             return None
         cx, cy, cz = self.op_crop_pad
         sx, sy, sz = schedule.padded
