@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +80,22 @@ def _list_queue_names(prefix: str = "") -> list[str]:
 def list_queues(sqs_env: str) -> Callable[[str], list[str]]:
     """Names of the queues on the server starting with a prefix."""
     return _list_queue_names
+
+
+_run_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def run_queues(sqs_env: str) -> Iterator[tuple[str, Any, Any]]:
+    """A run id with its work and outcome queues on the server (``SQSQueue``s), deleted after
+    the test."""
+    from zetta_utils.mazepa_addons.execution import queue_names
+    from zetta_utils.message_queues import create_sqs_queue
+
+    run_id = f"test-{os.getpid()}-{next(_run_numbers):04d}"
+    work_name, outcome_name = queue_names(run_id)
+    work = create_sqs_queue(work_name, visibility_timeout_s=10)
+    outcomes = create_sqs_queue(outcome_name, visibility_timeout_s=10)
+    yield run_id, work, outcomes
+    work.delete_queue()
+    outcomes.delete_queue()

@@ -3,11 +3,9 @@ someone other than the run wrote to the run's queues."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
@@ -16,30 +14,16 @@ import pytest
 from zetta_utils import mazepa
 from zetta_utils.mazepa.serialization import serialize_outcomes
 from zetta_utils.mazepa_addons import execute_with_queues, run_worker
-from zetta_utils.mazepa_addons.execution import queue_names
 from zetta_utils.mazepa_addons.wire import KIND_OUTCOMES
-from zetta_utils.message_queues import MessageSigner, SQSQueue, create_sqs_queue
+from zetta_utils.message_queues import MessageSigner, SQSQueue
 from zetta_utils.message_queues.signing import new_run_key
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-_run_numbers = itertools.count(1)
 
 
 @mazepa.taskable_operation
 def add_one(x: int) -> int:
     return x + 1
-
-
-@pytest.fixture
-def run_queues(sqs_env: str) -> Iterator[tuple[str, SQSQueue, SQSQueue]]:
-    run_id = f"ewq-test-{next(_run_numbers):04d}"
-    work_name, outcome_name = queue_names(run_id)
-    work = create_sqs_queue(work_name, visibility_timeout_s=10)
-    outcomes = create_sqs_queue(outcome_name, visibility_timeout_s=10)
-    yield run_id, work, outcomes
-    work.delete_queue()
-    outcomes.delete_queue()
 
 
 def test_arguments_are_checked_in_order_before_anything_is_sent(

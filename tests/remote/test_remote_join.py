@@ -4,7 +4,6 @@ server), real ``zetta run`` and ``zetta worker`` processes."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import stat
@@ -21,7 +20,7 @@ from zetta_utils import mazepa
 from zetta_utils.mazepa_addons import run_worker
 from zetta_utils.mazepa_addons.execution import queue_names
 from zetta_utils.mazepa_addons.join import JoinInfo, read_join_file, worker_command, write_join_file
-from zetta_utils.message_queues import MessageSigner, create_sqs_queue
+from zetta_utils.message_queues import MessageSigner
 from zetta_utils.message_queues.signing import encode_key, new_run_key
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -36,20 +35,6 @@ def count_runs(path: str) -> int:
     runs = int(p.read_text()) + 1 if p.exists() else 1
     p.write_text(str(runs))
     return runs
-
-
-_run_numbers = itertools.count(1)
-
-
-@pytest.fixture
-def run_queues(sqs_env: str) -> Any:
-    run_id = f"join-test-{os.getpid()}-{next(_run_numbers):03d}"
-    work_name, outcome_name = queue_names(run_id)
-    work = create_sqs_queue(work_name, visibility_timeout_s=10)
-    outcomes = create_sqs_queue(outcome_name, visibility_timeout_s=10)
-    yield run_id, work, outcomes
-    work.delete_queue()
-    outcomes.delete_queue()
 
 
 def _task_message(signer: MessageSigner, task: mazepa.Task[Any], payloads: str | None) -> str:

@@ -4,7 +4,6 @@ real queues (moto)."""
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import pickle
 import sys
@@ -39,20 +38,6 @@ class _TouchOnUnpickle:
 @mazepa.taskable_operation
 def add_one(x: int) -> int:
     return x + 1
-
-
-_run_numbers = itertools.count(1)
-
-
-@pytest.fixture
-def run_queues(sqs_env: str) -> Any:
-    run_id = f"message-test-{next(_run_numbers):04d}"
-    work_name, outcome_name = queue_names(run_id)
-    work = create_sqs_queue(work_name, visibility_timeout_s=10)
-    outcomes = create_sqs_queue(outcome_name, visibility_timeout_s=10)
-    yield run_id, work, outcomes
-    work.delete_queue()
-    outcomes.delete_queue()
 
 
 def _drain(executor: QueueExecutor, expect: int, tries: int = 5) -> list[Any]:

@@ -4,19 +4,16 @@ writes finished."""
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import pytest
 
 from zetta_utils import mazepa, write_behind
 from zetta_utils.mazepa_addons import QueueExecutor, run_worker
-from zetta_utils.mazepa_addons.execution import queue_names
-from zetta_utils.message_queues import MessageSigner, create_sqs_queue
+from zetta_utils.message_queues import MessageSigner
 from zetta_utils.message_queues.signing import new_run_key
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -44,20 +41,6 @@ def release(folder: str) -> str:
     """Runs while the task before is still writing, then lets its write go on."""
     Path(folder, "released").write_text("")
     return "released"
-
-
-_run_numbers = itertools.count(1)
-
-
-@pytest.fixture
-def run_queues(sqs_env: str) -> Any:
-    run_id = f"write-behind-test-{next(_run_numbers):04d}"
-    work_name, outcome_name = queue_names(run_id)
-    work = create_sqs_queue(work_name, visibility_timeout_s=10)
-    outcomes = create_sqs_queue(outcome_name, visibility_timeout_s=10)
-    yield run_id, work, outcomes
-    work.delete_queue()
-    outcomes.delete_queue()
 
 
 def test_a_failed_deferred_write_fails_its_own_task_on_a_queue_worker(
