@@ -40,6 +40,7 @@ from .flows import (
 )
 from .local_execution import execute_locally
 from .local_pool import LocalProcessExecutor
+from .record_holds import hold_record, release_record, single_process
 from .scheduler import Scheduler
 from .semaphores import SEMAPHORE_TYPES, configure_semaphores, semaphore
 from .serialization import deserialize_task, serialize_task
@@ -88,13 +89,16 @@ __all__ = [
     "execution_defaults",
     "flow_schema",
     "flow_schema_cls",
+    "hold_record",
     "id_generation",
     "is_transient_error",
     "register_transient_error",
+    "release_record",
     "semaphore",
     "seq_flow",
     "serialization",
     "serialize_task",
+    "single_process",
     "taskable_operation",
     "taskable_operation_cls",
 ]

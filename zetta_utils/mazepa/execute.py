@@ -34,6 +34,7 @@ from .executors import ExecutorBackend, SerialExecutor
 from .interrupts import InterruptGuard, ask_cancel_confirmation
 from .nesting import NESTING, mark_worker_process  # noqa: F401  (re-exported)
 from .progress import ProgressCounters, collecting, make_progress_display, summary_sentence
+from .record_holds import run_scope, single_process
 from .scheduler import Scheduler
 from .semaphores import active_semaphores, configure_semaphores
 from .tasks import Task
@@ -199,6 +200,11 @@ def execute(
         guard = stack.enter_context(InterruptGuard()) if not settings.nesting else None
         stack.callback(_NESTING.reset, _NESTING.set(settings.nesting + 1))
         stack.enter_context(collecting(counters))  # flows declare their task counts into it
+        # single_process() here is the enclosing run's (a nested run in one that is not, or in a
+        # worker process, is not either)
+        single = executor is None and settings.num_procs == 1
+        single = single and (settings.nesting == 0 or single_process())
+        stack.enter_context(run_scope(scheduler if single else None))
         backend = _choose_backend(
             stack, settings, executor, semaphores_spec, batch_size, counters, worker_start_cost_s
         )

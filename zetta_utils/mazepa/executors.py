@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from zetta_utils import write_behind
 
 from . import interrupts
+from .record_holds import running_task
 from .task_outcome import TaskOutcome
 from .task_runs import RanTask, run_task
 from .tasks import Task
@@ -135,15 +136,16 @@ class SerialExecutor:
             task = queue[0]
             # If Ctrl-C interrupts the task, it stays queued (and runs again if the run goes on).
             guard = interrupts.current_guard()
-            if guard is None:
-                ran = run_task(task)
-            else:
-                guard.check()
-                guard.active = True
-                try:
+            with running_task(task.id):  # the task that mazepa.hold_record() holds
+                if guard is None:
                     ran = run_task(task)
-                finally:
-                    guard.active = False
+                else:
+                    guard.check()
+                    guard.active = True
+                    try:
+                        ran = run_task(task)
+                    finally:
+                        guard.active = False
             queue.popleft()
             self._finish_behind(outcomes)
             self._behind = ran

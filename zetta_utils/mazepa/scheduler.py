@@ -58,9 +58,11 @@ class _Walker:
         "flow",
         "iterator",
         "n_children",
+        "n_held",
         "n_outstanding",
         "parent",
         "queued",
+        "record_pending",
         "state",
         "urgent",
         "wait_count",
@@ -75,6 +77,8 @@ class _Walker:
         self.iterator = iterator
         self.n_outstanding = 0  # this flow's own tasks, not finished
         self.n_children = 0  # this flow's sub-flows, not finished
+        self.n_held = 0  # finished tasks under it (its own and its sub-flows') whose record waits
+        self.record_pending = False  # finished, its record waiting for n_held to drop to 0
         self.state = _RUNNABLE
         self.queued = False
         self.urgent = False  # resumed after named dependencies: its tasks go first
@@ -115,6 +119,9 @@ class Scheduler:
 
     ``done_ids``: task and flow ids finished in an earlier run (from a checkpoint); those are
     skipped. ``record_completed``: collect finished ids for ``drain_completed_ids``.
+
+    Held records (:mod:`.record_holds`): a task held with :meth:`hold` is collected only once
+    :meth:`release` d, and every flow containing it (directly or in a sub-flow) only after that.
     """
 
     def __init__(
@@ -148,6 +155,8 @@ class Scheduler:
         self._done_ids: set[str] = done_ids or set()
         self._record = record_completed
         self._completed_ids: list[str] = []
+        self._held: set[str] = set()  # held tasks not finished yet
+        self._held_done: dict[str, _Walker] = {}  # held tasks finished -> their flow
         self._live: dict[str, _Live] = {}
         self._live_flows: dict[str, _Walker] = {}
         self._ready: deque[_Live] = deque()
@@ -247,6 +256,27 @@ class Scheduler:
                 live.in_flight = False
                 self._num_in_flight -= 1
                 self._urgent.appendleft(live)
+
+    def hold(self, task_id: str) -> None:
+        """Collect the id of task ``task_id`` (running now) only once :meth:`release` d."""
+        if self._record and task_id in self._live:
+            self._held.add(task_id)
+
+    def release(self, task_id: str) -> None:
+        """Collect the id of held task ``task_id`` now (when it finishes, if it has not yet),
+        then those of the finished flows around it that wait for no other held task."""
+        self._held.discard(task_id)
+        w: _Walker | None = self._held_done.pop(task_id, None)
+        if w is None:
+            return
+        self._completed_ids.append(task_id)
+        while w is not None:
+            w.n_held -= 1
+            if w.n_held == 0 and w.record_pending:
+                assert w.flow is not None
+                w.record_pending = False
+                self._completed_ids.append(w.flow.id)
+            w = w.parent
 
     def drain_completed_ids(self) -> list[str]:
         """Ids of tasks and flows finished since the last call (with ``record_completed``)."""
@@ -444,7 +474,15 @@ class Scheduler:
         tid = live.task.id
         del self._live[tid]
         if self._record:
-            self._completed_ids.append(tid)
+            if tid in self._held:
+                self._held.discard(tid)
+                self._held_done[tid] = live.owner
+                w: _Walker | None = live.owner
+                while w is not None:
+                    w.n_held += 1
+                    w = w.parent
+            else:
+                self._completed_ids.append(tid)
         if self._waiters:
             self._notify(tid)
         w = live.owner
@@ -482,7 +520,10 @@ class Scheduler:
             fid = w.flow.id
             del self._live_flows[fid]
             if self._record:
-                self._completed_ids.append(fid)
+                if w.n_held:  # recorded once the tasks held under it are released
+                    w.record_pending = True
+                else:
+                    self._completed_ids.append(fid)
             if self._waiters:
                 self._notify(fid)
             parent.n_children -= 1

@@ -1,0 +1,97 @@
+"""Runs that stay in one process, and checkpoint records that wait.
+
+:func:`single_process` is True while code runs inside a run (one of its flows, or a task it runs)
+that ``mazepa.execute`` carries out wholly in this process: ``num_procs=1`` with no ``executor``
+given, and, inside such a run, a nested run that is serial too. Every task of that run then runs
+in this process, one after another, so what a task leaves in memory is there for the tasks after
+it. It is False everywhere else: outside any run; in a run with ``num_procs`` > 1, its first task
+too (which runs in the driver before the workers may start); in local worker processes and in
+runs nested there; in tasks run by queue workers or any other ``executor``.
+
+A task of such a run may keep its result in memory only, for later tasks of the run, rather than
+write it to storage. Its checkpoint record must then wait: a resumed run skips recorded tasks, and
+a skipped task's result would be gone. :func:`hold_record`, called inside the task, holds its
+record: the task finishes as usual (what depends on it goes on), but its id is not recorded, and
+the flows around it are not recorded either (a recorded flow skips all its tasks), until
+:func:`release_record` ``(task_id)`` (from a later task or a flow of the run, e.g. once the result
+is written to storage, or once everything that reads it has finished and is recorded: the release
+records the id after the ids recorded before it). A record still held when the run ends (done,
+failed, or cancelled) is never written: a resumed run runs the task again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Protocol
+
+__all__ = ["hold_record", "release_record", "single_process"]
+
+
+class RecordHolds(Protocol):
+    """What the scheduler of a single-process run does with holds (see the module docstring)."""
+
+    def hold(self, task_id: str) -> None: ...
+
+    def release(self, task_id: str) -> None: ...
+
+
+_RUN: contextvars.ContextVar[RecordHolds | None] = contextvars.ContextVar(
+    "mazepa_single_process_run", default=None
+)
+_TASK: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mazepa_running_task", default=None
+)
+_HOLDERS: dict[str, RecordHolds] = {}
+"""Held task id -> the scheduler holding it, so that a release finds it from any context."""
+
+
+def single_process() -> bool:
+    """Whether every task of the current run runs in this process (see the module docstring)."""
+    return _RUN.get() is not None
+
+
+def hold_record() -> str | None:
+    """Hold the checkpoint record of the task running now (see the module docstring); its id,
+    to pass to :func:`release_record`. None (nothing held: the task is recorded as usual) outside
+    a task of a single-process run."""
+    run, task_id = _RUN.get(), _TASK.get()
+    if run is None or task_id is None:
+        return None
+    run.hold(task_id)
+    _HOLDERS[task_id] = run
+    return task_id
+
+
+def release_record(task_id: str) -> None:
+    """Let the held record of task ``task_id`` be written (at once if the task has finished,
+    else when it does); nothing if it is not held."""
+    run = _HOLDERS.pop(task_id, None)
+    if run is not None:
+        run.release(task_id)
+
+
+@contextlib.contextmanager
+def run_scope(holds: RecordHolds | None) -> Iterator[None]:
+    """Used by ``execute`` around a run: ``holds`` (its scheduler) for a single-process run,
+    None for any other. Holds left when it ends are dropped, never written."""
+    token = _RUN.set(holds)
+    try:
+        yield
+    finally:
+        _RUN.reset(token)
+        if holds is not None:
+            for task_id in [t for t, run in _HOLDERS.items() if run is holds]:
+                del _HOLDERS[task_id]
+
+
+@contextlib.contextmanager
+def running_task(task_id: str) -> Iterator[None]:
+    """Used by the serial executor around each task it runs: the task :func:`hold_record`
+    holds."""
+    token = _TASK.set(task_id)
+    try:
+        yield
+    finally:
+        _TASK.reset(token)
