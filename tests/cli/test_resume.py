@@ -225,7 +225,9 @@ def test_a_run_killed_at_several_points_resumes_to_identical_output(
 
     resumed = Runner(root, "resumed", demo_dir, spec_path, probe_dir)
     recorded = 0
-    for after in (3, total // 3, (2 * total) // 3):
+    # (a run in one process records its top-level tasks once their rows are reduced or written:
+    # fewer ids are on record while its last section is computed)
+    for after in (3, total // 3, total // 2):
         at_kill = resumed.run_and_kill(max(after, recorded + 1), *procs)
         assert at_kill >= after and at_kill > recorded
         recorded = at_kill

@@ -7,7 +7,9 @@ files, one per flush, since object stores cannot append. Loading reads every lin
 Ids are recorded as tasks succeed and as flows finish (every few seconds and at the end, also
 after a failure or Ctrl-C). A rerun skips recorded tasks (their ``task.outcome`` says
 ``skipped=True`` and has no return value) and recorded flows without starting their generators.
-Runs whose flows read tasks' return values should not rely on skipping them.
+Runs whose flows read tasks' return values should not rely on skipping them. A task of a run in
+one process may hold its record until a later release (:mod:`.record_holds`: a result kept in
+memory only); a record still held when the run ends is not written.
 """
 
 from __future__ import annotations

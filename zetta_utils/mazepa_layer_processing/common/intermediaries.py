@@ -17,6 +17,14 @@ whose frame only is needed, and whose interior a later reduction reduces, is rea
 each row is read once when reductions follow one another, and the rows a process writes are kept
 for its reductions, up to the bytes a reduction reads at most (see
 :meth:`PieceStore._read_needs`): a serial run reads none back.
+
+A run whose every task runs in this process (``mazepa.single_process()``: ``num_procs=1``) writes
+no row at all, unless it keeps its intermediaries (``keep_intermediaries``) or defers its
+reduction: its rows stay in memory for its reductions, and a row is written only if it is let go
+of from memory (beyond the bound above, :data:`.volumetric_apply_flow.KEPT_ROWS_MAX_BYTES`) while
+a reduction still needs it (see :meth:`PieceStore.write_chunk`). The checkpoint record of a
+top-level task then waits (``mazepa.hold_record``) until its row is written or every reduction
+reading it has finished, so that a resumed run never skips a task whose row is gone.
 Rows reduced are deleted in bulk on S3 (``DeleteObjects``, see :mod:`.s3_deletes`): one request
 per 1000 rows, not one per row.
 
@@ -40,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zetta_utils import mazepa
 from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import precomputed
 from zetta_utils.tensor_ops import to_np_dtype
@@ -96,6 +105,12 @@ class PieceStore:
         """The most bytes of rows a process keeps for its reductions (set by the flow: those a
         reduction reads at most, see :func:`.volumetric_apply_flow.kept_rows_bytes`); 0: those
         the last reduction needed."""
+        self.in_memory = False
+        """Set by the flow when every task of the run runs in this process
+        (``mazepa.single_process()``) and the run neither keeps its intermediaries nor defers
+        its reduction: rows stay in memory, written only if let go of while still needed (see
+        :meth:`write_chunk`)."""
+        self._reset_in_memory()
         interior = (LABEL_B, LABEL_B, LABEL_B)
         self.interior: Int3 | None = interior if interior in grid.labels else None
         self.frame_labels: list[Int3] = [label for label in grid.labels if label != interior]
@@ -114,7 +129,22 @@ class PieceStore:
         state = dict(self.__dict__)
         state["_stores"] = {}
         state.pop("_pooled", None)  # this process's listing
+        state["in_memory"] = False  # rows in memory are this process's
+        for name in ("_unwritten", "_consumed", "_spilled", "_holding", "_held_keys"):
+            state[name] = type(state[name])()
         return state
+
+    def _reset_in_memory(self) -> None:
+        self._unwritten: set[Int3] = set()
+        """Chunks whose rows are needed and held in memory only (see :meth:`write_chunk`)."""
+        self._consumed: set[Int3] = set()
+        """Chunks of :attr:`_unwritten` (or written frame only) whose interior was reduced."""
+        self._spilled: set[Int3] = set()
+        """Chunks whose rows were written after all (let go of from memory while needed)."""
+        self._holding: dict[Int3, str] = {}
+        """Chunk -> the top-level task whose checkpoint record waits for its row."""
+        self._held_keys: dict[str, set[Int3]] = {}
+        """Top-level task -> the chunks its record waits for."""
 
     def mazepa_id_components(self) -> tuple[Any, ...]:
         return ("PieceStore", self.path)
@@ -199,6 +229,7 @@ class PieceStore:
         """Write the infos and the manifest (idempotent). Local files are not fsynced: the
         intermediaries live only as long as the run."""
         self.run_token = secrets.token_hex(8)
+        self._reset_in_memory()
         files = [(self.volume_path(name), "info", self.info(name)) for name in self.volumes()]
         files.append((self.path, MANIFEST, self.manifest()))
         for path, name, content in files:
@@ -220,6 +251,10 @@ class PieceStore:
         vpath = precomputed.parse_path(self.path)
         self._stores.clear()
         _KEPT_ROWS.drop(self._frames_owner())
+        # every reduction has finished: the records held for rows in memory may be written
+        for task_id in list(self._held_keys):
+            mazepa.release_record(task_id)
+        self._reset_in_memory()
         if vpath.is_local:
             shutil.rmtree(vpath.key, ignore_errors=True)
             return
@@ -234,8 +269,19 @@ class PieceStore:
     def delete_pieces(self, keys: list[Int3]) -> None:
         """Remove the rows of chunks ``keys`` (those missing are skipped): on S3 in one request per
         1000 rows. Local files are kept for reuse instead (see :meth:`_write_row`): moved out of
-        the volume into a pool."""
+        the volume into a pool. Rows held in memory only are let go of (every reduction reading
+        them has finished: the checkpoint records that waited for them are written)."""
         _KEPT_ROWS.drop(self._frames_owner(), keys)
+        if self.in_memory:
+            for key in keys:
+                self._unwritten.discard(key)
+                self._consumed.discard(key)
+            self._settle(keys)
+            # on object storage, only the rows written (a run resumed removes its predecessor's
+            # at its end, with the whole directory)
+            keys = [key for key in keys if key in self._spilled]
+            if not keys:
+                return
         if self._is_local:
             pool = self._pool_dir
             os.makedirs(pool, exist_ok=True)
@@ -356,6 +402,17 @@ class PieceStore:
         as a ``(C, b - a)`` array."""
         np_type = np.dtype(self.data_type)
         c, p, size = self.num_channels, self.row_size, np_type.itemsize
+        for key, a, _ in wanted:
+            if key in self._consumed and a < self.interior_size:
+                raise RuntimeError(
+                    f"intermediary chunk {self._chunk_key(key)} of {self.volume_path(PIECES)}: "
+                    "its interior was kept in memory only (a run in one process) and a reduction "
+                    "reduced it already; a reduction run again (after a failure) cannot read it. "
+                    "Run the flow again with its checkpoint (zetta run's resume file): it "
+                    "computes the chunk again"
+                )
+            if key in self._unwritten:
+                raise AssertionError(f"the row of chunk {key}, held in memory only, is gone")
         result = []
         if self._is_local:
             for key, a, b in wanted:
@@ -419,7 +476,14 @@ class PieceStore:
         return [(ch * p + a, ch * p + b) for ch in range(c)]
 
     def write_chunk(self, key: Int3, output: Array) -> None:
-        """Store the padded output of chunk ``key`` (CXYZ): its interior and its frame, one row."""
+        """Store the padded output of chunk ``key`` (CXYZ): its interior and its frame, one row.
+
+        With :attr:`in_memory` (a run in one process) the row is not written: it is kept in
+        memory for the reductions (see :class:`_RowCache`), and written only if let go of there
+        while a reduction still needs it (:meth:`_spill`). The checkpoint record of the task
+        computing it waits (``mazepa.hold_record``) until the row is written or every reduction
+        reading it has finished (:meth:`delete_pieces`, :meth:`delete`): a resumed run that
+        skipped the task would find no row."""
         np_type = np.dtype(self.data_type)
         if output.dtype != np_type:
             output = to_output_dtype(output, np_type, "intermediaries")
@@ -428,10 +492,74 @@ class PieceStore:
         for start, stop, shape, piece in self._pack_plan:
             # x-fastest per channel: (C, z, y, x) flattened, copied once
             np.copyto(row[:, start:stop].reshape(c, *shape), output[piece].transpose(0, 3, 2, 1))
-        self._write_row(key, row)
-        if self.keeps_frames and self.run_token is not None and self.interior is not None:
+        keep = self.keeps_frames and self.run_token is not None and self.interior is not None
+        if keep and self._rows_in_memory:
+            task_id = mazepa.hold_record()
+            if task_id is not None:
+                self._holding[key] = task_id
+                self._held_keys.setdefault(task_id, set()).add(key)
+            self._unwritten.add(key)
+            self._consumed.discard(key)
+        else:
+            self._write_row(key, row)
+        if keep:
             # for the reduction of this chunk, when this process runs it (see _read_needs)
-            _KEPT_ROWS.add(self._frames_owner(), key, row, self._position, self.keep_bytes)
+            _spill(
+                _KEPT_ROWS.add(
+                    self._frames_owner(), self, key, row, self._position, self.keep_bytes
+                )
+            )
+
+    @property
+    def _rows_in_memory(self) -> bool:
+        """Whether rows are kept in memory only (:attr:`in_memory`, where the reductions reuse
+        what they read: :meth:`_read_needs`)."""
+        return (
+            self.in_memory
+            and self.keeps_frames
+            and self.run_token is not None
+            and self.interior is not None
+            and self.row_size > self.interior_size
+        )
+
+    def _spill(self, key: Int3, parts: list[tuple[int, Array]]) -> None:
+        """Write the row of chunk ``key`` if it is held in memory only: ``parts`` of it, let go
+        of from memory, are still needed. A whole row is written as it is, and the record held
+        for it may be written; a frame only (its interior reduced already) goes with zeros in
+        place of the interior, which no reduction reads any more, and the record waits until
+        the reductions reading the frame have finished (the one that reduced the interior may
+        not be on record yet)."""
+        if key not in self._unwritten:
+            return
+        c, p, isz = self.num_channels, self.row_size, self.interior_size
+        whole = next((v for start, v in parts if start == 0 and v.shape[1] == p), None)
+        if whole is not None:
+            row = whole
+        else:
+            frame = next((v for start, v in parts if start == isz and v.shape[1] == p - isz), None)
+            if frame is None:
+                raise AssertionError(f"no row or frame of chunk {key} in the parts let go of")
+            row = np.zeros((c, p), dtype=frame.dtype)
+            row[:, isz:] = frame
+        self._write_row(key, row)
+        self._unwritten.discard(key)
+        self._spilled.add(key)
+        if whole is not None and key not in self._consumed:
+            self._settle([key])
+
+    def _settle(self, keys: list[Int3]) -> None:
+        """The rows of ``keys`` are written or no longer needed: release the checkpoint records
+        of the tasks that wait for no other row."""
+        for key in keys:
+            task_id = self._holding.pop(key, None)
+            if task_id is None:
+                continue
+            waiting = self._held_keys.get(task_id)
+            if waiting is not None:
+                waiting.discard(key)
+                if not waiting:
+                    del self._held_keys[task_id]
+                    mazepa.release_record(task_id)
 
     @functools.cached_property
     def _pack_plan(self) -> list[tuple[int, int, tuple[int, int, int], tuple[slice, ...]]]:
@@ -474,9 +602,11 @@ class PieceStore:
             and p > isz
         )
         owner = self._frames_owner()
-        known = _KEPT_ROWS.take(owner) if reuse else {}
-        if not reuse:
-            _KEPT_ROWS.drop(owner)
+        if reuse:
+            known, dropped = _KEPT_ROWS.take(owner)
+        else:
+            known, dropped = {}, _KEPT_ROWS.drop(owner)
+        _spill(dropped)
         wanted: list[tuple[Int3, int, int]] = []
         segments: dict[Int3, list[tuple[int, Array]]] = {}
         for key, (inner, outer) in sorted(needs.items()):
@@ -497,14 +627,20 @@ class PieceStore:
                     and self._reduced_later(key, box)
                 )
                 wanted.append((key, 0 if whole else isz, p))
-        for (key, a, _), values in zip(wanted, self._read_rows(wanted), strict=True):
+        try:
+            read = self._read_rows(wanted)
+        except BaseException:
+            if reuse:  # rows held in memory only are not lost
+                _spill(_KEPT_ROWS.put(owner, self, known, self._kept_budget(needs), self._position))
+            raise
+        for (key, a, _), values in zip(wanted, read, strict=True):
             segments[key].insert(0, (a, values))
             if reuse:
                 parts = [part for part in known.get(key, []) if part[0] != a]
                 known[key] = [(a, values), *parts]
         if reuse:
             kept = self._to_keep(known, set(needs), box)
-            _KEPT_ROWS.put(owner, kept, self._kept_budget(needs), self._position)
+            _spill(_KEPT_ROWS.put(owner, self, kept, self._kept_budget(needs), self._position))
         return segments
 
     def _position(self, key: Int3) -> tuple[int, ...]:
@@ -533,6 +669,8 @@ class PieceStore:
         kept: dict[Int3, list[tuple[int, Array]]] = {}
         for key, parts in known.items():
             if key in used and self._interior_inside(key, box):
+                if key in self._unwritten:
+                    self._consumed.add(key)
                 frames = []
                 for start, values in parts:
                     if start != 0:
@@ -646,89 +784,128 @@ class PieceStore:
         return out
 
 
+Parts = dict[Int3, list[tuple[int, Array]]]
+Dropped = list[tuple["PieceStore", Int3, list[tuple[int, Array]]]]
+"""Parts of rows let go of from memory, with their store: those it holds in memory only are
+written (:func:`_spill`)."""
+
+
 class _RowCache:
     """The parts of rows that the reductions of this process read, and the rows its top-level
     tasks wrote, kept for the next reductions (see :meth:`PieceStore._read_needs`), with their
     store and execution, up to a budget of bytes (:attr:`PieceStore.keep_bytes`, or what the last
     reduction needed): beyond it, the frames of chunks reduced already are let go first (those
-    reduced first, first), then the rows still to be reduced (those reduced last, first)."""
+    reduced first, first), then the rows still to be reduced (those reduced last, first).
+
+    One store's rows at a time: another store's rows replace them. Every method but
+    :meth:`drop` returns what it let go of (:data:`Dropped`), for its store to write what it
+    holds in memory only (:meth:`PieceStore._spill`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._owner: tuple[str, str | None] | None = None
-        self._rows: dict[Int3, list[tuple[int, Array]]] = {}
+        self._store: PieceStore | None = None
+        self._rows: Parts = {}
         self._budget = 0
 
-    def take(self, owner: tuple[str, str | None]) -> dict[Int3, list[tuple[int, Array]]]:
-        """The parts kept for ``owner``; the cache is empty until :meth:`put`."""
+    def _let_go(self, keep: Parts | None = None) -> Dropped:
+        """(Under the lock.) The rows held now, less the keys of ``keep``, as let go of."""
+        store = self._store
+        if store is None:
+            return []
+        return [(store, k, parts) for k, parts in self._rows.items() if not keep or k not in keep]
+
+    def take(self, owner: tuple[str, str | None]) -> tuple[Parts, Dropped]:
+        """The parts kept for ``owner`` (the cache is empty until :meth:`put`), and another
+        owner's, let go of."""
         with self._lock:
-            rows = self._rows if self._owner == owner else {}
-            self._owner, self._rows = None, {}
-        return rows
+            if self._owner == owner:
+                rows, dropped = self._rows, []
+            else:
+                rows, dropped = {}, self._let_go()
+            self._owner, self._store, self._rows = None, None, {}
+        return rows, dropped
 
     def put(
         self,
         owner: tuple[str, str | None],
-        rows: dict[Int3, list[tuple[int, Array]]],
+        store: PieceStore,
+        rows: Parts,
         budget: int,
         position: Callable[[Int3], tuple[int, ...]],
-    ) -> None:
-        """Keep ``rows`` for ``owner``, as many as fit in ``budget`` bytes (the budget of
-        :meth:`add` too); ``position``: a chunk's place in the order of the reductions."""
+    ) -> Dropped:
+        """Keep ``rows`` for ``owner`` (of ``store``), as many as fit in ``budget`` bytes (the
+        budget of :meth:`add` too); ``position``: a chunk's place in the order of the
+        reductions."""
         with self._lock:
-            self._owner, self._rows, self._budget = owner, _trimmed(rows, budget, position), budget
+            dropped = self._let_go(rows)
+            kept, trimmed = _trimmed(rows, budget, position)
+            self._owner, self._store, self._rows, self._budget = owner, store, kept, budget
+        return dropped + [(store, k, parts) for k, parts in trimmed.items()]
 
     def add(
         self,
         owner: tuple[str, str | None],
+        store: PieceStore,
         key: Int3,
         row: Array,
         position: Callable[[Int3], tuple[int, ...]],
         budget: int = 0,
-    ) -> None:
+    ) -> Dropped:
         """Keep the whole row ``row`` of chunk ``key`` too, if it fits in ``budget`` bytes (0:
         the budget of the last :meth:`put` of ``owner``; nothing is kept then for an owner before
         its first reduction)."""
         with self._lock:
-            if budget > 0 and self._owner != owner:
-                self._owner, self._rows = owner, {}
+            dropped: Dropped = []
             if self._owner != owner:
-                return
+                if budget <= 0:
+                    return [(store, key, [(0, row)])]
+                dropped = self._let_go()
+                self._owner, self._store, self._rows = owner, store, {}
             self._budget = budget if budget > 0 else self._budget
             rows = dict(self._rows)
             rows[key] = [(0, row)]
-            self._rows = _trimmed(rows, self._budget, position)
+            self._rows, trimmed = _trimmed(rows, self._budget, position)
+        return dropped + [(store, k, parts) for k, parts in trimmed.items()]
 
-    def drop(self, owner: tuple[str, str | None], keys: list[Int3] | None = None) -> None:
+    def drop(self, owner: tuple[str, str | None], keys: list[Int3] | None = None) -> Dropped:
         """Let go of ``owner``'s rows ``keys`` (all of them: None), e.g. once deleted."""
         with self._lock:
             if self._owner != owner:
-                return
+                return []
             if keys is None:
-                self._owner, self._rows = None, {}
-            else:
-                for key in keys:
-                    self._rows.pop(key, None)
+                dropped = self._let_go()
+                self._owner, self._store, self._rows = None, None, {}
+                return dropped
+            assert self._store is not None
+            return [(self._store, key, self._rows.pop(key)) for key in keys if key in self._rows]
 
 
 def _trimmed(
-    rows: dict[Int3, list[tuple[int, Array]]],
-    budget: int,
-    position: Callable[[Int3], tuple[int, ...]],
-) -> dict[Int3, list[tuple[int, Array]]]:
-    """``rows`` less those let go of first (see :class:`_RowCache`) beyond ``budget`` bytes."""
+    rows: Parts, budget: int, position: Callable[[Int3], tuple[int, ...]]
+) -> tuple[Parts, Parts]:
+    """``rows`` less those let go of first (see :class:`_RowCache`) beyond ``budget`` bytes, and
+    those."""
     total = sum(values.nbytes for parts in rows.values() for _, values in parts)
     if total <= budget:
-        return rows
+        return rows, {}
     framed = {k for k, parts in rows.items() if all(start > 0 for start, _ in parts)}
     frames = sorted(framed, key=position)
     pending = sorted((k for k in rows if k not in framed), key=position, reverse=True)
     rows = dict(rows)
+    trimmed: Parts = {}
     for key in frames + pending:
         if total <= budget:
             break
-        total -= sum(values.nbytes for _, values in rows.pop(key))
-    return rows
+        parts = trimmed[key] = rows.pop(key)
+        total -= sum(values.nbytes for _, values in parts)
+    return rows, trimmed
+
+
+def _spill(dropped: Dropped) -> None:
+    """Write the rows let go of that their stores hold in memory only."""
+    for store, key, parts in dropped:
+        store._spill(key, parts)  # pylint: disable=protected-access
 
 
 _KEPT_ROWS = _RowCache()

@@ -16,7 +16,9 @@ stages, like daisy's blocks, each task a *read region* and a *write region*:
      (``direct``), or when ``skip_intermediaries`` (then each bottom chunk is written by the
      operation itself, ``skip``);
    * otherwise into the intermediaries (``pieces``): its interior and its frame, one file (see
-     :mod:`.intermediaries`).
+     :mod:`.intermediaries`); in a run that stays in one process (``num_procs=1``), one row in
+     memory instead, written only if it must leave memory before its reductions ran (unless
+     ``keep_intermediaries``: then every row is written).
 
 2. **Reduction tasks** (``pieces`` only), one per reduction chunk: a box of whole ``dst``
    backend chunks (at most ``max_reduction_chunk_size``). A reduction task waits only for the
@@ -48,6 +50,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -1074,6 +1077,7 @@ def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     reducer = plan_reducer(plan)
     if reducer is not None and reducer.store.keeps_frames:
         reducer.store.keep_bytes = kept_rows_bytes(plan)
+        reducer.store.in_memory = rows_in_memory(plan)
     if reducer is None:
         yield from top_tasks(plan)
     else:
@@ -1085,6 +1089,19 @@ def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
 
 KEPT_ROWS_MAX_BYTES = 256 * 2**20
 """The most bytes of rows a process keeps for its reductions."""
+
+ROWS_IN_MEMORY_ENV = "ZETTA_PIECE_ROWS_IN_MEMORY"
+"""``0`` (or ``false``/``no``/``off``): rows are always written, also by runs in one process
+(for comparisons)."""
+
+
+def rows_in_memory(plan: SubchunkablePlan) -> bool:
+    """Whether the top-level tasks keep their rows in memory only, for the reductions (see
+    :meth:`.intermediaries.PieceStore.write_chunk`): when every task of the run runs in this
+    process (``mazepa.single_process()``), unless the intermediaries are kept (or the reduction
+    deferred: there is no reducer then)."""
+    off = os.environ.get(ROWS_IN_MEMORY_ENV, "").strip().lower() in ("0", "false", "no", "off")
+    return mazepa.single_process() and not plan.keep_intermediaries and not off
 
 
 def kept_rows_bytes(plan: SubchunkablePlan) -> int:

@@ -1,0 +1,251 @@
+"""Flow (c) in one process keeps its intermediary rows in memory (issue 24): no row file is
+written unless one is let go of from memory while still needed, the bytes written to dst are
+those of a run that writes every row, and a run killed midway and resumed from its checkpoint
+gives the same dst."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pytest
+import torch
+
+from zetta_utils import mazepa
+from zetta_utils.geometry import BBox3D
+from zetta_utils.layer.volumetric.layer import VolumetricLayer
+from zetta_utils.mazepa.checkpoint import CheckpointStore
+from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
+from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow
+
+from .helpers import RES, make_volume_at, random_array, write_array
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+SIZE = (64, 64, 2)
+CFG: dict[str, Any] = {
+    "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
+    "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
+    "processing_blend_pads": [[2, 2, 0], [2, 2, 0]],
+    "processing_blend_modes": ["linear", "quadratic"],
+    "max_reduction_chunk_sizes": [32, 32, 1],
+}
+TOP_CHUNKS = 4 * 4 * 2
+
+
+def row_files(tmp: Path) -> int:
+    """Row files under the intermediaries ``tmp``: in a pieces volume, or in its pool of files
+    to reuse."""
+    return sum(
+        1
+        for d, _, files in os.walk(tmp)
+        if f"{os.sep}pieces{os.sep}" in d + os.sep
+        for f in files
+        if f != "info" and not f.endswith(".tmp")
+    )
+
+
+class RowWatch:
+    """The flow's function: records, on every call, how many row files exist (the most seen, in
+    a file per process: it runs in workers too)."""
+
+    def __init__(self, tmp: Path, out: Path):
+        self.tmp, self.out = tmp, out
+
+    def __call__(self, src: torch.Tensor) -> torch.Tensor:
+        seen = self.out / str(os.getpid())
+        n = row_files(self.tmp)
+        if not seen.exists() or int(seen.read_text()) < n:
+            seen.write_text(str(n))
+        return src * 0.5 + src[:, :1, :1, :1] * 0.25  # overlapping outputs differ
+
+
+def most_rows_seen(out: Path) -> int:
+    return max((int(p.read_text()) for p in out.iterdir()), default=-1)
+
+
+def dst_files(path: Path) -> dict[str, bytes]:
+    return {
+        os.path.relpath(os.path.join(d, f), path): Path(d, f).read_bytes()
+        for d, _, files in os.walk(path)
+        for f in files
+        if f != "info"
+    }
+
+
+def run_case(root: Path, name: str, src: VolumetricLayer, **kwargs: Any) -> tuple[Path, int]:
+    """Run the flow into ``root/name``; its dst folder and the most row files seen during it."""
+    tmp, out, dst_path = root / f"{name}-tmp", root / f"{name}-seen", root / f"{name}-dst"
+    out.mkdir()
+    exec_kwargs = {k: kwargs.pop(k) for k in ("num_procs", "worker_start_cost_s") if k in kwargs}
+    flow = build_subchunkable_apply_flow(
+        dst=make_volume_at(str(dst_path), size=SIZE),
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        fn=RowWatch(tmp, out),
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=[f"file://{tmp}", f"file://{tmp}"],
+        verbose=False,
+        **CFG,
+        **kwargs,
+    )
+    mazepa.execute(flow, show_progress=False, batch_size=1, **exec_kwargs)
+    return dst_path, most_rows_seen(out)
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> VolumetricLayer:
+    layer = make_volume_at(str(tmp_path / "src"), size=SIZE)
+    write_array(layer, random_array((1, *SIZE), "uint8", seed=21))
+    return layer
+
+
+def test_a_serial_run_writes_no_row_and_the_same_bytes(
+    tmp_path: Path, src: VolumetricLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_memory, rows = run_case(tmp_path, "memory", src)
+    assert rows == 0  # during the whole run, from inside its tasks
+    kept, kept_rows = run_case(tmp_path, "kept", src, keep_intermediaries=True)
+    assert row_files(tmp_path / "kept-tmp") == TOP_CHUNKS  # kept intermediaries: every row
+    monkeypatch.setenv(volumetric_apply_flow.ROWS_IN_MEMORY_ENV, "0")
+    written, written_rows = run_case(tmp_path, "written", src)
+    assert written_rows > 0 and kept_rows > 0  # (the listing sees rows where there are)
+    assert dst_files(in_memory) == dst_files(written) == dst_files(kept)
+    assert len(dst_files(in_memory)) == TOP_CHUNKS
+
+
+def test_rows_let_go_of_while_needed_are_written(
+    tmp_path: Path, src: VolumetricLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # room for about two rows: rows, and frames of rows reduced already, are let go of all the
+    # time while later reductions need them
+    monkeypatch.setattr(volumetric_apply_flow, "KEPT_ROWS_MAX_BYTES", 2 * 20 * 20)
+    evicting, rows = run_case(tmp_path, "evicting", src)
+    assert rows > 0
+    monkeypatch.setenv(volumetric_apply_flow.ROWS_IN_MEMORY_ENV, "0")
+    written, _ = run_case(tmp_path, "written", src)
+    assert dst_files(evicting) == dst_files(written)
+
+
+@pytest.mark.parametrize("start_cost", [0, 1e-9], ids=["workers", "first-task-in-driver"])
+def test_rows_are_written_with_several_processes(
+    tmp_path: Path, src: VolumetricLayer, start_cost: float
+) -> None:
+    in_memory, _ = run_case(tmp_path, "memory", src)
+    two, rows = run_case(tmp_path, "two", src, num_procs=2, worker_start_cost_s=start_cost)
+    assert rows > 0
+    assert dst_files(two) == dst_files(in_memory)
+
+
+CHILD = """
+import sys, threading
+from pathlib import Path
+import torch
+from zetta_utils import mazepa
+from zetta_utils.geometry import BBox3D
+from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
+from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow
+
+root, stop_at, bound = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if bound:
+    volumetric_apply_flow.KEPT_ROWS_MAX_BYTES = bound
+calls = 0
+
+def fn(src: torch.Tensor) -> torch.Tensor:
+    global calls
+    calls += 1
+    if calls == stop_at:  # the parent kills this process once it sees the file
+        (root / "stopped").write_text("")
+        threading.Event().wait()
+    return src * 0.5 + src[:, :1, :1, :1] * 0.25
+
+def layer(name):
+    return build_ts_layer(
+        f"file://{root / name}", info_type="image", info_data_type="uint8",
+        info_num_channels=1, info_scales=[[4, 4, 40]], info_chunk_size=[16, 16, 1],
+        info_dataset_size=[64, 64, 2], info_encoding="raw",
+    )
+
+flow = build_subchunkable_apply_flow(
+    dst=layer("dst"), dst_resolution=[4, 4, 40],
+    bbox=BBox3D.from_coords((0, 0, 0), (64, 64, 2), (4, 4, 40)), fn=fn,
+    op_kwargs={"src": layer("src")},
+    level_intermediaries_dirs=[f"file://{root / 'tmp'}"] * 2, verbose=False, **CFG,
+)
+summary = mazepa.execute(flow, checkpoint=str(root / "run.ckpt"), show_progress=False,
+                         batch_size=1)
+print("SUMMARY", summary.tasks_done, summary.tasks_skipped, calls)
+"""
+
+
+def _child(root: Path, stop_at: int, bound: int) -> subprocess.Popen[str]:
+    script = root / "child.py"
+    script.write_text(f"CFG = {CFG!r}\n" + textwrap.dedent(CHILD))
+    return subprocess.Popen(
+        [sys.executable, str(script), str(root), str(stop_at), str(bound)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bound", [0, 2 * 20 * 20], ids=["kept", "evicting"])
+def test_a_run_killed_midway_and_resumed_writes_the_same_bytes(
+    tmp_path: Path, src: VolumetricLayer, bound: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def counting(src: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return src * 0.5 + src[:, :1, :1, :1] * 0.25
+
+    reference = make_volume_at(str(tmp_path / "reference"), size=SIZE)
+    mazepa.execute(
+        build_subchunkable_apply_flow(
+            dst=reference,
+            dst_resolution=RES,
+            bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+            fn=counting,
+            op_kwargs={"src": src},
+            level_intermediaries_dirs=[f"file://{tmp_path / 'ref-tmp'}"] * 2,
+            verbose=False,
+            **CFG,
+        ),
+        show_progress=False,
+    )
+    root = tmp_path / "run"
+    root.mkdir()
+    write_array(
+        make_volume_at(str(root / "src"), size=SIZE), random_array((1, *SIZE), "uint8", seed=21)
+    )
+    # killed 3/4 of the way through the top-level work: the first z section is reduced, the
+    # second half computed
+    child = _child(root, len(calls) * 3 // 4, bound)
+    deadline = time.monotonic() + 120  # a safety net: the point is chosen by the file
+    while not (root / "stopped").exists():
+        assert child.poll() is None, child.communicate()[0]
+        assert time.monotonic() < deadline, "the run never reached its stopping point"
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    recorded = CheckpointStore(root / "run.ckpt").load()
+    assert recorded  # work finished before the kill is on record
+
+    resumed = _child(root, 0, bound)
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    done, skipped, fn_calls = map(int, output.split("SUMMARY")[1].split())
+    assert done > 0
+    assert skipped > 0 and 0 < fn_calls < len(calls)  # resumed, not run again from scratch
+    assert dst_files(root / "dst") == dst_files(tmp_path / "reference")
+    assert np.any(np.frombuffer(b"".join(dst_files(root / "dst").values()), np.uint8))
