@@ -314,9 +314,13 @@ def _cost_rows(plan: SubchunkablePlan) -> list[Row]:
         ("to write", _bytes(est["write"]) + f" to dst ({files})"),
     ]
     if plan.store is not None:
-        rows.append(
-            ("intermediaries size", _bytes(est["intermediaries"]) + " (written and read once)")
+        # (a run in one process keeps them in memory instead: see .intermediaries)
+        how = (
+            "written and read once"
+            if plan.keep_intermediaries or plan.deferred
+            else "in memory with -p 1, else written and read once"
         )
+        rows.append(("intermediaries size", _bytes(est["intermediaries"]) + f" ({how})"))
     memory = (
         "about "
         + _bytes(est["memory"])
