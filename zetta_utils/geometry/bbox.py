@@ -11,14 +11,43 @@ import attrs
 
 from zetta_utils import builder
 
-from .vec import Vec3D, _normalise, to_vec3d
+from .vec import _PLAIN, Vec3D, _normalise, to_vec3d
 
 SnapMode = Literal["shrink", "expand", "round"]
 DEFAULT_UNIT = "nm"
 _EPS = 1e-6  # in grid units: tolerance for "already on the grid" in floating point
 
 
+_INF = math.inf
+
+
+def _plain_bounds(value: Any) -> bool:
+    """Whether ``value`` is already three ``(start, end)`` tuples of plain, finite, ordered
+    numbers (what arithmetic on other boxes gives): accepted as it is, without a copy."""
+    if type(value) is not tuple or len(value) != 3:
+        return False
+    x, y, z = value
+    if not (type(x) is tuple and type(y) is tuple and type(z) is tuple):
+        return False
+    if len(x) != 2 or len(y) != 2 or len(z) != 2:
+        return False
+    (x0, x1), (y0, y1), (z0, z1) = x, y, z
+    return (
+        type(x0) in _PLAIN
+        and type(x1) in _PLAIN
+        and type(y0) in _PLAIN
+        and type(y1) in _PLAIN
+        and type(z0) in _PLAIN
+        and type(z1) in _PLAIN
+        and -_INF < x0 <= x1 < _INF
+        and -_INF < y0 <= y1 < _INF
+        and -_INF < z0 <= z1 < _INF
+    )
+
+
 def _to_bounds(value: Any) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+    if _plain_bounds(value):
+        return value
     try:
         pairs = tuple((_normalise(lo), _normalise(hi)) for lo, hi in value)
     except (TypeError, ValueError) as e:
@@ -34,7 +63,12 @@ def _to_bounds(value: Any) -> tuple[tuple[float, float], tuple[float, float], tu
 
 
 def _to_tuple3(value: Any) -> tuple[float, float, float]:
+    if value is _UNIT_RESOLUTION:
+        return value
     return to_vec3d(value, "pprint_px_resolution").tuple()
+
+
+_UNIT_RESOLUTION = (1, 1, 1)
 
 
 def _not_pad(name: str, pad: Any) -> ValueError:
@@ -94,7 +128,7 @@ class BBox3D:
     )
     unit: str = DEFAULT_UNIT
     pprint_px_resolution: tuple[float, float, float] = attrs.field(
-        default=(1, 1, 1), converter=_to_tuple3
+        default=_UNIT_RESOLUTION, converter=_to_tuple3
     )
 
     # --- construction ------------------------------------------------------------------------
@@ -107,6 +141,15 @@ class BBox3D:
         unit: str = DEFAULT_UNIT,
     ) -> BBox3D:
         """The box from ``start_coord`` to ``end_coord``, both in voxels at ``resolution``."""
+        start_t, end_t, res_t = _plain3(start_coord), _plain3(end_coord), _plain3(resolution)
+        if start_t is not None and end_t is not None and res_t is not None:
+            # the common case (flows build boxes per chunk): plain arithmetic, no Vec3D steps
+            (s0, s1, s2), (e0, e1, e2), (r0, r1, r2) = start_t, end_t, res_t
+            if r0 > 0 and r1 > 0 and r2 > 0 and s0 <= e0 and s1 <= e1 and s2 <= e2:
+                return cls(
+                    bounds=((s0 * r0, e0 * r0), (s1 * r1, e1 * r1), (s2 * r2, e2 * r2)),
+                    unit=unit,
+                )
         start = to_vec3d(start_coord, "start_coord")
         end = to_vec3d(end_coord, "end_coord")
         res = to_vec3d(resolution, "resolution")
@@ -361,6 +404,28 @@ class BBox3D:
             )
             result.append(attrs.evolve(self, bounds=b))
         return result
+
+
+def _plain3(value: Any) -> tuple[Any, Any, Any] | None:
+    """``value`` as a tuple of three plain finite numbers, if it is a ``Vec3D`` or a tuple of
+    them; else None (the caller takes its checked path)."""
+    if type(value) is Vec3D:
+        triple = value.tuple()
+    elif type(value) is tuple and len(value) == 3:
+        triple = value
+    else:
+        return None
+    a, b, c = triple
+    if (
+        type(a) in _PLAIN
+        and type(b) in _PLAIN
+        and type(c) in _PLAIN
+        and -_INF < a < _INF
+        and -_INF < b < _INF
+        and -_INF < c < _INF
+    ):
+        return triple
+    return None
 
 
 def _check_resolution(res: Vec3D[float]) -> None:

@@ -117,6 +117,8 @@ class Layer(Generic[IndexT, DataT]):
     # --- processed access (indices already converted by the frontend) ------------------------
     def read_with_procs(self, idx: IndexT) -> DataT:
         """Read ``idx`` (a frontend-converted index) through all processors."""
+        if not self.index_procs and not self.read_procs:
+            return self._read_backend(idx)
         for index_proc in self.index_procs:
             idx = index_proc(idx)
         read_procs = self.read_procs
@@ -133,7 +135,11 @@ class Layer(Generic[IndexT, DataT]):
 
     def write_with_procs(self, idx: IndexT, data: DataT) -> None:
         """Write ``data`` at ``idx`` (a frontend-converted index) through all processors."""
-        self._check_writable()
+        if self.readonly:
+            self._check_writable()
+        if not self.index_procs and not self.write_procs:
+            self._write_backend(idx, data)
+            return
         for index_proc in self.index_procs:
             idx = index_proc(idx)
         for proc in self.write_procs:

@@ -13,6 +13,19 @@ from zetta_utils.geometry import Vec3D
 from .index import VolumetricIndex
 
 
+def match_resolution(
+    resolution: Vec3D[float], stored: Sequence[Vec3D[float]]
+) -> Vec3D[float] | None:
+    """The element of ``stored`` equal to ``resolution`` (up to float rounding), or None."""
+    for s in stored:
+        if s == resolution:
+            return s
+    for s in stored:
+        if s.allclose(resolution, rel_tol=1e-9, abs_tol=1e-9):
+            return s
+    return None
+
+
 class VolumetricBackend(ABC):
     """Reads and writes one Neuroglancer Precomputed volume at the resolutions it stores.
 
@@ -55,6 +68,12 @@ class VolumetricBackend(ABC):
     @abstractmethod
     def get_resolutions(self) -> Sequence[Vec3D[float]]:
         """The stored resolutions (the info file's scales), finest first."""
+
+    def find_resolution(self, resolution: Vec3D[float]) -> Vec3D[float] | None:
+        """The stored resolution equal to ``resolution`` up to float rounding, or None (the
+        frontend asks for every chunk read or written; backends whose resolutions never change
+        may remember the answers)."""
+        return match_resolution(resolution, self.get_resolutions())
 
     @abstractmethod
     def get_voxel_offset(self, resolution: Vec3D[float]) -> Vec3D[int]: ...

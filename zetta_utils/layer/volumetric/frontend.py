@@ -44,7 +44,7 @@ import torch
 from zetta_utils.geometry import BBox3D, Vec3D, to_vec3d
 from zetta_utils.tensor_ops import INTERPOLATION_MODES, InterpolationMode, interpolate, to_torch
 
-from .backend import VolumetricBackend
+from .backend import VolumetricBackend, match_resolution
 from .index import VolumetricIndex
 
 ResolutionLike: TypeAlias = Vec3D[float] | Sequence[float]
@@ -161,17 +161,18 @@ def parse_volumetric_index(
 def to_write_tensor(data_user: Any, idx: VolumetricIndex, what: str = "data") -> torch.Tensor:
     """``data_user`` (a torch tensor or NumPy array, CXYZ, spatial shape ``idx.shape``) as a
     tensor, without copying where the dtype allows."""
-    if isinstance(data_user, np.ndarray):
-        data = to_torch(data_user)
-    elif isinstance(data_user, torch.Tensor):
+    if type(data_user) is torch.Tensor or isinstance(data_user, torch.Tensor):
         data = data_user
+    elif isinstance(data_user, np.ndarray):
+        data = to_torch(data_user)
     else:
         raise TypeError(
             f"{what} written to a volumetric layer must be a torch.Tensor or numpy.ndarray, got "
             f"{type(data_user).__name__}"
         )
-    shape = tuple(idx.shape)
-    if data.ndim != 4 or tuple(data.shape[1:]) != shape:
+    (x0, y0, z0), (x1, y1, z1) = idx.start, idx.stop
+    shape = (x1 - x0, y1 - y0, z1 - z0)
+    if data.ndim != 4 or data.shape[1:] != shape:
         raise ValueError(
             f"{what} written at {idx.pformat()} (resolution {_fmt(idx.resolution)}) must be CXYZ "
             "of "
@@ -181,19 +182,6 @@ def to_write_tensor(data_user: Any, idx: VolumetricIndex, what: str = "data") ->
 
 
 # --- resolution choice ----------------------------------------------------------------------------
-def match_resolution(
-    resolution: Vec3D[float], stored: Sequence[Vec3D[float]]
-) -> Vec3D[float] | None:
-    """The element of ``stored`` equal to ``resolution`` (up to float rounding), or None."""
-    for s in stored:
-        if s == resolution:
-            return s
-    for s in stored:
-        if s.allclose(resolution, rel_tol=1e-9, abs_tol=1e-9):
-            return s
-    return None
-
-
 def _integral_ratio(a: float, b: float) -> bool:
     ratio = max(a, b) / min(a, b)
     return abs(ratio - round(ratio)) <= 1e-9 * ratio
@@ -281,6 +269,8 @@ class VolumetricFrontend:
 
     # --- LayerFrontend -------------------------------------------------------------------------
     def convert_idx(self, idx_user: UserVolumetricIndex) -> VolumetricIndex:
+        if type(idx_user) is VolumetricIndex:
+            return idx_user
         return parse_volumetric_index(
             idx_user,
             self.index_resolution,
@@ -300,10 +290,12 @@ class VolumetricFrontend:
         desired = idx.resolution
         src = self.data_resolution
         if src is None:
-            stored = backend.get_resolutions()
-            match = match_resolution(desired, stored)
+            match = backend.find_resolution(desired)
             if match is not None:
-                return backend.read(idx if match == desired else idx.with_resolution(match))
+                return backend.read(
+                    idx if match is desired or match == desired else idx.with_resolution(match)
+                )
+            stored = backend.get_resolutions()
             if self.interpolation_mode is None:
                 raise ValueError(
                     f"cannot read {backend.name} at resolution {_fmt(desired)}: it is not stored "
@@ -324,16 +316,18 @@ class VolumetricFrontend:
         desired = idx.resolution
         dst = self.data_resolution
         if dst is None:
-            stored = backend.get_resolutions()
-            match = match_resolution(desired, stored)
+            match = backend.find_resolution(desired)
             if match is None:
+                stored = backend.get_resolutions()
                 raise ValueError(
                     f"cannot write {backend.name} at resolution {_fmt(desired)}: it is not stored "
                     f"(stored: {', '.join(_fmt(s) for s in stored) or 'none'}); write at a stored "
                     "resolution, or set data_resolution and interpolation_mode to resample writes "
                     "to one"
                 )
-            backend.write(idx if match == desired else idx.with_resolution(match), data)
+            backend.write(
+                idx if match is desired or match == desired else idx.with_resolution(match), data
+            )
             return
         if match_resolution(desired, (dst,)) is not None:
             backend.write(idx if dst == desired else idx.with_resolution(dst), data)

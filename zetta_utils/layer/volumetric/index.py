@@ -16,6 +16,10 @@ _WHOLE_VOXEL_TOL = 1e-6
 
 
 def _to_resolution(value: Any) -> Vec3D[float]:
+    if type(value) is Vec3D:  # the common case: a resolution passed on from another index
+        x, y, z = value.tuple()
+        if x > 0 and y > 0 and z > 0:
+            return value
     res = to_vec3d(value, "resolution")
     if any(r <= 0 for r in res):
         raise ValueError(f"resolution must be positive, got {tuple(res)}")

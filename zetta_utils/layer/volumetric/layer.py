@@ -57,15 +57,24 @@ class VolumetricLayer(Layer[VolumetricIndex, torch.Tensor]):
         factory=VolumetricFrontend, validator=_check_frontend
     )
 
+    # Every chunk a flow reads or writes comes through these: without processors, a
+    # VolumetricIndex goes straight to the frontend (the same steps, fewer calls).
     def __getitem__(self, idx_user: UserVolumetricIndex) -> torch.Tensor:
-        return self.read_with_procs(self.frontend.convert_idx(idx_user))
+        idx = idx_user if type(idx_user) is VolumetricIndex else self.frontend.convert_idx(idx_user)
+        if self.index_procs or self.read_procs:
+            return self.read_with_procs(idx)
+        return self._read_backend(idx)
 
     def __setitem__(
         self, idx_user: UserVolumetricIndex, data_user: torch.Tensor | np.ndarray
     ) -> None:
-        self._check_writable()
+        if self.readonly:
+            self._check_writable()
         idx, data = self.frontend.convert_write(idx_user, data_user)
-        self.write_with_procs(idx, data)
+        if self.index_procs or self.write_procs:
+            self.write_with_procs(idx, data)
+            return
+        self._write_backend(idx, data)
 
     def _read_backend(self, idx: VolumetricIndex) -> torch.Tensor:
         return self.frontend.read(self.backend, idx)

@@ -332,22 +332,22 @@ def write_info(path: str, info: Mapping[str, Any], io: RemoteFileIO | None = Non
 # --- in-process notifications (handle caches) ----------------------------------------------------
 
 Event = Literal["data", "info"]
-_LISTENERS: list[Callable[[str, Event], None]] = []
+# Replaced, never changed in place: every chunk written notifies, without taking the lock.
+_LISTENERS: tuple[Callable[[str, Event], None], ...] = ()
 _LISTENERS_LOCK = threading.Lock()
 
 
 def add_listener(fn: Callable[[str, Event], None]) -> None:
     """Call ``fn(url, event)`` whenever this process writes data or an info to a volume, so that
     caches of other handles on that volume can drop what the write made stale."""
+    global _LISTENERS
     with _LISTENERS_LOCK:
         if fn not in _LISTENERS:
-            _LISTENERS.append(fn)
+            _LISTENERS = (*_LISTENERS, fn)
 
 
 def notify(url: str, event: Event) -> None:
-    with _LISTENERS_LOCK:
-        listeners = list(_LISTENERS)
-    for fn in listeners:
+    for fn in _LISTENERS:
         fn(url, event)
 
 
@@ -1205,6 +1205,35 @@ def _clipped(
     return lo, hi, in_start, in_stop
 
 
+_DIRECT_TORCH_DTYPES: dict[str, torch.dtype] = {
+    "uint8": torch.uint8,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
+"""Stored data types whose arrays are torch tensors as they are (no widening, no range check)."""
+
+
+class _ScaleGeometry:
+    """What every chunk read or written at one scale asks for, found once per backend and scale:
+    the scale, its voxel bounds ``lo``, ``hi`` and chunk size as plain tuples, its write lock."""
+
+    __slots__ = ("chunk", "hi", "lo", "locked", "scale")
+
+    def __init__(self, scale: dict[str, Any]) -> None:
+        self.scale = scale
+        lx, ly, lz = (int(v) for v in scale["voxel_offset"])
+        sx, sy, sz = (int(n) for n in scale["size"])
+        cx, cy, cz = (int(n) for n in scale["chunk_sizes"][0])
+        self.lo = (lx, ly, lz)
+        self.hi = (lx + sx, ly + sy, lz + sz)
+        self.chunk = (cx, cy, cz)
+        self.locked = bool(scale.get("locked"))
+
+
 class PrecomputedBackend(VolumetricBackend):
     """What the TensorStore and CloudVolume backends share: the info (kept from construction),
     resolution and bounds checks, reads outside the bounds, the chunk-alignment rule for writes,
@@ -1227,6 +1256,15 @@ class PrecomputedBackend(VolumetricBackend):
         self._scales_by_resolution: dict[tuple[float, ...], dict[str, Any]] = {}
         self._bounds_by_key: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self._resolutions: list[Vec3D[float]] | None = None
+        # by the resolution object asked for (flows ask with the same one for every chunk)
+        self._geometry_by_resolution: dict[Any, _ScaleGeometry] = {}
+        self._found_resolutions: dict[Any, Vec3D[float] | None] = {}
+        self._url = self._vpath.url
+        self._writable = self._vpath.is_writable
+        data_type = self.data_type
+        self._np_dtype = np.dtype(data_type)
+        self._direct_torch_dtype = _DIRECT_TORCH_DTYPES.get(data_type)
+        self._num_channels = self.num_channels
 
     # --- description ---------------------------------------------------------------------------
     @property
@@ -1298,11 +1336,37 @@ class PrecomputedBackend(VolumetricBackend):
         (lx, ly, lz), (hx, hy, hz) = self._scale_bounds(scale)
         return lx <= x0 < x1 <= hx and ly <= y0 < y1 <= hy and lz <= z0 < z1 <= hz
 
+    def _geometry(self, resolution: Vec3D[float]) -> _ScaleGeometry:
+        """The geometry of the scale stored at ``resolution`` (a ValueError if none is)."""
+        try:
+            return self._geometry_by_resolution[resolution]
+        except (KeyError, TypeError):
+            pass
+        geometry = _ScaleGeometry(self._scale(resolution))
+        try:
+            self._geometry_by_resolution[resolution] = geometry
+        except TypeError:  # an unhashable resolution (a list): found again next time
+            pass
+        return geometry
+
     def get_resolutions(self) -> list[Vec3D[float]]:
         resolutions = self._resolutions
         if resolutions is None:
             resolutions = self._resolutions = [_scale_resolution(s) for s in self._info["scales"]]
         return list(resolutions)
+
+    def find_resolution(self, resolution: Vec3D[float]) -> Vec3D[float] | None:
+        # the info, hence the stored resolutions, never change for this backend
+        try:
+            return self._found_resolutions[resolution]
+        except (KeyError, TypeError):
+            pass
+        found = super().find_resolution(resolution)
+        try:
+            self._found_resolutions[resolution] = found
+        except TypeError:
+            pass
+        return found
 
     def get_voxel_offset(self, resolution: Vec3D[float]) -> Vec3D[int]:
         return Vec3D(*(int(v) for v in self._scale(resolution)["voxel_offset"]))
@@ -1324,9 +1388,12 @@ class PrecomputedBackend(VolumetricBackend):
         return scale, idx.start, idx.stop
 
     def read(self, idx: VolumetricIndex) -> torch.Tensor:
-        write_behind.wait_for(self._vpath.url)  # what this process wrote lands first
-        scale, start, stop = self._voxel_box(idx)
-        if self._inside(scale, start, stop):
+        write_behind.wait_for(self._url)  # what this process wrote lands first
+        geometry = self._geometry(idx.resolution)
+        scale, start, stop = geometry.scale, idx.start, idx.stop
+        (x0, y0, z0), (x1, y1, z1) = start, stop
+        (lx, ly, lz), (hx, hy, hz) = geometry.lo, geometry.hi
+        if lx <= x0 < x1 <= hx and ly <= y0 < y1 <= hy and lz <= z0 < z1 <= hz:
             return self._to_cxyz(self._read_xyzc(scale, start, stop))
         _, _, in_start, in_stop = _clipped(scale, start, stop)
         shape = (self.num_channels, *(stop - start).tuple())
@@ -1376,9 +1443,35 @@ class PrecomputedBackend(VolumetricBackend):
         self._read_xyzc_into(scale, in_start, in_stop, inside.transpose(1, 2, 3, 0))
 
     def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
-        if not self._vpath.is_writable:
+        if not self._writable:
             raise PermissionError(f"{self._vpath.url} is read-only ({self._vpath.scheme}://)")
-        scale, start, stop = self._voxel_box(idx)
+        geometry = self._geometry(idx.resolution)
+        scale, start, stop = geometry.scale, idx.start, idx.stop
+        if not geometry.locked and (type(data) is torch.Tensor or isinstance(data, torch.Tensor)):
+            # the common case, a write of whole chunks inside the bounds, in plain arithmetic
+            # (anything else, errors included, takes the checked path below)
+            (x0, y0, z0), (x1, y1, z1) = start, stop
+            (lx, ly, lz), (hx, hy, hz) = geometry.lo, geometry.hi
+            cx, cy, cz = geometry.chunk
+            if (
+                data.shape == (self._num_channels, x1 - x0, y1 - y0, z1 - z0)
+                and lx <= x0 < x1 <= hx
+                and ly <= y0 < y1 <= hy
+                and lz <= z0 < z1 <= hz
+                and (x0 - lx) % cx == 0
+                and (y0 - ly) % cy == 0
+                and (z0 - lz) % cz == 0
+                and ((x1 - lx) % cx == 0 or x1 == hx)
+                and ((y1 - ly) % cy == 0 or y1 == hy)
+                and ((z1 - lz) % cz == 0 or z1 == hz)
+            ):
+                if data.dtype == self._direct_torch_dtype:
+                    array = data.numpy(force=True)
+                else:
+                    array = to_stored(data, self.data_type, "data")
+                self._write_xyzc(scale, start, stop, array.transpose(1, 2, 3, 0))
+                notify(self._url, "data")
+                return
         if scale.get("locked"):
             # CloudVolume's per-scale write lock; honoured by both backends so they agree
             raise PermissionError(
@@ -1442,7 +1535,15 @@ class PrecomputedBackend(VolumetricBackend):
 
     def _to_cxyz(self, xyzc: npt.NDArray[Any]) -> torch.Tensor:
         # XYZC in Fortran order is CZYX in C order: the CXYZ result is a view, not a copy.
-        return to_torch(xyzc.transpose(3, 0, 1, 2))
+        cxyz = xyzc.transpose(3, 0, 1, 2)
+        if (
+            self._direct_torch_dtype is not None
+            and xyzc.dtype == self._np_dtype
+            and xyzc.flags.writeable
+            and min(xyzc.strides) >= 0
+        ):
+            return torch.from_numpy(cxyz)  # what to_torch gives it, in one step
+        return to_torch(cxyz)
 
     @abstractmethod
     def _read_xyzc(

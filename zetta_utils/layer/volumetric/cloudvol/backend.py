@@ -155,11 +155,15 @@ class _Registry:
         self.pid = os.getpid()
         self.handles: dict[tuple[Any, ...], Any] = {}
         self.chunk_caches: dict[tuple[Any, ...], chunk_files.ChunkCache] = {}
+        # the volumes with handles or chunk caches here: a write to any other volume (every
+        # chunk written by this process notifies) has nothing to clear
+        self.urls: set[str] = set()
 
     def check_pid(self) -> None:
         if self.pid != os.getpid():
             self.handles.clear()
             self.chunk_caches.clear()
+            self.urls.clear()
             self.pid = os.getpid()
 
     def drop(self, url: str) -> None:
@@ -168,8 +172,11 @@ class _Registry:
                 del self.handles[key]
             for key in [k for k in self.chunk_caches if k[0] == url]:
                 del self.chunk_caches[key]
+            self.urls.discard(url)
 
     def clear_lru(self, url: str) -> None:
+        if url not in self.urls:
+            return
         with self.lock:
             for key, cv in self.handles.items():
                 if key[0] == url:
@@ -321,6 +328,7 @@ class CVBackend(PrecomputedBackend):
             cache = _REGISTRY.chunk_caches.get(key)
             if cache is None:
                 cache = _REGISTRY.chunk_caches[key] = chunk_files.ChunkCache(self.cache_bytes_limit)
+                _REGISTRY.urls.add(key[0])
         return cache
 
     def _volume(self, scale: Mapping[str, Any]) -> Any:
@@ -331,6 +339,7 @@ class CVBackend(PrecomputedBackend):
             if cv is None:
                 cv = _translate_errors(lambda: self._open(scale), self.path)
                 _REGISTRY.handles[key] = cv
+                _REGISTRY.urls.add(key[0])
         return cv
 
     def _open(self, scale: Mapping[str, Any]) -> Any:

@@ -99,35 +99,61 @@ _RAW_WRITE_MAX_PENDING_BYTES = 64 * 2**20
 
 
 class _Registry:
-    """Per-process TensorStore contexts and open handles, dropped after ``fork``."""
+    """Per-process TensorStore contexts and open handles, dropped after ``fork``.
+
+    ``generation`` changes whenever a handle is dropped (or the process forked): backends keep
+    the handles they use with the generation they got them in, and look them up again once it
+    changed."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pid = os.getpid()
         self.contexts: dict[tuple[Any, ...], Any] = {}
         self.handles: dict[tuple[Any, ...], Any] = {}
+        self.generation = 0
+        # volumes with contexts or handles of revalidate_cache=False backends: every write
+        # drops those, and the writes to any other volume need not look
+        self.unrevalidated: set[str] = set()
 
     def check_pid(self) -> None:
         if self.pid != _PID[0]:
             self.contexts.clear()
             self.handles.clear()
+            self.unrevalidated.clear()
             self.pid = _PID[0]
+            self.generation += 1
+
+    def added(self, key: tuple[Any, ...]) -> None:
+        """Note an entry just added under ``key`` (the lock held)."""
+        if not key[-1]:
+            self.unrevalidated.add(key[0])
 
     def drop(self, url: str, unrevalidated_only: bool = False) -> None:
         """Forget the volume's contexts and handles (with ``unrevalidated_only``, those of
         backends with ``revalidate_cache=False``: the last item of their keys)."""
+        if unrevalidated_only and url not in self.unrevalidated:
+            return  # nothing to drop (every data write of this process asks)
         with self.lock:
             for table in (self.contexts, self.handles):
                 for key in [k for k in table if k[0] == url and not (unrevalidated_only and k[-1])]:
                     del table[key]
+            self.unrevalidated.discard(url)
+            self.generation += 1
 
 
 _PID = [os.getpid()]
 """This process's id, updated in a child after ``fork`` (``os.getpid`` is a system call, and every
 chunk read or written looks its handle up)."""
-os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 _REGISTRY = _Registry()
+
+
+def _after_fork_in_child() -> None:
+    _PID[0] = os.getpid()
+    _REGISTRY.generation += 1  # the handles backends kept belong to the parent
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _on_event(url: str, event: precomputed.Event) -> None:
@@ -209,6 +235,25 @@ class TSBackend(PrecomputedBackend):
         self.cache_bytes_limit = int(cache_bytes_limit or 0)
         self.file_io_sync = file_io_sync_default() if file_io_sync is None else file_io_sync
         self.revalidate_cache = revalidate_cache
+        self._init_process_state()
+
+    def _init_process_state(self) -> None:
+        # this process's handles by scale key, with the registry generation they were got in
+        self._stores: dict[str, tuple[int, Any]] = {}
+        # whether reads of a scale may go to its chunk files, and whether its chunks are plain
+        # raw files (writes), the switches aside (by scale key)
+        self._raw_readable: dict[str, bool] = {}
+        self._plain_raw: dict[str, bool] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in ("_stores", "_raw_readable", "_plain_raw"):
+            del state[name]  # handles stay in their process (and the rest is found again)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_process_state()
 
     def _check_decodable(self) -> None:
         """Refuse, before any I/O, a volume TensorStore cannot decode (CloudVolume can)."""
@@ -255,6 +300,7 @@ class TSBackend(PrecomputedBackend):
                 }
             )
             _REGISTRY.contexts[key] = ctx
+            _REGISTRY.added(key)
         return ctx
 
     def _handle(self, what: str, opener: Callable[[], Any]) -> Any:
@@ -268,10 +314,20 @@ class TSBackend(PrecomputedBackend):
             handle = _REGISTRY.handles.get(key)
             if handle is None:
                 handle = _REGISTRY.handles[key] = opener()
+                _REGISTRY.added(key)
         return handle
 
     def _store(self, scale: Mapping[str, Any]) -> Any:
-        return self._handle(scale["key"], lambda: self._open(scale))
+        # every chunk read or written asks: this backend keeps what the registry gave it for as
+        # long as the registry dropped nothing (a new info, a write to an unrevalidated volume)
+        key = scale["key"]
+        kept = self._stores.get(key)
+        if kept is not None and kept[0] == _REGISTRY.generation:
+            return kept[1]
+        generation = _REGISTRY.generation
+        store = self._handle(key, lambda: self._open(scale))
+        self._stores[key] = (generation, store)
+        return store
 
     def _open(self, scale: Mapping[str, Any]) -> Any:
         import tensorstore as ts
@@ -334,7 +390,8 @@ class TSBackend(PrecomputedBackend):
     # --- I/O -----------------------------------------------------------------------------------
     def _view(self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> Any:
         """The region ``[start, stop)`` of the scale's handle (XYZC, in voxel coordinates)."""
-        return self._store(scale)[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
+        (x0, y0, z0), (x1, y1, z1) = start, stop
+        return self._store(scale)[x0:x1, y0:y1, z0:z1]
 
     def reads_chunk_files(self, resolution: Vec3D[float]) -> bool:
         """Whether reads at ``resolution`` (a stored one) go to the chunk files directly, taking
@@ -342,11 +399,13 @@ class TSBackend(PrecomputedBackend):
         return self._reads_raw_chunks(self._scale(resolution))
 
     def _reads_raw_chunks(self, scale: Mapping[str, Any]) -> bool:
-        return (
-            self._vpath.is_local
-            and (_is_plain_raw(scale) or ShardLayout.of(scale) is not None)
-            and raw_chunk_reads_enabled()
-        )
+        key = scale["key"]
+        readable = self._raw_readable.get(key)
+        if readable is None:
+            readable = self._raw_readable[key] = self._vpath.is_local and (
+                _is_plain_raw(scale) or ShardLayout.of(scale) is not None
+            )
+        return readable and raw_chunk_reads_enabled()
 
     def _read_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
@@ -374,7 +433,11 @@ class TSBackend(PrecomputedBackend):
     def _write_xyzc(
         self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
     ) -> None:
-        if _is_plain_raw(scale) and raw_chunk_writes_enabled():
+        key = scale["key"]
+        plain_raw = self._plain_raw.get(key)
+        if plain_raw is None:
+            plain_raw = self._plain_raw[key] = _is_plain_raw(scale)
+        if plain_raw and raw_chunk_writes_enabled():
             self._write_raw_chunks(scale, start, stop, data)
             return
         view = self._view(scale, start, stop)
@@ -384,10 +447,10 @@ class TSBackend(PrecomputedBackend):
         # Write-behind: the caller may reuse ``data`` once TensorStore has copied it; encoding
         # and storing (the commit) finish while the worker goes on. A TensorStore write waits for
         # this volume's earlier commits first, so that writes land in the order they were made.
-        write_behind.wait_for(self.path, tracked_only=True)
+        write_behind.wait_for(self._url, tracked_only=True)
         futures = view.write(data)
         futures.copy.result()
-        write_behind.track(self.path, futures.commit, data.nbytes)
+        write_behind.track(self._url, futures.commit, data.nbytes)
 
     # --- whole raw chunks through the key-value store (see the module docstring) ---------------
     def _kvstore(self) -> Any:
@@ -422,7 +485,7 @@ class TSBackend(PrecomputedBackend):
                 if np.may_share_memory(chunk, data):  # the deferred write must own its data
                     chunk = chunk.copy()
                 write_behind.defer(
-                    self.path,
+                    self._url,
                     functools.partial(write_chunk_file, directory, name, chunk, self.file_io_sync),
                     chunk.nbytes,
                 )
@@ -447,11 +510,11 @@ class TSBackend(PrecomputedBackend):
     ) -> None:
         """:meth:`_write_raw_chunks` to object storage with write-behind: each chunk's PUT is
         tracked, not awaited (after this volume's earlier ones, so that they land in order)."""
-        write_behind.wait_for(self.path, tracked_only=True)
+        write_behind.wait_for(self._url, tracked_only=True)
         for name, part in whole_chunks(scale, start, stop, data):
             value = part.tobytes(order="F")  # (a copy: the PUT owns it)
             write_behind.track(
-                self.path, kvstore.write(f"{scale['key']}/{name}", value), len(value)
+                self._url, kvstore.write(f"{scale['key']}/{name}", value), len(value)
             )
 
     def _read_raw_chunks_into(
