@@ -5,6 +5,7 @@ No test depends on speed: deferred jobs are held back with events, never with sl
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -201,3 +202,34 @@ def test_synchronous_block_writes_inline() -> None:
 def test_configure_refuses_bad_bounds() -> None:
     with pytest.raises(ValueError, match="max_pending_bytes"):
         write_behind.configure(max_pending_bytes=-1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names of /proc")
+def test_the_writer_thread_has_a_system_name() -> None:
+    """Python threads are all "python" for the system: the writer's CPU time could not be told
+    from the tasks' (top -H, perf, /proc/<pid>/task/*/comm)."""
+    seen: list[str] = []
+
+    def job() -> None:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+            seen.append(f.read().strip())
+
+    with write_behind.task_scope(on=True) as scope:
+        write_behind.defer("k", job)
+    scope.wait()
+    assert seen == [write_behind.OS_THREAD_NAME] == ["zetta-writer"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names of /proc")
+def test_name_os_thread_cuts_to_the_system_limit() -> None:
+    names: list[str] = []
+
+    def run() -> None:
+        assert write_behind.name_os_thread("a-name-longer-than-fifteen")
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+            names.append(f.read().strip())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert names == ["a-name-longer-t"]
