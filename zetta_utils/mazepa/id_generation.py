@@ -78,9 +78,8 @@ def generate_invocation_id(
     The same function and equal arguments give the same id, in any process; keyword argument order
     does not matter.
     """
-    h = hashlib.blake2b(digest_size=_DIGEST_SIZE)
+    h = _fed_with(fn)
     feeder = _Feeder(h.update)
-    feeder.feed(fn)
     feeder.feed(tuple(args))
     feeder.feed_mapping(kwargs)
     digest = h.hexdigest()
@@ -89,7 +88,58 @@ def generate_invocation_id(
     return f"{sanitize_prefix(prefix)}-{digest}"
 
 
+_PREFIX_CACHE_SIZE = 1024
+# what identifies an operation (see _prefix_key) -> the hash state after feeding it: the tasks of
+# one operation differ only in their arguments
+_PREFIXES: dict[Any, Any] = {}
+
+
+def _fed_with(fn: Any) -> Any:
+    """A new hash state holding ``fn``'s encoding (computed once per operation where its
+    encoding cannot change, see :func:`_prefix_key`)."""
+    key = _prefix_key(fn)
+    if key is not None:
+        state = _PREFIXES.get(key)
+        if state is not None:
+            return state.copy()
+    h = hashlib.blake2b(digest_size=_DIGEST_SIZE)
+    _Feeder(h.update).feed(fn)
+    if key is not None:
+        if len(_PREFIXES) >= _PREFIX_CACHE_SIZE:
+            _PREFIXES.clear()
+        _PREFIXES[key] = h.copy()
+    return h
+
+
+def _fixed_part(value: Any) -> bool:
+    """Whether ``value`` encodes the same whenever it compares equal: a string, a class, a
+    function without a closure (functions compare by identity; their code and defaults are
+    taken as fixed, as :meth:`_Feeder._feed_function` does). Numbers are not (``1 == 1.0 ==
+    True`` encode differently), nor anything mutable."""
+    t = type(value)
+    return t is str or t is type or (t is types.FunctionType and not value.__closure__)
+
+
+def _prefix_key(fn: Any) -> Any:
+    """A key equal for two operations only where they encode the same, or None (not cached)."""
+    if type(fn) is types.FunctionType:
+        return ("function", fn) if not fn.__closure__ else None
+    custom = getattr(fn, "mazepa_id_components", None)
+    if custom is None or not callable(custom) or isinstance(fn, type):
+        return None
+    components = custom()
+    if type(components) is tuple:
+        for c in components:
+            t = type(c)
+            if not (t is str or t is type or (t is types.FunctionType and not c.__closure__)):
+                return None
+        return (type(fn), components)
+    return (type(fn), components) if _fixed_part(components) else None
+
+
 _INT_STRUCT = struct.Struct("<q")
+_EMPTY_MAPPING = b"d" + _INT_STRUCT.pack(8) + _INT_STRUCT.pack(0)
+"""What ``feed_mapping({})`` writes: the tag of a mapping and its length, 0."""
 _FLOAT_STRUCT = struct.Struct("<d")
 # Hashed by name (see ``_Feeder._feed_named``): checked at once, as one isinstance call.
 _NAMED_KINDS = (
@@ -159,6 +209,9 @@ class _Feeder:
             del self._stack[key]
 
     def feed_mapping(self, mapping: Mapping[Any, Any]) -> None:
+        if not mapping:
+            self.update(_EMPTY_MAPPING)
+            return
         if all(type(k) is str for k in mapping):
             self._tag(b"d", _INT_STRUCT.pack(len(mapping)))
             for k in sorted(mapping):
@@ -175,7 +228,10 @@ class _Feeder:
     def _feed_sequence(self, tag: bytes, items: Any) -> None:
         self._tag(tag, _INT_STRUCT.pack(len(items)))
         for item in items:
-            self.feed(item)
+            if type(item) is int and -(2**63) <= item < 2**63:
+                self.update(b"i" + _INT_STRUCT.pack(item))  # feed(item), inline (chunk keys)
+            else:
+                self.feed(item)
 
     def _feed_compound(self, obj: Any, t: type) -> None:
         custom = getattr(obj, "mazepa_id_components", None)
