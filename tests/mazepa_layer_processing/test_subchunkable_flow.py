@@ -713,10 +713,11 @@ def test_summary_estimates_a_workers_memory(
     # 20 x 20 with float32 buffers for the bands the level below blends in it (the 400 voxels but
     # the 3 x 3 interiors of 4 x 4), one bottom output 12 x 12, and the 3 x 3 storage chunks of
     # 16 x 16 that the input meets (read whole); and the rows kept for the reductions from task
-    # to task: the 3 x 3 padded top-level outputs of 20 x 20 that a reduction reads at most
+    # to task: the 3 x 3 padded top-level outputs of 20 x 20 that a reduction reads at most,
+    # twice (a run in one process keeps them in memory only: those of the next wave too)
     assert (
         estimate(plan)["memory"]
-        == 30 * 30 + 20 * 20 + (400 - 9 * 16) * 4 + 12 * 12 + 9 * 16 * 16 + 9 * 20 * 20
+        == 30 * 30 + 20 * 20 + (400 - 9 * 16) * 4 + 12 * 12 + 9 * 16 * 16 + 2 * 9 * 20 * 20
     )
     make_flow(src, dst, tmp_path / "tmp", verbose=True)
     assert "worker memory" in capsys.readouterr().out

@@ -78,7 +78,9 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     reduction = reduction_memory(plan)
     # the caches of decoded input chunks stay in the worker from task to task
     cache = _input_cache_bytes(plan, level, read_box)
-    memory += cache + kept_rows_bytes(plan)  # and so do the rows kept for reductions
+    # and so do the rows kept for reductions (more where they stay in memory only: with one
+    # process, which the plan does not know)
+    memory += cache + kept_rows_bytes(plan, in_memory=not plan.keep_intermediaries)
     reduction += cache if reduction else 0.0
     return {
         "read": reads,
@@ -147,7 +149,8 @@ def reduction_memory(plan: SubchunkablePlan) -> float:
     """Bound on the bytes a reduction task holds: its output box, every top-level chunk's
     padded output that meets the box (read at once), and a float buffer of one such output
     for the cells it sums; and the frames the previous reduction kept (at
-    most its padded outputs). 0 when the run has no reduction."""
+    most its padded outputs; twice that where rows stay in memory only, see
+    :func:`.volumetric_apply_flow.kept_rows_bytes`). 0 when the run has no reduction."""
     if (
         plan.reduction_chunk is None
         or plan.top_mode != "pieces"
@@ -169,6 +172,7 @@ def reduction_memory(plan: SubchunkablePlan) -> float:
     padded = math.prod(c + 2 * p for c, p in zip(chunk, blend, strict=True))
     read = pieces * padded * out_bpv
     kept = read if plan.store is not None and plan.store.keeps_frames else 0
+    kept *= 1 if plan.keep_intermediaries else 2
     return float(math.prod(box) * out_bpv + read + kept + padded * acc_bpv)
 
 

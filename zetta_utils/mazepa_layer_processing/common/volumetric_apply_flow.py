@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from zetta_utils import mazepa
-from zetta_utils.geometry import Vec3D
+from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 
@@ -155,7 +155,7 @@ class SubchunkablePlan:
             return self.processing_box
         return self.region.padded(self.roi_crop_pad)
 
-    @property
+    @functools.cached_property
     def top_grid(self) -> ChunkGrid:
         return ChunkGrid.over(
             self.processing_region, self.chunk_sizes[0], self.blend_pads[0], self.gap
@@ -179,7 +179,9 @@ class SubchunkablePlan:
         )
 
     def _index(self, box: Box, chunk_id: int) -> VolumetricIndex:
-        return attrs.evolve(box.to_index(self.dst_resolution), chunk_id=chunk_id)
+        resolution = self.dst_resolution
+        bbox = BBox3D.from_coords(box.start, box.stop, resolution)
+        return VolumetricIndex(resolution=resolution, bbox=bbox, chunk_id=chunk_id)
 
     @property
     def deferred(self) -> bool:
@@ -619,6 +621,11 @@ class SubchunkablePlan:
             )
 
     def clipped_dst(self) -> Any:
+        return self._clipped_dst
+
+    @functools.cached_property
+    def _clipped_dst(self) -> Any:
+        # made once per process (every top-level task of a skip_intermediaries run asks)
         if self.dst is None or self.dst_bounds is None:
             return self.dst
         backend = ClipWritesBackend(self.dst.backend, self.dst_resolution, self.dst_bounds)
@@ -1076,8 +1083,8 @@ def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
         plan.store.create()
     reducer = plan_reducer(plan)
     if reducer is not None and reducer.store.keeps_frames:
-        reducer.store.keep_bytes = kept_rows_bytes(plan)
         reducer.store.in_memory = rows_in_memory(plan)
+        reducer.store.keep_bytes = kept_rows_bytes(plan, reducer.store.in_memory)
     if reducer is None:
         yield from top_tasks(plan)
     else:
@@ -1104,12 +1111,17 @@ def rows_in_memory(plan: SubchunkablePlan) -> bool:
     return mazepa.single_process() and not plan.keep_intermediaries and not off
 
 
-def kept_rows_bytes(plan: SubchunkablePlan) -> int:
+def kept_rows_bytes(plan: SubchunkablePlan, in_memory: bool = False) -> int:
     """The bytes of rows a process keeps for its reductions (see
     :meth:`.intermediaries.PieceStore._read_needs`): those a reduction reads at most (every
     top-level chunk's padded output that a reduction chunk and its blend pads can meet; the
     bound :func:`.summary.reduction_memory` counts), at most :data:`KEPT_ROWS_MAX_BYTES`; 0 when
-    the run has no reduction."""
+    the run has no reduction.
+
+    Twice that (still at most :data:`KEPT_ROWS_MAX_BYTES`) with ``in_memory``, where rows stay in
+    memory only (:func:`rows_in_memory`) and one let go of while needed is written and read back:
+    a serial run computes a few top-level chunks of the next wave before the reductions of a wave
+    run, and keeps the frames of a wave until its pieces are released."""
     if plan.reduction_chunk is None or plan.store is None or not plan.store.keeps_frames:
         return 0
     chunk, blend = plan.chunk_sizes[0], plan.blend_pads[0]
@@ -1122,7 +1134,7 @@ def kept_rows_bytes(plan: SubchunkablePlan) -> int:
     )
     padded = math.prod(c + 2 * p for c, p in zip(chunk, blend, strict=True))
     voxel = torch.empty(0, dtype=plan.dtype).element_size() * plan.num_channels
-    return min(KEPT_ROWS_MAX_BYTES, met * padded * voxel)
+    return min(KEPT_ROWS_MAX_BYTES, met * padded * voxel * (2 if in_memory else 1))
 
 
 def deferred_reduction_flow(
