@@ -58,6 +58,9 @@ class _DelegatingBackend(VolumetricBackend):
     def get_resolutions(self) -> Sequence[Vec3D[float]]:
         return self.inner.get_resolutions()
 
+    def find_resolution(self, resolution: Vec3D[float]) -> Vec3D[float] | None:
+        return self.inner.find_resolution(resolution)
+
     def get_voxel_offset(self, resolution: Vec3D[float]) -> Vec3D[int]:
         return self.inner.get_voxel_offset(resolution)
 
@@ -410,7 +413,15 @@ class ClipWritesBackend(_DelegatingBackend):
         self.bounds = bounds
 
     def write(self, idx: VolumetricIndex, data: torch.Tensor) -> None:
-        if idx.resolution != self.resolution:
+        resolution = idx.resolution
+        if resolution is not self.resolution and resolution != self.resolution:
+            self.inner.write(idx, data)
+            return
+        (x0, y0, z0), (x1, y1, z1) = idx.start, idx.stop
+        (bx0, by0, bz0), (bx1, by1, bz1) = self.bounds
+        if (
+            bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1 and bz0 <= z0 < z1 <= bz1
+        ):  # wholly inside (every write of a chunk not at the edge): as it is
             self.inner.write(idx, data)
             return
         box = Box.from_index(idx)

@@ -19,6 +19,7 @@ runs for its side effects and its result is ignored).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -197,23 +198,33 @@ class VolumetricCallableOperation(mazepa.OperationBase):
     ) -> torch.Tensor:
         """:meth:`compute_padded`, cropped by ``crop_pad``."""
         result = self.compute_padded(expected, args, inputs)
-        return crop_output(result, self.crop_pad) if any(self.crop_pad) else result
+        return (
+            result if self._plain or not any(self.crop_pad) else crop_output(result, self.crop_pad)
+        )
+
+    @functools.cached_property
+    def _plain(self) -> bool:
+        """No crop pad, no resolution change: a chunk's inputs are read at its own index."""
+        return not any(self.crop_pad) and not self.changes_resolution
 
     def __call__(self, idx: VolumetricIndex, dst: Any, *args: Any, **kwargs: Any) -> None:
         """Compute the chunk ``idx`` and write it to ``dst``; with ``dst`` None, ``fn`` is run
         for what it does (printing, writing by itself) and may return anything: nothing is
         written."""
-        padded = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
-        read_idx = (
-            padded.with_resolution(self.get_input_resolution(idx.resolution))
-            if self.changes_resolution
-            else padded
-        )
+        if self._plain:
+            padded = read_idx = idx
+        else:
+            padded = idx.padded(self.crop_pad) if any(self.crop_pad) else idx
+            read_idx = (
+                padded.with_resolution(self.get_input_resolution(idx.resolution))
+                if self.changes_resolution
+                else padded
+            )
         inputs = {k: (v[read_idx] if is_layer(v) else v) for k, v in kwargs.items()}
         if dst is None:
             self.call_fn(args, inputs)
             return
-        dst[idx] = self.compute(tuple(padded.shape), args, inputs)
+        dst[idx] = self.compute(padded.shape, args, inputs)
 
 
 def op_name_of(op: Any) -> str:
