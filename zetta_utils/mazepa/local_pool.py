@@ -15,6 +15,10 @@ outputs it reads (``Task.reads_from``: a reduction, the top-level tasks that wro
 to the worker that ran most of them, which may still hold those outputs in memory, unless another
 worker would otherwise idle.
 
+Each worker's libraries get their share of the cores (:mod:`.worker_threads`: TensorStore's
+``data_copy_concurrency`` is ``cores // num_procs``, ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` overrides
+it), not all of them each.
+
 Workers start with "forkserver" where available ("spawn" elsewhere): never plain fork, which is
 unsafe once torch has started its threads. A worker that dies (segfault, ``os._exit``, OOM kill)
 is replaced; the task it was running fails with a retryable ``WorkerCrashedError`` and the other
@@ -43,7 +47,7 @@ from .serialization import SentOperations, deserialize_outcomes, serialize_task_
 from .task_outcome import TaskOutcome
 from .tasks import Task
 from .transient_errors import WorkerCrashedError
-from .worker_process import worker_main
+from .worker_threads import worker_entry, worker_environment
 
 __all__ = [
     "LocalProcessExecutor",
@@ -221,6 +225,8 @@ class LocalProcessExecutor:
                 "start_method 'fork' is unsafe with threaded libraries (torch); use 'forkserver' "
                 "or 'spawn'"
             )
+        # (checked before any worker starts: a bad $ZETTA_TS_DATA_COPY_CONCURRENCY is an error)
+        self._worker_settings = worker_environment(num_procs)
         self.ctx: Any = multiprocessing.get_context(method)
         if method == "forkserver":
             self.ctx.set_forkserver_preload(_preload_modules())
@@ -387,8 +393,8 @@ class LocalProcessExecutor:
         result_r, result_w = self.ctx.Pipe(duplex=False)
         seq = self.ctx.RawValue("q", -1)
         process = self.ctx.Process(
-            target=worker_main,
-            args=(task_r, result_w, seq, self.semaphores),
+            target=worker_entry,
+            args=(self.num_procs, self._worker_settings, task_r, result_w, seq, self.semaphores),
             name=f"mazepa-worker-{index}",
         )
         # Workers must not take the terminal's Ctrl-C before the parent asks for confirmation;

@@ -198,6 +198,21 @@ def _is_plain_raw(scale: Mapping[str, Any]) -> bool:
     return scale.get("encoding") == "raw" and not scale.get("sharding")
 
 
+DATA_COPY_CONCURRENCY_ENV = "ZETTA_TS_DATA_COPY_CONCURRENCY"
+
+
+def _data_copy_concurrency() -> int | None:
+    """TensorStore's decode/encode threads per context: ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` (set
+    in mazepa's local workers to their share of the cores, see ``mazepa.worker_threads``), or
+    None for TensorStore's default (the core count)."""
+    given = os.environ.get(DATA_COPY_CONCURRENCY_ENV, "").strip()
+    if not given:
+        return None
+    if not given.isdigit() or int(given) < 1:
+        raise ValueError(f"${DATA_COPY_CONCURRENCY_ENV} must be a positive integer, got {given!r}")
+    return int(given)
+
+
 class TSBackend(PrecomputedBackend):
     """A precomputed volume read and written through TensorStore (see the module docstring).
 
@@ -290,15 +305,24 @@ class TSBackend(PrecomputedBackend):
     def _context(self) -> Any:
         import tensorstore as ts
 
-        key = (self.path, self.cache_bytes_limit, self.file_io_sync, self.revalidate_cache)
+        copy_threads = _data_copy_concurrency()
+        # (revalidate_cache last: see _Registry.added)
+        key = (
+            self.path,
+            self.cache_bytes_limit,
+            self.file_io_sync,
+            copy_threads,
+            self.revalidate_cache,
+        )
         ctx = _REGISTRY.contexts.get(key)
         if ctx is None:
-            ctx = ts.Context(
-                {
-                    "cache_pool": {"total_bytes_limit": self.cache_bytes_limit},
-                    "file_io_sync": self.file_io_sync,
-                }
-            )
+            spec: dict[str, Any] = {
+                "cache_pool": {"total_bytes_limit": self.cache_bytes_limit},
+                "file_io_sync": self.file_io_sync,
+            }
+            if copy_threads is not None:
+                spec["data_copy_concurrency"] = {"limit": copy_threads}
+            ctx = ts.Context(spec)
             _REGISTRY.contexts[key] = ctx
             _REGISTRY.added(key)
         return ctx

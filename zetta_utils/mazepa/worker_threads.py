@@ -1,0 +1,98 @@
+"""Threads of the libraries in each local worker process, sized for the processes of the run.
+
+A run with ``num_procs`` local workers has that many processes doing the same kind of work on
+this machine's cores. Each library's thread pool defaults to *all* the cores: TensorStore's
+``data_copy_concurrency`` (its threads decoding and encoding chunks: jpeg, compressed formats)
+is the core count per process, so 2 workers on 2 cores run 4 such threads besides their own main
+and writer threads. Each worker here gets its share instead:
+
+* TensorStore ``data_copy_concurrency``: ``max(1, cores // num_procs)`` per worker, through
+  ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` (which the TensorStore backend reads when it makes its
+  contexts). Given in the run's environment, that value is used in every process instead (a
+  positive integer).
+* torch: one intra-op thread per worker (set at the start where the fork server has torch
+  imported already, else after the first task that imported it).
+
+A run in this process (``num_procs=1``) is left as it is: TensorStore's default, all the cores.
+
+:func:`current` says what a worker runs with, from inside a task.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "TS_DATA_COPY_CONCURRENCY_ENV",
+    "apply",
+    "current",
+    "worker_entry",
+    "worker_environment",
+]
+
+TS_DATA_COPY_CONCURRENCY_ENV = "ZETTA_TS_DATA_COPY_CONCURRENCY"
+"""Read by ``zetta_utils.layer.volumetric.tensorstore.backend`` (same name, spelled there too:
+layers do not import mazepa)."""
+
+_NUM_PROCS: list[int | None] = [None]
+
+
+def _positive_int_env(environ: Mapping[str, str], name: str) -> int | None:
+    given = environ.get(name, "").strip()
+    if not given:
+        return None
+    try:
+        value = int(given)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"${name} must be a positive integer, got {given!r}")
+    return value
+
+
+def worker_environment(
+    num_procs: int,
+    *,
+    cpu_count: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment settings a worker of a run of ``num_procs`` local processes starts with:
+    the run's own ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` if given (checked here, in the run's
+    process), else this machine's cores shared among the processes."""
+    environ = os.environ if environ is None else environ
+    given = _positive_int_env(environ, TS_DATA_COPY_CONCURRENCY_ENV)
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    share = given if given is not None else max(1, cores // max(1, num_procs))
+    return {TS_DATA_COPY_CONCURRENCY_ENV: str(share)}
+
+
+def apply(num_procs: int, settings: Mapping[str, str]) -> None:
+    """In a worker, before its first task: take ``settings`` (from :func:`worker_environment`)."""
+    _NUM_PROCS[0] = num_procs
+    os.environ.update(settings)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def worker_entry(num_procs: int, settings: Mapping[str, str], *args: Any) -> None:
+    """A local worker process's target: :func:`apply`, then the worker loop."""
+    from .worker_process import worker_main
+
+    apply(num_procs, settings)
+    worker_main(*args)
+
+
+def current() -> dict[str, Any]:
+    """What this process runs with: ``num_procs`` (None outside a local worker),
+    ``ts_data_copy_concurrency`` (None: TensorStore's default, the core count), and
+    ``torch_threads`` (None while torch is not imported)."""
+    torch = sys.modules.get("torch")
+    return {
+        "num_procs": _NUM_PROCS[0],
+        "ts_data_copy_concurrency": _positive_int_env(os.environ, TS_DATA_COPY_CONCURRENCY_ENV),
+        "torch_threads": None if torch is None else int(torch.get_num_threads()),
+    }
