@@ -20,11 +20,13 @@ import pytest
 import torch
 
 from zetta_utils import mazepa
-from zetta_utils.geometry import BBox3D
+from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.mazepa.checkpoint import CheckpointStore
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow
+from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box, ChunkGrid
+from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
 
 from .helpers import RES, make_volume_at, random_array, write_array
 
@@ -135,6 +137,96 @@ def test_rows_let_go_of_while_needed_are_written(
     assert dst_files(evicting) == dst_files(written)
 
 
+def test_two_flows_of_one_run_keep_their_rows_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process keeps one flow's rows at a time: the other's, let go of while needed, are
+    written."""
+
+    def flow(name: str, seed: int) -> Any:
+        src = make_volume_at(str(tmp_path / f"{name}-src"), size=SIZE)
+        write_array(src, random_array((1, *SIZE), "uint8", seed=seed))
+        tmp = tmp_path / f"{name}-tmp"
+        return build_subchunkable_apply_flow(
+            dst=make_volume_at(str(tmp_path / f"{name}-dst"), size=SIZE),
+            dst_resolution=RES,
+            bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+            fn=lambda src: src * 0.5 + src[:, :1, :1, :1] * 0.25,
+            op_kwargs={"src": src},
+            level_intermediaries_dirs=[f"file://{tmp}", f"file://{tmp}"],
+            verbose=False,
+            **CFG,
+        )
+
+    checkpoint = tmp_path / "both.ckpt"
+    mazepa.execute(
+        mazepa.concurrent_flow([flow("a", 1), flow("b", 2)]),
+        show_progress=False,
+        batch_size=1,
+        checkpoint=checkpoint,
+    )
+    monkeypatch.setenv(volumetric_apply_flow.ROWS_IN_MEMORY_ENV, "0")
+    for name, seed in (("a", 1), ("b", 2)):
+        mazepa.execute(flow(f"{name}-written", seed), show_progress=False)
+        assert dst_files(tmp_path / f"{name}-dst") == dst_files(tmp_path / f"{name}-written-dst")
+    # every task on record in the end
+    summary = mazepa.execute(
+        mazepa.concurrent_flow([flow("a", 1), flow("b", 2)]),
+        show_progress=False,
+        checkpoint=checkpoint,
+    )
+    assert summary.tasks_done == 0
+
+
+def test_a_stores_rows_in_memory_are_written_when_another_stores_replace_them(
+    tmp_path: Path,
+) -> None:
+    grid = ChunkGrid.over(Box((0, 0, 0), (96, 96, 1)), (32, 32, 1), (2, 2, 0))
+    rng = np.random.default_rng(3)
+    outputs = {
+        key: rng.integers(0, 200, (1, *grid.padded(key).shape)).astype(np.uint8)
+        for key in grid.keys()
+    }
+    reference, first, second = (
+        PieceStore(f"file://{tmp_path}/{name}", Vec3D(*RES), grid, "uint8", 1)
+        for name in ("reference", "first", "second")
+    )
+    for store in (reference, first, second):
+        store.create()
+    reference.run_token = None  # keeps nothing in memory: reads every row from its files
+    for store in (first, second):
+        store.in_memory = True
+        store.keep_bytes = 10**6
+    for key, data in outputs.items():
+        reference.write_chunk(key, data)
+        first.write_chunk(key, data)
+    assert row_files(tmp_path / "first") == 0  # all in memory
+    second.write_chunk((0, 0, 0), outputs[(0, 0, 0)])  # the process keeps one store's rows
+    assert row_files(tmp_path / "first") == len(outputs)  # written when let go of
+    assert row_files(tmp_path / "second") == 0
+    box = Box((0, 0, 0), (96, 96, 1))
+    assert np.array_equal(
+        first.reduce_box(box, np.uint8, "linear"), reference.reduce_box(box, np.uint8, "linear")
+    )
+
+
+def test_a_reduction_run_again_after_its_rows_in_memory_were_reduced_says_so(
+    tmp_path: Path,
+) -> None:
+    """(A deliberate limit: a reduction retried in a run in one process cannot read the interiors
+    it reduced from memory; the run stops, and its resume computes them again.)"""
+    grid = ChunkGrid.over(Box((0, 0, 0), (64, 64, 1)), (32, 32, 1), (2, 2, 0))
+    store = PieceStore(f"file://{tmp_path}/tmp", Vec3D(*RES), grid, "uint8", 1)
+    store.create()
+    store.in_memory, store.keep_bytes = True, 10**6
+    for key in grid.keys():
+        store.write_chunk(key, np.ones((1, *grid.padded(key).shape), np.uint8))
+    box = Box((0, 0, 0), (64, 64, 1))
+    assert (store.reduce_box(box, np.uint8, "linear") == 1).all()
+    with pytest.raises(RuntimeError, match=r"kept in memory only .* Run the flow again"):
+        store.reduce_box(box, np.uint8, "linear")
+
+
 @pytest.mark.parametrize("start_cost", [0, 1e-9], ids=["workers", "first-task-in-driver"])
 def test_rows_are_written_with_several_processes(
     tmp_path: Path, src: VolumetricLayer, start_cost: float
@@ -150,10 +242,12 @@ import sys, threading
 from pathlib import Path
 import torch
 from zetta_utils import mazepa
-from zetta_utils.geometry import BBox3D
+from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow
+from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box, ChunkGrid
+from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
 
 root, stop_at, bound = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 if bound:
