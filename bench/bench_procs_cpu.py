@@ -24,7 +24,8 @@ run: ``--z`` at two values tells them from the per-section cost (the slope).
 the fork server) and thread name (``main``, TensorStore's ``ts_pool_worker``, mazepa's
 ``zetta-writer``, ...), sampled from ``/proc/*/task/*/stat`` every 50 ms (the sampler's own
 thread is left out; what a worker spends in its last 50 ms is missed, so the sum is a little below
-the total).
+the total); and the bytes per section read and written through system calls by each role
+(``/proc/<pid>/io`` rchar, wchar: files, pipes, sockets, page cache hits included).
 
 Usage:
   .venv/bin/python bench/bench_procs_cpu.py [--kinds raw,jpeg] [--procs 1,2] [--flows a,c]
@@ -126,8 +127,13 @@ class ThreadSampler:
         for pid, role in processes:
             try:
                 tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-            except OSError:
+                with open(f"/proc/{pid}/io") as f:
+                    io = dict(line.split(": ") for line in f.read().splitlines())
+            except (OSError, ValueError):
                 continue
+            for field in ("rchar", "wchar"):
+                # (bytes, counted as "seconds" / 1000 so that the same table holds them)
+                self.last[(pid, -1, field)] = (role, f"MB {field}", int(io[field]) / 1e9)
             for tid in tids:
                 if tid == self._tid:
                     continue
