@@ -208,6 +208,7 @@ def test_a_stores_rows_in_memory_are_written_when_another_stores_replace_them(
     assert np.array_equal(
         first.reduce_box(box, np.uint8, "linear"), reference.reduce_box(box, np.uint8, "linear")
     )
+    second.delete()  # its rows in memory too, which the next test's would replace (and write)
 
 
 def test_a_reduction_run_again_after_its_rows_in_memory_were_reduced_says_so(
@@ -225,6 +226,48 @@ def test_a_reduction_run_again_after_its_rows_in_memory_were_reduced_says_so(
     assert (store.reduce_box(box, np.uint8, "linear") == 1).all()
     with pytest.raises(RuntimeError, match=r"kept in memory only .* Run the flow again"):
         store.reduce_box(box, np.uint8, "linear")
+    store.delete()
+
+
+def test_rows_in_memory_of_a_run_that_ended_are_not_written(
+    tmp_path: Path, src: VolumetricLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped by a failure leaves its rows in memory; the next run's rows replace them,
+    and nothing is written for the run that ended."""
+
+    @mazepa.flow_schema
+    def failing(flow: Any) -> Any:
+        yield flow
+        yield mazepa.Dependency()
+
+    out = tmp_path / "seen"
+    out.mkdir()
+    failed_tmp = tmp_path / "failed-tmp"
+
+    class FailAtEnd(RowWatch):
+        calls = 0
+
+        def __call__(self, src: torch.Tensor) -> torch.Tensor:
+            FailAtEnd.calls += 1
+            if FailAtEnd.calls == 40:
+                raise ValueError("fails on purpose")
+            return super().__call__(src)
+
+    flow = build_subchunkable_apply_flow(
+        dst=make_volume_at(str(tmp_path / "failed-dst"), size=SIZE),
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
+        fn=FailAtEnd(failed_tmp, out),
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=[f"file://{failed_tmp}"] * 2,
+        verbose=False,
+        **CFG,
+    )
+    with pytest.raises(mazepa.ExecutionError, match="fails on purpose"):
+        mazepa.execute(failing(flow), show_progress=False, batch_size=1)
+    assert row_files(failed_tmp) == 0
+    run_case(tmp_path, "next", src)
+    assert row_files(failed_tmp) == 0
 
 
 @pytest.mark.parametrize("start_cost", [0, 1e-9], ids=["workers", "first-task-in-driver"])

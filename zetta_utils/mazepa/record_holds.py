@@ -26,7 +26,7 @@ import contextvars
 from collections.abc import Iterator
 from typing import Protocol
 
-__all__ = ["hold_record", "release_record", "single_process"]
+__all__ = ["current_run", "hold_record", "release_record", "run_is_active", "single_process"]
 
 
 class RecordHolds(Protocol):
@@ -37,7 +37,18 @@ class RecordHolds(Protocol):
     def release(self, task_id: str) -> None: ...
 
 
-_RUN: contextvars.ContextVar[RecordHolds | None] = contextvars.ContextVar(
+class Run:
+    """A single-process run, as :func:`current_run` gives it."""
+
+    __slots__ = ("active", "holds")
+
+    def __init__(self, holds: RecordHolds):
+        self.holds: RecordHolds | None = holds
+        self.active = True
+        """False once the run has ended (done, failed or cancelled)."""
+
+
+_RUN: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "mazepa_single_process_run", default=None
 )
 _TASK: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -52,15 +63,28 @@ def single_process() -> bool:
     return _RUN.get() is not None
 
 
+def current_run() -> Run | None:
+    """The single-process run the caller runs in (None outside one): e.g. what a task keeps in
+    memory for later tasks belongs to it, and is of no use once it ended
+    (:func:`run_is_active`)."""
+    return _RUN.get()
+
+
+def run_is_active(run: Run | None) -> bool:
+    """Whether ``run`` (from :func:`current_run`) has not ended yet; True for None (outside any
+    run: the caller's own lifetime)."""
+    return run is None or run.active
+
+
 def hold_record() -> str | None:
     """Hold the checkpoint record of the task running now (see the module docstring); its id,
     to pass to :func:`release_record`. None (nothing held: the task is recorded as usual) outside
     a task of a single-process run."""
     run, task_id = _RUN.get(), _TASK.get()
-    if run is None or task_id is None:
+    if run is None or run.holds is None or task_id is None:
         return None
-    run.hold(task_id)
-    _HOLDERS[task_id] = run
+    run.holds.hold(task_id)
+    _HOLDERS[task_id] = run.holds
     return task_id
 
 
@@ -76,13 +100,15 @@ def release_record(task_id: str) -> None:
 def run_scope(holds: RecordHolds | None) -> Iterator[None]:
     """Used by ``execute`` around a run: ``holds`` (its scheduler) for a single-process run,
     None for any other. Holds left when it ends are dropped, never written."""
-    token = _RUN.set(holds)
+    run = Run(holds) if holds is not None else None
+    token = _RUN.set(run)
     try:
         yield
     finally:
         _RUN.reset(token)
-        if holds is not None:
-            for task_id in [t for t, run in _HOLDERS.items() if run is holds]:
+        if run is not None:
+            run.active, run.holds = False, None
+            for task_id in [t for t, held in _HOLDERS.items() if held is holds]:
                 del _HOLDERS[task_id]
 
 

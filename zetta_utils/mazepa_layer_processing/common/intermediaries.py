@@ -51,6 +51,7 @@ import torch
 from zetta_utils import mazepa
 from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import precomputed
+from zetta_utils.mazepa import record_holds
 from zetta_utils.tensor_ops import to_np_dtype
 
 from . import s3_deletes
@@ -109,7 +110,8 @@ class PieceStore:
         """Set by the flow when every task of the run runs in this process
         (``mazepa.single_process()``) and the run neither keeps its intermediaries nor defers
         its reduction: rows stay in memory, written only if let go of while still needed (see
-        :meth:`write_chunk`)."""
+        :meth:`write_chunk`), during the run that called :meth:`create`."""
+        self._run: record_holds.Run | None = None
         self._reset_in_memory()
         interior = (LABEL_B, LABEL_B, LABEL_B)
         self.interior: Int3 | None = interior if interior in grid.labels else None
@@ -130,6 +132,7 @@ class PieceStore:
         state["_stores"] = {}
         state.pop("_pooled", None)  # this process's listing
         state["in_memory"] = False  # rows in memory are this process's
+        state["_run"] = None
         for name in ("_unwritten", "_consumed", "_spilled", "_holding", "_held_keys"):
             state[name] = type(state[name])()
         return state
@@ -229,6 +232,7 @@ class PieceStore:
         """Write the infos and the manifest (idempotent). Local files are not fsynced: the
         intermediaries live only as long as the run."""
         self.run_token = secrets.token_hex(8)
+        self._run = record_holds.current_run()
         self._reset_in_memory()
         files = [(self.volume_path(name), "info", self.info(name)) for name in self.volumes()]
         files.append((self.path, MANIFEST, self.manifest()))
@@ -529,8 +533,8 @@ class PieceStore:
         place of the interior, which no reduction reads any more, and the record waits until
         the reductions reading the frame have finished (the one that reduced the interior may
         not be on record yet)."""
-        if key not in self._unwritten:
-            return
+        if key not in self._unwritten or not record_holds.run_is_active(self._run):
+            return  # (the run that needed it has ended)
         c, p, isz = self.num_channels, self.row_size, self.interior_size
         whole = next((v for start, v in parts if start == 0 and v.shape[1] == p), None)
         if whole is not None:
@@ -802,6 +806,10 @@ class _RowCache:
     holds in memory only (:meth:`PieceStore._spill`)."""
 
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Hold nothing, let go of nothing (in a forked child: the rows are its parent's)."""
         self._lock = threading.Lock()
         self._owner: tuple[str, str | None] | None = None
         self._store: PieceStore | None = None
@@ -909,6 +917,8 @@ def _spill(dropped: Dropped) -> None:
 
 
 _KEPT_ROWS = _RowCache()
+# a forked child starts with none: its parent's rows are its parent's to write
+os.register_at_fork(after_in_child=_KEPT_ROWS.forget)
 
 
 def _covering(parts: list[tuple[int, Array]], a: int, b: int) -> tuple[int, Array] | None:
