@@ -133,6 +133,18 @@ class BBox3D:
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
+    def _checked(
+        cls, bounds: tuple[tuple[float, float], tuple[float, float], tuple[float, float]], unit: str
+    ) -> BBox3D:
+        """A box of ``bounds`` already checked (plain, finite, ordered numbers: what the
+        converter would return as it is), without running the converters again."""
+        box = object.__new__(cls)
+        object.__setattr__(box, "bounds", bounds)
+        object.__setattr__(box, "unit", unit)
+        object.__setattr__(box, "pprint_px_resolution", _UNIT_RESOLUTION)
+        return box
+
+    @classmethod
     def from_coords(
         cls,
         start_coord: Sequence[float] | Vec3D[float],
@@ -146,9 +158,8 @@ class BBox3D:
             # the common case (flows build boxes per chunk): plain arithmetic, no Vec3D steps
             (s0, s1, s2), (e0, e1, e2), (r0, r1, r2) = start_t, end_t, res_t
             if r0 > 0 and r1 > 0 and r2 > 0 and s0 <= e0 and s1 <= e1 and s2 <= e2:
-                return cls(
-                    bounds=((s0 * r0, e0 * r0), (s1 * r1, e1 * r1), (s2 * r2, e2 * r2)),
-                    unit=unit,
+                return cls._checked(
+                    ((s0 * r0, e0 * r0), (s1 * r1, e1 * r1), (s2 * r2, e2 * r2)), unit
                 )
         start = to_vec3d(start_coord, "start_coord")
         end = to_vec3d(end_coord, "end_coord")

@@ -72,7 +72,8 @@ class VolumetricBackend(ABC):
     def find_resolution(self, resolution: Vec3D[float]) -> Vec3D[float] | None:
         """The stored resolution equal to ``resolution`` up to float rounding, or None (the
         frontend asks for every chunk read or written; backends whose resolutions never change
-        may remember the answers)."""
+        may remember the answers, and may return ``resolution`` itself where it is stored as
+        it is)."""
         return match_resolution(resolution, self.get_resolutions())
 
     @abstractmethod

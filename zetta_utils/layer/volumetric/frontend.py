@@ -170,7 +170,7 @@ def to_write_tensor(data_user: Any, idx: VolumetricIndex, what: str = "data") ->
             f"{what} written to a volumetric layer must be a torch.Tensor or numpy.ndarray, got "
             f"{type(data_user).__name__}"
         )
-    (x0, y0, z0), (x1, y1, z1) = idx.start, idx.stop
+    (x0, y0, z0), (x1, y1, z1) = idx.voxel_box
     shape = (x1 - x0, y1 - y0, z1 - z0)
     if data.ndim != 4 or data.shape[1:] != shape:
         raise ValueError(
@@ -291,10 +291,10 @@ class VolumetricFrontend:
         src = self.data_resolution
         if src is None:
             match = backend.find_resolution(desired)
+            if match is desired:  # (backends return the resolution asked for when stored as is)
+                return backend.read(idx)
             if match is not None:
-                return backend.read(
-                    idx if match is desired or match == desired else idx.with_resolution(match)
-                )
+                return backend.read(idx if match == desired else idx.with_resolution(match))
             stored = backend.get_resolutions()
             if self.interpolation_mode is None:
                 raise ValueError(
@@ -325,9 +325,10 @@ class VolumetricFrontend:
                     "resolution, or set data_resolution and interpolation_mode to resample writes "
                     "to one"
                 )
-            backend.write(
-                idx if match is desired or match == desired else idx.with_resolution(match), data
-            )
+            if match is desired:
+                backend.write(idx, data)
+            else:
+                backend.write(idx if match == desired else idx.with_resolution(match), data)
             return
         if match_resolution(desired, (dst,)) is not None:
             backend.write(idx if dst == desired else idx.with_resolution(dst), data)

@@ -58,8 +58,12 @@ class VolumetricIndex:
     # --- voxel views -------------------------------------------------------------------------
     def _voxels(self, side: int, what: str) -> Vec3D[int]:
         """The ``side`` (0: start, 1: end) of the box in voxels, rounded (halves to even), or a
-        ValueError where it is not within 1e-6 of a whole voxel and rounding is not allowed.
-        Plain arithmetic on the bounds: every read and write of a chunk asks for it."""
+        ValueError where it is not within 1e-6 of a whole voxel and rounding is not allowed."""
+        return Vec3D(*self._voxel_tuple(side, what))
+
+    def _voxel_tuple(self, side: int, what: str) -> tuple[int, int, int]:
+        """:meth:`_voxels` as a plain tuple, in plain arithmetic on the bounds: every read and
+        write of a chunk asks for it."""
         (bx, by, bz), (rx, ry, rz) = self.bbox.bounds, self.resolution.tuple()
         x, y, z = bx[side] / rx, by[side] / ry, bz[side] / rz
         vx, vy, vz = round(x), round(y), round(z)
@@ -72,7 +76,7 @@ class VolumetricIndex:
                 f"{what} of {self.pformat()} at resolution {tuple(self.resolution)} is not a whole "
                 f"number of voxels ({(x, y, z)}); use allow_slice_rounding=True to round"
             )
-        return Vec3D(vx, vy, vz)
+        return vx, vy, vz
 
     @functools.cached_property
     def start(self) -> Vec3D[int]:
@@ -83,6 +87,12 @@ class VolumetricIndex:
     def stop(self) -> Vec3D[int]:
         """One past the last voxel, at ``resolution``."""
         return self._voxels(1, "stop")
+
+    @functools.cached_property
+    def voxel_box(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """``(start, stop)`` as plain tuples (what the per-chunk paths of layers and backends
+        index with); the errors of :attr:`start`, then :attr:`stop`."""
+        return self._voxel_tuple(0, "start"), self._voxel_tuple(1, "stop")
 
     @property
     def shape(self) -> Vec3D[int]:

@@ -1194,7 +1194,7 @@ def to_stored(data: torch.Tensor, data_type: str, what: str) -> npt.NDArray[Any]
 
 
 def _clipped(
-    scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
+    scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
 ) -> tuple[Vec3D[int], ...]:
     """The scale's bounds ``lo``, ``hi`` and the region ``[start, stop)`` clipped to them (empty
     where it lies outside)."""
@@ -1259,6 +1259,10 @@ class PrecomputedBackend(VolumetricBackend):
         # by the resolution object asked for (flows ask with the same one for every chunk)
         self._geometry_by_resolution: dict[Any, _ScaleGeometry] = {}
         self._found_resolutions: dict[Any, Vec3D[float] | None] = {}
+        # the last resolution object asked for and its answer, one tuple (replaced whole: other
+        # threads read it)
+        self._last_geometry: tuple[Any, Any] = (None, None)
+        self._last_found: tuple[Any, Any] = (None, None)
         self._url = self._vpath.url
         self._writable = self._vpath.is_writable
         data_type = self.data_type
@@ -1330,7 +1334,7 @@ class PrecomputedBackend(VolumetricBackend):
             bounds = self._bounds_by_key[scale["key"]] = (lo, hi)
         return bounds
 
-    def _inside(self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> bool:
+    def _inside(self, scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]) -> bool:
         """Whether ``[start, stop)`` is a non-empty region inside the scale's bounds."""
         (x0, y0, z0), (x1, y1, z1) = start, stop
         (lx, ly, lz), (hx, hy, hz) = self._scale_bounds(scale)
@@ -1338,15 +1342,18 @@ class PrecomputedBackend(VolumetricBackend):
 
     def _geometry(self, resolution: Vec3D[float]) -> _ScaleGeometry:
         """The geometry of the scale stored at ``resolution`` (a ValueError if none is)."""
+        last = self._last_geometry  # (a flow asks with one resolution object for every chunk)
+        if last[0] is resolution:
+            return last[1]
         try:
-            return self._geometry_by_resolution[resolution]
+            geometry = self._geometry_by_resolution[resolution]
         except (KeyError, TypeError):
-            pass
-        geometry = _ScaleGeometry(self._scale(resolution))
-        try:
-            self._geometry_by_resolution[resolution] = geometry
-        except TypeError:  # an unhashable resolution (a list): found again next time
-            pass
+            geometry = _ScaleGeometry(self._scale(resolution))
+            try:
+                self._geometry_by_resolution[resolution] = geometry
+            except TypeError:  # an unhashable resolution (a list): found again next time
+                return geometry
+        self._last_geometry = (resolution, geometry)
         return geometry
 
     def get_resolutions(self) -> list[Vec3D[float]]:
@@ -1356,16 +1363,22 @@ class PrecomputedBackend(VolumetricBackend):
         return list(resolutions)
 
     def find_resolution(self, resolution: Vec3D[float]) -> Vec3D[float] | None:
-        # the info, hence the stored resolutions, never change for this backend
+        # The info, hence the stored resolutions, never change for this backend. A resolution
+        # stored as it is is answered with itself: the frontend then needs no comparison.
+        last = self._last_found
+        if last[0] is resolution:
+            return last[1]
         try:
-            return self._found_resolutions[resolution]
+            found = self._found_resolutions[resolution]
         except (KeyError, TypeError):
-            pass
-        found = super().find_resolution(resolution)
-        try:
-            self._found_resolutions[resolution] = found
-        except TypeError:
-            pass
+            found = super().find_resolution(resolution)
+            try:
+                self._found_resolutions[resolution] = found
+            except TypeError:  # an unhashable resolution (a list): found again next time
+                return found
+        if found is not None and found == resolution:
+            found = resolution
+        self._last_found = (resolution, found)
         return found
 
     def get_voxel_offset(self, resolution: Vec3D[float]) -> Vec3D[int]:
@@ -1390,11 +1403,13 @@ class PrecomputedBackend(VolumetricBackend):
     def read(self, idx: VolumetricIndex) -> torch.Tensor:
         write_behind.wait_for(self._url)  # what this process wrote lands first
         geometry = self._geometry(idx.resolution)
-        scale, start, stop = geometry.scale, idx.start, idx.stop
-        (x0, y0, z0), (x1, y1, z1) = start, stop
+        scale = geometry.scale
+        box = idx.voxel_box
+        (x0, y0, z0), (x1, y1, z1) = box
         (lx, ly, lz), (hx, hy, hz) = geometry.lo, geometry.hi
         if lx <= x0 < x1 <= hx and ly <= y0 < y1 <= hy and lz <= z0 < z1 <= hz:
-            return self._to_cxyz(self._read_xyzc(scale, start, stop))
+            return self._to_cxyz(self._read_xyzc(scale, box[0], box[1]))
+        start, stop = idx.start, idx.stop
         _, _, in_start, in_stop = _clipped(scale, start, stop)
         shape = (self.num_channels, *(stop - start).tuple())
         result = torch.zeros(shape, dtype=self.dtype)
@@ -1446,11 +1461,12 @@ class PrecomputedBackend(VolumetricBackend):
         if not self._writable:
             raise PermissionError(f"{self._vpath.url} is read-only ({self._vpath.scheme}://)")
         geometry = self._geometry(idx.resolution)
-        scale, start, stop = geometry.scale, idx.start, idx.stop
+        scale = geometry.scale
         if not geometry.locked and (type(data) is torch.Tensor or isinstance(data, torch.Tensor)):
             # the common case, a write of whole chunks inside the bounds, in plain arithmetic
             # (anything else, errors included, takes the checked path below)
-            (x0, y0, z0), (x1, y1, z1) = start, stop
+            box = idx.voxel_box
+            (x0, y0, z0), (x1, y1, z1) = box
             (lx, ly, lz), (hx, hy, hz) = geometry.lo, geometry.hi
             cx, cy, cz = geometry.chunk
             if (
@@ -1469,9 +1485,10 @@ class PrecomputedBackend(VolumetricBackend):
                     array = data.numpy(force=True)
                 else:
                     array = to_stored(data, self.data_type, "data")
-                self._write_xyzc(scale, start, stop, array.transpose(1, 2, 3, 0))
+                self._write_xyzc(scale, box[0], box[1], array.transpose(1, 2, 3, 0))
                 notify(self._url, "data")
                 return
+        start, stop = idx.start, idx.stop
         if scale.get("locked"):
             # CloudVolume's per-scale write lock; honoured by both backends so they agree
             raise PermissionError(
@@ -1547,12 +1564,16 @@ class PrecomputedBackend(VolumetricBackend):
 
     @abstractmethod
     def _read_xyzc(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
+        self, scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
     ) -> npt.NDArray[Any]:
         """The stored array of ``[start, stop)`` (inside the bounds), XYZC."""
 
     def _read_xyzc_into(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        out: npt.NDArray[Any],
     ) -> None:
         """:meth:`_read_xyzc` into ``out`` (XYZC, any strides); backends that can read into a
         given buffer override it."""
@@ -1560,7 +1581,11 @@ class PrecomputedBackend(VolumetricBackend):
 
     @abstractmethod
     def _write_xyzc(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        data: npt.NDArray[Any],
     ) -> None:
         """Store XYZC ``data`` (already of the stored dtype) at ``[start, stop)`` (inside the
         bounds, chunk-aligned)."""

@@ -417,7 +417,7 @@ class ClipWritesBackend(_DelegatingBackend):
         if resolution is not self.resolution and resolution != self.resolution:
             self.inner.write(idx, data)
             return
-        (x0, y0, z0), (x1, y1, z1) = idx.start, idx.stop
+        (x0, y0, z0), (x1, y1, z1) = idx.voxel_box
         (bx0, by0, bz0), (bx1, by1, bz1) = self.bounds
         if (
             bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1 and bz0 <= z0 < z1 <= bz1

@@ -158,9 +158,9 @@ class VolumetricCallableOperation(mazepa.OperationBase):
         if isinstance(result, np.ndarray):
             result = to_torch(result)
         if (
-            not isinstance(result, torch.Tensor)
+            not (type(result) is torch.Tensor or isinstance(result, torch.Tensor))
             or result.ndim != 4
-            or tuple(result.shape[1:]) != tuple(expected)
+            or result.shape[1:] != (expected if type(expected) is tuple else tuple(expected))
         ):
             chunk = tuple(e - 2 * c for e, c in zip(expected, self.crop_pad, strict=True))
             raise ValueError(
@@ -224,7 +224,8 @@ class VolumetricCallableOperation(mazepa.OperationBase):
         if dst is None:
             self.call_fn(args, inputs)
             return
-        dst[idx] = self.compute(padded.shape, args, inputs)
+        (x0, y0, z0), (x1, y1, z1) = padded.voxel_box
+        dst[idx] = self.compute((x1 - x0, y1 - y0, z1 - z0), args, inputs)
 
 
 def op_name_of(op: Any) -> str:

@@ -353,3 +353,39 @@ def test_an_index_keeps_a_good_resolution_and_refuses_bad_ones() -> None:
         for _ in range(2):
             with pytest.raises(ValueError, match="resolution must be positive"):
                 VolumetricIndex(resolution=bad, bbox=bbox)
+
+
+def test_voxel_box_is_start_and_stop_with_their_errors() -> None:
+    bbox = BBox3D.from_coords((20, 36, 40), (84, 100, 120), (1, 1, 1))  # nm
+    rounded = VolumetricIndex(resolution=FINE, bbox=bbox, allow_slice_rounding=True)
+    assert (
+        rounded.voxel_box
+        == (rounded.start.tuple(), rounded.stop.tuple())
+        == ((2, 4, 1), (10, 12, 3))
+    )
+    strict = VolumetricIndex(resolution=FINE, bbox=bbox)
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"^start of .* not a whole number"):
+            _ = strict.voxel_box
+    end_only = VolumetricIndex(
+        resolution=FINE, bbox=BBox3D.from_coords((16, 32, 40), (84, 96, 120), (1, 1, 1))
+    )
+    assert end_only.start == Vec3D(2, 4, 1)
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"^stop of .* not a whole number"):
+            _ = end_only.voxel_box
+
+
+def test_a_resolution_stored_as_it_is_is_answered_with_itself(tmp_path: Path) -> None:
+    backend = TSBackend(two_scale_volume(tmp_path))
+    asked = Vec3D(8, 8, 40)
+    for _ in range(2):
+        assert backend.find_resolution(asked) is asked
+        close = Vec3D(8 + 1e-12, 8, 40)
+        assert (
+            backend.find_resolution(close) == FINE and backend.find_resolution(close) is not close
+        )
+        assert backend.find_resolution(COARSE) is COARSE
+        assert backend.find_resolution(Vec3D(4, 4, 40)) is None
+        assert backend._geometry(asked).scale["key"] == "8_8_40"
+        assert backend._geometry(COARSE).scale["key"] == "16_16_40"

@@ -52,7 +52,6 @@ import numpy as np
 import numpy.typing as npt
 
 from zetta_utils import write_behind
-from zetta_utils.geometry import Vec3D
 
 from .. import precomputed
 from ..precomputed import PrecomputedBackend, VolumePath
@@ -384,7 +383,7 @@ class CVBackend(PrecomputedBackend):
         )
 
     def _read_xyzc(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
+        self, scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
     ) -> npt.NDArray[Any]:
         if self._uses_chunk_files(scale) and raw_chunk_reads_enabled():
             shape = (*(b - a for a, b in zip(start, stop, strict=True)), self.num_channels)
@@ -394,7 +393,11 @@ class CVBackend(PrecomputedBackend):
         return self._read_cloudvolume(self._volume(scale), start, stop)
 
     def _read_xyzc_into(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        out: npt.NDArray[Any],
     ) -> None:
         if self._uses_chunk_files(scale) and raw_chunk_reads_enabled():
             self._read_chunk_files_into(scale, start, stop, out)
@@ -418,7 +421,11 @@ class CVBackend(PrecomputedBackend):
         return xyzc[o[0] : e[0], o[1] : e[1], o[2] : e[2]]
 
     def _read_chunk_files_into(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        out: npt.NDArray[Any],
     ) -> None:
         cv = self._volume(scale)  # opened once per process, for the chunks CloudVolume reads
         chunk_files.read_chunks_into(
@@ -435,7 +442,11 @@ class CVBackend(PrecomputedBackend):
         )
 
     def _write_xyzc(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        data: npt.NDArray[Any],
     ) -> None:
         self._check_writable_codec(scale)
         cv = self._volume(scale)

@@ -67,7 +67,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -412,7 +412,7 @@ class TSBackend(PrecomputedBackend):
         _REGISTRY.drop(self.path)
 
     # --- I/O -----------------------------------------------------------------------------------
-    def _view(self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]) -> Any:
+    def _view(self, scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]) -> Any:
         """The region ``[start, stop)`` of the scale's handle (XYZC, in voxel coordinates)."""
         (x0, y0, z0), (x1, y1, z1) = start, stop
         return self._store(scale)[x0:x1, y0:y1, z0:z1]
@@ -432,7 +432,7 @@ class TSBackend(PrecomputedBackend):
         return readable and raw_chunk_reads_enabled()
 
     def _read_xyzc(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int]
+        self, scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
     ) -> npt.NDArray[Any]:
         if self._reads_raw_chunks(scale):
             shape = (*(b - a for a, b in zip(start, stop, strict=True)), self.num_channels)
@@ -442,7 +442,11 @@ class TSBackend(PrecomputedBackend):
         return self._view(scale, start, stop).read(order="F").result()
 
     def _read_xyzc_into(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        out: npt.NDArray[Any],
     ) -> None:
         import tensorstore as ts
 
@@ -455,7 +459,11 @@ class TSBackend(PrecomputedBackend):
         target.write(self._view(scale, start, stop)[ts.d[:].translate_to[0]]).result()
 
     def _write_xyzc(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        data: npt.NDArray[Any],
     ) -> None:
         key = scale["key"]
         plain_raw = self._plain_raw.get(key)
@@ -486,7 +494,11 @@ class TSBackend(PrecomputedBackend):
         )
 
     def _write_raw_chunks(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], data: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        data: npt.NDArray[Any],
     ) -> None:
         """Write ``data`` (XYZC, covering whole chunks of a raw, unsharded scale: every write is
         chunk-aligned) as chunk files."""
@@ -528,8 +540,8 @@ class TSBackend(PrecomputedBackend):
         self,
         kvstore: Any,
         scale: Mapping[str, Any],
-        start: Vec3D[int],
-        stop: Vec3D[int],
+        start: Sequence[int],
+        stop: Sequence[int],
         data: npt.NDArray[Any],
     ) -> None:
         """:meth:`_write_raw_chunks` to object storage with write-behind: each chunk's PUT is
@@ -542,7 +554,11 @@ class TSBackend(PrecomputedBackend):
             )
 
     def _read_raw_chunks_into(
-        self, scale: Mapping[str, Any], start: Vec3D[int], stop: Vec3D[int], out: npt.NDArray[Any]
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        out: npt.NDArray[Any],
     ) -> None:
         """Fill ``out`` (XYZC, any strides) with ``[start, stop)`` (inside the bounds) of a local
         raw scale, reading from each chunk file (or each chunk's bytes in its shard file) the rows
@@ -564,8 +580,8 @@ class TSBackend(PrecomputedBackend):
         self,
         scale: Mapping[str, Any],
         layout: ShardLayout,
-        start: Vec3D[int],
-        stop: Vec3D[int],
+        start: Sequence[int],
+        stop: Sequence[int],
         out: npt.NDArray[Any],
     ) -> None:
         """:meth:`_read_raw_chunks_into` of a sharded raw scale: each chunk's rows read from its
