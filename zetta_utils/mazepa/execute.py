@@ -141,7 +141,8 @@ def execute(
 ) -> ExecutionSummary:
     """Run ``target`` (a Flow, a Task, or a list of them) to completion.
 
-    :param num_procs: 1 (default): run in this process; N > 1: N local worker processes.
+    :param num_procs: 1 (default): run in this process (``mazepa.single_process()`` is True in
+        its flows and tasks, see :mod:`.record_holds`); N > 1: N local worker processes.
     :param max_retry: retries of a task failing with a transient error (default 3).
     :param max_retry_non_transient: retries for other errors (default 0: a bug stops the run).
     :param checkpoint: a file path or URL recording finished task/flow ids; a rerun with the same
