@@ -104,6 +104,11 @@ class TaskScope:
         if error is not None:
             raise error
 
+    @property
+    def error(self) -> BaseException | None:
+        """The first error of the work deferred in this scope so far (None: none failed)."""
+        return self._error
+
     def add_done_callback(self, fn: Callable[[], None]) -> None:
         """Call ``fn()`` (from any thread) once everything deferred in this scope finished; at
         once if it has."""

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from zetta_utils import mazepa
+from zetta_utils import mazepa, write_behind
 from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.mazepa.checkpoint import CheckpointStore
@@ -83,13 +84,19 @@ def dst_files(path: Path) -> dict[str, bytes]:
     }
 
 
-def run_case(root: Path, name: str, src: VolumetricLayer, **kwargs: Any) -> tuple[Path, int]:
+def run_case(
+    root: Path,
+    name: str,
+    src: VolumetricLayer,
+    dst_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> tuple[Path, int]:
     """Run the flow into ``root/name``; its dst folder and the most row files seen during it."""
     tmp, out, dst_path = root / f"{name}-tmp", root / f"{name}-seen", root / f"{name}-dst"
     out.mkdir()
     exec_kwargs = {k: kwargs.pop(k) for k in ("num_procs", "worker_start_cost_s") if k in kwargs}
     flow = build_subchunkable_apply_flow(
-        dst=make_volume_at(str(dst_path), size=SIZE),
+        dst=make_volume_at(str(dst_path), size=SIZE, **(dst_kwargs or {})),
         dst_resolution=RES,
         bbox=BBox3D.from_coords((0, 0, 0), SIZE, RES),
         fn=RowWatch(tmp, out),
@@ -214,8 +221,8 @@ def test_a_stores_rows_in_memory_are_written_when_another_stores_replace_them(
 def test_a_reduction_run_again_after_its_rows_in_memory_were_reduced_says_so(
     tmp_path: Path,
 ) -> None:
-    """(A deliberate limit: a reduction retried in a run in one process cannot read the interiors
-    it reduced from memory; the run stops, and its resume computes them again.)"""
+    """(A reduction that succeeded let go of the interiors it reduced from memory: another reading
+    them is a bug, and says what to do. A failed one gives them back, see the test below.)"""
     grid = ChunkGrid.over(Box((0, 0, 0), (64, 64, 1)), (32, 32, 1), (2, 2, 0))
     store = PieceStore(f"file://{tmp_path}/tmp", Vec3D(*RES), grid, "uint8", 1)
     store.create()
@@ -227,6 +234,73 @@ def test_a_reduction_run_again_after_its_rows_in_memory_were_reduced_says_so(
     with pytest.raises(RuntimeError, match=r"kept in memory only .* Run the flow again"):
         store.reduce_box(box, np.uint8, "linear")
     store.delete()
+
+
+def _store_of_ones(tmp_path: Path) -> tuple[PieceStore, Box]:
+    grid = ChunkGrid.over(Box((0, 0, 0), (64, 64, 1)), (32, 32, 1), (2, 2, 0))
+    store = PieceStore(f"file://{tmp_path}/tmp", Vec3D(*RES), grid, "uint8", 1)
+    store.create()
+    store.in_memory, store.keep_bytes = True, 10**6
+    for key in grid.keys():
+        store.write_chunk(key, np.full((1, *grid.padded(key).shape), key[0] + 2 * key[1] + 1))
+    return store, Box((0, 0, 0), (64, 64, 1))
+
+
+def _fail() -> None:
+    raise OSError("the dst write failed")
+
+
+@pytest.mark.parametrize("when", ["in the task", "in a deferred write"])
+def test_a_reduction_that_fails_gives_its_rows_in_memory_back_for_its_retry(
+    tmp_path: Path, when: str
+) -> None:
+    store, box = _store_of_ones(tmp_path)
+    if when == "in the task":
+        with pytest.raises(OSError, match="dst write failed"):
+            with store.reduction_attempt():
+                first = store.reduce_box(box, np.uint8, "linear")
+                _fail()
+    else:
+        with write_behind.task_scope(on=True) as scope:
+            with store.reduction_attempt():
+                first = store.reduce_box(box, np.uint8, "linear")
+                write_behind.defer("test dst", _fail, 1)
+        finished = threading.Event()  # after the store's own callback: the order they came in
+        scope.add_done_callback(finished.set)
+        assert finished.wait(60)
+        with pytest.raises(OSError, match="dst write failed"):
+            scope.wait()
+    assert row_files(tmp_path / "tmp") == 0
+    with store.reduction_attempt():  # the retry
+        again = store.reduce_box(box, np.uint8, "linear")
+    assert set(np.unique(first)) == {1, 2, 3, 4}
+    assert (again == first).all()
+    with pytest.raises(RuntimeError, match=r"kept in memory only"):  # it succeeded: gone now
+        store.reduce_box(box, np.uint8, "linear")
+    store.delete()
+
+
+class FailingOnce:
+    """A dst write processor: a transient error on its first call in this process."""
+
+    calls = 0
+
+    def __call__(self, data: torch.Tensor) -> torch.Tensor:
+        FailingOnce.calls += 1
+        if FailingOnce.calls == 1:
+            raise mazepa.TransientError("the storage service is busy")
+        return data
+
+
+def test_a_serial_run_whose_reduction_fails_once_writes_the_same_bytes(
+    tmp_path: Path, src: VolumetricLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FailingOnce, "calls", 0)
+    retried, rows = run_case(tmp_path, "retried", src, dst_kwargs={"write_procs": [FailingOnce()]})
+    assert FailingOnce.calls > 1 and rows == 0
+    monkeypatch.setenv(volumetric_apply_flow.ROWS_IN_MEMORY_ENV, "0")
+    written, _ = run_case(tmp_path, "written", src)
+    assert dst_files(retried) == dst_files(written)
 
 
 def test_rows_in_memory_of_a_run_that_ended_are_not_written(

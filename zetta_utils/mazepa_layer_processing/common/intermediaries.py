@@ -34,6 +34,7 @@ A ``manifest.json`` next to it records the geometry and the layout version, so a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -42,13 +43,13 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from zetta_utils import mazepa
+from zetta_utils import mazepa, write_behind
 from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import precomputed
 from zetta_utils.mazepa import record_holds
@@ -135,6 +136,7 @@ class PieceStore:
         state["_run"] = None
         for name in ("_unwritten", "_consumed", "_spilled", "_holding", "_held_keys"):
             state[name] = type(state[name])()
+        state["_taken"], state["_failed_attempts"] = None, []
         return state
 
     def _reset_in_memory(self) -> None:
@@ -148,6 +150,12 @@ class PieceStore:
         """Chunk -> the top-level task whose checkpoint record waits for its row."""
         self._held_keys: dict[str, set[Int3]] = {}
         """Top-level task -> the chunks its record waits for."""
+        self._taken: dict[Int3, list[tuple[int, Array]]] | None = None
+        """While a reduction runs (:meth:`reduction_attempt`): the rows held in memory only whose
+        interiors it reduced, as they were."""
+        self._failed_attempts: list[dict[Int3, list[tuple[int, Array]]]] = []
+        """What reductions whose deferred writes failed had taken (:meth:`reduction_attempt`),
+        given back at the next read."""
 
     def mazepa_id_components(self) -> tuple[Any, ...]:
         return ("PieceStore", self.path)
@@ -411,7 +419,7 @@ class PieceStore:
                 raise RuntimeError(
                     f"intermediary chunk {self._chunk_key(key)} of {self.volume_path(PIECES)}: "
                     "its interior was kept in memory only (a run in one process) and a reduction "
-                    "reduced it already; a reduction run again (after a failure) cannot read it. "
+                    "that succeeded reduced it already; no reduction reads it again. "
                     "Run the flow again with its checkpoint (zetta run's resume file): it "
                     "computes the chunk again"
                 )
@@ -605,6 +613,8 @@ class PieceStore:
             and self.interior is not None
             and p > isz
         )
+        while self._failed_attempts:  # (appended from the write-behind thread)
+            self._give_back(self._failed_attempts.pop())
         owner = self._frames_owner()
         if reuse:
             known, dropped = _KEPT_ROWS.take(owner)
@@ -647,6 +657,48 @@ class PieceStore:
             _spill(_KEPT_ROWS.put(owner, self, kept, self._kept_budget(needs), self._position))
         return segments
 
+    @contextlib.contextmanager
+    def reduction_attempt(self) -> Iterator[None]:
+        """Around one run of a reduction task (its :meth:`reduce_box` calls and its ``dst``
+        writes). The interiors it reduces that were held in memory only (:attr:`in_memory`) are
+        gone from memory once reduced; if the task fails (here, or later: a write of it that
+        write-behind finishes after the task returned), they are given back to memory (or
+        written, if they do not fit), so that the task's retry reduces them again."""
+        if not self._rows_in_memory:
+            yield
+            return
+        taken: dict[Int3, list[tuple[int, Array]]] = {}
+        self._taken = taken
+        try:
+            yield
+        except BaseException:
+            self._give_back(taken)
+            raise
+        finally:
+            self._taken = None
+        scope = write_behind.current_scope()
+        if taken and scope is not None:
+
+            def after() -> None:  # on any thread: given back by the next read (_read_needs)
+                if scope.error is not None:
+                    self._failed_attempts.append(taken)
+
+            scope.add_done_callback(after)
+
+    def _give_back(self, taken: dict[Int3, list[tuple[int, Array]]]) -> None:
+        """Rows of ``taken`` (see :meth:`reduction_attempt`) are needed again: back in memory."""
+        c, p = self.num_channels, self.row_size
+        for key, parts in taken.items():
+            if key not in self._consumed or key not in self._unwritten:
+                continue  # let go of since (its readers finished), or written
+            self._consumed.discard(key)
+            row = next((v for start, v in parts if start == 0 and v.shape[1] == p), None)
+            if row is None:
+                row = np.zeros((c, p), dtype=parts[0][1].dtype)
+                for start, values in parts:
+                    row[:, start : start + values.shape[1]] = values
+            _spill(_KEPT_ROWS.add(self._frames_owner(), self, key, row, self._position))
+
     def _position(self, key: Int3) -> tuple[int, ...]:
         """Where chunk ``key`` comes in the order in which a run reduces (see
         :meth:`_reduced_later`)."""
@@ -675,6 +727,8 @@ class PieceStore:
             if key in used and self._interior_inside(key, box):
                 if key in self._unwritten:
                     self._consumed.add(key)
+                    if self._taken is not None:
+                        self._taken[key] = list(parts)
                 frames = []
                 for start, values in parts:
                     if start != 0:

@@ -732,7 +732,13 @@ class Reducer:
         """Write the ``dst`` chunks that ``write`` (a reduction chunk's part inside the region)
         covers; ``aligned`` is the box of those chunks. Chunks that ``write`` covers whole are
         written whole; only the voxels inside ``write`` of the others (on the region's edge, or
-        across a ``processing_gap``) are merged into what storage holds (:mod:`.edge_writes`)."""
+        across a ``processing_gap``) are merged into what storage holds (:mod:`.edge_writes`).
+        Rows held in memory only that it reduces are given back if it fails (see
+        :meth:`.intermediaries.PieceStore.reduction_attempt`): its retry reduces them again."""
+        with self.store.reduction_attempt():
+            self._reduce(aligned, write)
+
+    def _reduce(self, aligned: Box, write: Box) -> None:
         grid = self.store.grid
         if aligned == write and not grid.gaps_intersect(write):
             self.dst[aligned.to_index(self.dst_resolution)] = torch.from_numpy(self._blend(write))
