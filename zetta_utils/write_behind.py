@@ -73,13 +73,26 @@ def enabled() -> bool:
 
 class TaskScope:
     """The deferred work of one task run: :meth:`wait` blocks until all of it finished and
-    re-raises the first error; :meth:`done` says whether it has."""
+    re-raises the first error; :meth:`done` says whether it has.
+
+    Also the context manager that :func:`task_scope` returns: inside its block, work deferred in
+    this thread belongs to it (a plain class: entering and leaving cost two calls a task)."""
 
     def __init__(self, writer: _Writer | None) -> None:
         self._writer = writer
         self._pending = 0
         self._error: BaseException | None = None
         self._callbacks: list[Callable[[], None]] = []
+        self._token: contextvars.Token[TaskScope | None] | None = None
+
+    def __enter__(self) -> TaskScope:
+        self._token = _CURRENT.set(self if self._writer is not None else None)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _CURRENT.reset(token)
 
     @property
     def deferring(self) -> bool:
@@ -87,20 +100,19 @@ class TaskScope:
         return self._writer is not None
 
     def done(self) -> bool:
-        if self._writer is None:
-            return True
-        with self._writer.cond:
-            return self._pending == 0
+        # (an int read is atomic: no lock needed to see whether the count reached 0)
+        return self._writer is None or not self._pending
 
     def wait(self) -> None:
         """Block until every piece deferred in this scope finished; raise the first error."""
         writer = self._writer
         if writer is None:
             return
-        with writer.cond:
-            while self._pending:
-                writer.cond.wait()
-            error = self._error
+        if self._pending:
+            with writer.lock:
+                while self._pending:
+                    writer.wait()
+        error = self._error
         if error is not None:
             raise error
 
@@ -114,7 +126,7 @@ class TaskScope:
         once if it has."""
         writer = self._writer
         if writer is not None:
-            with writer.cond:
+            with writer.lock:
                 if self._pending:
                     self._callbacks.append(fn)
                     return
@@ -122,20 +134,37 @@ class TaskScope:
 
 
 class _Item:
-    __slots__ = ("key", "nbytes", "scope", "tracked")
+    __slots__ = ("key", "nbytes", "scope", "tracked", "writer")
 
-    def __init__(self, key: str, nbytes: int, scope: TaskScope, tracked: bool) -> None:
+    def __init__(
+        self, key: str, nbytes: int, scope: TaskScope, tracked: bool, writer: _Writer
+    ) -> None:
         self.key = key
         self.nbytes = nbytes
         self.scope = scope
         self.tracked = tracked
+        self.writer = writer
+
+    def __call__(self, future: Any) -> None:
+        """The done callback of a tracked future (on the thread that completed it)."""
+        try:
+            future.result()
+        except BaseException as e:  # handed to the task's scope
+            self.writer.finish(self, e)
+        else:
+            self.writer.finish(self, None)
 
 
 class _Writer:
     """This process's pending work: the writer thread's queue and the tracked futures."""
 
     def __init__(self, max_pending_bytes: int) -> None:
-        self.cond = threading.Condition()
+        # ``with self.lock`` (a C lock) rather than ``with self.cond`` (Python-level methods);
+        # waits go through :meth:`wait`, which counts the waiters: nobody is notified when
+        # nobody waits
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.waiters = 0
         self.max_pending_bytes = max_pending_bytes
         self.jobs: collections.deque[tuple[_Item, Callable[[], Any]]] = collections.deque()
         self.pending_bytes = 0
@@ -144,11 +173,24 @@ class _Writer:
         self.tracked_by_key: dict[str, int] = {}
         self.thread: threading.Thread | None = None
 
+    def wait(self) -> None:
+        """``cond.wait()`` (the lock held), counted in :attr:`waiters`."""
+        self.waiters += 1
+        try:
+            self.cond.wait()
+        finally:
+            self.waiters -= 1
+
+    def notify(self) -> None:
+        """Wake the waiters, if any (the lock held)."""
+        if self.waiters:
+            self.cond.notify_all()
+
     # --- adding work ---------------------------------------------------------------------------
     def _admit(self, item: _Item) -> None:
         """Count ``item`` in (the lock held), waiting while the process is over its bound."""
         while self.pending_items and self.pending_bytes + item.nbytes > self.max_pending_bytes:
-            self.cond.wait()
+            self.wait()
         self.pending_bytes += item.nbytes
         self.pending_items += 1
         self.by_key[item.key] = self.by_key.get(item.key, 0) + 1
@@ -157,7 +199,7 @@ class _Writer:
         item.scope._pending += 1
 
     def submit(self, item: _Item, fn: Callable[[], Any]) -> None:
-        with self.cond:
+        with self.lock:
             self._admit(item)
             self.jobs.append((item, fn))
             if self.thread is None:
@@ -165,47 +207,53 @@ class _Writer:
                     target=self._run, name="zetta-write-behind", daemon=True
                 )
                 self.thread.start()
-            self.cond.notify_all()
+            if self.waiters:  # (self.notify(), inline)
+                self.cond.notify_all()
 
     def track(self, item: _Item, future: Any) -> None:
-        with self.cond:
+        with self.lock:
             self._admit(item)
-
-        def finished(f: Any) -> None:
-            try:
-                f.result()
-            except BaseException as e:  # handed to the task's scope
-                self.finish(item, e)
-            else:
-                self.finish(item, None)
-
-        future.add_done_callback(finished)
+        future.add_done_callback(item)
 
     # --- finishing -----------------------------------------------------------------------------
     def finish(self, item: _Item, error: BaseException | None) -> None:
+        # (called once a write, on TensorStore's threads too: no helper calls, no allocation)
         scope = item.scope
-        callbacks: list[Callable[[], None]] = []
-        with self.cond:
+        key = item.key
+        callbacks: list[Callable[[], None]] | None = None
+        with self.lock:
             self.pending_bytes -= item.nbytes
             self.pending_items -= 1
-            _decrement(self.by_key, item.key)
+            table = self.by_key
+            left = table[key] - 1
+            if left:
+                table[key] = left
+            else:
+                del table[key]
             if item.tracked:
-                _decrement(self.tracked_by_key, item.key)
+                table = self.tracked_by_key
+                left = table[key] - 1
+                if left:
+                    table[key] = left
+                else:
+                    del table[key]
             scope._pending -= 1
             if error is not None and scope._error is None:
                 scope._error = error
-            if not scope._pending:
+            if not scope._pending and scope._callbacks:
                 callbacks, scope._callbacks = scope._callbacks, []
-            self.cond.notify_all()
-        for fn in callbacks:
-            fn()
+            if self.waiters:  # (self.notify(), inline)
+                self.cond.notify_all()
+        if callbacks is not None:
+            for fn in callbacks:
+                fn()
 
     def _run(self) -> None:
         name_os_thread(OS_THREAD_NAME)
         while True:
-            with self.cond:
+            with self.lock:
                 while not self.jobs:
-                    self.cond.wait()
+                    self.wait()
                 item, fn = self.jobs.popleft()
             try:
                 fn()
@@ -217,14 +265,16 @@ class _Writer:
     # --- waiting -------------------------------------------------------------------------------
     def wait_for(self, key: str, tracked_only: bool = False) -> None:
         table = self.tracked_by_key if tracked_only else self.by_key
-        with self.cond:
+        if key not in table:  # (nothing pending on it: a dict lookup is atomic, no lock needed)
+            return
+        with self.lock:
             while table.get(key):
-                self.cond.wait()
+                self.wait()
 
     def wait_all(self) -> None:
-        with self.cond:
+        with self.lock:
             while self.pending_items:
-                self.cond.wait()
+                self.wait()
 
 
 _PR_SET_NAME = 15
@@ -242,14 +292,6 @@ def name_os_thread(name: str) -> bool:
     return prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0) == 0
 
 
-def _decrement(table: dict[str, int], key: str) -> None:
-    left = table[key] - 1
-    if left:
-        table[key] = left
-    else:
-        del table[key]
-
-
 _lock = threading.Lock()
 _max_pending_bytes = DEFAULT_MAX_PENDING_BYTES
 _writer: _Writer | None = None
@@ -262,6 +304,9 @@ _CURRENT: contextvars.ContextVar[TaskScope | None] = contextvars.ContextVar(
 def _the_writer() -> _Writer:
     """This process's writer (a new one after ``fork``: threads do not survive it)."""
     global _writer, _writer_pid
+    writer = _writer
+    if writer is not None and _writer_pid == os.getpid():
+        return writer
     with _lock:
         if _writer is None or _writer_pid != os.getpid():
             _writer = _Writer(_max_pending_bytes)
@@ -291,23 +336,19 @@ def configure(max_pending_bytes: int | None = None) -> None:
         _max_pending_bytes = max_pending_bytes
         writer = _existing_writer()
         if writer is not None:
-            with writer.cond:
+            with writer.lock:
                 writer.max_pending_bytes = max_pending_bytes
-                writer.cond.notify_all()
+                writer.notify()
 
 
-@contextlib.contextmanager
-def task_scope(on: bool | None = None) -> Iterator[TaskScope]:
-    """The scope of one task's run (opened by executors): writes deferred inside it belong to it.
-    ``on`` None: ``$ZETTA_WRITE_BEHIND`` decides. Leaving the block does not wait; call
+def task_scope(on: bool | None = None) -> TaskScope:
+    """The scope of one task's run (opened by executors), to use as ``with task_scope() as
+    scope``: writes deferred inside the block belong to it. ``on`` None: ``$ZETTA_WRITE_BEHIND``
+    decides (executors read it once per run and pass it). Leaving the block does not wait; call
     ``wait()`` on the scope before reporting the task."""
-    on = enabled() if on is None else on
-    scope = TaskScope(_the_writer() if on else None)
-    token = _CURRENT.set(scope if on else None)
-    try:
-        yield scope
-    finally:
-        _CURRENT.reset(token)
+    if on is None:
+        on = enabled()
+    return TaskScope(_the_writer() if on else None)
 
 
 @contextlib.contextmanager
@@ -333,7 +374,8 @@ def defer(key: str, fn: Callable[[], Any], nbytes: int = 0) -> None:
     if scope is None or scope._writer is None:
         fn()
         return
-    scope._writer.submit(_Item(key, nbytes, scope, tracked=False), fn)
+    writer = scope._writer
+    writer.submit(_Item(key, nbytes, scope, False, writer), fn)
 
 
 def track(key: str, future: Any, nbytes: int = 0) -> None:
@@ -343,14 +385,19 @@ def track(key: str, future: Any, nbytes: int = 0) -> None:
     if scope is None or scope._writer is None:
         future.result()
         return
-    scope._writer.track(_Item(key, nbytes, scope, tracked=True), future)
+    writer = scope._writer
+    writer.track(_Item(key, nbytes, scope, True, writer), future)
 
 
 def wait_for(key: str, tracked_only: bool = False) -> None:
     """Block until the work pending on ``key`` in this process finished (errors are its tasks',
     not raised here). ``tracked_only``: only tracked futures (deferred jobs run in order on one
     thread, so a later deferred job on ``key`` needs no wait)."""
-    writer = _existing_writer()
+    scope = _CURRENT.get()
+    # a deferring scope's writer is this process's (checked when the scope was made)
+    writer = scope._writer if scope is not None else None
+    if writer is None:
+        writer = _existing_writer()
     if writer is not None:
         writer.wait_for(key, tracked_only)
 

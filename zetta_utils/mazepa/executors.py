@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from zetta_utils import write_behind
 
 from . import interrupts
-from .record_holds import running_task
+from .record_holds import RUNNING_TASK
 from .task_outcome import TaskOutcome
 from .task_runs import RanTask, run_task
 from .tasks import Task
@@ -102,7 +102,8 @@ class SerialExecutor:
 
     Write-behind (:mod:`zetta_utils.write_behind`): a task's deferred writes finish while the next
     task runs; its outcome is returned once they did (after the next task, or when no task is
-    queued)."""
+    queued). Whether write-behind is on (``$ZETTA_WRITE_BEHIND``) is read once per run: at the
+    first ``poll_outcomes``, and again after ``shutdown``."""
 
     def __init__(self, batch_size: int = 64, *, duration_of: DurationOf = measured_duration):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -113,6 +114,8 @@ class SerialExecutor:
         self._behind: RanTask | None = None
         """The task that ran last, its writes possibly pending, its outcome not returned yet."""
         self._durations = TaskDurations(duration_of)
+        self._write_behind_on: bool | None = None
+        """``write_behind.enabled()`` as read at this run's first poll (None: not yet)."""
 
     def free_slots(self) -> int:
         return self._durations.batch(self.batch_size) - len(self._queue)
@@ -132,27 +135,42 @@ class SerialExecutor:
         outcomes = self._finished
         if not queue:
             self._finish_behind(outcomes)
+            self._finished = []
+            return outcomes
+        on = self._write_behind_on
+        if on is None:
+            on = self._write_behind_on = write_behind.enabled()
+        durations = self._durations
         while queue:
             task = queue[0]
             # If Ctrl-C interrupts the task, it stays queued (and runs again if the run goes on).
             guard = interrupts.current_guard()
-            with running_task(task.id):  # the task that mazepa.hold_record() holds
+            token = RUNNING_TASK.set(task.id)  # the task that mazepa.hold_record() holds
+            try:
                 if guard is None:
-                    ran = run_task(task)
+                    ran = run_task(task, on)
                 else:
                     guard.check()
                     guard.active = True
                     try:
-                        ran = run_task(task)
+                        ran = run_task(task, on)
                     finally:
                         guard.active = False
+            finally:
+                RUNNING_TASK.reset(token)
             queue.popleft()
-            self._finish_behind(outcomes)
-            self._behind = ran
-            self._durations.learn(self._durations.duration_of(ran.outcome))
-            if not ran.outcome.succeeded or ran.done():  # (nothing left to wait for)
+            if self._behind is not None:
                 self._finish_behind(outcomes)
-            if outcomes and not outcomes[-1].succeeded:
+            self._behind = ran
+            outcome = ran.outcome
+            durations.learn(durations.duration_of(outcome))
+            failed = outcome.exception_type is not None  # (not outcome.succeeded)
+            if failed or ran.scope.done():  # (nothing left to wait for)
+                self._finish_behind(outcomes)
+                failed = outcomes[-1].exception_type is not None
+            elif outcomes:
+                failed = outcomes[-1].exception_type is not None
+            if failed:
                 break
         self._finished = []
         return outcomes
@@ -181,6 +199,7 @@ class SerialExecutor:
         return outcomes
 
     def shutdown(self, cancel: bool = False) -> None:
+        self._write_behind_on = None  # (read again by the next run)
         self._queue.clear()
         self._finished = []
         behind, self._behind = self._behind, None

@@ -51,8 +51,10 @@ class RanTask:
         return self.outcome
 
 
-def run_task(task: Task[Any]) -> RanTask:
-    """Run ``task`` in a write-behind scope; its outcome is final only after ``finish()``."""
-    with write_behind.task_scope() as scope:
+def run_task(task: Task[Any], write_behind_on: bool | None = None) -> RanTask:
+    """Run ``task`` in a write-behind scope; its outcome is final only after ``finish()``.
+    ``write_behind_on`` None: ``$ZETTA_WRITE_BEHIND`` decides (executors read it once per run
+    and pass it)."""
+    with write_behind.task_scope(write_behind_on) as scope:
         outcome = task()
     return RanTask(task, outcome, scope)
