@@ -6,7 +6,10 @@ that are safe to finish later to this process's writer instead of waiting for th
 * :func:`defer` ``(key, fn, nbytes)``: ``fn()`` runs on the writer thread (one per process, so
   deferred jobs run in the order they were deferred);
 * :func:`track` ``(key, future, nbytes)``: a future that completes by itself (TensorStore's commit
-  of a write) is only watched.
+  of a write) is only watched: polled with ``done()`` where it has one (whoever checks or waits
+  for the task's writes finishes it; no Python callback runs on TensorStore's threads, which
+  costs ~0.05 ms of CPU a write), else called back; a scope given a done callback
+  (:meth:`TaskScope.add_done_callback`) has its futures call back.
 
 Both return at once. Outside any scope, in a scope made with write-behind off, or inside
 :func:`synchronous`, ``defer`` runs ``fn`` at once and ``track`` waits for the future: exactly
@@ -101,7 +104,12 @@ class TaskScope:
 
     def done(self) -> bool:
         # (an int read is atomic: no lock needed to see whether the count reached 0)
-        return self._writer is None or not self._pending
+        writer = self._writer
+        if writer is None or not self._pending:
+            return True
+        if writer.polled:
+            writer.reap()
+        return not self._pending
 
     def wait(self) -> None:
         """Block until every piece deferred in this scope finished; raise the first error."""
@@ -109,9 +117,7 @@ class TaskScope:
         if writer is None:
             return
         if self._pending:
-            with writer.lock:
-                while self._pending:
-                    writer.wait()
+            writer.wait_until(lambda: not self._pending, lambda item: item.scope is self)
         error = self._error
         if error is not None:
             raise error
@@ -129,7 +135,16 @@ class TaskScope:
             with writer.lock:
                 if self._pending:
                     self._callbacks.append(fn)
-                    return
+                    # its polled futures report by themselves from now on
+                    mine = [entry for entry in writer.polled if entry[0].scope is self]
+                    for entry in mine:
+                        writer.polled.remove(entry)
+                else:
+                    mine = None
+            if mine is not None:
+                for item, future in mine:
+                    future.add_done_callback(item)
+                return
         fn()
 
 
@@ -172,6 +187,11 @@ class _Writer:
         self.by_key: dict[str, int] = {}
         self.tracked_by_key: dict[str, int] = {}
         self.thread: threading.Thread | None = None
+        self.polled: list[tuple[_Item, Any]] = []
+        """Tracked futures that nobody is called back from: each is finished by whoever looks
+        (:meth:`reap`) or waits (:meth:`wait_until`). A Python callback that TensorStore runs on
+        its own thread costs ~0.05 ms of CPU a write (the GIL taken from a foreign thread);
+        ``future.done()`` costs nothing."""
 
     def wait(self) -> None:
         """``cond.wait()`` (the lock held), counted in :attr:`waiters`."""
@@ -186,11 +206,64 @@ class _Writer:
         if self.waiters:
             self.cond.notify_all()
 
+    # --- polled futures ------------------------------------------------------------------------
+    def reap(self) -> None:
+        """Finish the polled futures that completed (any thread, without the lock)."""
+        with self.lock:
+            polled = self.polled
+            finished = [entry for entry in polled if entry[1].done()]
+            for entry in finished:
+                polled.remove(entry)
+        for item, future in finished:
+            item(future)
+
+    def settle_one(self, match: Callable[[_Item], bool] | None) -> bool:
+        """Wait for the oldest polled future whose item ``match`` accepts (any: None) and finish
+        it (without the lock); False when there is none."""
+        with self.lock:
+            for i, entry in enumerate(self.polled):
+                if match is None or match(entry[0]):
+                    del self.polled[i]
+                    break
+            else:
+                return False
+        item, future = entry
+        item(future)
+        return True
+
+    def wait_until(
+        self, settled: Callable[[], bool], match: Callable[[_Item], bool] | None
+    ) -> None:
+        """Block until ``settled()`` (read with the lock), finishing meanwhile the polled futures
+        whose items ``match`` accepts (any: None)."""
+        while True:
+            if self.settle_one(match):
+                continue
+            with self.lock:
+                if settled():
+                    return
+                if not any(match is None or match(item) for item, _ in self.polled):
+                    self.wait()  # (track() notifies: a new polled future is looked at)
+
     # --- adding work ---------------------------------------------------------------------------
     def _admit(self, item: _Item) -> None:
-        """Count ``item`` in (the lock held), waiting while the process is over its bound."""
-        while self.pending_items and self.pending_bytes + item.nbytes > self.max_pending_bytes:
-            self.wait()
+        """Count ``item`` in, waiting while the process is over its bound (finishing polled
+        futures meanwhile); returns with the lock held."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            while self.pending_items and self.pending_bytes + item.nbytes > self.max_pending_bytes:
+                if self.polled:
+                    lock.release()
+                    try:
+                        self.settle_one(None)
+                    finally:
+                        lock.acquire()
+                else:
+                    self.wait()
+        except BaseException:
+            lock.release()
+            raise
         self.pending_bytes += item.nbytes
         self.pending_items += 1
         self.by_key[item.key] = self.by_key.get(item.key, 0) + 1
@@ -199,8 +272,8 @@ class _Writer:
         item.scope._pending += 1
 
     def submit(self, item: _Item, fn: Callable[[], Any]) -> None:
-        with self.lock:
-            self._admit(item)
+        self._admit(item)  # (returns with the lock held)
+        try:
             self.jobs.append((item, fn))
             if self.thread is None:
                 self.thread = threading.Thread(
@@ -209,10 +282,20 @@ class _Writer:
                 self.thread.start()
             if self.waiters:  # (self.notify(), inline)
                 self.cond.notify_all()
+        finally:
+            self.lock.release()
 
     def track(self, item: _Item, future: Any) -> None:
-        with self.lock:
-            self._admit(item)
+        self._admit(item)
+        if hasattr(future, "done"):  # (TensorStore's): polled, no callback
+            try:
+                self.polled.append((item, future))
+                if self.waiters:
+                    self.cond.notify_all()
+            finally:
+                self.lock.release()
+            return
+        self.lock.release()
         future.add_done_callback(item)
 
     # --- finishing -----------------------------------------------------------------------------
@@ -267,14 +350,10 @@ class _Writer:
         table = self.tracked_by_key if tracked_only else self.by_key
         if key not in table:  # (nothing pending on it: a dict lookup is atomic, no lock needed)
             return
-        with self.lock:
-            while table.get(key):
-                self.wait()
+        self.wait_until(lambda: not table.get(key), lambda item: item.key == key)
 
     def wait_all(self) -> None:
-        with self.lock:
-            while self.pending_items:
-                self.wait()
+        self.wait_until(lambda: not self.pending_items, None)
 
 
 _PR_SET_NAME = 15
@@ -412,4 +491,8 @@ def wait_all() -> None:
 def pending_bytes() -> int:
     """Bytes of work pending in this process."""
     writer = _existing_writer()
-    return 0 if writer is None else writer.pending_bytes
+    if writer is None:
+        return 0
+    if writer.polled:
+        writer.reap()
+    return writer.pending_bytes
