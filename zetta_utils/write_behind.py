@@ -237,12 +237,13 @@ class _Writer:
         """Block until ``settled()`` (read with the lock), finishing meanwhile the polled futures
         whose items ``match`` accepts (any: None)."""
         while True:
-            if self.settle_one(match):
+            if self.polled and self.settle_one(match):
                 continue
             with self.lock:
                 if settled():
                     return
-                if not any(match is None or match(item) for item, _ in self.polled):
+                polled = self.polled
+                if not polled or not any(match is None or match(item) for item, _ in polled):
                     self.wait()  # (track() notifies: a new polled future is looked at)
 
     # --- adding work ---------------------------------------------------------------------------
