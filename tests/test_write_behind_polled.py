@@ -39,7 +39,13 @@ class _PolledFuture:
         if self.done():
             fn(self)
 
+    interrupt_next_wait = False
+    """The next ``result()`` on a pending future raises KeyboardInterrupt (Ctrl-C in a wait)."""
+
     def result(self) -> None:
+        if self.interrupt_next_wait and not self.done():
+            self.interrupt_next_wait = False
+            raise KeyboardInterrupt
         assert self._event.wait(10)
         if self._error is not None:
             raise self._error
@@ -121,3 +127,16 @@ def test_a_scope_that_asks_for_a_callback_gets_it_when_its_polled_future_complet
     future.complete()  # (from "TensorStore's thread")
     assert called == ["done"]
     assert scope.done()
+
+
+def test_a_wait_interrupted_by_ctrl_c_leaves_the_write_pending() -> None:
+    future = _PolledFuture()
+    with write_behind.task_scope(on=True) as scope:
+        write_behind.track("vol", future, 1)
+    future.interrupt_next_wait = True
+    with pytest.raises(KeyboardInterrupt):
+        scope.wait()
+    assert not scope.done() and scope.error is None  # still pending, not failed
+    future.complete()
+    scope.wait()
+    assert scope.done() and scope.error is None

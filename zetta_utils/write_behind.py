@@ -228,7 +228,16 @@ class _Writer:
             else:
                 return False
         item, future = entry
-        item(future)
+        try:
+            future.result()
+        except BaseException as e:
+            if not future.done():  # the wait itself was interrupted (Ctrl-C): still pending
+                with self.lock:
+                    self.polled.insert(0, entry)
+                raise
+            self.finish(item, e)  # handed to the task's scope
+        else:
+            self.finish(item, None)
         return True
 
     def wait_until(
