@@ -143,3 +143,15 @@ def s3_environment(mp: pytest.MonkeyPatch, endpoint: str) -> None:
 def s3_env() -> Callable[[pytest.MonkeyPatch, str], None]:
     """:func:`s3_environment`, for test modules (conftest modules are not importable here)."""
     return s3_environment
+
+
+@pytest.fixture
+def write_behind_default_bound() -> Iterator[None]:
+    """Write-behind's bound on pending bytes at its default around a test (which may change it),
+    and nothing left pending after it."""
+    from zetta_utils import write_behind
+
+    write_behind.configure(max_pending_bytes=write_behind.DEFAULT_MAX_PENDING_BYTES)
+    yield
+    write_behind.wait_all()
+    write_behind.configure(max_pending_bytes=write_behind.DEFAULT_MAX_PENDING_BYTES)

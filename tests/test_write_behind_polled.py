@@ -7,20 +7,13 @@ No test depends on speed: futures are completed by hand or from a thread held by
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from zetta_utils import write_behind
 
-
-@pytest.fixture(autouse=True)
-def _fresh_bound() -> Iterator[None]:
-    write_behind.configure(max_pending_bytes=write_behind.DEFAULT_MAX_PENDING_BYTES)
-    yield
-    write_behind.wait_all()
-    write_behind.configure(max_pending_bytes=write_behind.DEFAULT_MAX_PENDING_BYTES)
+pytestmark = pytest.mark.usefixtures("write_behind_default_bound")
 
 
 class _PolledFuture:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +14,15 @@ from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 
 RES = (4, 4, 40)
+BLEND_TWO_LEVELS: dict[str, Any] = {
+    "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
+    "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
+    "processing_blend_pads": [[2, 2, 0], [2, 2, 0]],
+    "processing_blend_modes": ["linear", "quadratic"],
+    "max_reduction_chunk_sizes": [32, 32, 1],
+}
+"""Crop and blend on two levels, reductions of 32 x 32 x 1: the flow (c)-shaped arguments that the
+intermediaries tests run on a 64 x 64 x 2 volume."""
 
 
 def example_dir(tmp_path: Path) -> Path:

@@ -23,17 +23,11 @@ from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box, ChunkGrid
 from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
 
-from .helpers import RES, random_array, write_array
+from .helpers import BLEND_TWO_LEVELS, RES, random_array, write_array
 
 SIZE = (64, 64, 2)
 CHUNK = (16, 16, 1)
-CFG: dict[str, Any] = {
-    "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
-    "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
-    "processing_blend_pads": [[2, 2, 0], [2, 2, 0]],
-    "processing_blend_modes": ["linear", "quadratic"],
-    "max_reduction_chunk_sizes": [32, 32, 1],
-}
+CFG = BLEND_TWO_LEVELS
 REQUEST = re.compile(r'"([A-Z]+) (/[^ ]*) HTTP/[0-9.]+" (\d+)')
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -29,18 +29,12 @@ from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow
 from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box, ChunkGrid
 from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
 
-from .helpers import RES, make_volume_at, random_array, write_array
+from .helpers import BLEND_TWO_LEVELS, RES, make_volume_at, random_array, write_array
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 SIZE = (64, 64, 2)
-CFG: dict[str, Any] = {
-    "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
-    "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
-    "processing_blend_pads": [[2, 2, 0], [2, 2, 0]],
-    "processing_blend_modes": ["linear", "quadratic"],
-    "max_reduction_chunk_sizes": [32, 32, 1],
-}
+CFG = BLEND_TWO_LEVELS
 TOP_CHUNKS = 4 * 4 * 2
 
 
