@@ -317,14 +317,7 @@ class _Writer:
         with self.lock:
             self.pending_bytes -= item.nbytes
             self.pending_items -= 1
-            table = self.by_key
-            left = table[key] - 1
-            if left:
-                table[key] = left
-            else:
-                del table[key]
-            if item.tracked:
-                table = self.tracked_by_key
+            for table in (self.by_key, self.tracked_by_key) if item.tracked else (self.by_key,):
                 left = table[key] - 1
                 if left:
                     table[key] = left
