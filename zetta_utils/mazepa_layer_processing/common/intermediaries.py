@@ -658,6 +658,27 @@ class PieceStore:
         return segments
 
     @contextlib.contextmanager
+    def rows_of_one_task(self) -> Iterator[None]:
+        """Around a task that computes some top-level chunks and runs every reduction reading
+        them (a section task, see :func:`.volumetric_apply_flow.section_waves`): their rows stay
+        in memory, as in a run in one process (:attr:`in_memory`), and are written only if let
+        go of while still needed. They belong to this run of the task: what an earlier run of
+        it (or another task) left in this process is let go of unwritten first, and so is what
+        is left when it ends (failed, its retry computes them again). No checkpoint record
+        waits: the task is recorded once it has finished, reductions included."""
+        owner = self._frames_owner()
+        saved = self.in_memory, self._run
+        _KEPT_ROWS.drop(owner)  # (not written: no reduction of this task reads them)
+        self._reset_in_memory()
+        self.in_memory, self._run = True, None
+        try:
+            yield
+        finally:
+            _KEPT_ROWS.drop(owner)
+            self._reset_in_memory()
+            self.in_memory, self._run = saved
+
+    @contextlib.contextmanager
     def reduction_attempt(self) -> Iterator[None]:
         """Around one run of a reduction task (its :meth:`reduce_box` calls and its ``dst``
         writes). The interiors it reduces that were held in memory only (:attr:`in_memory`) are

@@ -1039,6 +1039,190 @@ def pipelined_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
         yield from _reduction_batches(reducer, rest, reduce_op.name, plan.reduction_worker_type)
 
 
+SECTION_TASKS_ENV = "ZETTA_SECTION_TASKS"
+"""``0`` (or ``false``/``no``/``off``): no section tasks (see :func:`section_waves`); every run
+with several processes writes its rows, as a run with top-level and reduction tasks does."""
+
+SECTION_MIN_WAVES = 4
+"""The fewest waves a run cuts into section tasks: fewer would leave workers idle."""
+
+SECTION_MAX_VOXELS = 2**28
+"""The most voxels of top-level chunks in one section task (a wave: 16384 x 16384 x 1), a bound
+on the work one task does and redoes when it fails."""
+
+
+def section_tasks_enabled() -> bool:
+    """Whether ``$ZETTA_SECTION_TASKS`` leaves section tasks on (the default)."""
+    value = os.environ.get(SECTION_TASKS_ENV, "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def section_waves(plan: SubchunkablePlan) -> int | None:
+    """How many section tasks the run has, one per wave (the slices of the top-level key grid
+    along its slowest dim with more than one chunk, see :func:`pipelined_tasks`), when its
+    waves are independent; None when it keeps top-level and reduction tasks apart.
+
+    A wave is independent when every reduction chunk reads the outputs of one wave only (no
+    blend pad along the waves' axis, no reduction chunk spanning two waves: the guide's flow
+    (c), waves of one z section): then one task can compute a wave's top-level chunks and run
+    the reductions of its region, its rows in memory, and no other task reads them. That
+    needs too: a reduction (not deferred) reading pieces, intermediaries not kept (their rows
+    are written), one top-level chunk per task (``task_stack_size`` 1), the same worker type
+    for both kinds of task, at least :data:`SECTION_MIN_WAVES` waves and at most
+    :data:`SECTION_MAX_VOXELS` voxels per wave. Whether the run uses them is
+    :func:`uses_section_tasks`."""
+    if (
+        plan.top_mode != "pieces"
+        or plan.deferred
+        or plan.reduction_chunk is None
+        or plan.store is None
+        or plan.dst is None
+        or plan.dst_bounds is None
+        or plan.keep_intermediaries
+        or plan.task_stack_size != 1
+        or plan.reduction_worker_type not in (None, plan.op_worker_type)
+    ):
+        return None
+    grid = plan.top_grid
+    counts = grid.counts
+    w_axis = _wave_axis(counts)
+    waves = counts[w_axis]
+    if waves < SECTION_MIN_WAVES:
+        return None
+    per_wave = grid.num_chunks // waves
+    if per_wave * math.prod(plan.chunk_sizes[0]) > SECTION_MAX_VOXELS:
+        return None
+    axis = grid.axes[w_axis]
+    if axis.blend != 0:
+        return None
+    # the reduction chunks' extents along the waves' axis (see Reducer.chunks)
+    target = plan.region.intersection(plan.dst_bounds)
+    if target.is_empty():
+        return None
+    offset = int(plan.dst.backend.get_voxel_offset(plan.dst_resolution)[w_axis])
+    dchunk = int(plan.dst.backend.get_chunk_size(plan.dst_resolution)[w_axis])
+    lo, hi = target.start[w_axis], target.stop[w_axis]
+    step = plan.reduction_chunk[w_axis]
+    for start in range(offset + ((lo - offset) // dchunk) * dchunk, hi, step):
+        a, b = max(start, lo), min(start + step, hi)
+        if a < b and len(axis.chunks_overlapping(a, b)) != 1:
+            return None
+    return waves
+
+
+def uses_section_tasks(plan: SubchunkablePlan) -> bool:
+    """Whether the run goes in section tasks (:func:`section_waves`): its tasks run in other
+    processes, or in this one but not as a run wholly in it (``mazepa.single_process()`` False:
+    there, top-level tasks keep their rows in memory already), unless
+    ``$ZETTA_SECTION_TASKS`` turns them off."""
+    return (
+        not mazepa.single_process()
+        and section_tasks_enabled()
+        and section_waves(plan) is not None
+    )
+
+
+def section_tasks(plan: SubchunkablePlan, reducer: Reducer) -> Iterator[Any]:
+    """One :class:`ProcessSection` task per wave, in order (see :func:`section_waves`)."""
+    assert plan.reduction_chunk is not None
+    grid = plan.top_grid
+    w_axis = _wave_axis(grid.counts)
+    axis = grid.axes[w_axis]
+    op = ProcessSection(plan)
+    pending = reducer.chunks(plan.reduction_chunk, outer=w_axis)
+    upcoming = next(pending, None)
+    batch: list[mazepa.Task[Any]] = []
+    for wave in range(grid.counts[w_axis]):
+        chunks = []
+        while upcoming is not None:
+            waves = axis.chunks_overlapping(upcoming[1].start[w_axis], upcoming[1].stop[w_axis])
+            if waves.start != wave:
+                assert waves.start > wave, "a reduction chunk before its wave"
+                break
+            chunks.append(upcoming)
+            upcoming = next(pending, None)
+        task = op.make_task(wave, tuple(chunks))
+        if plan.op_worker_type is not None:
+            task = task.with_options(worker_type=plan.op_worker_type)
+        batch.append(task)
+        if len(batch) >= _TASK_BATCH:
+            yield batch
+            batch = []
+    assert upcoming is None, "a reduction chunk after the last wave"
+    if batch:
+        yield batch
+
+
+@mazepa.taskable_operation_cls
+class ProcessSection(mazepa.OperationBase):
+    """Task: compute the top-level chunks of one wave and run the reductions of its region, in
+    this process, the rows in memory (see :func:`section_waves`). Rows are written only if let
+    go of from memory while a reduction of the task still needs them
+    (:meth:`.intermediaries.PieceStore.rows_of_one_task`), and nothing else reads them: a task
+    that fails runs again whole."""
+
+    def __init__(self, plan: SubchunkablePlan):
+        self.plan = plan
+
+    @functools.cached_property
+    def reducer(self) -> Reducer:
+        reducer = plan_reducer(self.plan)
+        assert reducer is not None
+        return reducer
+
+    def get_operation_name(self) -> str:
+        return section_task_name(self.plan)
+
+    def mazepa_id_components(self) -> tuple[str, str]:
+        return ("ProcessSection", self.plan.plan_id)
+
+    def __call__(self, wave: int, chunks: Sequence[tuple[Box, Box]]) -> None:
+        plan, reducer = self.plan, self.reducer
+        store = reducer.store
+        keys = self.wave_keys(wave)
+        position = {key: i for i, key in enumerate(keys)}
+        grid = plan.top_grid
+        # each reduction chunk with the position of the last key it reads: it runs once that
+        # key is computed, in their order, so that the rows kept are those of a reduction or so
+        todo = [
+            (
+                max((position[k] for k in grid.keys_overlapping(Box.of(*write))), default=-1),
+                (Box.of(*aligned), Box.of(*write)),
+            )
+            for aligned, write in chunks
+        ]
+        with store.rows_of_one_task():
+            done = 0
+            for i, key in enumerate(keys):
+                plan.process_top_chunks([key])
+                while done < len(todo) and todo[done][0] <= i:
+                    reducer.reduce(*todo[done][1])
+                    done += 1
+            for _, boxes in todo[done:]:
+                reducer.reduce(*boxes)
+            store.delete_pieces(keys)
+
+    def wave_keys(self, wave: int) -> list[Int3]:
+        counts = self.plan.top_grid.counts
+        return _wave_keys(counts, _wave_axis(counts), wave)
+
+    def describe_region(self, wave: int, chunks: Sequence[tuple[Box, Box]]) -> str:
+        """The wave's region and what it writes, for error reports."""
+        plan = self.plan
+        boxes = [plan.top_grid.core(key) for key in self.wave_keys(wave)]
+        text = f"section {wave}: level 0, " + _describe_boxes(boxes, plan.dst_resolution)
+        if chunks:
+            text += ", and its reduction into dst, " + _describe_boxes(
+                [Box.of(*write) for _, write in chunks], plan.dst_resolution
+            )
+        return text
+
+
+def section_task_name(plan: SubchunkablePlan) -> str:
+    """What progress calls section tasks."""
+    return f"{plan.task_name or plan.op_name} + reduction"
+
+
 def _reading(
     tasks: list[mazepa.Task[Any]], ready: list[Any], grid: ChunkGrid, key_tasks: dict[Int3, str]
 ) -> list[mazepa.Task[Any]]:
@@ -1084,15 +1268,21 @@ def with_read_scope(plan: SubchunkablePlan) -> SubchunkablePlan:
 def subchunkable_flow(plan: SubchunkablePlan) -> Iterator[Any]:
     """The flow of a run (see the module docstring)."""
     plan = with_read_scope(plan)
-    declare_expected_tasks(plan)  # the progress bars' totals, known before any task runs
+    sections = uses_section_tasks(plan)
+    # the progress bars' totals, known before any task runs
+    declare_expected_tasks(plan, sections)
     if plan.store is not None:
         plan.store.create()
     reducer = plan_reducer(plan)
     if reducer is not None and reducer.store.keeps_frames:
         reducer.store.in_memory = rows_in_memory(plan)
-        reducer.store.keep_bytes = kept_rows_bytes(plan, reducer.store.in_memory)
+        # (a section task keeps its rows in memory as a run in one process does)
+        in_memory = reducer.store.in_memory or sections
+        reducer.store.keep_bytes = kept_rows_bytes(plan, in_memory)
     if reducer is None:
         yield from top_tasks(plan)
+    elif sections:
+        yield from section_tasks(plan, reducer)
     else:
         yield from pipelined_tasks(plan, reducer)
     yield mazepa.Dependency()
@@ -1206,16 +1396,19 @@ def reduction_count(plan: SubchunkablePlan) -> int:
     return total
 
 
-def expected_tasks(plan: SubchunkablePlan) -> list[tuple[str, int, float, float]]:
+def expected_tasks(
+    plan: SubchunkablePlan, sections: bool = False
+) -> list[tuple[str, int, float, float]]:
     """``(operation name, tasks, voxels, bytes written)`` of each kind of task the run yields,
     for the progress bars' totals and the final summary: the top-level tasks process the
     region; the bytes written to dst are those of the tasks that write it (the reduction's, when
-    there is one)."""
-    from .volumetric_apply_flow import plan_reducer
-
+    there is one). With ``sections`` (:func:`uses_section_tasks`), the section tasks do both."""
     name = plan.task_name or plan.op_name
     top = math.ceil(plan.top_grid.num_chunks / plan.task_stack_size)
     written = float(dst_writes(plan)[1] * _voxel_bytes(plan.dst)) if plan.dst is not None else 0.0
+    waves = section_waves(plan) if sections else None
+    if waves is not None:
+        return [(section_task_name(plan), waves, float(plan.region.size()), written)]
     if plan_reducer(plan) is None or plan.reduction_chunk is None:
         return [(name, top, float(plan.region.size()), written)]
     reductions = reduction_count(plan)
@@ -1225,9 +1418,9 @@ def expected_tasks(plan: SubchunkablePlan) -> list[tuple[str, int, float, float]
     ]
 
 
-def declare_expected_tasks(plan: SubchunkablePlan) -> None:
+def declare_expected_tasks(plan: SubchunkablePlan, sections: bool = False) -> None:
     """Tell the running ``mazepa.execute`` the run's task counts (see :func:`expected_tasks`)."""
     from zetta_utils.mazepa.progress import expect_tasks
 
-    for name, tasks, voxels, written in expected_tasks(plan):
+    for name, tasks, voxels, written in expected_tasks(plan, sections):
         expect_tasks(name, tasks, voxels=voxels, bytes_written=written)
