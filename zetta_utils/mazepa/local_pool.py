@@ -6,7 +6,9 @@ tiny tasks travel in batches of up to ``max_batch_size`` (with one batch prefetc
 busy worker is topped up a whole batch at a time), tasks of 50 ms or more one at a time, with one
 more prefetched while there is enough unsent work for every busy worker to get one (so a worker
 does not wait for the parent between tasks, and at the end of the work no task waits behind a
-slow one while another worker idles).
+slow one while another worker idles). A task that returned and whose writes are still pending
+(write-behind: it finishes behind the next task, and its outcome comes after that one returned)
+takes no room: each worker's messages say whether it holds one.
 
 Which worker gets which task: contiguous spans of the flows' order, about a second of work each,
 with stealing (:class:`.lanes.TaskLanes`), so that neighbouring chunks, whose padded reads share
@@ -155,6 +157,7 @@ def default_start_method() -> str:
 
 class _Worker:
     __slots__ = (
+        "behind",
         "index",
         "outstanding",
         "process",
@@ -176,6 +179,14 @@ class _Worker:
         self.sent = SentOperations()  # the operations this worker holds
         # (seq, task) sent to the worker and not yet reported, in order.
         self.outstanding: deque[tuple[int, Task[Any]]] = deque()
+        # 1 while the worker said (in its last message) that the oldest of them returned and only
+        # its writes are pending (write-behind): it runs the next one meanwhile
+        self.behind = 0
+
+    @property
+    def running(self) -> int:
+        """Tasks sent and not returned yet (running or waiting in the worker)."""
+        return len(self.outstanding) - self.behind
 
 
 def _stop_processes(processes: list[Any], grace_sec: float) -> None:
@@ -433,11 +444,11 @@ class LocalProcessExecutor:
         if not len(unsent):
             return
         batch, cap = self._batch_and_cap()
-        if all(len(w.outstanding) >= cap for w in self._workers):
+        if all(w.running >= cap for w in self._workers):
             return  # (most calls: every worker holds all it may)
         # Tasks meant for a worker (``reads_from``) go to it whenever it has room.
         for w in self._workers:
-            room = min(cap - len(w.outstanding), unsent.num_preferred(w.index))
+            room = min(cap - w.running, unsent.num_preferred(w.index))
             if room > 0:
                 self._send(w, room, batch, preferred=True)
         if not len(unsent):
@@ -446,8 +457,8 @@ class LocalProcessExecutor:
         # takes, so busy workers only get a prefetch of what idle ones could not take. A busy
         # worker gets whole batches: topping it up task by task as each one finishes would cost
         # a message, and a wake-up on both sides, per task.
-        idle = [w for w in self._workers if not w.outstanding]
-        busy = sorted((w for w in self._workers if w.outstanding), key=lambda w: len(w.outstanding))
+        idle = [w for w in self._workers if not w.running]
+        busy = sorted((w for w in self._workers if w.running), key=lambda w: w.running)
         for group in (idle, busy):
             if not group:
                 continue
@@ -458,9 +469,9 @@ class LocalProcessExecutor:
                 # frees up first, rather than wait behind a running one.
                 return
             for w in group:
-                if group is busy and cap - len(w.outstanding) < min(batch, left):
+                if group is busy and cap - w.running < min(batch, left):
                     continue  # topped up with a whole batch once it has room for one
-                self._send(w, min(cap - len(w.outstanding), share), batch)
+                self._send(w, min(cap - w.running, share), batch)
                 left = len(unsent)
                 if not left:
                     return
@@ -534,10 +545,13 @@ class LocalProcessExecutor:
         conn = w.result_conn
         try:
             while w.readable.poll(0):
-                received = deserialize_outcomes(conn.recv_bytes())
+                data = conn.recv_bytes()
+                # (a byte first: whether a task is finishing behind, see worker_process._Outbox)
+                received = deserialize_outcomes(memoryview(data)[1:])
                 for outcome in received:
                     self._take_outstanding(w, outcome.task_id)
                     self._note_ran_on(outcome.task_id, w.index)
+                w.behind = 1 if data[0] and w.outstanding else 0
                 outcomes.extend(received)
         except (EOFError, OSError):
             return False

@@ -265,7 +265,7 @@ def serialize_outcomes(outcomes: Sequence[TaskOutcome[Any]]) -> bytes:
     return pickle.dumps([(o.task_id, _dump_outcome(o)) for o in outcomes], protocol=_PROTOCOL)
 
 
-def deserialize_outcomes(data: bytes) -> list[TaskOutcome[Any]]:
+def deserialize_outcomes(data: bytes | memoryview) -> list[TaskOutcome[Any]]:
     """The outcomes ``serialize_outcomes`` turned into ``data``."""
     result: list[TaskOutcome[Any]] = []
     for task_id, blob in pickle.loads(data):

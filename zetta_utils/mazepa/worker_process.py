@@ -2,11 +2,16 @@
 
 Messages from the parent are batches of ``(seq, task)`` (see ``serialize_task_batch``; operations
 the worker already holds are not sent again); an empty message means "exit". The worker runs the
-tasks in order and sends back pickled outcome lists, at the end of each batch or every 0.1 s
-during a long one; a task's outcome is sent once its deferred writes finished
-(:mod:`zetta_utils.write_behind`), which they do while the next task runs. Before running a task
+tasks in order and sends back pickled outcome lists (after a byte that says whether a task is
+still finishing behind), at the end of each batch or every 0.1 s during a long one; a task's
+outcome is sent once its deferred writes finished (:mod:`zetta_utils.write_behind`), which they do
+while the next task runs. Before running a task
 it writes the task's sequence number into shared memory, so that if the task kills the process,
 the parent knows which one did.
+
+Profiling: with ``$ZETTA_WORKER_CPROFILE`` set to a folder (in the environment the fork server
+starts with), each worker profiles its main thread with ``cProfile`` and writes
+``worker-<pid>.prof`` there when it exits.
 
 Kept free of heavy imports: it is preloaded into the fork server.
 """
@@ -125,28 +130,37 @@ def _no_tqdm_process_lock() -> None:
         lock_class.mp_lock = None  # tqdm's own fallback where multiprocessing locks are missing
 
 
+_HOLDS_BEHIND = b"\x01"
+_NONE_BEHIND = b"\x00"
+
 _WAKE = "wake"
 """Put in the inbox when the writes of the task finishing behind have finished."""
 
 
 class _Outbox:
     """Outcomes to send to the parent: at the end of each batch, every 0.1 s during a long one,
-    and whenever the task finishing behind finished while the worker waits for work."""
+    and whenever the task finishing behind finished while the worker waits for work.
+
+    Each message starts with one byte: 1 if the worker holds a task finishing behind (returned,
+    its writes pending, its outcome not sent yet) once the message is sent, else 0. The parent
+    counts that task as done running when it decides whether the worker has room for more
+    (:class:`.local_pool.LocalProcessExecutor`): the worker runs the next task meanwhile."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.outcomes: list[TaskOutcome[Any]] = []
         self.last_send = time.monotonic()
 
-    def send(self) -> None:
+    def send(self, holds_behind: bool) -> None:
         if self.outcomes:
-            self.conn.send_bytes(serialize_outcomes(self.outcomes))
+            flag = _HOLDS_BEHIND if holds_behind else _NONE_BEHIND
+            self.conn.send_bytes(flag + serialize_outcomes(self.outcomes))
             self.outcomes = []
         self.last_send = time.monotonic()
 
-    def send_if_due(self) -> None:
+    def send_if_due(self, holds_behind: bool) -> None:
         if time.monotonic() - self.last_send >= _SEND_INTERVAL_SEC:
-            self.send()
+            self.send(holds_behind)
 
 
 def worker_main(
@@ -171,10 +185,20 @@ def worker_main(
     threading.Thread(
         target=_reader, args=(task_conn, inbox), daemon=True, name="mazepa-reader"
     ).start()
+    profile_dir = os.environ.get("ZETTA_WORKER_CPROFILE")
+    profiler = None
+    if profile_dir:  # (for measuring, see the module's docstring)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         _work(inbox, result_conn, current_seq)
     finally:
         write_behind.wait_all()
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            profiler.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
 
 
 def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, current_seq: Any) -> None:
@@ -187,7 +211,7 @@ def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, curren
         if behind is not None and behind.done():
             outbox.outcomes.append(behind.finish())
             behind = None
-            outbox.send()
+            outbox.send(False)
         try:
             data = inbox.get(timeout=1.0)
         except queue.Empty:
@@ -199,7 +223,7 @@ def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, curren
         if not data:
             if behind is not None:
                 outbox.outcomes.append(behind.finish())
-                outbox.send()
+                outbox.send(False)
             return
         assert isinstance(data, bytes)
         ids, load = deserialize_task_batch(data, received)
@@ -216,7 +240,7 @@ def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, curren
             outbox.outcomes.extend(
                 TaskOutcome.from_exception(tid, error, retryable=False) for _, tid in ids
             )
-            outbox.send()
+            outbox.send(behind is not None)
             continue
         for (seq, _), task in zip(ids, tasks, strict=True):
             current_seq.value = seq
@@ -232,5 +256,5 @@ def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, curren
             else:
                 behind = ran
                 ran.scope.add_done_callback(lambda: inbox.put(_WAKE))
-            outbox.send_if_due()
-        outbox.send()
+            outbox.send_if_due(behind is not None)
+        outbox.send(behind is not None)

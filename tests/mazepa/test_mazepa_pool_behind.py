@@ -1,0 +1,82 @@
+"""Local workers and write-behind: a task that returned and whose writes are still pending
+(finishing behind the next task) does not take up a worker's room for work, so a worker never
+waits for the parent between tasks because one of its tasks is still writing.
+
+Real worker processes; batch sizes come from declared task durations (``duration_of``), and
+deferred writes are held back with files the test creates: nothing depends on speed (the
+deadlines only stop a broken executor from hanging the test)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from zetta_utils import mazepa, write_behind
+from zetta_utils.mazepa.local_pool import LocalProcessExecutor
+from zetta_utils.mazepa.task_outcome import TaskOutcome
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # (tasks unpickled in workers)
+
+_GUARD_SEC = 60.0
+
+
+@mazepa.taskable_operation
+def held_write(folder: str, i: int) -> int:
+    """Returns at once (leaving ``returned<i>``); its deferred write finishes once the file
+    ``open<i>`` exists."""
+
+    def job() -> None:
+        while not Path(folder, f"open{i}").exists():  # (a file the test creates)
+            time.sleep(0.005)
+
+    write_behind.defer(f"{folder}/{i}", job)
+    Path(folder, f"returned{i}").write_text("")
+    return i
+
+
+@mazepa.taskable_operation
+def plain(i: int) -> int:
+    return i
+
+
+def _wait(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + _GUARD_SEC
+    while not condition():
+        assert time.monotonic() < deadline, "the worker never got there"
+        time.sleep(0.005)
+
+
+def _poll_until(pool: LocalProcessExecutor, done: Callable[[], bool], seen: list[Any]) -> None:
+    deadline = time.monotonic() + _GUARD_SEC
+    while not done():
+        seen += pool.poll_outcomes(0.05)
+        assert time.monotonic() < deadline, "the outcomes never came"
+
+
+def test_a_task_finishing_behind_leaves_room_for_the_next_one(tmp_path: Path) -> None:
+    folder = str(tmp_path)
+    seen: list[TaskOutcome[Any]] = []
+    # tasks declared to take 60 ms: sent one at a time, one more prefetched (2 per worker)
+    with LocalProcessExecutor(1, duration_of=lambda outcome: 0.06) as pool:
+        pool.submit([plain.make_task(-1)])  # (teaches the pool the tasks' duration)
+        _poll_until(pool, lambda: len(seen) == 1, seen)
+        tasks = [held_write.make_task(folder, i) for i in range(1, 5)]
+        pool.submit(tasks)  # the worker gets tasks 1 and 2
+        _wait(lambda: (tmp_path / "returned2").exists())
+        (tmp_path / "open1").write_text("")
+        # Task 1's outcome comes once task 2 returned and is finishing behind: the worker is
+        # running nothing then, so it gets two more tasks (3 to run, 4 prefetched), not one.
+        _poll_until(pool, lambda: len(seen) == 2, seen)
+        (tmp_path / "open2").write_text("")
+        (tmp_path / "open3").write_text("")
+        # The pool is not asked for anything now: task 4 must already be in the worker.
+        _wait(lambda: (tmp_path / "returned4").exists())
+        (tmp_path / "open4").write_text("")
+        _poll_until(pool, lambda: len(seen) == 5, seen)
+    assert [o.return_value for o in seen] == [-1, 1, 2, 3, 4]
+    assert all(o.succeeded for o in seen)
