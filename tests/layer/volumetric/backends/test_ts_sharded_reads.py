@@ -164,3 +164,21 @@ def test_shard_layout_locates_chunks_like_the_format() -> None:
     assert layout.chunk_id((3, 5, 1)) == 0b101111
     # preshift 1: 0b10111; minishard: its 2 lowest bits (0b11), shard: the next 3 (0b101)
     assert layout.locate((3, 5, 1)) == ("5.shard", 3, 0b101111)
+
+
+def test_a_pickled_backend_reads_shards_again(tmp_path: Path) -> None:
+    # what a backend works out per process (handles, shard layouts) stays behind: a worker's
+    # copy finds it again and reads the same
+    import pickle
+
+    path = str(tmp_path / "v")
+    write_info(path, sharded_info())
+    data = random_data("uint8", (1, *SHAPE), seed=8)
+    backend = TSBackend(path)
+    backend.write(FULL, data)
+    assert (backend.read(FULL) == data).all()
+    state = backend.__getstate__()
+    assert not {"_stores", "_raw_readable", "_plain_raw", "_shard_layouts"} & set(state)
+    copy = pickle.loads(pickle.dumps(backend))
+    assert copy.reads_chunk_files(RES)
+    assert (copy.read(FULL) == data).all()

@@ -259,10 +259,12 @@ class TSBackend(PrecomputedBackend):
         # raw files (writes), the switches aside (by scale key)
         self._raw_readable: dict[str, bool] = {}
         self._plain_raw: dict[str, bool] = {}
+        # how a sharded raw scale's chunks lie in its shard files (None: not readable so)
+        self._shard_layouts: dict[str, ShardLayout | None] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_stores", "_raw_readable", "_plain_raw"):
+        for name in ("_stores", "_raw_readable", "_plain_raw", "_shard_layouts"):
             del state[name]  # handles stay in their process (and the rest is found again)
         return state
 
@@ -427,9 +429,18 @@ class TSBackend(PrecomputedBackend):
         readable = self._raw_readable.get(key)
         if readable is None:
             readable = self._raw_readable[key] = self._vpath.is_local and (
-                _is_plain_raw(scale) or ShardLayout.of(scale) is not None
+                _is_plain_raw(scale) or self._shard_layout(scale) is not None
             )
         return readable and raw_chunk_reads_enabled()
+
+    def _shard_layout(self, scale: Mapping[str, Any]) -> ShardLayout | None:
+        """:meth:`ShardLayout.of` the scale, worked out once per scale (every read asks)."""
+        key = scale["key"]
+        try:
+            return self._shard_layouts[key]
+        except KeyError:
+            layout = self._shard_layouts[key] = ShardLayout.of(scale)
+            return layout
 
     def _read_xyzc(
         self, scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
@@ -564,7 +575,7 @@ class TSBackend(PrecomputedBackend):
         raw scale, reading from each chunk file (or each chunk's bytes in its shard file) the rows
         the region covers."""
         self._store(scale)  # opened once per process: checks the scale on storage against the info
-        layout = ShardLayout.of(scale)
+        layout = self._shard_layout(scale)
         if layout is not None:
             self._read_sharded_chunks_into(scale, layout, start, stop, out)
             return
