@@ -27,6 +27,7 @@ from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan
 from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow as vaf
+from zetta_utils.mazepa_layer_processing.common.summary import print_plan_summary
 
 from .helpers import BLEND_TWO_LEVELS, RES, make_volume_at, random_array, write_array
 from .test_rows_in_memory import RowWatch, dst_files, most_rows_seen
@@ -117,7 +118,7 @@ def test_dependent_waves_keep_top_level_and_reduction_tasks_apart(
 
 
 def plan_of(make_volume: Any, size: tuple[int, int, int] = SIZE, **kwargs: Any) -> Any:
-    src, dst = make_volume("src", size=size), make_volume("dst", size=size, chunk=(8, 8, 1))
+    src, dst = make_volume(size=size), make_volume(size=size, chunk=(8, 8, 1))
     plan, _ = make_subchunkable_plan(
         dst=dst,
         dst_resolution=RES,
@@ -171,6 +172,23 @@ def test_which_plans_go_in_section_tasks(
         }
     plan = plan_of(make_volume, size, **kwargs)
     assert vaf.section_waves(plan) == waves
+
+
+def summary_of(plan: Any) -> str:
+    out = io.StringIO()
+    print_plan_summary(plan, {"original_region": plan.region}, console=Console(file=out, width=400))
+    return out.getvalue()
+
+
+def test_the_plan_summary_tells_of_section_tasks(make_volume: Any) -> None:
+    text = summary_of(plan_of(make_volume))
+    assert re.search(
+        r"section tasks +with -p > 1 or remote workers: 4 tasks instead, each the top-level "
+        r"chunks of one z section and their reduction",
+        text,
+    ), text
+    assert "in memory, with -p 1 and in section tasks" in text
+    assert "section tasks" not in summary_of(plan_of(make_volume, (64, 64, 3)))
 
 
 def test_a_wave_over_the_bound_keeps_tasks_apart(

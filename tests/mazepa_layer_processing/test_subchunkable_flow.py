@@ -25,7 +25,11 @@ from zetta_utils.mazepa_layer_processing import (
     build_postpad_subchunkable_apply_flow,
     build_subchunkable_apply_flow,
 )
-from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan, reduction
+from zetta_utils.mazepa_layer_processing.common import (
+    make_subchunkable_plan,
+    reduction,
+    volumetric_apply_flow,
+)
 from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box
 from zetta_utils.mazepa_layer_processing.common.intermediaries import PieceStore
 from zetta_utils.mazepa_layer_processing.common.volumetric_apply_flow import (
@@ -481,6 +485,8 @@ def test_a_serial_run_keeps_few_intermediaries(
         live.append(sum(1 for p in folder.iterdir() if p.is_file() and not p.name.endswith(".tmp")))
 
     monkeypatch.setattr(PieceStore, "_write_row", counting)
+    # (an executor given: not a run wholly in one process; with section tasks it writes no row)
+    monkeypatch.setenv(volumetric_apply_flow.SECTION_TASKS_ENV, "0")
     flow = make_flow(
         src,
         dst,

@@ -25,6 +25,9 @@ of from memory (beyond the bound above, :data:`.volumetric_apply_flow.KEPT_ROWS_
 a reduction still needs it (see :meth:`PieceStore.write_chunk`). The checkpoint record of a
 top-level task then waits (``mazepa.hold_record``) until its row is written or every reduction
 reading it has finished, so that a resumed run never skips a task whose row is gone.
+A run with several processes whose waves are independent goes in section tasks (see
+:mod:`.volumetric_apply_flow`): a task computes a wave's rows and reduces them, and keeps them in
+memory the same way for that one task (:meth:`PieceStore.rows_of_one_task`); no record waits.
 Rows reduced are deleted in bulk on S3 (``DeleteObjects``, see :mod:`.s3_deletes`): one request
 per 1000 rows, not one per row.
 

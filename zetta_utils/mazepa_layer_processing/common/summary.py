@@ -16,9 +16,11 @@ from .reduction import level_schedule
 from .volumetric_apply_flow import (
     SubchunkablePlan,
     _voxel_bytes,
+    _wave_axis,
     dst_writes,
     kept_rows_bytes,
     reduction_count,
+    section_waves,
 )
 from .volumetric_apply_flow import (
     declare_expected_tasks as declare_expected_tasks,
@@ -79,7 +81,7 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     # the caches of decoded input chunks stay in the worker from task to task
     cache = _input_cache_bytes(plan, level, read_box)
     # and so do the rows kept for reductions (more where they stay in memory only: with one
-    # process, which the plan does not know)
+    # process, which the plan does not know, and in section tasks)
     memory += cache + kept_rows_bytes(plan, in_memory=not plan.keep_intermediaries)
     reduction += cache if reduction else 0.0
     return {
@@ -306,6 +308,16 @@ def _output_rows(plan: SubchunkablePlan, facts: dict[str, Any]) -> list[Row]:
                 f"(whole dst chunks of {_fmt(facts.get('dst_chunk') or ())})",
             )
         )
+    waves = section_waves(plan)
+    if waves is not None:
+        axis = "xyz"[_wave_axis(plan.top_grid.counts)]
+        rows.append(
+            (
+                "section tasks",
+                f"with -p > 1 or remote workers: {waves} tasks instead, each the top-level "
+                f"chunks of one {axis} section and their reduction (ZETTA_SECTION_TASKS=0: apart)",
+            )
+        )
     return rows
 
 
@@ -319,11 +331,12 @@ def _cost_rows(plan: SubchunkablePlan) -> list[Row]:
     ]
     if plan.store is not None:
         # (a run in one process keeps them in memory instead: see .intermediaries)
-        how = (
-            "written and read once"
-            if plan.keep_intermediaries or plan.deferred
-            else "in memory with -p 1, else written and read once"
-        )
+        if plan.keep_intermediaries or plan.deferred:
+            how = "written and read once"
+        elif section_waves(plan) is not None:
+            how = "in memory, with -p 1 and in section tasks"
+        else:
+            how = "in memory with -p 1, else written and read once"
         rows.append(("intermediaries size", _bytes(est["intermediaries"]) + f" ({how})"))
     memory = (
         "about "

@@ -31,6 +31,23 @@ stages, like daisy's blocks, each task a *read region* and a *write region*:
    a write that cannot erase another flow's voxels merged into the same chunk at the same time
    (:mod:`.edge_writes`). Each ``dst`` chunk belongs to exactly one reduction task of a run.
 
+**Section tasks** (``pieces`` with several processes, :func:`section_waves`). The top-level keys
+go in *waves*, the slices of their grid along its slowest dim with more than one chunk (for a
+2D flow, one z section each). When no reduction chunk reads two waves (no blend pad along the
+waves' axis, reduction chunks one wave thick: the guide's flow (c)), the run, if not wholly in
+one process (``mazepa.single_process()`` False: ``num_procs`` > 1, queue workers, any
+``executor``), has one task per wave instead of the two stages: it computes the wave's top-level
+chunks and runs the reductions of its region as it goes (each once what it reads is computed, in
+the order of the reduction tasks), with the same code, its rows in memory as in a run in one
+process (written only if let go of from memory while still needed), and deletes what it wrote.
+No other task reads its rows, so nothing crosses processes: a task that fails (or a worker
+killed) runs again whole, and its checkpoint record is written once it has finished, writes
+included. Kept apart, as before: the intermediaries kept (``keep_intermediaries``), a deferred
+reduction, ``task_stack_size`` > 1, different worker types for the two stages, fewer than
+:data:`SECTION_MIN_WAVES` waves, or waves of more than :data:`SECTION_MAX_VOXELS` voxels (one
+task's work, done again if it fails). ``ZETTA_SECTION_TASKS=0`` turns section tasks off.
+Progress calls them "<operation> + reduction".
+
 The pieces that no later reduction reads are deleted as soon as the reductions reading them have
 finished, so that the run recycles their pages instead of growing by the size of all of them
 (local files are not even deleted: later pieces overwrite them, see
