@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from zetta_utils.geometry import Vec3D
 from zetta_utils.layer.volumetric import VolumetricIndex
@@ -61,8 +62,6 @@ CASES = [(encoding, behind) for encoding in ("raw", "gzip") for behind in (False
 def write_chunks(root: str, part: int, parts: int, barrier: Any) -> None:
     """In a process of its own, for each volume of :data:`CASES`: write every ``parts``-th chunk
     (from ``part``), one at a time, once the other writer is ready too."""
-    import torch
-
     from zetta_utils import write_behind
 
     for n, (_, behind) in enumerate(CASES):
@@ -114,3 +113,71 @@ def test_two_processes_writing_chunks_of_one_shard_lose_none(
         assert not lost, f"{case}: chunks lost or wrong: {lost}"
         spec = {"driver": "neuroglancer_precomputed", "kvstore": f"file://{path}/"}
         assert np.array_equal(ts.open(spec).result().read().result(), expected), case
+
+
+# --- the region a write replaces shards of whole ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sharding", "expected"),
+    [
+        # grid 4 x 4 x 8 chunks of 8 x 8 x 1: Morton bits x0 y0 z0 x1 y1 z1 z2 (lowest first)
+        ({"minishard_bits": 2}, (16, 16, 1)),  # x0 y0 pick the chunk in a shard
+        ({"preshift_bits": 1, "minishard_bits": 2}, (16, 16, 2)),  # x0 y0 z0
+        ({"minishard_bits": 4}, (32, 16, 2)),  # x0 y0 z0 x1
+        ({"minishard_bits": 2, "shard_bits": 1}, (32, 32, 8)),  # 2 shards of 8 boxes each
+        ({"minishard_bits": 2, "hash": "murmurhash3_x86_128"}, (32, 32, 8)),  # scattered
+    ],
+)
+def test_shard_size(
+    tmp_path: Path, sharding: dict[str, Any], expected: tuple[int, int, int]
+) -> None:
+    path = str(tmp_path / "v")
+    info = small_info(size=(32, 32, 8), chunk=CHUNK, offset=(8, 16, 2))
+    info["scales"][0]["sharding"] = {
+        "@type": "neuroglancer_uint64_sharded_v1",
+        "preshift_bits": 0,
+        "hash": "identity",
+        "shard_bits": 10,
+        "minishard_index_encoding": "gzip",
+        "data_encoding": "raw",
+        **sharding,
+    }
+    write_info(path, info)
+    backend = TSBackend(path)
+    assert backend.get_shard_size(RES) == Vec3D(*expected)
+    if expected == (32, 32, 8):
+        return
+    # each aligned region of that size is the chunks of one shard file, and a write of it
+    # creates that file alone
+    from zetta_utils.layer.volumetric.tensorstore.shards import ShardLayout
+
+    layout = ShardLayout.of(info["scales"][0])
+    assert layout is not None
+    names = set()
+    for x0 in range(0, 32, expected[0]):
+        for y0 in range(0, 32, expected[1]):
+            for z0 in range(0, 8, expected[2]):
+                files = {
+                    layout.locate((x0 // 8 + gx, y0 // 8 + gy, z0 + gz))[0]
+                    for gx in range(expected[0] // 8)
+                    for gy in range(expected[1] // 8)
+                    for gz in range(expected[2])
+                }
+                assert len(files) == 1
+                names |= files
+    assert len(names) == (32 * 32 * 8) // (expected[0] * expected[1] * expected[2])
+    # the last region along each axis (the chunk grid starts at the voxel offset)
+    grid = ((32 - expected[0]) // 8, (32 - expected[1]) // 8, 8 - expected[2])
+    start = (8 + grid[0] * 8, 16 + grid[1] * 8, 2 + grid[2])
+    region = VolumetricIndex.from_coords(
+        start, tuple(a + n for a, n in zip(start, expected, strict=True)), RES
+    )
+    backend.write(region, torch.ones((1, *expected), dtype=torch.uint8))
+    assert os.listdir(f"{path}/8_8_40") == [layout.locate(grid)[0]]
+
+
+def test_unsharded_scales_have_no_shard_size(tmp_path: Path) -> None:
+    path = str(tmp_path / "v")
+    write_info(path, small_info())
+    assert TSBackend(path).get_shard_size(RES) is None

@@ -409,6 +409,22 @@ class TSBackend(PrecomputedBackend):
             )
         return store
 
+    def get_shard_size(self, resolution: Vec3D[float]) -> Vec3D[int] | None:
+        """The voxels one shard file of the scale at ``resolution`` holds, on the chunk grid
+        (from the scale's voxel offset), or None for an unsharded scale: the smallest aligned
+        region a write replaces shards of whole. A write of less (e.g. one chunk) is a
+        read-modify-write of its shard (read, merged, rewritten whole, conditional on the shard
+        not having changed meanwhile): chunkwise writes of a shard of ``n`` chunks write about
+        ``(n + 1) / 2`` times its bytes (and read nearly as much), and writers of the same shard
+        in other processes retry on each other's writes. Where a shard's chunks do not form a box
+        (a hashed sharding, or more shards than ``shard_bits`` can name), this is the whole
+        scale, as TensorStore reports it."""
+        scale = self._scale(resolution)
+        if not scale.get("sharding"):
+            return None
+        shape = self._store(scale).chunk_layout.write_chunk.shape
+        return Vec3D(*(int(n) for n in shape[:3]))
+
     def clear_cache(self) -> None:
         """Drop this volume's handles and cached chunks in this process."""
         _REGISTRY.drop(self.path)
