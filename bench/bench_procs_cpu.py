@@ -25,7 +25,10 @@ the fork server) and thread name (``main``, TensorStore's ``ts_pool_worker``, ma
 ``zetta-writer``, ...), sampled from ``/proc/*/task/*/stat`` every 50 ms (the sampler's own
 thread is left out; what a worker spends in its last 50 ms is missed, so the sum is a little below
 the total); and the bytes per section read and written through system calls by each role
-(``/proc/<pid>/io`` rchar, wchar: files, pipes, sockets, page cache hits included).
+(``/proc/<pid>/io`` rchar, wchar: files, pipes, sockets, page cache hits included) and those that
+went to or came from the disk (read_bytes: page cache misses; write_bytes: pages dirtied, counted
+when written to the page cache, even where the file is deleted before its writeback), and the
+read and write system calls (syscr, syscw: ``calls`` per section).
 
 Usage:
   .venv/bin/python bench/bench_procs_cpu.py [--kinds raw,jpeg] [--procs 1,2] [--flows a,c]
@@ -131,9 +134,11 @@ class ThreadSampler:
                     io = dict(line.split(": ") for line in f.read().splitlines())
             except (OSError, ValueError):
                 continue
-            for field in ("rchar", "wchar"):
+            for field in ("rchar", "wchar", "read_bytes", "write_bytes"):
                 # (bytes, counted as "seconds" / 1000 so that the same table holds them)
                 self.last[(pid, -1, field)] = (role, f"MB {field}", int(io[field]) / 1e9)
+            for field in ("syscr", "syscw"):  # (calls, as "seconds" / 1000 too)
+                self.last[(pid, -1, field)] = (role, f"calls {field}", int(io[field]) / 1e3)
             for tid in tids:
                 if tid == self._tid:
                     continue
