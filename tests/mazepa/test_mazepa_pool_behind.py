@@ -1,6 +1,7 @@
 """Local workers and write-behind: a task that returned and whose writes are still pending
 (finishing behind the next task) does not take up a worker's room for work, so a worker never
-waits for the parent between tasks because one of its tasks is still writing.
+waits for the parent between tasks because one of its tasks is still writing; the workers of a
+run take its ``$ZETTA_WRITE_BEHIND`` as the run's process read it at the start.
 
 Real worker processes; batch sizes come from declared task durations (``duration_of``), and
 deferred writes are held back with files the test creates: nothing depends on speed (the
@@ -8,6 +9,7 @@ deadlines only stop a broken executor from hanging the test)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import pytest
 
 from zetta_utils import mazepa, write_behind
 from zetta_utils.mazepa.local_pool import LocalProcessExecutor
@@ -80,3 +83,34 @@ def test_a_task_finishing_behind_leaves_room_for_the_next_one(tmp_path: Path) ->
         _poll_until(pool, lambda: len(seen) == 5, seen)
     assert [o.return_value for o in seen] == [-1, 1, 2, 3, 4]
     assert all(o.succeeded for o in seen)
+
+
+@mazepa.taskable_operation
+def defers(i: int) -> bool:
+    return write_behind.current_scope() is not None
+
+
+@mazepa.taskable_operation
+def defers_then_switches_off(i: int) -> bool:
+    """Says whether it defers, then turns write-behind off in its worker's environment."""
+    deferring = write_behind.current_scope() is not None
+    os.environ[write_behind.ENV] = "0"
+    return deferring
+
+
+def _run_in_workers(tasks: list[mazepa.Task[Any]]) -> list[Any]:
+    mazepa.execute(tasks, num_procs=2, show_progress=False, worker_start_cost_s=0)
+    return [t.outcome.return_value if t.outcome is not None else None for t in tasks]
+
+
+def test_workers_take_the_runs_write_behind_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers fork from a fork server that may have started before the switch was set: each
+    # run reads it in its own process, once, and hands it to its workers.
+    monkeypatch.setenv(write_behind.ENV, "1")
+    switching = [defers_then_switches_off.make_task(i) for i in range(2)]
+    tasks = switching + [defers.make_task(i) for i in range(2, 12)]
+    assert _run_in_workers(tasks) == [True] * 12  # (a task switching it off changes nothing)
+    monkeypatch.setenv(write_behind.ENV, "0")
+    assert _run_in_workers([defers.make_task(i) for i in range(12, 16)]) == [False] * 4
+    monkeypatch.setenv(write_behind.ENV, "1")
+    assert _run_in_workers([defers.make_task(i) for i in range(16, 20)]) == [True] * 4

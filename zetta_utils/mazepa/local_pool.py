@@ -42,6 +42,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from zetta_utils import write_behind
+
 from .executors import DurationOf, ExecutorBackend, SerialExecutor, TaskDurations, measured_duration
 from .interrupts import interruptible
 from .lanes import TaskLanes
@@ -238,6 +240,8 @@ class LocalProcessExecutor:
             )
         # (checked before any worker starts: a bad $ZETTA_TS_DATA_COPY_CONCURRENCY is an error)
         self._worker_settings = worker_environment(num_procs)
+        # read once for the run (the workers' own environment is the fork server's)
+        self._write_behind_on = write_behind.enabled()
         self.ctx: Any = multiprocessing.get_context(method)
         if method == "forkserver":
             self.ctx.set_forkserver_preload(_preload_modules())
@@ -405,7 +409,15 @@ class LocalProcessExecutor:
         seq = self.ctx.RawValue("q", -1)
         process = self.ctx.Process(
             target=worker_entry,
-            args=(self.num_procs, self._worker_settings, task_r, result_w, seq, self.semaphores),
+            args=(
+                self.num_procs,
+                self._worker_settings,
+                task_r,
+                result_w,
+                seq,
+                self.semaphores,
+                self._write_behind_on,
+            ),
             name=f"mazepa-worker-{index}",
         )
         # Workers must not take the terminal's Ctrl-C before the parent asks for confirmation;

@@ -164,9 +164,16 @@ class _Outbox:
 
 
 def worker_main(
-    task_conn: Any, result_conn: Any, current_seq: Any, semaphores: dict[str, Any] | None
+    task_conn: Any,
+    result_conn: Any,
+    current_seq: Any,
+    semaphores: dict[str, Any] | None,
+    write_behind_on: bool | None = None,
 ) -> None:
     """Run tasks from ``task_conn`` until told to stop or the parent goes away.
+
+    ``write_behind_on``: whether tasks defer their writes, as the run's process read
+    ``$ZETTA_WRITE_BEHIND`` once for the run (None: this process's environment, read once here).
 
     Write-behind: a task's deferred writes finish while the next task runs; its outcome is sent
     only once they have (so the parent never counts a task done whose writes are pending). At
@@ -193,7 +200,9 @@ def worker_main(
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        _work(inbox, result_conn, current_seq)
+        if write_behind_on is None:
+            write_behind_on = write_behind.enabled()
+        _work(inbox, result_conn, current_seq, write_behind_on)
     finally:
         write_behind.wait_all()
         if profiler is not None and profile_dir:
@@ -201,7 +210,12 @@ def worker_main(
             profiler.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
 
 
-def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, current_seq: Any) -> None:
+def _work(
+    inbox: queue.SimpleQueue[bytes | str | None],
+    result_conn: Any,
+    current_seq: Any,
+    write_behind_on: bool,
+) -> None:
     parent = multiprocessing.parent_process()
     torch_state = {"torch": False}
     received = ReceivedOperations()
@@ -245,7 +259,7 @@ def _work(inbox: queue.SimpleQueue[bytes | str | None], result_conn: Any, curren
         for (seq, _), task in zip(ids, tasks, strict=True):
             current_seq.value = seq
             _limit_torch_threads(torch_state)
-            ran = run_task(task)
+            ran = run_task(task, write_behind_on)
             _limit_torch_threads(torch_state)
             current_seq.value = -1
             if behind is not None:
