@@ -262,6 +262,43 @@ def test_a_worker_killed_inside_a_section_task_costs_a_rerun_of_it(
     assert again.tasks_done == 0
 
 
+class TransientOnce(RowWatch):
+    """RowWatch raising a transient error on its ``at``-th call in a worker process, once (a
+    file says it did)."""
+
+    def __init__(self, tmp: Path, out: Path, done: Path, driver: int, at: int):
+        super().__init__(tmp, out)
+        self.done, self.driver, self.at, self.calls = done, driver, at, 0
+
+    def __call__(self, src: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if os.getpid() != self.driver and self.calls == self.at and not self.done.exists():
+            self.done.write_text(str(os.getpid()))
+            raise mazepa.TransientError("the storage service is busy")
+        return super().__call__(src)
+
+
+@pytest.mark.slow
+def test_a_section_task_that_fails_midway_runs_again_whole(
+    tmp_path: Path, src: VolumetricLayer
+) -> None:
+    """(Its retry may run in the same worker, where the failed run left rows in memory and
+    interiors reduced.)"""
+    serial, _, _ = run(tmp_path, "serial", src, 1)
+    done, seen = tmp_path / "failed", tmp_path / "retried-seen"
+    seen.mkdir()
+    fn = TransientOnce(tmp_path / "retried-tmp", seen, done, os.getpid(), 120)
+    summary = mazepa.execute(
+        flow_into(tmp_path, "retried", src, fn),
+        num_procs=2,
+        worker_start_cost_s=0,
+        show_progress=False,
+    )
+    assert done.exists() and summary.retries == 1
+    assert most_rows_seen(seen) == 0
+    assert dst_files(tmp_path / "retried-dst") == serial
+
+
 class FailIfFlagged(RowWatch):
     """RowWatch failing on its ``at``-th call in a process while the file ``flag`` exists."""
 
