@@ -64,6 +64,7 @@ def run(
     src: VolumetricLayer,
     num_procs: int,
     capsys: pytest.CaptureFixture[str] | None = None,
+    start_cost: float = 0,
     **kwargs: Any,
 ) -> tuple[dict[str, bytes], int, str]:
     """Run the flow into ``root/name``: its dst files, the most row files its function saw (from
@@ -76,7 +77,7 @@ def run(
     mazepa.execute(
         flow,
         num_procs=num_procs,
-        worker_start_cost_s=0,
+        worker_start_cost_s=start_cost,
         show_progress=capsys is not None,
         progress_console=Console(file=io.StringIO(), force_terminal=False),
         progress_log_interval_sec=0,
@@ -86,14 +87,16 @@ def run(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("start_cost", [0, 1e-9], ids=["workers", "first-task-in-driver"])
 def test_two_processes_write_the_bytes_of_a_serial_run_and_no_row(
     tmp_path: Path,
     src: VolumetricLayer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    start_cost: float,
 ) -> None:
     serial, serial_rows, _ = run(tmp_path, "serial", src, 1)
-    sections, rows, last = run(tmp_path, "sections", src, 2, capsys)
+    sections, rows, last = run(tmp_path, "sections", src, 2, capsys, start_cost)
     assert rows == 0  # no row file, seen from inside every task but the first
     # progress: the section tasks, one per z section, and nothing else
     assert re.search(r": RowWatch \+ reduction 4/4 \(", last), last
