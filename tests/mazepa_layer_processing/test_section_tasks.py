@@ -194,6 +194,24 @@ def test_the_plan_summary_tells_of_section_tasks(make_volume: Any) -> None:
     assert "section tasks" not in summary_of(plan_of(make_volume, (64, 64, 3)))
 
 
+@pytest.mark.parametrize(
+    "env, used",
+    [
+        ({}, True),
+        ({vaf.SECTION_TASKS_ENV: "0"}, False),
+        ({vaf.SECTION_TASKS_ENV: "1"}, True),
+        ({vaf.ROWS_IN_MEMORY_ENV: "off"}, False),  # rows always written: no section tasks
+    ],
+)
+def test_the_switches(
+    make_volume: Any, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], used: bool
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # (outside a run: not a run wholly in one process)
+    assert vaf.uses_section_tasks(plan_of(make_volume)) is used
+
+
 def test_a_wave_over_the_bound_keeps_tasks_apart(
     make_volume: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1131,10 +1131,11 @@ def uses_section_tasks(plan: SubchunkablePlan) -> bool:
     """Whether the run goes in section tasks (:func:`section_waves`): its tasks run in other
     processes, or in this one but not as a run wholly in it (``mazepa.single_process()`` False:
     there, top-level tasks keep their rows in memory already), unless
-    ``$ZETTA_SECTION_TASKS`` turns them off."""
+    ``$ZETTA_SECTION_TASKS`` (or ``$ZETTA_PIECE_ROWS_IN_MEMORY``) turns them off."""
     return (
         not mazepa.single_process()
         and section_tasks_enabled()
+        and _rows_in_memory_allowed()
         and section_waves(plan) is not None
     )
 
@@ -1312,7 +1313,7 @@ KEPT_ROWS_MAX_BYTES = 256 * 2**20
 
 ROWS_IN_MEMORY_ENV = "ZETTA_PIECE_ROWS_IN_MEMORY"
 """``0`` (or ``false``/``no``/``off``): rows are always written, also by runs in one process
-(for comparisons)."""
+(for comparisons), and runs with several processes have no section tasks."""
 
 
 def rows_in_memory(plan: SubchunkablePlan) -> bool:
@@ -1320,8 +1321,11 @@ def rows_in_memory(plan: SubchunkablePlan) -> bool:
     :meth:`.intermediaries.PieceStore.write_chunk`): when every task of the run runs in this
     process (``mazepa.single_process()``), unless the intermediaries are kept (or the reduction
     deferred: there is no reducer then)."""
-    off = os.environ.get(ROWS_IN_MEMORY_ENV, "").strip().lower() in ("0", "false", "no", "off")
-    return mazepa.single_process() and not plan.keep_intermediaries and not off
+    return mazepa.single_process() and not plan.keep_intermediaries and _rows_in_memory_allowed()
+
+
+def _rows_in_memory_allowed() -> bool:
+    return os.environ.get(ROWS_IN_MEMORY_ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
 def kept_rows_bytes(plan: SubchunkablePlan, in_memory: bool = False) -> int:
