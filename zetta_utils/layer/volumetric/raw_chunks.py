@@ -138,6 +138,34 @@ def whole_chunks(
                 yield precomputed.chunk_name((x, y, z), (xe, ye, ze)), part
 
 
+def raw_chunk_array(part: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """The bytes of the raw chunk file of ``part`` (a chunk's XYZC array): its transpose in C
+    order, ``part.T`` itself where it already is (no copy), else a new array. Data laid out
+    otherwise (an operation's output: z, then y fastest) is copied by the tiled copy of
+    ``_chunk_copy.c`` where it is built (about 5x NumPy's for a 1 MB uint8 chunk, same bytes)."""
+    source = part.T
+    if source.flags.c_contiguous:
+        return source
+    out = np.empty(source.shape, dtype=source.dtype)
+    if _CHUNK_COPY is not None and source.ndim <= 4:
+        _CHUNK_COPY.copy(out, source)
+    else:
+        np.copyto(out, source)
+    return out
+
+
+def _load_chunk_copy() -> Any:
+    try:
+        from . import _chunk_copy  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # not built (no C compiler at install): NumPy copies
+        return None
+    return _chunk_copy
+
+
+_CHUNK_COPY = _load_chunk_copy()
+"""The compiled tiled copy (None: not built; tests set it to None to check the NumPy path)."""
+
+
 _TMP_TOKEN = secrets.token_hex(4)
 """In temporary file names with the process and thread: writers on other machines sharing a
 file system may have the same process and thread ids."""

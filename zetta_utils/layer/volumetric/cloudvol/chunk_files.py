@@ -40,6 +40,7 @@ from .. import precomputed
 from ..raw_chunks import (
     COMPRESSED_SUFFIXES,
     chunk_parts,
+    raw_chunk_array,
     read_chunk_file,
     whole_chunks,
     write_chunk_file,
@@ -203,7 +204,7 @@ def write_chunks(
     deferring = scope is not None and scope.deferring
     for name, part in whole_chunks(scale, start, stop, data):
         # a raw chunk is its XYZC array in Fortran order: its transpose in C order
-        chunk = np.ascontiguousarray(part.T)
+        chunk = raw_chunk_array(part)
         if not deferring:
             _write_chunk(folder, name, chunk, sync)
             continue

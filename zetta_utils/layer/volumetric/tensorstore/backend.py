@@ -83,6 +83,7 @@ from ..raw_chunks import (
     chunk_parts,
     copy_raw_rows,
     file_io_sync_default,
+    raw_chunk_array,
     raw_chunk_reads_enabled,
     raw_chunk_writes_enabled,
     read_chunk_file,
@@ -541,7 +542,7 @@ class TSBackend(PrecomputedBackend):
         for name, part in whole_chunks(scale, start, stop, data):
             # a raw chunk is its XYZC array in Fortran order: its transpose in C order
             if kvstore is None:
-                chunk = np.ascontiguousarray(part.T)
+                chunk = raw_chunk_array(part)
                 if not deferring:
                     write_chunk_file(directory, name, chunk, self.file_io_sync)
                     continue
@@ -553,7 +554,7 @@ class TSBackend(PrecomputedBackend):
                     chunk.nbytes,
                 )
                 continue
-            value = part.tobytes(order="F")
+            value = raw_chunk_array(part).tobytes()
             pending.append(kvstore.write(f"{scale['key']}/{name}", value))
             pending_bytes += len(value)
             if pending_bytes >= _RAW_WRITE_MAX_PENDING_BYTES:
@@ -575,7 +576,7 @@ class TSBackend(PrecomputedBackend):
         tracked, not awaited (after this volume's earlier ones, so that they land in order)."""
         write_behind.wait_for(self._url, tracked_only=True)
         for name, part in whole_chunks(scale, start, stop, data):
-            value = part.tobytes(order="F")  # (a copy: the PUT owns it)
+            value = raw_chunk_array(part).tobytes()  # (a copy: the PUT owns it)
             write_behind.track(
                 self._url, kvstore.write(f"{scale['key']}/{name}", value), len(value)
             )
