@@ -160,10 +160,12 @@ def raw_chunk_array(part: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 def _load_chunk_copy() -> Any:
     try:
-        from . import _chunk_copy  # type: ignore[attr-defined,unused-ignore]
+        # (the module itself, not ``from . import``: that names the package, which imports this
+        # module)
+        import zetta_utils.layer.volumetric._chunk_copy as chunk_copy  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # not built (no C compiler at install): NumPy copies
         return None
-    return _chunk_copy
+    return chunk_copy
 
 
 _CHUNK_COPY = _load_chunk_copy()
