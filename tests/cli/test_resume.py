@@ -56,6 +56,11 @@ def _spec() -> dict[str, object]:
     src = "file://~/.zetta_utils/demo/fafb_v15/img_norm"
     return {
         "@type": "mazepa.execute",
+        # one task per message to a worker, whose outcome comes back when it (and its writes)
+        # finished: ids go on record while the run goes on, not a whole batch of tasks at once
+        # (with batches sized from measured durations a worker could run every task left before
+        # any outcome reached the checkpoint, and no kill point would be reached in time)
+        "batch_size": 1,
         "target": {
             "@type": "build_subchunkable_apply_flow",
             "bbox": {
@@ -235,7 +240,7 @@ def test_a_run_killed_at_several_points_resumes_to_identical_output(
     # whose timing depends on how many tasks the serial executor queues at once (from their
     # measured durations), the last ones after its last top-level task (when the probe no longer
     # runs). Its second kill is therefore at the first id the resumed run records, whenever that is
-    points = (3, total // 3, (2 * total) // 3) if procs else (3, 4)
+    points = (3, total // 4, total // 2) if procs else (3, 4)
     for after in points:
         at_kill = resumed.run_and_kill(max(after, recorded + 1), *procs)
         assert at_kill >= after and at_kill > recorded

@@ -154,13 +154,21 @@ class _Outbox:
     def send(self, holds_behind: bool) -> None:
         if self.outcomes:
             flag = _HOLDS_BEHIND if holds_behind else _NONE_BEHIND
-            self.conn.send_bytes(flag + serialize_outcomes(self.outcomes))
+            try:
+                self.conn.send_bytes(flag + serialize_outcomes(self.outcomes))
+            except (BrokenPipeError, ConnectionResetError) as e:
+                raise _ParentGone() from e
             self.outcomes = []
         self.last_send = time.monotonic()
 
     def send_if_due(self, holds_behind: bool) -> None:
         if time.monotonic() - self.last_send >= _SEND_INTERVAL_SEC:
             self.send(holds_behind)
+
+
+class _ParentGone(Exception):
+    """The run's process closed its end of the outcomes' pipe (it died, e.g. killed): nobody is
+    left to tell, and the worker ends quietly (no traceback on the run's terminal)."""
 
 
 def worker_main(
@@ -203,6 +211,8 @@ def worker_main(
         if write_behind_on is None:
             write_behind_on = write_behind.enabled()
         _work(inbox, result_conn, current_seq, write_behind_on)
+    except _ParentGone:
+        pass
     finally:
         write_behind.wait_all()
         if profiler is not None and profile_dir:
