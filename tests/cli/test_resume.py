@@ -251,9 +251,13 @@ def test_a_run_killed_at_several_points_resumes_to_identical_output(
     r = resumed.run(*procs)
     assert r.returncode == 0, r.stderr
     done, skipped = _summary_counts(r.stderr)
-    assert skipped > 0 and done < total, "the resumed run redid everything"
-    assert "resuming:" in r.stderr and "skipped (finished by an earlier run)" in r.stderr
-    # (tasks of sub-flows finished earlier are skipped with their flow, uncounted)
+    # (tasks of sub-flows finished earlier are skipped with their flow, uncounted: a serial run
+    # may have only reductions and their flows on record when it is killed, see above)
+    assert done < total, "the resumed run redid everything"
+    assert "resuming:" in r.stderr
+    assert skipped == 0 or "skipped (finished by an earlier run)" in r.stderr
+    if procs:  # (top-level tasks are recorded as they finish)
+        assert skipped > 0
     assert resumed.output() == expected
     assert not any(resumed.resume_dir.glob("*/checkpoint"))
     assert not list((resumed.home / ".zetta_utils" / "tmp").glob("*/*")), (
@@ -270,7 +274,8 @@ def test_fresh_and_a_changed_spec_start_over_and_the_cancel_message_says_how_to_
     runner.run_and_kill(5)
     r = runner.run("--fresh")
     assert r.returncode == 0, r.stderr
-    assert _summary_counts(r.stderr)[1] == 0 and "resuming:" not in r.stderr
+    full, skipped = _summary_counts(r.stderr)
+    assert skipped == 0 and "resuming:" not in r.stderr
 
     runner.run_and_kill(5)
     spec = _spec()
@@ -287,16 +292,15 @@ def test_fresh_and_a_changed_spec_start_over_and_the_cancel_message_says_how_to_
     assert r.returncode == 0, r.stderr
     assert _summary_counts(r.stderr)[1] == 0
 
-    # Ctrl-C (SIGINT; not on a terminal: no question asked) says how to resume (once a first
-    # section's top-level tasks are on record: before, a run in one process records reductions
-    # and their flows only, which a resumed run skips uncounted; the run killed above recorded
-    # those of a first section, and the resumed one records the section's top-level tasks first)
-    # (the first id this resumed run records: see the comment on the kill points above)
+    # Ctrl-C (SIGINT; not on a terminal: no question asked) says how to resume, once the
+    # resumed run recorded an id of its own (see the comment on the kill points above); the run
+    # after it does less than a full run (what is on record may be reductions and their flows
+    # only, which a run in one process skips uncounted)
     runner.run_and_kill(_recorded(runner) + 1, signum=signal.SIGINT)
     assert "again to resume" in runner.last_stderr and "--fresh" in runner.last_stderr
     r = runner.run()
     assert r.returncode == 0, r.stderr
-    assert _summary_counts(r.stderr)[1] > 0
+    assert "resuming:" in r.stderr and _summary_counts(r.stderr)[0] < full
 
 
 def test_spec_key_ignores_formatting_and_key_order() -> None:
