@@ -34,12 +34,21 @@ most; 512 sections of 4096 x 4096 uint8 are 8 GiB, and src, dst and intermediari
 at once). ``--quick`` (one 2048 x 2048 section, one round) is a smoke run for
 the test suite: its timings mean nothing.
 
+``--s3-latency-ms N`` (default 0): the S3 server answers every request N ms late, as object
+stores do (20-100 ms), without spending CPU while it waits: moto's application runs in its
+threaded server (a thread per connection) behind a WSGI middleware that sleeps N ms before each
+request is handled (``s3_latency_server.py``; its ``--check`` times requests to such a server).
+Requests in flight at once wait at once, so the figures then show whether a run keeps enough
+requests in flight. With 0, ``moto_server`` itself runs, as before. Only this benchmark's server
+is slowed (no ``tc netem``, which would slow all loopback traffic of the machine).
+
 The flows run with ``worker_start_cost_s=0``: their 2-process figures are those of the workers,
 never of a run that mazepa kept serial.
 
 Usage:
   .venv/bin/python bench/bench_matrix.py [--kinds raw,gzip,jpeg,sharded,s3-raw,s3-gzip]
       [--procs 1,2] [--seconds 5] [--repeat 2] [--size 4096] [--max-z 512] [--quick]
+      [--s3-latency-ms 0]
 """
 
 from __future__ import annotations
@@ -122,9 +131,14 @@ def kind_of(name: str) -> Kind:
 
 
 @contextlib.contextmanager
-def s3_server(log_path: str | None = None) -> Iterator[str]:
+def s3_server(log_path: str | None = None, latency_ms: float | None = None) -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 and the environment both libraries need to reach it; its
-    request log in ``log_path`` if given."""
+    request log in ``log_path`` if given. ``latency_ms`` (default: ``S3_LATENCY_MS[0]``, set by
+    ``--s3-latency-ms``): each request is answered that many milliseconds late, by moto's
+    application behind ``s3_latency_server.py``'s sleeping middleware (0: ``moto_server``
+    itself)."""
+    if latency_ms is None:
+        latency_ms = S3_LATENCY_MS[0]
     exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
     if not os.path.exists(exe):
         exe = shutil.which("moto_server") or ""
@@ -135,10 +149,12 @@ def s3_server(log_path: str | None = None) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
+    command = [exe, "-H", "127.0.0.1", "-p", str(port)]
+    if latency_ms:
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "s3_latency_server.py")
+        command = [sys.executable, script, *command[1:], "--latency-ms", str(latency_ms)]
     with open(log_path or os.devnull, "wb") as log:
-        proc = _SERVER[0] = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = _SERVER[0] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -172,6 +188,9 @@ def s3_server(log_path: str | None = None) -> Iterator[str]:
 
 _SERVER: list[Any] = [None]
 """The S3 server's process, while it runs (its CPU time is counted with ours)."""
+S3_LATENCY_MS: list[float] = [0.0]
+"""The delay of each S3 request, in milliseconds, of the servers ``s3_server`` starts
+(``--s3-latency-ms``)."""
 
 
 def cpu_seconds() -> float:
@@ -508,7 +527,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 2048 x 2048, 1 section, 1 round"
     )
+    parser.add_argument(
+        "--s3-latency-ms",
+        type=float,
+        default=0.0,
+        help="the s3 kinds: each request answered this many ms late (default 0)",
+    )
     args = parser.parse_args(argv)
+    if args.s3_latency_ms < 0:
+        parser.error(f"--s3-latency-ms must be >= 0, got {args.s3_latency_ms}")
+    S3_LATENCY_MS[0] = args.s3_latency_ms
     if args.quick:
         args.size, args.seconds, args.repeat, args.max_z = 2048, 0.0, 1, 1
     if args.size % 2048:
@@ -533,7 +561,11 @@ def main(argv: list[str] | None = None) -> None:
         with contextlib.ExitStack() as stack:
             if any(k.s3 for k in kinds):
                 endpoint = stack.enter_context(s3_server())
-                print(f"moto S3 server at {endpoint}", flush=True)
+                print(
+                    f"moto S3 server at {endpoint}, each request answered "
+                    f"{args.s3_latency_ms:g} ms late",
+                    flush=True,
+                )
             if 2 in args.procs:
                 print(f"fork server start (once): {bs.fork_server_start(2):.2f} s", flush=True)
             for kind in kinds:

@@ -32,7 +32,10 @@ read and write system calls (syscr, syscw: ``calls`` per section).
 
 Usage:
   .venv/bin/python bench/bench_procs_cpu.py [--kinds raw,jpeg] [--procs 1,2] [--flows a,c]
-      [--z 32] [--rounds 3] [--no-baseline] [--threads]
+      [--z 32] [--rounds 3] [--no-baseline] [--threads] [--s3-latency-ms 0]
+
+``--s3-latency-ms N``: the S3 server answers each request N ms late (``bench_matrix.py``'s
+option, same server).
 """
 
 from __future__ import annotations
@@ -242,7 +245,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-baseline", action="store_true", help="flows only")
     parser.add_argument("--threads", action="store_true", help="CPU per thread too")
     parser.add_argument("--dir", default=None, help="scratch directory")
+    parser.add_argument(
+        "--s3-latency-ms", type=float, default=0.0, help="as bench_matrix.py's (s3 kinds)"
+    )
     args = parser.parse_args(argv)
+    if args.s3_latency_ms < 0:
+        parser.error(f"--s3-latency-ms must be >= 0, got {args.s3_latency_ms}")
+    bm.S3_LATENCY_MS[0] = args.s3_latency_ms
     kinds = [bm.kind_of(k.strip()) for k in args.kinds.split(",") if k.strip()]
     try:
         args.procs = [int(p) for p in args.procs.split(",")]
