@@ -34,6 +34,13 @@ decoded chunks as CloudVolume's LRU would (same bound, same clearing, never reva
 (the switches of :mod:`..raw_chunks`, shared with ``TSBackend``); ``ZETTA_FILE_IO_SYNC=1`` fsyncs
 each chunk written so.
 
+Writes to object storage (``gs://``, ``s3://``) inside a task's write-behind scope (see
+:mod:`zetta_utils.write_behind`) go to a pool of ``$ZETTA_CV_WRITE_THREADS`` threads per process
+(default 8; 1: one after another on write-behind's writer thread, as before), each with its own
+CloudVolume handle, so that several PUTs are in flight at once: a store answering each request in
+20-100 ms otherwise bounds a process at one chunk per round trip. Writes whose regions overlap
+still reach storage in the order they were made. Local writes stay on the writer thread.
+
 S3: ``s3://bucket/path`` goes to AWS, or to the endpoint named by ``ZETTA_S3_ENDPOINT`` /
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` through a cloud-files alias ``zettas3``. Credentials
 are found by cloud-files: ``~/.cloudvolume/secrets/aws-secret.json`` (``zettas3-secret.json`` for a
@@ -42,6 +49,7 @@ custom endpoint), else the environment, where cloud-files also requires ``AWS_SE
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import os
 import threading
@@ -330,8 +338,11 @@ class CVBackend(PrecomputedBackend):
                 _REGISTRY.urls.add(key[0])
         return cache
 
-    def _volume(self, scale: Mapping[str, Any]) -> Any:
+    def _volume(self, scale: Mapping[str, Any], own_thread: bool = False) -> Any:
+        """This process's CloudVolume handle of ``scale`` (``own_thread``: this thread's)."""
         key = self._handle_key(scale)
+        if own_thread:
+            key = (*key, threading.get_ident())
         with _REGISTRY.lock:
             _REGISTRY.check_pid()
             cv = _REGISTRY.handles.get(key)
@@ -463,12 +474,128 @@ class CVBackend(PrecomputedBackend):
             return
         scope = write_behind.current_scope()
         if scope is not None and scope.deferring:
-            # Write-behind: CloudVolume encodes and stores a copy while the worker goes on (its
-            # handle of this scale is used by the writer thread alone meanwhile: reads of the
-            # volume wait for its pending writes).
+            # Write-behind: CloudVolume encodes and stores a copy while the worker goes on
             data = np.array(data, order="F")
+            threads = remote_write_threads()
+            if not self._vpath.is_local and threads > 1:
+                # object storage: several writes in flight at once (module docstring)
+                future = _WRITES.submit(self, scale, start, stop, data, threads)
+                write_behind.track(self.path, future, data.nbytes)
+                return
+            # (the handle of this scale is used by the writer thread alone meanwhile: reads of
+            # the volume wait for its pending writes)
 
         def put() -> None:
             cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]] = data
 
         write_behind.defer(self.path, lambda: _translate_errors(put, self.path), data.nbytes)
+
+    def _put_on_writer_thread(
+        self,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        data: npt.NDArray[Any],
+    ) -> None:
+        """A deferred write on one of :data:`_WRITES`' threads, with that thread's own handle."""
+        cv = self._volume(scale, own_thread=True)
+
+        def put() -> None:
+            cv[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]] = data
+
+        _translate_errors(put, self.path)
+
+
+REMOTE_WRITE_THREADS_ENV = "ZETTA_CV_WRITE_THREADS"
+DEFAULT_REMOTE_WRITE_THREADS = 8
+
+
+def remote_write_threads() -> int:
+    """Deferred CloudVolume writes to object storage in flight at once per process:
+    ``$ZETTA_CV_WRITE_THREADS``, default 8; 1 runs them one after another on write-behind's
+    writer thread (as local writes always are)."""
+    given = os.environ.get(REMOTE_WRITE_THREADS_ENV, "").strip()
+    if not given:
+        return DEFAULT_REMOTE_WRITE_THREADS
+    if not given.isdigit() or int(given) < 1:
+        raise ValueError(f"${REMOTE_WRITE_THREADS_ENV} must be a positive integer, got {given!r}")
+    return int(given)
+
+
+class _ConcurrentWrites:
+    """This process's deferred CloudVolume writes to object storage, on a pool of threads (one
+    CloudVolume handle per thread and scale). Writes whose regions overlap run in the order they
+    were made: each waits for the earlier pending ones it overlaps (an earlier job never waits
+    for a later one, and the pool takes jobs in order, so the oldest pending job always runs)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.threads = 0
+        # pending writes by (volume, scale): their regions and futures
+        self.pending: dict[tuple[str, str], list[tuple[Box3, concurrent.futures.Future[None]]]] = {}
+
+    def submit(
+        self,
+        backend: CVBackend,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        data: npt.NDArray[Any],
+        threads: int,
+    ) -> concurrent.futures.Future[None]:
+        box: Box3 = (tuple(start), tuple(stop))
+        key = (backend.path, str(scale["key"]))
+        with self.lock:
+            if self.pid != os.getpid():  # forked: the parent's threads are not here
+                self.pool, self.pending, self.pid = None, {}, os.getpid()
+            if self.pool is None or self.threads != threads:
+                if self.pool is not None:
+                    self.pool.shutdown(wait=False)  # (its jobs still run)
+                self.pool = concurrent.futures.ThreadPoolExecutor(
+                    threads, thread_name_prefix="zetta-cv-writer"
+                )
+                self.threads = threads
+            pending = self.pending.setdefault(key, [])
+            before = [f for b, f in pending if _overlap(b, box)]
+            future = self.pool.submit(self._run, backend, scale, start, stop, data, before)
+            entry = (box, future)
+            pending.append(entry)
+        future.add_done_callback(lambda _: self._forget(key, entry))
+        return future
+
+    @staticmethod
+    def _run(
+        backend: CVBackend,
+        scale: Mapping[str, Any],
+        start: Sequence[int],
+        stop: Sequence[int],
+        data: npt.NDArray[Any],
+        before: list[concurrent.futures.Future[None]],
+    ) -> None:
+        concurrent.futures.wait(before)  # (their errors are their tasks')
+        backend._put_on_writer_thread(scale, start, stop, data)
+
+    def _forget(
+        self, key: tuple[str, str], entry: tuple[Box3, concurrent.futures.Future[None]]
+    ) -> None:
+        with self.lock:
+            pending = self.pending.get(key)
+            if pending is not None and entry in pending:
+                pending.remove(entry)
+                if not pending:
+                    del self.pending[key]
+
+
+Box3 = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def _overlap(a: Box3, b: Box3) -> bool:
+    return all(
+        lo_a < hi_b and lo_b < hi_a
+        for lo_a, hi_a, lo_b, hi_b in zip(a[0], a[1], b[0], b[1], strict=True)
+    )
+
+
+_WRITES = _ConcurrentWrites()
