@@ -9,9 +9,18 @@ while the next task runs. Before running a task
 it writes the task's sequence number into shared memory, so that if the task kills the process,
 the parent knows which one did.
 
-Profiling: with ``$ZETTA_WORKER_CPROFILE`` set to a folder (in the environment the fork server
-starts with), each worker profiles its main thread with ``cProfile`` and writes
-``worker-<pid>.prof`` there when it exits.
+Measuring (``$ZETTA_WORKER_CPROFILE`` and ``$ZETTA_WORKER_TRACE`` as the run's process has them,
+handed to its workers by :mod:`.worker_threads`):
+
+* profiling: with ``$ZETTA_WORKER_CPROFILE`` set to a folder, each worker profiles its main
+  thread with ``cProfile`` and writes ``worker-<pid>.prof`` there when it exits;
+* tracing: with ``$ZETTA_WORKER_TRACE`` set to a folder, each worker notes when its main thread
+  waits for work (``wait``: nothing behind; ``wait-behind``: a task's writes pending), runs a task
+  (``task``), and waits for the writes of the task finishing behind before reporting it
+  (``finish``), and writes them there when it exits as ``trace-<pid>.json``: a list of
+  ``[what, start, end]`` in ``time.monotonic()`` seconds (the system's clock, comparable across
+  processes), from ``start`` (the worker loop began) to ``end``. ``bench/bench_idle.py --trace``
+  sums them per run.
 
 Kept free of heavy imports: it is preloaded into the fork server.
 """
@@ -200,6 +209,9 @@ def worker_main(
     threading.Thread(
         target=_reader, args=(task_conn, inbox), daemon=True, name="mazepa-reader"
     ).start()
+    trace_dir = os.environ.get("ZETTA_WORKER_TRACE")
+    if trace_dir:
+        _TRACE[0] = [("start", time.monotonic(), time.monotonic())]
     profile_dir = os.environ.get("ZETTA_WORKER_CPROFILE")
     profiler = None
     if profile_dir:  # (for measuring, see the module's docstring)
@@ -215,9 +227,19 @@ def worker_main(
         pass
     finally:
         write_behind.wait_all()
+        if trace_dir and _TRACE[0] is not None:
+            import json
+
+            _TRACE[0].append(("end", time.monotonic(), time.monotonic()))
+            with open(os.path.join(trace_dir, f"trace-{os.getpid()}.json"), "w") as f:
+                json.dump(_TRACE[0], f)
         if profiler is not None and profile_dir:
             profiler.disable()
             profiler.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
+
+
+_TRACE: list[list[tuple[str, float, float]] | None] = [None]
+"""With ``$ZETTA_WORKER_TRACE``: (what, start, end) of the main thread's waits and tasks."""
 
 
 def _work(
@@ -231,13 +253,19 @@ def _work(
     received = ReceivedOperations()
     outbox = _Outbox(result_conn)
     behind: RanTask | None = None
+    trace = _TRACE[0]
     while True:
         if behind is not None and behind.done():
             outbox.outcomes.append(behind.finish())
             behind = None
             outbox.send(False)
         try:
-            data = inbox.get(timeout=1.0)
+            if trace is None:
+                data = inbox.get(timeout=1.0)
+            else:
+                start = time.monotonic()
+                data = inbox.get(timeout=1.0)
+                trace.append(("wait-behind" if behind else "wait", start, time.monotonic()))
         except queue.Empty:
             if parent is not None and not parent.is_alive():
                 return
@@ -269,10 +297,21 @@ def _work(
         for (seq, _), task in zip(ids, tasks, strict=True):
             current_seq.value = seq
             _limit_torch_threads(torch_state)
+            if trace is not None:
+                start = time.monotonic()
             ran = run_task(task, write_behind_on)
+            if trace is not None:
+                trace.append(("task", start, time.monotonic()))
             _limit_torch_threads(torch_state)
             current_seq.value = -1
             if behind is not None:
+                if trace is not None and not behind.done():
+                    start = time.monotonic()
+                    try:
+                        behind.scope.wait()
+                    except Exception:
+                        pass  # (raised by finish below)
+                    trace.append(("finish", start, time.monotonic()))
                 outbox.outcomes.append(behind.finish())
             if ran.done():  # nothing left to wait for
                 outbox.outcomes.append(ran.finish())

@@ -10,6 +10,8 @@ and writer threads. Each worker here gets its share instead:
   ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` (which the TensorStore backend reads when it makes its
   contexts). Given in the run's environment, that value is used in every process instead (a
   positive integer).
+* ``$ZETTA_WORKER_CPROFILE``, ``$ZETTA_WORKER_TRACE`` (measuring, see ``worker_process``): as the
+  run's process has them, if set.
 * torch: one intra-op thread per worker (set at the start where the fork server has torch
   imported already, else after the first task that imported it).
 
@@ -36,6 +38,11 @@ __all__ = [
 TS_DATA_COPY_CONCURRENCY_ENV = "ZETTA_TS_DATA_COPY_CONCURRENCY"
 """Read by ``zetta_utils.layer.volumetric.tensorstore.backend`` (same name, spelled there too:
 layers do not import mazepa)."""
+
+MEASURING_ENV = ("ZETTA_WORKER_CPROFILE", "ZETTA_WORKER_TRACE")
+"""Switches for measuring workers (see ``worker_process``), handed from the run's process to its
+workers like the settings above (a worker's own environment is the fork server's, fixed when it
+started)."""
 
 _NUM_PROCS: list[int | None] = [None]
 
@@ -66,7 +73,11 @@ def worker_environment(
     given = _positive_int_env(environ, TS_DATA_COPY_CONCURRENCY_ENV)
     cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
     share = given if given is not None else max(1, cores // max(1, num_procs))
-    return {TS_DATA_COPY_CONCURRENCY_ENV: str(share)}
+    settings = {TS_DATA_COPY_CONCURRENCY_ENV: str(share)}
+    for name in MEASURING_ENV:  # (only where the run's process has them)
+        if environ.get(name):
+            settings[name] = environ[name]
+    return settings
 
 
 def apply(num_procs: int, settings: Mapping[str, str]) -> None:
