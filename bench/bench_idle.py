@@ -16,10 +16,11 @@ count, per run:
 - a timeline of the run in ``--bins`` equal parts: the machine's busy cores in each (from
   ``/proc/stat``, 0-9 for 0-100 % of the cores) and ours (``cpu`` in that part, same scale), so
   that idle at the head (workers starting), in the middle or at the tail shows;
-- ``--states S``: every S seconds, whether each worker process has a thread running or
-  runnable (``/proc/<pid>/task/*/stat`` state R); printed: the share of samples in the timed
-  part of the run where it had none (the worker left its core idle: waiting for the driver,
-  storage or a lock), per worker;
+- ``--states S``: every S seconds, how many threads of each worker process are running or
+  runnable (``/proc/<pid>/task/*/stat`` state R); printed per worker: the share of samples in
+  the timed part of the run with 0, 1, 2, 3 or more (0: the worker left its core idle, waiting
+  for the driver, storage or a lock; more than its share of the cores: its threads wait for each
+  other);
 - ``--trace``: the workers' ``$ZETTA_WORKER_TRACE`` (when each started and ran its first and
   last task; its main thread's time in tasks and waits);
 - ``--threads``: by role (parent, worker) and thread name, ``CPU+WAITq/SLICES``: CPU seconds,
@@ -72,7 +73,7 @@ class Sampler:
     def __init__(self, interval: float, states_every: float = 0.0) -> None:
         self.interval = interval
         self.states_every = states_every
-        self.states: list[tuple[float, int, bool]] = []  # (t, worker pid, any thread runnable)
+        self.states: list[tuple[float, int, int]] = []  # (t, worker pid, threads runnable)
         self._workers: list[int] = []
         self._workers_at = 0.0
         self.threads: dict[tuple[int, int], list[Any]] = {}
@@ -141,13 +142,12 @@ class Sampler:
             return
         now = time.perf_counter()
         for pid in self.workers(server):
-            runnable = False
+            runnable = 0
             try:
                 for tid in os.listdir(f"/proc/{pid}/task"):
                     with open(f"/proc/{pid}/task/{tid}/stat") as f:
                         if f.read().rpartition(")")[2].split()[0] == "R":
-                            runnable = True
-                            break
+                            runnable += 1
             except OSError:
                 continue
             self.states.append((now, pid, runnable))
@@ -262,12 +262,14 @@ def measure(
         line_sys.append(str(min(9, max(0, round((1 - idle) * 9)))))
     states = ""
     if args.states:
-        by_pid: dict[int, list[bool]] = collections.defaultdict(list)
+        by_pid: dict[int, list[int]] = collections.defaultdict(list)
         for t, pid, runnable in sampler.states:
             if t0 <= t <= t1:
                 by_pid[pid].append(runnable)
-        states = ", ".join(
-            f"{sum(not r for r in v) / len(v):.0%} of {len(v)}" for v in by_pid.values()
+        states = "; ".join(
+            "/".join(f"{sum(min(r, 3) == n for r in v) / len(v):.0%}" for n in range(4))
+            + f" of {len(v)}"
+            for v in by_pid.values()
         )
     traces = _read_traces(args.trace, mono0, mono1) if args.trace else ""
     return {
@@ -377,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
                         )
                         print(f"      ours {r['ours']}\n      all  {r['sys']}", flush=True)
                         if r["states"]:
-                            print("      no thread runnable: " + r["states"], flush=True)
+                            print("      runnable threads 0/1/2/3+: " + r["states"], flush=True)
                         if r["traces"]:
                             print("      " + r["traces"], flush=True)
                         if args.threads:

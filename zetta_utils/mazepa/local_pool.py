@@ -19,7 +19,8 @@ worker would otherwise idle.
 
 Each worker's libraries get their share of the cores (:mod:`.worker_threads`: TensorStore's
 ``data_copy_concurrency`` is ``cores // num_procs``, ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` overrides
-it), not all of them each.
+it), not all of them each; where that share is a single core, writes to local storage finish
+inside their tasks rather than behind them (:func:`.worker_threads.local_write_behind`).
 
 Workers start with "forkserver" where available ("spawn" elsewhere): never plain fork, which is
 unsafe once torch has started its threads. A worker that dies (segfault, ``os._exit``, OOM kill)
@@ -51,7 +52,7 @@ from .serialization import SentOperations, deserialize_outcomes, serialize_task_
 from .task_outcome import TaskOutcome
 from .tasks import Task
 from .transient_errors import WorkerCrashedError
-from .worker_threads import worker_entry, worker_environment
+from .worker_threads import local_write_behind, worker_entry, worker_environment
 
 __all__ = [
     "LocalProcessExecutor",
@@ -242,6 +243,7 @@ class LocalProcessExecutor:
         self._worker_settings = worker_environment(num_procs)
         # read once for the run (the workers' own environment is the fork server's)
         self._write_behind_on = write_behind.enabled()
+        self._local_write_behind = local_write_behind(num_procs)
         self.ctx: Any = multiprocessing.get_context(method)
         if method == "forkserver":
             self.ctx.set_forkserver_preload(_preload_modules())
@@ -417,6 +419,7 @@ class LocalProcessExecutor:
                 seq,
                 self.semaphores,
                 self._write_behind_on,
+                self._local_write_behind,
             ),
             name=f"mazepa-worker-{index}",
         )

@@ -186,11 +186,14 @@ def worker_main(
     current_seq: Any,
     semaphores: dict[str, Any] | None,
     write_behind_on: bool | None = None,
+    local_write_behind: bool = True,
 ) -> None:
     """Run tasks from ``task_conn`` until told to stop or the parent goes away.
 
     ``write_behind_on``: whether tasks defer their writes, as the run's process read
     ``$ZETTA_WRITE_BEHIND`` once for the run (None: this process's environment, read once here).
+    ``local_write_behind``: whether their writes to local storage go behind too
+    (:func:`.worker_threads.local_write_behind`, decided by the run's process).
 
     Write-behind: a task's deferred writes finish while the next task runs; its outcome is sent
     only once they have (so the parent never counts a task done whose writes are pending). At
@@ -205,6 +208,7 @@ def worker_main(
     tune_malloc()
     install_semaphores(semaphores)
     mark_worker_process()
+    write_behind.configure(local=local_write_behind)
     inbox: queue.SimpleQueue[bytes | str | None] = queue.SimpleQueue()
     threading.Thread(
         target=_reader, args=(task_conn, inbox), daemon=True, name="mazepa-reader"

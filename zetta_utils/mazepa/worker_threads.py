@@ -12,6 +12,12 @@ and writer threads. Each worker here gets its share instead:
   positive integer).
 * ``$ZETTA_WORKER_CPROFILE``, ``$ZETTA_WORKER_TRACE`` (measuring, see ``worker_process``): as the
   run's process has them, if set.
+* write-behind (:mod:`zetta_utils.write_behind`) of writes to local storage: only where each
+  worker has two cores or more (``cores // num_procs >= 2``, :func:`local_write_behind`) or
+  there is one worker; elsewhere a local write finishes inside its task (writes to remote
+  storage still go behind): finishing it behind is CPU work that competes with the next task for
+  the worker's core. ``$ZETTA_WRITE_BEHIND`` in the run's environment: ``all`` keeps local
+  writes behind whatever the cores, ``remote`` never lets them.
 * torch: one intra-op thread per worker (set at the start where the fork server has torch
   imported already, else after the first task that imported it).
 
@@ -27,10 +33,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from zetta_utils import write_behind
+
 __all__ = [
     "TS_DATA_COPY_CONCURRENCY_ENV",
     "apply",
     "current",
+    "local_write_behind",
     "worker_entry",
     "worker_environment",
 ]
@@ -80,6 +89,28 @@ def worker_environment(
     return settings
 
 
+def local_write_behind(
+    num_procs: int,
+    *,
+    cpu_count: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether the workers of a run of ``num_procs`` local processes let writes to local storage
+    finish behind their tasks: where each has two cores or more, or there is one worker;
+    ``$ZETTA_WRITE_BEHIND`` ``all``: always, ``remote``: never (only remote writes go behind).
+    (Measured, jpeg flow (a), 2 workers on 2 cores: with local writes behind, a worker
+    had 2 or more runnable threads 75 % of the time and 3 or more 25 %, against 30 % and 5 % for
+    a plain TensorStore copy; CPU per section 8 % more, wall no better.)"""
+    environ = os.environ if environ is None else environ
+    given = environ.get("ZETTA_WRITE_BEHIND", "").strip().lower()
+    if given in ("all", "remote"):
+        return given == "all"
+    if num_procs < 2:
+        return True  # (a single worker has nothing to compete with but its own next task)
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return cores // num_procs >= 2
+
+
 def apply(num_procs: int, settings: Mapping[str, str]) -> None:
     """In a worker, before its first task: take ``settings`` (from :func:`worker_environment`)."""
     _NUM_PROCS[0] = num_procs
@@ -99,11 +130,13 @@ def worker_entry(num_procs: int, settings: Mapping[str, str], *args: Any) -> Non
 
 def current() -> dict[str, Any]:
     """What this process runs with: ``num_procs`` (None outside a local worker),
+    ``local_write_behind`` (whether writes to local storage go behind, :func:`local_write_behind`),
     ``ts_data_copy_concurrency`` (None: TensorStore's default, the core count), and
     ``torch_threads`` (None while torch is not imported)."""
     torch = sys.modules.get("torch")
     return {
         "num_procs": _NUM_PROCS[0],
+        "local_write_behind": write_behind.local_behind(),
         "ts_data_copy_concurrency": _positive_int_env(os.environ, TS_DATA_COPY_CONCURRENCY_ENV),
         "torch_threads": None if torch is None else int(torch.get_num_threads()),
     }
