@@ -34,6 +34,11 @@ most; 512 sections of 4096 x 4096 uint8 are 8 GiB, and src, dst and intermediari
 at once). ``--quick`` (one 2048 x 2048 section, one round) is a smoke run for
 the test suite: its timings mean nothing.
 
+``--z N`` gives every kind N sections instead (no sizing): e.g. a multiple of the process count
+and at least 4, so that flow (c) with 2 processes runs in section tasks (4 waves at least, see
+``volumetric_apply_flow.section_waves``) of equal share; object storage at a latency otherwise
+gets few sections, sized on a probe that the shared machine's load skews.
+
 ``--s3-latency-ms N`` (default 0): the S3 server answers every request N ms late, as object
 stores do (20-100 ms), without spending CPU while it waits: moto's application runs in its
 threaded server (a thread per connection) behind a WSGI middleware that sleeps N ms before each
@@ -48,7 +53,7 @@ never of a run that mazepa kept serial.
 Usage:
   .venv/bin/python bench/bench_matrix.py [--kinds raw,gzip,jpeg,sharded,s3-raw,s3-gzip]
       [--procs 1,2] [--seconds 5] [--repeat 2] [--size 4096] [--max-z 512] [--quick]
-      [--s3-latency-ms 0]
+      [--z N] [--s3-latency-ms 0]
 """
 
 from __future__ import annotations
@@ -428,7 +433,7 @@ def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
     storage = Storage(kind, root)
     size = args.size
     most_procs = max(args.procs)
-    z = size_volume(storage, size, args.seconds, args.max_z, most_procs)
+    z = args.z or size_volume(storage, size, args.seconds, args.max_z, most_procs)
     src = make_source(storage, size, z)
     mvox = size * size * z / 1e6
     lines = [
@@ -523,6 +528,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="rounds per process count")
     parser.add_argument("--size", type=int, default=4096, help="x and y size (a multiple of 2048)")
     parser.add_argument("--max-z", type=int, default=512, help="most z sections")
+    parser.add_argument(
+        "--z", type=int, default=0, help="z sections of every kind (default: sized by --seconds)"
+    )
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 2048 x 2048, 1 section, 1 round"
@@ -534,6 +542,8 @@ def main(argv: list[str] | None = None) -> None:
         help="the s3 kinds: each request answered this many ms late (default 0)",
     )
     args = parser.parse_args(argv)
+    if args.z < 0:
+        parser.error(f"--z must be >= 0, got {args.z}")
     if args.s3_latency_ms < 0:
         parser.error(f"--s3-latency-ms must be >= 0, got {args.s3_latency_ms}")
     S3_LATENCY_MS[0] = args.s3_latency_ms

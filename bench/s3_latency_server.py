@@ -33,12 +33,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def delayed(app: WSGIApp, seconds: float) -> WSGIApp:
-    """``app`` answering each request ``seconds`` late (a sleep: no CPU spent)."""
+def delayed(app: WSGIApp, seconds: float, sleep: Callable[[float], None] = time.sleep) -> WSGIApp:
+    """``app`` answering each request ``seconds`` late (``sleep``: no CPU spent)."""
 
     def wrapper(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if seconds > 0:
-            time.sleep(seconds)
+            sleep(seconds)
         return app(environ, start_response)
 
     return wrapper
