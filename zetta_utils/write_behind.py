@@ -27,20 +27,10 @@ its task reports, as in the original.
 
 Local storage: :func:`configure` ``(local=False)`` makes the writes to local storage (``key`` a
 ``file://`` URL or a path) finish at once, inside the task, while those to remote storage still go
-behind. Mazepa's local workers take it where each worker has at most one core of its own (see
-``mazepa.worker_threads.local_write_behind``): there a local write's behind work (encoding a jpeg
-chunk, copying a raw one into the page cache) is CPU work that only competes for the core with the
-next task's (2 workers on 2 cores, jpeg, flow (a): 4 runnable threads on 2 cores, ~8 % more CPU
-per section), while a remote write's is mostly waiting for the network. ``ZETTA_WRITE_BEHIND=all``
-keeps local writes behind in those workers too, ``ZETTA_WRITE_BEHIND=remote`` lets only remote
-writes go behind in every worker (both count as on for :func:`enabled`).
-
-On Linux the writer thread is named ``zetta-writer`` for the system too (``top -H``, ``perf``,
-``/proc/<pid>/task/*/comm``), where Python threads are otherwise all called ``python``, so that
-its CPU time can be told from the task's own (``bench/bench_procs_cpu.py --threads``).
-
-Standard library only: the layer backends (which defer) and mazepa (which opens the scopes) both
-import it.
+behind. Mazepa's local workers take it where the run's ``$ZETTA_WRITE_BEHIND`` is ``remote`` (which
+counts as on for :func:`enabled`): with as many workers as cores, a local write's behind work
+(encoding a jpeg chunk, copying a raw one into the page cache) is CPU work that competes for the
+cores with the next tasks, while a remote write's is mostly waiting for the network.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ worker would otherwise idle.
 
 Each worker's libraries get their share of the cores (:mod:`.worker_threads`: TensorStore's
 ``data_copy_concurrency`` is ``cores // num_procs``, ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` overrides
-it), not all of them each; where that share is a single core, writes to local storage finish
-inside their tasks rather than behind them (:func:`.worker_threads.local_write_behind`).
+it), not all of them each. ``$ZETTA_WRITE_BEHIND=remote``: writes to local storage finish inside
+their tasks rather than behind them (:func:`.worker_threads.local_write_behind`).
 
 Workers start with "forkserver" where available ("spawn" elsewhere): never plain fork, which is
 unsafe once torch has started its threads. A worker that dies (segfault, ``os._exit``, OOM kill)

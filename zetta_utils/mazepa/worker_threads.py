@@ -12,12 +12,9 @@ and writer threads. Each worker here gets its share instead:
   positive integer).
 * ``$ZETTA_WORKER_CPROFILE``, ``$ZETTA_WORKER_TRACE`` (measuring, see ``worker_process``): as the
   run's process has them, if set.
-* write-behind (:mod:`zetta_utils.write_behind`) of writes to local storage: only where each
-  worker has two cores or more (``cores // num_procs >= 2``, :func:`local_write_behind`) or
-  there is one worker; elsewhere a local write finishes inside its task (writes to remote
-  storage still go behind): finishing it behind is CPU work that competes with the next task for
-  the worker's core. ``$ZETTA_WRITE_BEHIND`` in the run's environment: ``all`` keeps local
-  writes behind whatever the cores, ``remote`` never lets them.
+* write-behind (:mod:`zetta_utils.write_behind`) of writes to local storage: as in the run's
+  process, unless its ``$ZETTA_WRITE_BEHIND`` is ``remote``: then a local write finishes inside
+  its task and only remote writes go behind (:func:`local_write_behind`).
 * torch: one intra-op thread per worker (set at the start where the fork server has torch
   imported already, else after the first task that imported it).
 
@@ -89,26 +86,20 @@ def worker_environment(
     return settings
 
 
-def local_write_behind(
-    num_procs: int,
-    *,
-    cpu_count: int | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> bool:
+def local_write_behind(num_procs: int, *, environ: Mapping[str, str] | None = None) -> bool:
     """Whether the workers of a run of ``num_procs`` local processes let writes to local storage
-    finish behind their tasks: where each has two cores or more, or there is one worker;
-    ``$ZETTA_WRITE_BEHIND`` ``all``: always, ``remote``: never (only remote writes go behind).
-    (Measured, jpeg flow (a), 2 workers on 2 cores: with local writes behind, a worker
-    had 2 or more runnable threads 75 % of the time and 3 or more 25 %, against 30 % and 5 % for
-    a plain TensorStore copy; CPU per section 8 % more, wall no better.)"""
+    finish behind their tasks: yes, unless ``$ZETTA_WRITE_BEHIND`` is ``remote`` (then only
+    writes to remote storage go behind).
+
+    Not decided by the cores: with 2 workers on 2 cores (jpeg, flow (a)), local writes behind
+    give a worker 2 or more runnable threads 75 % of the time and 3 or more 25 % (a plain
+    TensorStore copy: 30 % and 5 %), yet finishing them inside the task was no faster in 15
+    alternated pairs on a shared machine (8 slower, 6 faster; CPU per section lower in 9): the
+    switch is there to measure it where the machine is quiet (``bench/bench_idle.py --ab
+    ZETTA_WRITE_BEHIND=remote``)."""
+    del num_procs  # (the same for every count, see above)
     environ = os.environ if environ is None else environ
-    given = environ.get("ZETTA_WRITE_BEHIND", "").strip().lower()
-    if given in ("all", "remote"):
-        return given == "all"
-    if num_procs < 2:
-        return True  # (a single worker has nothing to compete with but its own next task)
-    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    return cores // num_procs >= 2
+    return environ.get("ZETTA_WRITE_BEHIND", "").strip().lower() != "remote"
 
 
 def apply(num_procs: int, settings: Mapping[str, str]) -> None:
