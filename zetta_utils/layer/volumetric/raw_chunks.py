@@ -19,6 +19,7 @@ The environment switches:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -116,6 +117,28 @@ def chunk_parts(
                 za - start[2] : zb - start[2],
             ],
         )
+
+
+_HANDING_OVER = threading.local()
+
+
+@contextlib.contextmanager
+def handing_over() -> Iterator[None]:
+    """Writes made by this thread inside hand their data over: the caller promises neither to
+    change nor to reuse the arrays it writes (e.g. a reduction's output, dropped once written),
+    so a write finishing behind (write-behind) may keep a chunk that is one block of the data as
+    it is, instead of a copy of it."""
+    depth = getattr(_HANDING_OVER, "depth", 0)
+    _HANDING_OVER.depth = depth + 1
+    try:
+        yield
+    finally:
+        _HANDING_OVER.depth = depth
+
+
+def handed_over() -> bool:
+    """Whether this thread's writes hand their data over (see :func:`handing_over`)."""
+    return getattr(_HANDING_OVER, "depth", 0) > 0
 
 
 def whole_chunks(

@@ -37,6 +37,7 @@ A ``manifest.json`` next to it records the geometry and the layout version, so a
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import itertools
@@ -46,7 +47,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -792,6 +793,15 @@ class PieceStore:
         Per dim, the pieces' spans clipped to ``box`` are the *cells* of that dim (the bands of two
         neighbours coincide); a 3D cell is a product of them and its pieces the products of theirs.
         All pieces are read concurrently first, then each cell is combined at once."""
+        return self.reduce_strips(box, (), dtype, mode, what)[0]
+
+    def reduce_strips(
+        self, box: Box, cuts: Sequence[int], dtype: Any, mode: str, what: str = "reduction"
+    ) -> list[Array]:
+        """:meth:`reduce_box` of ``box``, its output cut in x at ``cuts`` (increasing, inside
+        the box) into strips, each an array of its own (x-fastest: a strip one storage chunk
+        wide holds each of its chunks as one block). Cells that a cut crosses are combined in
+        two parts; every voxel is combined from the same pieces, in the same order."""
         grid = self.grid
         np_dtype = to_np_dtype(dtype)
         interior = self.interior
@@ -813,6 +823,8 @@ class PieceStore:
                         else None
                     )
                     cells.setdefault((a2, b2), []).append((j, label, a2 - a, weight))
+            if d == 0 and cuts:
+                cells = _cut_cells(cells, cuts)
             ordered = sorted(cells.items())
             covered = covered and sum(b - a for (a, b), _ in ordered) == hi - lo
             axis_cells.append(ordered)
@@ -840,10 +852,14 @@ class PieceStore:
                 data = pieces[key, label] = self._unpack(values, start, label)
             return data
 
-        out = empty_xfast(self.num_channels, box.shape, np_dtype, zero=not covered)
+        x0, y0, z0 = box.start
+        edges = [x0, *cuts, box.stop[0]]
+        outs = [
+            empty_xfast(self.num_channels, (b - a, *box.shape[1:]), np_dtype, zero=not covered)
+            for a, b in itertools.pairwise(edges)
+        ]
         acc_dtype = accumulator_dtype(np_dtype)
         pads = (grid.axes[0].blend, grid.axes[1].blend, grid.axes[2].blend)
-        x0, y0, z0 = box.start
         for ((ax0, ax1), xs), ((ay0, ay1), ys), ((az0, az1), zs) in itertools.product(*axis_cells):
             nx, ny, nz = ax1 - ax0, ay1 - ay0, az1 - az0
             subs = []
@@ -859,11 +875,37 @@ class PieceStore:
                     if wx is wy is wz is None
                     else weight_product(mode, pads, (wx, wy, wz), acc_dtype)
                 )
-            dst = out[:, ax0 - x0 : ax1 - x0, ay0 - y0 : ay1 - y0, az0 - z0 : az1 - z0]
+            k = bisect.bisect_right(edges, ax0) - 1  # the strip the cell lies in
+            sx = edges[k]
+            dst = outs[k][:, ax0 - sx : ax1 - sx, ay0 - y0 : ay1 - y0, az0 - z0 : az1 - z0]
             combine_pieces(dst, subs, weights, mode, what)
         if mode != "max" and any(pads):
-            add_zero(out)
-        return out
+            for out in outs:
+                add_zero(out)
+        return outs
+
+
+def _cut_cells(
+    cells: dict[tuple[int, int], list[tuple[int, Any, int, Any]]], cuts: Sequence[int]
+) -> dict[tuple[int, int], list[tuple[int, Any, int, Any]]]:
+    """The cells of one dim (span -> its pieces: chunk, label, offset in the piece, weight
+    spec) with those that ``cuts`` cross split there: each part keeps the same pieces, their
+    offsets and weight specs (``(falling, offset, length)``) moved to the part."""
+    result: dict[tuple[int, int], list[tuple[int, Any, int, Any]]] = {}
+    for (a, b), pieces in cells.items():
+        points = [a, *(c for c in cuts if a < c < b), b]
+        for lo, hi in itertools.pairwise(points):
+            shift = lo - a
+            result[lo, hi] = [
+                (
+                    j,
+                    label,
+                    offset + shift,
+                    None if weight is None else (weight[0], weight[1] + shift, hi - lo),
+                )
+                for j, label, offset, weight in pieces
+            ]
+    return result
 
 
 Parts = dict[Int3, list[tuple[int, Array]]]

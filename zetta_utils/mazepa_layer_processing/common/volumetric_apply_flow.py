@@ -80,6 +80,7 @@ from zetta_utils import mazepa
 from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric import VolumetricIndex
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
+from zetta_utils.layer.volumetric.raw_chunks import handing_over
 
 from .chunk_grid import Box, ChunkGrid, Int3, core_spans, grid_spans
 from .chunk_numbering import ChunkNumbering
@@ -758,7 +759,18 @@ class Reducer:
     def _reduce(self, aligned: Box, write: Box) -> None:
         grid = self.store.grid
         if aligned == write and not grid.gaps_intersect(write):
-            self.dst[aligned.to_index(self.dst_resolution)] = torch.from_numpy(self._blend(write))
+            strips = self._strips(write)
+            if len(strips) == 1:
+                self.dst[aligned.to_index(self.dst_resolution)] = torch.from_numpy(
+                    self._blend(write)
+                )
+                return
+            cuts = [box.start[0] for box in strips[1:]]
+            outputs = self.store.reduce_strips(write, cuts, self.dtype, self._mode())
+            for box, data in zip(strips, outputs, strict=True):
+                # (each output is dropped once written: its chunks go to storage as they are)
+                with handing_over():
+                    self.dst[box.to_index(self.dst_resolution)] = torch.from_numpy(data)
             return
         data = self._blend(write)
         spans = [core_spans(ax, write.start[d], write.stop[d]) for d, ax in enumerate(grid.axes)]
@@ -795,6 +807,27 @@ class Reducer:
                     )
                 )
         merge_into(self.dst.backend, self.dst_resolution, parts)
+
+    def _strips(self, write: Box) -> list[Box]:
+        """``write`` (on the ``dst`` chunk grid) cut into strips one ``dst`` chunk wide in x,
+        reduced into an output each (:meth:`.intermediaries.PieceStore.reduce_strips`) and
+        written one by one, where ``dst`` stores its chunks as local files and has no
+        processors; else ``write`` whole. A strip's output is x-fastest with rows one chunk
+        long: each chunk of one z and channel is one block of it, which a write finishing behind
+        keeps as it is (see :func:`.raw_chunks.handing_over`), where a chunk of a wider output
+        is first copied out row by row (~2 ms of CPU per 4096^2 uint8 section). Every voxel is
+        combined from the same pieces either way."""
+        if not _STRIPS[0] or self.dst.write_procs or self.dst.index_procs:
+            return [write]
+        backend = self.dst.backend
+        writes_files = getattr(backend, "writes_chunk_files", None)
+        if writes_files is None or not writes_files(self.dst_resolution):
+            return [write]
+        width = int(backend.get_chunk_size(self.dst_resolution)[0])
+        (x0, y0, z0), (x1, y1, z1) = write
+        if x1 - x0 <= width:
+            return [write]
+        return [Box((x, y0, z0), (min(x + width, x1), y1, z1)) for x in range(x0, x1, width)]
 
     def _dst_cells(self, spans: Sequence[Sequence[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
         """Per dim, the ``dst`` chunks (clipped to its bounds) that meet ``spans[d]``."""
@@ -848,6 +881,13 @@ class Reducer:
             )
             if all(cells):  # else it lies in processing_gaps only: nothing to write
                 yield Box.of([c[0][0] for c in cells], [c[-1][1] for c in cells]), write
+
+
+_STRIPS = [
+    os.environ.get("ZETTA_REDUCE_IN_STRIPS", "").strip().lower() not in ("0", "false", "no", "off")
+]
+"""Whether reductions into local chunk files go in strips (see :meth:`Reducer._strips`);
+``ZETTA_REDUCE_IN_STRIPS=0``: not (tests and A/B runs)."""
 
 
 def _runs(cells: Sequence[tuple[int, int]], whole: Sequence[bool]) -> list[tuple[int, int]]:

@@ -83,6 +83,7 @@ from ..raw_chunks import (
     chunk_parts,
     copy_raw_rows,
     file_io_sync_default,
+    handed_over,
     raw_chunk_array,
     raw_chunk_reads_enabled,
     raw_chunk_writes_enabled,
@@ -436,6 +437,12 @@ class TSBackend(PrecomputedBackend):
         (x0, y0, z0), (x1, y1, z1) = start, stop
         return self._store(scale)[x0:x1, y0:y1, z0:z1]
 
+    def writes_chunk_files(self, resolution: Vec3D[float]) -> bool:
+        """Whether writes at ``resolution`` (a stored one) go to local chunk files directly, one
+        file per chunk (a local raw unsharded scale; see the module docstring)."""
+        scale = self._scale(resolution)
+        return self._vpath.is_local and bool(_is_plain_raw(scale)) and raw_chunk_writes_enabled()
+
     def reads_chunk_files(self, resolution: Vec3D[float]) -> bool:
         """Whether reads at ``resolution`` (a stored one) go to the chunk files directly, taking
         only the part of each chunk a region covers (see the module docstring)."""
@@ -546,8 +553,8 @@ class TSBackend(PrecomputedBackend):
                 if not deferring:
                     write_chunk_file(directory, name, chunk, self.file_io_sync)
                     continue
-                if np.may_share_memory(chunk, data):  # the deferred write must own its data
-                    chunk = chunk.copy()
+                if np.may_share_memory(chunk, data) and not handed_over():
+                    chunk = chunk.copy()  # the deferred write must own its data
                 write_behind.defer(
                     self._url,
                     functools.partial(write_chunk_file, directory, name, chunk, self.file_io_sync),
