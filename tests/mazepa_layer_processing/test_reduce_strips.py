@@ -177,3 +177,71 @@ def test_a_deferred_write_keeps_handed_over_chunks_without_a_copy(
         assert all(np.shares_memory(chunk, data) == handed for chunk in kept)
         assert np.asarray(dst[idx]).tobytes() == data.tobytes()
     assert not raw_chunks.handed_over()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "uint16", "int32", "float32", "float64"])
+def test_the_fused_cell_combination_matches_the_accumulating_loops(dtype: str) -> None:
+    """``_blend.combine`` (a cell's pieces summed row by row, then stored) gives the bytes of a
+    zeroed accumulator, ``accumulate`` per piece and ``store``: odd shapes, strided views,
+    pieces of other types and layouts, weights with and without each dim's ramp."""
+    kernels = reduction.KERNELS
+    if kernels is None or not hasattr(kernels, "combine"):
+        pytest.skip("the compiled loops are not built")
+    rng = np.random.default_rng(len(dtype))
+    acc_dtype = reduction.accumulator_dtype(np.dtype(dtype))
+    for shape in [(1, 1, 1, 1), (2, 7, 5, 3), (1, 33, 4, 1), (3, 1, 9, 2)]:
+        for count in (1, 2, 3, 4):
+            subs = []
+            for i in range(count):
+                kind = dtype if i % 2 == 0 else "float32"
+                big = rng.random((shape[0], shape[1] + 3, shape[2] + 2, shape[3])) * 200 - 50
+                if np.dtype(kind).kind == "u":
+                    big = np.abs(big)
+                arr = big.astype(kind)
+                sub = arr[:, 1 : 1 + shape[1], 2:, :]
+                if i == 2:  # another layout: z, then y fastest
+                    sub = np.ascontiguousarray(sub)
+                subs.append(sub)
+            weights = []
+            for i in range(count):
+                per_dim = [
+                    None if (i + d) % 3 == 0 else rng.random(shape[d + 1]).astype(acc_dtype)
+                    for d in range(3)
+                ]
+                weights.append(
+                    None if i == 1 else reduction.Weights(per_dim[0], per_dim[1], per_dim[2])
+                )
+            is_int = np.dtype(dtype).kind in "iu"
+            outer = np.zeros((shape[0], shape[1] + 1, shape[2], shape[3] + 1), dtype=dtype)
+            fused = outer[:, 1:, :, 1:]
+            kernels.combine(
+                fused,
+                subs,
+                [None if w is None else (w.x, w.y, w.z) for w in weights],
+                acc_dtype == np.float64,
+                is_int,
+            )
+            acc = reduction.empty_xfast(shape[0], shape[1:], acc_dtype, zero=True)
+            for sub, weight in zip(subs, weights, strict=True):
+                reduction.accumulate(acc, sub, weight)
+            expected = np.zeros(shape, dtype=dtype)
+            reduction.store_accumulated(expected, acc, round_values=is_int)
+            assert fused.tobytes() == expected.tobytes(), (shape, count)
+            assert not outer[:, :1].any() and not outer[..., :1].any()  # nothing outside
+
+
+def test_the_fused_cell_combination_checks_its_arguments() -> None:
+    kernels = reduction.KERNELS
+    if kernels is None or not hasattr(kernels, "combine"):
+        pytest.skip("the compiled loops are not built")
+    dst = np.zeros((1, 4, 4, 1), dtype=np.uint8)
+    sub = np.ones((1, 4, 4, 1), dtype=np.uint8)
+    with pytest.raises(ValueError, match="same shape"):
+        kernels.combine(dst, [np.ones((1, 4, 3, 1), np.uint8)], [None], False, True)
+    with pytest.raises(ValueError, match="as many weights"):
+        kernels.combine(dst, [sub, sub], [None], False, True)
+    with pytest.raises(ValueError, match="weight y"):
+        kernels.combine(dst, [sub], [(None, np.ones(3, np.float32), None)], False, True)
+    with pytest.raises(ValueError, match="weight x"):
+        kernels.combine(dst, [sub], [(np.ones(4, np.float64), None, None)], False, True)
+    assert not dst.any()

@@ -576,10 +576,138 @@ done:
     return result;
 }
 
+
+/* combine(dst, subs, weights, f64, round): dst = rint(sum_i subs[i] * w_i) (or the sum, cast)
+ * over one cell of a reduction, each voxel summed from zero in the order of subs, in a row
+ * buffer of the accumulator's type (float64 if f64, else float32): the operations of
+ * accumulate() into a zeroed array followed by store(), voxel for voxel, without that array
+ * (its allocation, zeroing and two more passes over it). weights[i]: None (ones) or
+ * (wx, wy, wz), each None or contiguous values of the accumulator's type. */
+static PyObject *combine(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *dst_obj, *subs_obj, *weights_obj;
+    int f64, round;
+    if (!PyArg_ParseTuple(args, "OOOpp", &dst_obj, &subs_obj, &weights_obj, &f64, &round)) return NULL;
+    PyObject *subs = PySequence_Fast(subs_obj, "_blend.combine: subs must be a sequence");
+    if (subs == NULL) return NULL;
+    PyObject *weights = PySequence_Fast(weights_obj, "_blend.combine: weights must be a sequence");
+    if (weights == NULL) {
+        Py_DECREF(subs);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(subs), opened = 0;
+    Py_buffer dst;
+    dst.obj = NULL;
+    Py_buffer *sv = NULL;
+    Py_buffer(*wv)[3] = NULL;
+    Py_ssize_t(*ss)[4] = NULL;
+    kind_t *sk = NULL;
+    char *row = NULL;
+    kind_t ak = f64 ? T_F64 : T_F32;
+    if (count < 1 || PySequence_Fast_GET_SIZE(weights) != count) {
+        PyErr_SetString(PyExc_ValueError, "_blend.combine: expected as many weights as pieces, at least one");
+        goto done;
+    }
+    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_RECORDS) < 0) {
+        dst.obj = NULL;
+        goto done;
+    }
+    kind_t dk = kind_of(&dst);
+    sv = (Py_buffer *)PyMem_Calloc((size_t)count, sizeof(Py_buffer));
+    wv = PyMem_Calloc((size_t)count, sizeof(*wv));
+    ss = PyMem_Calloc((size_t)count, sizeof(*ss));
+    sk = (kind_t *)PyMem_Calloc((size_t)count, sizeof(kind_t));
+    if (sv == NULL || wv == NULL || ss == NULL || sk == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (dk == T_BAD || dst.ndim != 4) {
+        PyErr_SetString(PyExc_TypeError, "_blend.combine: unsupported destination");
+        goto done;
+    }
+    geom_t g;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(subs, i), &sv[i], PyBUF_RECORDS_RO) < 0) goto done;
+        opened = i + 1;
+        wv[i][0].obj = wv[i][1].obj = wv[i][2].obj = NULL;
+        sk[i] = kind_of(&sv[i]);
+        if (sk[i] == T_BAD) {
+            PyErr_SetString(PyExc_TypeError, "_blend.combine: unsupported piece type");
+            goto done;
+        }
+        if (get_geom(&dst, &sv[i], &g) < 0) goto done;
+        for (int d = 0; d < 4; d++) ss[i][d] = g.b[d];
+        PyObject *w = PySequence_Fast_GET_ITEM(weights, i);
+        if (w == Py_None) continue;
+        PyObject *w3 = PySequence_Fast(w, "_blend.combine: a weight must be None or (wx, wy, wz)");
+        if (w3 == NULL) goto done;
+        if (PySequence_Fast_GET_SIZE(w3) != 3) {
+            Py_DECREF(w3);
+            PyErr_SetString(PyExc_ValueError, "_blend.combine: a weight must be None or (wx, wy, wz)");
+            goto done;
+        }
+        for (int d = 0; d < 3; d++)
+            if (get_weight(PySequence_Fast_GET_ITEM(w3, d), &wv[i][d], ak, g.n[d + 1],
+                           d == 0 ? "x" : (d == 1 ? "y" : "z")) < 0) {
+                Py_DECREF(w3);
+                goto done;
+            }
+        Py_DECREF(w3);
+    }
+    Py_ssize_t nx = dst.shape[1], asz = f64 ? 8 : 4;
+    row = (char *)PyMem_Malloc((size_t)(nx > 0 ? nx : 1) * (size_t)asz);
+    if (row == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    store_row_t store_row = (store_row_t)(f64 ? STORE_F64[dk] : STORE_F32[dk]);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t c = 0; c < dst.shape[0]; c++)
+        for (Py_ssize_t z = 0; z < dst.shape[3]; z++)
+            for (Py_ssize_t y = 0; y < dst.shape[2]; y++) {
+                memset(row, 0, (size_t)(nx * asz));
+                for (Py_ssize_t i = 0; i < count; i++) {
+                    const char *ps = (const char *)sv[i].buf + c * ss[i][0] + y * ss[i][2] + z * ss[i][3];
+                    const void *wx = wv[i][0].obj ? wv[i][0].buf : NULL;
+                    const void *wy = wv[i][1].obj ? wv[i][1].buf : NULL;
+                    const void *wz = wv[i][2].obj ? wv[i][2].buf : NULL;
+                    if (f64) {
+                        double vy = wy ? ((const double *)wy)[y] : 1.0, vz = wz ? ((const double *)wz)[z] : 1.0;
+                        ((acc_row_f64_t)ACC_F64[sk[i]])(row, asz, ps, ss[i][1], (const double *)wx, vy, vz, nx);
+                    } else {
+                        float vy = wy ? ((const float *)wy)[y] : 1.0f, vz = wz ? ((const float *)wz)[z] : 1.0f;
+                        ((acc_row_f32_t)ACC_F32[sk[i]])(row, asz, ps, ss[i][1], (const float *)wx, vy, vz, nx);
+                    }
+                }
+                char *pd = (char *)dst.buf + c * dst.strides[0] + y * dst.strides[2] + z * dst.strides[3];
+                store_row(pd, dst.strides[1], row, asz, round, 0, nx);
+            }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(row);
+    for (Py_ssize_t i = 0; i < opened; i++) {
+        for (int d = 0; d < 3; d++)
+            if (wv[i][d].obj) PyBuffer_Release(&wv[i][d]);
+        PyBuffer_Release(&sv[i]);
+    }
+    PyMem_Free(sv);
+    PyMem_Free(wv);
+    PyMem_Free(ss);
+    PyMem_Free(sk);
+    if (dst.obj) PyBuffer_Release(&dst);
+    Py_DECREF(weights);
+    Py_DECREF(subs);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"apply", apply, METH_VARARGS, "apply(out, data, buffers, plan, weights): copy or sum a chunk's pieces (see the comment above it)"},
     {"accumulate", accumulate, METH_VARARGS, "accumulate(acc, src, wx, wy, wz): acc += src * wx[x] * wy[y] * wz[z]"},
     {"store", store, METH_VARARGS, "store(dst, acc, round, clear): dst = rint(acc) or acc, cast; acc = 0 if clear"},
+    {"combine", combine, METH_VARARGS, "combine(dst, subs, weights, f64, round): dst = rint(sum of subs[i] * weights[i]) in one pass"},
     {"store_all", store_all, METH_VARARGS, "store_all(out, buffers, starts, round): store and clear each buffer into out at its start"},
     {NULL, NULL, 0, NULL},
 };

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -160,6 +161,13 @@ path gives the same result)."""
 
 _KERNEL_TYPES = frozenset("?bBhHiIlLqQfd")
 
+_FUSED_COMBINE = [
+    os.environ.get("ZETTA_FUSED_COMBINE", "").strip().lower() not in ("0", "false", "no", "off")
+]
+"""Whether :func:`combine_pieces` sums a cell's pieces with ``_blend.combine`` (one pass, the
+same operations) rather than ``accumulate`` per piece and ``store``; ``ZETTA_FUSED_COMBINE=0``:
+not (A/B runs)."""
+
 
 def _kernel_ok(*arrays: Array) -> bool:
     return KERNELS is not None and all(
@@ -253,7 +261,18 @@ def combine_pieces(
             # float64 cannot hold every 64-bit integer: agreeing pieces are copied exactly
             np.copyto(dst, values[0], casting="unsafe")
             return
-    acc = empty_xfast(dst.shape[0], dst.shape[1:], accumulator_dtype(dtype), zero=True)
+    acc_dtype = accumulator_dtype(dtype)
+    if _FUSED_COMBINE[0] and _kernel_ok(dst, *subs) and hasattr(KERNELS, "combine"):
+        # the loops below in one pass, the sum of each row in a row buffer
+        KERNELS.combine(
+            dst,
+            subs,
+            [None if w is None else (w.x, w.y, w.z) for w in weights],
+            acc_dtype == np.float64,
+            is_int,
+        )
+        return
+    acc = empty_xfast(dst.shape[0], dst.shape[1:], acc_dtype, zero=True)
     for sub, weight in zip(subs, weights, strict=True):
         accumulate(acc, sub, weight)
     store_accumulated(dst, acc, round_values=is_int)
