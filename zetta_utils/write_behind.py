@@ -501,7 +501,8 @@ def wait_for(key: str, tracked_only: bool = False) -> None:
     writer = scope._writer if scope is not None else None
     if writer is None:
         writer = _existing_writer()
-    if writer is not None:
+    # (nothing pending on key, the common case: answered here, as _Writer.wait_for would)
+    if writer is not None and key in (writer.tracked_by_key if tracked_only else writer.by_key):
         writer.wait_for(key, tracked_only)
 
 

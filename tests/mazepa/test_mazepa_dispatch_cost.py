@@ -69,3 +69,16 @@ def test_a_batch_is_pickled_without_a_python_call_per_object_it_holds() -> None:
         fields = ("id", "args", "kwargs", "operation_name", "worker_type", "resources", "max_retry")
         assert [getattr(got, f) for f in fields] == [getattr(task, f) for f in fields]
         assert got.outcome is None and got.max_retry == 3
+
+
+def test_a_task_id_costs_few_python_calls() -> None:
+    # A chunkwise flow's task: an operation and its chunk keys, a tuple of tuples of ints. Its
+    # id is hashed without a call per container to ask for mazepa_id_components (plain tuples
+    # and lists have none): 35 Python calls a task here (with the generator's), 39 before.
+    op: Any = Offset(tuple(range(100)))
+    op.make_task(((0, 0, 0),))  # (the operation's part of the hash is computed once)
+    n = 64
+    tasks: list[Any] = []
+    calls = python_calls(lambda: tasks.extend(op.make_task(((i, 0, 1),)) for i in range(n)))
+    assert calls <= 36 * n, calls / n
+    assert len({t.id for t in tasks}) == n

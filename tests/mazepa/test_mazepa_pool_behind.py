@@ -114,3 +114,68 @@ def test_workers_take_the_runs_write_behind_switch(monkeypatch: pytest.MonkeyPat
     assert _run_in_workers([defers.make_task(i) for i in range(12, 16)]) == [False] * 4
     monkeypatch.setenv(write_behind.ENV, "1")
     assert _run_in_workers([defers.make_task(i) for i in range(16, 20)]) == [True] * 4
+
+
+class _PolledFuture:
+    """A future watched the way TensorStore's are (it has ``done``): pending until ``complete``;
+    notes whether anyone asked it to call back."""
+
+    def __init__(self) -> None:
+        self.finished = False
+        self.called_back = False
+        self._callbacks: list[Callable[[Any], None]] = []
+
+    def done(self) -> bool:
+        return self.finished
+
+    def result(self) -> None:
+        assert self.finished, "waited for a future nobody completes"
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        self.called_back = True
+        if self.finished:
+            fn(self)
+        else:
+            self._callbacks.append(fn)
+
+    def complete(self) -> None:
+        self.finished = True
+        for fn in self._callbacks:
+            fn(self)
+
+
+_PENDING: list[_PolledFuture] = []  # (in the worker) the future of the task before
+
+
+@mazepa.taskable_operation
+def tracked_write(i: int, last: bool) -> bool:
+    """Completes the write of the task before and says whether its future was asked to call
+    back; leaves a write of its own pending (completed at once if ``last``)."""
+    called_back = False
+    if _PENDING:
+        before = _PENDING.pop()
+        called_back = before.called_back
+        before.complete()
+    future = _PolledFuture()
+    write_behind.track(f"polled/{i}", future)
+    if last:
+        future.complete()
+    else:
+        _PENDING.append(future)
+    return called_back
+
+
+def test_writes_are_polled_while_tasks_keep_coming() -> None:
+    # Tasks of one batch run back to back: the writes of the task finishing behind are polled
+    # between them, never asked to call back (a Python call on TensorStore's threads per write);
+    # only a worker about to wait for work with a task behind asks (which the first test needs:
+    # its last outcome comes while the worker waits).
+    seen: list[TaskOutcome[Any]] = []
+    with LocalProcessExecutor(1, duration_of=lambda outcome: 0.001) as pool:
+        pool.submit([plain.make_task(-1)])  # (teaches the pool the tasks' duration: batches)
+        _poll_until(pool, lambda: len(seen) == 1, seen)
+        n = 6
+        pool.submit([tracked_write.make_task(i, i == n - 1) for i in range(n)])
+        _poll_until(pool, lambda: len(seen) == 1 + n, seen)
+    assert all(o.succeeded for o in seen)
+    assert [o.return_value for o in seen[1:]] == [False] * n

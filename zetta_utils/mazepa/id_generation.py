@@ -204,7 +204,14 @@ class _Feeder:
             return
         self._stack[key] = len(self._stack)
         try:
-            self._feed_compound(obj, t)
+            # plain tuples and lists (task arguments, chunk keys) go straight to their items:
+            # what _feed_compound does with them, without asking for mazepa_id_components
+            if t is tuple:
+                self._feed_sequence(b"t", obj)
+            elif t is list:
+                self._feed_sequence(b"l", obj)
+            else:
+                self._feed_compound(obj, t)
         finally:
             del self._stack[key]
 

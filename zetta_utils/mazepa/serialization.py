@@ -10,6 +10,7 @@ survive pickling) while their type, message and traceback travel as text.
 from __future__ import annotations
 
 import io
+import operator
 import pickle
 import types
 from collections import OrderedDict
@@ -180,6 +181,8 @@ _SENT_FIELDS: tuple[str, ...] = tuple(
     field.name for field in attrs.fields(Task) if field.name not in ("fn", "outcome", "reads_from")
 )
 """The fields of a task that travel in a batch besides its operation (which is sent once)."""
+_sent_values = operator.attrgetter(*_SENT_FIELDS)
+"""A task's values of ``_SENT_FIELDS``, as a tuple, in one call."""
 
 
 def serialize_task_batch(
@@ -195,9 +198,7 @@ def serialize_task_batch(
     tasks = [task for _, task in items]
     holder = sent if sent is not None else SentOperations()
     new, forget, refs = holder._encode(tasks)
-    rows = [
-        (refs[id(task.fn)], tuple([getattr(task, name) for name in _SENT_FIELDS])) for task in tasks
-    ]
+    rows = [(refs[id(task.fn)], _sent_values(task)) for task in tasks]
     data = pickle.dumps((ids, new, forget, _dumps(rows)), protocol=_PROTOCOL)
     holder._commit(tasks, new, refs)
     return data

@@ -109,6 +109,21 @@ def _limit_torch_threads(state: dict[str, bool]) -> None:
             pass
 
 
+def _wait_for_message(
+    inbox: queue.SimpleQueue[bytes | str | None],
+    trace: list[tuple[str, float, float]] | None,
+    holds_behind: bool,
+) -> bytes | str | None:
+    """The next message (queue.Empty after a second without one)."""
+    if trace is None:
+        return inbox.get(timeout=1.0)
+    start = time.monotonic()
+    try:
+        return inbox.get(timeout=1.0)
+    finally:
+        trace.append(("wait-behind" if holds_behind else "wait", start, time.monotonic()))
+
+
 def _reader(conn: Any, inbox: queue.SimpleQueue[bytes | str | None]) -> None:
     # Drains the parent's pipe at all times, so the parent never blocks on a full pipe while
     # this worker is busy sending outcomes.
@@ -257,19 +272,30 @@ def _work(
     received = ReceivedOperations()
     outbox = _Outbox(result_conn)
     behind: RanTask | None = None
+    armed: RanTask | None = None  # the task behind whose writes wake the inbox when finished
     trace = _TRACE[0]
+
+    def wake() -> None:
+        inbox.put(_WAKE)
+
     while True:
-        if behind is not None and behind.done():
+        if behind is not None and behind.scope.done():
             outbox.outcomes.append(behind.finish())
             behind = None
             outbox.send(False)
         try:
-            if trace is None:
-                data = inbox.get(timeout=1.0)
+            if behind is not None and armed is not behind:
+                # about to wait with a task behind: its writes wake the inbox when they finish
+                # (armed only now: while tasks keep coming, the loop polls its writes between
+                # them, and none of its futures calls back into Python on TensorStore's threads)
+                try:
+                    data = inbox.get_nowait()
+                except queue.Empty:
+                    armed = behind
+                    behind.scope.add_done_callback(wake)
+                    data = _wait_for_message(inbox, trace, True)
             else:
-                start = time.monotonic()
-                data = inbox.get(timeout=1.0)
-                trace.append(("wait-behind" if behind else "wait", start, time.monotonic()))
+                data = _wait_for_message(inbox, trace, behind is not None)
         except queue.Empty:
             if parent is not None and not parent.is_alive():
                 return
@@ -300,16 +326,18 @@ def _work(
             continue
         for (seq, _), task in zip(ids, tasks, strict=True):
             current_seq.value = seq
-            _limit_torch_threads(torch_state)
+            if not torch_state["torch"]:
+                _limit_torch_threads(torch_state)
             if trace is not None:
                 start = time.monotonic()
             ran = run_task(task, write_behind_on)
             if trace is not None:
                 trace.append(("task", start, time.monotonic()))
-            _limit_torch_threads(torch_state)
+            if not torch_state["torch"]:
+                _limit_torch_threads(torch_state)
             current_seq.value = -1
             if behind is not None:
-                if trace is not None and not behind.done():
+                if trace is not None and not behind.scope.done():
                     start = time.monotonic()
                     try:
                         behind.scope.wait()
@@ -317,11 +345,10 @@ def _work(
                         pass  # (raised by finish below)
                     trace.append(("finish", start, time.monotonic()))
                 outbox.outcomes.append(behind.finish())
-            if ran.done():  # nothing left to wait for
+            if ran.scope.done():  # nothing left to wait for
                 outbox.outcomes.append(ran.finish())
                 behind = None
             else:
                 behind = ran
-                ran.scope.add_done_callback(lambda: inbox.put(_WAKE))
             outbox.send_if_due(behind is not None)
         outbox.send(behind is not None)
