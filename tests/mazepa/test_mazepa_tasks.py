@@ -327,3 +327,24 @@ def test_a_batch_that_cannot_be_pickled_leaves_the_record_of_sent_operations_alo
     data = serialization.serialize_task_batch(_batch([op.make_task(2)]), sent)
     tasks = serialization.deserialize_task_batch(data, serialization.ReceivedOperations())[1]()
     assert tasks[0].run() == 6  # the operation came along: the failed batch did not count as sent
+
+
+def test_plain_successes_travel_as_their_duration() -> None:
+    # A success without a value (a chunkwise task's) is sent as (id, duration): no pickle of its
+    # own on either side; anything else about an outcome keeps it on the full path.
+    plain = mazepa.TaskOutcome(task_id="a", execution_secs=0.25)
+    others = [
+        mazepa.TaskOutcome(task_id="b", return_value=0, execution_secs=0.5),
+        mazepa.TaskOutcome(task_id="c", skipped=True),
+        mazepa.TaskOutcome(task_id="d", retryable=True, execution_secs=1.0),
+        mazepa.TaskOutcome(task_id="e", execution_secs=1),  # (an int: kept as it is)
+        multiply.make_task(2, 3)(),
+        fail_with.make_task(ValueError("boom"))(),
+    ]
+    outcomes = [plain, *others]
+    data = serialization.serialize_outcomes(outcomes)
+    assert [type(blob) for _, blob in pickle.loads(data)] == [float] + [bytes] * len(others)
+    back = serialization.deserialize_outcomes(data)
+    assert back[:-1] == outcomes[:-1]  # (attrs equality: every field but the exception)
+    assert [type(o.execution_secs) for o in back] == [type(o.execution_secs) for o in outcomes]
+    assert back[-1].exception_type == "ValueError" and back[-1].exception is None

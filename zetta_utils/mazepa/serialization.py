@@ -262,14 +262,34 @@ def deserialize_outcome(data: bytes) -> TaskOutcome[Any]:
 
 def serialize_outcomes(outcomes: Sequence[TaskOutcome[Any]]) -> bytes:
     """A batch of outcomes as bytes. Each one is pickled on its own, so one that cannot be read on
-    the other side spoils only itself."""
-    return pickle.dumps([(o.task_id, _dump_outcome(o)) for o in outcomes], protocol=_PROTOCOL)
+    the other side spoils only itself; a plain success (no return value, the most common outcome
+    of chunkwise tasks) travels as its duration alone."""
+    rows: list[tuple[str, bytes | float]] = []
+    for o in outcomes:
+        secs = o.execution_secs
+        if (
+            o.return_value is None
+            and o.exception_type is None
+            and o.exception is None
+            and o.error_message is None
+            and o.traceback is None
+            and not o.retryable
+            and not o.skipped
+            and type(secs) is float
+        ):
+            rows.append((o.task_id, secs))
+        else:
+            rows.append((o.task_id, _dump_outcome(o)))
+    return pickle.dumps(rows, protocol=_PROTOCOL)
 
 
 def deserialize_outcomes(data: bytes | memoryview) -> list[TaskOutcome[Any]]:
     """The outcomes ``serialize_outcomes`` turned into ``data``."""
     result: list[TaskOutcome[Any]] = []
     for task_id, blob in pickle.loads(data):
+        if type(blob) is float:  # a plain success (see serialize_outcomes)
+            result.append(TaskOutcome(task_id, execution_secs=blob))
+            continue
         try:
             outcome = pickle.loads(blob)
         except Exception as e:

@@ -17,7 +17,7 @@ from zetta_utils.layer.protocols import DataProcessor, IndexProcessor, JointInde
 from zetta_utils.tensor_ops import InterpolationMode
 
 from .backend import VolumetricBackend
-from .frontend import UserVolumetricIndex, VolumetricFrontend
+from .frontend import UserVolumetricIndex, VolumetricFrontend, to_write_tensor
 from .index import VolumetricIndex
 
 VolumetricDataProcessor = (
@@ -70,7 +70,12 @@ class VolumetricLayer(Layer[VolumetricIndex, torch.Tensor]):
     ) -> None:
         if self.readonly:
             self._check_writable()
-        idx, data = self.frontend.convert_write(idx_user, data_user)
+        frontend = self.frontend
+        if type(idx_user) is VolumetricIndex and type(frontend) is VolumetricFrontend:
+            # what VolumetricFrontend.convert_write does with an index, without its two calls
+            idx, data = idx_user, to_write_tensor(data_user, idx_user)
+        else:
+            idx, data = frontend.convert_write(idx_user, data_user)
         if self.index_procs or self.write_procs:
             self.write_with_procs(idx, data)
             return
