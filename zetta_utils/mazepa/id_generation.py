@@ -138,6 +138,8 @@ def _prefix_key(fn: Any) -> Any:
 
 
 _INT_STRUCT = struct.Struct("<q")
+_LEN_8 = _INT_STRUCT.pack(8)
+"""The length prefix of an 8-byte payload (a sequence's or a mapping's length)."""
 _EMPTY_MAPPING = b"d" + _INT_STRUCT.pack(8) + _INT_STRUCT.pack(0)
 """What ``feed_mapping({})`` writes: the tag of a mapping and its length, 0."""
 _FLOAT_STRUCT = struct.Struct("<d")
@@ -233,7 +235,8 @@ class _Feeder:
             self.feed(mapping[k])
 
     def _feed_sequence(self, tag: bytes, items: Any) -> None:
-        self._tag(tag, _INT_STRUCT.pack(len(items)))
+        # (self._tag(tag, _INT_STRUCT.pack(len(items))), inline: the payload is 8 bytes)
+        self.update(tag + _LEN_8 + _INT_STRUCT.pack(len(items)))
         for item in items:
             if type(item) is int and -(2**63) <= item < 2**63:
                 self.update(b"i" + _INT_STRUCT.pack(item))  # feed(item), inline (chunk keys)

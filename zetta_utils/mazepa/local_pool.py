@@ -459,7 +459,10 @@ class LocalProcessExecutor:
         if not len(unsent):
             return
         batch, cap = self._batch_and_cap()
-        if all(w.running >= cap for w in self._workers):
+        for w in self._workers:  # (w.running, inline: every poll asks)
+            if len(w.outstanding) - w.behind < cap:
+                break
+        else:
             return  # (most calls: every worker holds all it may)
         # Tasks meant for a worker (``reads_from``) go to it whenever it has room.
         for w in self._workers:

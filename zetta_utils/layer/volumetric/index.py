@@ -67,10 +67,11 @@ class VolumetricIndex:
         (bx, by, bz), (rx, ry, rz) = self.bbox.bounds, self.resolution.tuple()
         x, y, z = bx[side] / rx, by[side] / ry, bz[side] / rz
         vx, vy, vz = round(x), round(y), round(z)
+        dx, dy, dz = x - vx, y - vy, z - vz
         if not self.allow_slice_rounding and (
-            abs(x - vx) > _WHOLE_VOXEL_TOL
-            or abs(y - vy) > _WHOLE_VOXEL_TOL
-            or abs(z - vz) > _WHOLE_VOXEL_TOL
+            not -_WHOLE_VOXEL_TOL <= dx <= _WHOLE_VOXEL_TOL
+            or not -_WHOLE_VOXEL_TOL <= dy <= _WHOLE_VOXEL_TOL
+            or not -_WHOLE_VOXEL_TOL <= dz <= _WHOLE_VOXEL_TOL
         ):
             raise ValueError(
                 f"{what} of {self.pformat()} at resolution {tuple(self.resolution)} is not a whole "
