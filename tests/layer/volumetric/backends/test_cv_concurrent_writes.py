@@ -176,3 +176,30 @@ def test_bad_thread_count_is_refused(
         pytest.raises(ValueError, match=REMOTE_WRITE_THREADS_ENV),
     ):
         layer[_chunk(0)] = torch.zeros((1, *CHUNK), dtype=torch.uint8)
+
+
+def test_a_write_of_several_chunks_and_an_edge_lands_whole(
+    gated_s3: Gate, monkeypatch: pytest.MonkeyPatch, write_behind_default_bound: None
+) -> None:
+    # one write over 3 x 2 chunks whose last column is cut by the dataset's edge (80 = 2.5
+    # chunks of 32), at an offset: written chunk by chunk, read back whole
+    monkeypatch.delenv(REMOTE_WRITE_THREADS_ENV, raising=False)
+    layer = build_cv_layer(
+        "s3://gated/several",
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_scales=[RES],
+        info_chunk_size=CHUNK,
+        info_voxel_offset=(16, 0, 0),
+        info_dataset_size=(80, 64, 2),
+        info_encoding="raw",
+        cv_kwargs={"compress": "gzip"},
+    )
+    idx = VolumetricIndex.from_coords((16, 0, 0), (96, 64, 2), RES)
+    data = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (1, 80, 64, 2), np.uint8))
+    gated_s3.reset(want=1)
+    with write_behind.task_scope(on=True) as scope:
+        layer[idx] = data
+    scope.wait()
+    assert torch.equal(layer[idx], data)

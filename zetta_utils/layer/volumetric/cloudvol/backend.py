@@ -37,9 +37,10 @@ each chunk written so.
 Writes to object storage (``gs://``, ``s3://``) inside a task's write-behind scope (see
 :mod:`zetta_utils.write_behind`) go to a pool of ``$ZETTA_CV_WRITE_THREADS`` threads per process
 (default 8; 1: one after another on write-behind's writer thread, as before), each with its own
-CloudVolume handle, so that several PUTs are in flight at once: a store answering each request in
-20-100 ms otherwise bounds a process at one chunk per round trip. Writes whose regions overlap
-still reach storage in the order they were made. Local writes stay on the writer thread.
+CloudVolume handle, one storage chunk per job, so that several PUTs are in flight at once: a store
+answering each request in 20-100 ms otherwise bounds a process at one chunk per round trip.
+Writes whose regions overlap still reach storage in the order they were made. Local writes stay
+on the writer thread.
 
 S3: ``s3://bucket/path`` goes to AWS, or to the endpoint named by ``ZETTA_S3_ENDPOINT`` /
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` through a cloud-files alias ``zettas3``. Credentials
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import itertools
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -478,9 +480,14 @@ class CVBackend(PrecomputedBackend):
             data = np.array(data, order="F")
             threads = remote_write_threads()
             if not self._vpath.is_local and threads > 1:
-                # object storage: several writes in flight at once (module docstring)
-                future = _WRITES.submit(self, scale, start, stop, data, threads)
-                write_behind.track(self.path, future, data.nbytes)
+                # object storage: several writes in flight at once (module docstring), one
+                # storage chunk each (CloudVolume would start threads of its own for several)
+                for lo, hi in _chunk_boxes(scale, start, stop):
+                    piece = data[
+                        tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, start, strict=True))
+                    ]
+                    future = _WRITES.submit(self, scale, lo, hi, piece, threads)
+                    write_behind.track(self.path, future, piece.nbytes)
                 return
             # (the handle of this scale is used by the writer thread alone meanwhile: reads of
             # the volume wait for its pending writes)
@@ -589,6 +596,28 @@ class _ConcurrentWrites:
 
 
 Box3 = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def _chunk_boxes(
+    scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
+) -> list[tuple[list[int], list[int]]]:
+    """The region ``[start, stop)`` cut along the scale's chunk grid: one box per storage chunk
+    it covers (a write of a whole chunk, or of the part of an edge chunk inside the bounds)."""
+    chunk = scale["chunk_sizes"][0]
+    offset = scale["voxel_offset"]
+    cuts = []
+    for d in range(3):
+        edges = [int(start[d])]
+        first = offset[d] + ((start[d] - offset[d]) // chunk[d] + 1) * chunk[d]
+        edges += range(int(first), int(stop[d]), int(chunk[d]))
+        edges.append(int(stop[d]))
+        cuts.append(list(itertools.pairwise(edges)))
+    return [
+        ([x0, y0, z0], [x1, y1, z1])
+        for (z0, z1) in cuts[2]
+        for (y0, y1) in cuts[1]
+        for (x0, x1) in cuts[0]
+    ]
 
 
 def _overlap(a: Box3, b: Box3) -> bool:
