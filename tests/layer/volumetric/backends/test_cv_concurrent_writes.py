@@ -105,7 +105,7 @@ def _chunk(i: int) -> VolumetricIndex:
 def test_writes_to_s3_are_in_flight_together(
     gated_s3: Gate, monkeypatch: pytest.MonkeyPatch, write_behind_default_bound: None
 ) -> None:
-    monkeypatch.delenv(REMOTE_WRITE_THREADS_ENV, raising=False)  # the default: 8
+    monkeypatch.delenv(REMOTE_WRITE_THREADS_ENV, raising=False)  # the default: 4
     layer = _layer("together", 8)
     rng = np.random.default_rng(0)
     data = [torch.from_numpy(rng.integers(0, 255, (1, *CHUNK), dtype=np.uint8)) for _ in range(8)]

@@ -36,11 +36,12 @@ each chunk written so.
 
 Writes to object storage (``gs://``, ``s3://``) inside a task's write-behind scope (see
 :mod:`zetta_utils.write_behind`) go to a pool of ``$ZETTA_CV_WRITE_THREADS`` threads per process
-(default 8; 1: one after another on write-behind's writer thread, as before), each with its own
+(default 4; 1: one after another on write-behind's writer thread, as before), each with its own
 CloudVolume handle, one storage chunk per job, so that several PUTs are in flight at once: a store
 answering each request in 20-100 ms otherwise bounds a process at one chunk per round trip.
 Writes whose regions overlap still reach storage in the order they were made. Local writes stay
-on the writer thread.
+on the writer thread. Each thread in flight costs cloud-files a client of its own once per process
+(boto3: ~0.1 s of CPU): more threads pay off only where a round trip outlasts several tasks' work.
 
 S3: ``s3://bucket/path`` goes to AWS, or to the endpoint named by ``ZETTA_S3_ENDPOINT`` /
 ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` through a cloud-files alias ``zettas3``. Credentials
@@ -514,12 +515,12 @@ class CVBackend(PrecomputedBackend):
 
 
 REMOTE_WRITE_THREADS_ENV = "ZETTA_CV_WRITE_THREADS"
-DEFAULT_REMOTE_WRITE_THREADS = 8
+DEFAULT_REMOTE_WRITE_THREADS = 4
 
 
 def remote_write_threads() -> int:
     """Deferred CloudVolume writes to object storage in flight at once per process:
-    ``$ZETTA_CV_WRITE_THREADS``, default 8; 1 runs them one after another on write-behind's
+    ``$ZETTA_CV_WRITE_THREADS``, default 4; 1 runs them one after another on write-behind's
     writer thread (as local writes always are)."""
     given = os.environ.get(REMOTE_WRITE_THREADS_ENV, "").strip()
     if not given:
