@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
+from zetta_utils.mazepa_layer_processing.common import reduction
 
 from .helpers import make_volume_at
 
@@ -26,3 +27,13 @@ def make_volume(tmp_path: Path) -> MakeVolume:
         return make_volume_at(str(tmp_path / (name or f"vol{counter['n']}")), **kwargs)
 
     return make
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the compiled blending loops and again with the NumPy ones."""
+    if request.param == "numpy":
+        monkeypatch.setattr(reduction, "KERNELS", None)
+    elif reduction.KERNELS is None:
+        pytest.skip("the compiled loops are not built")
+    return str(request.param)

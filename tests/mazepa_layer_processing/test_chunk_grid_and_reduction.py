@@ -29,16 +29,6 @@ from zetta_utils.mazepa_layer_processing.common.reduction import (
 from .helpers import example_dir
 
 
-@pytest.fixture(params=["compiled", "numpy"])
-def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the compiled blending loops and again with the NumPy ones."""
-    if request.param == "numpy":
-        monkeypatch.setattr(reduction, "KERNELS", None)
-    elif reduction.KERNELS is None:
-        pytest.skip("the compiled loops are not built")
-    return str(request.param)
-
-
 def reference_ramp(pad: int, mode: str) -> np.ndarray:
     """The weights of the guide/REFERENCE, written out independently."""
     k = np.arange(1, 2 * pad + 1, dtype=np.float64)

@@ -24,15 +24,6 @@ from .helpers import example_dir
 from .test_chunk_grid_and_reduction import small_grids, stored_pieces
 
 
-@pytest.fixture(params=["compiled", "numpy"])
-def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "numpy":
-        monkeypatch.setattr(reduction, "KERNELS", None)
-    elif reduction.KERNELS is None:
-        pytest.skip("the compiled loops are not built")
-    return str(request.param)
-
-
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     grid=small_grids(),
