@@ -638,9 +638,12 @@ class PieceStore:
             if inner and have_in is None:
                 wanted.append((key, 0, p if outer and have_out is None else isz))
             elif outer and have_out is None:
+                # (not an interior reduced already: reductions may run out of the order that
+                # _reduced_later assumes, and a consumed interior held in memory only is gone)
                 whole = (
                     reuse
                     and not inner
+                    and key not in self._consumed
                     and _covering(parts, 0, isz) is None
                     and self._reduced_later(key, box)
                 )
