@@ -329,6 +329,20 @@ def test_chunk_dependent_function_matches_an_independent_blend(
     stop = tuple(start[d] + counts[d] * top[d] for d in range(3))
     if stop[2] > VOLUME[2]:
         return
+    out, expected = _chunk_dependent_run(tmp_path, cfg, offset, start, stop)
+    assert np.allclose(out, expected, rtol=1e-5, atol=1e-2), cfg
+
+
+def _chunk_dependent_run(
+    tmp_path: Path,
+    cfg: dict[str, Any],
+    offset: tuple[int, int, int],
+    start: tuple[int, ...],
+    stop: tuple[int, ...],
+    batch_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``chunk_dependent`` over ``[start, stop)`` by the flow of ``cfg``: its output, and the
+    blend the reference computes independently."""
     root = example_dir(tmp_path)
     src = make_volume_at(
         str(root / "src"), size=VOLUME, dtype="float32", chunk=(8, 8, 1), offset=offset
@@ -349,10 +363,10 @@ def test_chunk_dependent_function_matches_an_independent_blend(
         verbose=False,
         **cfg,
     )
-    mazepa.execute(flow, show_progress=False)
+    mazepa.execute(flow, show_progress=False, batch_size=batch_size)
     out = read_array(dst, start, stop)
     expected = Reference(cfg, source, offset).blend(0, (start, stop), (start, stop))
-    assert np.allclose(out, expected, rtol=1e-5, atol=1e-2), cfg
+    return out, expected
 
 
 @pytest.mark.parametrize("batch_size", [4, 8])
@@ -373,27 +387,5 @@ def test_a_run_in_one_process_reads_no_interior_it_reduced_already(
     }
     offset = (2, 3, 0)
     start, stop = (2, 3, 0), (22, 24, 1)
-    root = example_dir(tmp_path)
-    src = make_volume_at(
-        str(root / "src"), size=VOLUME, dtype="float32", chunk=(8, 8, 1), offset=offset
-    )
-    dst = make_volume_at(
-        str(root / "dst"), size=(64, 64, 4), dtype="float32", chunk=(4, 4, 1), offset=offset
-    )
-    grid = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in VOLUME), indexing="ij")
-    source = (1 + grid[0] + 64 * grid[1] + 4096 * grid[2])[None]
-    write_array(src, source, offset)
-    flow = build_subchunkable_apply_flow(
-        dst=dst,
-        dst_resolution=RES,
-        bbox=BBox3D.from_coords(start, stop, RES),
-        fn=chunk_dependent,
-        op_kwargs={"src": src},
-        level_intermediaries_dirs=[f"file://{root}/tmp"],
-        verbose=False,
-        **cfg,
-    )
-    mazepa.execute(flow, show_progress=False, batch_size=batch_size)
-    out = read_array(dst, start, stop)
-    expected = Reference(cfg, source, offset).blend(0, (start, stop), (start, stop))
+    out, expected = _chunk_dependent_run(tmp_path, cfg, offset, start, stop, batch_size)
     assert np.allclose(out, expected, rtol=1e-5, atol=1e-2)
