@@ -53,6 +53,7 @@ __all__ = [
     "current_scope",
     "defer",
     "enabled",
+    "has_pending",
     "is_local_key",
     "local_behind",
     "name_os_thread",
@@ -504,6 +505,13 @@ def wait_for(key: str, tracked_only: bool = False) -> None:
     # (nothing pending on key, the common case: answered here, as _Writer.wait_for would)
     if writer is not None and key in (writer.tracked_by_key if tracked_only else writer.by_key):
         writer.wait_for(key, tracked_only)
+
+
+def has_pending(key: str) -> bool:
+    """Whether work on ``key`` is pending in this process (what :func:`wait_for` would wait
+    for)."""
+    writer = _existing_writer()
+    return writer is not None and key in writer.by_key
 
 
 def wait_all() -> None:

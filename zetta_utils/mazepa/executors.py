@@ -143,6 +143,8 @@ class SerialExecutor:
         durations = self._durations
         while queue:
             task = queue[0]
+            if len(queue) > 1:  # the next task's reads in flight while this one runs
+                queue[1].start_reads()
             # If Ctrl-C interrupts the task, it stays queued (and runs again if the run goes on).
             guard = interrupts.current_guard()
             token = RUNNING_TASK.set(task.id)  # the task that mazepa.hold_record() holds

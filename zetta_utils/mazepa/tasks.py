@@ -131,6 +131,20 @@ class Task(Generic[R]):
         self.outcome = outcome
         return outcome
 
+    def start_reads(self) -> None:
+        """Start the reads this task will make, for an executor about to run the task before
+        it: its operation's ``read_ahead`` method, if it has one, is called with the task's
+        arguments (it hands the reads to its storage layer, which keeps them for the task; see
+        :mod:`zetta_utils.layer.volumetric.read_ahead`). It must return at once and change
+        nothing the task's run depends on; an error in it is ignored (the task reads as it
+        would have)."""
+        read_ahead = getattr(self.fn, "read_ahead", None)
+        if read_ahead is not None:
+            try:
+                read_ahead(*self.args, **self.kwargs)
+            except Exception:  # pylint: disable=broad-except
+                pass
+
     def run(self) -> R:
         """Run the task here and return its value; exceptions propagate."""
         return self.fn(*self.args, **self.kwargs)

@@ -324,7 +324,10 @@ def _work(
             )
             outbox.send(behind is not None)
             continue
-        for (seq, _), task in zip(ids, tasks, strict=True):
+        last = len(tasks) - 1
+        for i, ((seq, _), task) in enumerate(zip(ids, tasks, strict=True)):
+            if i < last:  # the next task's reads in flight while this one runs
+                tasks[i + 1].start_reads()
             current_seq.value = seq
             if not torch_state["torch"]:
                 _limit_torch_threads(torch_state)

@@ -16,6 +16,7 @@ from zetta_utils.layer.layer_base import Layer
 from zetta_utils.layer.protocols import DataProcessor, IndexProcessor, JointIndexDataProcessor
 from zetta_utils.tensor_ops import InterpolationMode
 
+from . import read_ahead
 from .backend import VolumetricBackend
 from .frontend import UserVolumetricIndex, VolumetricFrontend, to_write_tensor
 from .index import VolumetricIndex
@@ -38,6 +39,8 @@ def _check_frontend(_instance: Any, _attribute: Any, value: Any) -> None:
             f"`frontend` must be a VolumetricFrontend, got {type(value).__name__}: {value!r}"
         )
 
+
+_HELD = read_ahead.HELD
 
 _FRONTEND_FIELDS = frozenset(attrs.fields_dict(VolumetricFrontend))
 
@@ -63,6 +66,10 @@ class VolumetricLayer(Layer[VolumetricIndex, torch.Tensor]):
         idx = idx_user if type(idx_user) is VolumetricIndex else self.frontend.convert_idx(idx_user)
         if self.index_procs or self.read_procs:
             return self.read_with_procs(idx)
+        if _HELD[0]:  # some data was read ahead (read_ahead.start): this read's, maybe
+            data = read_ahead.take(self, idx)
+            if data is not None:
+                return data
         return self._read_backend(idx)
 
     def __setitem__(

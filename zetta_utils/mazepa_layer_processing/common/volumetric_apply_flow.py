@@ -78,7 +78,7 @@ import torch
 
 from zetta_utils import mazepa
 from zetta_utils.geometry import BBox3D, Vec3D
-from zetta_utils.layer.volumetric import VolumetricIndex
+from zetta_utils.layer.volumetric import VolumetricIndex, read_ahead
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.layer.volumetric.raw_chunks import handing_over
 
@@ -266,6 +266,42 @@ class SubchunkablePlan:
             if isinstance(w, str) and (path + "/").startswith(w.rstrip("/") + "/")
         ]
         return None if inside else self.read_scope
+
+    def read_ahead(self, keys: Sequence[Int3]) -> None:
+        """Start reading the inputs of the top-level chunks ``keys`` (a task about to run) ahead
+        (:mod:`zetta_utils.layer.volumetric.read_ahead`): one level whose chunks read their own
+        inputs (no stacks, nothing prefetched), layers the run only reads."""
+        op = self.op
+        if (
+            self.num_levels != 1
+            or self.prefetch_level is not None
+            or self.bottom_stack != 1
+            or not isinstance(op, VolumetricCallableOperation)
+            or self.read_scope is None
+        ):
+            return
+        layers = [
+            v
+            for v in self.op_kwargs.values()
+            if isinstance(v, VolumetricLayer) and self.input_read_scope(v) is not None
+        ]
+        if not layers:
+            return
+        grid = self.top_grid
+        indices: list[VolumetricIndex] = []
+        for key in keys:
+            if self.top_mode == "skip":
+                idx = self._index(grid.core(key), self.numbering.chunk_id(0, key))
+                if any(op.crop_pad):
+                    idx = idx.padded(op.crop_pad)
+                if op.changes_resolution:
+                    idx = idx.with_resolution(op.get_input_resolution(idx.resolution))
+            elif self.input_resolution == self.dst_resolution:  # (run_op's read_fast)
+                idx = grid.padded(key).padded(self.op_crop_pad).to_index(self.dst_resolution)
+            else:
+                return
+            indices.append(idx)
+        read_ahead.start((layer, idx) for idx in indices for layer in layers)
 
     def _kwargs_for(self, kwargs: Mapping[str, Any], out_box: Box, level: int) -> Mapping[str, Any]:
         if self.prefetch_level == level:
@@ -710,6 +746,10 @@ class ProcessTopChunks(mazepa.OperationBase):
 
     def __call__(self, keys: Sequence[Int3]) -> None:
         self.plan.process_top_chunks([(k[0], k[1], k[2]) for k in keys])
+
+    def read_ahead(self, keys: Sequence[Int3]) -> None:
+        """Start the reads of the task of ``keys`` (mazepa's ``Task.start_reads``)."""
+        self.plan.read_ahead([(k[0], k[1], k[2]) for k in keys])
 
     def describe_region(self, keys: Sequence[Int3]) -> str:
         """The chunks' region, for error reports (e.g. a task that kills its workers)."""
