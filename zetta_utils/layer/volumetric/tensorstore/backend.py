@@ -55,6 +55,15 @@ TensorStore's array interface would add copies and cache transactions per chunk
 The chunk-file primitives (row reads by byte range, the temporary-file write, the switches) are
 :mod:`..raw_chunks`, shared with ``CVBackend``.
 
+Writes behind (a task's TensorStore commits, or its chunks' PUTs to object storage, finishing
+while the worker goes on, see :mod:`zetta_utils.write_behind`) land in the order they were made
+where they overlap: a write first waits for this process's earlier writes in flight to the same
+scale whose boxes, widened to the scale's write grid (its chunks; its shards where sharded, the
+whole scale for a hashed sharding), overlap its own. Writes to other chunks do not wait: with
+write-behind, every chunkwise task's write would otherwise wait for the previous task's commit
+or PUT (one write in flight per worker). ``ZETTA_TS_COMMIT_ORDER=volume`` makes each write wait
+for every earlier one of the volume instead (as before; for comparisons).
+
 Opening a scale (once per process) checks it on storage (bounds, chunk size, encoding, sharding)
 against the layer's info before the first chunk file is read or written.
 
@@ -91,13 +100,75 @@ from ..raw_chunks import (
     whole_chunks,
     write_chunk_file,
 )
-from .shards import ShardLayout, chunk_range
+from .shards import ShardLayout, shard_index
 
 _GZIP_PROBE_ENTRIES = 64
 
 
 _RAW_WRITE_MAX_PENDING_BYTES = 64 * 2**20
 """Raw chunk writes in flight at once, at most (the encoded chunks wait in memory)."""
+
+COMMIT_ORDER_ENV = "ZETTA_TS_COMMIT_ORDER"
+
+
+def _order_by_volume() -> bool:
+    """Whether a write behind waits for every earlier write of its volume in flight
+    (``$ZETTA_TS_COMMIT_ORDER=volume``), not only for those it overlaps (the default)."""
+    return os.environ.get(COMMIT_ORDER_ENV, "").strip().lower() == "volume"
+
+
+Box = tuple[tuple[int, int, int], tuple[int, int, int]]
+"""Start and stop (voxels, XYZ) of a region, on a scale's write grid."""
+
+
+class _InFlight:
+    """This process's writes behind still in flight, by volume: the scale key and box each
+    covers, and the future that completes once it landed (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_url: dict[str, list[tuple[str, Box, Any]]] = {}
+
+    def add(self, url: str, key: str, box: Box, future: Any) -> None:
+        with self.lock:
+            self.by_url.setdefault(url, []).append((key, box, future))
+
+    def overlapping(self, url: str, key: str, box: Box) -> list[Any]:
+        """The futures of the writes in flight to ``box`` of scale ``key`` of ``url`` (every
+        scale and box with ``$ZETTA_TS_COMMIT_ORDER=volume``); forgets those that finished."""
+        with self.lock:
+            entries = self.by_url.get(url)
+            if not entries:
+                return []
+            live = [entry for entry in entries if not entry[2].done()]
+            if not live:
+                del self.by_url[url]
+                return []
+            self.by_url[url] = live
+        if _order_by_volume():
+            return [future for _, _, future in live]
+        (a0, a1, a2), (b0, b1, b2) = box
+        return [
+            future
+            for k, ((c0, c1, c2), (d0, d1, d2)), future in live
+            if k == key and a0 < d0 and c0 < b0 and a1 < d1 and c1 < b1 and a2 < d2 and c2 < b2
+        ]
+
+    def wait_overlapping(self, url: str, key: str, box: Box) -> None:
+        """Block until the writes in flight that ``box`` of scale ``key`` overlaps landed (or
+        failed: their own tasks report that)."""
+        for future in self.overlapping(url, key, box):
+            try:
+                future.exception()
+            except Exception:  # (cancelled): the write's own task reports it
+                pass
+
+    def clear(self) -> None:
+        self.lock = threading.Lock()  # (a lock held by another thread at a fork stays held)
+        self.by_url = {}
+
+
+_IN_FLIGHT = _InFlight()
 
 
 class _Registry:
@@ -152,6 +223,7 @@ _REGISTRY = _Registry()
 
 def _after_fork_in_child() -> None:
     _PID[0] = os.getpid()
+    _IN_FLIGHT.clear()  # (the parent's writes are not this process's)
     _REGISTRY.generation += 1  # the handles backends kept belong to the parent
 
 
@@ -263,10 +335,12 @@ class TSBackend(PrecomputedBackend):
         self._plain_raw: dict[str, bool] = {}
         # how a sharded raw scale's chunks lie in its shard files (None: not readable so)
         self._shard_layouts: dict[str, ShardLayout | None] = {}
+        # a scale's write grid (origin, shape): what orders writes behind (by scale key)
+        self._write_grids: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_stores", "_raw_readable", "_plain_raw", "_shard_layouts"):
+        for name in ("_stores", "_raw_readable", "_plain_raw", "_shard_layouts", "_write_grids"):
             del state[name]  # handles stay in their process (and the rest is found again)
         return state
 
@@ -513,11 +587,30 @@ class TSBackend(PrecomputedBackend):
             return
         # Write-behind: the caller may reuse ``data`` once TensorStore has copied it; encoding
         # and storing (the commit) finish while the worker goes on. A TensorStore write waits for
-        # this volume's earlier commits first, so that writes land in the order they were made.
-        write_behind.wait_for(self._url, tracked_only=True)
+        # this process's commits in flight to the same chunks (shards) first, so that writes land
+        # in the order they were made (see the module docstring).
+        box = self._write_box(scale, start, stop)
+        _IN_FLIGHT.wait_overlapping(self._url, key, box)
         futures = view.write(data)
         futures.copy.result()
         write_behind.track(self._url, futures.commit, data.nbytes)
+        _IN_FLIGHT.add(self._url, key, box, futures.commit)
+
+    def _write_box(
+        self, scale: Mapping[str, Any], start: Sequence[int], stop: Sequence[int]
+    ) -> Box:
+        """``[start, stop)`` widened to the scale's write grid: the chunks (shards) it touches."""
+        key = scale["key"]
+        grid = self._write_grids.get(key)
+        if grid is None:
+            layout = self._store(scale).chunk_layout
+            shape = tuple(int(n) for n in layout.write_chunk.shape[:3])
+            origin = tuple(int(n) for n in layout.grid_origin[:3])
+            grid = self._write_grids[key] = (origin, shape)
+        origin, shape = grid
+        lo = [o + (a - o) // n * n for a, o, n in zip(start, origin, shape, strict=True)]
+        hi = [o + -(-(b - o) // n) * n for b, o, n in zip(stop, origin, shape, strict=True)]
+        return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
 
     # --- whole raw chunks through the key-value store (see the module docstring) ---------------
     def _kvstore(self) -> Any:
@@ -580,13 +673,16 @@ class TSBackend(PrecomputedBackend):
         data: npt.NDArray[Any],
     ) -> None:
         """:meth:`_write_raw_chunks` to object storage with write-behind: each chunk's PUT is
-        tracked, not awaited (after this volume's earlier ones, so that they land in order)."""
-        write_behind.wait_for(self._url, tracked_only=True)
+        tracked, not awaited (after this process's PUTs in flight to the same chunks, so that
+        they land in order)."""
+        key = scale["key"]
+        box = self._write_box(scale, start, stop)
+        _IN_FLIGHT.wait_overlapping(self._url, key, box)
         for name, part in whole_chunks(scale, start, stop, data):
             value = raw_chunk_array(part).tobytes()  # (a copy: the PUT owns it)
-            write_behind.track(
-                self._url, kvstore.write(f"{scale['key']}/{name}", value), len(value)
-            )
+            future = kvstore.write(f"{key}/{name}", value)
+            write_behind.track(self._url, future, len(value))
+            _IN_FLIGHT.add(self._url, key, box, future)
 
     def _read_raw_chunks_into(
         self,
@@ -644,8 +740,9 @@ class TSBackend(PrecomputedBackend):
                     target[...] = 0
                 continue
             try:
+                index = shard_index(fd, path, layout)  # (one fstat for the region's chunks)
                 for minishard, chunk_id, shape, xs, ys, zs, target in chunks:
-                    found = chunk_range(fd, path, layout, minishard, chunk_id)
+                    found = index.chunk_range(fd, path, layout, minishard, chunk_id)
                     if found is None:
                         target[...] = 0
                         continue
@@ -658,6 +755,8 @@ class TSBackend(PrecomputedBackend):
                             f"of {nx} x {ny} x {nz} voxels and {channels} channel(s) of "
                             f"{stored.name} holds {expected}"
                         )
-                    copy_raw_rows(fd, path, offset, stored, channels, shape, xs, ys, zs, target)
+                    copy_raw_rows(
+                        fd, path, offset, stored, channels, shape, xs, ys, zs, target, index.stamp
+                    )
             finally:
                 os.close(fd)

@@ -10,9 +10,10 @@ delta-coded uint64 arrays. Offsets count from the end of the shard index. With t
 encoding a chunk is stored as an unsharded raw chunk file would be: its XYZC array in Fortran
 order, so the rows a region covers are byte ranges of the shard file, as they are of a chunk file.
 
-:class:`ShardLayout` locates chunks; :func:`shard_indexes` reads a shard file's index and the
-minishard indexes it needs, and keeps them per process and file, checked against the file's
-``fstat`` (device, inode, size, modification time) on every use, as TensorStore's revalidated
+:class:`ShardLayout` locates chunks (and remembers where); :func:`shard_index` reads a shard
+file's index, and :meth:`ShardIndex.chunk_range` the minishard indexes it needs; they are kept
+per process and file, checked against the open file's ``fstat`` (device, inode, size,
+modification and change times) on every :func:`shard_index` call, as TensorStore's revalidated
 cache checks a local file's generation: a shard rewritten since is read again.
 
 Other hashes (``murmurhash3_x86_128``) and gzip-encoded chunk data are left to TensorStore.
@@ -44,6 +45,11 @@ class ShardLayout:
     gzip_minishard_index: bool
     grid_bits: tuple[int, int, int]
     """Bits of each axis of the chunk grid in the compressed Morton code."""
+    _located: dict[tuple[int, int, int], tuple[str, int, int]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False, hash=False
+    )
+    """:meth:`locate`'s answers so far (a flow reads each chunk several times: padded regions,
+    a chunk read by parts)."""
 
     @classmethod
     def of(cls, scale: Mapping[str, Any]) -> ShardLayout | None:
@@ -89,6 +95,16 @@ class ShardLayout:
 
     def locate(self, grid: tuple[int, int, int]) -> tuple[str, int, int]:
         """The shard file name, minishard and chunk id of the chunk at ``grid``."""
+        found = self._located.get(grid)
+        if found is not None:
+            return found
+        found = self._locate(grid)
+        if len(self._located) >= _MAX_LOCATED:
+            self._located.clear()
+        self._located[grid] = found
+        return found
+
+    def _locate(self, grid: tuple[int, int, int]) -> tuple[str, int, int]:
         chunk_id = self.chunk_id(grid)
         hashed = chunk_id >> self.preshift_bits
         minishard = hashed & ((1 << self.minishard_bits) - 1)
@@ -97,14 +113,34 @@ class ShardLayout:
         return f"{shard:0{digits}x}.shard", minishard, chunk_id
 
 
+_MAX_LOCATED = 1 << 16
+"""Chunk positions a layout remembers where they lie; all are dropped when more are needed."""
+
+Stamp = tuple[int, int, int, int, int]
+"""A shard file's device, inode, size, modification and change times (ns): its version."""
+
+
 class ShardIndex:
     """A shard file's index and the minishard indexes decoded so far (chunk id -> absolute byte
-    offset and size of the chunk in the file)."""
+    offset and size of the chunk in the file), for the file as it was when ``stamp`` was taken."""
 
-    def __init__(self, stamp: tuple[int, ...], ranges: np.ndarray[Any, Any]):
+    def __init__(self, stamp: Stamp, ranges: np.ndarray[Any, Any]):
         self.stamp = stamp
         self.ranges = ranges
         self.minishards: dict[int, dict[int, tuple[int, int]]] = {}
+
+    def chunk_range(
+        self, fd: int, path: str, layout: ShardLayout, minishard: int, chunk_id: int
+    ) -> tuple[int, int] | None:
+        """The absolute byte offset and size of chunk ``chunk_id`` in the open shard file ``fd``
+        (``path``, the file this index was read from: see :func:`shard_index`), or None when the
+        shard holds no such chunk."""
+        chunks = self.minishards.get(minishard)
+        if chunks is None:
+            chunks = _read_minishard(fd, path, layout, self, minishard)
+            with _LOCK:
+                self.minishards[minishard] = chunks
+        return chunks.get(chunk_id)
 
 
 _MAX_SHARDS = 4096
@@ -135,16 +171,13 @@ def chunk_range(
 ) -> tuple[int, int] | None:
     """The absolute byte offset and size of chunk ``chunk_id`` in the open shard file ``fd``
     (``path``), or None when the shard holds no such chunk."""
-    index = _shard_index(fd, path, layout)
-    chunks = index.minishards.get(minishard)
-    if chunks is None:
-        chunks = _read_minishard(fd, path, layout, index, minishard)
-        with _LOCK:
-            index.minishards[minishard] = chunks
-    return chunks.get(chunk_id)
+    return shard_index(fd, path, layout).chunk_range(fd, path, layout, minishard, chunk_id)
 
 
-def _shard_index(fd: int, path: str, layout: ShardLayout) -> ShardIndex:
+def shard_index(fd: int, path: str, layout: ShardLayout) -> ShardIndex:
+    """The index of the open shard file ``fd`` (``path``): kept from an earlier read while the
+    file's ``fstat`` is what it was then, else read again (one ``fstat`` a call: the chunks of a
+    region in one shard file ask it once)."""
     st = os.fstat(fd)
     stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _LOCK:
