@@ -8,13 +8,16 @@ the reduction tasks (combining pieces, the dst write's part on the main thread).
 thread as a whole, the process (all threads: write-behind's writer, TensorStore's) and wall
 time. CPU time depends far less than wall time on what else a shared machine runs.
 
-``--ab``: rounds alternate the code before and after O1's reduction changes, switched in this
-process (``ZETTA_REDUCE_IN_STRIPS=0`` and ``ZETTA_FUSED_COMBINE=0``: whole reduction chunks,
-cells accumulated then stored), and both columns are printed. Every output is checked against
-the source.
+``--ab``: rounds alternate the code before and after a change, switched in this process, and
+both columns are printed. ``--ab-what``: which change: ``o1`` (default), O1's reduction changes
+(``ZETTA_REDUCE_IN_STRIPS=0`` and ``ZETTA_FUSED_COMBINE=0``: whole reduction chunks, cells
+accumulated then stored); ``p3``, P3's cache of whole raw chunks for the src reads
+(``ZETTA_RAW_CHUNK_CACHE=0``: every padded read reads its rows from the files). Every output is
+checked against the source.
 
 Usage:
   .venv/bin/python bench/bench_c_steps.py [--kinds sharded,raw] [--z 16] [--rounds 4] [--ab]
+      [--ab-what o1|p3]
 """
 
 from __future__ import annotations
@@ -71,12 +74,19 @@ def _instrument() -> None:
     _timed(vaf.Reducer, "reduce", "reduction tasks, total")
 
 
-def _switch(new: bool) -> None:
+def _switch(new: bool, what: str = "o1") -> None:
+    from zetta_utils.layer.volumetric import raw_chunks
     from zetta_utils.mazepa_layer_processing.common import reduction as red
     from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow as vaf
 
-    vaf._STRIPS[0] = new  # pylint: disable=protected-access
-    red._FUSED_COMBINE[0] = new  # pylint: disable=protected-access
+    if what == "o1":
+        vaf._STRIPS[0] = new  # pylint: disable=protected-access
+        red._FUSED_COMBINE[0] = new  # pylint: disable=protected-access
+    elif what == "p3":
+        raw_chunks._CHUNK_CACHE[0] = new  # pylint: disable=protected-access
+        raw_chunks.clear_chunk_cache()
+    else:
+        raise ValueError(f"--ab-what: expected o1 or p3, got {what!r}")
 
 
 def _cpu() -> float:
@@ -131,6 +141,7 @@ def main() -> None:
     parser.add_argument("--z", type=int, default=16, help="sections of 4096 x 4096")
     parser.add_argument("--rounds", type=int, default=4, help="timed rounds (after one warm-up)")
     parser.add_argument("--ab", action="store_true", help="alternate before/after (see above)")
+    parser.add_argument("--ab-what", default="o1", choices=("o1", "p3"), help="see above")
     parser.add_argument("--dir", default=None, help="scratch directory")
     args = parser.parse_args()
     kinds = [bm.kind_of(k.strip()) for k in args.kinds.split(",") if k.strip()]
@@ -152,13 +163,13 @@ def main() -> None:
             }
             for r in range(args.rounds + 1):
                 for new in variants:
-                    _switch(new)
+                    _switch(new, args.ab_what)
                     result = _run(storage, src, args.z)
                     if r == 0:
                         continue  # warm-up
                     for k, v in result.items():
                         results[new][k].append(v)
-            _switch(True)
+            _switch(True, args.ab_what)
             print(
                 f"\n{kind.name}: ms per {SIZE}^2 section, one process, median [range] of "
                 f"{args.rounds} rounds{' alternated' if args.ab else ''}"

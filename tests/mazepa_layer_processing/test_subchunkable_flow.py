@@ -769,6 +769,37 @@ def test_prefetches_read_chunk_files_or_through_a_cache_sized_for_a_row_of_chunk
         assert readers and all(r.cache_bytes_limit == 8 << 20 for r in readers)
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_prefetches_of_chunk_files_keep_whole_chunks_for_inputs_the_run_only_reads(
+    tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    from zetta_utils.geometry import Vec3D
+    from zetta_utils.layer.volumetric import raw_chunks
+    from zetta_utils.mazepa_layer_processing.common.layer_wrappers import prefetch_layer_voxels
+
+    monkeypatch.setattr(raw_chunks, "_CHUNK_CACHE", [cache])
+    raw_chunks.clear_chunk_cache()
+    src, data = source_volume(make_volume)
+    dst = make_volume("dst", size=SIZE, chunk=(8, 8, 1))
+    run(make_flow(src, dst, tmp_path / "tmp"))
+    assert np.array_equal(read_array(dst, (0, 0, 0), SIZE), data)
+    stats = raw_chunks.chunk_cache_stats()
+    if cache:
+        # the padded regions share storage chunks: each mapped once, its parts copied from it,
+        # in a cache sized as the prefetch cache (one step of 8 MiB for this small volume)
+        assert stats.scope is not None and stats.limit == 8 << 20
+        assert stats.misses > 0 and stats.hits > stats.misses
+    else:
+        assert stats.chunks == stats.hits == stats.misses == 0
+    # a prefetch without a scope (a volume the run may write) caches nothing
+    raw_chunks.clear_chunk_cache()
+    box = Box((-3, 5, 0), (20, 40, 2))
+    layer = prefetch_layer_voxels(src, Vec3D(*RES), box, Box((-3, 5, 0), (32, 40, 2)))
+    assert layer.backend.data is not None  # type: ignore[attr-defined]
+    assert raw_chunks.chunk_cache_stats().chunks == 0
+    raw_chunks.clear_chunk_cache()
+
+
 def test_prefetches_of_a_volume_share_one_cached_reader_per_info(make_volume: MakeVolume) -> None:
     import pickle
 

@@ -15,12 +15,30 @@ The environment switches:
 * ``ZETTA_RAW_CHUNK_WRITES=0``: writes go through the libraries.
 * ``ZETTA_FILE_IO_SYNC=1`` (or ``true``/``yes``/``on``): chunks written are fsynced (the default
   of ``TSBackend(file_io_sync=None)``; always read by ``CVBackend``).
+* ``ZETTA_RAW_CHUNK_CACHE=0``: :func:`chunk_cache` keeps nothing (read when this module is
+  imported).
+
+Padded reads of neighbouring regions (a chunkwise flow's prefetches) share storage chunks: a flow
+reading 1280-voxel regions for 1024-voxel chunks over 1024-voxel storage chunks reads each storage
+chunk ~3.8 times, and a partial read of a chunk still reads its rows whole (x ranges are cut out
+of a row buffer). Inside :func:`chunk_cache` (a scope: one execution of a flow that only reads the
+volume, as :mod:`.read_cache`'s scoped readers), the reads of this thread keep the *whole* chunks
+they touch in a per-process cache of bounded size, least recently used dropped first, and take
+their parts from it. A cached chunk is served only while its file's stamp (device, inode, size,
+modification and change times, from ``fstat``/``stat``) is what it was when it was read, so a
+chunk rewritten since (a new file renamed into place, or the file rewritten) is read again; writes
+of this process to a volume drop its cached chunks (:func:`.precomputed.notify`), and a new scope
+drops the previous one's. Shard files: a chunk is keyed by the file and its byte offset, under the
+shard file's stamp.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
+import math
+import mmap
 import os
 import secrets
 import threading
@@ -51,6 +69,11 @@ def raw_chunk_reads_enabled() -> bool:
 def raw_chunk_writes_enabled() -> bool:
     """False when ``ZETTA_RAW_CHUNK_WRITES`` is ``0``/``false``/``no``/``off``."""
     return os.environ.get("ZETTA_RAW_CHUNK_WRITES", "").strip().lower() not in _OFF
+
+
+def raw_chunk_cache_enabled() -> bool:
+    """False when ``ZETTA_RAW_CHUNK_CACHE`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get("ZETTA_RAW_CHUNK_CACHE", "").strip().lower() not in _OFF
 
 
 def file_io_sync_default() -> bool:
@@ -312,12 +335,23 @@ def read_chunk_file(
     whose array is ``shape`` x ``channels`` of ``dtype``, into ``target`` (XYZC); False (and
     ``target`` untouched) when there is no such file. A file of another size is an error, but
     with ``empty_is_zeros`` an empty one reads as zeros (as CloudVolume decodes it)."""
+    if _caching():
+        # a cached chunk is found by the file's stamp without opening the file
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        cached = _CACHE.get(path, 0, _stamp(st), dtype, channels, shape)
+        if cached is not None:
+            _copy_from_chunk(cached, xs, ys, zs, target)
+            return True
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         if size == 0 and empty_is_zeros:
             target[...] = 0
             return True
@@ -328,7 +362,7 @@ def read_chunk_file(
                 f"raw chunk file {path} holds {size} bytes; a chunk of {nx} x {ny} x {nz} voxels "
                 f"and {channels} channel(s) of {dtype.name} holds {expected}"
             )
-        copy_raw_rows(fd, path, 0, dtype, channels, shape, xs, ys, zs, target)
+        copy_raw_rows(fd, path, 0, dtype, channels, shape, xs, ys, zs, target, _stamp(st))
     finally:
         os.close(fd)
     return True
@@ -345,11 +379,18 @@ def copy_raw_rows(
     ys: tuple[int, int],
     zs: tuple[int, int],
     target: npt.NDArray[Any],
+    stamp: Stamp | None = None,
 ) -> None:
     """Copy the part ``xs`` x ``ys`` x ``zs`` of the raw chunk of ``shape`` x ``channels`` stored
     from byte ``base`` of the open file ``fd`` (``path``) into ``target`` (XYZC): the rows ``ys``
     of each z plane are one byte range, and so are the planes ``zs`` when the rows are all of
-    them."""
+    them. Inside :func:`chunk_cache`, from the whole chunk, cached (``stamp``: the file's, when the
+    caller has it)."""
+    if _caching():
+        chunk = _CACHE.chunk(fd, path, base, dtype, channels, shape, stamp)
+        if chunk is not None:
+            _copy_from_chunk(chunk, xs, ys, zs, target)
+            return
     nx, ny, nz = shape
     (xa, xb), (ya, yb), (za, zb) = xs, ys, zs
     whole_planes = ya == 0 and yb == ny
@@ -376,3 +417,235 @@ def _pread_exactly(fd: int, path: str, buffer: npt.NDArray[Any], offset: int) ->
         if n == 0:
             raise OSError(f"raw chunk file {path}: short read at byte {offset + done}")
         done += n
+
+
+# --- the cache of whole chunks (see the module docstring) ---------------------------------------
+
+Stamp = tuple[int, int, int, int, int]
+"""A file's device, inode, size, modification and change times (ns)."""
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class ChunkCacheStats(NamedTuple):
+    """What the chunk cache of this process holds and did since it was last cleared."""
+
+    chunks: int
+    nbytes: int
+    """Bytes of files mapped."""
+    limit: int
+    scope: str | None
+    hits: int
+    misses: int
+
+
+class _ChunkCache:
+    """Chunks mapped from their files, by file and byte offset, each with its file's stamp, least
+    recently used first; at most ``limit`` bytes mapped (the largest asked for in the current
+    scope). A chunk dropped is unmapped once no copy out of it is running (the last reference
+    to its map goes)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # (path, offset) -> the file's stamp, the chunk (a view of its map), bytes mapped
+        self.entries: collections.OrderedDict[
+            tuple[str, int], tuple[Stamp, npt.NDArray[Any], int]
+        ] = collections.OrderedDict()
+        self.nbytes = 0
+        self.limit = 0
+        self.scope: str | None = None
+        # chunks per folder (a scale's, or one holding shard files): what a write to a volume
+        # drops
+        self.folders: collections.Counter[str] = collections.Counter()
+        self.hits = 0
+        self.misses = 0
+
+    def enter(self, scope: str, max_bytes: int) -> None:
+        with self.lock:
+            if scope != self.scope:
+                self._clear()
+                self.scope = scope
+            self.limit = max(self.limit, max_bytes)
+
+    def clear(self) -> None:
+        with self.lock:
+            self._clear()
+            self.scope = None
+            self.hits = self.misses = 0
+
+    def _clear(self) -> None:
+        self.entries.clear()
+        self.folders.clear()
+        self.nbytes = 0
+        self.limit = 0
+
+    def get(
+        self,
+        path: str,
+        base: int,
+        stamp: Stamp,
+        dtype: np.dtype[Any],
+        channels: int,
+        shape: tuple[int, int, int],
+    ) -> npt.NDArray[Any] | None:
+        """The cached chunk, if it was mapped from the file as it is now (``stamp``)."""
+        key = (path, base)
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                return None
+            known, chunk, _mapped = entry
+            if (
+                known != stamp
+                or chunk.dtype != dtype
+                or chunk.shape != (channels, shape[2], shape[1], shape[0])
+            ):
+                self._remove(key)
+                return None
+            self.entries.move_to_end(key)
+            self.hits += 1
+            return chunk
+
+    def chunk(
+        self,
+        fd: int,
+        path: str,
+        base: int,
+        dtype: np.dtype[Any],
+        channels: int,
+        shape: tuple[int, int, int],
+        stamp: Stamp | None,
+    ) -> npt.NDArray[Any] | None:
+        """The chunk stored from byte ``base`` of the open file ``fd`` (``path``, whose size the
+        caller checked) as an array ``(channels, z, y, x)``: cached, or mapped and cached; None
+        where it is larger than the cache or cannot be mapped (the caller reads its part)."""
+        if stamp is None:
+            stamp = _stamp(os.fstat(fd))
+        cached = self.get(path, base, stamp, dtype, channels, shape)
+        if cached is not None:
+            return cached
+        nbytes = math.prod(shape) * channels * dtype.itemsize
+        if nbytes > self.limit or nbytes == 0:
+            return None
+        start = base - base % mmap.ALLOCATIONGRANULARITY
+        try:
+            mapped = mmap.mmap(fd, base - start + nbytes, prot=mmap.PROT_READ, offset=start)
+        except (OSError, ValueError):  # a file changed meanwhile, a file system without maps
+            return None
+        chunk = np.frombuffer(
+            mapped, dtype=dtype, count=nbytes // dtype.itemsize, offset=base - start
+        )
+        chunk = chunk.reshape(channels, shape[2], shape[1], shape[0])
+        key = (path, base)
+        with self.lock:
+            self.misses += 1
+            if key in self.entries:  # mapped by another thread meanwhile
+                self._remove(key)
+            self.entries[key] = (stamp, chunk, len(mapped))
+            self.nbytes += len(mapped)
+            self.folders[os.path.dirname(path)] += 1
+            while self.nbytes > self.limit and self.entries:
+                self._remove(next(iter(self.entries)))
+        return chunk
+
+    def _remove(self, key: tuple[str, int]) -> None:
+        _known, _chunk, mapped = self.entries.pop(key)
+        self.nbytes -= mapped
+        folder = os.path.dirname(key[0])
+        self.folders[folder] -= 1
+        if self.folders[folder] <= 0:
+            del self.folders[folder]
+
+    def drop_under(self, directory: str) -> None:
+        """Drop the chunks of files under ``directory``."""
+        prefix = directory.rstrip("/") + "/"
+        with self.lock:
+            folders = {f for f in self.folders if (f + "/").startswith(prefix)}
+            if not folders:
+                return
+            for key in [k for k in self.entries if os.path.dirname(k[0]) in folders]:
+                self._remove(key)
+
+    def stats(self) -> ChunkCacheStats:
+        with self.lock:
+            return ChunkCacheStats(
+                len(self.entries), self.nbytes, self.limit, self.scope, self.hits, self.misses
+            )
+
+
+_CACHE = _ChunkCache()
+
+_CHUNK_CACHE = [raw_chunk_cache_enabled()]
+"""Whether :func:`chunk_cache` caches (``ZETTA_RAW_CHUNK_CACHE``; benchmarks switch it)."""
+
+_CACHING = threading.local()
+
+
+def _caching() -> bool:
+    return getattr(_CACHING, "on", False)
+
+
+@contextlib.contextmanager
+def chunk_cache(scope: str, max_bytes: int) -> Iterator[None]:
+    """Reads of raw chunks by this thread inside keep the whole chunks they touch cached (see the
+    module docstring), for ``scope``: a token naming one execution of a flow that writes nothing
+    to the volumes read so (a new scope drops the chunks of the previous one). ``max_bytes``: the
+    most the cache may map; the largest asked for in a scope holds."""
+    if not isinstance(scope, str) or not scope:
+        raise ValueError(f"scope: expected a non-empty string, got {scope!r}")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ValueError(f"max_bytes: expected a positive integer, got {max_bytes!r}")
+    if not _CHUNK_CACHE[0]:
+        yield
+        return
+    _CACHE.enter(scope, max_bytes)
+    before = _caching()
+    _CACHING.on = True
+    try:
+        yield
+    finally:
+        _CACHING.on = before
+
+
+def clear_chunk_cache() -> None:
+    """Drop every cached chunk of this process (and the counts of hits and misses)."""
+    _CACHE.clear()
+
+
+def chunk_cache_stats() -> ChunkCacheStats:
+    """What the chunk cache of this process holds (for tests and benchmarks)."""
+    return _CACHE.stats()
+
+
+def _copy_from_chunk(
+    chunk: npt.NDArray[Any],
+    xs: tuple[int, int],
+    ys: tuple[int, int],
+    zs: tuple[int, int],
+    target: npt.NDArray[Any],
+) -> None:
+    """Copy the part ``xs`` x ``ys`` x ``zs`` of ``chunk`` (``(channels, z, y, x)``) into
+    ``target`` (XYZC)."""
+    (xa, xb), (ya, yb), (za, zb) = xs, ys, zs
+    for c in range(chunk.shape[0]):
+        np.copyto(target[:, :, :, c], chunk[c, za:zb, ya:yb, xa:xb].transpose(2, 1, 0))
+
+
+def _on_write(url: str, event: precomputed.Event) -> None:
+    # (every chunk written by this process notifies: nothing to do while nothing is cached)
+    if _CACHE.folders and url.startswith("file://"):
+        _CACHE.drop_under(url[len("file://") :])
+
+
+precomputed.add_listener(_on_write)
+
+
+def _after_fork() -> None:
+    # a lock held by another thread at the fork would stay held in the child
+    global _CACHE
+    _CACHE = _ChunkCache()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -19,7 +19,7 @@ import attrs
 import torch
 
 from zetta_utils.geometry import BBox3D, Vec3D
-from zetta_utils.layer.volumetric import VolumetricIndex, read_cache
+from zetta_utils.layer.volumetric import VolumetricIndex, raw_chunks, read_cache
 from zetta_utils.layer.volumetric.backend import VolumetricBackend
 from zetta_utils.layer.volumetric.layer import VolumetricLayer, build_volumetric_layer
 from zetta_utils.layer.volumetric.precomputed import PrecomputedBackend
@@ -370,27 +370,34 @@ def _prefetch(
 ) -> VolumetricLayer:
     backend = layer.backend
     inside = box.intersection(source.bounds)
-    # A region on the storage chunk grid shares no storage chunk with its neighbours' regions,
-    # and reads of chunk files take only the part of each chunk a region covers: read directly.
-    # Otherwise neighbours re-read the chunks they share: keep them cached.
-    if (
-        inside.is_empty()
-        or source.reads_chunk_files
-        or _is_chunk_aligned(inside, source.offset, source.chunk, source.bounds)
+    # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
+    # read directly. Otherwise neighbours re-read the chunks they share: keep them cached (chunk
+    # files: whole chunks by raw_chunks.chunk_cache, for a volume the run only reads).
+    reader = backend
+    whole_chunks_cache = 0
+    if not inside.is_empty() and not _is_chunk_aligned(
+        inside, source.offset, source.chunk, source.bounds
     ):
-        reader = backend
-    elif reuse is None:
-        reader = chunk_cached(backend, scope=scope)
-    else:
-        reuse = reuse.intersection(source.bounds)
-        size = prefetch_cache_bytes(
-            [reuse, inside], source.offset, source.chunk, source.chunk_bytes
-        )
-        reader = chunk_cached(backend, size, scope)
+        if reuse is None:
+            size = PREFETCH_CACHE_BYTES
+        else:
+            reuse = reuse.intersection(source.bounds)
+            size = prefetch_cache_bytes(
+                [reuse, inside], source.offset, source.chunk, source.chunk_bytes
+            )
+        if not source.reads_chunk_files:
+            reader = chunk_cached(backend, size, scope)
+        elif scope is not None:
+            whole_chunks_cache = size
     if source.into_buffer and isinstance(reader, PrecomputedBackend):
         # Straight into one buffer, zeros outside the dataset (no second array, no copy).
         array = empty_xfast(source.num_channels, box.shape, source.dtype)
-        reader.read_voxels_into(source.stored, box.start, box.stop, array)
+        if whole_chunks_cache:
+            assert scope is not None
+            with raw_chunks.chunk_cache(scope, whole_chunks_cache):
+                reader.read_voxels_into(source.stored, box.start, box.stop, array)
+        else:
+            reader.read_voxels_into(source.stored, box.start, box.stop, array)
         data = torch.from_numpy(array)
     elif inside == box:
         data = reader.read(box.to_index(source.stored))
