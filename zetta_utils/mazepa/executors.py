@@ -116,12 +116,18 @@ class SerialExecutor:
         self._durations = TaskDurations(duration_of)
         self._write_behind_on: bool | None = None
         """``write_behind.enabled()`` as read at this run's first poll (None: not yet)."""
+        self._look_ahead = 0
+        """1 once a task whose operation reads ahead (``Task.start_reads``) was submitted: one
+        task more is queued than a poll runs, so that the next task's reads are always in
+        flight while one runs."""
 
     def free_slots(self) -> int:
-        return self._durations.batch(self.batch_size) - len(self._queue)
+        return self._durations.batch(self.batch_size) + self._look_ahead - len(self._queue)
 
     def submit(self, tasks: Sequence[Task[Any]]) -> None:
         self._queue.extend(tasks)
+        if not self._look_ahead and tasks and getattr(tasks[0].fn, "read_ahead", None):
+            self._look_ahead = 1
 
     def poll_outcomes(self, timeout: float) -> list[TaskOutcome[Any]]:
         """Runs the queued tasks; returns early after the first failure, so that a run that stops
@@ -141,7 +147,10 @@ class SerialExecutor:
         if on is None:
             on = self._write_behind_on = write_behind.enabled()
         durations = self._durations
-        while queue:
+        # with a task looked ahead at: a batch's worth, the next one left queued
+        most = durations.batch(self.batch_size) if self._look_ahead else len(queue)
+        while queue and most > 0:
+            most -= 1
             task = queue[0]
             if len(queue) > 1:  # the next task's reads in flight while this one runs
                 queue[1].start_reads()
@@ -202,6 +211,7 @@ class SerialExecutor:
 
     def shutdown(self, cancel: bool = False) -> None:
         self._write_behind_on = None  # (read again by the next run)
+        self._look_ahead = 0
         self._queue.clear()
         self._finished = []
         behind, self._behind = self._behind, None

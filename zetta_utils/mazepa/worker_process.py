@@ -261,6 +261,56 @@ _TRACE: list[list[tuple[str, float, float]] | None] = [None]
 """With ``$ZETTA_WORKER_TRACE``: (what, start, end) of the main thread's waits and tasks."""
 
 
+class _Batch:
+    """A batch message taken from the inbox ahead, its tasks unpickled (or the error)."""
+
+    __slots__ = ("error", "ids", "tasks")
+
+    def __init__(
+        self, ids: list[tuple[int, str]], tasks: list[Task[Any]], error: Exception | None
+    ) -> None:
+        self.ids = ids
+        self.tasks = tasks
+        self.error = error
+
+
+def _load(data: bytes, received: ReceivedOperations, current_seq: Any = None) -> _Batch:
+    """``data``'s tasks; ``current_seq``: set to the first task's while they are unpickled (the
+    worker's parent blames it if that kills the worker)."""
+    ids, load = deserialize_task_batch(data, received)
+    if ids and current_seq is not None:
+        current_seq.value = ids[0][0]
+    try:
+        tasks: list[Task[Any]] = load()
+        _no_tqdm_process_lock()  # (unpickling may have imported it)
+    except Exception as e:
+        error = RuntimeError(
+            f"the tasks could not be unpickled on the worker: {type(e).__name__}: {e}"
+        )
+        return _Batch(ids, [], error)
+    return _Batch(ids, tasks, None)
+
+
+def _next_batch_ahead(
+    inbox: queue.SimpleQueue[bytes | str | None], received: ReceivedOperations
+) -> _Batch | bytes | None:
+    """The next message if one is waiting already (a batch: unpickled, its first task's reads
+    started, so that they are in flight while the last task of this batch runs); else None.
+    A wake-up is dropped (the loop checks the task behind anyway); "exit" (``b""``) is kept."""
+    try:
+        data = inbox.get_nowait()
+    except queue.Empty:
+        return None
+    if data is None or data == b"":
+        return b""
+    if not isinstance(data, bytes):  # (_WAKE)
+        return None
+    batch = _load(data, received)
+    if batch.tasks:
+        batch.tasks[0].start_reads()
+    return batch
+
+
 def _work(
     inbox: queue.SimpleQueue[bytes | str | None],
     result_conn: Any,
@@ -274,6 +324,7 @@ def _work(
     behind: RanTask | None = None
     armed: RanTask | None = None  # the task behind whose writes wake the inbox when finished
     trace = _TRACE[0]
+    ahead: _Batch | bytes | None = None  # the next message, taken from the inbox ahead
 
     def wake() -> None:
         inbox.put(_WAKE)
@@ -283,23 +334,28 @@ def _work(
             outbox.outcomes.append(behind.finish())
             behind = None
             outbox.send(False)
-        try:
-            if behind is not None and armed is not behind:
-                # about to wait with a task behind: its writes wake the inbox when they finish
-                # (armed only now: while tasks keep coming, the loop polls its writes between
-                # them, and none of its futures calls back into Python on TensorStore's threads)
-                try:
-                    data = inbox.get_nowait()
-                except queue.Empty:
-                    armed = behind
-                    behind.scope.add_done_callback(wake)
-                    data = _wait_for_message(inbox, trace, True)
-            else:
-                data = _wait_for_message(inbox, trace, behind is not None)
-        except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                return
-            continue
+        data: _Batch | bytes | str | None
+        if ahead is not None:
+            data, ahead = ahead, None
+        else:
+            try:
+                if behind is not None and armed is not behind:
+                    # about to wait with a task behind: its writes wake the inbox when they
+                    # finish (armed only now: while tasks keep coming, the loop polls its writes
+                    # between them, and none of its futures calls back into Python on
+                    # TensorStore's threads)
+                    try:
+                        data = inbox.get_nowait()
+                    except queue.Empty:
+                        armed = behind
+                        behind.scope.add_done_callback(wake)
+                        data = _wait_for_message(inbox, trace, True)
+                else:
+                    data = _wait_for_message(inbox, trace, behind is not None)
+            except queue.Empty:
+                if parent is not None and not parent.is_alive():
+                    return
+                continue
         if data == _WAKE:
             continue
         if not data:
@@ -307,27 +363,27 @@ def _work(
                 outbox.outcomes.append(behind.finish())
                 outbox.send(False)
             return
-        assert isinstance(data, bytes)
-        ids, load = deserialize_task_batch(data, received)
-        if ids:
-            current_seq.value = ids[0][0]
-        try:
-            tasks: list[Task[Any]] = load()
-            _no_tqdm_process_lock()  # (unpickling may have imported it)
-        except Exception as e:
-            error = RuntimeError(
-                f"the tasks could not be unpickled on the worker: {type(e).__name__}: {e}"
-            )
+        if isinstance(data, _Batch):
+            batch = data
+        else:
+            assert isinstance(data, bytes)
+            batch = _load(data, received, current_seq)
+        ids, tasks = batch.ids, batch.tasks
+        if batch.error is not None:
             current_seq.value = -1
             outbox.outcomes.extend(
-                TaskOutcome.from_exception(tid, error, retryable=False) for _, tid in ids
+                TaskOutcome.from_exception(tid, batch.error, retryable=False) for _, tid in ids
             )
             outbox.send(behind is not None)
             continue
         last = len(tasks) - 1
         for i, ((seq, _), task) in enumerate(zip(ids, tasks, strict=True)):
-            if i < last:  # the next task's reads in flight while this one runs
+            # the next task's reads in flight while this one runs (the next message's first
+            # task's, when it is waiting already)
+            if i < last:
                 tasks[i + 1].start_reads()
+            elif ahead is None:
+                ahead = _next_batch_ahead(inbox, received)
             current_seq.value = seq
             if not torch_state["torch"]:
                 _limit_torch_threads(torch_state)
