@@ -53,7 +53,9 @@ never of a run that mazepa kept serial.
 Usage:
   .venv/bin/python bench/bench_matrix.py [--kinds raw,gzip,jpeg,sharded,s3-raw,s3-gzip]
       [--procs 1,2] [--seconds 5] [--repeat 2] [--size 4096] [--max-z 512] [--quick]
-      [--z N] [--s3-latency-ms 0]
+      [--z N] [--s3-latency-ms 0] [--flows a,c]
+
+``--flows c`` (or ``a``) measures one flow only (the baseline still runs every round).
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ FLOWS = {
     "(a) one level": bs.CASES["(a) 1 level, skip_intermediaries"],
     "(c) crop + blend": bs.CASES["(c) crop + blend on both levels"],
 }
+GOALS = {"(a) one level": 0.9, "(c) crop + blend": 0.5}
+RUN_FLOWS = dict(FLOWS)
+"""The flows this run measures (``--flows``)."""
 SHARDING = {
     "@type": "neuroglancer_uint64_sharded_v1",
     "preshift_bits": 0,
@@ -443,15 +448,15 @@ def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
     print(lines[0], flush=True)
     for procs in args.procs:
         base_times: list[float] = []
-        times: dict[str, list[float]] = {name: [] for name in FLOWS}
+        times: dict[str, list[float]] = {name: [] for name in RUN_FLOWS}
         base_cpu: list[float] = []
-        cpus: dict[str, list[float]] = {name: [] for name in FLOWS}
+        cpus: dict[str, list[float]] = {name: [] for name in RUN_FLOWS}
         checks: dict[str, str] = {}
         for _ in range(args.repeat):
             cpu = cpu_seconds()
             base_times.append(baseline_copy(storage, src, size, z, procs))
             base_cpu.append(cpu_seconds() - cpu)
-            for name, case in FLOWS.items():
+            for name, case in RUN_FLOWS.items():
                 cpu = cpu_seconds()
                 times[name].append(run_flow(storage, src, size, z, case, procs))
                 cpus[name].append(cpu_seconds() - cpu)
@@ -463,7 +468,7 @@ def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
             f"{min(base_times):.2f}-{max(base_times):.2f} s)"
         )
         RESULTS[(kind.name, procs, "baseline")] = base
-        for name in FLOWS:
+        for name in RUN_FLOWS:
             rate = mvox / min(times[name])
             RESULTS[(kind.name, procs, name)] = rate
             per_round = sorted(b / t for b, t in zip(base_times, times[name], strict=True))
@@ -474,7 +479,7 @@ def run_kind(kind: Kind, root: str, args: argparse.Namespace) -> list[str]:
             )
             if procs == 1:
                 lines.append(_cpu_line(base_cpu, cpus[name]))
-        print("\n".join(lines[-1 - len(FLOWS) * (2 if procs == 1 else 1) :]), flush=True)
+        print("\n".join(lines[-1 - len(RUN_FLOWS) * (2 if procs == 1 else 1) :]), flush=True)
     return lines
 
 
@@ -498,7 +503,8 @@ def goals(kinds: list[Kind], procs: list[int]) -> list[str]:
     for kind in kinds:
         for p in procs:
             base = RESULTS[(kind.name, p, "baseline")]
-            for name, goal in zip(FLOWS, (0.9, 0.5), strict=True):
+            for name in RUN_FLOWS:
+                goal = GOALS[name]
                 ratio = RESULTS[(kind.name, p, name)] / base
                 if ratio < goal:
                     out.append(
@@ -506,7 +512,7 @@ def goals(kinds: list[Kind], procs: list[int]) -> list[str]:
                     )
         if 1 in procs and 2 in procs:
             gain = RESULTS[(kind.name, 2, "baseline")] / RESULTS[(kind.name, 1, "baseline")]
-            for name in FLOWS:
+            for name in RUN_FLOWS:
                 flow_gain = RESULTS[(kind.name, 2, name)] / RESULTS[(kind.name, 1, name)]
                 if gain >= 1.6 and flow_gain < 1.6:
                     out.append(
@@ -531,6 +537,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--z", type=int, default=0, help="z sections of every kind (default: sized by --seconds)"
     )
+    parser.add_argument(
+        "--flows", default="a,c", help="flows to measure, comma-separated: a, c (default both)"
+    )
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 2048 x 2048, 1 section, 1 round"
@@ -547,6 +556,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.s3_latency_ms < 0:
         parser.error(f"--s3-latency-ms must be >= 0, got {args.s3_latency_ms}")
     S3_LATENCY_MS[0] = args.s3_latency_ms
+    chosen = [f.strip() for f in args.flows.split(",") if f.strip()]
+    by_letter = {name[1]: name for name in FLOWS}
+    if not chosen or any(f not in by_letter for f in chosen):
+        parser.error(f"--flows: expected letters among a, c, comma-separated, got {args.flows!r}")
+    RUN_FLOWS.clear()
+    RUN_FLOWS.update((by_letter[f], FLOWS[by_letter[f]]) for f in sorted(set(chosen)))
     if args.quick:
         args.size, args.seconds, args.repeat, args.max_z = 2048, 0.0, 1, 1
     if args.size % 2048:

@@ -43,3 +43,20 @@ def test_the_matrix_runs_with_its_tiniest_settings(tmp_path: Path) -> None:
     assert out.count("output jpeg: mean |dst - src|") == 2 * 2 and "TOO LARGE" not in out
     assert "DIFFERS" not in out
     assert "goals missed:" in out or "all goals met" in out
+
+
+def test_flows_picks_the_flows_measured(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--kinds", "raw", "--procs", "1", "--flows", "c"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "ZETTA_WORKER_START_COST_S": "0", "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count(" Mvox/s  ratio ") == 1 and "(c) crop + blend" in done.stdout
+    assert "(a) one level" not in done.stdout and "output == source" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, str(BENCH), "--flows", "b"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "--flows: expected letters among a, c" in bad.stderr

@@ -23,13 +23,19 @@ reading 1280-voxel regions for 1024-voxel chunks over 1024-voxel storage chunks 
 chunk ~3.8 times, and a partial read of a chunk still reads its rows whole (x ranges are cut out
 of a row buffer). Inside :func:`chunk_cache` (a scope: one execution of a flow that only reads the
 volume, as :mod:`.read_cache`'s scoped readers), the reads of this thread keep the *whole* chunks
-they touch in a per-process cache of bounded size, least recently used dropped first, and take
-their parts from it. A cached chunk is served only while its file's stamp (device, inode, size,
-modification and change times, from ``fstat``/``stat``) is what it was when it was read, so a
-chunk rewritten since (a new file renamed into place, or the file rewritten) is read again; writes
-of this process to a volume drop its cached chunks (:func:`.precomputed.notify`), and a new scope
-drops the previous one's. Shard files: a chunk is keyed by the file and its byte offset, under the
-shard file's stamp.
+they touch in a per-process cache of bounded size (bytes mapped), least recently used dropped
+first, and copy their parts out of it. A chunk is kept as a read-only ``mmap`` of its bytes in the
+file: a copy out of it reads the kernel's page cache directly, where a ``pread`` copies into a
+buffer first (a cache of copies of the chunks measured no faster than the reads it saved: the
+copies come from memory either way). A cached chunk is served only while its file's stamp (device,
+inode, size, modification and change times, from ``fstat``/``stat``) is what it was when it was
+mapped, so a chunk file replaced since (a new file renamed into place, as TensorStore and this
+module write) is read again; writes of this process to a volume drop its cached chunks
+(:func:`.precomputed.notify`), and a new scope drops the previous one's. Shard files: a chunk is
+keyed by the file and its byte offset, under the shard file's stamp. As with the scoped readers,
+nothing else may write the volume meanwhile: a file another process truncates in place
+(CloudVolume rewrites local files in place) while a part is copied out of its map ends this
+process with ``SIGBUS``.
 """
 
 from __future__ import annotations
