@@ -258,6 +258,10 @@ class LocalProcessExecutor:
         self._num_outstanding = 0
         self._next_seq = 0
         self._durations = TaskDurations(duration_of)
+        self._look_ahead = 0
+        """1 once a task whose operation reads ahead (``Task.start_reads``) was submitted: each
+        worker holds one message more, so that the next one is waiting when a task starts and
+        its first task's reads go out while that task runs (:mod:`.worker_process`)."""
         self._unattributed_deaths = 0
         self._closed = False
         self._workers: list[_Worker] = []
@@ -286,6 +290,8 @@ class LocalProcessExecutor:
     def submit(self, tasks: Sequence[Task[Any]]) -> None:
         self._check_open()
         self._unsent.add(tasks)
+        if not self._look_ahead and tasks and getattr(tasks[0].fn, "read_ahead", None):
+            self._look_ahead = 1
         self._dispatch()
 
     def submit_first(self, tasks: Sequence[Task[Any]]) -> None:
@@ -442,9 +448,9 @@ class LocalProcessExecutor:
         if mean is None:
             return 1, 1
         if mean >= _LONG_TASK_SEC:
-            return 1, 2
+            return 1, 2 + self._look_ahead
         batch = self._durations.batch(self.max_batch_size)
-        return batch, 2 * batch
+        return batch, 2 * batch + self._look_ahead
 
     def _span(self) -> int:
         """Tasks a worker's lane is to hold beyond those sent to it: about ``_SPAN_SEC`` of work

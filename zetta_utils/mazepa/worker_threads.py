@@ -10,8 +10,9 @@ and writer threads. Each worker here gets its share instead:
   ``$ZETTA_TS_DATA_COPY_CONCURRENCY`` (which the TensorStore backend reads when it makes its
   contexts). Given in the run's environment, that value is used in every process instead (a
   positive integer).
-* ``$ZETTA_WORKER_CPROFILE``, ``$ZETTA_WORKER_TRACE`` (measuring, see ``worker_process``): as the
-  run's process has them, if set.
+* ``$ZETTA_WORKER_CPROFILE``, ``$ZETTA_WORKER_TRACE`` (measuring, see ``worker_process``) and
+  ``$ZETTA_READ_AHEAD`` (``zetta_utils.layer.volumetric.read_ahead``): as the run's process has
+  them, if set.
 * write-behind (:mod:`zetta_utils.write_behind`) of writes to local storage: as in the run's
   process, unless its ``$ZETTA_WRITE_BEHIND`` is ``remote``: then a local write finishes inside
   its task and only remote writes go behind (:func:`local_write_behind`).
@@ -45,10 +46,10 @@ TS_DATA_COPY_CONCURRENCY_ENV = "ZETTA_TS_DATA_COPY_CONCURRENCY"
 """Read by ``zetta_utils.layer.volumetric.tensorstore.backend`` (same name, spelled there too:
 layers do not import mazepa)."""
 
-MEASURING_ENV = ("ZETTA_WORKER_CPROFILE", "ZETTA_WORKER_TRACE")
-"""Switches for measuring workers (see ``worker_process``), handed from the run's process to its
-workers like the settings above (a worker's own environment is the fork server's, fixed when it
-started)."""
+MEASURING_ENV = ("ZETTA_WORKER_CPROFILE", "ZETTA_WORKER_TRACE", "ZETTA_READ_AHEAD")
+"""Switches for measuring workers (see ``worker_process``) and reading ahead (so that an A/B of
+it can alternate runs in one process), handed from the run's process to its workers like the
+settings above (a worker's own environment is the fork server's, fixed when it started)."""
 
 _NUM_PROCS: list[int | None] = [None]
 
