@@ -35,7 +35,8 @@ module write) is read again; writes of this process to a volume drop its cached 
 keyed by the file and its byte offset, under the shard file's stamp. As with the scoped readers,
 nothing else may write the volume meanwhile: a file another process truncates in place
 (CloudVolume rewrites local files in place) while a part is copied out of its map ends this
-process with ``SIGBUS``.
+process with ``SIGBUS``. The chunks of the last scope stay mapped until a new scope or
+:func:`clear_chunk_cache` (the space of a file deleted meanwhile is freed then).
 """
 
 from __future__ import annotations
