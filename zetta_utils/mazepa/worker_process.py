@@ -380,10 +380,11 @@ def _work(
         for i, ((seq, _), task) in enumerate(zip(ids, tasks, strict=True)):
             # the next task's reads in flight while this one runs (the next message's first
             # task's, when it is waiting already)
-            if i < last:
-                tasks[i + 1].start_reads()
-            elif ahead is None:
-                ahead = _next_batch_ahead(inbox, received)
+            if getattr(task.fn, "read_ahead", None) is not None:
+                if i < last:
+                    tasks[i + 1].start_reads()
+                elif ahead is None:
+                    ahead = _next_batch_ahead(inbox, received)
             current_seq.value = seq
             if not torch_state["torch"]:
                 _limit_torch_threads(torch_state)

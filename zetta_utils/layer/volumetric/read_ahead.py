@@ -45,7 +45,19 @@ if TYPE_CHECKING:
     from .index import VolumetricIndex
     from .layer import VolumetricLayer
 
-__all__ = ["ENV", "HELD", "TAKEN", "clear", "held", "mode", "set_mode", "settle", "start", "take"]
+__all__ = [
+    "ENV",
+    "HELD",
+    "TAKEN",
+    "clear",
+    "held",
+    "mode",
+    "reads_ahead",
+    "set_mode",
+    "settle",
+    "start",
+    "take",
+]
 
 ENV = "ZETTA_READ_AHEAD"
 _MODES = ("remote", "all", "off")
@@ -74,6 +86,7 @@ TAKEN: list[int] = [0]
 """Reads ahead taken by :func:`take` in this process (for tests and benchmarks)."""
 _POOL: list[concurrent.futures.ThreadPoolExecutor | None] = [None]
 _MODE: list[str | None] = [None]
+_LISTENING = [False]
 
 
 def mode() -> str:
@@ -111,6 +124,12 @@ def _volume_key(layer: Any) -> str | None:
     return backend.path
 
 
+def reads_ahead(layer: VolumetricLayer) -> bool:
+    """Whether :func:`start` reads ``layer`` ahead (a plain layer on remote storage, or local
+    too with ``all``; never with ``off``)."""
+    return (_MODE[0] or mode()) != "off" and _volume_key(layer) is not None
+
+
 def start(reads: Iterable[tuple[VolumetricLayer, VolumetricIndex]]) -> int:
     """Start reading ``layer[idx]`` for each pair (one task's reads; see the module docstring)
     on this process's read-ahead threads; returns how many were started. The reads of the task
@@ -126,6 +145,9 @@ def start(reads: Iterable[tuple[VolumetricLayer, VolumetricIndex]]) -> int:
     with _LOCK:
         if not group and not _GROUPS:
             return 0
+        if not _LISTENING[0]:  # (only now: every write of the process calls a listener)
+            _LISTENING[0] = True
+            precomputed.add_listener(_on_event)
         _GROUPS.append(group)
         while len(_GROUPS) > TASKS_HELD:
             _drop_group(_GROUPS.popleft())
@@ -209,5 +231,3 @@ def _on_event(url: str, event: precomputed.Event) -> None:
                 group[:] = kept
         HELD[0] = sum(len(g) for g in _GROUPS)
 
-
-precomputed.add_listener(_on_event)

@@ -267,10 +267,12 @@ class SubchunkablePlan:
         ]
         return None if inside else self.read_scope
 
-    def read_ahead(self, keys: Sequence[Int3]) -> None:
-        """Start reading the inputs of the top-level chunks ``keys`` (a task about to run) ahead
-        (:mod:`zetta_utils.layer.volumetric.read_ahead`): one level whose chunks read their own
-        inputs (no stacks, nothing prefetched), layers the run only reads."""
+    @functools.cached_property
+    def read_ahead_layers(self) -> tuple[VolumetricLayer, ...]:
+        """The inputs whose reads a task's top-level chunks start ahead (:meth:`read_ahead`):
+        one level whose chunks read their own inputs (no stacks, nothing prefetched), layers the
+        run only reads that :mod:`zetta_utils.layer.volumetric.read_ahead` takes (remote ones).
+        Per process."""
         op = self.op
         if (
             self.num_levels != 1
@@ -278,15 +280,24 @@ class SubchunkablePlan:
             or self.bottom_stack != 1
             or not isinstance(op, VolumetricCallableOperation)
             or self.read_scope is None
+            or (self.top_mode != "skip" and self.input_resolution != self.dst_resolution)
         ):
-            return
-        layers = [
+            return ()
+        return tuple(
             v
             for v in self.op_kwargs.values()
-            if isinstance(v, VolumetricLayer) and self.input_read_scope(v) is not None
-        ]
+            if isinstance(v, VolumetricLayer)
+            and self.input_read_scope(v) is not None
+            and read_ahead.reads_ahead(v)
+        )
+
+    def read_ahead(self, keys: Sequence[Int3]) -> None:
+        """Start reading the inputs (:attr:`read_ahead_layers`) of the top-level chunks ``keys``
+        (a task about to run) ahead."""
+        layers = self.read_ahead_layers
         if not layers:
             return
+        op = self.op
         grid = self.top_grid
         indices: list[VolumetricIndex] = []
         for key in keys:
@@ -296,10 +307,8 @@ class SubchunkablePlan:
                     idx = idx.padded(op.crop_pad)
                 if op.changes_resolution:
                     idx = idx.with_resolution(op.get_input_resolution(idx.resolution))
-            elif self.input_resolution == self.dst_resolution:  # (run_op's read_fast)
+            else:  # (run_op's read_fast)
                 idx = grid.padded(key).padded(self.op_crop_pad).to_index(self.dst_resolution)
-            else:
-                return
             indices.append(idx)
         read_ahead.start((layer, idx) for idx in indices for layer in layers)
 
@@ -737,6 +746,11 @@ class ProcessTopChunks(mazepa.OperationBase):
 
     def __init__(self, plan: SubchunkablePlan):
         self.plan = plan
+        self.read_ahead: Callable[[Sequence[Int3]], None] | None = (
+            self._read_ahead if plan.read_ahead_layers else None
+        )
+        """Starts the reads of the task of ``keys`` (mazepa's ``Task.start_reads``); None where
+        the plan reads nothing ahead (an attribute: looked up for every task)."""
 
     def get_operation_name(self) -> str:
         return self.plan.task_name or self.plan.op_name
@@ -747,8 +761,7 @@ class ProcessTopChunks(mazepa.OperationBase):
     def __call__(self, keys: Sequence[Int3]) -> None:
         self.plan.process_top_chunks([(k[0], k[1], k[2]) for k in keys])
 
-    def read_ahead(self, keys: Sequence[Int3]) -> None:
-        """Start the reads of the task of ``keys`` (mazepa's ``Task.start_reads``)."""
+    def _read_ahead(self, keys: Sequence[Int3]) -> None:
         self.plan.read_ahead([(k[0], k[1], k[2]) for k in keys])
 
     def describe_region(self, keys: Sequence[Int3]) -> str:
