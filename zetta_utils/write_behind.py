@@ -49,6 +49,7 @@ __all__ = [
     "ENV",
     "OS_THREAD_NAME",
     "TaskScope",
+    "call_in_scope",
     "configure",
     "current_scope",
     "defer",
@@ -120,7 +121,10 @@ class TaskScope:
         if writer is None:
             return
         if self._pending:
-            writer.wait_until(lambda: not self._pending, lambda item: item.scope is self)
+            if writer.polled:  # (futures that completed meanwhile, the common case: no waiting)
+                writer.reap()
+            if self._pending:
+                writer.wait_until(lambda: not self._pending, lambda item: item.scope is self)
         error = self._error
         if error is not None:
             raise error
@@ -440,6 +444,22 @@ def task_scope(on: bool | None = None) -> TaskScope:
     if on is None:
         on = enabled()
     return TaskScope(_the_writer() if on else None)
+
+
+def call_in_scope(fn: Callable[[], Any], on: bool | None = None) -> tuple[TaskScope, Any]:
+    """``fn()`` inside a new :func:`task_scope`: ``(scope, its value)`` (an exception propagates;
+    its scope is lost with it: executors catch inside ``fn``). What ``with task_scope(on) as
+    scope`` does, in one call (executors run it for every task)."""
+    if on is None:
+        on = enabled()
+    writer = _the_writer() if on else None
+    scope = TaskScope(writer)
+    token = _CURRENT.set(scope if writer is not None else None)
+    try:
+        value = fn()
+    finally:
+        _CURRENT.reset(token)
+    return scope, value
 
 
 @contextlib.contextmanager

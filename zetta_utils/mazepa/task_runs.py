@@ -55,6 +55,5 @@ def run_task(task: Task[Any], write_behind_on: bool | None = None) -> RanTask:
     """Run ``task`` in a write-behind scope; its outcome is final only after ``finish()``.
     ``write_behind_on`` None: ``$ZETTA_WRITE_BEHIND`` decides (executors read it once per run
     and pass it)."""
-    with write_behind.task_scope(write_behind_on) as scope:
-        outcome = task()
+    scope, outcome = write_behind.call_in_scope(task, write_behind_on)
     return RanTask(task, outcome, scope)
