@@ -35,7 +35,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zetta_utils import write_behind
 
@@ -43,7 +43,22 @@ from . import precomputed
 
 if TYPE_CHECKING:
     from .index import VolumetricIndex
-    from .layer import VolumetricLayer
+
+
+class VolumetricLayer(Protocol):
+    """What read-ahead uses of a :class:`.layer.VolumetricLayer` (named so here: ``layer``
+    imports this module)."""
+
+    @property
+    def backend(self) -> Any: ...
+
+    @property
+    def index_procs(self) -> Any: ...
+
+    @property
+    def read_procs(self) -> Any: ...
+
+    def _read_backend(self, idx: VolumetricIndex) -> Any: ...
 
 __all__ = [
     "ENV",
