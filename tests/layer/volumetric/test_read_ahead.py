@@ -1,14 +1,19 @@
 """Reading the next task's input ahead (:mod:`zetta_utils.layer.volumetric.read_ahead`), on real
 volumes on a moto S3 server on 127.0.0.1: the same bytes, never data older than a write of this
-process, a failed read failing the task that reads, at most one task ahead. Nothing is timed."""
+process, a failed read failing the task that reads, at most one task ahead; flow (a)'s chunk
+reads and flow (c)'s top-level prefetches (in section tasks, chunk after chunk too). Nothing is
+timed."""
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import pytest
 import torch
@@ -20,6 +25,8 @@ from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
 from zetta_utils.mazepa.executors import SerialExecutor
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # (flow (c)'s function, in workers)
 
 RES = (4, 4, 40)
 SIZE = (64, 64, 2)
@@ -209,3 +216,262 @@ def test_flow_a_on_s3_reads_ahead_the_same_bytes(s3: Any, procs: int) -> None:
         # once the executor saw a task reading ahead (the first one submitted, run alone)
         assert read_ahead.TAKEN[0] - taken == 4 * 4 * 2 - 2
     np.testing.assert_array_equal(dst[index((0, 0, 0), SIZE)].numpy(), data)
+
+
+def test_a_tasks_steps_are_held_apart_from_the_next_tasks_reads(s3: Any) -> None:
+    layer = volume("s3://read-ahead/steps")
+    filled(layer, 9)
+    a, b, c, d, e = [
+        index((16 * i, 16 * j, 0), (16 * i + 16, 16 * j + 16, 1))
+        for j, i in ((0, 0), (0, 1), (0, 2), (0, 3), (1, 0))
+    ]
+    read_ahead.start([(layer, a)])  # the next task's
+    read_ahead.start_in_task([(layer, b)])  # the running task's steps: the running one's
+    read_ahead.start_in_task([(layer, c)])  # and the next one's
+    assert [i for _, i in read_ahead.held()] == [a, b, c]
+    read_ahead.start_in_task([(layer, d)])  # b not taken: dropped, a kept
+    assert [i for _, i in read_ahead.held()] == [a, c, d]
+    read_ahead.start([(layer, e)])  # the task after: the steps of the task before go
+    assert [i for _, i in read_ahead.held()] == [a, e]
+
+
+# --- flow (c): the top-level chunk's padded input, read once into memory, read ahead ----------
+
+FLOW_C: dict[str, Any] = {  # flow (c)'s shape (as tests/mazepa_layer_processing/helpers.py)
+    "processing_chunk_sizes": [[16, 16, 1], [8, 8, 1]],
+    "processing_crop_pads": [[2, 2, 0], [1, 1, 0]],
+    "processing_blend_pads": [[2, 2, 0], [2, 2, 0]],
+    "processing_blend_modes": ["linear", "quadratic"],
+    "max_reduction_chunk_sizes": [32, 32, 1],
+}
+SIZE_C = (64, 64, 4)  # four z sections: four section tasks (waves) of 4 x 4 top-level chunks
+TOP_CHUNKS_C = 4 * 4 * 4
+
+
+def volume_c(path: str) -> VolumetricLayer:
+    return build_ts_layer(
+        path,
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_scales=[list(RES)],
+        info_chunk_size=list(CHUNK),
+        info_dataset_size=list(SIZE_C),
+        info_encoding="raw",
+        info_overwrite=True,
+    )
+
+
+def source_c(name: str, seed: int) -> VolumetricLayer:
+    src = volume_c(f"s3://read-ahead/{name}")
+    data = np.random.default_rng(seed).integers(0, 256, (1, *SIZE_C), dtype=np.uint8)
+    src[index((0, 0, 0), SIZE_C)] = torch.from_numpy(data)
+    return src
+
+
+def blur(src: torch.Tensor) -> torch.Tensor:
+    """Mixes neighbouring voxels: an input read from the wrong place shows in the output."""
+    x = src.float()
+    return ((x + x.roll(1, 1) + x.roll(-1, 2)) / 3).round().to(src.dtype)
+
+
+def run_flow_c(
+    src: VolumetricLayer, name: str, mode: str, **execute: Any
+) -> tuple[np.ndarray, int]:
+    """The dst of flow (c) run with ``$ZETTA_READ_AHEAD`` ``mode``, and the reads ahead taken in
+    this process."""
+    read_ahead.set_mode(mode)
+    dst = volume_c(f"s3://read-ahead/{name}-dst")
+    flow = build_subchunkable_apply_flow(
+        dst=dst,
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE_C, RES),
+        fn=blur,
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=[f"s3://read-ahead/{name}-tmp"] * 2,
+        verbose=False,
+        **FLOW_C,
+    )
+    taken = read_ahead.TAKEN[0]
+    mazepa.execute(flow, show_progress=False, worker_start_cost_s=0, **execute)
+    return dst[index((0, 0, 0), SIZE_C)].numpy(), read_ahead.TAKEN[0] - taken
+
+
+def test_flow_c_on_s3_reads_each_tasks_input_ahead_the_same_bytes(s3: Any) -> None:
+    src = source_c("c-src", 8)
+    off, taken = run_flow_c(src, "c-off", "off")
+    assert taken == 0
+    # one process: a task per top-level chunk (and reductions); every chunk's input but the
+    # first two's read ahead (the first task submitted runs alone, as in flow (a))
+    on, taken = run_flow_c(src, "c-on", "remote")
+    np.testing.assert_array_equal(on, off)
+    assert taken == TOP_CHUNKS_C - 2
+    # section tasks (any executor; here in this process): each task reads its next chunk while
+    # one is computed, and its first chunk is read while the task before it runs
+    on, taken = run_flow_c(src, "c-sections", "remote", executor=SerialExecutor())
+    np.testing.assert_array_equal(on, off)
+    assert taken == TOP_CHUNKS_C - 2
+    # section tasks in two worker processes (their counts are theirs)
+    on, _ = run_flow_c(src, "c-2p", "remote", num_procs=2)
+    np.testing.assert_array_equal(on, off)
+
+
+def _prefetch_args(layer: VolumetricLayer) -> tuple[Any, ...]:
+    from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box
+
+    # a padded chunk's input (not on the storage chunk grid: through the scoped chunk cache)
+    return (layer, Vec3D(*RES), Box((9, 9, 1), (39, 39, 2)), Box((-7, 9, 1), (71, 39, 2)), "s")
+
+
+def test_a_prefetch_read_ahead_is_taken_once_and_never_after_a_write(s3: Any) -> None:
+    from zetta_utils.mazepa_layer_processing.common import layer_wrappers as lw
+
+    src = source_c("c-stale", 10)
+    args = _prefetch_args(src)
+    expected = src[index((9, 9, 1), (39, 39, 2))].numpy()
+    read_ahead.start([lw.prefetch_ahead(*args)])
+    taken = read_ahead.TAKEN[0]
+    got = lw.prefetch_layer_voxels(*args).backend.data
+    assert read_ahead.TAKEN[0] == taken + 1 and read_ahead.held() == []
+    np.testing.assert_array_equal(got.numpy(), expected)
+    # only for the same layer object, box and scope
+    read_ahead.start([lw.prefetch_ahead(*args)])
+    lw.prefetch_layer_voxels(*args[:-1], "another scope")
+    lw.prefetch_layer_voxels(volume_c("s3://read-ahead/c-stale"), *args[1:])
+    assert read_ahead.TAKEN[0] == taken + 1 and len(read_ahead.held()) == 1
+    # read ahead (and into the scoped cache), then written by this process: read again
+    read_ahead.settle()
+    new = np.full((1, 16, 16, 1), 5, dtype=np.uint8)
+    src[index((16, 16, 1), (32, 32, 2))] = torch.from_numpy(new)
+    expected[:, 7:23, 7:23] = new
+    got = lw.prefetch_layer_voxels(*args).backend.data
+    assert read_ahead.TAKEN[0] == taken + 1 and read_ahead.held() == []
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_a_prefetch_read_ahead_with_a_write_pending_is_read_after_it(s3: Any) -> None:
+    from zetta_utils.mazepa_layer_processing.common import layer_wrappers as lw
+
+    src = source_c("c-pending", 11)
+    args = _prefetch_args(src)
+    read_ahead.start([lw.prefetch_ahead(*args)])
+    read_ahead.settle()
+    release = threading.Event()
+    new = np.full((1, 16, 16, 1), 6, dtype=np.uint8)
+
+    def late_write() -> None:
+        release.wait()
+        volume_c("s3://read-ahead/c-pending")[index((16, 16, 1), (32, 32, 2))] = torch.from_numpy(
+            new
+        )
+
+    with write_behind.task_scope(True) as scope:
+        write_behind.defer(src.backend.path, late_write)  # pending; it notifies once it runs
+    threading.Timer(0.2, release.set).start()  # (the prefetch waits for it as every read does)
+    got = lw.prefetch_layer_voxels(*args).backend.data
+    scope.wait()
+    np.testing.assert_array_equal(got.numpy()[:, 7:23, 7:23], new)
+
+
+def test_a_failed_prefetch_read_ahead_fails_the_task_that_takes_it(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zetta_utils.mazepa_layer_processing.common import layer_wrappers as lw
+
+    src = source_c("c-errors", 12)
+    read = lw._read_prefetch
+
+    def failing(backend: Any, fetch: Any) -> Any:
+        # the input of top-level chunk (2, 1, 1) (core (32, 16, 1) - (48, 32, 2)) fails to read,
+        # ahead only (a task reading it itself succeeds)
+        ahead = threading.current_thread().name.startswith("zetta-read-ahead")
+        if ahead and fetch.box.start == (25, 9, 1):
+            raise OSError(f"injected: cannot read {fetch.box.start}")
+        return read(backend, fetch)
+
+    monkeypatch.setattr(lw, "_read_prefetch", failing)
+    run_flow_c(src, "c-errors-off", "off")  # (nothing read ahead: no error)
+    with pytest.raises(mazepa.ExecutionError) as failed:
+        run_flow_c(src, "c-errors", "remote")
+    message = str(failed.value)
+    assert "injected: cannot read (25, 9, 1)" in message
+    assert "1 task(s)" in message and "voxels (32, 16, 1) - (48, 32, 2)" in message
+
+
+def test_local_volumes_prefetch_ahead_only_when_asked(tmp_path: Path) -> None:
+    from zetta_utils.mazepa_layer_processing.common import layer_wrappers as lw
+
+    args = _prefetch_args(volume_c(f"file://{tmp_path}/local-c"))
+    assert lw.prefetch_ahead(*args) is None
+    assert lw.prefetch_ahead(*args[:-1], None) is None  # (no scope: not a volume only read)
+    read_ahead.set_mode("all")
+    assert lw.prefetch_ahead(*args) is not None
+    assert lw.prefetch_ahead(*args[:-1], None) is None
+
+
+def test_flow_c_reading_cloudvolume_ahead_fetches_each_storage_chunk_once(
+    s3: Any, moto_process: tuple[str, Path]
+) -> None:
+    # CloudVolume's cache does not merge concurrent reads of a storage chunk: the reads ahead
+    # of neighbouring chunks (sharing storage chunks) go one after another, the second served
+    # by the cache, rather than each fetching (and decoding) the chunks they share
+    from zetta_utils.layer.volumetric.cloudvol import build_cv_layer
+
+    src = build_cv_layer(
+        "s3://read-ahead/c-cv-src",
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_scales=[list(RES)],
+        info_chunk_size=list(CHUNK),
+        info_dataset_size=list(SIZE_C),
+        info_encoding="raw",
+        info_overwrite=True,
+        cv_kwargs={"compress": "gzip"},
+    )
+    data = np.random.default_rng(13).integers(0, 256, (1, *SIZE_C), dtype=np.uint8)
+    src[index((0, 0, 0), SIZE_C)] = torch.from_numpy(data)
+    log = moto_process[1]
+
+    def src_gets() -> list[str]:
+        time.sleep(0.2)  # (a request is logged once answered)
+        lines = log.read_text().splitlines()
+        chunk = "GET /read-ahead/c-cv-src/4_4_40/"
+        return [ln.split(chunk)[1].split()[0] for ln in lines if chunk in ln]
+
+    before = len(src_gets())
+    off, _ = run_flow_c(src, "c-cv-off", "off", executor=SerialExecutor())
+    gets_off = src_gets()[before:]
+    on, taken = run_flow_c(src, "c-cv-on", "remote", executor=SerialExecutor())
+    gets_on = src_gets()[before + len(gets_off) :]
+    np.testing.assert_array_equal(on, off)
+    assert taken == TOP_CHUNKS_C - 2
+    assert sorted(gets_off) == sorted(set(gets_off))  # (64 storage chunks, each read once)
+    # read ahead: each storage chunk of the sections after the first two fetched once too (the
+    # first chunks of those two, read by their tasks themselves, may meet a read ahead of the
+    # next chunk in flight)
+    later = [name for name in gets_on if not name.endswith(("_0-1", "_1-2"))]
+    assert len(later) == len(set(later)) == 2 * 4 * 4
+
+
+def test_the_plans_memory_estimate_counts_the_inputs_read_ahead(s3: Any) -> None:
+    from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan
+    from zetta_utils.mazepa_layer_processing.common.summary import estimate
+
+    src = volume_c("s3://read-ahead/c-estimate")
+    plan, _ = make_subchunkable_plan(
+        dst=volume_c("s3://read-ahead/c-estimate-dst"),
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE_C, RES),
+        fn=blur,
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=["s3://read-ahead/c-estimate-tmp"] * 2,
+        **FLOW_C,
+    )
+    read_ahead.set_mode("off")
+    without = estimate(plan)["memory"]
+    read_ahead.set_mode("remote")
+    # section tasks: the next chunk's input and the next task's first one, uint8 (16 + 2 * 7)^2;
+    # and one more padded top-level output (20 x 20) kept for the reductions, twice where rows
+    # stay in memory (volumetric_apply_flow.kept_rows_bytes)
+    assert estimate(plan)["memory"] - without == 2 * 30 * 30 + 2 * 20 * 20

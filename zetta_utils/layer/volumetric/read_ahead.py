@@ -18,9 +18,20 @@ Safety:
   of it, whether read already or not, and so does a write still pending on the volume when the
   data is taken: the task then reads again, after that write;
 * at most two tasks' reads are held (the running task's and the next one's): :func:`start`
-  drops the reads of the task before the running one that it did not take;
+  drops the reads of the task before the running one that it did not take (and those of the
+  steps of a task, :func:`start_in_task`: at most the running step's and the next one's);
 * a read that failed raises its error in the task taking it (then that task fails, as if it
   had read itself); reads never taken are dropped with their errors.
+
+Besides ``(layer, index)`` pairs, :func:`start` takes :class:`Call` reads: a function reading a
+volume (a precomputed backend) in some other way, e.g. a flow's read of a chunk's padded input
+into memory through a scoped cache of storage chunks (``prefetch_layer``), taken with
+:func:`take_call` by an equal key and the same owner object (the layer), under the same rules.
+Tasks that go through several chunks one after another (a section of a flow's top-level chunks)
+read their next chunk's input while the current one is computed with :func:`start_in_task`:
+those reads are held apart (steps of the running task), so that they never drop the next task's
+reads. A call may name earlier calls in flight to wait for (``after``: reads sharing storage
+chunks through a cache that does not merge concurrent reads of a chunk).
 
 Only plain layers (no index or read processors) on remote storage are read ahead; local reads
 are cheap and their decoding would compete for the cores with the running task.
@@ -34,7 +45,7 @@ import concurrent.futures
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from zetta_utils import write_behind
@@ -64,6 +75,7 @@ __all__ = [
     "ENV",
     "HELD",
     "TAKEN",
+    "Call",
     "clear",
     "held",
     "mode",
@@ -71,7 +83,9 @@ __all__ = [
     "set_mode",
     "settle",
     "start",
+    "start_in_task",
     "take",
+    "take_call",
 ]
 
 ENV = "ZETTA_READ_AHEAD"
@@ -82,19 +96,58 @@ TASKS_HELD = 2
 """Tasks whose reads are held: the running one's (not taken yet) and the next one's."""
 
 
-class _Read:
-    __slots__ = ("future", "idx", "key", "layer")
+class Call:
+    """A read ahead other than ``layer[idx]``: ``read()`` reads the precomputed volume
+    ``backend`` (on one of the read-ahead threads); :func:`take_call` takes its result for the
+    same ``owner`` object and an equal ``key`` (what identifies the read exactly).
 
-    def __init__(self, layer: Any, idx: Any, key: str, future: concurrent.futures.Future[Any]):
+    ``after(other)``: whether the read must wait until the read of ``other``, a call of the same
+    volume started before it and still in flight, has finished: for readers that do not merge
+    concurrent reads of one storage chunk (CloudVolume's cache; TensorStore's does), two reads
+    in flight sharing storage chunks would each fetch and decode them."""
+
+    __slots__ = ("after", "backend", "key", "owner", "read")
+
+    def __init__(
+        self,
+        owner: Any,
+        key: Hashable,
+        backend: Any,
+        read: Callable[[], Any],
+        after: Callable[[Call], bool] | None = None,
+    ):
+        self.owner = owner
+        self.key = key
+        self.backend = backend
+        self.read = read
+        self.after = after
+
+
+class _Read:
+    __slots__ = ("call", "future", "idx", "key", "layer")
+
+    def __init__(
+        self,
+        layer: Any,
+        idx: Any,
+        key: str,
+        future: concurrent.futures.Future[Any],
+        call: bool = False,
+    ):
         self.layer = layer
-        self.idx = idx
+        self.idx = idx  # (a Call's key for a call)
         self.key = key
         self.future = future
+        self.call = call
 
 
 _LOCK = threading.Lock()
 _GROUPS: deque[list[_Read]] = deque()
-"""The reads of the last :data:`TASKS_HELD` tasks given to :func:`start`, oldest first."""
+"""The reads of the last :data:`TASKS_HELD` tasks given to :func:`start`, oldest first, then
+(last) the running task's next step's (:func:`start_in_task`), if any."""
+_IN_TASK: list[int] = [0]
+"""How many groups at the end of :data:`_GROUPS` hold reads of :func:`start_in_task` (at most
+:data:`TASKS_HELD`: the running step's and the next one's)."""
 HELD: list[int] = [0]
 """How many reads are held: readers call :func:`take` only while some are."""
 TAKEN: list[int] = [0]
@@ -131,7 +184,10 @@ def _volume_key(layer: Any) -> str | None:
     ``all``."""
     if layer.index_procs or layer.read_procs:
         return None
-    backend = layer.backend
+    return _backend_key(layer.backend)
+
+
+def _backend_key(backend: Any) -> str | None:
     if not isinstance(backend, precomputed.PrecomputedBackend):
         return None
     if backend.is_local and _MODE[0] != "all":
@@ -145,29 +201,116 @@ def reads_ahead(layer: VolumetricLayer) -> bool:
     return (_MODE[0] or mode()) != "off" and _volume_key(layer) is not None
 
 
-def start(reads: Iterable[tuple[VolumetricLayer, VolumetricIndex]]) -> int:
-    """Start reading ``layer[idx]`` for each pair (one task's reads; see the module docstring)
-    on this process's read-ahead threads; returns how many were started. The reads of the task
-    before the previous call are dropped unless taken."""
+def reads_backend_ahead(backend: Any) -> bool:
+    """Whether :func:`start` reads a :class:`Call` of ``backend`` ahead (a precomputed volume on
+    remote storage, or local too with ``all``; never with ``off``)."""
+    return (_MODE[0] or mode()) != "off" and _backend_key(backend) is not None
+
+
+Reads = Iterable["tuple[VolumetricLayer, VolumetricIndex] | Call"]
+
+
+def start(reads: Reads) -> int:
+    """Start reading ``layer[idx]`` for each pair, and each :class:`Call` (one task's reads; see
+    the module docstring) on this process's read-ahead threads; returns how many were started.
+    The reads of the task before the previous call are dropped unless taken."""
     if (_MODE[0] or mode()) == "off":
         return 0
-    group: list[_Read] = []
-    for layer, idx in reads:
-        key = _volume_key(layer)
-        if key is None:
-            continue
-        group.append(_Read(layer, idx, key, _pool().submit(_read, layer, idx)))
+    group = _submit(reads)
     with _LOCK:
         if not group and not _GROUPS:
             return 0
-        if not _LISTENING[0]:  # (only now: every write of the process calls a listener)
-            _LISTENING[0] = True
-            precomputed.add_listener(_on_event)
+        _listen()
+        _drop_in_task()  # (a task's steps start after the next task's reads: an older task's)
         _GROUPS.append(group)
         while len(_GROUPS) > TASKS_HELD:
             _drop_group(_GROUPS.popleft())
         HELD[0] = sum(len(g) for g in _GROUPS)
     return len(group)
+
+
+def start_in_task(reads: Reads) -> int:
+    """:func:`start` for the next step of the running task (its next chunk), called before the
+    step before it runs: held apart from the tasks' reads, whose count it does not touch; at most
+    two steps' reads are held (the running step's and the next one's: the reads of the call
+    before the previous one are dropped unless taken), and they are dropped at the next
+    :func:`start` (the next task's reads start before it runs)."""
+    if (_MODE[0] or mode()) == "off":
+        return 0
+    group = _submit(reads)
+    with _LOCK:
+        if not group and not _IN_TASK[0]:
+            return 0
+        _listen()
+        _GROUPS.append(group)
+        _IN_TASK[0] += 1
+        if _IN_TASK[0] > TASKS_HELD:
+            oldest = len(_GROUPS) - _IN_TASK[0]
+            _drop_group(_GROUPS[oldest])
+            del _GROUPS[oldest]
+            _IN_TASK[0] -= 1
+        HELD[0] = sum(len(g) for g in _GROUPS)
+    return len(group)
+
+
+def _submit(reads: Reads) -> list[_Read]:
+    group: list[_Read] = []
+    for item in reads:
+        if isinstance(item, Call):
+            key = _backend_key(item.backend)
+            if key is not None:
+                group.append(_Read(item.owner, item.key, key, _submit_call(item, key), call=True))
+            continue
+        layer, idx = item
+        key = _volume_key(layer)
+        if key is not None:
+            group.append(_Read(layer, idx, key, _pool().submit(_read, layer, idx)))
+    return group
+
+
+_CALLS_IN_FLIGHT: dict[str, list[tuple[Call, concurrent.futures.Future[Any]]]] = {}
+"""Per volume, the calls with an ``after`` submitted and not finished yet (their futures)."""
+
+
+def _submit_call(call: Call, key: str) -> concurrent.futures.Future[Any]:
+    after = call.after
+    if after is None:
+        return _pool().submit(call.read)
+    with _LOCK:
+        flying = _CALLS_IN_FLIGHT.setdefault(key, [])
+        before = [f for c, f in flying if after(c)]
+        # (the pool runs its jobs in order: those waited for started first, no deadlock)
+        future = _pool().submit(_read_after, before, call.read)
+        entry = (call, future)
+        flying.append(entry)
+    future.add_done_callback(lambda _: _landed(key, entry))  # (outside: it may run at once)
+    return future
+
+
+def _landed(key: str, entry: tuple[Call, concurrent.futures.Future[Any]]) -> None:
+    with _LOCK:
+        flying = _CALLS_IN_FLIGHT.get(key)
+        if flying is not None and entry in flying:
+            flying.remove(entry)
+            if not flying:
+                del _CALLS_IN_FLIGHT[key]
+
+
+def _read_after(before: list[concurrent.futures.Future[Any]], read: Callable[[], Any]) -> Any:
+    concurrent.futures.wait(before)  # (their errors, or cancellations, are their takers')
+    return read()
+
+
+def _drop_in_task() -> None:
+    while _IN_TASK[0]:  # (the last groups)
+        _drop_group(_GROUPS.pop())
+        _IN_TASK[0] -= 1
+
+
+def _listen() -> None:
+    if not _LISTENING[0]:  # (only now: every write of the process calls a listener)
+        _LISTENING[0] = True
+        precomputed.add_listener(_on_event)
 
 
 def _read(layer: Any, idx: Any) -> Any:
@@ -187,11 +330,22 @@ def take(layer: VolumetricLayer, idx: VolumetricIndex) -> Any:
     """The data of ``layer[idx]`` read ahead (waiting for it if still in flight), or None when
     nothing was read ahead for exactly this layer object and index (or a write made it stale).
     A read ahead that failed raises its error here."""
+    return _take(layer, idx, False)
+
+
+def take_call(owner: Any, key: Hashable) -> Any:
+    """What the :class:`Call` of ``owner`` (the same object) and ``key`` (equal) read ahead
+    returned (waiting for it if still in flight), or None when nothing matches (or a write
+    made it stale). A read that failed raises its error here."""
+    return _take(owner, key, True)
+
+
+def _take(layer: Any, idx: Any, call: bool) -> Any:
     found = None
     with _LOCK:
         for group in _GROUPS:
             for i, read in enumerate(group):
-                if read.layer is layer and read.idx == idx:
+                if read.layer is layer and read.call is call and read.idx == idx:
                     found = group.pop(i)
                     HELD[0] -= 1
                     break
@@ -225,6 +379,8 @@ def clear() -> None:
     with _LOCK:
         while _GROUPS:
             _drop_group(_GROUPS.popleft())
+        _IN_TASK[0] = 0
+        _CALLS_IN_FLIGHT.clear()
         HELD[0] = 0
 
 

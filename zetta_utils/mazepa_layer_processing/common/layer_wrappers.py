@@ -19,7 +19,7 @@ import attrs
 import torch
 
 from zetta_utils.geometry import BBox3D, Vec3D
-from zetta_utils.layer.volumetric import VolumetricIndex, raw_chunks, read_cache
+from zetta_utils.layer.volumetric import VolumetricIndex, raw_chunks, read_ahead, read_cache
 from zetta_utils.layer.volumetric.backend import VolumetricBackend
 from zetta_utils.layer.volumetric.layer import VolumetricLayer, build_volumetric_layer
 from zetta_utils.layer.volumetric.precomputed import PrecomputedBackend
@@ -204,6 +204,7 @@ each be read once."""
 _CACHE_STEP = 8 * 2**20
 
 _CACHED_READERS = read_cache._READERS  # the readers of this process (tests look at them)
+_HELD = read_ahead.HELD
 
 
 def chunk_cached(
@@ -327,13 +328,12 @@ def prefetch_layer(
 
     ``reuse_bbox``: the region whose storage chunks the next prefetches come back to (e.g. the row
     of chunks ``bbox`` belongs to); the cache of shared storage chunks is sized to hold it and
-    ``bbox`` (default: :data:`PREFETCH_CACHE_BYTES`). ``scope``: see :func:`chunk_cached`."""
-    source = _prefetchable(layer, resolution)
-    if source is None:
-        return layer
-    box = _voxel_box(bbox, source.stored)
-    reuse = None if reuse_bbox is None else _voxel_box(reuse_bbox, source.stored)
-    return _prefetch(layer, source, box, reuse, scope)
+    ``bbox`` (default: :data:`PREFETCH_CACHE_BYTES`). ``scope``: see :func:`chunk_cached`.
+
+    The data read ahead for exactly this prefetch (:func:`prefetch_ahead`) is used when there is
+    some."""
+    fetch = _bbox_fetch(layer, resolution, bbox, reuse_bbox, scope)
+    return layer if fetch is None else _prefetch(layer, fetch)
 
 
 def prefetch_layer_voxels(
@@ -344,15 +344,106 @@ def prefetch_layer_voxels(
     scope: str | None = None,
 ) -> VolumetricLayer:
     """:func:`prefetch_layer` of the voxels ``box`` (and ``reuse``) at ``resolution``."""
+    fetch = _voxels_fetch(layer, resolution, box, reuse, scope)
+    return layer if fetch is None else _prefetch(layer, fetch)
+
+
+def prefetch_ahead(
+    layer: VolumetricLayer,
+    resolution: Vec3D[float],
+    box: Box | BBox3D,
+    reuse: Box | BBox3D | None = None,
+    scope: str | None = None,
+) -> read_ahead.Call | None:
+    """The read of :func:`prefetch_layer_voxels` (``box``: a :class:`Box`) or
+    :func:`prefetch_layer` (a ``BBox3D``) with these arguments, for :func:`.read_ahead.start`
+    (a task's reads, made while the task before it runs): the prefetch then takes its data.
+    None when nothing is read so ahead: without ``scope`` (a volume the run only reads), a
+    layer that prefetching reads as usual, or a volume :mod:`.read_ahead` leaves alone (local
+    unless ``$ZETTA_READ_AHEAD`` is ``all``, or ``off``)."""
+    if scope is None:
+        return None
+    if isinstance(box, Box):
+        assert reuse is None or isinstance(reuse, Box)
+        fetch = _voxels_fetch(layer, resolution, box, reuse, scope)
+    else:
+        assert reuse is None or isinstance(reuse, BBox3D)
+        fetch = _bbox_fetch(layer, resolution, box, reuse, scope)
+    if fetch is None or not read_ahead.reads_backend_ahead(layer.backend):
+        return None
+    backend = layer.backend
+    after = None
+    if not _is_tensorstore(backend):
+        # no merging of concurrent reads of a storage chunk: the reads of neighbouring chunks
+        # (sharing storage chunks) one after another, the second from the cache
+        def after(other: read_ahead.Call) -> bool:
+            return isinstance(other.key, _Fetch) and _shares_chunks(fetch, other.key)
+
+    return read_ahead.Call(layer, fetch, backend, lambda: _read_prefetch(backend, fetch), after)
+
+
+def _is_tensorstore(backend: VolumetricBackend) -> bool:
+    from zetta_utils.layer.volumetric.tensorstore import TSBackend
+
+    return isinstance(backend, TSBackend)
+
+
+def _shares_chunks(a: _Fetch, b: _Fetch) -> bool:
+    """Whether the reads ``a`` and ``b`` (of the same volume) meet a storage chunk in common."""
+    if a.source.stored != b.source.stored:
+        return False
+    offset, chunk = a.source.offset, a.source.chunk
+    for d in range(3):
+        # the storage chunks each meets along d (their grid indices), overlapping or not
+        first = max(a.box.start[d], b.box.start[d]) - offset[d]
+        last = min(a.box.stop[d], b.box.stop[d]) - 1 - offset[d]
+        if first // chunk[d] > last // chunk[d]:
+            return False
+    return True
+
+
+@attrs.frozen
+class _Fetch:
+    """One prefetch's read: ``box`` (voxels at ``source.stored``), the cache sized for
+    ``reuse``, read with ``scope`` (the key of the data read ahead for it, with the layer)."""
+
+    source: _Source
+    box: Box
+    reuse: Box | None
+    scope: str | None
+
+
+def _bbox_fetch(
+    layer: VolumetricLayer,
+    resolution: Vec3D[float],
+    bbox: BBox3D,
+    reuse_bbox: BBox3D | None,
+    scope: str | None,
+) -> _Fetch | None:
     source = _prefetchable(layer, resolution)
     if source is None:
-        return layer
+        return None
+    box = _voxel_box(bbox, source.stored)
+    reuse = None if reuse_bbox is None else _voxel_box(reuse_bbox, source.stored)
+    return _Fetch(source, box, reuse, scope)
+
+
+def _voxels_fetch(
+    layer: VolumetricLayer,
+    resolution: Vec3D[float],
+    box: Box,
+    reuse: Box | None,
+    scope: str | None,
+) -> _Fetch | None:
+    source = _prefetchable(layer, resolution)
+    if source is None:
+        return None
     if source.stored != resolution:  # stored at a resolution equal up to float noise
         box = _voxel_box(box.to_index(resolution).bbox, source.stored)
         reuse = (
             None if reuse is None else _voxel_box(reuse.to_index(resolution).bbox, source.stored)
         )
-    return _prefetch(layer, source, box, reuse, scope)
+    return _Fetch(source, box, reuse, scope)
 
 
 def _prefetchable(layer: VolumetricLayer, resolution: Vec3D[float]) -> _Source | None:
@@ -365,10 +456,19 @@ def _prefetchable(layer: VolumetricLayer, resolution: Vec3D[float]) -> _Source |
     return _source(backend, resolution)
 
 
-def _prefetch(
-    layer: VolumetricLayer, source: _Source, box: Box, reuse: Box | None, scope: str | None = None
-) -> VolumetricLayer:
+def _prefetch(layer: VolumetricLayer, fetch: _Fetch) -> VolumetricLayer:
     backend = layer.backend
+    data = None
+    if _HELD[0] and fetch.scope is not None:  # read ahead, maybe (prefetch_ahead)
+        data = read_ahead.take_call(layer, fetch)
+    if data is None:
+        data = _read_prefetch(backend, fetch)
+    prefetched = PrefetchedBackend(backend, fetch.source.stored, fetch.box, data)
+    return attrs.evolve(layer, backend=prefetched)
+
+
+def _read_prefetch(backend: VolumetricBackend, fetch: _Fetch) -> torch.Tensor:
+    source, box, reuse, scope = fetch.source, fetch.box, fetch.reuse, fetch.scope
     inside = box.intersection(source.bounds)
     # A region on the storage chunk grid shares no storage chunk with its neighbours' regions:
     # read directly. Otherwise neighbours re-read the chunks they share: keep them cached (chunk
@@ -408,7 +508,7 @@ def _prefetch(
         if not inside.is_empty():
             array[inside.slices_in(box)] = as_array(reader.read(inside.to_index(source.stored)))
         data = torch.from_numpy(array)
-    return attrs.evolve(layer, backend=PrefetchedBackend(backend, source.stored, box, data))
+    return data
 
 
 class ClipWritesBackend(_DelegatingBackend):

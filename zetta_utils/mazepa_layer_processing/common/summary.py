@@ -19,8 +19,10 @@ from .volumetric_apply_flow import (
     _wave_axis,
     dst_writes,
     kept_rows_bytes,
+    reads_ahead,
     reduction_count,
     section_waves,
+    with_read_scope,
 )
 from .volumetric_apply_flow import (
     declare_expected_tasks as declare_expected_tasks,
@@ -77,6 +79,7 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
     memory = worker_memory(
         plan, read_box.size() * input_bpv + _storage_chunks_bytes(plan, read_box.shape)
     )
+    memory += _read_ahead_bytes(plan, read_box)
     reduction = reduction_memory(plan)
     # the caches of decoded input chunks stay in the worker from task to task
     cache = _input_cache_bytes(plan, level, read_box)
@@ -92,6 +95,19 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
         "reduction_memory": reduction,
         "peak_memory": max(memory, reduction),
     }
+
+
+def _read_ahead_bytes(plan: SubchunkablePlan, read_box: Box) -> float:
+    """The inputs read ahead (``zetta_utils.layer.volumetric.read_ahead``: remote volumes the run
+    only reads) held while a task runs: the next task's chunks, and in section tasks the next
+    chunk of the task too."""
+    if not reads_ahead(plan):
+        return 0.0
+    layers = (plan if plan.read_scope else with_read_scope(plan)).read_ahead_layers
+    per_chunk = read_box.size() * sum(_voxel_bytes(v) for v in layers)
+    if plan.prefetch_level == 0:
+        return per_chunk * (2 if section_waves(plan) is not None else 1)
+    return per_chunk * plan.task_stack_size
 
 
 def _most_chunks_met(length: int, chunk: int) -> int:
@@ -341,7 +357,9 @@ def _cost_rows(plan: SubchunkablePlan) -> list[Row]:
     memory = (
         "about "
         + _bytes(est["memory"])
-        + " per task running (input and its storage chunks, outputs, blend buffers)"
+        + " per task running (input and its storage chunks, "
+        + ("inputs read ahead, " if reads_ahead(plan) else "")
+        + "outputs, blend buffers)"
     )
     if est["reduction_memory"]:
         memory += f", at most {_bytes(est['reduction_memory'])} per reduction task"

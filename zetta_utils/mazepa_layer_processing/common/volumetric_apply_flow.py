@@ -81,6 +81,7 @@ from zetta_utils.geometry import BBox3D, Vec3D
 from zetta_utils.layer.volumetric import VolumetricIndex, read_ahead
 from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.layer.volumetric.raw_chunks import handing_over
+from zetta_utils.layer.volumetric.read_ahead import Call as ReadAheadCall
 
 from .chunk_grid import Box, ChunkGrid, Int3, core_spans, grid_spans
 from .chunk_numbering import ChunkNumbering
@@ -92,6 +93,7 @@ from .layer_wrappers import (
     PrefetchedKwargs,
     capture_layer,
     fast_source,
+    prefetch_ahead,
     prefetch_layer,
     prefetch_layer_voxels,
     read_fast,
@@ -226,27 +228,40 @@ class SubchunkablePlan:
     def prefetched(self, kwargs: Mapping[str, Any], out_box: Box, level: int) -> dict[str, Any]:
         """``kwargs`` with its layers reading the input of the chunk ``out_box`` of ``level``
         once, from memory."""
-        read_box = out_box.padded(self.input_context(level))
-        # Chunks go x fastest: the storage chunks under this chunk's row of the region are read
-        # again by the next row's chunks, and the prefetch cache is sized to hold them.
-        region = self.processing_region.padded(_add(self.blend_pads[0], self.input_context(level)))
-        row = Box((region.start[0], *read_box.start[1:]), (region.stop[0], *read_box.stop[1:]))
-        same_resolution = self.input_resolution == self.dst_resolution
+        read, reuse = self._prefetch_region(out_box, level)
         result = PrefetchedKwargs()
         for k, v in kwargs.items():
             if isinstance(v, VolumetricLayer):
                 scope = self.input_read_scope(v)
-                if same_resolution:
-                    v = prefetch_layer_voxels(v, self.input_resolution, read_box, row, scope)
+                if isinstance(read, Box):
+                    assert isinstance(reuse, Box)
+                    v = prefetch_layer_voxels(v, self.input_resolution, read, reuse, scope)
                 else:
-                    bbox = read_box.to_index(self.dst_resolution).bbox
-                    reuse = row.to_index(self.dst_resolution).bbox
-                    v = prefetch_layer(v, self.input_resolution, bbox, reuse, scope)
+                    assert isinstance(reuse, BBox3D)
+                    v = prefetch_layer(v, self.input_resolution, read, reuse, scope)
                 fast = fast_source(v, self.dst_resolution)
                 if fast is not None:
                     result.fast[k] = fast
             result[k] = v
         return result
+
+    def _prefetch_region(self, out_box: Box, level: int) -> tuple[Box | BBox3D, Box | BBox3D]:
+        """What :meth:`prefetched` reads of each input for the chunk ``out_box`` of ``level``,
+        and the region whose storage chunks later prefetches come back to: voxels at
+        :attr:`input_resolution` when it is ``dst_resolution``, else ``BBox3D``s."""
+        read_box = out_box.padded(self.input_context(level))
+        # Chunks go x fastest: the storage chunks under this chunk's row of the region are read
+        # again by the next row's chunks, and the prefetch cache is sized to hold them.
+        region = self.processing_region.padded(_add(self.blend_pads[0], self.input_context(level)))
+        row = Box((region.start[0], *read_box.start[1:]), (region.stop[0], *read_box.stop[1:]))
+        if self.input_resolution == self.dst_resolution:
+            return read_box, row
+        return read_box.to_index(self.dst_resolution).bbox, row.to_index(self.dst_resolution).bbox
+
+    def _top_prefetch_box(self, key: Int3) -> Box:
+        """The box whose input a top-level chunk prefetches (see :meth:`process_top_chunk`)."""
+        grid = self.top_grid
+        return grid.core(key) if self.top_mode == "skip" else grid.padded(key)
 
     def input_read_scope(self, layer: VolumetricLayer) -> str | None:
         """:attr:`read_scope` for an input ``layer`` this run only reads: the operation is a
@@ -269,17 +284,26 @@ class SubchunkablePlan:
 
     @functools.cached_property
     def read_ahead_layers(self) -> tuple[VolumetricLayer, ...]:
-        """The inputs whose reads a task's top-level chunks start ahead (:meth:`read_ahead`):
-        one level whose chunks read their own inputs (no stacks, nothing prefetched), layers the
-        run only reads that :mod:`zetta_utils.layer.volumetric.read_ahead` takes (remote ones).
-        Per process."""
+        """The inputs whose reads a task's top-level chunks start ahead (:meth:`read_ahead`),
+        layers the run only reads that :mod:`zetta_utils.layer.volumetric.read_ahead` takes
+        (remote ones): where the top level's chunks read their inputs once into memory
+        (``prefetch_level`` 0: flow (c)), that read; else with one level whose chunks read their
+        own inputs (no stacks, nothing prefetched: flow (a)), their reads. Per process."""
         op = self.op
+        if not isinstance(op, VolumetricCallableOperation) or self.read_scope is None:
+            return ()
+        if self.prefetch_level == 0:
+            return tuple(
+                v
+                for v in self.op_kwargs.values()
+                if isinstance(v, VolumetricLayer)
+                and self.input_read_scope(v) is not None
+                and read_ahead.reads_backend_ahead(v.backend)
+            )
         if (
             self.num_levels != 1
             or self.prefetch_level is not None
             or self.bottom_stack != 1
-            or not isinstance(op, VolumetricCallableOperation)
-            or self.read_scope is None
             or (self.top_mode != "skip" and self.input_resolution != self.dst_resolution)
         ):
             return ()
@@ -291,11 +315,15 @@ class SubchunkablePlan:
             and read_ahead.reads_ahead(v)
         )
 
-    def read_ahead(self, keys: Sequence[Int3]) -> None:
+    def read_ahead(self, keys: Sequence[Int3], in_task: bool = False) -> None:
         """Start reading the inputs (:attr:`read_ahead_layers`) of the top-level chunks ``keys``
-        (a task about to run) ahead."""
+        (a task about to run; with ``in_task``, the next chunks of the task running) ahead."""
         layers = self.read_ahead_layers
         if not layers:
+            return
+        start = read_ahead.start_in_task if in_task else read_ahead.start
+        if self.prefetch_level == 0:
+            start(self._prefetch_reads(keys, layers))
             return
         op = self.op
         grid = self.top_grid
@@ -310,7 +338,22 @@ class SubchunkablePlan:
             else:  # (run_op's read_fast)
                 idx = grid.padded(key).padded(self.op_crop_pad).to_index(self.dst_resolution)
             indices.append(idx)
-        read_ahead.start((layer, idx) for idx in indices for layer in layers)
+        start((layer, idx) for idx in indices for layer in layers)
+
+    def _prefetch_reads(
+        self, keys: Sequence[Int3], layers: Sequence[VolumetricLayer]
+    ) -> list[ReadAheadCall]:
+        """The reads of :meth:`prefetched` for the top-level chunks ``keys``, of ``layers``."""
+        calls = []
+        for key in keys:
+            read, reuse = self._prefetch_region(self._top_prefetch_box(key), 0)
+            for layer in layers:
+                call = prefetch_ahead(
+                    layer, self.input_resolution, read, reuse, self.input_read_scope(layer)
+                )
+                if call is not None:
+                    calls.append(call)
+        return calls
 
     def _kwargs_for(self, kwargs: Mapping[str, Any], out_box: Box, level: int) -> Mapping[str, Any]:
         if self.prefetch_level == level:
@@ -1274,6 +1317,15 @@ class ProcessSection(mazepa.OperationBase):
 
     def __init__(self, plan: SubchunkablePlan):
         self.plan = plan
+        self.read_ahead: Callable[[int, Sequence[tuple[Box, Box]]], None] | None = (
+            self._read_ahead if plan.read_ahead_layers else None
+        )
+        """Starts the reads of the first chunk of the task of ``wave`` (mazepa's
+        ``Task.start_reads``; the task reads each next chunk while one is computed); None where
+        the plan reads nothing ahead."""
+
+    def _read_ahead(self, wave: int, chunks: Sequence[tuple[Box, Box]]) -> None:
+        self.plan.read_ahead(self.wave_keys(wave)[:1])
 
     @functools.cached_property
     def reducer(self) -> Reducer:
@@ -1304,7 +1356,10 @@ class ProcessSection(mazepa.OperationBase):
         ]
         with store.rows_of_one_task():
             done = 0
+            ahead = self.read_ahead is not None
             for i, key in enumerate(keys):
+                if ahead and i + 1 < len(keys):  # the next chunk's input read meanwhile
+                    plan.read_ahead([keys[i + 1]], in_task=True)
                 plan.process_top_chunks([key])
                 while done < len(todo) and todo[done][0] <= i:
                     reducer.reduce(*todo[done][1])
@@ -1431,7 +1486,10 @@ def kept_rows_bytes(plan: SubchunkablePlan, in_memory: bool = False) -> int:
     Twice that (still at most :data:`KEPT_ROWS_MAX_BYTES`) with ``in_memory``, where rows stay in
     memory only (:func:`rows_in_memory`) and one let go of while needed is written and read back:
     a serial run computes a few top-level chunks of the next wave before the reductions of a wave
-    run, and keeps the frames of a wave until its pieces are released."""
+    run, and keeps the frames of a wave until its pieces are released.
+
+    One row more where tasks read ahead (:func:`reads_ahead`): the executors then keep one task
+    more queued, which may be a top-level task run before a reduction that was ready."""
     if plan.reduction_chunk is None or plan.store is None or not plan.store.keeps_frames:
         return 0
     chunk, blend = plan.chunk_sizes[0], plan.blend_pads[0]
@@ -1442,9 +1500,18 @@ def kept_rows_bytes(plan: SubchunkablePlan, in_memory: bool = False) -> int:
         0 if b + 2 * p <= 0 else -(-(b + 2 * p - 1) // c) + 1
         for b, p, c in zip(box, blend, chunk, strict=True)
     )
+    met += 1 if reads_ahead(plan) else 0
     padded = math.prod(c + 2 * p for c, p in zip(chunk, blend, strict=True))
     voxel = torch.empty(0, dtype=plan.dtype).element_size() * plan.num_channels
     return min(KEPT_ROWS_MAX_BYTES, met * padded * voxel * (2 if in_memory else 1))
+
+
+def reads_ahead(plan: SubchunkablePlan) -> bool:
+    """Whether the run's tasks read inputs ahead (:attr:`SubchunkablePlan.read_ahead_layers`,
+    as in the run, which gives the plan its read scope)."""
+    if plan.read_scope is None:
+        plan = with_read_scope(plan)
+    return bool(plan.read_ahead_layers)
 
 
 def deferred_reduction_flow(
