@@ -213,6 +213,15 @@ def get_s3_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
+def s3_keys_in_environment() -> bool:
+    """Whether AWS keys are set in the environment (``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``; ``AWS_SESSION_TOKEN`` goes with them): TensorStore is then told
+    to take them from there (see :func:`tensorstore_kvstore_spec`)."""
+    return bool(os.environ.get("AWS_ACCESS_KEY_ID")) and bool(
+        os.environ.get("AWS_SECRET_ACCESS_KEY")
+    )
+
+
 def tensorstore_kvstore_spec(vpath: VolumePath) -> dict[str, Any]:
     """The TensorStore kvstore spec of the volume's root directory."""
     if vpath.scheme == "file":
@@ -226,6 +235,11 @@ def tensorstore_kvstore_spec(vpath: VolumePath) -> dict[str, Any]:
         if endpoint is not None:
             spec["endpoint"] = endpoint
             spec["aws_region"] = get_s3_region()
+        if s3_keys_in_environment():
+            # The keys the default chain would take first anyway; without this, TensorStore's
+            # default chain also looks for ~/.aws/config and ~/.aws/credentials and logs each
+            # file it does not find at error level, several times per volume opened.
+            spec["aws_credentials"] = {"type": "environment"}
         return spec
     return {"driver": "http", "base_url": f"{vpath.scheme}://{vpath.location}/{key}"}
 

@@ -53,6 +53,7 @@ def test_parse_path_forms(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 def test_s3_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("ZETTA_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
     vpath = parse_path("s3://bkt/vol")
     assert "endpoint" not in precomputed.tensorstore_kvstore_spec(vpath)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://generic:1")
@@ -68,6 +69,22 @@ def test_s3_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "endpoint": "http://ours:3",
         "aws_region": precomputed.get_s3_region(),
     }
+
+
+def test_s3_credentials_from_environment_keys_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys in the environment: TensorStore takes them from there (no lookup of profile files);
+    otherwise its default chain (profiles, instance metadata) is left to find them."""
+    vpath = parse_path("s3://bkt/vol")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    assert "aws_credentials" not in precomputed.tensorstore_kvstore_spec(vpath)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    assert "aws_credentials" not in precomputed.tensorstore_kvstore_spec(vpath)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    spec = precomputed.tensorstore_kvstore_spec(vpath)
+    assert spec["aws_credentials"] == {"type": "environment"}
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    assert "aws_credentials" not in precomputed.tensorstore_kvstore_spec(vpath)
 
 
 # --- computing infos -----------------------------------------------------------------------------

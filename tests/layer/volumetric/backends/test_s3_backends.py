@@ -151,3 +151,39 @@ def test_cloudvolume_default_gzip_objects_read_through_both(
     assert "@type" not in read_info(path)  # type: ignore[operator]
     for build in (build_cv_layer, build_ts_layer):
         assert torch.equal(build(path)[FULL], data), build.__name__
+
+
+def test_s3_with_keys_in_the_environment_logs_no_credential_file_errors(
+    s3_server: dict[str, Any], s3_bucket: str, tmp_path: Any
+) -> None:
+    """With the keys in the environment and no ``~/.aws`` (a pod, a CI job), a TensorStore layer
+    on S3 writes and reads without TensorStore logging, at error level, the profile files it
+    did not find (it did, five lines per volume opened, before its spec named environment
+    credentials)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np, torch
+from zetta_utils.geometry import Vec3D
+from zetta_utils.layer.volumetric import VolumetricIndex
+from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+idx = VolumetricIndex.from_coords((0, 0, 0), (64, 64, 2), Vec3D(8, 8, 40))
+layer = build_ts_layer("s3://{s3_bucket}/img", info_type="image", info_data_type="uint8",
+    info_num_channels=1, info_scales=[(8, 8, 40)], info_chunk_size=(32, 32, 1),
+    info_dataset_size=(64, 64, 2), info_encoding="jpeg")
+data = torch.full((1, 64, 64, 2), 7, dtype=torch.uint8)
+layer[idx] = data
+assert torch.equal(layer[idx], data)
+print("read back")
+"""
+    env = {**os.environ, "HOME": str(tmp_path)}  # (no ~/.aws there)
+    for var in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE"):
+        env.pop(var, None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "read back" in done.stdout
+    assert "AuthCredentialsProvider" not in done.stderr, done.stderr[-2000:]
+    assert "Failed to open file" not in done.stderr, done.stderr[-2000:]
