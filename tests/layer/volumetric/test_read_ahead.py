@@ -25,6 +25,7 @@ from zetta_utils.layer.volumetric.layer import VolumetricLayer
 from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
 from zetta_utils.mazepa.executors import SerialExecutor
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
+from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow as vaf
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # (flow (c)'s function, in workers)
 
@@ -233,6 +234,10 @@ def test_a_tasks_steps_are_held_apart_from_the_next_tasks_reads(s3: Any) -> None
     assert [i for _, i in read_ahead.held()] == [a, c, d]
     read_ahead.start([(layer, e)])  # the task after: the steps of the task before go
     assert [i for _, i in read_ahead.held()] == [a, e]
+    for step in (b, c, d):  # steps=3: the running step's and the next two
+        read_ahead.start_in_task([(layer, step)], steps=3)
+    read_ahead.start_in_task([(layer, a)], steps=3)
+    assert [i for _, i in read_ahead.held()] == [a, e, c, d, a]
 
 
 # --- flow (c): the top-level chunk's padded input, read once into memory, read ahead ----------
@@ -470,8 +475,39 @@ def test_the_plans_memory_estimate_counts_the_inputs_read_ahead(s3: Any) -> None
     )
     read_ahead.set_mode("off")
     without = estimate(plan)["memory"]
+    assert vaf.with_read_scope(plan).read_ahead_steps == 0
     read_ahead.set_mode("remote")
-    # section tasks: the next chunk's input and the next task's first one, uint8 (16 + 2 * 7)^2;
-    # and one more padded top-level output (20 x 20) kept for the reductions, twice where rows
-    # stay in memory (volumetric_apply_flow.kept_rows_bytes)
-    assert estimate(plan)["memory"] - without == 2 * 30 * 30 + 2 * 20 * 20
+    # section tasks: the next 3 chunks' inputs and the next task's first one, uint8
+    # (16 + 2 * 7)^2; and one more padded top-level output (20 x 20) kept for the reductions,
+    # twice where rows stay in memory (volumetric_apply_flow.kept_rows_bytes)
+    assert vaf.with_read_scope(plan).read_ahead_steps == vaf.READ_AHEAD_STEPS == 3
+    assert estimate(plan)["memory"] - without == (3 + 1) * 30 * 30 + 2 * 20 * 20
+
+
+def test_section_tasks_read_fewer_chunks_ahead_where_inputs_are_large_or_reads_not_merged(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zetta_utils.layer.volumetric.cloudvol import build_cv_layer
+    from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan
+
+    def steps(src: VolumetricLayer) -> int:
+        plan, _ = make_subchunkable_plan(
+            dst=volume_c("s3://read-ahead/c-steps-dst"),
+            dst_resolution=RES,
+            bbox=BBox3D.from_coords((0, 0, 0), SIZE_C, RES),
+            fn=blur,
+            op_kwargs={"src": src},
+            level_intermediaries_dirs=["s3://read-ahead/c-steps-tmp"] * 2,
+            **FLOW_C,
+        )
+        return int(vaf.with_read_scope(plan).read_ahead_steps)
+
+    src = volume_c("s3://read-ahead/c-steps")
+    assert steps(src) == 3
+    monkeypatch.setattr(vaf, "READ_AHEAD_STEPS_BYTES", 2 * 30 * 30)  # two chunks' inputs
+    assert steps(src) == 2
+    monkeypatch.setattr(vaf, "READ_AHEAD_STEPS_BYTES", 30 * 30 - 1)  # (at least one)
+    assert steps(src) == 1
+    monkeypatch.undo()
+    # CloudVolume: reads sharing storage chunks go one after another, more ahead would wait
+    assert steps(build_cv_layer("s3://read-ahead/c-steps", cv_kwargs={"compress": "gzip"})) == 1

@@ -229,7 +229,7 @@ def start(reads: Reads) -> int:
     return len(group)
 
 
-def start_in_task(reads: Reads) -> int:
+def start_in_task(reads: Reads, steps: int = TASKS_HELD) -> int:
     """:func:`start` for the next step of the running task (its next chunk), called before the
     step before it runs: held apart from the tasks' reads, whose count it does not touch; at most
     two steps' reads are held (the running step's and the next one's: the reads of the call
@@ -244,7 +244,7 @@ def start_in_task(reads: Reads) -> int:
         _listen()
         _GROUPS.append(group)
         _IN_TASK[0] += 1
-        if _IN_TASK[0] > TASKS_HELD:
+        if _IN_TASK[0] > steps:
             oldest = len(_GROUPS) - _IN_TASK[0]
             _drop_group(_GROUPS[oldest])
             del _GROUPS[oldest]

@@ -373,7 +373,7 @@ def prefetch_ahead(
         return None
     backend = layer.backend
     after = None
-    if not _is_tensorstore(backend):
+    if not merges_concurrent_reads(backend):
         # no merging of concurrent reads of a storage chunk: the reads of neighbouring chunks
         # (sharing storage chunks) one after another, the second from the cache
         def after(other: read_ahead.Call) -> bool:
@@ -382,7 +382,9 @@ def prefetch_ahead(
     return read_ahead.Call(layer, fetch, backend, lambda: _read_prefetch(backend, fetch), after)
 
 
-def _is_tensorstore(backend: VolumetricBackend) -> bool:
+def merges_concurrent_reads(backend: VolumetricBackend) -> bool:
+    """Whether reads of ``backend``'s volume in flight at once fetch a storage chunk they share
+    once (TensorStore's cache: yes; CloudVolume's: no, each fetches and decodes it)."""
     from zetta_utils.layer.volumetric.tensorstore import TSBackend
 
     return isinstance(backend, TSBackend)

@@ -100,13 +100,16 @@ def estimate(plan: SubchunkablePlan) -> dict[str, float]:
 def _read_ahead_bytes(plan: SubchunkablePlan, read_box: Box) -> float:
     """The inputs read ahead (``zetta_utils.layer.volumetric.read_ahead``: remote volumes the run
     only reads) held while a task runs: the next task's chunks, and in section tasks the next
-    chunk of the task too."""
+    chunks of the task too (``read_ahead_steps``)."""
     if not reads_ahead(plan):
         return 0.0
     layers = (plan if plan.read_scope else with_read_scope(plan)).read_ahead_layers
     per_chunk = read_box.size() * sum(_voxel_bytes(v) for v in layers)
     if plan.prefetch_level == 0:
-        return per_chunk * (2 if section_waves(plan) is not None else 1)
+        if section_waves(plan) is None:
+            return per_chunk
+        steps = (plan if plan.read_scope else with_read_scope(plan)).read_ahead_steps
+        return per_chunk * (1 + steps)
     return per_chunk * plan.task_stack_size
 
 
