@@ -747,6 +747,37 @@ def test_prefetch_cache_holds_the_storage_chunks_of_the_regions_reused() -> None
     assert prefetch_cache_bytes([Box((0, 0, 0), (0, 0, 0))], offset, chunk, mib) == 8 * mib
 
 
+def test_a_runs_cached_prefetches_ask_one_size_the_most_any_chunk_needs() -> None:
+    import torch
+
+    from zetta_utils.geometry import Vec3D
+    from zetta_utils.mazepa_layer_processing.common.layer_wrappers import (
+        _most_cache_bytes,
+        _Source,
+    )
+
+    mib = 1 << 20
+    # flow (c) over 4096 x 4096 of 1024 x 1024 x 1 storage chunks: the padded reads (1360 wide)
+    # meet 2 x 2 storage chunks at the corners and 3 x 3 inside; a row (4432 wide, the whole
+    # dataset) 4 x 2 at the edges and 4 x 3 inside. Every prefetch asks what an inside one needs
+    # (12 + 9 chunks: 24 MiB), so that no larger size asked later replaces the reader and drops
+    # its cache (a run asked 16 MiB for the first row, then 24)
+    source = _Source(
+        stored=Vec3D(4, 4, 40),
+        offset=(0, 0, 0),
+        bounds=Box((0, 0, 0), (4096, 4096, 8)),
+        chunk=(1024, 1024, 1),
+        chunk_bytes=mib,
+        num_channels=1,
+        dtype=torch.uint8,
+        into_buffer=True,
+        reads_chunk_files=False,
+    )
+    assert _most_cache_bytes(source, [(4432, 1360, 1), (1360, 1360, 1)]) == 24 * mib
+    assert _most_cache_bytes(source, [(4432, 1024, 1), (1024, 1024, 1)]) == 16 * mib  # 8 + 4
+    assert _most_cache_bytes(source, [(100000, 100000, 1)]) == 16 * mib  # (the dataset's 16)
+
+
 @pytest.mark.parametrize("raw_reads", ["1", "0"])
 def test_prefetches_read_chunk_files_or_through_a_cache_sized_for_a_row_of_chunks(
     tmp_path: Path, make_volume: MakeVolume, monkeypatch: pytest.MonkeyPatch, raw_reads: str

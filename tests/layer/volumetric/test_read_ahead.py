@@ -26,6 +26,7 @@ from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
 from zetta_utils.mazepa.executors import SerialExecutor
 from zetta_utils.mazepa_layer_processing import build_subchunkable_apply_flow
 from zetta_utils.mazepa_layer_processing.common import volumetric_apply_flow as vaf
+from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # (flow (c)'s function, in workers)
 
@@ -311,19 +312,18 @@ def test_flow_c_on_s3_reads_each_tasks_input_ahead_the_same_bytes(s3: Any) -> No
     on, taken = run_flow_c(src, "c-on", "remote")
     np.testing.assert_array_equal(on, off)
     assert taken == TOP_CHUNKS_C - 2
-    # section tasks (any executor; here in this process): each task reads its next chunk while
-    # one is computed, and its first chunk is read while the task before it runs
+    # section tasks (any executor; here in this process): each task reads its next chunks while
+    # one is computed, and its first chunk while the task before it runs (or, for the first two
+    # tasks, as the first of its own steps): every chunk's input read ahead
     on, taken = run_flow_c(src, "c-sections", "remote", executor=SerialExecutor())
     np.testing.assert_array_equal(on, off)
-    assert taken == TOP_CHUNKS_C - 2
+    assert taken == TOP_CHUNKS_C
     # section tasks in two worker processes (their counts are theirs)
     on, _ = run_flow_c(src, "c-2p", "remote", num_procs=2)
     np.testing.assert_array_equal(on, off)
 
 
 def _prefetch_args(layer: VolumetricLayer) -> tuple[Any, ...]:
-    from zetta_utils.mazepa_layer_processing.common.chunk_grid import Box
-
     # a padded chunk's input (not on the storage chunk grid: through the scoped chunk cache)
     return (layer, Vec3D(*RES), Box((9, 9, 1), (39, 39, 2)), Box((-7, 9, 1), (71, 39, 2)), "s")
 
@@ -335,6 +335,7 @@ def test_a_prefetch_read_ahead_is_taken_once_and_never_after_a_write(s3: Any) ->
     args = _prefetch_args(src)
     expected = src[index((9, 9, 1), (39, 39, 2))].numpy()
     read_ahead.start([lw.prefetch_ahead(*args)])
+    assert read_ahead.start_in_task([lw.prefetch_ahead(*args)]) == 0  # (held already: once)
     taken = read_ahead.TAKEN[0]
     got = lw.prefetch_layer_voxels(*args).backend.data
     assert read_ahead.TAKEN[0] == taken + 1 and read_ahead.held() == []
@@ -450,13 +451,31 @@ def test_flow_c_reading_cloudvolume_ahead_fetches_each_storage_chunk_once(
     on, taken = run_flow_c(src, "c-cv-on", "remote", executor=SerialExecutor())
     gets_on = src_gets()[before + len(gets_off) :]
     np.testing.assert_array_equal(on, off)
-    assert taken == TOP_CHUNKS_C - 2
-    assert sorted(gets_off) == sorted(set(gets_off))  # (64 storage chunks, each read once)
-    # read ahead: each storage chunk of the sections after the first two fetched once too (the
-    # first chunks of those two, read by their tasks themselves, may meet a read ahead of the
-    # next chunk in flight)
-    later = [name for name in gets_on if not name.endswith(("_0-1", "_1-2"))]
-    assert len(later) == len(set(later)) == 2 * 4 * 4
+    assert taken == TOP_CHUNKS_C
+    assert len(gets_off) == len(set(gets_off)) == 4 * 4 * 4  # (each storage chunk read once)
+    assert len(gets_on) == len(set(gets_on)) == 4 * 4 * 4  # and so read ahead
+
+
+def test_a_section_task_reads_the_first_chunk_of_the_next_one_ahead(s3: Any) -> None:
+    from zetta_utils.mazepa_layer_processing.common import make_subchunkable_plan
+
+    src = volume_c("s3://read-ahead/c-next")
+    plan, _ = make_subchunkable_plan(
+        dst=volume_c("s3://read-ahead/c-next-dst"),
+        dst_resolution=RES,
+        bbox=BBox3D.from_coords((0, 0, 0), SIZE_C, RES),
+        fn=blur,
+        op_kwargs={"src": src},
+        level_intermediaries_dirs=["s3://read-ahead/c-next-tmp"] * 2,
+        **FLOW_C,
+    )
+    task = vaf.ProcessSection(vaf.with_read_scope(plan)).make_task(2, ())
+    task.start_reads()  # (what an executor does while the task before it runs)
+    # top-level chunk (0, 0, 2): its core (0, 0) - (16, 16), padded by the blend pad (2) and
+    # the input context (crop pads 2 and 1, blend pad 2 below)
+    assert [(layer, key.box) for layer, key in read_ahead.held()] == [
+        (src, Box((-7, -7, 2), (23, 23, 3)))
+    ]
 
 
 def test_the_plans_memory_estimate_counts_the_inputs_read_ahead(s3: Any) -> None:

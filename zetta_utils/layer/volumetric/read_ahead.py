@@ -231,7 +231,8 @@ def start(reads: Reads) -> int:
 
 def start_in_task(reads: Reads, steps: int = TASKS_HELD) -> int:
     """:func:`start` for the next step of the running task (its next chunk), called before the
-    step before it runs: held apart from the tasks' reads, whose count it does not touch; at most
+    step before it runs (a :class:`Call` already held, e.g. read ahead for the task, is not read
+    again): held apart from the tasks' reads, whose count it does not touch; at most
     two steps' reads are held (the running step's and the next one's: the reads of the call
     before the previous one are dropped unless taken), and they are dropped at the next
     :func:`start` (the next task's reads start before it runs)."""
@@ -258,7 +259,7 @@ def _submit(reads: Reads) -> list[_Read]:
     for item in reads:
         if isinstance(item, Call):
             key = _backend_key(item.backend)
-            if key is not None:
+            if key is not None and not _held_call(item):  # (held: read once)
                 group.append(_Read(item.owner, item.key, key, _submit_call(item, key), call=True))
             continue
         layer, idx = item
@@ -266,6 +267,13 @@ def _submit(reads: Reads) -> list[_Read]:
         if key is not None:
             group.append(_Read(layer, idx, key, _pool().submit(_read, layer, idx)))
     return group
+
+
+def _held_call(call: Call) -> bool:
+    with _LOCK:
+        return any(
+            r.call and r.layer is call.owner and r.idx == call.key for g in _GROUPS for r in g
+        )
 
 
 _CALLS_IN_FLIGHT: dict[str, list[tuple[Call, concurrent.futures.Future[Any]]]] = {}

@@ -240,6 +240,21 @@ def prefetch_cache_bytes(
     return min(PREFETCH_CACHE_BYTES, max(1, math.ceil(need / _CACHE_STEP)) * _CACHE_STEP)
 
 
+def _most_cache_bytes(source: _Source, shapes: Sequence[Sequence[int]]) -> int:
+    """:func:`prefetch_cache_bytes` of boxes of ``shapes`` placed where they meet the most storage
+    chunks of the dataset (``summary.estimate`` counts the same)."""
+    count = 0
+    for shape in shapes:
+        met = 1
+        for d in range(3):
+            length, chunk = min(shape[d], source.bounds.shape[d]), source.chunk[d]
+            in_bounds = -(-source.bounds.shape[d] // chunk)
+            met *= 0 if length <= 0 else min(in_bounds, -(-(length - 1) // chunk) + 1)
+        count += met
+    need = count * source.chunk_bytes
+    return min(PREFETCH_CACHE_BYTES, max(1, math.ceil(need / _CACHE_STEP)) * _CACHE_STEP)
+
+
 def _voxel_box(bbox: BBox3D, resolution: Vec3D[float]) -> Box:
     """``bbox`` in voxels at ``resolution``, snapped outward (up to float noise)."""
     start = [math.floor(s / r + 1e-6) for s, r in zip(bbox.start, resolution, strict=True)]
@@ -482,6 +497,10 @@ def _read_prefetch(backend: VolumetricBackend, fetch: _Fetch) -> torch.Tensor:
     ):
         if reuse is None:
             size = PREFETCH_CACHE_BYTES
+        elif not source.reads_chunk_files:
+            # the most any prefetch of these shapes needs, the same for every chunk of the run:
+            # a larger size asked for later would replace the reader, its cache dropped
+            size = _most_cache_bytes(source, [reuse.shape, box.shape])
         else:
             reuse = reuse.intersection(source.bounds)
             size = prefetch_cache_bytes(

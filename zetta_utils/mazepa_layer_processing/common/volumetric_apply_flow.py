@@ -1386,9 +1386,10 @@ class ProcessSection(mazepa.OperationBase):
             done = 0
             steps = plan.read_ahead_steps if self.read_ahead is not None else 0
             for i, key in enumerate(keys):
-                # the next chunks' inputs read meanwhile (each its own step of the task: the
-                # oldest dropped first)
-                for ahead in keys[i + 1 if i == 0 else i + steps : i + 1 + steps] if steps else ():
+                # the next chunks' inputs read meanwhile, each its own step of the task (the
+                # oldest dropped first); the first chunk's too unless read ahead for the task,
+                # so that CloudVolume reads ahead wait for it rather than fetch what it shares
+                for ahead in keys[0 if i == 0 else i + steps : i + 1 + steps] if steps else ():
                     plan.read_ahead([ahead], in_task=True, steps=steps + 1)
                 plan.process_top_chunks([key])
                 while done < len(todo) and todo[done][0] <= i:
