@@ -530,3 +530,38 @@ def test_section_tasks_read_fewer_chunks_ahead_where_inputs_are_large_or_reads_n
     monkeypatch.undo()
     # CloudVolume: reads sharing storage chunks go one after another, more ahead would wait
     assert steps(build_cv_layer("s3://read-ahead/c-steps", cv_kwargs={"compress": "gzip"})) == 1
+
+
+def test_a_forked_child_reads_ahead_on_threads_of_its_own(s3: Any) -> None:
+    import os
+    import signal
+    import warnings
+
+    layer = volume("s3://read-ahead/fork")
+    filled(layer, 14)
+    read_ahead.start([(layer, CHUNK_IDX)])
+    read_ahead.settle()  # (the pool's threads started in this process)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (fork with threads: ours only)
+        pid = os.fork()
+    if pid == 0:  # the child: the parent's reads are not its own, its reads run
+        code = 1
+        try:
+            # (a read that is not TensorStore's, which does not survive a fork itself)
+            call = read_ahead.Call(layer, "key", layer.backend, lambda: 42)
+            if read_ahead.held() == [] and read_ahead.start([call]) == 1:
+                code = 0 if read_ahead.take_call(layer, "key") == 42 else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the child's read ahead never ran (the parent's pool threads)")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(read_ahead.held()) == 1  # (the parent's still held)

@@ -410,3 +410,19 @@ def _on_event(url: str, event: precomputed.Event) -> None:
                 group[:] = kept
         HELD[0] = sum(len(g) for g in _GROUPS)
 
+
+
+def _after_fork() -> None:
+    # a child of a plain fork has none of this process's threads (the pool's, and maybe one that
+    # held the lock): a new pool when it reads ahead, nothing held (mazepa's workers come from a
+    # fork server, which never read ahead)
+    global _LOCK
+    _LOCK = threading.Lock()
+    _POOL[0] = None
+    _GROUPS.clear()
+    _IN_TASK[0] = 0
+    _CALLS_IN_FLIGHT.clear()
+    HELD[0] = 0
+
+
+os.register_at_fork(after_in_child=_after_fork)
