@@ -353,6 +353,12 @@ def test_a_prefetch_read_ahead_is_taken_once_and_never_after_a_write(s3: Any) ->
     got = lw.prefetch_layer_voxels(*args).backend.data
     assert read_ahead.TAKEN[0] == taken + 1 and read_ahead.held() == []
     np.testing.assert_array_equal(got.numpy(), expected)
+    # prefetch_layer's (a BBox3D: where the input resolution is not dst's) alike
+    bbox, reuse = index((9, 9, 1), (39, 39, 2)).bbox, index((-7, 9, 1), (71, 39, 2)).bbox
+    read_ahead.start([lw.prefetch_ahead(src, Vec3D(*RES), bbox, reuse, "s")])
+    got = lw.prefetch_layer(src, Vec3D(*RES), bbox, reuse, "s").backend.data
+    assert read_ahead.TAKEN[0] == taken + 2 and read_ahead.held() == []
+    np.testing.assert_array_equal(got.numpy(), expected)
 
 
 def test_a_prefetch_read_ahead_with_a_write_pending_is_read_after_it(s3: Any) -> None:
@@ -565,3 +571,38 @@ def test_a_forked_child_reads_ahead_on_threads_of_its_own(s3: Any) -> None:
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(read_ahead.held()) == 1  # (the parent's still held)
+
+
+def test_a_call_waiting_its_turn_can_be_dropped(tmp_path: Path) -> None:
+    # a call with ``after`` not started yet, dropped (here by clear; also by a write or a newer
+    # task's reads): its cancellation runs its bookkeeping at once, under read_ahead's lock.
+    # In a child process, which a deadlock cannot take down with the test session
+    import subprocess
+
+    code = f"""
+import threading
+from zetta_utils.layer.volumetric import read_ahead
+from zetta_utils.layer.volumetric.tensorstore import build_ts_layer
+layer = build_ts_layer(
+    "file://{tmp_path}/turn", info_type="image", info_data_type="uint8", info_num_channels=1,
+    info_scales=[[4, 4, 40]], info_chunk_size=[16, 16, 1], info_dataset_size=[64, 64, 2],
+    info_encoding="raw",
+)
+read_ahead.set_mode("all")
+release = threading.Event()
+busy = [read_ahead.Call(layer, i, layer.backend, lambda: release.wait(10)) for i in range(4)]
+waiting = read_ahead.Call(layer, "last", layer.backend, lambda: 1, after=lambda other: True)
+read_ahead.start([*busy, waiting])  # (every thread busy: the last one queued)
+dropped = threading.Thread(target=read_ahead.clear, daemon=True)
+dropped.start()
+dropped.join(10)
+release.set()
+assert not dropped.is_alive(), "dropping a call waiting its turn deadlocked"
+assert read_ahead.held() == []
+print("ok")
+"""
+    assert read_ahead.THREADS == 4
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

@@ -141,7 +141,8 @@ class _Read:
         self.call = call
 
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
+"""(Reentrant: dropping a read cancels its future, whose callbacks take it again.)"""
 _GROUPS: deque[list[_Read]] = deque()
 """The reads of the last :data:`TASKS_HELD` tasks given to :func:`start`, oldest first, then
 (last) the running task's next step's (:func:`start_in_task`), if any."""
@@ -417,7 +418,7 @@ def _after_fork() -> None:
     # held the lock): a new pool when it reads ahead, nothing held (mazepa's workers come from a
     # fork server, which never read ahead)
     global _LOCK
-    _LOCK = threading.Lock()
+    _LOCK = threading.RLock()
     _POOL[0] = None
     _GROUPS.clear()
     _IN_TASK[0] = 0
