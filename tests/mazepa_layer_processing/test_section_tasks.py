@@ -95,7 +95,7 @@ def test_two_processes_write_the_bytes_of_a_serial_run_and_no_row(
     capsys: pytest.CaptureFixture[str],
     start_cost: float,
 ) -> None:
-    serial, serial_rows, _ = run(tmp_path, "serial", src, 1)
+    serial, _serial_rows, _ = run(tmp_path, "serial", src, 1)
     sections, rows, last = run(tmp_path, "sections", src, 2, capsys, start_cost)
     assert rows == 0  # no row file, seen from inside every task but the first
     # progress: the section tasks, one per z section, and nothing else
@@ -105,7 +105,10 @@ def test_two_processes_write_the_bytes_of_a_serial_run_and_no_row(
     apart, apart_rows, apart_last = run(tmp_path, "apart", src, 2, capsys)
     assert apart_rows > 0  # (the listing sees rows where there are)
     assert re.search(r"RowWatch 64/64 .*RowWatch reduction 16/16", apart_last), apart_last
-    assert len(serial) == 64 and serial_rows == 0
+    # (no assertion on serial_rows: a serial run keeps a bounded number of rows in memory, and how
+    # many top-level tasks run before a wave's reductions depends on its batches, sized by
+    # measured durations: it may write a few)
+    assert len(serial) == 64
     assert sections == serial == apart
 
 

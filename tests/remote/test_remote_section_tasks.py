@@ -106,6 +106,10 @@ def test_queue_workers_run_section_tasks_without_rows(
             assert summary.tasks_done == 4  # one per z section
         outputs[name] = _files(tmp_path / name)
         counts = [int(p.name.split(".")[1]) for p in seen.iterdir()]
-        assert counts and max(counts) == 0
+        assert counts
+        if name == "remote":  # (a serial run keeps a bounded number of rows in memory, and how
+            # many top-level tasks run before a wave's reductions depends on its batches, sized
+            # by measured durations: it may write a few)
+            assert max(counts) == 0
     assert len(outputs["remote"]) == 64 + 1  # (and the info)
     assert outputs["remote"] == outputs["serial"]
