@@ -187,3 +187,67 @@ print("read back")
     assert "read back" in done.stdout
     assert "AuthCredentialsProvider" not in done.stderr, done.stderr[-2000:]
     assert "Failed to open file" not in done.stderr, done.stderr[-2000:]
+
+
+def test_cloudvolume_downloads_from_object_storage_run_on_the_process_pool(
+    s3_server: dict[str, Any], s3_bucket: str
+) -> None:
+    """A CloudVolume read of several chunks from S3 that misses the cache downloads them on
+    download_pool's threads (not a fresh ThreadedQueue per read): same data; a chunk missing
+    (without fill_missing) raises through the pool."""
+    from zetta_utils.layer.volumetric.cloudvol import download_pool
+
+    path = f"s3://{s3_bucket}/img"
+    info_args = {**INFO_ARGS, "info_encoding": "raw"}
+    data = random_data("uint64", (1, 64, 64, 4))
+    build_cv_layer(path, **info_args)[FULL] = data  # 2 x 2 x 2 chunks at the first scale
+    before = download_pool.jobs_run()
+    assert torch.equal(build_cv_layer(path, **info_args)[FULL], data)
+    assert download_pool.installed()
+    assert download_pool.jobs_run() - before == 8
+    s3_server["client"].delete_object(Bucket=s3_bucket, Key="img/8_8_40/0-32_0-32_0-2")
+    with pytest.raises(Exception, match="0-32_0-32_0-2"):
+        build_cv_layer(path, **info_args, cv_kwargs={"fill_missing": False})[FULL]
+
+
+def test_cloudvolume_download_pool_switched_off(
+    s3_server: dict[str, Any], s3_bucket: str, tmp_path: Any
+) -> None:
+    """``ZETTA_CV_DOWNLOAD_POOL=0``: CloudVolume's own scheduler (in a child process, where the
+    switch is read)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import torch
+from zetta_utils.geometry import Vec3D
+from zetta_utils.layer.volumetric import VolumetricIndex
+from zetta_utils.layer.volumetric.cloudvol import build_cv_layer, download_pool
+idx = VolumetricIndex.from_coords((0, 0, 0), (64, 64, 2), Vec3D(8, 8, 40))
+args = dict(info_type="image", info_data_type="uint8", info_num_channels=1,
+    info_scales=[(8, 8, 40)], info_chunk_size=(32, 32, 1), info_dataset_size=(64, 64, 2),
+    info_encoding="raw")
+layer = build_cv_layer("s3://{s3_bucket}/off", **args)
+layer[idx] = torch.full((1, 64, 64, 2), 3, dtype=torch.uint8)
+assert torch.equal(build_cv_layer("s3://{s3_bucket}/off", **args)[idx], layer[idx])
+print(download_pool.installed(), download_pool.jobs_run())
+"""
+    env = {**os.environ, download_pool_env(): "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "0"]
+    env[download_pool_env()] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    installed, jobs = done.stdout.split()
+    assert installed == "True" and int(jobs) > 0
+
+
+def download_pool_env() -> str:
+    from zetta_utils.layer.volumetric.cloudvol import download_pool
+
+    return download_pool.ENV

@@ -358,6 +358,10 @@ class CVBackend(PrecomputedBackend):
     def _open(self, scale: Mapping[str, Any]) -> Any:
         from cloudvolume import CloudVolume
 
+        from . import download_pool
+
+        download_pool.install()
+
         mip = next(i for i, s in enumerate(self._info["scales"]) if s["key"] == scale["key"])
         settings: dict[str, Any] = {
             "mip": mip,
