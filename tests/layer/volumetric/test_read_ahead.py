@@ -56,7 +56,7 @@ def fresh_read_ahead() -> Iterator[None]:
     read_ahead.set_mode(None)
 
 
-def volume(path: str) -> VolumetricLayer:
+def volume(path: str, size: tuple[int, int, int] = SIZE) -> VolumetricLayer:
     return build_ts_layer(
         path,
         info_type="image",
@@ -64,7 +64,7 @@ def volume(path: str) -> VolumetricLayer:
         info_num_channels=1,
         info_scales=[list(RES)],
         info_chunk_size=list(CHUNK),
-        info_dataset_size=list(SIZE),
+        info_dataset_size=list(size),
         info_encoding="raw",
         info_overwrite=True,
     )
@@ -255,17 +255,7 @@ TOP_CHUNKS_C = 4 * 4 * 4
 
 
 def volume_c(path: str) -> VolumetricLayer:
-    return build_ts_layer(
-        path,
-        info_type="image",
-        info_data_type="uint8",
-        info_num_channels=1,
-        info_scales=[list(RES)],
-        info_chunk_size=list(CHUNK),
-        info_dataset_size=list(SIZE_C),
-        info_encoding="raw",
-        info_overwrite=True,
-    )
+    return volume(path, SIZE_C)
 
 
 def source_c(name: str, seed: int) -> VolumetricLayer:
