@@ -17,12 +17,12 @@ from .volumetric_apply_flow import (
     SubchunkablePlan,
     _voxel_bytes,
     _wave_axis,
+    as_run,
     dst_writes,
     kept_rows_bytes,
     reads_ahead,
     reduction_count,
     section_waves,
-    with_read_scope,
 )
 from .volumetric_apply_flow import (
     declare_expected_tasks as declare_expected_tasks,
@@ -101,15 +101,15 @@ def _read_ahead_bytes(plan: SubchunkablePlan, read_box: Box) -> float:
     """The inputs read ahead (``zetta_utils.layer.volumetric.read_ahead``: remote volumes the run
     only reads) held while a task runs: the next task's chunks, and in section tasks the next
     chunks of the task too (``read_ahead_steps``)."""
-    if not reads_ahead(plan):
+    run = as_run(plan)
+    layers = run.read_ahead_layers
+    if not layers:
         return 0.0
-    layers = (plan if plan.read_scope else with_read_scope(plan)).read_ahead_layers
     per_chunk = read_box.size() * sum(_voxel_bytes(v) for v in layers)
     if plan.prefetch_level == 0:
         if section_waves(plan) is None:
             return per_chunk
-        steps = (plan if plan.read_scope else with_read_scope(plan)).read_ahead_steps
-        return per_chunk * (1 + steps)
+        return per_chunk * (1 + run.read_ahead_steps)
     return per_chunk * plan.task_stack_size
 
 

@@ -1539,10 +1539,14 @@ def kept_rows_bytes(plan: SubchunkablePlan, in_memory: bool = False) -> int:
 
 def reads_ahead(plan: SubchunkablePlan) -> bool:
     """Whether the run's tasks read inputs ahead (:attr:`SubchunkablePlan.read_ahead_layers`,
-    as in the run, which gives the plan its read scope)."""
-    if plan.read_scope is None:
-        plan = with_read_scope(plan)
-    return bool(plan.read_ahead_layers)
+    as in the run: :func:`as_run`)."""
+    return bool(as_run(plan).read_ahead_layers)
+
+
+def as_run(plan: SubchunkablePlan) -> SubchunkablePlan:
+    """``plan`` as a run sees it: with a read scope (:func:`with_read_scope` where it has none),
+    which decides what is cached and read ahead."""
+    return plan if plan.read_scope is not None else with_read_scope(plan)
 
 
 def deferred_reduction_flow(
